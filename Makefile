@@ -1,0 +1,41 @@
+# The two commands a newcomer needs: `make demo` and `make test`. Both set up .venv themselves.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+CRM_HOME ?= $(CURDIR)/.crm
+PEOPLE ?= 10000
+BRANDS ?= 3
+DAYS ?= 730
+SEED ?= 7
+AS_OF ?= $(shell date -u +%F)
+
+.PHONY: demo test ui install install-test clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+install install-test: $(VENV)/.installed
+
+demo: $(VENV)/.installed
+	rm -rf $(CRM_HOME)/demo
+	$(BIN)/crm-pipeline generate --people $(PEOPLE) --brands $(BRANDS) --days $(DAYS) --seed $(SEED) --end-date $(AS_OF) --out $(CRM_HOME)/demo
+	DAGSTER_HOME=$(CRM_HOME)/dagster $(BIN)/crm-pipeline run --landing $(CRM_HOME)/demo/landing --as-of $(AS_OF) --warehouse duckdb:///$(CRM_HOME)/warehouse.duckdb
+	@echo
+	@echo "Open the Dagster UI on the same data:  make ui   (then http://127.0.0.1:3000)"
+
+ui: $(VENV)/.installed
+	mkdir -p $(CRM_HOME)/dagster
+	cp -n dagster.yaml $(CRM_HOME)/dagster/dagster.yaml 2>/dev/null || true
+	DAGSTER_HOME=$(CRM_HOME)/dagster CRM_LANDING_DIR=$(CRM_HOME)/demo/landing CRM_WAREHOUSE_URL=duckdb:///$(CRM_HOME)/warehouse.duckdb \
+		$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+test: $(VENV)/.installed
+	$(BIN)/python -m pytest -q
+
+clean:
+	rm -rf $(CRM_HOME) $(VENV)

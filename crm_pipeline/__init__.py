@@ -1,0 +1,1 @@
+"""crm_pipeline: a retail Customer Data Platform run as a Dagster project."""

@@ -1,0 +1,23 @@
+"""Named kinds of bad rows: the hard rules a row can break.
+
+The generator plants them (truth/bad_rows.csv `reason`) and the quality stage
+quarantines rows under the same names, so the two can be compared one to one.
+"""
+
+MISSING_REQUIRED_FIELD = "missing_required_field"
+UNPARSEABLE_DATE = "unparseable_date"
+NEGATIVE_PRICE = "negative_price"
+MALFORMED_EMAIL = "malformed_email"
+DUPLICATED_KEY = "duplicated_order_id"
+FUTURE_TIMESTAMP = "future_timestamp"
+ORPHAN_ORDER_ITEM = "orphan_order_item"
+
+BAD_ROW_KINDS: dict[str, str] = {
+    MISSING_REQUIRED_FIELD: "a required field (or both of a one-of pair) is empty",
+    UNPARSEABLE_DATE: "a date or timestamp that no accepted format reads",
+    NEGATIVE_PRICE: "a price, unit price or total below zero",
+    MALFORMED_EMAIL: "an email that is not syntactically an address",
+    DUPLICATED_KEY: "a second, different order under an order id the file already used",
+    FUTURE_TIMESTAMP: "a timestamp after the as-of day of the run",
+    ORPHAN_ORDER_ITEM: "an order line whose order_id no orders file of the brand has",
+}

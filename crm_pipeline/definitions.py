@@ -1,0 +1,18 @@
+"""The one Definitions object: assets, checks, sensors, schedules and resources."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from crm_pipeline.defs.ingest_assets import ingest_files, ingest_job
+from crm_pipeline.defs.resources import default_resources
+from crm_pipeline.defs.sensors import landing_sensor
+
+ALL_ASSETS = [ingest_files]
+
+defs = dg.Definitions(
+    assets=ALL_ASSETS,
+    jobs=[ingest_job],
+    sensors=[landing_sensor],
+    resources=default_resources(),
+)

@@ -1,0 +1,69 @@
+"""Dagster layer for ingestion: the `files` manifest and the `raw_<entity>` tables."""
+
+from datetime import datetime, timezone
+
+import dagster as dg
+
+from crm_pipeline.contract import ENTITIES
+from crm_pipeline.defs.resources import LandingResource, WarehouseResource
+from crm_pipeline.landing.ingest import ingest_folder, ingest_paths
+from crm_pipeline.landing.report import (
+    manifest_counts, outcome_counts, outcomes_markdown, raw_row_counts, raw_rows_not_matching_manifest,
+)
+from crm_pipeline.warehouse.schema import create_ingest_tables
+
+OWNERS = ["team:data-engineering"]
+KINDS = {"python", "sql"}
+
+FILES_SPEC = dg.AssetSpec(
+    "files", group_name="ingest", owners=OWNERS, kinds=KINDS,
+    description="A table of every landed file: content hash, entity, status (loaded/rejected/duplicate), "
+                "rows read and loaded, and why a file was not loaded.",
+)
+RAW_SPECS = [
+    dg.AssetSpec(
+        f"raw_{name}", group_name="ingest", owners=OWNERS, kinds=KINDS,
+        description=f"{entity.description} As landed (text), one row per file row, with _file_id and _row_number.",
+    )
+    for name, entity in ENTITIES.items()
+]
+
+
+class IngestConfig(dg.Config):
+    paths: list[str] = []  # relative to the landing folder; empty: every file in it
+
+
+@dg.multi_asset(specs=[FILES_SPEC, *RAW_SPECS], name="ingest_files",
+                check_specs=[dg.AssetCheckSpec("raw_rows_match_manifest", asset="files", blocking=True,
+                                               description="Every loaded file's rows are in its raw table, "
+                                                           "and every raw row belongs to a loaded file.")])
+def ingest_files(config: IngestConfig, warehouse: WarehouseResource, landing: LandingResource):
+    """Load new files exactly once; unchanged files already in the manifest are skipped."""
+    engine, folder, now = warehouse.engine, landing.folder(), datetime.now(timezone.utc)
+    create_ingest_tables(engine)
+    outcomes = ingest_paths(engine, folder, config.paths, now=now) if config.paths else \
+        ingest_folder(engine, folder, now=now)
+    with engine.connect() as conn:
+        totals, statuses, problems = raw_row_counts(conn), manifest_counts(conn), raw_rows_not_matching_manifest(conn)
+    this_run = outcome_counts(outcomes)
+    yield dg.MaterializeResult(asset_key="files", metadata={
+        **{f"files_{k}_this_run": v for k, v in this_run.items()},
+        **{f"files_{k}_total": v for k, v in statuses.items()},
+        "this_run": dg.MetadataValue.md(outcomes_markdown(outcomes)),
+    })
+    added: dict[str, int] = {}
+    for o in outcomes:
+        if o.status == "loaded" and not o.already_known:
+            added[o.entity] = added.get(o.entity, 0) + (o.rows_loaded or 0)
+    for name in ENTITIES:
+        yield dg.MaterializeResult(asset_key=f"raw_{name}", metadata={
+            "dagster/row_count": totals[name], "rows_added_this_run": added.get(name, 0),
+        })
+    yield dg.AssetCheckResult(
+        check_name="raw_rows_match_manifest", asset_key="files", passed=not problems,
+        metadata={"problems": dg.MetadataValue.md("\n".join(f"- {p}" for p in problems) or "none")},
+    )
+
+
+ingest_job = dg.define_asset_job("ingest_job", selection=dg.AssetSelection.assets(ingest_files),
+                                 description="Load newly landed files into the raw tables.")

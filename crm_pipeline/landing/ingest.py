@@ -1,0 +1,131 @@
+"""Exactly-once loading of landed files into `raw_<entity>` with a `files` manifest.
+
+A file is known by its content hash: the same bytes under any name load once (later
+copies are recorded as duplicates), while a corrected file under an old name has new
+bytes and loads again. Loading a file is one transaction: its raw rows and its
+manifest row commit together or not at all.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import sqlalchemy as sa
+
+from crm_pipeline.contract import classify, get_entity
+from crm_pipeline.landing.conform import conform
+from crm_pipeline.landing.errors import FileRejected
+from crm_pipeline.landing.readers import read_landed_file
+from crm_pipeline.landing.scan import LandingFolder, PathOutsideLanding
+from crm_pipeline.warehouse.bulk import insert_arrow
+from crm_pipeline.warehouse.schema import create_ingest_tables, files, raw_tables
+
+
+@dataclass(frozen=True)
+class FileOutcome:
+    """What happened to one landed file (one manifest row)."""
+
+    file_id: int
+    path: str
+    brand: str | None
+    entity: str | None
+    sha256: str
+    status: str  # loaded / rejected / duplicate
+    rows_read: int | None
+    rows_loaded: int | None
+    reason: str | None
+    extra_columns: list[str]
+    duplicate_of: int | None
+    already_known: bool = False  # True when this exact (path, bytes) was handled by an earlier run
+
+
+def ingest_paths(engine: sa.Engine, folder: LandingFolder, paths: list[str], *, now: datetime) -> list[FileOutcome]:
+    """Ingest the given files (paths relative to the landing folder), one transaction each."""
+    create_ingest_tables(engine)
+    return [ingest_file(engine, folder, path, now=now) for path in paths]
+
+
+def ingest_folder(engine: sa.Engine, folder: LandingFolder, *, now: datetime) -> list[FileOutcome]:
+    """Ingest every file in the landing folder that is not in progress (the headless run's path)."""
+    page = folder.scan()
+    return ingest_paths(engine, folder, [f.path for f in page.files], now=now)
+
+
+def ingest_file(engine: sa.Engine, folder: LandingFolder, path: str, *, now: datetime) -> FileOutcome:
+    try:
+        landed = folder.stat(path)
+        sha = folder.sha256(path)
+    except PathOutsideLanding as exc:
+        return _record_without_content(engine, path, str(exc), now=now)
+    place = classify(path)
+    modified_at = datetime.fromtimestamp(landed.mtime_ns / 1e9, tz=timezone.utc)
+    base = dict(path=path, brand=place.brand, entity=place.entity, sha256=sha, size_bytes=landed.size,
+                format=place.format, modified_at=modified_at, ingested_at=now)
+
+    with engine.begin() as conn:
+        known = conn.execute(
+            sa.select(files).where(files.c.path == path, files.c.sha256 == sha).order_by(files.c.file_id)
+        ).mappings().first()
+        if known is not None:
+            return _outcome(known, already_known=True)
+        file_id = _next_file_id(conn)
+        loaded_copy = conn.execute(
+            sa.select(files.c.file_id, files.c.path)
+            .where(files.c.sha256 == sha, files.c.status == "loaded").order_by(files.c.file_id)
+        ).first()
+        if loaded_copy is not None:
+            row = dict(base, file_id=file_id, status="duplicate", duplicate_of=loaded_copy.file_id,
+                       reason=f"same bytes as file {loaded_copy.file_id} ({loaded_copy.path}); not loaded again")
+            return _insert_manifest(conn, row)
+        if not place.accepted:
+            return _insert_manifest(conn, dict(base, file_id=file_id, status="rejected", reason=place.reason))
+        try:
+            read = read_landed_file(folder.resolve(path), place.format, path)
+            base["encoding"] = read.encoding
+            rows, extras = conform(read.table, get_entity(place.entity), brand=place.brand,
+                                   file_id=file_id, label=path)
+        except FileRejected as exc:
+            return _insert_manifest(conn, dict(base, file_id=file_id, status="rejected", reason=exc.reason))
+        loaded = insert_arrow(conn, raw_tables[place.entity], rows)
+        reason = f"extra column(s) kept in _extra: {', '.join(extras)}" if extras else None
+        return _insert_manifest(conn, dict(
+            base, file_id=file_id, status="loaded", rows_read=read.table.num_rows, rows_loaded=loaded,
+            reason=reason, extra_columns=json.dumps(extras),
+        ))
+
+
+def _record_without_content(engine: sa.Engine, path: str, reason: str, *, now: datetime) -> FileOutcome:
+    """A path we refuse to open (it leaves the landing folder) is still recorded, once."""
+    with engine.begin() as conn:
+        known = conn.execute(
+            sa.select(files).where(files.c.path == path, files.c.sha256 == "")
+        ).mappings().first()
+        if known is not None:
+            return _outcome(known, already_known=True)
+        return _insert_manifest(conn, dict(
+            file_id=_next_file_id(conn), path=path, sha256="", size_bytes=0, status="rejected",
+            reason=reason, ingested_at=now,
+        ))
+
+
+def _next_file_id(conn: sa.Connection) -> int:
+    # One writer at a time (DuckDB allows only one; the Dagster instance limits runs), so max + 1 is safe.
+    return int(conn.execute(sa.select(sa.func.coalesce(sa.func.max(files.c.file_id), 0))).scalar_one()) + 1
+
+
+def _insert_manifest(conn: sa.Connection, row: dict) -> FileOutcome:
+    row.setdefault("extra_columns", json.dumps([]))
+    conn.execute(files.insert().values(**row))
+    return _outcome(row)
+
+
+def _outcome(row, *, already_known: bool = False) -> FileOutcome:
+    return FileOutcome(
+        file_id=row["file_id"], path=row["path"], brand=row.get("brand"), entity=row.get("entity"),
+        sha256=row["sha256"], status=row["status"], rows_read=row.get("rows_read"),
+        rows_loaded=row.get("rows_loaded"), reason=row.get("reason"),
+        extra_columns=json.loads(row.get("extra_columns") or "[]"), duplicate_of=row.get("duplicate_of"),
+        already_known=already_known,
+    )

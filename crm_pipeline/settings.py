@@ -1,0 +1,116 @@
+"""One settings object for the whole project: defaults, then a YAML file, then environment.
+
+Domain code never reads the environment or the clock; it is handed a `Settings`
+(and an explicit `as_of`). Invalid configuration fails fast naming the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ENV_PREFIX = "CRM_"
+
+
+class SettingsError(ValueError):
+    """A configuration value is missing, unknown or of the wrong kind."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where the warehouse and the drop folder are, and the thresholds users tune."""
+
+    home_dir: Path = field(default_factory=lambda: Path(".crm").resolve())
+    warehouse_url: str = ""  # default: a DuckDB file under home_dir
+    landing_dir: Path = field(default_factory=lambda: Path("landing").resolve())
+    as_of: date | None = None  # None: the caller supplies the day (partition key or today)
+    # A file whose quarantined share passes this is held whole (quality stage).
+    quarantine_hold_share: float = 0.05
+    # A file must keep its size and mtime this long before it is read (still being written otherwise).
+    settle_seconds: float = 2.0
+    # How many files one sensor tick may look at; the cursor pages through larger folders.
+    sensor_page_size: int = 2000
+
+    def __post_init__(self) -> None:
+        if not self.warehouse_url:
+            object.__setattr__(self, "warehouse_url", f"duckdb:///{self.home_dir / 'warehouse.duckdb'}")
+        if not 0 <= self.quarantine_hold_share <= 1:
+            raise SettingsError(f"quarantine_hold_share: {self.quarantine_hold_share} is not between 0 and 1")
+        if self.settle_seconds < 0:
+            raise SettingsError(f"settle_seconds: {self.settle_seconds} must not be negative")
+        if self.sensor_page_size < 1:
+            raise SettingsError(f"sensor_page_size: {self.sensor_page_size} must be at least 1")
+
+    def with_overrides(self, **overrides: Any) -> Settings:
+        return _build({**_as_raw(self), **{k: v for k, v in overrides.items() if v is not None}})
+
+    @property
+    def data_docs_dir(self) -> Path:
+        return self.home_dir / "data_docs"
+
+
+def load_settings(config_file: str | Path | None = None, env: dict[str, str] | None = None,
+                  **overrides: Any) -> Settings:
+    """Defaults < YAML file (`config_file` or $CRM_CONFIG) < $CRM_<KEY> variables < overrides."""
+    env = dict(os.environ if env is None else env)
+    raw: dict[str, Any] = {}
+    config_file = config_file or env.get(f"{ENV_PREFIX}CONFIG")
+    if config_file:
+        path = Path(config_file)
+        if not path.is_file():
+            raise SettingsError(f"config file {path} does not exist")
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        if not isinstance(loaded, dict):
+            raise SettingsError(f"config file {path}: expected a mapping of settings at the top level")
+        raw.update(loaded)
+    for name in _field_names():
+        value = env.get(f"{ENV_PREFIX}{name.upper()}")
+        if value not in (None, ""):
+            raw[name] = value
+    raw.update({k: v for k, v in overrides.items() if v is not None})
+    return _build(raw)
+
+
+def _field_names() -> list[str]:
+    return [f.name for f in dataclasses.fields(Settings)]
+
+
+def _as_raw(settings: Settings) -> dict[str, Any]:
+    return {f.name: getattr(settings, f.name) for f in dataclasses.fields(Settings)}
+
+
+def _build(raw: dict[str, Any]) -> Settings:
+    known = set(_field_names())
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise SettingsError(f"unknown setting(s): {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(Settings):
+        if f.name not in raw:
+            continue
+        values[f.name] = _coerce(f.name, f.type, raw[f.name])
+    return Settings(**values)
+
+
+def _coerce(name: str, kind: Any, value: Any) -> Any:
+    kind = str(kind)
+    try:
+        if kind == "Path":
+            return Path(value).expanduser().resolve()
+        if kind == "date | None":
+            if value is None or isinstance(value, date):
+                return value
+            return date.fromisoformat(str(value))
+        if kind == "float":
+            return float(value)
+        if kind == "int":
+            return int(value)
+        return str(value)
+    except (TypeError, ValueError) as exc:
+        raise SettingsError(f"{name}: {value!r} is not a valid {kind} ({exc})") from None

@@ -1,0 +1,20 @@
+"""The SQLAlchemy engine for the warehouse URL: a DuckDB file by default, PostgreSQL for serving."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for `url`; a DuckDB file's folder is created so a fresh machine just works."""
+    parsed = sa.engine.make_url(url)
+    if parsed.get_backend_name() == "duckdb" and parsed.database not in (None, "", ":memory:"):
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    return sa.create_engine(url)
+
+
+def is_duckdb(bind: Engine | sa.Connection) -> bool:
+    return bind.dialect.name == "duckdb"

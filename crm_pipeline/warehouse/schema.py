@@ -1,0 +1,67 @@
+"""Table definitions the pipeline writes: the file manifest and the raw tables.
+
+Raw tables mirror the contract with every value kept as landed text, plus lineage:
+`_file_id` (the manifest row) and `_row_number` (the data row in that file, from 1).
+Columns a file carries beyond the contract are kept as JSON text in `_extra`.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from crm_pipeline.contract import ENTITIES
+
+metadata = sa.MetaData()
+
+FILE_STATUSES = ("loaded", "rejected", "duplicate")
+
+files = sa.Table(
+    "files", metadata,
+    sa.Column("file_id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("path", sa.String, nullable=False, comment="relative to the landing folder"),
+    sa.Column("brand", sa.String),
+    sa.Column("entity", sa.String),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("size_bytes", sa.BigInteger, nullable=False),
+    sa.Column("format", sa.String),
+    sa.Column("encoding", sa.String),
+    sa.Column("status", sa.String, nullable=False),
+    sa.Column("rows_read", sa.Integer),
+    sa.Column("rows_loaded", sa.Integer),
+    sa.Column("reason", sa.String),
+    sa.Column("extra_columns", sa.String, comment="JSON list of columns beyond the contract"),
+    sa.Column("duplicate_of", sa.Integer, comment="file_id of the earlier file with the same bytes"),
+    sa.Column("modified_at", sa.DateTime(timezone=True)),
+    sa.Column("ingested_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+LINEAGE_COLUMNS = ("_file_id", "_row_number", "_brand")
+EXTRA_COLUMN = "_extra"
+
+
+def raw_table_name(entity: str) -> str:
+    return f"raw_{entity}"
+
+
+def _raw_table(entity_name: str) -> sa.Table:
+    entity = ENTITIES[entity_name]
+    return sa.Table(
+        raw_table_name(entity_name), metadata,
+        sa.Column("_file_id", sa.Integer, nullable=False),
+        sa.Column("_row_number", sa.Integer, nullable=False),
+        sa.Column("_brand", sa.String, nullable=False),
+        *(sa.Column(name, sa.String) for name in entity.column_names),
+        sa.Column(EXTRA_COLUMN, sa.String),
+    )
+
+
+raw_tables: dict[str, sa.Table] = {name: _raw_table(name) for name in ENTITIES}
+
+
+def raw_column_order(entity_name: str) -> list[str]:
+    return [c.name for c in raw_tables[entity_name].columns]
+
+
+def create_ingest_tables(bind: sa.Engine | sa.Connection) -> None:
+    """Create the manifest and raw tables if they are missing (safe to call on every run)."""
+    metadata.create_all(bind, tables=[files, *raw_tables.values()])

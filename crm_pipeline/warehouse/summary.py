@@ -1,0 +1,21 @@
+"""The short end-of-run summary: what landed, what was loaded, what later stages made of it."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from crm_pipeline.landing.report import manifest_counts, raw_row_counts
+
+
+def pipeline_summary(engine: sa.Engine) -> list[tuple[str, str]]:
+    """(label, value) lines for the tables that exist; stages not built yet are simply absent."""
+    existing = set(sa.inspect(engine).get_table_names())
+    lines: list[tuple[str, str]] = []
+    with engine.connect() as conn:
+        if "files" in existing:
+            statuses = manifest_counts(conn)
+            lines.append(("files", ", ".join(f"{n} {s}" for s, n in sorted(statuses.items())) or "none"))
+            counts = raw_row_counts(conn)
+            lines.append(("rows loaded", f"{sum(counts.values()):,} (" +
+                          ", ".join(f"{e} {n:,}" for e, n in counts.items()) + ")"))
+    return lines

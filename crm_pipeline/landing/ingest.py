@@ -43,7 +43,6 @@ class FileOutcome:
 
 def ingest_paths(engine: sa.Engine, folder: LandingFolder, paths: list[str], *, now: datetime) -> list[FileOutcome]:
     """Ingest the given files (paths relative to the landing folder), one transaction each."""
-    create_ingest_tables(engine)
     return [ingest_file(engine, folder, path, now=now) for path in paths]
 
 
@@ -54,6 +53,7 @@ def ingest_folder(engine: sa.Engine, folder: LandingFolder, *, now: datetime) ->
 
 
 def ingest_file(engine: sa.Engine, folder: LandingFolder, path: str, *, now: datetime) -> FileOutcome:
+    create_ingest_tables(engine)
     try:
         landed = folder.stat(path)
         sha = folder.sha256(path)

@@ -133,9 +133,25 @@ def _read_jsonl(text: bytes, label: str) -> pa.Table:
                 f"SELECT * FROM read_json('{tmp}', format='newline_delimited', columns={columns})"
             ).to_arrow_table()
         except duckdb.Error as exc:
-            raise FileRejected(label, f"unreadable JSON lines: {_duckdb_message(exc, tmp)}") from None
+            line = _first_invalid_json_line(con, tmp)
+            where = f"line {line} is not a JSON object" if line else _duckdb_message(exc, tmp)
+            raise FileRejected(label, f"unreadable JSON lines: {where}") from None
         finally:
             con.close()
+
+
+def _first_invalid_json_line(con: duckdb.DuckDBPyConnection, tmp: str) -> int | None:
+    """The 1-based number of the first non-blank line that is not valid JSON (DuckDB's own count is off)."""
+    try:
+        found = con.execute(
+            "SELECT i FROM (SELECT unnest(lines) AS line, generate_subscripts(lines, 1) AS i "
+            f"FROM (SELECT string_split(content, chr(10)) AS lines FROM read_text('{tmp}'))) "
+            "WHERE trim(line) <> '' AND (NOT json_valid(line) OR json_type(line::JSON) <> 'OBJECT') "
+            "ORDER BY i LIMIT 1"
+        ).fetchone()
+    except duckdb.Error:
+        return None
+    return int(found[0]) if found else None
 
 
 def _read_parquet(path: Path, label: str) -> pa.Table:
@@ -182,5 +198,7 @@ def _sql_literal(value: str) -> str:
 
 
 def _duckdb_message(exc: Exception, path: str) -> str:
+    """DuckDB's first error line without its temp-file path or error-class prefix."""
     first = str(exc).strip().splitlines()[0]
-    return first.replace(f'"{path}"', "the file").replace(path, "the file")
+    first = first.replace(f'in file "{path}", ', "").replace(f'"{path}"', "the file").replace(path, "the file")
+    return first.split(" Error: ", 1)[-1]

@@ -1,0 +1,75 @@
+"""The landing sensor on a real (temporary) Dagster instance: run keys, cursor, waiting files."""
+
+from __future__ import annotations
+
+import dagster as dg
+import pytest
+
+from crm_pipeline.defs.resources import CrmSettingsResource, LandingResource
+from crm_pipeline.defs.sensors import landing_sensor
+from crm_pipeline_tests.conftest import drop
+
+CSV = "customer_id,email\nC1,a@x.com\n"
+
+
+@pytest.fixture
+def instance(tmp_path):
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    with dg.instance_for_test(temp_dir=str(home)) as instance:
+        yield instance
+
+
+def evaluate(instance, landing_dir, cursor=None, settle=2.0):
+    resources = {
+        "landing": LandingResource(root=str(landing_dir)),
+        "crm_settings": CrmSettingsResource(landing_dir=str(landing_dir), home_dir=str(landing_dir.parent)),
+    }
+    context = dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources)
+    result = landing_sensor(context)
+    return result, result.cursor
+
+
+def test_one_run_per_new_file_keyed_by_content_hash(instance, landing_dir, folder):
+    drop(landing_dir, "brand_a/customers/a.csv", CSV)
+    drop(landing_dir, "brand_b/customers/b.csv", CSV.replace("C1", "C2"))
+    result, cursor = evaluate(instance, landing_dir)
+    keys = {r.tags["crm/path"]: r.run_key for r in result.run_requests}
+    assert keys == {"brand_a/customers/a.csv": folder.sha256("brand_a/customers/a.csv"),
+                    "brand_b/customers/b.csv": folder.sha256("brand_b/customers/b.csv")}
+    request = result.run_requests[0]
+    assert request.run_config["ops"]["ingest_files"]["config"]["paths"] == [request.tags["crm/path"]]
+    again, _ = evaluate(instance, landing_dir, cursor)
+    assert again.run_requests == []
+
+
+def test_same_bytes_under_a_new_name_reuse_the_run_key(instance, landing_dir):
+    drop(landing_dir, "brand_a/customers/a.csv", CSV)
+    first, cursor = evaluate(instance, landing_dir)
+    drop(landing_dir, "brand_a/customers/copy.csv", CSV)
+    second, _ = evaluate(instance, landing_dir, cursor)
+    assert [r.run_key for r in second.run_requests] == [first.run_requests[0].run_key]
+    # Dagster skips a run key a sensor already used, so the copy never loads a second time.
+
+
+def test_half_written_and_temp_files_wait(instance, landing_dir):
+    drop(landing_dir, "brand_a/customers/big.csv", CSV, age_seconds=0)  # modified just now
+    drop(landing_dir, "brand_a/customers/next.csv.part", CSV)
+    drop(landing_dir, "brand_a/customers/.hidden.csv", CSV)
+    result, cursor = evaluate(instance, landing_dir)
+    assert result.run_requests == [] and "1 still settling, 2 in progress" in result.skip_reason.skip_message
+    result, cursor = evaluate(instance, landing_dir, cursor)  # unchanged since the last tick: now stable
+    assert [r.tags["crm/path"] for r in result.run_requests] == ["brand_a/customers/big.csv"]
+
+
+def test_a_large_folder_is_paged_across_ticks(instance, landing_dir, monkeypatch):
+    monkeypatch.setenv("CRM_SENSOR_PAGE_SIZE", "3")
+    for i in range(7):
+        drop(landing_dir, f"brand_a/customers/{i:02d}.csv", CSV.replace("C1", f"C{i}"))
+    seen, cursor = [], None
+    for _ in range(3):
+        result, cursor = evaluate(instance, landing_dir, cursor)
+        seen.append(len(result.run_requests))
+    assert seen == [3, 3, 1]
+    result, cursor = evaluate(instance, landing_dir, cursor)
+    assert result.run_requests == []

@@ -1,0 +1,23 @@
+"""The whole Definitions object loads: a broken wire fails here first."""
+
+import dagster as dg
+
+from crm_pipeline.definitions import defs
+
+
+def test_definitions_load_with_every_resource_bound():
+    repository = defs.get_repository_def()
+    repository.load_all_definitions()
+    keys = {key.to_user_string() for key in repository.asset_graph.get_all_asset_keys()}
+    assert {"files", "raw_customers", "raw_orders", "raw_web_events"} <= keys
+    assert defs.get_sensor_def("landing_sensor").default_status == dg.DefaultSensorStatus.RUNNING
+
+
+def test_every_asset_has_a_group_owner_and_description():
+    repository = defs.get_repository_def()
+    graph = repository.asset_graph
+    for key in graph.get_all_asset_keys():
+        node = graph.get(key)
+        assert node.group_name and node.group_name != "default", key
+        assert node.owners, key
+        assert node.description, key

@@ -10,7 +10,7 @@ def test_definitions_load_with_every_resource_bound():
     repository.load_all_definitions()
     keys = {key.to_user_string() for key in repository.asset_graph.get_all_asset_keys()}
     assert {"files", "raw_customers", "raw_orders", "raw_web_events"} <= keys
-    assert defs.get_sensor_def("landing_sensor").default_status == dg.DefaultSensorStatus.RUNNING
+    assert repository.get_sensor_def("landing_sensor").default_status == dg.DefaultSensorStatus.RUNNING
 
 
 def test_every_asset_has_a_group_owner_and_description():

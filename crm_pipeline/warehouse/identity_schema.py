@@ -1,0 +1,70 @@
+"""Tables of identity resolution: which person (contact) every source record belongs to.
+
+`identity_map` has one row per person-linked source record (customers, subscribers,
+orders, email events, web events), keyed like the landed file and the generator's
+truth (`brand`, `entity`, `source_key`). Records join through graph nodes: a customer
+account, a subscriber, a guest order, a web cookie (`node_id`). `contacts` has one
+row per surviving contact id; ids are stable across runs, and merges and splits are
+logged in `merge_log`.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from crm_pipeline.warehouse.schema import metadata
+
+MATCH_TYPES = ("deterministic", "probabilistic", "singleton")
+
+identity_map = sa.Table(
+    "identity_map", metadata,
+    sa.Column("brand", sa.String, nullable=False),
+    sa.Column("entity", sa.String, nullable=False),
+    sa.Column("source_key", sa.String, nullable=False),
+    sa.Column("node_id", sa.String, nullable=False, comment="the graph node the record joins through"),
+    sa.Column("contact_id", sa.String, nullable=False),
+    sa.Column("match_type", sa.String, nullable=False, comment="deterministic / probabilistic / singleton"),
+    sa.Column("match_probability", sa.Float, comment="for probabilistic matches: the accepted pair's probability"),
+)
+
+identity_nodes = sa.Table(  # the persistent memory of node -> contact id that keeps ids stable
+    "identity_nodes", metadata,
+    sa.Column("node_id", sa.String, primary_key=True),
+    sa.Column("contact_id", sa.String, nullable=False),
+    sa.Column("match_type", sa.String, nullable=False),
+    sa.Column("match_probability", sa.Float),
+    sa.Column("first_seen_as_of", sa.Date, nullable=False),
+)
+
+contacts = sa.Table(
+    "contacts", metadata,
+    sa.Column("contact_id", sa.String, primary_key=True),
+    sa.Column("node_count", sa.Integer, nullable=False),
+    sa.Column("record_count", sa.Integer, nullable=False),
+    sa.Column("brands", sa.String, nullable=False, comment="comma-separated brands the person appears in"),
+    sa.Column("match_type", sa.String, nullable=False, comment="strongest way any of its nodes was joined"),
+    sa.Column("first_seen_as_of", sa.Date, nullable=False),
+)
+
+merge_log = sa.Table(
+    "merge_log", metadata,
+    sa.Column("kind", sa.String, nullable=False, comment="merge / split"),
+    sa.Column("old_contact_id", sa.String, nullable=False),
+    sa.Column("new_contact_id", sa.String, nullable=False),
+    sa.Column("reason", sa.String, nullable=False),
+    sa.Column("as_of", sa.Date, nullable=False),
+)
+
+identity_alerts = sa.Table(
+    "identity_alerts", metadata,
+    sa.Column("kind", sa.String, nullable=False, comment="cluster_too_large / identifier_capped / junk_identifier"),
+    sa.Column("subject", sa.String, nullable=False, comment="the contact id or identifier value concerned"),
+    sa.Column("detail", sa.String, nullable=False),
+    sa.Column("as_of", sa.Date, nullable=False),
+)
+
+IDENTITY_TABLES = [identity_map, identity_nodes, contacts, merge_log, identity_alerts]
+
+
+def create_identity_tables(bind: sa.Engine | sa.Connection) -> None:
+    metadata.create_all(bind, tables=IDENTITY_TABLES)

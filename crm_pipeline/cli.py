@@ -33,16 +33,13 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from crm_pipeline.defs.headless import materialize_all
+    from crm_pipeline.defs.headless import failed_checks, failed_steps, materialize_all
     from crm_pipeline.warehouse.engine import make_engine
     from crm_pipeline.warehouse.summary import pipeline_summary
 
     settings = load_settings(args.config, landing_dir=args.landing, warehouse_url=args.warehouse)
     as_of = args.as_of or settings.as_of or _today()
     result = materialize_all(settings, as_of)
-    if not result.success:
-        print("the run failed; see the Dagster run log above", file=sys.stderr)
-        return 1
     engine = make_engine(settings.warehouse_url)
     try:
         print(f"\ncrm_pipeline as of {as_of}  (warehouse {settings.warehouse_url})")
@@ -50,6 +47,37 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(f"  {label:<18} {value}")
     finally:
         engine.dispose()
+    for line in failed_checks(result):
+        print(f"  check failed: {line}", file=sys.stderr)
+    if not result.success:
+        for line in failed_steps(result):
+            print(f"  step failed: {line}", file=sys.stderr)
+        print(f"the run failed (run id {result.run_id}); its log is in the Dagster UI (`make ui`)", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_dq_report(args: argparse.Namespace) -> int:
+    import sqlalchemy as sa
+
+    from crm_pipeline.quality.report import countries_before_after, quality_by_brand_entity, to_markdown
+    from crm_pipeline.warehouse.engine import make_engine
+
+    settings = load_settings(args.config, warehouse_url=args.warehouse)
+    engine = make_engine(settings.warehouse_url)
+    try:
+        if not sa.inspect(engine).has_table("file_quality"):
+            print("no quality results yet: run `crm-pipeline run` first", file=sys.stderr)
+            return 1
+        with engine.connect() as conn:
+            quality = quality_by_brand_entity(conn, args.brand)
+            countries = countries_before_after(conn, args.brand)
+    finally:
+        engine.dispose()
+    print(f"## Data quality{' for ' + args.brand if args.brand else ''}\n")
+    print(to_markdown(quality))
+    print("\n## Countries before and after standardization\n")
+    print(to_markdown(countries))
     return 0
 
 
@@ -79,6 +107,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--as-of", type=_day, help="the day to compute for (default: today)")
     run.add_argument("--warehouse", help="SQLAlchemy URL (default: a DuckDB file under .crm/)")
     run.set_defaults(func=cmd_run)
+
+    dq = sub.add_parser("dq", help="data quality")
+    dq_sub = dq.add_subparsers(dest="dq_command", required=True)
+    report = dq_sub.add_parser("report", help="per brand and entity: rows, pass rate, top rules, countries")
+    report.add_argument("--brand", help="only this brand")
+    report.add_argument("--warehouse", help="SQLAlchemy URL (default: settings)")
+    report.set_defaults(func=cmd_dq_report)
 
     contract = sub.add_parser("contract", help="print the data contract")
     contract.add_argument("--markdown", action="store_true", help="as Markdown (the docs page)")

@@ -5,10 +5,11 @@ from __future__ import annotations
 import dagster as dg
 
 from crm_pipeline.defs.ingest_assets import ingest_files, ingest_job
+from crm_pipeline.defs.quality_assets import dq_report, stage_entities
 from crm_pipeline.defs.resources import default_resources
 from crm_pipeline.defs.sensors import landing_sensor
 
-ALL_ASSETS = [ingest_files]
+ALL_ASSETS = [ingest_files, stage_entities, dq_report]
 
 defs = dg.Definitions(
     assets=ALL_ASSETS,

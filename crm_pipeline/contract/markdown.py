@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from crm_pipeline.contract.entities import ENTITIES
 from crm_pipeline.contract.layout import FORMATS, IN_PROGRESS_SUFFIXES
-from crm_pipeline.contract.violations import BAD_ROW_KINDS
+from crm_pipeline.contract.violations import BAD_ROW_KINDS, MORE_RULES
 
 _INTRO = """# The data contract
 
@@ -37,7 +37,7 @@ def render_markdown() -> str:
     parts = [_INTRO.format(
         formats=", ".join(f"`{s}`" for s in FORMATS),
         temp=", ".join(f"`{s}`" for s in IN_PROGRESS_SUFFIXES),
-        rules="\n".join(f"| `{name}` | {meaning} |" for name, meaning in BAD_ROW_KINDS.items()),
+        rules="\n".join(f"| `{name}` | {meaning} |" for name, meaning in {**BAD_ROW_KINDS, **MORE_RULES}.items()),
     )]
     for entity in ENTITIES.values():
         parts.append(f"## `{entity.name}`\n{entity.description}\n")

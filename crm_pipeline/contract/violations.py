@@ -18,6 +18,17 @@ BAD_ROW_KINDS: dict[str, str] = {
     NEGATIVE_PRICE: "a price, unit price or total below zero",
     MALFORMED_EMAIL: "an email that is not syntactically an address",
     DUPLICATED_KEY: "a second, different order under an order id the file already used",
-    FUTURE_TIMESTAMP: "a timestamp after the as-of day of the run",
+    FUTURE_TIMESTAMP: "a timestamp after the day its file was written (the file's modification day, UTC)",
     ORPHAN_ORDER_ITEM: "an order line whose order_id no orders file of the brand has",
+}
+
+# Rules the quality stage also applies, which the generator does not plant.
+DUPLICATED_ANY_KEY = "duplicated_key"
+INVALID_NUMBER = "invalid_number"
+INVALID_VALUE = "invalid_value"
+
+MORE_RULES: dict[str, str] = {
+    DUPLICATED_ANY_KEY: "a second, different row under a key the file already used (entities other than orders)",
+    INVALID_NUMBER: "a number, amount or whole count that does not parse",
+    INVALID_VALUE: "a required column holding a value outside its allowed set",
 }

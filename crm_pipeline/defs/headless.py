@@ -32,4 +32,16 @@ def materialize_all(settings: Settings, as_of: date, instance: dg.DagsterInstanc
             "loggers": {"console": {"config": {"log_level": log_level}}},
         },
         tags={"crm/as_of": as_of.isoformat(), "crm/trigger": "cli"},
+        raise_on_error=False,
     )
+
+
+def failed_checks(result) -> list[str]:
+    """`asset: check: description` for every asset check that did not pass in a run."""
+    return [f"{e.asset_key.to_user_string()}: {e.check_name}: {e.description or ''}".rstrip(": ")
+            for e in result.get_asset_check_evaluations() if not e.passed]
+
+
+def failed_steps(result) -> list[str]:
+    return [f"{e.step_key}: {e.event_specific_data.error.message.strip().splitlines()[0]}"
+            for e in result.all_events if e.is_step_failure]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 
+import pandas as pd
 import pyarrow as pa
 import sqlalchemy as sa
 
@@ -39,3 +40,20 @@ def duckdb_insert_arrow(conn: sa.Connection, table_name: str, data: pa.Table) ->
     finally:
         raw.unregister(view)
     return data.num_rows
+
+
+def read_frame(conn: sa.Connection, query: sa.Executable) -> pd.DataFrame:
+    """Run `query` and return a DataFrame; DuckDB hands its result over as Arrow, without row objects."""
+    if is_duckdb(conn):
+        compiled = query.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
+        params = compiled.construct_params()
+        raw = conn.connection.driver_connection
+        positional = [params[name] for name in compiled.positiontup] if compiled.positiontup else list(params.values())
+        return raw.execute(str(compiled), positional).arrow().read_all().to_pandas(types_mapper=_pandas_types)
+    return pd.read_sql(query, conn)
+
+
+def _pandas_types(arrow_type: pa.DataType):
+    if pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type):
+        return pd.StringDtype("pyarrow", na_value=float("nan"))
+    return None

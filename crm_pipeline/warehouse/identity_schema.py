@@ -25,6 +25,8 @@ identity_map = sa.Table(
     sa.Column("contact_id", sa.String, nullable=False),
     sa.Column("match_type", sa.String, nullable=False, comment="deterministic / probabilistic / singleton"),
     sa.Column("match_probability", sa.Float, comment="for probabilistic matches: the accepted pair's probability"),
+    sa.Column("_file_id", sa.Integer, nullable=False, comment="lineage of the staged row"),
+    sa.Column("_row_number", sa.Integer, nullable=False),
 )
 
 identity_nodes = sa.Table(  # the persistent memory of node -> contact id that keeps ids stable

@@ -18,4 +18,13 @@ def pipeline_summary(engine: sa.Engine) -> list[tuple[str, str]]:
             counts = raw_row_counts(conn)
             lines.append(("rows loaded", f"{sum(counts.values()):,} (" +
                           ", ".join(f"{e} {n:,}" for e, n in counts.items()) + ")"))
+        if "file_quality" in existing:
+            staged, quarantined, deduplicated, held = conn.execute(sa.text(
+                "SELECT COALESCE(SUM(staged), 0), COALESCE(SUM(quarantined), 0), COALESCE(SUM(deduplicated), 0), "
+                "COALESCE(SUM(CASE WHEN held THEN 1 ELSE 0 END), 0) FROM file_quality WHERE NOT superseded")).one()
+            lines.append(("rows staged", f"{int(staged):,}"))
+            lines.append(("rows quarantined", f"{int(quarantined):,}"))
+            lines.append(("rows deduplicated", f"{int(deduplicated):,}"))
+            if held:
+                lines.append(("files held", f"{int(held)} (see `crm-pipeline dq report`)"))
     return lines

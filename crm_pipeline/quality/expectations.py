@@ -1,0 +1,560 @@
+"""Great Expectations suites derived from the data contract: the second line of defence on staged data.
+
+Staged rows have already passed the hard rules (the quarantine sits before staging), so a
+failing expectation here means the standardizers or the quarantine let something through.
+Every expectation comes from `crm_pipeline.contract` (required columns, `one_of` groups,
+keys, `allowed` values, column types) plus a few column-name rules written down below;
+each carries `notes` saying why, which Data Docs show next to the result.
+
+Suites run on one pandas batch per entity through an in-memory GX context that is built
+once per process. GX 1.x is called directly (`dagster-ge` only supports GX before 1.0),
+and on pandas rather than SQL because GX's SQL datasource fails on DuckDB.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import re
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import great_expectations as gx
+import great_expectations.execution_engine.pandas_execution_engine as gx_pandas_engine
+import great_expectations.expectations as gxe
+import pandas as pd
+from great_expectations.core import ExpectationSuiteValidationResult
+from great_expectations.core.run_identifier import RunIdentifier
+from great_expectations.data_context.types.base import (
+    DataContextConfig,
+    InMemoryStoreBackendDefaults,
+    ProgressBarsConfig,
+)
+from great_expectations.data_context.types.resource_identifiers import (
+    ExpectationSuiteIdentifier,
+    ValidationResultIdentifier,
+)
+from great_expectations.expectations.row_conditions import Column as RowColumn
+from great_expectations.expectations.row_conditions import deserialize_row_condition
+
+from crm_pipeline.contract.entities import ENTITIES, get_entity
+from crm_pipeline.contract.model import Entity
+
+# Lineage the quality stage adds to every staged row; `_brand` scopes keys.
+LINEAGE_COLUMNS = ("_file_id", "_row_number", "_brand")
+
+# Formats of standardized values. The email pattern also rejects capitals: staged emails are lowercased.
+# Whitespace is spelled out rather than `\s`: with `\s` in a class, pandas' Arrow strings fall back
+# from RE2 to Python's `re`, five times slower on a million emails.
+EMAIL_REGEX = r"^[^@ \t\r\n\fA-Z]+@[^@ \t\r\n\fA-Z]+\.[^@ \t\r\n\fA-Z]+$"
+E164_REGEX = r"^\+[1-9]\d{6,14}$"
+COUNTRY_REGEX = r"^[A-Z]{2}$"
+CURRENCY_REGEX = r"^[A-Z]{3}$"
+
+# Values the standardizers cannot map (an unknown country spelling, a phone no library reads)
+# are kept raw and flagged rather than quarantined, so format checks on them tolerate a few.
+STANDARDIZED_MOSTLY = 0.95
+
+EARLIEST_TIMESTAMP = dt.datetime(1990, 1, 1, tzinfo=dt.timezone.utc)
+EARLIEST_DATE = dt.datetime(1900, 1, 1)  # birth dates go further back than any shop's records
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A reference the quality stage resolved into a precomputed boolean column."""
+
+    flag: str  # True when `column` is empty or names a row of `target` in the same brand
+    column: str
+    target: str
+    mostly: float
+    why: str
+
+
+# Referential integrity is not in the contract's column list: the quality stage computes these
+# flags with one join per reference in SQL, and the suites check them.
+REFERENCES: dict[str, tuple[Reference, ...]] = {
+    "orders": (
+        Reference(
+            "_customer_known", "customer_id", "customers", STANDARDIZED_MOSTLY,
+            "an order's customer_id should name an account in the brand's customers files; a few may "
+            "land before their customer file, so this tolerates 5%",
+        ),
+    ),
+    "order_items": (
+        Reference(
+            "_order_known", "order_id", "orders", 1.0,
+            "order lines without an order are quarantined (orphan_order_item), so any here is a pipeline bug",
+        ),
+        Reference(
+            "_product_known", "sku", "products", STANDARDIZED_MOSTLY,
+            "a line's sku should be in the catalogue; a new product may precede its catalogue file, "
+            "so this tolerates 5%",
+        ),
+    ),
+}
+
+# Column-name rules for what the contract states only in prose.
+NON_ZERO_INTEGERS = {"quantity": "a line sells (or, negative, returns) at least one unit"}
+MIN_INTEGERS = {"line_number": (1, "order lines are numbered 1, 2, ... within the order")}
+
+RESULT_COLUMNS = (
+    "file", "suite", "expectation", "success", "unexpected_count", "unexpected_percent",
+    "sample_values", "evaluated_rows", "sample_rows", "exception",
+)
+
+
+def _is_country(name: str) -> bool:
+    return name == "country" or name.endswith("_country")
+
+
+def _is_phone(name: str) -> bool:
+    return name == "phone" or name.endswith("_phone")
+
+
+def _is_email(name: str) -> bool:
+    return name == "email" or name.endswith("_email")
+
+
+def _is_currency(name: str) -> bool:
+    return name == "currency" or name.endswith("_currency")
+
+
+def _why(expectation: gxe.Expectation, check: str, notes: str) -> gxe.Expectation:
+    expectation.notes = notes
+    expectation.meta = {"check": check}
+    return expectation
+
+
+def build_suite(entity: Entity, *, as_of: dt.date) -> gx.ExpectationSuite:
+    """The expectation suite for one entity's staged rows, derived from the contract.
+
+    Timestamps must fall between 1990-01-01 and the end of `as_of` (UTC); dates (birth
+    dates) between 1900-01-01 and `as_of`.
+    """
+    end_of_day = dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time(), tzinfo=dt.timezone.utc)
+    expectations: list[gxe.Expectation] = []
+    # Collected in a list and handed to the constructor: ExpectationSuite.add_expectation on a suite
+    # not yet in a context looks up GX's global "current" context and raises when there is none.
+    add = expectations.append
+
+    add(_why(
+        gxe.ExpectTableColumnsToMatchSet(
+            column_set=[*entity.column_names, *LINEAGE_COLUMNS], exact_match=False,
+        ),
+        "columns", "staging writes every contract column (empty when a file lacked it) plus lineage",
+    ))
+    for name in entity.required_columns:
+        add(_why(
+            gxe.ExpectColumnValuesToNotBeNull(column=name),
+            "required", f"the contract requires {name}; rows without it are quarantined",
+        ))
+    for group in entity.one_of:
+        # "At least one of a, b, c holds a value": where all but the last are empty, the last is not.
+        *others, last = group
+        condition = RowColumn(others[0]).is_null()
+        for other in others[1:]:
+            condition = condition & RowColumn(other).is_null()
+        add(_why(
+            gxe.ExpectColumnValuesToNotBeNull(column=last, row_condition=condition),
+            "one_of", f"every row needs at least one of {', '.join(group)} to be linked to a person",
+        ))
+    add(_why(
+        gxe.ExpectCompoundColumnsToBeUnique(column_list=["_brand", *entity.key]),
+        "key", f"{' + '.join(entity.key)} identifies a row within a brand; repeats are deduplicated before staging",
+    ))
+
+    for column in entity.columns:
+        name = column.name
+        if column.allowed and column.type == "string":
+            add(_why(
+                gxe.ExpectColumnValuesToBeInSet(column=name, value_set=list(column.allowed)),
+                "allowed", f"the contract allows only {', '.join(column.allowed)} (lowercased by staging)",
+            ))
+        if column.type == "boolean":
+            add(_why(
+                gxe.ExpectColumnValuesToBeInSet(column=name, value_set=[True, False]),
+                "type", f"staging parses {', '.join(column.allowed or ())} into true/false",
+            ))
+        if column.type == "decimal":
+            add(_why(
+                gxe.ExpectColumnValuesToBeBetween(column=name, min_value=0),
+                "range", "money amounts are never negative; a return is a negative quantity, not a negative price",
+            ))
+        if column.type == "integer" and name in NON_ZERO_INTEGERS:
+            add(_why(
+                gxe.ExpectColumnValuesToNotBeInSet(column=name, value_set=[0]),
+                "range", NON_ZERO_INTEGERS[name],
+            ))
+        if column.type == "integer" and name in MIN_INTEGERS:
+            low, why = MIN_INTEGERS[name]
+            add(_why(gxe.ExpectColumnValuesToBeBetween(column=name, min_value=low), "range", why))
+        if column.type == "timestamp":
+            add(_why(
+                gxe.ExpectColumnValuesToBeBetween(
+                    column=name, min_value=EARLIEST_TIMESTAMP, max_value=end_of_day, strict_max=True,
+                ),
+                "time", f"{name} cannot be after the as-of day ({as_of.isoformat()}, UTC) nor before 1990",
+            ))
+        if column.type == "date":
+            add(_why(
+                gxe.ExpectColumnValuesToBeBetween(
+                    column=name, min_value=EARLIEST_DATE, max_value=dt.datetime.combine(as_of, dt.time()),
+                ),
+                "time", f"{name} cannot be after the as-of day ({as_of.isoformat()}) nor before 1900",
+            ))
+        if column.type == "json":
+            add(_why(
+                gxe.ExpectColumnValuesToBeJsonParseable(column=name),
+                "format", "the contract stores JSON object text",
+            ))
+        if column.type != "string":
+            continue
+        if _is_email(name):
+            add(_why(
+                gxe.ExpectColumnValuesToMatchRegex(column=name, regex=EMAIL_REGEX),
+                "format", "malformed emails are quarantined and staging lowercases the rest",
+            ))
+        elif _is_phone(name):
+            add(_why(
+                gxe.ExpectColumnValuesToMatchRegex(column=name, regex=E164_REGEX, mostly=STANDARDIZED_MOSTLY),
+                "format", "staging writes phones in E.164; numbers it cannot read are kept raw, so 5% may differ",
+            ))
+        elif _is_country(name):
+            add(_why(
+                gxe.ExpectColumnValuesToMatchRegex(column=name, regex=COUNTRY_REGEX, mostly=STANDARDIZED_MOSTLY),
+                "format",
+                "staging writes ISO 3166-1 alpha-2; unknown spellings are kept raw and flagged, so 5% may differ",
+            ))
+        elif _is_currency(name):
+            add(_why(
+                gxe.ExpectColumnValuesToMatchRegex(column=name, regex=CURRENCY_REGEX, mostly=STANDARDIZED_MOSTLY),
+                "format", "currencies are ISO 4217 codes such as USD; no hard rule checks them, so a few may differ",
+            ))
+
+    for ref in REFERENCES.get(entity.name, ()):
+        add(_why(
+            gxe.ExpectColumnValuesToBeInSet(column=ref.flag, value_set=[True], mostly=ref.mostly),
+            "reference", f"{ref.column} must exist in {ref.target}: {ref.why}",
+        ))
+    return gx.ExpectationSuite(
+        name=entity.name,
+        expectations=expectations,
+        meta={"notes": f"{entity.description} Derived from the data contract; as-of {as_of.isoformat()}."},
+    )
+
+
+def build_suites(*, as_of: dt.date) -> dict[str, gx.ExpectationSuite]:
+    """One suite per contract entity."""
+    return {name: build_suite(entity, as_of=as_of) for name, entity in ENTITIES.items()}
+
+
+# ---------------------------------------------------------------- validation
+
+
+@dataclass
+class ValidationRun:
+    """One entity batch validated: the readable results and GX's own result (for Data Docs)."""
+
+    entity: str
+    file_label: str
+    as_of: dt.date
+    results: pd.DataFrame
+    gx_result: ExpectationSuiteValidationResult
+    suite: gx.ExpectationSuite
+    seconds: float
+
+    @property
+    def success(self) -> bool:
+        return bool(self.results["success"].all())
+
+
+_LOCK = threading.Lock()  # a GX context is not thread-safe; Dagster steps normally run in separate processes
+_CONTEXT: Any = None
+
+
+def _new_context() -> Any:
+    config = DataContextConfig(
+        store_backend_defaults=InMemoryStoreBackendDefaults(),
+        analytics_enabled=False,
+        progress_bars=ProgressBarsConfig(globally=False),  # tqdm bars otherwise flood the run logs
+    )
+    return gx.get_context(mode="ephemeral", project_config=config)
+
+
+def _context() -> Any:
+    global _CONTEXT
+    if _CONTEXT is None:
+        # GX hashes every pandas batch under 1 GB for a "pandas_data_fingerprint" batch marker, a
+        # quarter of the validation time on a million rows; the marker is cosmetic, so skip it.
+        if hasattr(gx_pandas_engine, "HASH_THRESHOLD"):
+            gx_pandas_engine.HASH_THRESHOLD = 0
+        _CONTEXT = _new_context()
+        _CONTEXT.data_sources.add_pandas("staged")
+    return _CONTEXT
+
+
+def _batch_definition(context: Any, entity: str) -> Any:
+    source = context.data_sources.get("staged")
+    try:
+        asset = source.get_asset(entity)
+    except LookupError:
+        asset = source.add_dataframe_asset(entity)
+    try:
+        return asset.get_batch_definition("whole")
+    except KeyError:
+        return asset.add_batch_definition_whole_dataframe("whole")
+
+
+def _prepare(entity: Entity, df: pd.DataFrame) -> pd.DataFrame:
+    """The batch GX sees: a 0..n-1 index (unexpected rows come back as positions) and dates as
+    naive datetimes, so one comparison works whether staging kept dates or datetimes.
+
+    A shallow copy: pandas' copy-on-write leaves the caller's frame untouched.
+    """
+    df = df.reset_index(drop=True)
+    for column in entity.columns:
+        if column.type == "date" and column.name in df.columns:
+            values = pd.to_datetime(df[column.name], errors="coerce")
+            if getattr(values.dt, "tz", None) is not None:
+                values = values.dt.tz_convert(None)
+            df[column.name] = values
+    return df
+
+
+def _sample_rows(batch: pd.DataFrame, positions: list[Any], columns: list[str]) -> list[dict[str, Any]]:
+    """Lineage and key of the first unexpected rows.
+
+    GX can return these itself (`unexpected_index_column_names`), but it builds them with a
+    Python loop over every unexpected row before keeping five: minutes on a million-row batch.
+    """
+    if not positions or not columns:
+        return []
+    picked = batch.iloc[[int(p) for p in positions[:5]]][columns]
+    return [_plain(r) for r in picked.to_dict(orient="records")]
+
+
+def _plain(value: Any) -> Any:
+    """A JSON-safe rendering of a sample value (numpy scalars, timestamps, NaN)."""
+    if value is None or value is pd.NA or value is pd.NaT:
+        return None
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        try:
+            value = value.item()
+        except (ValueError, AttributeError):
+            pass
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, (dt.datetime, dt.date, pd.Timestamp)):
+        return value.isoformat()
+    if isinstance(value, (str, int, float, bool)):
+        return value
+    return str(value)
+
+
+def _label(config: Any) -> str:
+    kwargs = config.kwargs
+    if "column" in kwargs:
+        target = kwargs["column"]
+    elif "column_list" in kwargs:
+        target = ", ".join(kwargs["column_list"])
+    else:
+        target = ""
+    label = f"{config.type}({target})"
+    condition = kwargs.get("row_condition")
+    if condition:
+        # Stored configurations hold the condition as a dict; its object form reads "customer_id IS NULL".
+        if isinstance(condition, dict):
+            condition = deserialize_row_condition(condition)
+        label += f" where {condition!r}"
+    return label
+
+
+def _exception_message(info: dict[str, Any]) -> str:
+    """GX reports an expectation's own error flat, but a failed metric nested under its metric id."""
+    if "raised_exception" in info:
+        return str(info.get("exception_message") or "") if info.get("raised_exception") else ""
+    messages = [str(v.get("exception_message") or "") for v in info.values() if isinstance(v, dict)]
+    return "; ".join(dict.fromkeys(m for m in messages if m))
+
+
+def _row(
+    file_label: str, suite: str, result: Any, batch: pd.DataFrame, index_columns: list[str], ref_columns: dict[str, str]
+) -> dict[str, Any]:
+    config = result.expectation_config
+    details = result.result or {}
+    exception = _exception_message(result.exception_info or {})
+    index_rows = _sample_rows(batch, list(details.get("partial_unexpected_index_list") or []), index_columns)
+    samples = list(details.get("partial_unexpected_list") or [])[:5]
+    column = config.kwargs.get("column")
+    if column in ref_columns:
+        # A False flag says nothing; show the unresolved reference (order_id, sku ...) instead.
+        samples = [r.get(ref_columns[column]) for r in index_rows]
+    mismatched = (details.get("details") or {}).get("mismatched") or {}
+    if mismatched.get("missing"):
+        samples = list(mismatched["missing"])[:5]
+    unexpected = details.get("unexpected_count")
+    percent = details.get("unexpected_percent")
+    return {
+        "file": file_label,
+        "suite": suite,
+        "expectation": _label(config),
+        "success": bool(result.success),
+        "unexpected_count": int(unexpected) if unexpected is not None else 0,
+        "unexpected_percent": float(percent) if percent is not None else 0.0,
+        "sample_values": json.dumps([_plain(v) for v in samples], ensure_ascii=False),
+        "evaluated_rows": int(details.get("element_count", len(batch))),
+        "sample_rows": json.dumps(index_rows, ensure_ascii=False),
+        "exception": exception,
+    }
+
+
+def _run_name(file_label: str) -> str:
+    """The label as a single path segment: Data Docs store each run under a folder of that name."""
+    return re.sub(r"[^\w.@=+-]+", "_", file_label).strip("_") or "batch"
+
+
+def run_validation(
+    entity_name: str, df: pd.DataFrame, *, as_of: dt.date, file_label: str
+) -> ValidationRun:
+    """Validate one staged batch of `entity_name` against its suite; results plus GX's raw result."""
+    entity = get_entity(entity_name)
+    started = time.perf_counter()
+    suite_def = build_suite(entity, as_of=as_of)
+    batch = _prepare(entity, df)
+    # Unexpected rows are reported with their lineage and key, so a data engineer can find them.
+    refs = {r.flag: r.column for r in REFERENCES.get(entity.name, ())}
+    index_columns = [
+        c for c in dict.fromkeys([*LINEAGE_COLUMNS[:2], *entity.key, *refs.values()]) if c in batch.columns
+    ]
+    result_format = {"result_format": "SUMMARY", "partial_unexpected_count": 5}
+    with _LOCK:
+        context = _context()
+        suite = context.suites.add_or_update(suite_def)
+        definition = context.validation_definitions.add_or_update(
+            gx.ValidationDefinition(name=entity.name, data=_batch_definition(context, entity.name), suite=suite)
+        )
+        gx_result = definition.run(
+            batch_parameters={"dataframe": batch},
+            result_format=result_format,
+            run_id=RunIdentifier(run_name=_run_name(file_label)),
+        )
+        # The in-memory results store would otherwise grow with every batch this process validates.
+        store = context.validation_results_store
+        for key in store.list_keys():
+            store.remove_key(key)
+    order = {e.id: i for i, e in enumerate(suite.expectations)}
+    ordered = sorted(gx_result.results, key=lambda r: order.get(r.expectation_config.id, len(order)))
+    table = pd.DataFrame(
+        [_row(file_label, entity.name, r, batch, index_columns, refs) for r in ordered], columns=list(RESULT_COLUMNS)
+    )
+    return ValidationRun(
+        entity=entity.name, file_label=file_label, as_of=as_of, results=table, gx_result=gx_result,
+        suite=suite, seconds=time.perf_counter() - started,
+    )
+
+
+def validate_frame(
+    entity_name: str,
+    df: pd.DataFrame,
+    *,
+    as_of: dt.date,
+    file_label: str,
+    docs_dir: Path | None = None,
+) -> pd.DataFrame:
+    """Validate one staged batch; one row per expectation (see RESULT_COLUMNS).
+
+    With `docs_dir`, also adds the run to the Data Docs site there.
+    """
+    run = run_validation(entity_name, df, as_of=as_of, file_label=file_label)
+    if docs_dir is not None:
+        build_data_docs([run], Path(docs_dir))
+    return run.results
+
+
+# ---------------------------------------------------------------- Data Docs
+
+
+def build_data_docs(runs: Iterable[ValidationRun], target_dir: Path, *, keep: int = 20) -> Path:
+    """Render suites and validation results as a static HTML site; returns its index.html.
+
+    Results persist as JSON under `target_dir/_store/`, so runs of other entities (and other
+    processes) stay listed; the newest `keep` results per suite are kept, older pages removed.
+    """
+    target_dir = Path(target_dir).resolve()
+    store_dir = target_dir / "_store"
+    config = DataContextConfig(
+        store_backend_defaults=InMemoryStoreBackendDefaults(),
+        analytics_enabled=False,
+        progress_bars=ProgressBarsConfig(globally=False),
+    )
+    config.stores["expectations_store"]["store_backend"] = {
+        "class_name": "TupleFilesystemStoreBackend", "base_directory": str(store_dir / "expectations"),
+    }
+    config.stores["validation_results_store"]["store_backend"] = {
+        "class_name": "TupleFilesystemStoreBackend", "base_directory": str(store_dir / "validations"),
+    }
+    with _LOCK:
+        context = gx.get_context(mode="ephemeral", project_config=config)
+        context.add_data_docs_site(
+            "crm_pipeline",
+            {
+                "class_name": "SiteBuilder",
+                "show_how_to_buttons": False,
+                "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(target_dir)},
+                "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+            },
+        )
+        results_store = context.validation_results_store
+        for run in runs:
+            # A fresh suite: GX refuses expectations that already belong to another context's suite.
+            context.suites.add_or_update(build_suite(get_entity(run.entity), as_of=run.as_of))
+            run_time = run.gx_result.meta.get("run_id")
+            key = ValidationResultIdentifier(
+                expectation_suite_identifier=ExpectationSuiteIdentifier(name=run.entity),
+                run_id=RunIdentifier(
+                    run_name=_run_name(run.file_label),
+                    run_time=getattr(run_time, "run_time", None) or dt.datetime.now(dt.timezone.utc),
+                ),
+                batch_identifier=run.entity,
+            )
+            results_store.set(key, run.gx_result)
+        _prune(results_store, keep)
+        context.build_data_docs(site_names=["crm_pipeline"])
+    return target_dir / "index.html"
+
+
+def _prune(results_store: Any, keep: int) -> None:
+    by_suite: dict[str, list[Any]] = {}
+    for key in results_store.list_keys():
+        by_suite.setdefault(key.expectation_suite_identifier.name, []).append(key)
+    for keys in by_suite.values():
+        keys.sort(key=lambda k: k.run_id.run_time, reverse=True)
+        for key in keys[keep:]:
+            results_store.remove_key(key)
+
+
+# ---------------------------------------------------------------- Markdown
+
+
+def summarize_markdown(results: pd.DataFrame) -> str:
+    """A compact Markdown table of validation results for Dagster check metadata."""
+    if results.empty:
+        return "_no expectations evaluated_"
+    several_files = results["file"].nunique() > 1
+    lines = ["| expectation | ok | unexpected | % |", "| --- | :-: | --: | --: |"]
+    for row in results.itertuples(index=False):
+        name = str(row.expectation).replace("|", "\\|")
+        if several_files:
+            name = f"{row.file}: {name}"
+        mark = "✓" if row.success else "✗"
+        lines.append(f"| {name} | {mark} | {int(row.unexpected_count):,} | {float(row.unexpected_percent):.2f} |")
+    return "\n".join(lines)

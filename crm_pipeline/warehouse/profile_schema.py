@@ -1,0 +1,145 @@
+"""Tables of the profile stage: golden records, the 360 profile (overall and per brand), the timeline.
+
+All four are one snapshot as of one day (`as_of`): a build replaces them whole, in one
+transaction, so a re-run for the same inputs gives identical tables and readers never
+see a half-built profile.
+
+- `golden_records`: one row per contact and golden field, with the value survivorship
+  chose and where it came from (source entity, brand, key, record time, rule).
+- `profile_360`: ONE row per contact: golden fields, brands, and the figures across
+  all brands.
+- `profile_360_brand`: one row per contact and brand with the per-brand figures. Per-brand
+  figures live here, not as columns of `profile_360`, because the set of brands varies by
+  installation (and grows); a fixed-width table cannot name them.
+- `timeline`: one row per interaction up to `as_of`, numbered per contact in time order.
+
+Money is summed in each order's own currency: no FX conversion is done. `currencies`
+lists the currencies behind a revenue figure so a mixed sum is visible.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from crm_pipeline.warehouse.engine import is_duckdb
+from crm_pipeline.warehouse.schema import metadata
+
+GOLDEN_FIELDS = ("first_name", "last_name", "email", "phone", "address_line1", "address_line2", "city",
+                 "region", "postal_code", "country", "birth_date")
+
+golden_records = sa.Table(
+    "golden_records", metadata,
+    sa.Column("as_of", sa.Date, nullable=False),
+    sa.Column("contact_id", sa.String, nullable=False),
+    sa.Column("field", sa.String, nullable=False, comment="one of GOLDEN_FIELDS"),
+    sa.Column("value", sa.String, nullable=False, comment="as text; birth_date as YYYY-MM-DD"),
+    sa.Column("rule", sa.String, nullable=False, comment="most_recent / most_frequent / source_priority"),
+    sa.Column("source_entity", sa.String, nullable=False, comment="customers / subscribers / orders"),
+    sa.Column("brand", sa.String, nullable=False),
+    sa.Column("source_key", sa.String, nullable=False),
+    sa.Column("record_at", sa.DateTime(timezone=True), comment="the winning record's timestamp"),
+    sa.Column("candidate_count", sa.Integer, nullable=False, comment="records that offered a value"),
+)
+
+
+def _figure_columns() -> list[sa.Column]:
+    """Figures computed the same way per brand and across brands."""
+    return [
+        sa.Column("order_count", sa.Integer, nullable=False, comment="purchases: not cancelled, not fully refunded"),
+        sa.Column("revenue", sa.Float, nullable=False, comment="sum of purchase totals; no FX conversion"),
+        sa.Column("currencies", sa.String, comment="comma-separated currencies behind revenue"),
+        sa.Column("average_order_value", sa.Float),
+        sa.Column("first_order_date", sa.Date),
+        sa.Column("last_order_date", sa.Date),
+        sa.Column("purchased_unit_count", sa.Integer, nullable=False),
+        sa.Column("returned_unit_count", sa.Integer, nullable=False),
+        sa.Column("return_rate", sa.Float, comment="returned units / purchased units"),
+        sa.Column("last_open_at", sa.DateTime(timezone=True)),
+        sa.Column("last_click_at", sa.DateTime(timezone=True)),
+        sa.Column("last_browse_at", sa.DateTime(timezone=True)),
+        sa.Column("email_open_30d_count", sa.Integer, nullable=False),
+        sa.Column("email_open_90d_count", sa.Integer, nullable=False),
+        sa.Column("email_open_365d_count", sa.Integer, nullable=False),
+        sa.Column("email_click_30d_count", sa.Integer, nullable=False),
+        sa.Column("email_click_90d_count", sa.Integer, nullable=False),
+        sa.Column("email_click_365d_count", sa.Integer, nullable=False),
+        sa.Column("top_category_bought", sa.String, comment="top level of the category path, by units"),
+        sa.Column("top_category_browsed", sa.String, comment="top level of the category path, by web events"),
+        sa.Column("price_band_bought", sa.String, comment="low / mid / high by the brand's price terciles"),
+    ]
+
+
+def _golden_columns() -> list[sa.Column]:
+    return [sa.Column(name, sa.Date if name == "birth_date" else sa.String) for name in GOLDEN_FIELDS]
+
+
+profile_360 = sa.Table(
+    "profile_360", metadata,
+    sa.Column("contact_id", sa.String, nullable=False),
+    sa.Column("as_of", sa.Date, nullable=False),
+    *_golden_columns(),
+    sa.Column("brands", sa.String, nullable=False, comment="comma-separated brands with a record up to as_of"),
+    sa.Column("brand_count", sa.Integer, nullable=False),
+    *_figure_columns(),
+    sa.Column("subscribed_brands", sa.String, comment="brands whose latest subscription state is subscribed"),
+    sa.Column("email_consent_brands", sa.String, comment="brands the contact may be emailed for"),
+    sa.Column("email_consent", sa.Boolean, nullable=False, comment="email consent for at least one brand"),
+)
+
+profile_360_brand = sa.Table(
+    "profile_360_brand", metadata,
+    sa.Column("contact_id", sa.String, nullable=False),
+    sa.Column("brand", sa.String, nullable=False),
+    sa.Column("as_of", sa.Date, nullable=False),
+    *_figure_columns(),
+    sa.Column("subscription_status", sa.String, comment="of the brand's latest subscriber record as of as_of"),
+    sa.Column("subscribed_date", sa.Date, comment="when that record subscribed"),
+    sa.Column("email_consent", sa.Boolean, nullable=False,
+              comment="subscribed, and no unsubscribe/bounce/complaint at or after the last subscribe"),
+)
+
+TIMELINE_EVENT_TYPES = ("order", "return", "subscribe", "unsubscribe", "email_send", "email_open", "email_click",
+                        "email_bounce", "email_complaint", "page_view", "product_view", "add_to_cart", "search",
+                        "checkout")
+
+timeline = sa.Table(
+    "timeline", metadata,
+    sa.Column("contact_id", sa.String, nullable=False),
+    sa.Column("event_number", sa.BigInteger, nullable=False, comment="1, 2, ... per contact in time order"),
+    sa.Column("brand", sa.String, nullable=False),
+    sa.Column("occurred_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("event_type", sa.String, nullable=False, comment="one of TIMELINE_EVENT_TYPES"),
+    sa.Column("detail", sa.String, nullable=False),
+    sa.Column("source_entity", sa.String, nullable=False),
+    sa.Column("source_key", sa.String, nullable=False),
+    sa.Column("as_of", sa.Date, nullable=False),
+)
+
+PROFILE_TABLES = [golden_records, profile_360, profile_360_brand, timeline]
+
+# Lookups by contact on a serving database. DuckDB scans columnar data fast without them, and an
+# ART index there slows the bulk delete-then-insert, so they are created on other backends only.
+_SERVING_INDEXES = (
+    ("ix_golden_records_contact", "golden_records", "contact_id"),
+    ("ix_profile_360_contact", "profile_360", "contact_id"),
+    ("ix_profile_360_brand_contact", "profile_360_brand", "contact_id"),
+    ("ix_timeline_contact", "timeline", "contact_id"),
+)
+
+
+def create_profile_tables(bind: sa.Engine | sa.Connection) -> None:
+    """Create the profile tables if they are missing (safe to call on every run)."""
+    metadata.create_all(bind, tables=PROFILE_TABLES)
+    if is_duckdb(bind):
+        return
+    # Plain DDL rather than sa.Index: an Index object would attach to the shared Table and
+    # then be created on DuckDB by the next create_all too.
+    statements = [sa.text(f"CREATE INDEX IF NOT EXISTS {name} ON {table} ({column})")
+                  for name, table, column in _SERVING_INDEXES]
+    if isinstance(bind, sa.Connection):
+        for statement in statements:
+            bind.execute(statement)
+        return
+    with bind.begin() as conn:
+        for statement in statements:
+            conn.execute(statement)

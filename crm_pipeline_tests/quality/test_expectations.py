@@ -1,0 +1,229 @@
+"""The GX suites: what a data engineer reading the quality results relies on."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pandas as pd
+import pytest
+
+from crm_pipeline.contract import ENTITIES
+from crm_pipeline.quality.expectations import (
+    RESULT_COLUMNS,
+    build_data_docs,
+    build_suite,
+    run_validation,
+    summarize_markdown,
+    validate_frame,
+)
+
+AS_OF = dt.date(2024, 6, 30)
+
+
+def utc(text: str) -> pd.Timestamp:
+    return pd.Timestamp(text, tz="UTC")
+
+
+def staged_orders() -> pd.DataFrame:
+    """Four clean staged orders of one brand, one a guest checkout (email only)."""
+    n = 4
+    return pd.DataFrame({
+        "order_id": ["O1", "O2", "O3", "O4"],
+        "customer_id": ["C1", "C2", None, "C1"],
+        "email": ["ann@example.com", None, "guest@example.org", "ann@example.com"],
+        "ordered_at": [
+            utc("2024-01-05 10:00"), utc("2024-03-01 12:30"), utc("2024-06-30 23:59"), utc("2023-12-24 08:00"),
+        ],
+        "status": ["placed", "shipped", "delivered", "refunded"],
+        "currency": ["USD"] * n,
+        "subtotal": [100.0, 20.0, 35.5, 0.0],
+        "discount_total": [10.0, 0.0, 0.0, 0.0],
+        "shipping_total": [4.99, 0.0, 4.99, 0.0],
+        "tax_total": [8.0, 1.6, 2.84, 0.0],
+        "total": [102.99, 21.6, 43.33, 0.0],
+        "shipping_country": ["US", "GB", "DE", "US"],
+        "channel": ["web", "store", "app", "marketplace"],
+        "phone": ["+15551234567", None, "+4915112345678", "+15551234567"],
+        "updated_at": [utc("2024-01-06"), utc("2024-03-02"), utc("2024-06-30 23:59:59"), utc("2024-01-02")],
+        "_file_id": [1, 1, 1, 2],
+        "_row_number": [2, 3, 4, 2],
+        "_brand": ["acme"] * n,
+        "_customer_known": [True, True, True, True],
+    })
+
+
+def staged_order_items() -> pd.DataFrame:
+    return pd.DataFrame({
+        "order_id": ["O1", "O1", "O2", "O9"],
+        "line_number": pd.array([1, 2, 1, 1], dtype="Int64"),
+        "sku": ["SKU-1", "SKU-2", "SKU-1", "SKU-3"],
+        "quantity": pd.array([1, 2, -1, 1], dtype="Int64"),
+        "unit_price": [50.0, 25.0, 20.0, 9.99],
+        "discount": [0.0, 0.0, None, 0.0],
+        "_file_id": [3, 3, 3, 3],
+        "_row_number": [2, 3, 4, 5],
+        "_brand": ["acme"] * 4,
+        "_order_known": [True, True, True, True],
+        "_product_known": [True, True, True, True],
+    })
+
+
+def check(results: pd.DataFrame, expectation: str) -> pd.Series:
+    rows = results[results["expectation"] == expectation]
+    assert len(rows) == 1, f"{expectation!r} not among {list(results['expectation'])}"
+    return rows.iloc[0]
+
+
+def failures(results: pd.DataFrame) -> list[str]:
+    return list(results.loc[~results["success"], "expectation"])
+
+
+def test_clean_orders_pass_every_expectation():
+    results = validate_frame("orders", staged_orders(), as_of=AS_OF, file_label="orders.csv")
+    assert list(results.columns) == list(RESULT_COLUMNS)
+    assert len(results) >= 15
+    assert failures(results) == []
+    assert (results["unexpected_count"] == 0).all()
+    assert set(results["file"]) == {"orders.csv"} and set(results["suite"]) == {"orders"}
+
+
+def test_duplicated_key_within_a_brand_fails_uniqueness_for_both_rows():
+    df = staged_orders()
+    df.loc[3, "order_id"] = "O1"
+    row = check(validate_frame("orders", df, as_of=AS_OF, file_label="f"),
+                "expect_compound_columns_to_be_unique(_brand, order_id)")
+    assert not row["success"]
+    assert row["unexpected_count"] == 2  # GX counts every row of a repeated key
+    assert {r["_row_number"] for r in json.loads(row["sample_rows"])} == {2}
+    assert {r["_file_id"] for r in json.loads(row["sample_rows"])} == {1, 2}
+
+
+def test_the_same_key_in_two_brands_is_not_a_duplicate():
+    df = staged_orders()
+    df.loc[3, ["order_id", "_brand"]] = ["O1", "other_brand"]
+    row = check(validate_frame("orders", df, as_of=AS_OF, file_label="f"),
+                "expect_compound_columns_to_be_unique(_brand, order_id)")
+    assert row["success"]
+
+
+def test_null_required_column_fails_with_its_count():
+    df = staged_orders()
+    df.loc[[0, 2], "total"] = None
+    results = validate_frame("orders", df, as_of=AS_OF, file_label="f")
+    row = check(results, "expect_column_values_to_not_be_null(total)")
+    assert not row["success"]
+    assert row["unexpected_count"] == 2
+    assert row["unexpected_percent"] == pytest.approx(50.0)
+    assert failures(results) == ["expect_column_values_to_not_be_null(total)"]
+
+
+def test_order_without_customer_id_or_email_fails_one_of():
+    df = staged_orders()
+    df.loc[2, "email"] = None  # the guest checkout loses its only identity
+    row = check(validate_frame("orders", df, as_of=AS_OF, file_label="f"),
+                "expect_column_values_to_not_be_null(email) where customer_id IS NULL")
+    assert not row["success"]
+    assert row["unexpected_count"] == 1
+    assert row["evaluated_rows"] == 1  # only rows without a customer_id are checked
+
+
+def test_status_outside_allowed_set_fails_and_is_sampled():
+    df = staged_orders()
+    df.loc[1, "status"] = "lost_in_transit"
+    row = check(validate_frame("orders", df, as_of=AS_OF, file_label="f"),
+                "expect_column_values_to_be_in_set(status)")
+    assert not row["success"]
+    assert row["unexpected_count"] == 1
+    assert json.loads(row["sample_values"]) == ["lost_in_transit"]
+    assert json.loads(row["sample_rows"]) == [
+        {"_file_id": 1, "_row_number": 3, "order_id": "O2", "customer_id": "C2"}
+    ]
+
+
+def test_timestamp_after_the_as_of_day_fails_but_the_last_second_passes():
+    df = staged_orders()
+    df.loc[0, "ordered_at"] = utc("2024-07-01 00:00")  # first instant after the as-of day
+    results = validate_frame("orders", df, as_of=AS_OF, file_label="f")
+    row = check(results, "expect_column_values_to_be_between(ordered_at)")
+    assert not row["success"]
+    assert row["unexpected_count"] == 1  # 2024-06-30 23:59 in row O3 is still fine
+    assert json.loads(row["sample_values"]) == ["2024-07-01T00:00:00+00:00"]
+    # the same frame validated a day later is clean
+    later = validate_frame("orders", df, as_of=AS_OF + dt.timedelta(days=1), file_label="f")
+    assert failures(later) == []
+
+
+def test_unknown_order_fails_referential_integrity_and_names_the_order():
+    df = staged_order_items()
+    df.loc[3, "_order_known"] = False
+    results = validate_frame("order_items", df, as_of=AS_OF, file_label="items.csv")
+    row = check(results, "expect_column_values_to_be_in_set(_order_known)")
+    assert not row["success"]
+    assert row["unexpected_count"] == 1
+    assert json.loads(row["sample_values"]) == ["O9"]
+    assert failures(results) == ["expect_column_values_to_be_in_set(_order_known)"]
+
+
+def test_order_lines_ranges_allow_returns_but_not_zero_quantities_or_line_zero():
+    df = staged_order_items()
+    assert failures(validate_frame("order_items", df, as_of=AS_OF, file_label="f")) == []  # -1 is a return
+    df.loc[0, "quantity"] = 0
+    df.loc[1, "line_number"] = 0
+    df.loc[2, "unit_price"] = -5.0
+    assert failures(validate_frame("order_items", df, as_of=AS_OF, file_label="f")) == [
+        "expect_column_values_to_be_between(line_number)",
+        "expect_column_values_to_not_be_in_set(quantity)",
+        "expect_column_values_to_be_between(unit_price)",
+    ]
+
+
+def test_a_missing_contract_column_is_reported_by_name():
+    results = validate_frame("orders", staged_orders().drop(columns=["channel"]), as_of=AS_OF, file_label="f")
+    row = check(results, "expect_table_columns_to_match_set()")
+    assert not row["success"]
+    assert json.loads(row["sample_values"]) == ["channel"]
+
+
+def test_data_docs_index_is_written_and_lists_each_suite(tmp_path):
+    bad = staged_order_items()
+    bad.loc[0, "_order_known"] = False
+    runs = [
+        run_validation("orders", staged_orders(), as_of=AS_OF, file_label="acme/orders/2024-06-30.csv"),
+        run_validation("order_items", bad, as_of=AS_OF, file_label="acme/order_items/2024-06-30.csv"),
+    ]
+    index = build_data_docs(runs, tmp_path / "data_docs")
+    assert index == (tmp_path / "data_docs" / "index.html").resolve()
+    html = index.read_text()
+    assert "orders" in html and "order_items" in html
+    assert (tmp_path / "data_docs" / "expectations" / "order_items.html").exists()
+    # a later build for one entity keeps the other entity's results listed
+    again = run_validation("orders", staged_orders(), as_of=AS_OF, file_label="again")
+    build_data_docs([again], tmp_path / "data_docs")
+    assert "order_items" in index.read_text()
+    assert "again" in index.read_text()
+
+
+def test_summary_markdown_marks_failures():
+    df = staged_orders()
+    df.loc[1, "status"] = "lost"
+    text = summarize_markdown(validate_frame("orders", df, as_of=AS_OF, file_label="f"))
+    lines = text.splitlines()
+    assert lines[0].startswith("| expectation |")
+    assert "| expect_column_values_to_be_in_set(status) | ✗ | 1 | 25.00 |" in lines
+    assert "| expect_column_values_to_not_be_null(order_id) | ✓ | 0 | 0.00 |" in lines
+
+
+def test_every_entity_has_a_suite_built_from_its_contract():
+    for name, entity in ENTITIES.items():
+        suite = build_suite(entity, as_of=AS_OF)
+        assert suite.name == name
+        configs = [e.configuration for e in suite.expectations]
+        not_null = {c.kwargs["column"] for c in configs
+                    if c.type == "expect_column_values_to_not_be_null" and not c.kwargs.get("row_condition")}
+        assert not_null == set(entity.required_columns)
+        unique = [c.kwargs["column_list"] for c in configs if c.type == "expect_compound_columns_to_be_unique"]
+        assert unique == [["_brand", *entity.key]]
+        allowed = {c.kwargs["column"] for c in configs if c.type == "expect_column_values_to_be_in_set"}
+        assert {c.name for c in entity.columns if c.allowed} <= allowed
+        assert all(e.notes for e in suite.expectations), f"{name}: every expectation says why"

@@ -1,0 +1,156 @@
+"""The quality stage on hand-built files: rules, holds, dedup, accounting, fix and re-drop."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from crm_pipeline.landing.ingest import ingest_folder
+from crm_pipeline.quality.accounting import file_balances
+from crm_pipeline.quality.publish import publish
+from crm_pipeline.quality.typing_run import type_new_files
+from crm_pipeline_tests.conftest import NOW, drop
+
+HEADER = "customer_id,email,phone,first_name,last_name,country,updated_at\n"
+
+
+def good_customers(n: int, start: int = 0) -> str:
+    return "".join(f"C{i},p{i}@example.com,(415) 234-{i:04d},Ann,Lee,US,2025-01-01T00:00:00Z\n"
+                   for i in range(start, start + n))
+
+
+def stage(engine, folder, hold_share=0.05):
+    ingest_folder(engine, folder, now=NOW)
+    type_new_files(engine, now=NOW)
+    publish(engine, hold_share=hold_share)
+
+
+def query(engine, sql: str, **params) -> pd.DataFrame:
+    with engine.connect() as conn:
+        return pd.read_sql(sa.text(sql), conn, params=params)
+
+
+def test_bad_rows_are_quarantined_with_their_rule_and_good_rows_staged(engine, folder, landing_dir):
+    body = good_customers(40) + "C90,bad@@example.com,,Bo,Ray,US,2025-01-01T00:00:00Z\n"
+    drop(landing_dir, "brand_a/customers/c.csv", HEADER + body)
+    stage(engine, folder)
+    q = query(engine, "SELECT row_number, source_key, \"column\", rule, raw_value, status FROM quarantine")
+    assert q.to_dict("records") == [{"row_number": 41, "source_key": "C90", "column": "email",
+                                     "rule": "malformed_email", "raw_value": "bad@@example.com", "status": "open"}]
+    assert query(engine, "SELECT COUNT(*) AS n FROM stg_customers")["n"][0] == 40
+
+
+def test_identical_rows_and_newer_files_are_deduplicated_with_a_pointer(engine, folder, landing_dir):
+    row = "C1,ann@example.com,,Ann,Lee,US,2025-01-01T00:00:00Z\n"
+    drop(landing_dir, "brand_a/customers/1.csv", HEADER + row + row + good_customers(40, 10))
+    drop(landing_dir, "brand_a/customers/2.csv",
+         HEADER + "C1,ann@new.example.com,,Ann,Lee,US,2025-02-01T00:00:00Z\n" + good_customers(40, 100))
+    stage(engine, folder)
+    log = query(engine, "SELECT file_id, row_number, kept_file_id, kept_row_number, reason FROM dedup_log "
+                        "WHERE source_key = 'C1' ORDER BY file_id, row_number")
+    assert log.to_dict("records") == [
+        {"file_id": 1, "row_number": 1, "kept_file_id": 2, "kept_row_number": 1, "reason": "superseded"},
+        {"file_id": 1, "row_number": 2, "kept_file_id": 2, "kept_row_number": 1, "reason": "superseded"},
+    ]
+    staged = query(engine, "SELECT email FROM stg_customers WHERE customer_id = 'C1'")
+    assert staged["email"].tolist() == ["ann@new.example.com"]
+
+
+def test_a_newer_updated_at_wins_over_a_newer_file(engine, folder, landing_dir):
+    drop(landing_dir, "brand_a/customers/1.csv", HEADER + "C1,late@example.com,,A,L,US,2025-03-01T00:00:00Z\n")
+    drop(landing_dir, "brand_a/customers/2.csv", HEADER + "C1,early@example.com,,A,L,US,2025-01-01T00:00:00Z\n")
+    stage(engine, folder, hold_share=1.0)
+    assert query(engine, "SELECT email FROM stg_customers")["email"].tolist() == ["late@example.com"]
+
+
+def test_the_same_key_twice_in_one_file_with_different_content_is_a_conflict(engine, folder, landing_dir):
+    orders = "order_id,customer_id,ordered_at,total\n" + "".join(
+        f"O{i},C1,2025-03-01T10:00:00Z,10.00\n" for i in range(40)) + "O3,C2,2025-03-09T10:00:00Z,99.00\n"
+    drop(landing_dir, "brand_a/orders/o.csv", orders)
+    stage(engine, folder)
+    q = query(engine, "SELECT row_number, rule FROM quarantine")
+    assert q.to_dict("records") == [{"row_number": 41, "rule": "duplicated_order_id"}]
+    assert query(engine, "SELECT total FROM stg_orders WHERE order_id = 'O3'")["total"].tolist() == [10.0]
+
+
+def test_order_lines_wait_for_their_order_and_link_up_when_it_lands(engine, folder, landing_dir):
+    items = "order_id,line_number,sku,quantity,unit_price\n" + "".join(f"O{i},1,S1,1,5.00\n" for i in range(20))
+    drop(landing_dir, "brand_a/order_items/i.csv", items)
+    stage(engine, folder, hold_share=1.0)
+    assert set(query(engine, "SELECT DISTINCT rule FROM quarantine WHERE status = 'open'")["rule"]) == \
+        {"orphan_order_item"}
+    orders = "order_id,customer_id,ordered_at,total\n" + "".join(f"O{i},C1,2025-03-01T10:00:00Z,5\n" for i in range(20))
+    drop(landing_dir, "brand_a/orders/o.csv", orders)
+    stage(engine, folder, hold_share=1.0)
+    assert query(engine, "SELECT COUNT(*) AS n FROM quarantine")["n"][0] == 0
+    assert query(engine, "SELECT COUNT(*) AS n FROM stg_order_items")["n"][0] == 20
+
+
+def test_a_file_with_too_many_bad_rows_is_held_and_released_when_fixed(engine, folder, landing_dir):
+    bad = "".join(f"B{i},not-an-email,,Bo,Ray,US,2025-01-01T00:00:00Z\n" for i in range(5))
+    drop(landing_dir, "brand_a/customers/c.csv", HEADER + good_customers(45) + bad)  # 10% bad
+    stage(engine, folder)
+    with engine.connect() as conn:
+        [balance] = file_balances(conn, "customers")
+    assert balance.held and balance.staged == 0 and balance.quarantined == 5
+    assert "held whole, 5 of 50 rows quarantined" in balance.problem()
+    assert "malformed_email (5)" in balance.problem()
+
+    fixed = "".join(f"B{i},b{i}@example.com,,Bo,Ray,US,2025-01-01T00:00:00Z\n" for i in range(5))
+    drop(landing_dir, "brand_a/customers/c.csv", HEADER + good_customers(45) + fixed)
+    stage(engine, folder)
+    with engine.connect() as conn:
+        old, new = file_balances(conn, "customers")
+    assert old.superseded and old.problem() is None
+    assert not new.held and new.staged == 50 and new.problem() is None
+    statuses = query(engine, "SELECT status, resolved_by_file_id FROM quarantine")
+    assert statuses.to_dict("records") == [{"status": "resolved", "resolved_by_file_id": new.file_id}] * 5
+
+
+def test_accounting_balances_on_every_file(engine, folder, landing_dir):
+    row = "C1,ann@example.com,,Ann,Lee,US,2025-01-01T00:00:00Z\n"
+    drop(landing_dir, "brand_a/customers/1.csv", HEADER + row + row + good_customers(60, 10)
+         + "C99,x@@y,,A,B,US,2025-01-01T00:00:00Z\n")
+    drop(landing_dir, "brand_b/customers/2.csv", HEADER + good_customers(30))
+    stage(engine, folder)
+    with engine.connect() as conn:
+        balances = file_balances(conn, "customers")
+    assert [(b.rows_read, b.staged, b.quarantined, b.deduplicated) for b in balances] == [(63, 61, 1, 1), (30, 30, 0, 0)]
+    assert all(b.problem() is None for b in balances)
+
+
+def test_rerunning_the_stage_gives_identical_tables(engine, folder, landing_dir):
+    row = "C1,ann@example.com,,Ann,Lee,US,2025-01-01T00:00:00Z\n"
+    drop(landing_dir, "brand_a/customers/1.csv", HEADER + row + row + good_customers(40, 10) + "C9,x@@y,,A,B,US,\n")
+    stage(engine, folder)
+    tables = ["stg_customers", "quarantine", "dedup_log", "file_quality", "row_outcomes"]
+    before = {t: query(engine, f"SELECT * FROM {t}").sort_values(list(query(engine, f"SELECT * FROM {t}").columns[:3]))
+              .reset_index(drop=True) for t in tables}
+    publish(engine, hold_share=0.05)
+    for t in tables:
+        after = query(engine, f"SELECT * FROM {t}")
+        after = after.sort_values(list(after.columns[:3])).reset_index(drop=True)
+        pd.testing.assert_frame_equal(before[t], after)
+
+
+@pytest.mark.parametrize("value", ["=HYPERLINK(\"http://x\")", "😀🛍️", "x" * 10_000, "An\x00n"])
+def test_odd_cells_are_staged_or_quarantined_never_a_crash(engine, folder, landing_dir, value):
+    quoted = '"' + value.replace('"', '""') + '"'
+    drop(landing_dir, "brand_a/customers/c.csv",
+         HEADER + good_customers(30) + f"C99,odd@example.com,,{quoted},Lee,US,2025-01-01T00:00:00Z\n")
+    stage(engine, folder)
+    with engine.connect() as conn:
+        [balance] = file_balances(conn, "customers")
+    assert balance.rows_read == 31 and balance.staged + balance.quarantined == 31
+    flags = query(engine, "SELECT _flags FROM stg_customers WHERE customer_id = 'C99'")["_flags"].tolist()
+    assert flags and "first_name_suspicious" in flags[0]
+
+
+def test_future_timestamps_are_judged_against_the_day_the_file_was_written(engine, folder, landing_dir):
+    orders = "order_id,customer_id,ordered_at,total\n" + "".join(
+        f"O{i},C1,2025-03-01T10:00:00Z,1\n" for i in range(40)) + "O99,C1,2099-01-01T00:00:00Z,1\n"
+    drop(landing_dir, "brand_a/orders/o.csv", orders)
+    stage(engine, folder)
+    assert query(engine, "SELECT rule, raw_value FROM quarantine").to_dict("records") == [
+        {"rule": "future_timestamp", "raw_value": "2099-01-01T00:00:00Z"}]

@@ -1,0 +1,145 @@
+"""On-site behaviour of one brand: cookies, sessions and events, mostly anonymous.
+
+A person has 1-3 cookies (devices). A session is anonymous (cookie only) unless the visitor
+logs in during it (customer_id and email from that event on) or arrives from an email click
+(email on every event of the session). Web/app orders come with a checkout session just before
+the order (product views of the basket, an add to cart, a login for account holders, checkout).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from crm_pipeline.synth import reference as ref
+from crm_pipeline.synth.columns import STR, choice, expand, hex_ids, ids, join, pick, table_take
+from crm_pipeline.synth.commerce import Accounts, BrandContext, Orders, person_email
+from crm_pipeline.synth.email_activity import Clicks, site
+from crm_pipeline.synth.landed import LandedFile, quarter_labels, split_files
+from crm_pipeline.synth.products import Catalogue
+from crm_pipeline.synth.timestamps import DAY, ISO
+
+EVENT_TYPES = ("page_view", "product_view", "add_to_cart", "search", "checkout")
+BROWSE_SESSIONS_MEAN = 1.0
+TRACKED_CHECKOUT_SHARE = 0.65  # web/app orders whose session the tracker saw (cookie consent)
+EMAIL_CLICK_SESSION_SHARE = 0.6
+LOGIN_SHARE = 0.15             # of browse sessions by account holders
+PAGES = ("/", "/c/new-in", "/c/sale", "/c/women", "/c/men", "/c/home", "/stores", "/help/returns")
+
+
+def build_web(ctx: BrandContext, accounts: Accounts, orders: Orders, clicks: Clicks, cat: Catalogue
+              ) -> list[LandedFile]:
+    rng = ctx.rng("web")
+    mem = ctx.mem
+    rows = ctx.rows
+    # Cookies of every member of the brand (buyers browse too, even if not "browsers").
+    local = np.full(mem.person.size, -1, dtype=np.int64)
+    local[rows] = np.arange(rows.size)
+    n_cookies = 1 + choice(rng, rows.size, (60, 30, 10))
+    cookie_start = np.cumsum(n_cookies) - n_cookies
+    cookies = hex_ids(rng, int(n_cookies.sum()), 16)
+
+    # Sessions: (membership row, start, kind, number of events, login rank, email-arrival flag).
+    # 1) checkout sessions before web/app orders
+    web_orders = np.flatnonzero((orders.channel <= 1) & (rng.random(orders.channel.size) < TRACKED_CHECKOUT_SHARE))
+    lines_per_order = np.bincount(orders.line_order, minlength=orders.ordered_at.size)
+    o_lines = lines_per_order[web_orders]
+    o_events = o_lines + 2                        # product views, add to cart, checkout
+    o_start = orders.ordered_at[web_orders] - o_events * 75 - rng.integers(0, 300, web_orders.size)
+    o_login = np.where(orders.guest[web_orders], -1, np.minimum(o_lines, rng.integers(0, o_lines + 1)))
+    # 2) browse sessions of browsers, around their time with the brand
+    browsers = rows[mem.browser[rows]]
+    n_sess = rng.poisson(rng.gamma(1.0, BROWSE_SESSIONS_MEAN, browsers.size))
+    b_owner, _ = expand(n_sess)
+    b_pb = browsers[b_owner]
+    b_from = np.maximum(mem.joined_at[b_pb] - 60 * DAY, ctx.t_start)
+    b_start = b_from + (rng.random(b_pb.size) * (ctx.t_end - b_from)).astype(np.int64)
+    b_events = np.minimum(1 + rng.geometric(0.45, b_pb.size), 6)
+    can_login = accounts.of_pb[b_pb] >= 0
+    b_login = np.where(can_login & (rng.random(b_pb.size) < LOGIN_SHARE),
+                       (rng.random(b_pb.size) * b_events).astype(np.int64), -1)
+    # 3) sessions that start with an email click
+    follow = np.flatnonzero(rng.random(clicks.pb.size) < EMAIL_CLICK_SESSION_SHARE)
+    e_pb = clicks.pb[follow]
+    e_start = clicks.at[follow] + rng.integers(1, 20, follow.size)
+    e_events = np.minimum(rng.geometric(0.5, follow.size), 4)
+
+    s_pb = np.concatenate([orders.pb[web_orders], b_pb, e_pb])
+    s_start = np.concatenate([o_start, b_start, e_start])
+    s_events = np.concatenate([o_events, b_events, e_events])
+    s_kind = np.concatenate([np.zeros(web_orders.size, np.int64), np.ones(b_pb.size, np.int64),
+                             np.full(follow.size, 2, np.int64)])
+    s_login = np.concatenate([o_login, b_login, np.full(follow.size, -1)])
+    s_ref = np.concatenate([web_orders, np.zeros(b_pb.size, np.int64), follow])
+    order = np.argsort(s_start, kind="stable")
+    s_pb, s_start, s_events, s_kind, s_login, s_ref = (a[order] for a in (s_pb, s_start, s_events, s_kind,
+                                                                          s_login, s_ref))
+    n_s = s_pb.size
+    s_local = local[s_pb]
+    s_cookie = cookie_start[s_local] + (rng.random(n_s) * n_cookies[s_local]).astype(np.int64)
+    letter = ctx.brand.removeprefix("brand_").lower()
+    session_id = ids(f"{letter}s_", np.arange(1, n_s + 1), 9)
+
+    # Events.
+    ev_s, rank = expand(s_events)
+    m = ev_s.size
+    kind = s_kind[ev_s]
+    gap = rng.integers(10, 140, m)
+    at = s_start[ev_s] + np.cumsum(gap) - (np.cumsum(gap) - gap)[np.cumsum(s_events) - s_events][ev_s]
+    # Event types per kind.
+    n_lines = np.where(kind == 0, s_events[ev_s] - 2, 0)
+    browse_type = np.where(rank == 0, 0, choice(rng, m, (15, 55, 10, 20)))   # page, product, cart, search
+    email_type = np.where(rank == 0, 0, 1)
+    order_type = np.where(rank < n_lines, 1, np.where(rank == n_lines, 2, 4))
+    etype = np.where(kind == 0, order_type, np.where(kind == 1, browse_type, email_type))
+    # Products: the basket's lines for checkout sessions, popularity-weighted picks otherwise.
+    first_line = np.cumsum(np.bincount(orders.line_order, minlength=orders.ordered_at.size))
+    first_line = first_line - np.bincount(orders.line_order, minlength=orders.ordered_at.size)
+    ref_order = s_ref[ev_s]
+    basket_pos = np.where(etype == 2, 0, rank)
+    basket_line = np.where(kind == 0, first_line[ref_order] + np.minimum(basket_pos, np.maximum(n_lines - 1, 0)), 0)
+    popular = np.minimum((rng.pareto(1.2, m) * 15).astype(np.int64), cat.size - 1)
+    basket_product = orders.line_product[np.minimum(basket_line, orders.line_product.size - 1)] \
+        if orders.line_product.size else np.zeros(m, np.int64)
+    product = np.where(kind == 0, basket_product, rng.permutation(cat.size)[popular])
+    has_sku = (etype == 1) | (etype == 2)
+    sku = pick(has_sku, cat.sku.take(pa.array(product)), pa.nulls(m, STR))
+
+    base = site(ctx.brand)
+    from_click = pa.array(np.where(kind == 2, s_ref[ev_s], 0), mask=kind != 2)
+    e_url = clicks.url.take(from_click) if len(clicks.url) else pa.nulls(m, STR)
+    page = join(base, table_take(PAGES, rng.integers(0, len(PAGES), m)))
+    terms = table_take([t.replace(" ", "+") for t in ref.SEARCH_TERMS], rng.integers(0, len(ref.SEARCH_TERMS), m))
+    url = pc.choose(pa.array(etype), pick((kind == 2) & (rank == 0), e_url, page),
+                    join(base, "/products/", pc.fill_null(sku, "")), join(base, "/cart"),
+                    join(base, "/search?q=", terms), join(base, "/checkout"))
+
+    # Identity on the event: after a login, or for the whole of an email-click session.
+    s_person = mem.person[s_pb]
+    logged = (s_login[ev_s] >= 0) & (rank >= s_login[ev_s])
+    acct = accounts.of_pb[s_pb[ev_s]]
+    cust = accounts.customer_id.take(pa.array(np.maximum(acct, 0), mask=~logged | (acct < 0)))
+    person = s_person[ev_s]
+    login_email = person_email(ctx.pop, person, rng, 0.0)
+    click_email = clicks.email.take(from_click) if len(clicks.email) else pa.nulls(m, STR)
+    guest_checkout = (kind == 0) & (etype == 4) & orders.guest[ref_order]
+    email = pick(logged | guest_checkout, login_email, pa.nulls(m, STR))
+    email = pick(kind == 2, click_email, email)
+
+    keep = at < ctx.t_end
+    eid_prefix = f"{letter}w_"
+    columns = {
+        "event_id": ids(eid_prefix, np.arange(1, m + 1), 10), "cookie_id": cookies.take(pa.array(s_cookie[ev_s])),
+        "session_id": session_id.take(pa.array(ev_s)), "customer_id": cust, "email": email,
+        "event_type": table_take(EVENT_TYPES, etype), "url": url, "sku": sku,
+        "occurred_at": ctx.ts(at, person, rng),
+    }
+    if not keep.all():
+        k = pa.array(np.flatnonzero(keep))
+        columns = {c: v.take(k) for c, v in columns.items()}
+        person, at = person[keep], at[keep]
+    labels, names = quarter_labels(at)
+    ext = "parquet" if ctx.b == 1 else "csv"
+    return split_files(ctx.brand, "web_events", columns, person, labels,
+                       [f"web_events_{q}.{ext}" for q in names], at, {"occurred_at": ISO})

@@ -81,6 +81,22 @@ def cmd_dq_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_evaluate_identity(args: argparse.Namespace) -> int:
+    from crm_pipeline.identity.evaluate import evaluate_identity
+    from crm_pipeline.quality.report import to_markdown
+    from crm_pipeline.warehouse.engine import make_engine
+
+    settings = load_settings(args.config, warehouse_url=args.warehouse)
+    engine = make_engine(settings.warehouse_url)
+    try:
+        with engine.connect() as conn:
+            scores = evaluate_identity(conn, args.truth)
+    finally:
+        engine.dispose()
+    print(to_markdown(scores))
+    return 0
+
+
 def cmd_contract(args: argparse.Namespace) -> int:
     from crm_pipeline.contract.markdown import render_markdown
 
@@ -114,6 +130,13 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--brand", help="only this brand")
     report.add_argument("--warehouse", help="SQLAlchemy URL (default: settings)")
     report.set_defaults(func=cmd_dq_report)
+
+    evaluate = sub.add_parser("evaluate", help="measure a stage against ground truth")
+    evaluate_sub = evaluate.add_subparsers(dest="evaluate_command", required=True)
+    identity = evaluate_sub.add_parser("identity", help="pairwise precision, recall, F1 and cluster counts")
+    identity.add_argument("--truth", required=True, help="the generator's truth/ folder")
+    identity.add_argument("--warehouse", help="SQLAlchemy URL (default: settings)")
+    identity.set_defaults(func=cmd_evaluate_identity)
 
     contract = sub.add_parser("contract", help="print the data contract")
     contract.add_argument("--markdown", action="store_true", help="as Markdown (the docs page)")

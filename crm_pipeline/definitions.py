@@ -5,11 +5,12 @@ from __future__ import annotations
 import dagster as dg
 
 from crm_pipeline.defs.ingest_assets import ingest_files, ingest_job
+from crm_pipeline.defs.identity_assets import resolve_identity
 from crm_pipeline.defs.quality_assets import dq_report, stage_entities
 from crm_pipeline.defs.resources import default_resources
 from crm_pipeline.defs.sensors import landing_sensor
 
-ALL_ASSETS = [ingest_files, stage_entities, dq_report]
+ALL_ASSETS = [ingest_files, stage_entities, dq_report, resolve_identity]
 
 defs = dg.Definitions(
     assets=ALL_ASSETS,

@@ -36,6 +36,11 @@ class Settings:
     settle_seconds: float = 2.0
     # How many files one sensor tick may look at; the cursor pages through larger folders.
     sensor_page_size: int = 2000
+    # Users' YAML overrides of the packaged defaults (empty: the defaults).
+    identity_config: str = ""
+    survivorship_config: str = ""
+    # The generator's truth/ folder, when the data is synthetic: identity quality is then reported.
+    truth_dir: str = ""
 
     def __post_init__(self) -> None:
         if not self.warehouse_url:
@@ -53,6 +58,12 @@ class Settings:
     @property
     def data_docs_dir(self) -> Path:
         return self.home_dir / "data_docs"
+
+    @property
+    def truth_path(self) -> Path | None:
+        """The truth folder: as configured, else `truth/` beside a generated landing folder, if present."""
+        candidate = Path(self.truth_dir) if self.truth_dir else self.landing_dir.parent / "truth"
+        return candidate if (candidate / "records.csv").is_file() else None
 
 
 def load_settings(config_file: str | Path | None = None, env: dict[str, str] | None = None,

@@ -1,0 +1,71 @@
+"""Dagster layer for identity resolution: contacts, identity_map and merge_log."""
+
+import dagster as dg
+import sqlalchemy as sa
+
+from crm_pipeline.defs.ingest_assets import KINDS, OWNERS
+from crm_pipeline.defs.resources import CrmSettingsResource, WarehouseResource
+from crm_pipeline.identity.config import load_identity_config
+from crm_pipeline.identity.evaluate import evaluate_identity
+from crm_pipeline.identity.resolve import resolve_identities
+from crm_pipeline.quality.report import to_markdown
+
+GROUP = "identity"
+SOURCES = ["stg_customers", "stg_subscribers", "stg_orders", "stg_email_events", "stg_web_events"]
+
+SPECS = [
+    dg.AssetSpec("contacts", group_name=GROUP, owners=OWNERS, kinds=KINDS, deps=SOURCES,
+                 description="A table of people: one row per contact id, stable across runs (the oldest id "
+                             "survives a merge), with node and record counts and brands."),
+    dg.AssetSpec("identity_map", group_name=GROUP, owners=OWNERS, kinds=KINDS, deps=SOURCES,
+                 description="A table mapping every person-linked source record (brand, entity, source_key) to "
+                             "its contact id and how it was matched (deterministic / probabilistic / singleton)."),
+    dg.AssetSpec("merge_log", group_name=GROUP, owners=OWNERS, kinds=KINDS, deps=SOURCES,
+                 description="A log of contact ids merged into an older one, or split off, with reason and as-of day."),
+]
+
+
+def _find_pairs():
+    """Splink's probabilistic pass, imported only when it runs (it is the heaviest import of the stage)."""
+    from crm_pipeline.identity.probabilistic import probabilistic_pairs
+
+    return probabilistic_pairs
+
+
+@dg.multi_asset(specs=SPECS, name="resolve_identity", check_specs=[
+    dg.AssetCheckSpec("cluster_size_within_cap", asset="contacts", blocking=True,
+                      description="No contact gathers more source nodes than identity.max_cluster_size: "
+                                  "a runaway cluster means an identifier is fusing strangers."),
+])
+def resolve_identity(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
+                     crm_settings: CrmSettingsResource):
+    """Join records into people: shared identifiers, guarded; Splink for the rest; stable ids."""
+    settings = crm_settings.load()
+    config = load_identity_config(settings.identity_config or None)
+    as_of = crm_settings.as_of_date()
+    report = resolve_identities(warehouse.engine, as_of=as_of, config=config,
+                                find_pairs=_find_pairs() if config.probabilistic_enabled else None)
+    quality = {}
+    if settings.truth_path:
+        with warehouse.engine.connect() as conn:
+            scores = evaluate_identity(conn, settings.truth_path)
+        quality = {"quality_vs_truth": dg.MetadataValue.md(to_markdown(scores)),
+                   "f1_profiles": float(scores["f1"].iloc[0]), "precision_profiles": float(scores["precision"].iloc[0])}
+    with warehouse.engine.connect() as conn:
+        merges_total = conn.execute(sa.text("SELECT COUNT(*) FROM merge_log")).scalar_one()
+    yield dg.MaterializeResult(asset_key="contacts", metadata={
+        "dagster/row_count": report.contacts, "records_in": report.records, "nodes": report.nodes,
+        "largest_cluster": report.largest_cluster, "probabilistic_pairs": report.probabilistic_pairs,
+        "share_resolved_probabilistically": round(report.probabilistic_share, 4),
+        "junk_identifiers_ignored": report.junk_values, "identifiers_capped": report.capped_values,
+        "seconds": dg.MetadataValue.json({k: round(v, 2) for k, v in report.seconds.items()}), **quality,
+    })
+    yield dg.MaterializeResult(asset_key="identity_map", metadata={"dagster/row_count": report.records})
+    yield dg.MaterializeResult(asset_key="merge_log", metadata={
+        "merges_this_run": report.merges, "splits_this_run": report.splits, "dagster/row_count": int(merges_total)})
+    yield dg.AssetCheckResult(
+        check_name="cluster_size_within_cap", asset_key="contacts", passed=not report.oversized_clusters,
+        description=(f"{len(report.oversized_clusters)} contact(s) over {config.max_cluster_size} nodes: "
+                     + ", ".join(report.oversized_clusters[:10])) if report.oversized_clusters else None,
+        metadata={"largest_cluster": report.largest_cluster, "cap": config.max_cluster_size},
+    )

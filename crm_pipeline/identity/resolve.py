@@ -1,0 +1,181 @@
+"""Identity resolution end to end: graph from staging, guards, probabilistic edges, stable ids, tables."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import sqlalchemy as sa
+
+from crm_pipeline.identity.config import IdentityConfig
+from crm_pipeline.identity.graph import components
+from crm_pipeline.identity.guards import guard_identifiers
+from crm_pipeline.identity.nodes import RECORD_NODES, all_nodes, direct_edges, identifier_edges, person_records, \
+    record_nodes_sql
+from crm_pipeline.identity.stable_ids import assign_contact_ids, id_number
+from crm_pipeline.warehouse.bulk import insert_arrow, read_frame
+from crm_pipeline.warehouse.identity_schema import (
+    contacts, create_identity_tables, identity_alerts, identity_map, identity_nodes, merge_log,
+)
+
+PairFinder = Callable[..., pd.DataFrame]
+
+
+@dataclass
+class IdentityReport:
+    records: int = 0
+    nodes: int = 0
+    contacts: int = 0
+    merges: int = 0
+    splits: int = 0
+    largest_cluster: int = 0
+    probabilistic_pairs: int = 0
+    probabilistic_share: float = 0.0  # share of records whose contact needed a probabilistic edge
+    junk_values: int = 0
+    capped_values: int = 0
+    oversized_clusters: list[str] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def resolve_identities(engine: sa.Engine, *, as_of: date, config: IdentityConfig,
+                       find_pairs: PairFinder | None = None) -> IdentityReport:
+    """Rebuild identity_nodes, identity_map and contacts; append merges and splits to merge_log."""
+    report, clock = IdentityReport(), time.perf_counter()
+    create_identity_tables(engine)
+    with engine.connect() as conn:
+        nodes = all_nodes(conn)
+        edges = identifier_edges(conn)
+        direct = direct_edges(conn)
+        people = person_records(conn)
+        previous = read_frame(conn, sa.select(identity_nodes.c.node_id, identity_nodes.c.contact_id,
+                                              identity_nodes.c.first_seen_as_of))
+        retired = read_frame(conn, sa.select(merge_log.c.old_contact_id.label("contact_id")))
+    report.seconds["read"] = time.perf_counter() - clock
+
+    guarded = guard_identifiers(edges, people, config)
+    deterministic = components(nodes["node_id"], guarded.edges, direct)
+    report.seconds["deterministic"] = time.perf_counter() - clock
+
+    pairs = pd.DataFrame(columns=["node_a", "node_b", "match_probability"])
+    if config.probabilistic_enabled and find_pairs is not None and len(people):
+        records = people.drop_duplicates("node_id").assign(
+            cluster_id=lambda p: deterministic.set_axis(nodes["node_id"]).reindex(p["node_id"]).values)
+        pairs = find_pairs(records, threshold=config.probabilistic_threshold,
+                           max_pairs_per_record=config.max_pairs_per_record, seed=config.seed)
+    report.seconds["probabilistic"] = time.perf_counter() - clock
+
+    final = components(nodes["node_id"], guarded.edges,
+                       pd.concat([direct, pairs[["node_a", "node_b"]]], ignore_index=True))
+    node_frame = _match_types(nodes, deterministic, final, pairs)
+    prev = previous.set_index("node_id")
+    next_number = _next_number(previous["contact_id"], retired["contact_id"])
+    assignment = assign_contact_ids(final.set_axis(nodes["node_id"]), prev["contact_id"], next_number)
+    node_frame["contact_id"] = assignment.contact_of_component.reindex(node_frame["component"]).values
+    first_seen = prev["first_seen_as_of"].reindex(node_frame["node_id"]).values
+    node_frame["first_seen_as_of"] = pd.to_datetime(pd.Series(first_seen)).fillna(pd.Timestamp(as_of)).dt.date.values
+
+    sizes = node_frame.groupby("contact_id").size()
+    oversized = sizes[sizes > config.max_cluster_size]
+    alerts = _alerts(guarded, oversized, config, as_of)
+    _write(engine, node_frame, assignment, alerts, as_of)
+    report.seconds["total"] = time.perf_counter() - clock
+
+    report.records = int(nodes["record_count"].sum())
+    report.nodes = len(nodes)
+    report.contacts = int(sizes.size)
+    report.merges, report.splits = len(assignment.merges), len(assignment.splits)
+    report.largest_cluster = int(sizes.max()) if len(sizes) else 0
+    report.probabilistic_pairs = len(pairs)
+    prob_records = nodes["record_count"][node_frame["match_type"].eq("probabilistic").values].sum()
+    report.probabilistic_share = float(prob_records / max(report.records, 1))
+    report.junk_values, report.capped_values = len(guarded.junk), len(guarded.capped)
+    report.oversized_clusters = list(oversized.index)
+    return report
+
+
+def _match_types(nodes: pd.DataFrame, deterministic: pd.Series, final: pd.Series,
+                 pairs: pd.DataFrame) -> pd.DataFrame:
+    """deterministic / probabilistic / singleton per node, with the probability that joined it."""
+    frame = pd.DataFrame({"node_id": nodes["node_id"].values, "det": deterministic.values,
+                          "component": final.values})
+    det_size = frame.groupby("det")["node_id"].transform("size")
+    final_size = frame.groupby("component")["node_id"].transform("size")
+    # The anchor of a final cluster is its largest deterministic part; other parts joined probabilistically.
+    part_sizes = frame.assign(n=det_size).drop_duplicates("det").sort_values(["component", "n", "det"],
+                                                                             ascending=[True, False, True])
+    anchor = part_sizes.drop_duplicates("component").set_index("component")["det"]
+    is_anchor = frame["det"].values == anchor.reindex(frame["component"]).values
+    match = np.where(final_size == 1, "singleton",
+                     np.where(is_anchor & (det_size > 1), "deterministic",
+                              np.where(is_anchor & (final_size == det_size), "deterministic", "probabilistic")))
+    frame["match_type"] = match
+    probability = pd.Series(np.nan, index=frame.index)
+    if len(pairs):
+        det_of = frame.set_index("node_id")["det"]
+        touching = pd.concat([
+            pd.DataFrame({"det": det_of.reindex(pairs["node_a"]).values, "p": pairs["match_probability"].values}),
+            pd.DataFrame({"det": det_of.reindex(pairs["node_b"]).values, "p": pairs["match_probability"].values}),
+        ])
+        best = touching.groupby("det")["p"].max()
+        probability = pd.Series(best.reindex(frame["det"]).values, index=frame.index)
+    frame["match_probability"] = probability.where(frame["match_type"] == "probabilistic")
+    return frame.drop(columns=["det"])
+
+
+def _next_number(current: pd.Series, retired: pd.Series) -> int:
+    ids = pd.concat([current, retired]).dropna()
+    return int(id_number(ids).max()) + 1 if len(ids) else 1
+
+
+def _alerts(guarded, oversized: pd.Series, config: IdentityConfig, as_of: date) -> pd.DataFrame:
+    rows = [pd.DataFrame({"kind": "junk_identifier", "subject": guarded.junk["kind"] + ":" + guarded.junk["value"],
+                          "detail": guarded.junk["nodes"].astype(str) + " records carried it; never used to join"}),
+            pd.DataFrame({"kind": "identifier_capped",
+                          "subject": guarded.capped["kind"] + ":" + guarded.capped["value"],
+                          "detail": guarded.capped["people"].astype(str) + " distinct people share it (cap "
+                                    + str(config.max_people_per_identifier) + "); not used to join"}),
+            pd.DataFrame({"kind": "cluster_too_large", "subject": oversized.index.astype(str),
+                          "detail": oversized.astype(str).values + f" nodes (max {config.max_cluster_size})"})]
+    alerts = pd.concat(rows, ignore_index=True)
+    alerts["as_of"] = as_of
+    return alerts
+
+
+def _write(engine: sa.Engine, nodes: pd.DataFrame, assignment, alerts: pd.DataFrame, as_of: date) -> None:
+    """Replace the current identity state in one transaction; merges and splits are appended to the log."""
+    node_rows = nodes[["node_id", "contact_id", "match_type", "match_probability", "first_seen_as_of"]]
+    log = pd.concat([assignment.merges.assign(kind="merge", reason="clusters joined by new records"),
+                     assignment.splits.assign(kind="split", reason="records no longer linked")], ignore_index=True)
+    log["as_of"] = as_of
+    union = " UNION ALL ".join(record_nodes_sql(e) for e in RECORD_NODES)
+    with engine.begin() as conn:
+        for table in (identity_map, identity_nodes, contacts):
+            conn.execute(table.delete())
+        conn.execute(identity_alerts.delete().where(identity_alerts.c.as_of == as_of))
+        insert_arrow(conn, identity_nodes, pa.Table.from_pandas(node_rows, preserve_index=False))
+        if len(log):
+            insert_arrow(conn, merge_log, pa.Table.from_pandas(
+                log[["kind", "old_contact_id", "new_contact_id", "reason", "as_of"]], preserve_index=False))
+        if len(alerts):
+            insert_arrow(conn, identity_alerts, pa.Table.from_pandas(
+                alerts[["kind", "subject", "detail", "as_of"]], preserve_index=False))
+        conn.execute(sa.text(
+            "INSERT INTO identity_map (brand, entity, source_key, node_id, contact_id, match_type, match_probability, "
+            "_file_id, _row_number) "
+            f"SELECT r.brand, r.entity, r.source_key, r.node_id, n.contact_id, n.match_type, n.match_probability, "
+            "r._file_id, r._row_number "
+            f"FROM ({union}) r JOIN identity_nodes n ON n.node_id = r.node_id"
+        ))
+        conn.execute(sa.text(
+            "INSERT INTO contacts (contact_id, node_count, record_count, brands, match_type, first_seen_as_of) "
+            "SELECT n.contact_id, COUNT(DISTINCT n.node_id), COALESCE(SUM(r.records), 0), "
+            "STRING_AGG(DISTINCT SPLIT_PART(n.node_id, '|', 1), ',' ORDER BY SPLIT_PART(n.node_id, '|', 1)), "
+            "MIN(n.match_type), MIN(n.first_seen_as_of) "
+            "FROM identity_nodes n LEFT JOIN (SELECT node_id, COUNT(*) AS records FROM identity_map GROUP BY node_id) r "
+            "ON r.node_id = n.node_id GROUP BY n.contact_id"
+        ))

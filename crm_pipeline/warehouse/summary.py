@@ -27,4 +27,8 @@ def pipeline_summary(engine: sa.Engine) -> list[tuple[str, str]]:
             lines.append(("rows deduplicated", f"{int(deduplicated):,}"))
             if held:
                 lines.append(("files held", f"{int(held)} (see `crm-pipeline dq report`)"))
+        if "contacts" in existing:
+            n, multi_brand = conn.execute(sa.text(
+                "SELECT COUNT(*), COALESCE(SUM(CASE WHEN brands LIKE '%,%' THEN 1 ELSE 0 END), 0) FROM contacts")).one()
+            lines.append(("contacts", f"{int(n):,} ({int(multi_brand):,} seen in more than one brand)"))
     return lines

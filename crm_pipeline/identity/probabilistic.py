@@ -1,0 +1,245 @@
+"""Probabilistic person matching: extra match-graph edges for people with no shared identifier.
+
+The deterministic pass joins records that share an email, a phone, an account or a cookie
+login. The same person with a new email and a typo'd or shortened first name in another
+brand shares none of those; this pass finds such pairs from name, birth date, address and
+postal code with a Fellegi-Sunter model (Splink, DuckDB backend) trained unsupervised on
+the records themselves, and returns them as weighted edges for the same graph.
+
+It runs on its own in-memory DuckDB connection: the warehouse file is never opened, so
+this pass cannot hold its single-writer lock, and the same SQL Splink generates here for
+DuckDB it generates for Spark when a deployment outgrows one machine.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import duckdb
+import pandas as pd
+from splink import DuckDBAPI, Linker, block_on
+from splink.internals.splink_dataframe import SplinkDataFrame
+
+from crm_pipeline.identity import splink_settings as model
+from crm_pipeline.identity.nicknames import nickname_rows
+
+logger = logging.getLogger(__name__)
+# None leaves Splink's logger to the host's logging setup (Dagster captures warnings);
+# set logging.INFO to watch training iterations when tuning.
+LOG_LEVEL: int | None = None
+
+# The columns the model reads; other columns of a person-node frame (city, email_match_key,
+# phone ...) are accepted and ignored (see splink_settings for why).
+INPUT_COLUMNS = ("node_id", "cluster_id", "first_name", "last_name", "birth_date", "address_line1",
+                 "postal_code", "country")
+OUTPUT_COLUMNS = ("node_a", "node_b", "match_probability")
+# Below this many records (with a name) the model has too few pairs to learn from, and a
+# person's duplicate is better left to the deterministic pass than to a guessed model.
+MIN_RECORDS = 50
+# Pairs sampled to learn how often non-matches agree by chance (u): enough to see the
+# rarest level (exact birth date, about 1 in 25,000) a few dozen times, in ~10 seconds.
+U_MAX_PAIRS = 1.2e6
+# Pairs per expectation-maximisation session; sampled down (deterministically) above this.
+EM_MAX_PAIRS = 2e6
+# A birth date or street address shared by more records than this is a placeholder
+# (1900-01-01, "Unknown"), not evidence; it is blanked so it neither blocks nor scores.
+JUNK_SHARE, JUNK_MIN = 0.001, 100
+
+
+def probabilistic_pairs(records: pd.DataFrame, *, threshold: float = 0.95, max_pairs_per_record: int = 5,
+                        seed: int = 7) -> pd.DataFrame:
+    """Pairs of person records in different deterministic clusters that are likely one person.
+
+    `records` has one row per person node (see INPUT_COLUMNS; standardized values, may be
+    missing). Returns `node_a < node_b, match_probability`, one row per pair, only
+    pairs scoring at least `threshold` whose nodes are in different `cluster_id`s. Each
+    record keeps at most `max_pairs_per_record` edges (its most probable), so one bad
+    record cannot chain many clusters into one. The same input and `seed` give the same
+    output. With fewer than MIN_RECORDS named records there is too little to train on and
+    the result is empty.
+    """
+    missing = [c for c in INPUT_COLUMNS if c not in records.columns]
+    if missing:
+        raise ValueError(f"probabilistic_pairs: records lack column(s) {', '.join(missing)}")
+    if records["node_id"].duplicated().any() or records[["node_id", "cluster_id"]].isna().any(axis=None):
+        raise ValueError("probabilistic_pairs: node_id must be unique, and node_id and cluster_id present")
+    if not 0 < threshold <= 1 or max_pairs_per_record < 1:
+        raise ValueError("probabilistic_pairs: threshold must be in (0, 1] and max_pairs_per_record >= 1")
+    empty = _empty()
+    if len(records) < MIN_RECORDS:
+        return empty
+
+    con = duckdb.connect(":memory:")
+    try:
+        named = _prepare(con, records.loc[:, list(INPUT_COLUMNS)])
+        if named < MIN_RECORDS:
+            return empty
+        linker = _trained_linker(DuckDBAPI(con).register("person_records"), con, seed)
+        if linker is None:
+            return empty
+        predictions = linker.inference.predict(threshold_match_probability=threshold)
+        return _accepted_pairs(con, predictions.physical_name, threshold, max_pairs_per_record)
+    finally:
+        con.close()
+
+
+def _empty() -> pd.DataFrame:
+    return pd.DataFrame({"node_a": pd.Series(dtype="str"), "node_b": pd.Series(dtype="str"),
+                         "match_probability": pd.Series(dtype="float64")})
+
+
+def _prepare(con: duckdb.DuckDBPyConnection, records: pd.DataFrame) -> int:
+    """Load the records as the table Splink reads; return how many have a name to compare.
+
+    Adds the columns the model needs (name forms for nicknames, last-name initial for
+    blocking), cuts US ZIP+4 codes to the ZIP, and blanks empty strings and placeholder
+    values, so "" never equals "" and 1900-01-01 is no evidence.
+    """
+    con.register("records_in", records)
+    con.execute("CREATE TABLE nicknames (name VARCHAR, formal VARCHAR)")
+    con.executemany("INSERT INTO nicknames VALUES (?, ?)", nickname_rows())
+    junk_limit = max(JUNK_MIN, int(len(records) * JUNK_SHARE))
+    con.execute(f"""
+        CREATE TABLE person_records AS
+        WITH src AS (
+            SELECT CAST(node_id AS VARCHAR) AS node_id, CAST(cluster_id AS VARCHAR) AS cluster_id,
+                   NULLIF(trim(CAST(first_name AS VARCHAR)), '') AS first_name,
+                   NULLIF(trim(CAST(last_name AS VARCHAR)), '') AS last_name,
+                   TRY_CAST(birth_date AS DATE) AS birth_date,
+                   NULLIF(trim(CAST(address_line1 AS VARCHAR)), '') AS address_line1,
+                   -- a US ZIP+4 is the same place as its 5-digit ZIP
+                   CASE WHEN upper(CAST(country AS VARCHAR)) = 'US'
+                        THEN NULLIF(left(trim(CAST(postal_code AS VARCHAR)), 5), '')
+                        ELSE NULLIF(upper(trim(CAST(postal_code AS VARCHAR))), '')
+                   END AS postal_code
+            FROM records_in
+        ),
+        junk_dates AS (SELECT birth_date FROM src WHERE birth_date IS NOT NULL
+                       GROUP BY birth_date HAVING count(*) > {junk_limit}),
+        junk_addresses AS (SELECT address_line1 FROM src WHERE address_line1 IS NOT NULL
+                           GROUP BY address_line1 HAVING count(*) > {junk_limit}),
+        forms AS (SELECT lower(name) AS name, list(DISTINCT formal) AS formals FROM nicknames GROUP BY 1)
+        SELECT src.node_id, src.cluster_id, src.first_name, src.last_name,
+               CASE WHEN src.first_name IS NOT NULL
+                    THEN list_sort(list_distinct(list_append(coalesce(forms.formals, []), src.first_name)))
+               END AS first_name_forms,
+               left(src.last_name, 1) AS last_initial,
+               CASE WHEN jd.birth_date IS NULL THEN src.birth_date END AS birth_date,
+               CASE WHEN ja.address_line1 IS NULL THEN src.address_line1 END AS address_line1,
+               src.postal_code
+        FROM src
+        LEFT JOIN forms ON forms.name = lower(src.first_name)
+        LEFT JOIN junk_dates AS jd ON jd.birth_date = src.birth_date
+        LEFT JOIN junk_addresses AS ja ON ja.address_line1 = src.address_line1
+        ORDER BY src.node_id
+    """)
+    con.unregister("records_in")
+    return con.sql("SELECT count(*) FROM person_records WHERE first_name IS NOT NULL "
+                   "OR last_name IS NOT NULL").fetchone()[0]
+
+
+def _trained_linker(records: SplinkDataFrame, con: duckdb.DuckDBPyConnection, seed: int) -> Linker | None:
+    """Estimate the model unsupervised; None when the data cannot support an estimate.
+
+    The prior (how often two random records match) comes from near-certain rules, the u
+    probabilities (chance agreement) from a seeded random sample of pairs, the m
+    probabilities (agreement among true matches) from expectation maximisation. Between
+    steps the model is passed through `_guarded` and a fresh Linker (Splink's public way
+    to set parameters).
+    """
+    recall = model.DETERMINISTIC_RECALL * _rule_coverage(con)
+    rows = con.sql("SELECT count(*) FROM person_records").fetchone()[0]
+    u_floor = 1 / min(U_MAX_PAIRS, rows * (rows - 1) / 2)
+    linker = Linker(records, model.settings(), log_level=LOG_LEVEL)
+    if recall <= 0:
+        return None
+    try:
+        linker.training.estimate_probability_two_random_records_match(list(model.DETERMINISTIC_RULES), recall=recall)
+    except ValueError:  # more rule matches than the recall allows: not a population of people
+        logger.warning("probabilistic_pairs: deterministic rules matched too many pairs; no probabilistic edges")
+        return None
+    if linker.misc.save_model_to_json()["probability_two_random_records_match"] <= 0:
+        logger.info("probabilistic_pairs: no near-certain pairs to learn from; no probabilistic edges")
+        return None
+    linker.training.estimate_u_using_random_sampling(max_pairs=U_MAX_PAIRS, seed=seed, num_chunks=1)
+    linker = Linker(records, _guarded(linker.misc.save_model_to_json(), u_floor), log_level=LOG_LEVEL)
+    for columns in model.EM_BLOCKING_COLUMNS:
+        # Sample only when needed: below max_pairs, Splink's sampling probe finds nothing and warns.
+        sample = _pair_count(con, columns) > EM_MAX_PAIRS
+        linker.training.estimate_parameters_using_expectation_maximisation(
+            block_on(*columns), max_pairs=EM_MAX_PAIRS if sample else None)
+    return Linker(records, _guarded(linker.misc.save_model_to_json(), u_floor), log_level=LOG_LEVEL)
+
+
+def _pair_count(con: duckdb.DuckDBPyConnection, columns: tuple[str, ...]) -> int:
+    """How many record pairs agree on all `columns` (none missing): an equi-join's size."""
+    keys = ", ".join(columns)
+    present = " AND ".join(f"{c} IS NOT NULL" for c in columns)
+    return con.sql(f"SELECT coalesce(sum(n * (n - 1) // 2), 0) FROM "
+                   f"(SELECT count(*) AS n FROM person_records WHERE {present} GROUP BY {keys})").fetchone()[0]
+
+
+def _rule_coverage(con: duckdb.DuckDBPyConnection) -> float:
+    """Share of record pairs on which at least one deterministic rule has the fields it needs."""
+    one, two = model.RULE_FIELDS
+    a, b, both = con.sql(f"""
+        SELECT avg(CAST({one} AS INT)), avg(CAST({two} AS INT)), avg(CAST(({one}) AND ({two}) AS INT))
+        FROM person_records
+    """).fetchone()
+    return float(a**2 + b**2 - both**2)
+
+
+def _guarded(model_dict: dict, u_floor: float) -> dict:
+    """Two repairs for what a finite sample cannot teach, applied to Splink's model dict.
+
+    A level never seen among the sampled random pairs (say, a near-identical address in
+    the same postal code) gets u = 1 / pairs sampled, an upper bound on its chance rate;
+    Splink would otherwise fall back to a generic default that makes strong evidence weak.
+    A level never seen among the matches expectation maximisation found gets the m of the
+    comparison's rarest level. And such a level (a postal-code typo, in a small file) must
+    not turn into a veto: no level counts as less evidence than the next, less similar one.
+    """
+    for comparison in model_dict["comparisons"]:
+        levels = [level for level in comparison["comparison_levels"] if not level.get("is_null_level")]
+        rarest_m = min((level["m_probability"] for level in levels if "m_probability" in level), default=u_floor)
+        weaker_factor = 0.0
+        for level in reversed(levels):  # from "all other" up to the exact match
+            level.setdefault("u_probability", u_floor)
+            level.setdefault("m_probability", rarest_m)
+            level["m_probability"] = max(level["m_probability"], weaker_factor * level["u_probability"])
+            weaker_factor = level["m_probability"] / level["u_probability"]
+    return model_dict
+
+
+def _accepted_pairs(con: duckdb.DuckDBPyConnection, predictions: str, threshold: float,
+                    max_per_record: int) -> pd.DataFrame:
+    """Threshold, drop same-cluster pairs, and keep each record's `max_per_record` best edges.
+
+    A pair survives only if it is among the best of both its records (ties broken by node
+    id, so the result is deterministic). Probabilities are rounded to 9 places so that
+    last-bit differences of parallel sums never show.
+    """
+    return con.sql(f"""
+        WITH pairs AS (
+            SELECT least(node_id_l, node_id_r) AS node_a, greatest(node_id_l, node_id_r) AS node_b,
+                   round(match_probability, 9) AS match_probability
+            FROM {predictions}
+            WHERE match_probability >= {float(threshold)!r} AND cluster_id_l <> cluster_id_r
+        ),
+        ends AS (
+            SELECT node_a AS node_id, * FROM pairs
+            UNION ALL
+            SELECT node_b AS node_id, * FROM pairs
+        ),
+        ranked AS (
+            SELECT node_a, node_b, match_probability,
+                   row_number() OVER (PARTITION BY node_id
+                                      ORDER BY match_probability DESC, node_a, node_b) AS rank
+            FROM ends
+        )
+        SELECT node_a, node_b, any_value(match_probability) AS match_probability
+        FROM ranked
+        GROUP BY node_a, node_b
+        HAVING max(rank) <= {int(max_per_record)}
+        ORDER BY node_a, node_b
+    """).df()

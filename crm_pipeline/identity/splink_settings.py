@@ -1,0 +1,173 @@
+"""The Splink model for probabilistic person matching: comparisons, blocking rules, training rules.
+
+The model sees only name, birth date, street address and postal code. Email and phone are
+left out on purpose: the pairs this pass is for are, by construction, pairs that share no
+strong identifier (otherwise the deterministic pass has joined them already), so among
+them a differing email is no evidence against a match, while a model trained on all
+records would learn that "emails differ" almost always means "different person".
+City and country are left out because they repeat what the postal code says (naive Bayes
+would count the same evidence twice).
+
+Column names refer to the prepared table built in `probabilistic.py`
+(`first_name_forms` is the first name plus its formal names from `nicknames.py`,
+`last_initial` the first letter of the last name).
+"""
+
+from __future__ import annotations
+
+import splink.comparison_level_library as cll
+import splink.comparison_library as cl
+from splink import SettingsCreator, block_on
+
+UNIQUE_ID = "node_id"
+CLUSTER = "cluster_id"
+
+# Pairs already in one deterministic cluster are never scored: they need no edge.
+_OTHER_CLUSTER = f"l.{CLUSTER} <> r.{CLUSTER}"
+
+# Each rule is an equi-join on columns a person rarely has in common with a stranger, so
+# candidate pairs grow with records, not with records squared. Together they catch a
+# typo in any one field, a missing postal code or birth date, and a move (new address
+# and postal code) via last name + birth date.
+PREDICTION_BLOCKING_RULES = (
+    f"l.postal_code = r.postal_code AND l.last_initial = r.last_initial AND {_OTHER_CLUSTER}",
+    f"l.birth_date = r.birth_date AND l.last_name = r.last_name AND {_OTHER_CLUSTER}",
+    f"l.address_line1 = r.address_line1 AND l.postal_code = r.postal_code AND {_OTHER_CLUSTER}",
+    f"l.birth_date = r.birth_date AND l.postal_code = r.postal_code AND {_OTHER_CLUSTER}",
+    f"l.address_line1 = r.address_line1 AND l.last_initial = r.last_initial AND {_OTHER_CLUSTER}",
+)
+
+# Rules precise enough to count as matches when estimating how often two random records
+# are the same person. DETERMINISTIC_RECALL is the share of true pairs they are assumed
+# to find among pairs that have the fields they need (the rest differ by a typo, a
+# nickname or a move); `probabilistic.py` scales it by how many pairs do have them,
+# because a subscriber record with a name only can match but can never satisfy a rule.
+DETERMINISTIC_RULES = (
+    block_on("first_name", "last_name", "birth_date"),
+    block_on("first_name", "last_name", "address_line1", "postal_code"),
+)
+DETERMINISTIC_RECALL = 0.7
+# Records having every field of rule 1, of rule 2, of both (SQL over the prepared table).
+RULE_FIELDS = (
+    "first_name IS NOT NULL AND last_name IS NOT NULL AND birth_date IS NOT NULL",
+    "first_name IS NOT NULL AND last_name IS NOT NULL AND address_line1 IS NOT NULL AND postal_code IS NOT NULL",
+)
+
+# Share of true duplicates whose birth dates are more than ten years apart and not a
+# one-part slip: practically none (a garbage date), so in effect a veto (-16 bits). It has
+# to be: a household is not independent evidence (a shared address comes with a shared,
+# and if rare then heavily weighted, last name), and summing them would otherwise let a
+# father and son of the same name (Sr./Jr.) through. Merging two people is worse than
+# missing one merge.
+BIRTH_DATES_FAR_APART_M = 1e-5
+
+# Expectation maximisation cannot learn the m of a column it blocks on, so two sessions
+# with disjoint blocking columns cover every comparison between them.
+EM_BLOCKING_COLUMNS = (
+    ("postal_code", "birth_date"),  # trains first_name, last_name
+    ("first_name", "last_name"),    # trains birth_date, location
+)
+
+
+def comparisons() -> list:
+    """One comparison per column; levels from most to least similar."""
+    first_name = cl.CustomComparison(
+        output_column_name="first_name",
+        comparison_levels=[
+            cll.NullLevel("first_name"),
+            # Term frequencies: sharing "Mary" says less than sharing "Perpetua".
+            cll.ExactMatchLevel("first_name").configure(tf_adjustment_column="first_name"),
+            # A nickname, a one-key slip and a close spelling are the same kind of evidence;
+            # one level for all keeps its m well estimated even when nicknames are rare.
+            # Jaro-Winkler alone misses slips in short names (Joe/Jeo is 0.56) and a lower
+            # cut-off lets household names through (Lisa/Linda 0.83, Mary/Gary 0.83).
+            cll.Or(
+                cll.ArrayIntersectLevel("first_name_forms", min_intersection=1),
+                # Levenshtein first: Damerau-Levenshtein is ~8x slower in DuckDB and only
+                # needs to run on the few pairs within two edits.
+                cll.And(cll.LevenshteinLevel("first_name", 2), cll.DamerauLevenshteinLevel("first_name", 1)),
+                cll.JaroWinklerLevel("first_name", 0.92),
+            ).configure(label_for_charts="Nickname, one edit or Jaro-Winkler >= 0.92"),
+            cll.ElseLevel(),
+        ],
+    )
+    return [
+        first_name,
+        cl.NameComparison("last_name", jaro_winkler_thresholds=[0.92, 0.8]),  # exact level tf-adjusted
+        _birth_date(),
+        _location(),
+    ]
+
+
+# Two of year, month and day agree (one part mistyped), or day and month are swapped (a US
+# date read as European). Integer parts in standard SQL: cheap, unlike an edit distance on
+# the date as text, and the same on every engine Splink targets.
+_BIRTH_DATE_SLIP = " OR ".join((
+    "(CAST(EXTRACT(YEAR FROM birth_date_l) = EXTRACT(YEAR FROM birth_date_r) AS INT)"
+    " + CAST(EXTRACT(MONTH FROM birth_date_l) = EXTRACT(MONTH FROM birth_date_r) AS INT)"
+    " + CAST(EXTRACT(DAY FROM birth_date_l) = EXTRACT(DAY FROM birth_date_r) AS INT) >= 2)",
+    "(EXTRACT(YEAR FROM birth_date_l) = EXTRACT(YEAR FROM birth_date_r)"
+    " AND EXTRACT(MONTH FROM birth_date_l) = EXTRACT(DAY FROM birth_date_r)"
+    " AND EXTRACT(DAY FROM birth_date_l) = EXTRACT(MONTH FROM birth_date_r))",
+))
+
+
+def _birth_date():
+    """Exact, a typed slip, within a month / a year / ten years apart, else.
+
+    More than ten years apart is fixed as near-certain non-match rather than learned: the
+    father and son of the same name at the same address (John Smith Sr. and Jr.) look to
+    expectation maximisation like one person with a wrong birth date, and would teach it
+    that such a gap is common among matches.
+    """
+    dob = "birth_date"
+    return cl.CustomComparison(
+        output_column_name=dob,
+        comparison_levels=[
+            cll.NullLevel(dob),
+            cll.ExactMatchLevel(dob),
+            cll.CustomLevel(_BIRTH_DATE_SLIP, label_for_charts="One part typed wrong, or day and month swapped"),
+            cll.AbsoluteDateDifferenceLevel(dob, threshold=1, metric="month", input_is_string=False),
+            cll.AbsoluteDateDifferenceLevel(dob, threshold=1, metric="year", input_is_string=False),
+            cll.AbsoluteDateDifferenceLevel(dob, threshold=10, metric="year", input_is_string=False),
+            cll.ElseLevel().configure(m_probability=BIRTH_DATES_FAR_APART_M, fix_m_probability=True),
+        ],
+    )
+
+
+def _location():
+    """Street address and postal code as one comparison.
+
+    They are far from independent (the same street line nearly always comes with the same
+    postal code), and a model that scored them separately would count one shared address
+    twice, which is exactly what lets a household outscore its different first names.
+    """
+    address, postal = "address_line1", "postal_code"
+    return cl.CustomComparison(
+        output_column_name="location",
+        comparison_levels=[
+            cll.And(cll.NullLevel(address), cll.NullLevel(postal)),
+            cll.And(cll.ExactMatchLevel(address), cll.ExactMatchLevel(postal))
+            .configure(label_for_charts="Same street address and postal code"),
+            # A typo in either, or the same street line with the postal code left blank.
+            cll.And(cll.JaroWinklerLevel(address, 0.9), cll.Or(cll.LevenshteinLevel(postal, 1), cll.NullLevel(postal)))
+            .configure(label_for_charts="Street address alike, postal code within one edit or missing"),
+            cll.ExactMatchLevel(postal).configure(label_for_charts="Same postal code, other street"),
+            cll.LevenshteinLevel(postal, 1).configure(label_for_charts="Postal code within one edit"),
+            cll.ElseLevel(),
+        ],
+    )
+
+
+def settings() -> SettingsCreator:
+    """The untrained model: parameters are estimated from the data on every run."""
+    return SettingsCreator(
+        link_type="dedupe_only",
+        unique_id_column_name=UNIQUE_ID,
+        comparisons=comparisons(),
+        blocking_rules_to_generate_predictions=list(PREDICTION_BLOCKING_RULES),
+        additional_columns_to_retain=[CLUSTER],
+        retain_matching_columns=False,
+        retain_intermediate_calculation_columns=False,
+        max_iterations=20,
+    )

@@ -97,6 +97,24 @@ def cmd_evaluate_identity(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_profile(args: argparse.Namespace) -> int:
+    from crm_pipeline.profiles.lookup import find_contact, render_profile
+    from crm_pipeline.warehouse.engine import make_engine
+
+    settings = load_settings(args.config, warehouse_url=args.warehouse)
+    engine = make_engine(settings.warehouse_url)
+    try:
+        with engine.connect() as conn:
+            contact_id = find_contact(conn, email=args.email, contact_id=args.contact_id, phone=args.phone)
+            if contact_id is None:
+                print("no contact found for " + (args.email or args.contact_id or args.phone), file=sys.stderr)
+                return 1
+            print(render_profile(conn, contact_id, limit=args.limit))
+    finally:
+        engine.dispose()
+    return 0
+
+
 def cmd_contract(args: argparse.Namespace) -> int:
     from crm_pipeline.contract.markdown import render_markdown
 
@@ -130,6 +148,15 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--brand", help="only this brand")
     report.add_argument("--warehouse", help="SQLAlchemy URL (default: settings)")
     report.set_defaults(func=cmd_dq_report)
+
+    profile = sub.add_parser("profile", help="print a person's 360 profile and latest timeline entries")
+    who = profile.add_mutually_exclusive_group(required=True)
+    who.add_argument("--email")
+    who.add_argument("--contact-id")
+    who.add_argument("--phone")
+    profile.add_argument("--limit", type=int, default=20, help="timeline entries to show")
+    profile.add_argument("--warehouse", help="SQLAlchemy URL (default: settings)")
+    profile.set_defaults(func=cmd_profile)
 
     evaluate = sub.add_parser("evaluate", help="measure a stage against ground truth")
     evaluate_sub = evaluate.add_subparsers(dest="evaluate_command", required=True)

@@ -11,8 +11,13 @@ from sqlalchemy.engine import Engine
 def make_engine(url: str) -> Engine:
     """An engine for `url`; a DuckDB file's folder is created so a fresh machine just works."""
     parsed = sa.engine.make_url(url)
-    if parsed.get_backend_name() == "duckdb" and parsed.database not in (None, "", ":memory:"):
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    if parsed.get_backend_name() == "duckdb":
+        if parsed.database not in (None, "", ":memory:"):
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(url)
+        # No progress bars in run logs.
+        sa.event.listen(engine, "connect", lambda dbapi, _record: dbapi.execute("PRAGMA disable_progress_bar"))
+        return engine
     return sa.create_engine(url)
 
 

@@ -46,14 +46,14 @@ def _figure_columns() -> list[sa.Column]:
     """Figures computed the same way per brand and across brands."""
     return [
         sa.Column("order_count", sa.Integer, nullable=False, comment="purchases: not cancelled, not fully refunded"),
-        sa.Column("revenue", sa.Float, nullable=False, comment="sum of purchase totals; no FX conversion"),
+        sa.Column("revenue", sa.Double, nullable=False, comment="sum of purchase totals; no FX conversion"),
         sa.Column("currencies", sa.String, comment="comma-separated currencies behind revenue"),
-        sa.Column("average_order_value", sa.Float),
+        sa.Column("average_order_value", sa.Double),
         sa.Column("first_order_date", sa.Date),
         sa.Column("last_order_date", sa.Date),
         sa.Column("purchased_unit_count", sa.Integer, nullable=False),
         sa.Column("returned_unit_count", sa.Integer, nullable=False),
-        sa.Column("return_rate", sa.Float, comment="returned units / purchased units"),
+        sa.Column("return_rate", sa.Double, comment="returned units / purchased units"),
         sa.Column("last_open_at", sa.DateTime(timezone=True)),
         sa.Column("last_click_at", sa.DateTime(timezone=True)),
         sa.Column("last_browse_at", sa.DateTime(timezone=True)),

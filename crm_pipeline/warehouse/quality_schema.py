@@ -15,7 +15,7 @@ from crm_pipeline.contract import ENTITIES, Entity
 from crm_pipeline.warehouse.schema import metadata
 
 _TYPES = {
-    "string": sa.String, "json": sa.String, "integer": sa.BigInteger, "decimal": sa.Float,
+    "string": sa.String, "json": sa.String, "integer": sa.BigInteger, "decimal": sa.Double,
     "boolean": sa.Boolean, "date": sa.Date, "timestamp": lambda: sa.DateTime(timezone=True),
 }
 

@@ -1,0 +1,252 @@
+"""Profile build at scale: synthetic staging + identity tables, then `build_profiles`.
+
+Usage: PYTHONPATH=. python bench/profiles.py [--contacts 100000 1000000] [--seed 7] [--keep DIR]
+
+Per scale: generates (numpy, seeded) staging rows for every person-linked entity plus
+the catalogue and order lines, links them to contacts in `identity_map`, inserts them
+with `insert_arrow` into a fresh DuckDB file, then runs the build in a fresh process so
+its peak memory is its own. Prints rows per table, build seconds per step and peak RSS.
+Per contact on average: 1.2 customer accounts, 0.6 subscriber records, 2.5 orders of
+2 lines (5% with a return line), 8 email events and 6 web events over two years; 1% of
+events fall after as_of (and must be ignored).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+AS_OF = dt.date(2025, 6, 30)
+BRANDS = np.array(["alpha", "beta", "gamma"])
+TOPS = np.array(["Women", "Men", "Kids", "Home", "Beauty", "Sport"])
+SUBS = np.array(["Shoes", "Shirts", "Coats", "Bags", "Kitchen", "Care"])
+FIRST = np.array(["Ann", "Bo", "Cara", "Dan", "Eve", "Finn", "Gia", "Hal", "Ida", "Jon"])
+LAST = np.array(["Lee", "Kim", "Diaz", "Smith", "Ng", "Brown", "Khan", "Rossi", "Weber", "Moreau"])
+COUNTRIES = np.array(["US", "US", "US", "GB", "DE", "FR", "CA"])
+ORDER_STATUS = np.array(["delivered", "shipped", "placed", "cancelled", "refunded", "partially_refunded"])
+ORDER_P = [0.62, 0.1, 0.05, 0.06, 0.05, 0.12]
+EMAIL_TYPES = np.array(["send", "open", "click", "bounce", "unsubscribe", "complaint"])
+EMAIL_P = [0.55, 0.3, 0.12, 0.015, 0.012, 0.003]
+WEB_TYPES = np.array(["page_view", "product_view", "add_to_cart", "search", "checkout"])
+WEB_P = [0.4, 0.35, 0.12, 0.08, 0.05]
+PRODUCTS_PER_BRAND = 2_000
+SECONDS = 730 * 86_400
+
+
+def ids(prefix: str, numbers: np.ndarray) -> pa.Array:
+    return pc.binary_join_element_wise(prefix, pa.array(numbers).cast(pa.string()), "")
+
+
+def times(rng: np.random.Generator, n: int) -> pa.Array:
+    """Over the two years before as_of, 1% in the week after it."""
+    end = dt.datetime.combine(AS_OF + dt.timedelta(days=1), dt.time(), tzinfo=dt.timezone.utc).timestamp()
+    late = rng.random(n) < 0.01
+    secs = np.where(late, end + rng.integers(0, 7 * 86_400, n), end - rng.integers(1, SECONDS, n))
+    return pa.array((secs * 1_000_000).astype("int64"), pa.timestamp("us", tz="UTC"))
+
+
+def lineage(n: int, brand: np.ndarray) -> dict:
+    rows = np.arange(1, n + 1)
+    return {"_file_id": pa.array(np.ones(n, np.int64)), "_row_number": pa.array(rows),
+            "_brand": pa.array(brand), "_row_hash": pa.array(rows)}
+
+
+def generate(contacts: int, seed: int) -> dict[str, pa.Table]:
+    rng = np.random.default_rng(seed)
+    cid = lambda idx: ids("K", idx)  # noqa: E731
+    out: dict[str, pa.Table] = {}
+    links = []
+
+    # catalogue per brand
+    n_prod = PRODUCTS_PER_BRAND * len(BRANDS)
+    p_brand = np.repeat(BRANDS, PRODUCTS_PER_BRAND)
+    p_num = np.tile(np.arange(PRODUCTS_PER_BRAND), len(BRANDS))
+    cat = pc.binary_join_element_wise(pa.array(TOPS[rng.integers(0, len(TOPS), n_prod)]),
+                                      pa.array(SUBS[rng.integers(0, len(SUBS), n_prod)]), " > ")
+    prices = np.round(rng.lognormal(3.5, 0.8, n_prod), 2)
+    out["products"] = pa.table({**lineage(n_prod, p_brand), "sku": ids("A-", p_num), "name": ids("Product ", p_num),
+                                "category": cat, "price": pa.array(prices)})
+
+    # customers: one account per contact, 20% a second account in another brand
+    home = rng.integers(0, len(BRANDS), contacts)
+    extra = np.flatnonzero(rng.random(contacts) < 0.2)
+    owner = np.concatenate([np.arange(contacts), extra])
+    brand = BRANDS[np.concatenate([home, (home[extra] + 1) % len(BRANDS)])]
+    n = owner.size
+    email = pc.binary_join_element_wise(ids("p", owner), pa.array(np.full(n, "example.com")), "@")
+    out["customers"] = pa.table({
+        **lineage(n, brand), "customer_id": ids("C", np.arange(n)), "email": email,
+        "email_match_key": email, "phone": ids("+1415", 2_000_000 + owner % 7_000_000),
+        "first_name": pa.array(FIRST[owner % len(FIRST)]), "last_name": pa.array(LAST[(owner // 10) % len(LAST)]),
+        "address_line1": ids("Main Street ", owner % 999), "city": pa.array(np.full(n, "Springfield")),
+        "postal_code": ids("", 10_000 + owner % 89_999), "country": pa.array(COUNTRIES[owner % len(COUNTRIES)]),
+        "created_at": times(rng, n), "updated_at": times(rng, n)})
+    links.append(("customers", brand, out["customers"]["customer_id"], owner))
+
+    # subscribers: 60% of contacts, in their home brand
+    who = np.flatnonzero(rng.random(contacts) < 0.6)
+    n = who.size
+    brand = BRANDS[home[who]]
+    sub_at = times(rng, n)
+    status = np.where(rng.random(n) < 0.8, "subscribed", "unsubscribed")
+    unsub = pc.if_else(pa.array(status == "unsubscribed"), times(rng, n), pa.nulls(n, pa.timestamp("us", tz="UTC")))
+    email = pc.binary_join_element_wise(ids("p", who), pa.array(np.full(n, "example.com")), "@")
+    out["subscribers"] = pa.table({
+        **lineage(n, brand), "subscriber_id": ids("S", np.arange(n)), "email": email, "email_match_key": email,
+        "status": pa.array(status), "subscribed_at": sub_at, "unsubscribed_at": unsub,
+        "source": pa.array(np.full(n, "popup")), "first_name": pa.array(FIRST[who % len(FIRST)])})
+    links.append(("subscribers", brand, out["subscribers"]["subscriber_id"], who))
+
+    # orders and lines
+    per = rng.poisson(2.5, contacts)
+    owner = np.repeat(np.arange(contacts), per)
+    n = owner.size
+    brand_idx = np.where(rng.random(n) < 0.8, home[owner], rng.integers(0, len(BRANDS), n))
+    brand = BRANDS[brand_idx]
+    status = ORDER_STATUS[rng.choice(len(ORDER_STATUS), n, p=ORDER_P)]
+    ordered = times(rng, n)
+    order_id = ids("O-", np.arange(n))
+    out["orders"] = pa.table({
+        **lineage(n, brand), "order_id": order_id, "customer_id": pa.nulls(n, pa.string()),
+        "email": pc.binary_join_element_wise(ids("p", owner), pa.array(np.full(n, "example.com")), "@"),
+        "ordered_at": ordered, "status": pa.array(status), "currency": pa.array(np.where(brand_idx == 2, "EUR", "USD")),
+        "total": pa.array(np.round(rng.lognormal(4.0, 0.7, n), 2)), "shipping_country": pa.array(COUNTRIES[owner % 7]),
+        "updated_at": ordered})
+    links.append(("orders", brand, order_id, owner))
+    lines = 1 + rng.poisson(1.0, n)
+    o_idx = np.repeat(np.arange(n), lines)
+    line_no = np.arange(o_idx.size) - np.repeat(np.cumsum(lines) - lines, lines) + 1
+    qty = 1 + rng.poisson(0.3, o_idx.size)
+    sku_num = rng.integers(0, PRODUCTS_PER_BRAND, o_idx.size)
+    # a partially refunded order returns one unit of its first line, on an extra line
+    ret = np.flatnonzero((line_no == 1) & (status[o_idx] == "partially_refunded"))
+    line_no = np.concatenate([line_no, lines[o_idx[ret]] + 1])
+    o_idx = np.concatenate([o_idx, o_idx[ret]])
+    sku_num = np.concatenate([sku_num, sku_num[ret]])
+    qty = np.concatenate([qty, -np.ones(ret.size, np.int64)])
+    m = o_idx.size
+    out["order_items"] = pa.table({
+        **lineage(m, brand[o_idx]), "order_id": order_id.take(pa.array(o_idx)), "line_number": pa.array(line_no),
+        "sku": ids("A-", sku_num), "quantity": pa.array(qty), "unit_price": pa.array(np.round(rng.lognormal(3.5, 0.8, m), 2))})
+
+    # email events (home brand) and web events (any brand, mostly home)
+    for entity, mean, kinds, p in (("email_events", 8, EMAIL_TYPES, EMAIL_P), ("web_events", 6, WEB_TYPES, WEB_P)):
+        owner = np.repeat(np.arange(contacts), rng.poisson(mean, contacts))
+        n = owner.size
+        brand = BRANDS[home[owner]] if entity == "email_events" else \
+            BRANDS[np.where(rng.random(n) < 0.85, home[owner], rng.integers(0, len(BRANDS), n))]
+        kind = kinds[rng.choice(len(kinds), n, p=p)]
+        event_id = ids("E-" if entity == "email_events" else "W-", np.arange(n))
+        cols = {**lineage(n, brand), "event_id": event_id, "event_type": pa.array(kind), "occurred_at": times(rng, n)}
+        if entity == "email_events":
+            cols |= {"campaign_id": ids("CP-", rng.integers(0, 300, n)),
+                     "url": pc.if_else(pa.array(kind == "click"), ids("https://shop/c/", rng.integers(0, 300, n)),
+                                       pa.nulls(n, pa.string()))}
+        else:
+            is_product = np.isin(kind, ["product_view", "add_to_cart"])
+            cols |= {"cookie_id": ids("ck", owner), "url": ids("https://shop/p/", rng.integers(0, 5_000, n)),
+                     "sku": pc.if_else(pa.array(is_product), ids("A-", rng.integers(0, PRODUCTS_PER_BRAND, n)),
+                                       pa.nulls(n, pa.string()))}
+        out[entity] = pa.table(cols)
+        links.append((entity, brand, event_id, owner))
+
+    ent, br, key, own = zip(*links)
+    n_links = sum(len(k) for k in key)
+    out["identity_map"] = pa.table({
+        "brand": pa.array(np.concatenate(br)),
+        "entity": pa.array(np.concatenate([np.full(len(k), e) for e, k in zip(ent, key)])),
+        "source_key": pa.concat_arrays([k.combine_chunks() if isinstance(k, pa.ChunkedArray) else k for k in key]),
+        "node_id": ids("N", np.arange(n_links)), "contact_id": cid(np.concatenate(own)),
+        "match_type": pa.array(np.full(n_links, "deterministic")),
+        "_file_id": pa.array(np.ones(n_links, np.int64)), "_row_number": pa.array(np.arange(1, n_links + 1)),
+    })
+    return out
+
+
+def load(url: str, tables: dict[str, pa.Table]) -> None:
+    from crm_pipeline.warehouse.bulk import insert_arrow
+    from crm_pipeline.warehouse.engine import make_engine
+    from crm_pipeline.warehouse.identity_schema import create_identity_tables, identity_map
+    from crm_pipeline.warehouse.quality_schema import create_quality_tables, stg_tables
+
+    engine = make_engine(url)
+    create_quality_tables(engine)
+    create_identity_tables(engine)
+    with engine.begin() as conn:
+        for name, data in tables.items():
+            table = identity_map if name == "identity_map" else stg_tables[name]
+            data = data.select([c for c in data.column_names if c in table.c])
+            insert_arrow(conn, table, data)
+    engine.dispose()
+
+
+def build_only(url: str) -> None:
+    """Run in a child process: the build alone, with its own peak memory."""
+    from crm_pipeline.profiles.build import build_profiles
+    from crm_pipeline.warehouse.engine import make_engine
+
+    figures = build_profiles(make_engine(url), as_of=AS_OF)
+    figures["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    print(json.dumps(figures))
+
+
+def run(contacts: int, seed: int, folder: Path) -> None:
+    url = f"duckdb:///{folder / f'profiles_{contacts}.duckdb'}"
+    t = time.perf_counter()
+    tables = generate(contacts, seed)
+    t_gen = time.perf_counter() - t
+    t = time.perf_counter()
+    load(url, tables)
+    t_load = time.perf_counter() - t
+    rows = {k: v.num_rows for k, v in tables.items()}
+    del tables
+    print(f"\n== {contacts:,} contacts: generated in {t_gen:.1f} s, inserted in {t_load:.1f} s")
+    print("   rows: " + ", ".join(f"{k} {v:,}" for k, v in rows.items()))
+    runs = []
+    for attempt in (1, 2):  # the second run re-builds the same tables (idempotent delete-then-insert)
+        child = subprocess.run([sys.executable, __file__, "--build-only", url], capture_output=True, text=True,
+                               check=True)
+        runs.append(json.loads(child.stdout.strip().splitlines()[-1]))
+    for attempt, figures in enumerate(runs, start=1):
+        per_s = figures["contacts_profiled"] / figures["seconds"]
+        print(f"   build {attempt}: {figures['seconds']:.1f} s ({per_s:,.0f} contacts/s), peak RSS "
+              f"{figures['peak_rss_mb']:,} MB, steps {figures['step_seconds']}")
+    f = runs[0]
+    print(f"   contacts profiled {f['contacts_profiled']:,}, contact-brand rows {f['contact_brand_rows']:,}, "
+          f"golden values {f['golden_values']:,}, timeline rows {f['timeline_rows']:,}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--contacts", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--keep", type=Path, help="folder for the DuckDB files (default: a temporary one)")
+    parser.add_argument("--build-only", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.build_only:
+        build_only(args.build_only)
+        return
+    folder = args.keep or Path(tempfile.mkdtemp(prefix="bench_profiles_"))
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        for contacts in args.contacts:
+            run(contacts, args.seed, folder)
+    finally:
+        if args.keep is None:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

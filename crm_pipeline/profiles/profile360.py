@@ -1,0 +1,251 @@
+"""The 360 profile: per contact and brand (`profile_360_brand`) and across brands (`profile_360`).
+
+Definitions a reader of the tables relies on:
+- A purchase is an order that is neither cancelled nor fully refunded (a missing status
+  counts as a purchase). Order count, revenue (sum of `total`), average order value and
+  first/last order dates are over purchases. Amounts stay in their own currency: no FX
+  conversion is done, so `revenue` across brands or currencies is a plain sum and
+  `currencies` names what went into it.
+- Return rate = returned units (negative order lines) / purchased units (positive lines),
+  both on purchases; a return counts once the order's last change is on or before as_of.
+- Engagement over the last n days counts events on as_of and the n - 1 days before.
+- Top category bought is the top level of the category path with the most units bought,
+  top category browsed the one with the most web events on a product; ties go to the
+  alphabetically first. Price band bought: low/mid/high by the selling brand's list-price
+  terciles, the band with the most units (ties -> the higher band).
+- Subscription status is that of the brand's latest subscriber record as of as_of.
+  `email_consent` (per brand) is true when that status is `subscribed` and no unsubscribe,
+  bounce or complaint event of the brand happened at or after the last subscribe. Orders
+  never grant consent, so an unsubscribe landing with a purchase still wins.
+- Overall figures are the same aggregates across brands, rolled up from the per-brand
+  aggregates in the same statement (the overall row carries brand '' in the scratch).
+"""
+
+from __future__ import annotations
+
+import re
+
+import sqlalchemy as sa
+
+from crm_pipeline.profiles.sql import ENGAGEMENT_WINDOWS, string_list_agg, utc_date
+from crm_pipeline.warehouse.profile_schema import GOLDEN_FIELDS, profile_360, profile_360_brand
+
+OVERALL = ""  # the brand value of the across-brands rows in the scratch table
+_OPT_OUT = "('unsubscribe', 'bounce', 'complaint')"
+
+
+def _two_level(name: str, source: str, aggregates: list[tuple[str, str, str]]) -> str:
+    """Aggregates per contact and brand, then the same rolled up across brands (brand_key '').
+
+    `aggregates` = (alias, per-brand expression, roll-up expression over the per-brand rows).
+    Rolling up the per-brand rows is far cheaper than aggregating the events twice.
+    """
+    per_brand = ", ".join(f"{expr} AS {alias}" for alias, expr, _ in aggregates)
+    rolled = ", ".join(f"{roll} AS {alias}" for alias, _, roll in aggregates)
+    aliases = ", ".join(alias for alias, _, _ in aggregates)
+    return f"""{name}_brand AS (
+        SELECT contact_id, brand, {per_brand} FROM {source} GROUP BY contact_id, brand
+    ),
+    {name} AS (
+        SELECT contact_id, brand AS brand_key, {aliases} FROM {name}_brand
+        UNION ALL
+        SELECT contact_id, '{OVERALL}', {rolled} FROM {name}_brand GROUP BY contact_id
+    )"""
+
+
+def _engagement() -> list[tuple[str, str, str]]:
+    return [(f"email_{kind}_{n}d_count",
+             f"SUM(CASE WHEN event_type = '{kind}' AND occurred_at >= :since_{n}d THEN 1 ELSE 0 END)",
+             f"SUM(email_{kind}_{n}d_count)")
+            for kind in ("open", "click") for n in ENGAGEMENT_WINDOWS]
+
+
+def _top(name: str, source: str, value: str, weight: str, tie: str) -> str:
+    """The value with the largest weight per contact and brand, and across brands."""
+    return f"""{name}_brand AS (
+        SELECT contact_id, brand, {value}, {weight} AS weight FROM {source} GROUP BY contact_id, brand, {value}
+    ),
+    {name}_weights AS (
+        SELECT contact_id, brand AS brand_key, {value}, weight FROM {name}_brand
+        UNION ALL
+        SELECT contact_id, '{OVERALL}', {value}, SUM(weight) FROM {name}_brand GROUP BY contact_id, {value}
+    ),
+    {name} AS (
+        SELECT contact_id, brand_key, {value} AS top_value FROM (
+            SELECT contact_id, brand_key, {value},
+                   ROW_NUMBER() OVER (PARTITION BY contact_id, brand_key ORDER BY weight DESC, {tie}) AS pick
+            FROM {name}_weights
+        ) r WHERE pick = 1
+    )"""
+
+
+# Each order to the cent first: staged amounts may be single-precision floats.
+_REVENUE = "SUM(CAST(total AS DECIMAL(18, 2)))"
+_ENGAGEMENT_COLUMNS = [f"email_{k}_{n}d_count" for k in ("open", "click") for n in ENGAGEMENT_WINDOWS]
+FIGURE_COLUMNS = [
+    "order_count", "revenue", "currencies", "average_order_value", "first_order_date", "last_order_date",
+    "purchased_unit_count", "returned_unit_count", "return_rate", "last_open_at", "last_click_at",
+    "last_browse_at", *_ENGAGEMENT_COLUMNS, "top_category_bought", "top_category_browsed", "price_band_bought",
+]
+
+_FIGURES_SQL = f"""
+CREATE TEMPORARY TABLE tmp_profile_figures AS
+WITH
+keys AS (
+    SELECT contact_id, brand FROM tmp_profile_customers
+    UNION SELECT contact_id, brand FROM tmp_profile_subscribers
+    UNION SELECT contact_id, brand FROM tmp_profile_orders
+    UNION SELECT contact_id, brand FROM tmp_profile_email
+    UNION SELECT contact_id, brand FROM tmp_profile_web
+),
+all_keys AS (
+    SELECT contact_id, brand FROM keys UNION ALL SELECT DISTINCT contact_id, '{OVERALL}' FROM keys
+),
+purchases AS (SELECT * FROM tmp_profile_orders WHERE is_purchase = 1),
+{_two_level("order_figs", "purchases", [
+    ("order_count", "COUNT(*)", "SUM(order_count)"),
+    ("revenue", _REVENUE, "SUM(revenue)"),
+    ("first_order_at", "MIN(ordered_at)", "MIN(first_order_at)"),
+    ("last_order_at", "MAX(ordered_at)", "MAX(last_order_at)"),
+])},
+currency_brand AS (SELECT DISTINCT contact_id, brand, currency FROM purchases WHERE currency IS NOT NULL),
+currency_figs AS (
+    SELECT contact_id, brand AS brand_key, {string_list_agg('currency')} AS currencies
+    FROM currency_brand GROUP BY contact_id, brand
+    UNION ALL
+    SELECT contact_id, '{OVERALL}', {string_list_agg('currency', distinct=True)}
+    FROM currency_brand GROUP BY contact_id
+),
+lines AS (
+    SELECT o.contact_id, o.brand, p.top_category,
+           CASE WHEN COALESCE(p.price, i.unit_price) IS NULL THEN NULL
+                WHEN COALESCE(p.price, i.unit_price) <= p.low_max THEN 'low'
+                WHEN COALESCE(p.price, i.unit_price) <= p.mid_max THEN 'mid'
+                WHEN p.low_max IS NULL THEN NULL ELSE 'high' END AS price_band,
+           CASE WHEN i.quantity > 0 THEN i.quantity ELSE 0 END AS bought_units,
+           CASE WHEN i.quantity < 0 AND o.changed_at < :as_of_end THEN -i.quantity ELSE 0 END AS returned_units
+    FROM purchases o
+    JOIN stg_order_items i ON i._brand = o.brand AND i.order_id = o.order_id
+    LEFT JOIN tmp_profile_products p ON p.brand = i._brand AND p.sku = i.sku
+),
+{_two_level("unit_figs", "lines", [
+    ("purchased_unit_count", "SUM(bought_units)", "SUM(purchased_unit_count)"),
+    ("returned_unit_count", "SUM(returned_units)", "SUM(returned_unit_count)"),
+])},
+{_top('bought', "(SELECT * FROM lines WHERE bought_units > 0 AND top_category IS NOT NULL) x",
+      'top_category', 'SUM(bought_units)', 'top_category')},
+{_top('band', "(SELECT * FROM lines WHERE bought_units > 0 AND price_band IS NOT NULL) x",
+      'price_band', 'SUM(bought_units)', "CASE price_band WHEN 'high' THEN 0 WHEN 'mid' THEN 1 ELSE 2 END")},
+{_two_level("email_figs", "tmp_profile_email", [
+    ("last_open_at", "MAX(CASE WHEN event_type = 'open' THEN occurred_at END)", "MAX(last_open_at)"),
+    ("last_click_at", "MAX(CASE WHEN event_type = 'click' THEN occurred_at END)", "MAX(last_click_at)"),
+    ("last_opt_out_at", f"MAX(CASE WHEN event_type IN {_OPT_OUT} THEN occurred_at END)", "MAX(last_opt_out_at)"),
+    *_engagement(),
+])},
+{_two_level("web_figs", "tmp_profile_web", [("last_browse_at", "MAX(occurred_at)", "MAX(last_browse_at)")])},
+{_top('browsed', "(SELECT * FROM tmp_profile_web WHERE top_category IS NOT NULL) x",
+      'top_category', 'COUNT(*)', 'top_category')},
+subs AS (
+    SELECT contact_id, brand, status, subscribed_at, state_at FROM (
+        SELECT s.*, ROW_NUMBER() OVER (
+                   PARTITION BY contact_id, brand
+                   ORDER BY state_at DESC NULLS LAST, CASE WHEN status = 'subscribed' THEN 1 ELSE 0 END,
+                            subscriber_id) AS pick
+        FROM tmp_profile_subscribers s WHERE status IS NOT NULL
+    ) r WHERE pick = 1
+)
+SELECT k.contact_id, k.brand,
+       COALESCE(o.order_count, 0) AS order_count,
+       CAST(COALESCE(o.revenue, 0) AS DOUBLE PRECISION) AS revenue,
+       c.currencies,
+       CASE WHEN o.order_count > 0 THEN CAST(o.revenue AS DOUBLE PRECISION) / o.order_count END
+           AS average_order_value,
+       {utc_date('o.first_order_at')} AS first_order_date,
+       {utc_date('o.last_order_at')} AS last_order_date,
+       COALESCE(u.purchased_unit_count, 0) AS purchased_unit_count,
+       COALESCE(u.returned_unit_count, 0) AS returned_unit_count,
+       CASE WHEN u.purchased_unit_count > 0
+            THEN CAST(u.returned_unit_count AS DOUBLE PRECISION) / u.purchased_unit_count END AS return_rate,
+       e.last_open_at, e.last_click_at, w.last_browse_at,
+       {", ".join(f"COALESCE(e.{c}, 0) AS {c}" for c in _ENGAGEMENT_COLUMNS)},
+       tb.top_value AS top_category_bought,
+       tw.top_value AS top_category_browsed,
+       pb.top_value AS price_band_bought,
+       s.status AS subscription_status,
+       {utc_date('s.subscribed_at')} AS subscribed_date,
+       CASE WHEN s.status = 'subscribed'
+             AND (e.last_opt_out_at IS NULL
+                  OR e.last_opt_out_at < COALESCE(s.subscribed_at, s.state_at)) THEN 1 ELSE 0 END AS email_consent
+FROM all_keys k
+LEFT JOIN order_figs o ON o.contact_id = k.contact_id AND o.brand_key = k.brand
+LEFT JOIN currency_figs c ON c.contact_id = k.contact_id AND c.brand_key = k.brand
+LEFT JOIN unit_figs u ON u.contact_id = k.contact_id AND u.brand_key = k.brand
+LEFT JOIN bought tb ON tb.contact_id = k.contact_id AND tb.brand_key = k.brand
+LEFT JOIN band pb ON pb.contact_id = k.contact_id AND pb.brand_key = k.brand
+LEFT JOIN email_figs e ON e.contact_id = k.contact_id AND e.brand_key = k.brand
+LEFT JOIN web_figs w ON w.contact_id = k.contact_id AND w.brand_key = k.brand
+LEFT JOIN browsed tw ON tw.contact_id = k.contact_id AND tw.brand_key = k.brand
+LEFT JOIN subs s ON s.contact_id = k.contact_id AND s.brand = k.brand
+"""
+
+_BRAND_COLUMNS = ["contact_id", "brand", "as_of", *FIGURE_COLUMNS, "subscription_status", "subscribed_date",
+                  "email_consent"]
+assert set(_BRAND_COLUMNS) == {c.name for c in profile_360_brand.columns}
+
+_BRAND_SQL = f"""
+INSERT INTO profile_360_brand ({", ".join(_BRAND_COLUMNS)})
+SELECT contact_id, brand, :as_of, {", ".join(FIGURE_COLUMNS)}, subscription_status, subscribed_date,
+       email_consent = 1
+FROM tmp_profile_figures WHERE brand <> '{OVERALL}'
+"""
+
+_OVERALL_COLUMNS = ["contact_id", "as_of", *GOLDEN_FIELDS, "brands", "brand_count", *FIGURE_COLUMNS,
+                    "subscribed_brands", "email_consent_brands", "email_consent"]
+assert set(_OVERALL_COLUMNS) == {c.name for c in profile_360.columns}
+
+
+def _golden_pivot() -> str:
+    cols = []
+    for field in GOLDEN_FIELDS:
+        value = f"MAX(CASE WHEN field = '{field}' THEN value END)"
+        cols.append(f"CAST({value} AS DATE) AS {field}" if field == "birth_date" else f"{value} AS {field}")
+    return f"SELECT contact_id, {', '.join(cols)} FROM golden_records GROUP BY contact_id"
+
+
+_OVERALL_SQL = f"""
+INSERT INTO profile_360 ({", ".join(_OVERALL_COLUMNS)})
+WITH per_brand AS (
+    SELECT contact_id, {string_list_agg('brand')} AS brands, COUNT(*) AS brand_count,
+           {string_list_agg("CASE WHEN subscription_status = 'subscribed' THEN brand END")} AS subscribed_brands,
+           {string_list_agg("CASE WHEN email_consent = 1 THEN brand END")} AS email_consent_brands
+    FROM tmp_profile_figures WHERE brand <> '{OVERALL}' GROUP BY contact_id
+),
+golden AS ({_golden_pivot()})
+SELECT f.contact_id, :as_of, {", ".join(f"g.{c}" for c in GOLDEN_FIELDS)}, b.brands, b.brand_count,
+       {", ".join(f"f.{c}" for c in FIGURE_COLUMNS)},
+       b.subscribed_brands, b.email_consent_brands, b.email_consent_brands IS NOT NULL
+FROM tmp_profile_figures f
+JOIN per_brand b ON b.contact_id = f.contact_id
+LEFT JOIN golden g ON g.contact_id = f.contact_id
+WHERE f.brand = '{OVERALL}'
+"""
+
+
+def build_profile_360(conn: sa.Connection, params: dict) -> int:
+    """Replace `profile_360_brand` and `profile_360` from the scratch tables and `golden_records`.
+
+    Runs inside the caller's transaction after `create_scratch` and the golden records;
+    returns the number of contacts profiled.
+    """
+    conn.execute(sa.text("DROP TABLE IF EXISTS tmp_profile_figures"))
+    conn.execute(sa.text(_FIGURES_SQL), _bound(_FIGURES_SQL, params))
+    conn.execute(sa.text("DELETE FROM profile_360_brand"))
+    conn.execute(sa.text("DELETE FROM profile_360"))
+    conn.execute(sa.text(_BRAND_SQL), {"as_of": params["as_of"]})
+    conn.execute(sa.text(_OVERALL_SQL), {"as_of": params["as_of"]})
+    conn.execute(sa.text("DROP TABLE tmp_profile_figures"))
+    return conn.execute(sa.text("SELECT COUNT(*) FROM profile_360")).scalar_one()
+
+
+def _bound(sql: str, params: dict) -> dict:
+    return {k: v for k, v in params.items() if re.search(rf":{k}\b", sql)}

@@ -1,0 +1,76 @@
+"""SQL fragments the profile stage shares, and the time bounds of an `as_of` day.
+
+Everything here renders standard SQL that DuckDB and PostgreSQL both run (`AT TIME ZONE`,
+`POSITION ... IN`, `SUBSTRING ... FROM ... FOR`, window functions, `GROUPING SETS`).
+The one non-standard aggregate, an ordered string list, is `string_list_agg`: the place
+to switch when a backend spells it differently (Spark: `array_join(array_sort(collect_set(x)), ',')`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+ENGAGEMENT_WINDOWS = (30, 90, 365)
+
+# Order statuses that are not a purchase: revenue, order counts and units ignore them.
+NOT_PURCHASE_STATUSES = ("cancelled", "refunded")
+
+
+def as_of_params(as_of: dt.date) -> dict:
+    """Bound parameters for an `as_of` day, all derived from the date (never the wall clock).
+
+    `as_of_end` is midnight UTC after `as_of`: a record counts when its time is before it.
+    `since_<n>d` starts the last n days: `as_of` and the n - 1 days before it, so an event
+    29 days before `as_of` counts in the 30-day window and one 30 days before does not.
+    """
+    end = dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time(), tzinfo=dt.timezone.utc)
+    params = {"as_of": as_of, "as_of_end": end}
+    params.update({f"since_{n}d": end - dt.timedelta(days=n) for n in ENGAGEMENT_WINDOWS})
+    return params
+
+
+def counts(column: str | None, as_of_end: str = ":as_of_end") -> str:
+    """A record counts when its time is before the end of `as_of`; an undated record always counts."""
+    return "1 = 1" if column is None else f"({column} IS NULL OR {column} < {as_of_end})"
+
+
+def utc_date(expr: str) -> str:
+    """The UTC calendar date of a timestamp with time zone, whatever the session time zone."""
+    return f"CAST(({expr}) AT TIME ZONE 'UTC' AS DATE)"
+
+
+def latest_of(a: str, b: str) -> str:
+    """The later of two timestamps, ignoring a NULL (GREATEST treats NULL differently per backend)."""
+    return f"CASE WHEN {b} IS NULL OR {a} >= {b} THEN COALESCE({a}, {b}) ELSE {b} END"
+
+
+def top_level_category(expr: str) -> str:
+    """`Women > Shoes > Boots` -> `Women` (the whole path when it has no `>`)."""
+    return (f"NULLIF(TRIM(CASE WHEN POSITION('>' IN {expr}) > 0 "
+            f"THEN SUBSTRING({expr} FROM 1 FOR POSITION('>' IN {expr}) - 1) ELSE {expr} END), '')")
+
+
+def money_text(expr: str) -> str:
+    """An amount as text with two decimals: 79.9 -> '79.90'."""
+    return f"CAST(CAST(ROUND(CAST({expr} AS NUMERIC), 2) AS DECIMAL(18, 2)) AS VARCHAR)"
+
+
+def text(expr: str) -> str:
+    return f"CAST({expr} AS VARCHAR)"
+
+
+def string_list_agg(expr: str, *, distinct: bool = False) -> str:
+    """Comma-separated, sorted values of `expr` in a group (NULLs skipped; NULL when none).
+
+    STRING_AGG with ORDER BY runs on DuckDB and PostgreSQL; the one helper to change elsewhere.
+    """
+    return f"STRING_AGG({'DISTINCT ' if distinct else ''}{expr}, ',' ORDER BY {expr})"
+
+
+def in_list(values: tuple[str, ...]) -> str:
+    """A literal IN list for fixed vocabulary defined in code (never user input)."""
+    return ", ".join("'" + v.replace("'", "''") + "'" for v in values)
+
+
+def is_purchase(status: str) -> str:
+    return f"({status} IS NULL OR {status} NOT IN ({in_list(NOT_PURCHASE_STATUSES)}))"

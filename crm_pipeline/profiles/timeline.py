@@ -1,0 +1,108 @@
+"""The timeline: one row per interaction of a contact up to as_of, numbered in time order.
+
+Event types: order (every order, whatever its status), return (one per negative order
+line, at the order's last change), subscribe / unsubscribe (from subscriber records, and
+unsubscribe events from the ESP), email_send / email_open / email_click / email_bounce /
+email_complaint, and the web events (page_view, product_view, add_to_cart, search,
+checkout). `detail` is a compact line a person can read (`order O-123 delivered 79.90 USD`,
+`clicked https://...`, `viewed A-000123 Leather Boots`); `source_entity` and `source_key`
+lead back to the staged record (`order_id:line_number` for an order line).
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import sqlalchemy as sa
+
+from crm_pipeline.profiles.sql import money_text, text
+from crm_pipeline.warehouse.bulk import read_frame
+from crm_pipeline.warehouse.profile_schema import TIMELINE_EVENT_TYPES, timeline
+
+_CAMPAIGN = "CASE WHEN campaign_id IS NOT NULL THEN 'campaign ' || campaign_id END"
+_EMAIL_TYPES = {"send": "email_send", "open": "email_open", "click": "email_click", "bounce": "email_bounce",
+                "unsubscribe": "unsubscribe", "complaint": "email_complaint"}
+_EMAIL_DETAIL = {
+    "send": f"CONCAT_WS(' ', 'sent', {_CAMPAIGN})",
+    "open": f"CONCAT_WS(' ', 'opened', {_CAMPAIGN})",
+    "click": f"CONCAT_WS(' ', 'clicked', COALESCE(url, {_CAMPAIGN}))",
+    "bounce": f"CONCAT_WS(' ', 'bounced', {_CAMPAIGN})",
+    "unsubscribe": f"CONCAT_WS(' ', 'unsubscribed via', COALESCE({_CAMPAIGN}, 'email'))",
+    "complaint": f"CONCAT_WS(' ', 'complained about', COALESCE({_CAMPAIGN}, 'an email'))",
+}
+_WEB_DETAIL = {
+    "page_view": "CONCAT_WS(' ', 'viewed page', url)",
+    "product_view": "CONCAT_WS(' ', 'viewed', sku, product_name)",
+    "add_to_cart": "CONCAT_WS(' ', 'added', sku, product_name, 'to cart')",
+    "search": "CONCAT_WS(' ', 'searched', url)",
+    "checkout": "CONCAT_WS(' ', 'checkout', url)",
+}
+
+
+def _case(column: str, mapping: dict[str, str], default: str, *, quote: bool) -> str:
+    whens = " ".join(f"WHEN '{k}' THEN {repr(v) if quote else v}" for k, v in mapping.items())
+    return f"CASE {column} {whens} ELSE {default} END"
+
+
+_EVENTS = f"""
+    SELECT contact_id, brand, ordered_at AS occurred_at, 'order' AS event_type,
+           CONCAT_WS(' ', 'order', order_id, status, {money_text('total')}, currency) AS detail,
+           'orders' AS source_entity, order_id AS source_key
+    FROM tmp_profile_orders
+    UNION ALL
+    SELECT o.contact_id, o.brand, o.changed_at, 'return',
+           CONCAT_WS(' ', 'returned', {text('-i.quantity')}, 'x', i.sku, p.name, '(order ' || o.order_id || ')'),
+           'order_items', i.order_id || ':' || {text('i.line_number')}
+    FROM tmp_profile_orders o
+    JOIN stg_order_items i ON i._brand = o.brand AND i.order_id = o.order_id
+    LEFT JOIN tmp_profile_products p ON p.brand = i._brand AND p.sku = i.sku
+    WHERE i.quantity < 0 AND o.changed_at < :as_of_end
+    UNION ALL
+    SELECT contact_id, brand, subscribed_at, 'subscribe',
+           CONCAT_WS(' ', 'subscribed', email, 'via ' || source), 'subscribers', subscriber_id
+    FROM tmp_profile_subscribers WHERE subscribed_at IS NOT NULL
+    UNION ALL
+    SELECT contact_id, brand, unsubscribed_at, 'unsubscribe',
+           CONCAT_WS(' ', 'unsubscribed', email, CASE WHEN status = 'bounced' THEN '(bounced)' END),
+           'subscribers', subscriber_id
+    FROM tmp_profile_subscribers WHERE unsubscribed_at IS NOT NULL
+    UNION ALL
+    SELECT contact_id, brand, occurred_at, {_case('event_type', _EMAIL_TYPES, "'email_' || event_type", quote=True)},
+           {_case('event_type', _EMAIL_DETAIL, "event_type", quote=False)}, 'email_events', event_id
+    FROM tmp_profile_email
+    UNION ALL
+    SELECT contact_id, brand, occurred_at, event_type,
+           {_case('event_type', _WEB_DETAIL, "CONCAT_WS(' ', event_type, url)", quote=False)}, 'web_events', event_id
+    FROM tmp_profile_web
+"""
+
+# Same-instant events keep a sensible order: an order before its return, a subscribe before an unsubscribe.
+_RANK = " ".join(f"WHEN '{t}' THEN {i}" for i, t in enumerate(TIMELINE_EVENT_TYPES))
+
+_TIMELINE_SQL = f"""
+INSERT INTO timeline (contact_id, event_number, brand, occurred_at, event_type, detail, source_entity,
+                      source_key, as_of)
+SELECT contact_id,
+       ROW_NUMBER() OVER (PARTITION BY contact_id
+                          ORDER BY occurred_at, CASE event_type {_RANK} ELSE 99 END, source_entity, source_key),
+       brand, occurred_at, event_type, detail, source_entity, source_key, :as_of
+FROM ({_EVENTS}) e
+WHERE occurred_at IS NOT NULL
+"""
+
+
+def build_timeline(conn: sa.Connection, params: dict) -> int:
+    """Replace `timeline` from the scratch tables (inside the caller's transaction); returns its rows."""
+    conn.execute(sa.text("DELETE FROM timeline"))
+    conn.execute(sa.text(_TIMELINE_SQL), {"as_of": params["as_of"], "as_of_end": params["as_of_end"]})
+    return conn.execute(sa.text("SELECT COUNT(*) FROM timeline")).scalar_one()
+
+
+def latest_timeline(conn: sa.Connection, contact_id: str, limit: int = 20) -> pd.DataFrame:
+    """A contact's latest `limit` interactions, newest first."""
+    t = timeline.c
+    query = (sa.select(t.occurred_at, t.brand, t.event_type, t.detail, t.source_entity, t.source_key,
+                       t.event_number)
+             .where(t.contact_id == contact_id)
+             .order_by(t.event_number.desc())
+             .limit(limit))
+    return read_frame(conn, query)

@@ -48,7 +48,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     finally:
         engine.dispose()
     for line in failed_checks(result):
-        print(f"  check failed: {line}", file=sys.stderr)
+        print(f"  check {line}", file=sys.stderr)
     if not result.success:
         for line in failed_steps(result):
             print(f"  step failed: {line}", file=sys.stderr)

@@ -10,10 +10,19 @@ from crm_pipeline.defs.resources import default_resources
 from crm_pipeline.settings import Settings
 
 
+INSTANCE_YAML = """# Written by crm-pipeline: a local, quiet instance. See dagster.yaml in the project for the full one.
+telemetry:
+  enabled: false
+"""
+
+
 def local_instance(settings: Settings) -> dg.DagsterInstance:
     """The instance under $DAGSTER_HOME, or under the project's home folder; never a temporary one."""
     home = os.environ.get("DAGSTER_HOME") or str(settings.home_dir / "dagster")
     Path(home).mkdir(parents=True, exist_ok=True)
+    config = Path(home) / "dagster.yaml"
+    if not config.exists():  # a quiet local instance, as the project's dagster.yaml describes
+        config.write_text(INSTANCE_YAML, encoding="utf-8")
     os.environ["DAGSTER_HOME"] = home
     return dg.DagsterInstance.get()
 
@@ -37,8 +46,9 @@ def materialize_all(settings: Settings, as_of: date, instance: dg.DagsterInstanc
 
 
 def failed_checks(result) -> list[str]:
-    """`asset: check: description` for every asset check that did not pass in a run."""
-    return [f"{e.asset_key.to_user_string()}: {e.check_name}: {e.description or ''}".rstrip(": ")
+    """`failed|warning asset: check: description` for every asset check that did not pass in a run."""
+    return [f"{'warning' if e.severity == dg.AssetCheckSeverity.WARN else 'failed'} "
+            f"{e.asset_key.to_user_string()}: {e.check_name}: {e.description or ''}".rstrip(": ")
             for e in result.get_asset_check_evaluations() if not e.passed]
 
 

@@ -24,6 +24,20 @@ from crm_pipeline.identity import splink_settings as model
 from crm_pipeline.identity.nicknames import nickname_rows
 
 logger = logging.getLogger(__name__)
+
+
+class _RepairedLevelsFilter(logging.Filter):
+    """Splink warns when a comparison level was not observed in training; `_guarded` repairs exactly
+    those levels, so the warning is noise in every run log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "not observed in dataset" not in record.getMessage()
+
+
+logging.getLogger("splink").addFilter(_RepairedLevelsFilter())
+for _name in ("splink.internals.m_training", "splink.internals.expectation_maximisation",
+              "splink.internals.estimate_u"):
+    logging.getLogger(_name).addFilter(_RepairedLevelsFilter())
 # None leaves Splink's logger to the host's logging setup (Dagster captures warnings);
 # set logging.INFO to watch training iterations when tuning.
 LOG_LEVEL: int | None = None

@@ -31,3 +31,42 @@ def timed(results: dict, name: str):
     started = time.perf_counter()
     yield
     results[name] = time.perf_counter() - started
+
+
+def staged_warehouse(root: Path, people: int, name: str):
+    """A fresh DuckDB warehouse with the data set of `people` ingested and published (not timed)."""
+    from datetime import datetime, timezone
+
+    from crm_pipeline.landing.ingest import ingest_folder
+    from crm_pipeline.landing.scan import LandingFolder
+    from crm_pipeline.quality.publish import publish
+    from crm_pipeline.quality.typing_run import type_new_files
+    from crm_pipeline.warehouse.engine import make_engine
+
+    data = data_set(root, people)
+    db = root / f"{name}_{people}.duckdb"
+    db.unlink(missing_ok=True)
+    engine = make_engine(f"duckdb:///{db}")
+    now = datetime.now(timezone.utc)
+    ingest_folder(engine, LandingFolder(data / "landing"), now=now)
+    type_new_files(engine, now=now)
+    publish(engine, hold_share=0.05)
+    return data, db, engine
+
+
+def run_scales(script: str, run_one, default_people: list[int]) -> None:
+    """`script --people N M --root DIR`: each scale in a fresh process, so peak memory is per scale."""
+    import argparse
+    import subprocess
+    import sys
+
+    if len(sys.argv) > 2 and sys.argv[1] == "--one":
+        run_one(Path(sys.argv[4]), int(sys.argv[2]))
+        return
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--people", type=int, nargs="+", default=default_people)
+    parser.add_argument("--root", type=Path, default=Path("bench/out"))
+    args = parser.parse_args()
+    args.root.mkdir(parents=True, exist_ok=True)
+    for people in args.people:
+        subprocess.run([sys.executable, script, "--one", str(people), "--root", str(args.root)], check=True)

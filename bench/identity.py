@@ -11,15 +11,12 @@ bench/identity_probabilistic.py.
 
 from __future__ import annotations
 
-import argparse
-import subprocess
 import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench._common import END_DATE, data_set, peak_rss_mb  # noqa: E402
+from bench._common import run_scales, END_DATE, peak_rss_mb, staged_warehouse  # noqa: E402
 
 
 def run_one(root: Path, people: int) -> None:
@@ -27,20 +24,8 @@ def run_one(root: Path, people: int) -> None:
     from crm_pipeline.identity.evaluate import evaluate_identity
     from crm_pipeline.identity.probabilistic import probabilistic_pairs
     from crm_pipeline.identity.resolve import resolve_identities
-    from crm_pipeline.landing.ingest import ingest_folder
-    from crm_pipeline.landing.scan import LandingFolder
-    from crm_pipeline.quality.publish import publish
-    from crm_pipeline.quality.typing_run import type_new_files
-    from crm_pipeline.warehouse.engine import make_engine
 
-    data = data_set(root, people)
-    db = root / f"identity_{people}.duckdb"
-    db.unlink(missing_ok=True)
-    engine = make_engine(f"duckdb:///{db}")
-    now = datetime.now(timezone.utc)
-    ingest_folder(engine, LandingFolder(data / "landing"), now=now)
-    type_new_files(engine, now=now)
-    publish(engine, hold_share=0.05)
+    data, db, engine = staged_warehouse(root, people, "identity")
     config = load_identity_config()
     for label, finder in (("deterministic", None), ("with probabilistic", probabilistic_pairs)):
         started = time.perf_counter()
@@ -59,18 +44,6 @@ def run_one(root: Path, people: int) -> None:
     db.unlink(missing_ok=True)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--people", type=int, nargs="+", default=[10_000, 100_000])
-    parser.add_argument("--root", type=Path, default=Path("bench/out"))
-    args = parser.parse_args()
-    args.root.mkdir(parents=True, exist_ok=True)
-    for people in args.people:
-        subprocess.run([sys.executable, __file__, "--one", str(people), "--root", str(args.root)], check=True)
-
 
 if __name__ == "__main__":
-    if len(sys.argv) > 2 and sys.argv[1] == "--one":
-        run_one(Path(sys.argv[4]), int(sys.argv[2]))
-    else:
-        main()
+    run_scales(__file__, run_one, [10_000, 100_000])

@@ -9,15 +9,13 @@ target: within 3x). Each scale runs in a fresh warehouse file.
 
 from __future__ import annotations
 
-import argparse
-import subprocess
 import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench._common import data_set, peak_rss_mb  # noqa: E402
+from bench._common import run_scales, data_set, peak_rss_mb  # noqa: E402
 
 
 def run_one(root: Path, people: int) -> None:
@@ -66,18 +64,6 @@ def run_one(root: Path, people: int) -> None:
           f"{plain:.1f} s -> {ours_csv / plain:.2f}x")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--people", type=int, nargs="+", default=[100_000, 1_000_000])
-    parser.add_argument("--root", type=Path, default=Path("bench/out"))
-    args = parser.parse_args()
-    args.root.mkdir(parents=True, exist_ok=True)
-    for people in args.people:  # a fresh process per scale, so peak memory is per scale
-        subprocess.run([sys.executable, __file__, "--one", str(people), "--root", str(args.root)], check=True)
-
 
 if __name__ == "__main__":
-    if len(sys.argv) > 2 and sys.argv[1] == "--one":
-        run_one(Path(sys.argv[4]), int(sys.argv[2]))
-    else:
-        main()
+    run_scales(__file__, run_one, [100_000, 1_000_000])

@@ -8,15 +8,13 @@ standardization, GX's share of the stage (target: at most 50%), and peak memory.
 
 from __future__ import annotations
 
-import argparse
 import os
-import subprocess
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench._common import data_set, peak_rss_mb, timed  # noqa: E402
+from bench._common import run_scales, data_set, peak_rss_mb, timed  # noqa: E402
 
 
 def run_one(root: Path, people: int) -> None:
@@ -54,18 +52,6 @@ def run_one(root: Path, people: int) -> None:
           f"GX share of the stage: {seconds['validate'] / stage:.0%}")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--people", type=int, nargs="+", default=[100_000, 1_000_000])
-    parser.add_argument("--root", type=Path, default=Path("bench/out"))
-    args = parser.parse_args()
-    args.root.mkdir(parents=True, exist_ok=True)
-    for people in args.people:
-        subprocess.run([sys.executable, __file__, "--one", str(people), "--root", str(args.root)], check=True)
-
 
 if __name__ == "__main__":
-    if len(sys.argv) > 2 and sys.argv[1] == "--one":
-        run_one(Path(sys.argv[4]), int(sys.argv[2]))
-    else:
-        main()
+    run_scales(__file__, run_one, [100_000, 1_000_000])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from contextlib import contextmanager
 from datetime import date, datetime, timezone
 from pathlib import Path
 
@@ -19,6 +20,20 @@ def _day(text: str) -> date:
 
 def _today() -> date:
     return datetime.now(timezone.utc).date()
+
+
+@contextmanager
+def _warehouse(args: argparse.Namespace):
+    """A connection to the warehouse the settings (or --warehouse) name, released afterwards."""
+    from crm_pipeline.warehouse.engine import make_engine
+
+    settings = load_settings(args.config, warehouse_url=args.warehouse)
+    engine = make_engine(settings.warehouse_url)
+    try:
+        with engine.connect() as conn:
+            yield conn
+    finally:
+        engine.dispose()
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -61,19 +76,13 @@ def cmd_dq_report(args: argparse.Namespace) -> int:
     import sqlalchemy as sa
 
     from crm_pipeline.quality.report import countries_before_after, quality_by_brand_entity, to_markdown
-    from crm_pipeline.warehouse.engine import make_engine
 
-    settings = load_settings(args.config, warehouse_url=args.warehouse)
-    engine = make_engine(settings.warehouse_url)
-    try:
-        if not sa.inspect(engine).has_table("file_quality"):
+    with _warehouse(args) as conn:
+        if not sa.inspect(conn).has_table("file_quality"):
             print("no quality results yet: run `crm-pipeline run` first", file=sys.stderr)
             return 1
-        with engine.connect() as conn:
-            quality = quality_by_brand_entity(conn, args.brand)
-            countries = countries_before_after(conn, args.brand)
-    finally:
-        engine.dispose()
+        quality = quality_by_brand_entity(conn, args.brand)
+        countries = countries_before_after(conn, args.brand)
     print(f"## Data quality{' for ' + args.brand if args.brand else ''}\n")
     print(to_markdown(quality))
     print("\n## Countries before and after standardization\n")
@@ -84,34 +93,22 @@ def cmd_dq_report(args: argparse.Namespace) -> int:
 def cmd_evaluate_identity(args: argparse.Namespace) -> int:
     from crm_pipeline.identity.evaluate import evaluate_identity
     from crm_pipeline.quality.report import to_markdown
-    from crm_pipeline.warehouse.engine import make_engine
 
-    settings = load_settings(args.config, warehouse_url=args.warehouse)
-    engine = make_engine(settings.warehouse_url)
-    try:
-        with engine.connect() as conn:
-            scores = evaluate_identity(conn, args.truth)
-    finally:
-        engine.dispose()
+    with _warehouse(args) as conn:
+        scores = evaluate_identity(conn, args.truth)
     print(to_markdown(scores))
     return 0
 
 
 def cmd_profile(args: argparse.Namespace) -> int:
     from crm_pipeline.profiles.lookup import find_contact, render_profile
-    from crm_pipeline.warehouse.engine import make_engine
 
-    settings = load_settings(args.config, warehouse_url=args.warehouse)
-    engine = make_engine(settings.warehouse_url)
-    try:
-        with engine.connect() as conn:
-            contact_id = find_contact(conn, email=args.email, contact_id=args.contact_id, phone=args.phone)
-            if contact_id is None:
-                print("no contact found for " + (args.email or args.contact_id or args.phone), file=sys.stderr)
-                return 1
-            print(render_profile(conn, contact_id, limit=args.limit))
-    finally:
-        engine.dispose()
+    with _warehouse(args) as conn:
+        contact_id = find_contact(conn, email=args.email, contact_id=args.contact_id, phone=args.phone)
+        if contact_id is None:
+            print("no contact found for " + (args.email or args.contact_id or args.phone), file=sys.stderr)
+            return 1
+        print(render_profile(conn, contact_id, limit=args.limit))
     return 0
 
 

@@ -21,3 +21,13 @@ def test_every_asset_has_a_group_owner_and_description():
         assert node.group_name and node.group_name != "default", key
         assert node.owners, key
         assert node.description, key
+
+
+def test_the_instance_the_cli_creates_is_the_projects_dagster_yaml():
+    from pathlib import Path
+
+    from crm_pipeline.defs.headless import INSTANCE_YAML
+
+    project_yaml = Path(__file__).resolve().parents[1] / "dagster.yaml"
+    assert project_yaml.read_text(encoding="utf-8") == INSTANCE_YAML
+    assert "max_concurrent_runs: 1" in INSTANCE_YAML  # one writer for the DuckDB file

@@ -9,10 +9,15 @@ import dagster as dg
 from crm_pipeline.defs.resources import default_resources
 from crm_pipeline.settings import Settings
 
-
-INSTANCE_YAML = """# Written by crm-pipeline: a local, quiet instance. See dagster.yaml in the project for the full one.
+INSTANCE_YAML = """# The local instance: runs, event logs and schedules live under $DAGSTER_HOME (.crm/dagster via `make ui`).
 telemetry:
   enabled: false
+
+# The embedded warehouse is one DuckDB file, which admits a single writing process:
+# runs (one per landed file from the sensor, plus any started by hand) queue and go one at a time.
+concurrency:
+  runs:
+    max_concurrent_runs: 1
 """
 
 

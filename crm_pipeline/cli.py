@@ -112,6 +112,19 @@ def cmd_profile(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_evaluate_predictions(args: argparse.Namespace) -> int:
+    from crm_pipeline.predict.run import evaluation_table
+    from crm_pipeline.quality.report import to_markdown
+
+    with _warehouse(args) as conn:
+        table = evaluation_table(conn, args.as_of)
+    if table.empty:
+        print(f"no model runs as of {args.as_of}: run `crm-pipeline run --as-of {args.as_of}` first", file=sys.stderr)
+        return 1
+    print(to_markdown(table.round(4)))
+    return 0
+
+
 def cmd_contract(args: argparse.Namespace) -> int:
     from crm_pipeline.contract.markdown import render_markdown
 
@@ -161,6 +174,10 @@ def build_parser() -> argparse.ArgumentParser:
     identity.add_argument("--truth", required=True, help="the generator's truth/ folder")
     identity.add_argument("--warehouse", help="SQLAlchemy URL (default: settings)")
     identity.set_defaults(func=cmd_evaluate_identity)
+    predictions = evaluate_sub.add_parser("predictions", help="held-out metrics of the models against baselines")
+    predictions.add_argument("--as-of", type=_day, required=True)
+    predictions.add_argument("--warehouse", help="SQLAlchemy URL (default: settings)")
+    predictions.set_defaults(func=cmd_evaluate_predictions)
 
     contract = sub.add_parser("contract", help="print the data contract")
     contract.add_argument("--markdown", action="store_true", help="as Markdown (the docs page)")

@@ -47,6 +47,7 @@ def materialize_all(settings: Settings, as_of: date, instance: dg.DagsterInstanc
         },
         tags={"crm/as_of": as_of.isoformat(), "crm/trigger": "cli"},
         raise_on_error=False,
+        partition_key=as_of.isoformat(),  # the daily-partitioned stages compute for this day
     )
 
 

@@ -24,7 +24,7 @@ identity_map = sa.Table(
     sa.Column("node_id", sa.String, nullable=False, comment="the graph node the record joins through"),
     sa.Column("contact_id", sa.String, nullable=False),
     sa.Column("match_type", sa.String, nullable=False, comment="deterministic / probabilistic / singleton"),
-    sa.Column("match_probability", sa.Float, comment="for probabilistic matches: the accepted pair's probability"),
+    sa.Column("match_probability", sa.Double, comment="for probabilistic matches: the accepted pair's probability"),
     sa.Column("_file_id", sa.Integer, nullable=False, comment="lineage of the staged row"),
     sa.Column("_row_number", sa.Integer, nullable=False),
 )
@@ -34,7 +34,7 @@ identity_nodes = sa.Table(  # the persistent memory of node -> contact id that k
     sa.Column("node_id", sa.String, primary_key=True),
     sa.Column("contact_id", sa.String, nullable=False),
     sa.Column("match_type", sa.String, nullable=False),
-    sa.Column("match_probability", sa.Float),
+    sa.Column("match_probability", sa.Double),
     sa.Column("first_seen_as_of", sa.Date, nullable=False),
 )
 

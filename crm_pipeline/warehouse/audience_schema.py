@@ -1,0 +1,65 @@
+"""Tables of the audience stage: membership snapshots per day, entries and exits, sizes, suppressions.
+
+- `audience_members`: who is in each audience as of a day, with the contact details an export
+  needs. One snapshot per `as_of`: a run deletes that day's rows and inserts them again.
+- `audience_history`: who entered or exited each audience on a day, by comparing that day's
+  snapshot with the previous snapshot day (the first snapshot enters everyone).
+- `audience_sizes`: one row per audience and day, including empty and skipped audiences, so a
+  listing shows an audience that has no members (and why). Entries and exits are read from
+  `audience_history`, which a re-run of an earlier day can refresh.
+- `suppression_list`: people never exported (by contact id and/or the SHA-256 of the trimmed,
+  lowercased email), whatever audience they are in.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from crm_pipeline.warehouse.schema import metadata
+
+audience_members = sa.Table(
+    "audience_members", metadata,
+    sa.Column("as_of", sa.Date, nullable=False),
+    sa.Column("audience", sa.String, nullable=False, comment="name; per brand: '<brand>:<name>'"),
+    sa.Column("contact_id", sa.String, nullable=False),
+    sa.Column("email", sa.String),
+    sa.Column("phone", sa.String),
+    sa.Column("first_name", sa.String),
+    sa.Column("last_name", sa.String),
+    sa.Column("brand_scope", sa.String, nullable=False, comment="the brand, or '' across all brands"),
+)
+
+audience_history = sa.Table(
+    "audience_history", metadata,
+    sa.Column("as_of", sa.Date, nullable=False),
+    sa.Column("audience", sa.String, nullable=False),
+    sa.Column("contact_id", sa.String, nullable=False),
+    sa.Column("event", sa.String, nullable=False, comment="entered / exited"),
+    sa.Column("previous_as_of", sa.Date, comment="the snapshot compared with; NULL for the first one"),
+)
+
+audience_sizes = sa.Table(
+    "audience_sizes", metadata,
+    sa.Column("as_of", sa.Date, nullable=False),
+    sa.Column("audience", sa.String, nullable=False),
+    sa.Column("label", sa.String),
+    sa.Column("kind", sa.String, nullable=False, comment="smart / cross_brand / predictive / custom"),
+    sa.Column("brand_scope", sa.String, nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("note", sa.String, comment="why an audience was skipped, when it was"),
+)
+
+suppression_list = sa.Table(
+    "suppression_list", metadata,
+    sa.Column("contact_id", sa.String),
+    sa.Column("email_sha256", sa.String(64), comment="hex SHA-256 of the trimmed, lowercased email"),
+    sa.Column("reason", sa.String),
+    sa.Column("added_at", sa.DateTime(timezone=True)),
+)
+
+AUDIENCE_TABLES = [audience_members, audience_history, audience_sizes, suppression_list]
+
+
+def create_audience_tables(bind: sa.Engine | sa.Connection) -> None:
+    """Create the audience tables if they are missing (safe to call on every run)."""
+    metadata.create_all(bind, tables=AUDIENCE_TABLES)

@@ -59,7 +59,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         print(f"\ncrm_pipeline as of {as_of}  (warehouse {settings.warehouse_url})")
         for label, value in pipeline_summary(engine):
-            print(f"  {label:<18} {value}")
+            print(f"  {label:<36} {value}")
     finally:
         engine.dispose()
     for line in failed_checks(result):
@@ -125,6 +125,46 @@ def cmd_evaluate_predictions(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_audiences_list(args: argparse.Namespace) -> int:
+    import sqlalchemy as sa
+
+    from crm_pipeline.audiences.export import list_audiences
+    from crm_pipeline.quality.report import to_markdown
+
+    with _warehouse(args) as conn:
+        if args.as_of is None:
+            args.as_of = conn.execute(sa.text("SELECT MAX(as_of) FROM audience_sizes")).scalar() \
+                if sa.inspect(conn).has_table("audience_sizes") else None
+        if args.as_of is None:
+            print("no audiences yet: run `crm-pipeline run` first", file=sys.stderr)
+            return 1
+        listing = list_audiences(conn, args.as_of)
+    print(f"Audiences as of {args.as_of}\n")
+    print(to_markdown(listing[["audience", "size", "previous_size", "change", "entered", "exited", "note"]]))
+    return 0
+
+
+def cmd_audiences_export(args: argparse.Namespace) -> int:
+    from crm_pipeline.audiences.export import export_audience
+
+    with _warehouse(args) as conn:
+        written = export_audience(conn, args.name, args.as_of or _today(), fmt=args.format,
+                                  out=args.out or sys.stdout.buffer)
+    print(f"exported {written} member(s) of {args.name}" + (f" to {args.out}" if args.out else ""), file=sys.stderr)
+    return 0
+
+
+def cmd_audiences_validate(args: argparse.Namespace) -> int:
+    from crm_pipeline.audiences.config import validate_file
+
+    problems = validate_file(args.file)
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    if not problems:
+        print(f"{args.file}: valid")
+    return 1 if problems else 0
+
+
 def cmd_contract(args: argparse.Namespace) -> int:
     from crm_pipeline.contract.markdown import render_markdown
 
@@ -167,6 +207,23 @@ def build_parser() -> argparse.ArgumentParser:
     profile.add_argument("--limit", type=int, default=20, help="timeline entries to show")
     profile.add_argument("--warehouse", help="SQLAlchemy URL (default: settings)")
     profile.set_defaults(func=cmd_profile)
+
+    audiences = sub.add_parser("audiences", help="list, export and validate audiences")
+    aud_sub = audiences.add_subparsers(dest="audiences_command", required=True)
+    listing = aud_sub.add_parser("list", help="names, sizes and change since the previous day")
+    listing.add_argument("--as-of", type=_day, help="default: the latest day computed")
+    listing.add_argument("--warehouse")
+    listing.set_defaults(func=cmd_audiences_list)
+    export = aud_sub.add_parser("export", help="write an audience's members for a marketing tool")
+    export.add_argument("name", help="e.g. customers_lapsing or brand_a:customers_lapsing")
+    export.add_argument("--format", choices=["csv", "parquet", "hashed"], default="csv")
+    export.add_argument("--out", help="file to write (default: standard output)")
+    export.add_argument("--as-of", type=_day, help="default: today")
+    export.add_argument("--warehouse")
+    export.set_defaults(func=cmd_audiences_export)
+    validate = aud_sub.add_parser("validate", help="check an audiences YAML file without running it")
+    validate.add_argument("file")
+    validate.set_defaults(func=cmd_audiences_validate)
 
     evaluate = sub.add_parser("evaluate", help="measure a stage against ground truth")
     evaluate_sub = evaluate.add_subparsers(dest="evaluate_command", required=True)

@@ -39,6 +39,7 @@ class Settings:
     # Users' YAML overrides of the packaged defaults (empty: the defaults).
     identity_config: str = ""
     survivorship_config: str = ""
+    audiences_config: str = ""
     # The generator's truth/ folder, when the data is synthetic: identity quality is then reported.
     truth_dir: str = ""
 

@@ -79,3 +79,22 @@ def test_the_summary_names_files_rows_and_contacts(demo):
     _, _, stdout = demo
     assert "files" in stdout and "rows loaded" in stdout and "rows quarantined" in stdout
     assert "contacts" in stdout
+
+
+def test_the_generators_country_spellings_and_phone_formats_standardize_to_one_value(demo):
+    _, engine, _ = demo
+    with engine.connect() as conn:
+        countries = pd.read_sql(sa.text(
+            "SELECT DISTINCT r.country AS raw, t.country AS iso FROM raw_customers r JOIN typed_customers t "
+            "ON t._file_id = r._file_id AND t._row_number = r._row_number"), conn)
+        phones = pd.read_sql(sa.text(
+            "SELECT r.phone AS raw, t.phone AS e164 FROM raw_customers r JOIN typed_customers t "
+            "ON t._file_id = r._file_id AND t._row_number = r._row_number WHERE r.phone LIKE '(%' "
+            "OR r.phone LIKE '+1 %' OR (LENGTH(r.phone) = 10 AND r.phone NOT LIKE '0%')"), conn)
+    us = countries[countries["raw"].isin(["US", "USA", "United States", "United States of America", "u.s."])]
+    assert set(us["raw"]) == {"US", "USA", "United States", "United States of America", "u.s."}
+    assert set(us["iso"]) == {"US"}
+    digits = phones["raw"].str.replace(r"\D", "", regex=True).str[-10:]
+    kinds = phones["raw"].str.slice(0, 1).map({"(": "parenthesized", "+": "international"}).fillna("digits")
+    assert set(kinds) == {"parenthesized", "international", "digits"}
+    assert (phones["e164"] == "+1" + digits).all()

@@ -31,4 +31,13 @@ def pipeline_summary(engine: sa.Engine) -> list[tuple[str, str]]:
             n, multi_brand = conn.execute(sa.text(
                 "SELECT COUNT(*), COALESCE(SUM(CASE WHEN brands LIKE '%,%' THEN 1 ELSE 0 END), 0) FROM contacts")).one()
             lines.append(("contacts", f"{int(n):,} ({int(multi_brand):,} seen in more than one brand)"))
+        if "audience_sizes" in existing:
+            rows = conn.execute(sa.text(
+                "SELECT audience, size FROM audience_sizes WHERE brand_scope = '' AND as_of = "
+                "(SELECT MAX(as_of) FROM audience_sizes) ORDER BY audience")).all()
+            per_brand = conn.execute(sa.text(
+                "SELECT COUNT(*) FROM audience_sizes WHERE brand_scope <> '' AND as_of = "
+                "(SELECT MAX(as_of) FROM audience_sizes)")).scalar_one()
+            lines.append(("audiences", f"{len(rows)} across brands (+{int(per_brand)} per brand):"))
+            lines += [(f"  {name}", f"{int(size):,}") for name, size in rows]
     return lines

@@ -1,0 +1,341 @@
+"""Audience membership for one day: every configured audience, across all brands and per brand.
+
+One transaction per run: the day's snapshot in `audience_members` and its `audience_sizes` are
+deleted and inserted again, then `audience_history` for that day (and for the next snapshot day,
+if one exists, since its comparison point changed) is rebuilt, so re-running a day rewrites the
+same rows. The heavy work is SQL: one scratch table of profile rows (one across brands, brand
+'', plus one per contact and brand, carrying only the fields the rules read and an `opted_out`
+flag), then ONE INSERT of every audience's members (a UNION ALL of the compiled rules, consent
+applied per audience) joined to the golden contact details, minus the suppression list.
+
+Choices a reader relies on:
+- Profile figures are read as they stand (the latest profile build); windows count from `as_of`.
+- Email consent (`consent: email`, the default): a brand row is opted out when its latest
+  subscription state is unsubscribed/bounced, or subscribed with an unsubscribe, bounce or
+  complaint at or after the last subscribe (`profile_360_brand.email_consent` is false). Across
+  brands (and for cross-brand and predictive audiences) opted out at ANY brand leaves a contact out.
+- Predictive audiences read `predictions` rows whose as_of is the run's as_of; no table (or no
+  `as_of`/`contact_id` column) = skipped with a note, size 0. Contacts need a profile row to be members.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+import pandas as pd
+import sqlalchemy as sa
+
+from crm_pipeline.audiences.compile import Compiler, sa_type
+from crm_pipeline.audiences.config import Audience, AudienceConfig, load_audiences
+from crm_pipeline.audiences.rules import PREDICTION_FIELDS, PROFILE_FIELDS, All, AnyOf, FieldCondition, Not
+from crm_pipeline.audiences.sql import sha256_hex
+from crm_pipeline.warehouse.audience_schema import (
+    audience_history, audience_members, audience_sizes, create_audience_tables,
+)
+from crm_pipeline.warehouse.profile_schema import profile_360
+
+ALL_BRANDS = ""  # brand_scope of audiences computed across all brands
+_GOLDEN = ("email", "phone", "first_name", "last_name", "country", "region", "city", "postal_code", "birth_date")
+
+
+def _later(a: str, b: str) -> str:
+    return f"CASE WHEN {b} IS NULL OR {a} >= {b} THEN COALESCE({a}, {b}) ELSE {b} END"
+
+
+_OPT_OUT_BRAND = ("CASE WHEN {r}.subscription_status IN ('unsubscribed', 'bounced') "
+                  "OR ({r}.subscription_status = 'subscribed' AND NOT {r}.email_consent) THEN 1 ELSE 0 END")
+# Per field: its expression on the across-brands row (p = profile_360, s = subscription roll-up)
+# and on a brand row (r = profile_360_brand, p = profile_360). Names come from the allow-list only.
+_OVERALL_EXPR = {f: f"p.{f}" for f in PROFILE_FIELDS}
+_OVERALL_EXPR.update({
+    "last_engagement_at": _later("p.last_open_at", "p.last_click_at"),
+    "subscription_status": "CASE WHEN s.any_subscribed = 1 THEN 'subscribed' ELSE s.any_status END",
+    "subscribed_date": "s.subscribed_date",
+})
+_BRAND_EXPR = {f: (f"p.{f}" if f in (*_GOLDEN, "brand_count") else f"r.{f}") for f in PROFILE_FIELDS}
+_BRAND_EXPR["last_engagement_at"] = _later("r.last_open_at", "r.last_click_at")
+
+
+def base_sql(fields: list[str]) -> str:
+    """Fixed SQL (field names from the allow-list, no user text): one row per contact across brands
+    (brand '') and one per contact and brand, with only the fields the rules read."""
+    unknown = [f for f in fields if f not in PROFILE_FIELDS]
+    if unknown:
+        raise ValueError(f"not profile fields: {unknown}")
+    overall = "".join(f", {_OVERALL_EXPR[f]} AS {f}" for f in fields)
+    brand = "".join(f", {_BRAND_EXPR[f]} AS {f}" for f in fields)
+    brand_join = ("LEFT JOIN profile_360 p ON p.contact_id = r.contact_id"
+                  if any(_BRAND_EXPR[f].startswith("p.") for f in fields) else "")
+    return f"""
+CREATE TEMPORARY TABLE tmp_audience_base AS
+WITH subs AS (
+    SELECT contact_id,
+           MAX(subscribed_date) AS subscribed_date,
+           MAX(CASE WHEN subscription_status = 'subscribed' THEN 1 ELSE 0 END) AS any_subscribed,
+           MAX(subscription_status) AS any_status,
+           MAX({_OPT_OUT_BRAND.format(r="b")}) AS opted_out
+    FROM profile_360_brand b GROUP BY contact_id
+)
+SELECT p.contact_id, '{ALL_BRANDS}' AS brand, COALESCE(s.opted_out, 0) AS opted_out{overall}
+FROM profile_360 p LEFT JOIN subs s ON s.contact_id = p.contact_id
+UNION ALL
+SELECT r.contact_id, r.brand, {_OPT_OUT_BRAND.format(r="r")} AS opted_out{brand}
+FROM profile_360_brand r {brand_join}
+ORDER BY brand
+"""
+
+
+BASE = sa.table("tmp_audience_base", sa.column("contact_id", sa.String()), sa.column("brand", sa.String()),
+                sa.column("opted_out", sa.Integer()), *[sa.column(n, sa_type(k)) for n, k in PROFILE_FIELDS.items()])
+
+_PREDICTION_NEEDS = ("as_of", "contact_id")
+_SCRATCH = ("tmp_audience_base", "tmp_audience_suppressed")
+
+
+def materialize_audiences(engine: sa.Engine, *, as_of: dt.date, audiences_file=None) -> pd.DataFrame:
+    """Rebuild the `as_of` snapshot of every audience; returns audience, size, entered, exited (and notes)."""
+    config = load_audiences(audiences_file)
+    create_audience_tables(engine)
+    with engine.begin() as conn:
+        build_members(conn, config, as_of)
+        write_history(conn, as_of)
+        return audience_summary(conn, as_of)
+
+
+def fields_used(config: AudienceConfig) -> list[str]:
+    """The profile fields any profile rule reads (the scratch table carries only these)."""
+    found: set[str] = set()
+
+    def walk(node) -> None:
+        if isinstance(node, FieldCondition):
+            found.add(node.field)
+        elif isinstance(node, Not):
+            walk(node.item)
+        elif isinstance(node, (All, AnyOf)):
+            for item in node.items:
+                walk(item)
+
+    for audience in config.audiences:
+        if audience.source == "profile" and audience.rule is not None:
+            walk(audience.rule)
+    if any(a.type == "cross_brand" for a in config.audiences):
+        walk(config.very_active)
+        walk(config.inactive)
+    return sorted(found)
+
+
+def build_members(conn: sa.Connection, config: AudienceConfig, as_of: dt.date) -> list[dict]:
+    """Write the day's `audience_members` and `audience_sizes`; returns the audiences planned."""
+    for name in _SCRATCH:
+        conn.execute(sa.text(f"DROP TABLE IF EXISTS {name}"))
+    conn.execute(sa.text(base_sql(fields_used(config))))
+    brands = list(conn.execute(sa.text(
+        f"SELECT DISTINCT brand FROM tmp_audience_base WHERE brand <> '{ALL_BRANDS}' ORDER BY brand")).scalars())
+    predictions = _predictions(conn, as_of)
+
+    plan: list[dict] = []  # name, label, kind, brand_scope, note, query
+    for audience in config.audiences:
+        plan.extend(_plan(conn, audience, config, as_of, brands, predictions))
+
+    _suppressed(conn)
+    conn.execute(audience_members.delete().where(audience_members.c.as_of == as_of))
+    queries = [p["query"] for p in plan if p["query"] is not None]
+    if queries:
+        # one statement: every audience's members, with the golden contact details, minus suppressions
+        hits = (sa.union_all(*queries) if len(queries) > 1 else queries[0]).subquery("hits")
+        p360 = profile_360
+        suppressed = sa.table("tmp_audience_suppressed", sa.column("contact_id", sa.String()))
+        rows = (sa.select(sa.bindparam("as_of", as_of, type_=sa.Date()), hits.c.audience, hits.c.contact_id,
+                          p360.c.email, p360.c.phone, p360.c.first_name, p360.c.last_name, hits.c.brand_scope)
+                .select_from(hits.join(p360, p360.c.contact_id == hits.c.contact_id))
+                .where(~sa.exists().where(suppressed.c.contact_id == hits.c.contact_id)))
+        conn.execute(sa.insert(audience_members).from_select(
+            ["as_of", "audience", "contact_id", "email", "phone", "first_name", "last_name", "brand_scope"], rows))
+    sizes = dict(conn.execute(sa.select(audience_members.c.audience, sa.func.count())
+                              .where(audience_members.c.as_of == as_of).group_by(audience_members.c.audience)).all())
+    conn.execute(audience_sizes.delete().where(audience_sizes.c.as_of == as_of))
+    rows = [{"as_of": as_of, "audience": p["name"], "label": p["label"], "kind": p["kind"],
+             "brand_scope": p["brand_scope"], "size": sizes.get(p["name"], 0), "note": p["note"]} for p in plan]
+    if rows:
+        conn.execute(audience_sizes.insert(), rows)
+    for name in _SCRATCH:
+        conn.execute(sa.text(f"DROP TABLE IF EXISTS {name}"))
+    return plan
+
+
+def _entry(name, audience: Audience, scope: str, query, note=None) -> dict:
+    return {"name": name, "label": audience.label, "kind": audience.kind, "brand_scope": scope,
+            "note": note, "query": query}
+
+
+def _hit_select(name: str, scope: str, contact_id) -> sa.Select:
+    return sa.select(sa.literal(name, sa.String()).label("audience"), contact_id.label("contact_id"),
+                     sa.literal(scope, sa.String()).label("brand_scope"))
+
+
+def _plan(conn, audience: Audience, config: AudienceConfig, as_of, brands, predictions) -> list[dict]:
+    if audience.type == "rule" and audience.source == "profile":
+        out = []
+        scopes = ([ALL_BRANDS] if "all" in audience.scopes else []) + (brands if "brands" in audience.scopes else [])
+        for scope in scopes:
+            name = audience.name if scope == ALL_BRANDS else f"{scope}:{audience.name}"
+            condition = Compiler(BASE, as_of=as_of, brand=scope or None).compile(audience.rule)
+            query = _hit_select(name, scope, BASE.c.contact_id).where(
+                BASE.c.brand == sa.literal(scope, sa.String()), condition)
+            if audience.consent == "email":
+                query = query.where(BASE.c.opted_out == 0)
+            out.append(_entry(name, audience, scope, query))
+        return out
+    if audience.type == "cross_brand":
+        return [_entry(audience.name, audience, ALL_BRANDS, _cross_brand(audience, config, as_of))]
+    # predictive
+    if predictions is None:
+        return [_entry(audience.name, audience, ALL_BRANDS, None, "skipped: no predictions table")]
+    if audience.type == "rfm_segments":
+        segments = list(conn.execute(sa.select(predictions.c.rfm_segment).distinct()
+                                     .where(predictions.c.rfm_segment.is_not(None))).scalars())
+        by_slug: dict[str, list[str]] = {}
+        for segment in segments:
+            slug = re.sub(r"[^a-z0-9]+", "_", str(segment).lower()).strip("_") or "unnamed"
+            by_slug.setdefault(slug, []).append(segment)
+        if not by_slug:
+            return [_entry(audience.name, audience, ALL_BRANDS, None, f"no rfm_segment in predictions for {as_of}")]
+        return [_entry(f"{audience.name}_{slug}", audience, ALL_BRANDS,
+                       _consented(_hit_select(f"{audience.name}_{slug}", ALL_BRANDS, predictions.c.contact_id)
+                                  .where(predictions.c.rfm_segment.in_(values)), audience, predictions).distinct())
+                for slug, values in sorted(by_slug.items())]
+    condition = Compiler(predictions, as_of=as_of).compile(audience.rule)
+    return [_entry(audience.name, audience, ALL_BRANDS,
+                   _consented(_hit_select(audience.name, ALL_BRANDS, predictions.c.contact_id).where(condition),
+                              audience, predictions).distinct())]
+
+
+def _consented(query: sa.Select, audience: Audience, source) -> sa.Select:
+    """Predictions rows: leave out contacts opted out of email (read from the across-brands profile row)."""
+    if audience.consent != "email":
+        return query
+    return query.where(~sa.exists().where(BASE.c.contact_id == source.c.contact_id,
+                                          BASE.c.brand == sa.literal(ALL_BRANDS, sa.String()), BASE.c.opted_out != 0))
+
+
+def _cross_brand(audience: Audience, config: AudienceConfig, as_of) -> sa.Select:
+    """Per contact over its brand rows: how many brands are very active, and how many are neither
+    very active nor inactive (a brand without a row counts as inactive)."""
+    compiler = Compiler(BASE, as_of=as_of)
+    very = compiler.compile(config.very_active)
+    inactive = compiler.compile(config.inactive)
+    one, zero = sa.literal(1, sa.Integer()), sa.literal(0, sa.Integer())
+    per_contact = (sa.select(BASE.c.contact_id,
+                             sa.func.sum(sa.case((very, one), else_=zero)).label("very_active"),
+                             sa.func.sum(sa.case((inactive, zero), else_=one)).label("not_inactive"),
+                             sa.func.sum(sa.case((sa.or_(very, inactive), zero), else_=one)).label("middle"),
+                             sa.func.max(BASE.c.opted_out).label("opted_out"))
+                   .where(BASE.c.brand != sa.literal(ALL_BRANDS, sa.String()))
+                   .group_by(BASE.c.contact_id).subquery("per_contact"))
+    if audience.pattern == "very_active_on_many":
+        where = per_contact.c.very_active >= sa.bindparam(None, audience.min_brands)
+    elif audience.pattern == "very_active_on_one_inactive_on_others":
+        where = sa.and_(per_contact.c.very_active == 1, per_contact.c.middle == 0)
+    else:
+        where = per_contact.c.not_inactive == 0
+    query = _hit_select(audience.name, ALL_BRANDS, per_contact.c.contact_id).where(where)
+    # opted out at any brand = opted out across brands, as for the other across-brands audiences
+    return query.where(per_contact.c.opted_out == 0) if audience.consent == "email" else query
+
+
+def _predictions(conn: sa.Connection, as_of: dt.date) -> sa.Subquery | None:
+    """The day's predictions with the fields rules read (missing columns read as NULL), or None."""
+    inspector = sa.inspect(conn)
+    if not inspector.has_table("predictions"):
+        return None
+    # the column names from an empty result: the inspector's column query does not run on DuckDB
+    present = set(conn.execute(sa.text("SELECT * FROM predictions WHERE 1 = 0")).keys())
+    if not set(_PREDICTION_NEEDS) <= present:
+        return None
+    p = sa.table("predictions", *[sa.column(n) for n in present])
+    cols = [p.c.contact_id.label("contact_id")]
+    for name, kind in PREDICTION_FIELDS.items():
+        if name == "clv_top_percent":
+            continue
+        cols.append(sa.cast(p.c[name], sa_type(kind)).label(name) if name in present
+                    else sa.cast(sa.null(), sa_type(kind)).label(name))
+    if "predicted_clv" in present:
+        clv = sa.cast(p.c.predicted_clv, sa.Double())
+        rank = sa.func.row_number().over(order_by=(clv.desc().nulls_last(), p.c.contact_id))
+        cols.append(sa.case((clv.is_(None), sa.null()),
+                            else_=sa.cast(rank, sa.Double()) * 100.0 / sa.func.count(clv).over())
+                    .label("clv_top_percent"))
+    else:
+        cols.append(sa.cast(sa.null(), sa.Double()).label("clv_top_percent"))
+    return sa.select(*cols).where(p.c.as_of == sa.bindparam(None, as_of, type_=sa.Date())).subquery("predictions_day")
+
+
+def _suppressed(conn: sa.Connection) -> None:
+    """Contacts on the suppression list by contact id, or by the hash of their golden email."""
+    conn.execute(sa.text("CREATE TEMPORARY TABLE tmp_audience_suppressed AS "
+                         "SELECT DISTINCT contact_id FROM suppression_list WHERE contact_id IS NOT NULL"))
+    has_hashes = conn.execute(sa.text("SELECT COUNT(*) FROM suppression_list WHERE email_sha256 IS NOT NULL"))
+    if has_hashes.scalar_one():
+        conn.execute(sa.text(f"""
+            INSERT INTO tmp_audience_suppressed (contact_id)
+            SELECT p.contact_id FROM profile_360 p
+            JOIN suppression_list s ON LOWER(TRIM(s.email_sha256)) = {sha256_hex(conn, "LOWER(TRIM(p.email))")}
+            WHERE p.email IS NOT NULL
+        """))
+
+
+def write_history(conn: sa.Connection, as_of: dt.date) -> None:
+    """Entries and exits of `as_of` against the previous snapshot; then those of the next snapshot
+    (its previous snapshot is now this one), so re-running a past day keeps later history true."""
+    previous = conn.execute(sa.select(sa.func.max(audience_members.c.as_of))
+                            .where(audience_members.c.as_of < as_of)).scalar_one()
+    _history_for(conn, as_of, previous)
+    following = conn.execute(sa.select(sa.func.min(audience_members.c.as_of))
+                             .where(audience_members.c.as_of > as_of)).scalar_one()
+    if following is not None:
+        _history_for(conn, following, as_of)
+
+
+def _history_for(conn: sa.Connection, day: dt.date, previous: dt.date | None) -> None:
+    conn.execute(audience_history.delete().where(audience_history.c.as_of == day))
+    conn.execute(sa.text("""
+        INSERT INTO audience_history (as_of, audience, contact_id, event, previous_as_of)
+        SELECT :day, c.audience, c.contact_id, 'entered', :previous FROM audience_members c
+        WHERE c.as_of = :day AND NOT EXISTS (
+            SELECT 1 FROM audience_members p
+            WHERE p.as_of = :previous AND p.audience = c.audience AND p.contact_id = c.contact_id)
+        UNION ALL
+        SELECT :day, p.audience, p.contact_id, 'exited', :previous FROM audience_members p
+        WHERE p.as_of = :previous AND NOT EXISTS (
+            SELECT 1 FROM audience_members c
+            WHERE c.as_of = :day AND c.audience = p.audience AND c.contact_id = p.contact_id)
+    """).bindparams(sa.bindparam("day", type_=sa.Date()), sa.bindparam("previous", type_=sa.Date())),
+        {"day": day, "previous": previous})
+
+
+def audience_summary(conn: sa.Connection, as_of: dt.date) -> pd.DataFrame:
+    """audience, size, entered, exited (and label, kind, brand_scope, note) for `as_of`."""
+    sizes = pd.DataFrame(conn.execute(
+        sa.select(audience_sizes.c.audience, audience_sizes.c.label, audience_sizes.c.kind,
+                  audience_sizes.c.brand_scope, audience_sizes.c.size, audience_sizes.c.note)
+        .where(audience_sizes.c.as_of == as_of)).all(),
+        columns=["audience", "label", "kind", "brand_scope", "size", "note"])
+    moves = pd.DataFrame(conn.execute(
+        sa.select(audience_history.c.audience, audience_history.c.event, sa.func.count())
+        .where(audience_history.c.as_of == as_of)
+        .group_by(audience_history.c.audience, audience_history.c.event)).all(),
+        columns=["audience", "event", "n"])
+    counts = (moves.pivot_table(index="audience", columns="event", values="n", aggfunc="sum")
+              if len(moves) else pd.DataFrame(columns=["entered", "exited"]))
+    counts = counts.reindex(columns=["entered", "exited"])
+    # audiences that vanished (e.g. an RFM segment no longer present) still report their exits
+    gone = [a for a in counts.index if a not in set(sizes["audience"])]
+    if gone:
+        sizes = pd.concat([sizes, pd.DataFrame({"audience": gone, "size": 0, "note": "no longer defined"})],
+                          ignore_index=True)
+    out = sizes.merge(counts, left_on="audience", right_index=True, how="left")
+    out[["entered", "exited"]] = out[["entered", "exited"]].fillna(0).astype("int64")
+    out["size"] = out["size"].astype("int64")
+    return out[["audience", "size", "entered", "exited", "label", "kind", "brand_scope", "note"]] \
+        .sort_values("audience", ignore_index=True)

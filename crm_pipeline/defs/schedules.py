@@ -1,0 +1,18 @@
+"""The daily refresh: audiences move with the calendar even when no file lands."""
+
+import dagster as dg
+
+from crm_pipeline.defs.audience_assets import materialize_audience_tables
+from crm_pipeline.defs.predict_assets import predict_customers
+
+# Profiles are rebuilt as of the run's day by the same job (they are not partitioned: one current snapshot).
+daily_refresh_job = dg.define_asset_job(
+    "daily_refresh",
+    selection=dg.AssetSelection.assets(predict_customers, materialize_audience_tables)
+    | dg.AssetSelection.assets("golden_records", "profile_360", "timeline"),
+    description="Rebuild profiles, predictions and audiences for today's partition.",
+)
+
+daily_refresh_schedule = dg.build_schedule_from_partitioned_job(
+    daily_refresh_job, hour_of_day=5, minute_of_hour=0, default_status=dg.DefaultScheduleStatus.RUNNING,
+)

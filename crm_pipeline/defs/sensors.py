@@ -1,11 +1,14 @@
 """The landing sensor: one run per new file, keyed by the file's content hash."""
 
 import time
+from datetime import datetime, timezone
 
 import dagster as dg
 
 from crm_pipeline.defs.ingest_assets import ingest_job
 from crm_pipeline.defs.resources import CrmSettingsResource, LandingResource
+from crm_pipeline.defs.schedules import refresh_job
+from crm_pipeline.landing.settle import IngestActivity, refresh_due
 from crm_pipeline.landing.watch import WatchState, mark_requested, plan_tick
 
 
@@ -36,3 +39,28 @@ def landing_sensor(context: dg.SensorEvaluationContext, landing: LandingResource
         f"no new stable files ({len(state.pending)} still settling, {len(page.in_progress)} in progress)"
     )
     return dg.SensorResult(run_requests=requests, cursor=state.dumps(), skip_reason=skip)
+
+
+@dg.sensor(job=refresh_job, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING,
+           description="After new files loaded (and no more ingestion is queued), refreshes everything "
+                       "downstream for today's partition, so drops flow through to audiences unattended.")
+def refresh_after_ingest_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
+    instance = context.instance
+    done = instance.get_run_records(
+        filters=dg.RunsFilter(job_name=ingest_job.name, statuses=[dg.DagsterRunStatus.SUCCESS]), limit=1)
+    pending = instance.get_runs_count(dg.RunsFilter(job_name=ingest_job.name, statuses=[
+        dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
+        dg.DagsterRunStatus.STARTED]))
+    newest = done[0] if done else None
+    activity = IngestActivity(newest.dagster_run.run_id if newest else None,
+                              newest.end_time or 0.0 if newest else 0.0, pending)
+    refreshed_up_to = float(context.cursor or 0)
+    if not refresh_due(activity, refreshed_up_to):
+        return dg.SensorResult(skip_reason="no ingestion finished since the last refresh, or more is queued",
+                               cursor=context.cursor)
+    today = datetime.now(timezone.utc).date().isoformat()
+    return dg.SensorResult(
+        run_requests=[dg.RunRequest(run_key=f"refresh-after-{activity.newest_success_id}", partition_key=today,
+                                    tags={"crm/trigger": "files landed"})],
+        cursor=str(activity.newest_success_at),
+    )

@@ -33,23 +33,31 @@ def timed(results: dict, name: str):
     results[name] = time.perf_counter() - started
 
 
-def staged_warehouse(root: Path, people: int, name: str):
-    """A fresh DuckDB warehouse with the data set of `people` ingested and published (not timed)."""
+def ingested_warehouse(root: Path, people: int, name: str):
+    """A fresh DuckDB warehouse with the data set of `people` ingested (not timed)."""
     from datetime import datetime, timezone
 
     from crm_pipeline.landing.ingest import ingest_folder
     from crm_pipeline.landing.scan import LandingFolder
-    from crm_pipeline.quality.publish import publish
-    from crm_pipeline.quality.typing_run import type_new_files
     from crm_pipeline.warehouse.engine import make_engine
 
     data = data_set(root, people)
     db = root / f"{name}_{people}.duckdb"
     db.unlink(missing_ok=True)
     engine = make_engine(f"duckdb:///{db}")
-    now = datetime.now(timezone.utc)
-    ingest_folder(engine, LandingFolder(data / "landing"), now=now)
-    type_new_files(engine, now=now)
+    ingest_folder(engine, LandingFolder(data / "landing"), now=datetime.now(timezone.utc))
+    return data, db, engine
+
+
+def staged_warehouse(root: Path, people: int, name: str):
+    """A fresh DuckDB warehouse with the data set of `people` ingested and published (not timed)."""
+    from datetime import datetime, timezone
+
+    from crm_pipeline.quality.publish import publish
+    from crm_pipeline.quality.typing_run import type_new_files
+
+    data, db, engine = ingested_warehouse(root, people, name)
+    type_new_files(engine, now=datetime.now(timezone.utc))
     publish(engine, hold_share=0.05)
     return data, db, engine
 

@@ -14,23 +14,16 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench._common import run_scales, data_set, peak_rss_mb, timed  # noqa: E402
+from bench._common import run_scales, ingested_warehouse, peak_rss_mb, timed  # noqa: E402
 
 
 def run_one(root: Path, people: int) -> None:
-    from crm_pipeline.landing.ingest import ingest_folder
-    from crm_pipeline.landing.scan import LandingFolder
     from crm_pipeline.quality.publish import publish
     from crm_pipeline.quality.stage import validate_file
     from crm_pipeline.quality.typing_run import type_new_files
-    from crm_pipeline.warehouse.engine import make_engine
 
-    data = data_set(root, people)
-    db = root / f"quality_{people}.duckdb"
-    db.unlink(missing_ok=True)
-    engine = make_engine(f"duckdb:///{db}")
+    _, db, engine = ingested_warehouse(root, people, "quality")
     now = datetime.now(timezone.utc)
-    ingest_folder(engine, LandingFolder(data / "landing"), now=now)
     cpu_before = os.times()
     seconds: dict[str, float] = {}
     with timed(seconds, "standardize"):

@@ -42,3 +42,14 @@ def drop(root: Path, relative: str, content: bytes | str, *, age_seconds: float 
         past = datetime.now(timezone.utc).timestamp() - age_seconds
         os.utime(path, (past, past))
     return path
+
+
+@pytest.fixture
+def dagster_instance(tmp_path):
+    """A real Dagster instance on a temporary DAGSTER_HOME."""
+    import dagster as dg
+
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    with dg.instance_for_test(temp_dir=str(home)) as instance:
+        yield instance

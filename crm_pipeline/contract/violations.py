@@ -8,7 +8,7 @@ MISSING_REQUIRED_FIELD = "missing_required_field"
 UNPARSEABLE_DATE = "unparseable_date"
 NEGATIVE_PRICE = "negative_price"
 MALFORMED_EMAIL = "malformed_email"
-DUPLICATED_KEY = "duplicated_order_id"
+DUPLICATED_ORDER_ID = "duplicated_order_id"
 FUTURE_TIMESTAMP = "future_timestamp"
 ORPHAN_ORDER_ITEM = "orphan_order_item"
 
@@ -17,7 +17,7 @@ BAD_ROW_KINDS: dict[str, str] = {
     UNPARSEABLE_DATE: "a date or timestamp that no accepted format reads",
     NEGATIVE_PRICE: "a price, unit price or total below zero",
     MALFORMED_EMAIL: "an email that is not syntactically an address",
-    DUPLICATED_KEY: "a second, different order under an order id the file already used",
+    DUPLICATED_ORDER_ID: "a second, different order under an order id the file already used",
     FUTURE_TIMESTAMP: "a timestamp after the day its file was written (the file's modification day, UTC)",
     ORPHAN_ORDER_ITEM: "an order line whose order_id no orders file of the brand has",
 }

@@ -21,7 +21,7 @@ ORDER_OF_ENTITIES = ("customers", "products", "orders", "order_items", "subscrib
 
 def conflict_rule(entity: Entity) -> str:
     """The rule name for a second, different row under a key its file already used."""
-    return rules.DUPLICATED_KEY if entity.name == "orders" else rules.DUPLICATED_ANY_KEY
+    return rules.DUPLICATED_ORDER_ID if entity.name == "orders" else rules.DUPLICATED_ANY_KEY
 
 
 def source_key_sql(entity: Entity, alias: str = "t") -> str:

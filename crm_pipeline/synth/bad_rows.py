@@ -23,7 +23,7 @@ from crm_pipeline.synth.timestamps import DAY, format_ts
 MAX_FILE_SHARE = 0.04
 EXACT_DUPLICATE_SHARE = 0.003
 KINDS = {
-    "orders": (v.MISSING_REQUIRED_FIELD, v.UNPARSEABLE_DATE, v.FUTURE_TIMESTAMP, v.DUPLICATED_KEY),
+    "orders": (v.MISSING_REQUIRED_FIELD, v.UNPARSEABLE_DATE, v.FUTURE_TIMESTAMP, v.DUPLICATED_ORDER_ID),
     "order_items": (v.MISSING_REQUIRED_FIELD, v.NEGATIVE_PRICE, v.ORPHAN_ORDER_ITEM),
     "customers": (v.MISSING_REQUIRED_FIELD, v.MALFORMED_EMAIL, v.UNPARSEABLE_DATE, v.FUTURE_TIMESTAMP),
     "subscribers": (v.MISSING_REQUIRED_FIELD, v.MALFORMED_EMAIL, v.UNPARSEABLE_DATE),
@@ -86,7 +86,7 @@ def plant(f: LandedFile, rate: float, rng: np.random.Generator, t_end: int, orph
     if n_bad == 0 and n_dup == 0:
         return
     kind = np.array(kinds)[(rng.integers(0, len(kinds)) + np.arange(n_bad)) % len(kinds)]
-    n_pairs = int((kind == v.DUPLICATED_KEY).sum())
+    n_pairs = int((kind == v.DUPLICATED_ORDER_ID).sum())
     perm = rng.permutation(n)
     if n < n_bad + n_pairs + n_dup:
         return
@@ -133,7 +133,7 @@ def plant(f: LandedFile, rate: float, rng: np.random.Generator, t_end: int, orph
             ids = orphan_ids(rows.size)   # order ids the brand never issued
             inserts.append((rows, 2, rows, {"order_id": ids, "line_number": const("1", rows.size)}))
             continue
-        elif k == v.DUPLICATED_KEY:
+        elif k == v.DUPLICATED_ORDER_ID:
             first, second = np.minimum(rows, partners), np.maximum(rows, partners)
             inserts.append((second, 1, second, {"order_id": cols["order_id"].take(pa.array(first)),
                                                "updated_at": cols["updated_at"].take(pa.array(first))}))
@@ -168,7 +168,7 @@ def plant(f: LandedFile, rate: float, rng: np.random.Generator, t_end: int, orph
         if typ == 3:
             dup_info = (idx, src)
         else:
-            inserted_reason.append((idx, v.DUPLICATED_KEY if typ == 1 else v.ORPHAN_ORDER_ITEM))
+            inserted_reason.append((idx, v.DUPLICATED_ORDER_ID if typ == 1 else v.ORPHAN_ORDER_ITEM))
         offset += src.size
     key = np.concatenate(keys)
     order = np.argsort(key, kind="stable")

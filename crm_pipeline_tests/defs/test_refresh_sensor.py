@@ -16,11 +16,8 @@ from crm_pipeline_tests.conftest import drop
 
 
 @pytest.fixture
-def instance(tmp_path):
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    with dg.instance_for_test(temp_dir=str(home)) as instance:
-        yield instance
+def instance(dagster_instance):
+    return dagster_instance
 
 
 def test_a_burst_of_file_runs_waits_for_the_queue_to_drain():

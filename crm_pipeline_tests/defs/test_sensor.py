@@ -13,11 +13,8 @@ CSV = "customer_id,email\nC1,a@x.com\n"
 
 
 @pytest.fixture
-def instance(tmp_path):
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    with dg.instance_for_test(temp_dir=str(home)) as instance:
-        yield instance
+def instance(dagster_instance):
+    return dagster_instance
 
 
 def evaluate(instance, landing_dir, cursor=None, settle=2.0):

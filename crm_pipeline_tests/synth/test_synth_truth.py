@@ -95,7 +95,7 @@ def test_each_bad_row_breaks_the_rule_it_is_filed_under(landed, truth):
         assert float(df.at[i, col]) < 0
     for brand, _, df, i, _ in _bad(landed, truth, violations.ORPHAN_ORDER_ITEM):
         assert df.at[i, "order_id"] not in orders_ids[brand]
-    for _, _, df, i, _ in _bad(landed, truth, violations.DUPLICATED_KEY):
+    for _, _, df, i, _ in _bad(landed, truth, violations.DUPLICATED_ORDER_ID):
         earlier = df.iloc[:i]
         same = earlier[earlier["order_id"] == df.at[i, "order_id"]]
         assert len(same) == 1

@@ -62,7 +62,8 @@ def standardize_rows(entity: Entity, raw: pd.DataFrame, *, written_on: date) -> 
         if where.any():
             flags.append(pd.Series(np.where(where, name, None), index=raw.index, dtype="object"))
 
-    present = {c: raw[c].notna() & (raw[c].astype("str").str.strip() != "") for c in entity.column_names}
+    needed = set(entity.required_columns) | {c for group in entity.one_of for c in group}
+    present = {c: raw[c].notna() & (raw[c].astype("str").str.strip() != "") for c in needed}
     for column in entity.required_columns:
         hard(column, rules.MISSING_REQUIRED_FIELD, ~present[column])
     for group in entity.one_of:

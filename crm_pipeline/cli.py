@@ -75,7 +75,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_dq_report(args: argparse.Namespace) -> int:
     import sqlalchemy as sa
 
-    from crm_pipeline.quality.report import countries_before_after, quality_by_brand_entity, to_markdown
+    from crm_pipeline.markdown import to_markdown
+    from crm_pipeline.quality.report import countries_before_after, quality_by_brand_entity
 
     with _warehouse(args) as conn:
         if not sa.inspect(conn).has_table("file_quality"):
@@ -92,7 +93,7 @@ def cmd_dq_report(args: argparse.Namespace) -> int:
 
 def cmd_evaluate_identity(args: argparse.Namespace) -> int:
     from crm_pipeline.identity.evaluate import evaluate_identity
-    from crm_pipeline.quality.report import to_markdown
+    from crm_pipeline.markdown import to_markdown
 
     with _warehouse(args) as conn:
         scores = evaluate_identity(conn, args.truth)
@@ -114,7 +115,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
 
 def cmd_evaluate_predictions(args: argparse.Namespace) -> int:
     from crm_pipeline.predict.run import evaluation_table
-    from crm_pipeline.quality.report import to_markdown
+    from crm_pipeline.markdown import to_markdown
 
     with _warehouse(args) as conn:
         table = evaluation_table(conn, args.as_of)
@@ -129,7 +130,7 @@ def cmd_audiences_list(args: argparse.Namespace) -> int:
     import sqlalchemy as sa
 
     from crm_pipeline.audiences.export import list_audiences
-    from crm_pipeline.quality.report import to_markdown
+    from crm_pipeline.markdown import to_markdown
 
     with _warehouse(args) as conn:
         if args.as_of is None:

@@ -6,9 +6,9 @@ from crm_pipeline.audiences.chart import sizes_over_time_png
 from crm_pipeline.audiences.export import list_audiences
 from crm_pipeline.audiences.materialize import materialize_audiences
 from crm_pipeline.defs.ingest_assets import KINDS, OWNERS
-from crm_pipeline.defs.predict_assets import DAILY, _image
+from crm_pipeline.defs.partitions import DAILY
 from crm_pipeline.defs.resources import CrmSettingsResource, WarehouseResource
-from crm_pipeline.quality.report import to_markdown
+from crm_pipeline.markdown import image, to_markdown
 
 GROUP = "audiences"
 DEPS = ["profile_360", "timeline", "predictions"]
@@ -38,7 +38,7 @@ def materialize_audience_tables(context: dg.AssetExecutionContext, warehouse: Wa
         "sizes": dg.MetadataValue.md(to_markdown(across[["audience", "size", "change", "entered", "exited", "note"]])),
         "sizes_per_brand": dg.MetadataValue.md(to_markdown(
             listing[listing["brand_scope"] != ""][["audience", "size", "change"]])),
-        "sizes_last_90_days": dg.MetadataValue.md(_image(chart, "audience sizes")),
+        "sizes_last_90_days": dg.MetadataValue.md(image(chart, "audience sizes")),
     })
     yield dg.MaterializeResult(asset_key="audience_history", metadata={
         "entered": int(sizes["entered"].sum()), "exited": int(sizes["exited"].sum())})

@@ -8,7 +8,7 @@ from crm_pipeline.defs.resources import CrmSettingsResource, WarehouseResource
 from crm_pipeline.identity.config import load_identity_config
 from crm_pipeline.identity.evaluate import evaluate_identity
 from crm_pipeline.identity.resolve import resolve_identities
-from crm_pipeline.quality.report import to_markdown
+from crm_pipeline.markdown import to_markdown
 
 GROUP = "identity"
 SOURCES = ["stg_customers", "stg_subscribers", "stg_orders", "stg_email_events", "stg_web_events"]

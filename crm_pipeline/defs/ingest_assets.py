@@ -10,7 +10,6 @@ from crm_pipeline.landing.ingest import ingest_folder, ingest_paths
 from crm_pipeline.landing.report import (
     manifest_counts, outcome_counts, outcomes_markdown, raw_row_counts, raw_rows_not_matching_manifest,
 )
-from crm_pipeline.warehouse.schema import create_ingest_tables
 
 OWNERS = ["team:data-engineering"]
 KINDS = {"python", "sql"}
@@ -40,7 +39,6 @@ class IngestConfig(dg.Config):
 def ingest_files(config: IngestConfig, warehouse: WarehouseResource, landing: LandingResource):
     """Load new files exactly once; unchanged files already in the manifest are skipped."""
     engine, folder, now = warehouse.engine, landing.folder(), datetime.now(timezone.utc)
-    create_ingest_tables(engine)
     outcomes = ingest_paths(engine, folder, config.paths, now=now) if config.paths else \
         ingest_folder(engine, folder, now=now)
     with engine.connect() as conn:

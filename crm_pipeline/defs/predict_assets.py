@@ -1,19 +1,17 @@
 """Dagster layer for predictions: features, predictions and model_runs, one partition per as-of day."""
 
-import base64
 import json
 
 import dagster as dg
 import pandas as pd
 
 from crm_pipeline.defs.ingest_assets import KINDS, OWNERS
+from crm_pipeline.defs.partitions import DAILY
 from crm_pipeline.defs.resources import CrmSettingsResource, WarehouseResource
+from crm_pipeline.markdown import image, to_markdown
 from crm_pipeline.predict.run import evaluation_table, run_predictions
-from crm_pipeline.quality.report import to_markdown
 
 GROUP = "predict"
-# Days are as-of days: today's partition exists from the start of the day (UTC).
-DAILY = dg.DailyPartitionsDefinition(start_date="2020-01-01", end_offset=1)
 DEPS = ["identity_map", "stg_orders", "stg_order_items", "stg_products", "stg_email_events", "stg_web_events",
         "stg_subscribers"]
 
@@ -29,10 +27,6 @@ SPECS = [
                  deps=["features"], partitions_def=DAILY,
                  description="A table of model fits per day: parameters, log-likelihood, held-out metrics, status."),
 ]
-
-
-def _image(png: bytes, title: str) -> str:
-    return f"![{title}](data:image/png;base64,{base64.b64encode(png).decode()})"
 
 
 @dg.multi_asset(specs=SPECS, name="predict_customers", partitions_def=DAILY, check_specs=[
@@ -51,7 +45,7 @@ def predict_customers(context: dg.AssetExecutionContext, warehouse: WarehouseRes
     images = []
     for name, png in result.get("charts", {}).items():
         (charts_dir / name).write_bytes(png)
-        images.append(_image(png, name))
+        images.append(image(png, name))
     with warehouse.engine.connect() as conn:
         evaluation = evaluation_table(conn, as_of)
     churn = result["classifiers"].get("churn", {})

@@ -11,7 +11,8 @@ from crm_pipeline.defs.ingest_assets import KINDS, OWNERS
 from crm_pipeline.defs.resources import CrmSettingsResource, WarehouseResource
 from crm_pipeline.quality.accounting import file_balances
 from crm_pipeline.quality.expectations import summarize_markdown
-from crm_pipeline.quality.report import countries_before_after, quality_by_brand_entity, to_markdown
+from crm_pipeline.markdown import to_markdown
+from crm_pipeline.quality.report import countries_before_after, quality_by_brand_entity
 from crm_pipeline.quality.stage import run_quality_stage
 from crm_pipeline.warehouse.bulk import read_frame
 from crm_pipeline.warehouse.quality_schema import dq_results

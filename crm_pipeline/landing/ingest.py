@@ -42,8 +42,11 @@ class FileOutcome:
 
 
 def ingest_paths(engine: sa.Engine, folder: LandingFolder, paths: list[str], *, now: datetime) -> list[FileOutcome]:
-    """Ingest the given files (paths relative to the landing folder), one transaction each."""
-    return [ingest_file(engine, folder, path, now=now) for path in paths]
+    """Ingest the given files (paths relative to the landing folder), one transaction each.
+
+    The tables are made sure of once per call, not once per file (a drop can hold thousands)."""
+    create_ingest_tables(engine)
+    return [_ingest_one(engine, folder, path, now=now) for path in paths]
 
 
 def ingest_folder(engine: sa.Engine, folder: LandingFolder, *, now: datetime) -> list[FileOutcome]:
@@ -53,7 +56,11 @@ def ingest_folder(engine: sa.Engine, folder: LandingFolder, *, now: datetime) ->
 
 
 def ingest_file(engine: sa.Engine, folder: LandingFolder, path: str, *, now: datetime) -> FileOutcome:
-    create_ingest_tables(engine)
+    [outcome] = ingest_paths(engine, folder, [path], now=now)
+    return outcome
+
+
+def _ingest_one(engine: sa.Engine, folder: LandingFolder, path: str, *, now: datetime) -> FileOutcome:
     try:
         landed = folder.stat(path)
         sha = folder.sha256(path)

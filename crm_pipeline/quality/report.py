@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import sqlalchemy as sa
 
-from crm_pipeline.quality.rows import COUNTRY_COLUMNS
 from crm_pipeline.contract import ENTITIES
+from crm_pipeline.quality.rows import COUNTRY_COLUMNS
 
 
 def quality_by_brand_entity(conn: sa.Connection, brand: str | None = None) -> pd.DataFrame:
@@ -50,14 +50,3 @@ def countries_before_after(conn: sa.Connection, brand: str | None = None) -> pd.
     query = ("SELECT raw_value, standardized, SUM(rows_n) AS rows_n FROM (" + " UNION ALL ".join(parts) +
              ") u GROUP BY raw_value, standardized ORDER BY standardized, rows_n DESC, raw_value")
     return pd.read_sql(sa.text(query), conn, params={"brand": brand})
-
-
-def to_markdown(frame: pd.DataFrame) -> str:
-    """A plain Markdown table (no extra dependency), for the CLI and Dagster metadata."""
-    if frame.empty:
-        return "_no rows_"
-    header = "| " + " | ".join(frame.columns) + " |"
-    rule = "|" + "---|" * len(frame.columns)
-    body = ["| " + " | ".join("" if pd.isna(v) else str(v) for v in row) + " |"
-            for row in frame.itertuples(index=False)]
-    return "\n".join([header, rule, *body])

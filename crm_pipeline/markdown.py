@@ -1,0 +1,23 @@
+"""Markdown for people: tables and inline chart images, for the CLI and Dagster metadata."""
+
+from __future__ import annotations
+
+import base64
+
+import pandas as pd
+
+
+def to_markdown(frame: pd.DataFrame) -> str:
+    """A plain Markdown table (no extra dependency), for the CLI and Dagster metadata."""
+    if frame.empty:
+        return "_no rows_"
+    header = "| " + " | ".join(frame.columns) + " |"
+    rule = "|" + "---|" * len(frame.columns)
+    body = ["| " + " | ".join("" if pd.isna(v) else str(v) for v in row) + " |"
+            for row in frame.itertuples(index=False)]
+    return "\n".join([header, rule, *body])
+
+
+def image(png: bytes, title: str) -> str:
+    """A PNG inline as a data URI, so a chart travels inside Markdown metadata."""
+    return f"![{title}](data:image/png;base64,{base64.b64encode(png).decode()})"

@@ -166,6 +166,28 @@ def cmd_audiences_validate(args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
+def cmd_erase(args: argparse.Namespace) -> int:
+    from crm_pipeline.erasure.erase import erase
+    from crm_pipeline.erasure.plan import ErasureRefused
+    from crm_pipeline.erasure.report import render_erasure
+    from crm_pipeline.warehouse.engine import make_engine
+
+    settings = load_settings(args.config, warehouse_url=args.warehouse)
+    engine = make_engine(settings.warehouse_url)
+    kind = "email" if args.email else "contact id" if args.contact_id else "phone"
+    try:
+        removed = erase(engine, email=args.email, contact_id=args.contact_id, phone=args.phone,
+                        requested_at=datetime.now(timezone.utc), exports_dir=args.exports_dir,
+                        max_contacts=args.max_contacts)
+    except ErasureRefused as exc:
+        print(f"crm-pipeline erase: refused, nothing was changed: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        engine.dispose()
+    print(render_erasure(removed, kind))
+    return 0
+
+
 def cmd_contract(args: argparse.Namespace) -> int:
     from crm_pipeline.contract.markdown import render_markdown
 
@@ -236,6 +258,17 @@ def build_parser() -> argparse.ArgumentParser:
     predictions.add_argument("--as-of", type=_day, required=True)
     predictions.add_argument("--warehouse", help="SQLAlchemy URL (default: settings)")
     predictions.set_defaults(func=cmd_evaluate_predictions)
+
+    erasure = sub.add_parser("erase", help="remove a person everywhere (GDPR / CCPA) and keep them out of later loads")
+    erase_who = erasure.add_mutually_exclusive_group(required=True)
+    erase_who.add_argument("--email")
+    erase_who.add_argument("--contact-id")
+    erase_who.add_argument("--phone")
+    erasure.add_argument("--exports-dir", help="folder of audience export files to rewrite without the person")
+    erasure.add_argument("--max-contacts", type=int, default=3,
+                         help="refuse when the identifier resolves to more contacts than this (default 3)")
+    erasure.add_argument("--warehouse", help="SQLAlchemy URL (default: settings)")
+    erasure.set_defaults(func=cmd_erase)
 
     contract = sub.add_parser("contract", help="print the data contract")
     contract.add_argument("--markdown", action="store_true", help="as Markdown (the docs page)")

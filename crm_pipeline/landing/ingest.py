@@ -4,6 +4,11 @@ A file is known by its content hash: the same bytes under any name load once (la
 copies are recorded as duplicates), while a corrected file under an old name has new
 bytes and loads again. Loading a file is one transaction: its raw rows and its
 manifest row commit together or not at all.
+
+Rows of people erased earlier (their hashed identifiers are on the erasure suppression
+list) are not loaded: `rows_read` counts the file's data rows, `rows_loaded` the rows put in
+`raw_<entity>`, and `erasure_row_counts` the rows kept out, so every file still adds up
+(`rows_read = rows_loaded + suppressed`).
 """
 
 from __future__ import annotations
@@ -15,11 +20,13 @@ from datetime import datetime, timezone
 import sqlalchemy as sa
 
 from crm_pipeline.contract import classify, get_entity
+from crm_pipeline.erasure.suppression import SuppressionCache, filter_landed_rows
 from crm_pipeline.landing.conform import conform
 from crm_pipeline.landing.errors import FileRejected
 from crm_pipeline.landing.readers import read_landed_file
 from crm_pipeline.landing.scan import LandingFolder, PathOutsideLanding
 from crm_pipeline.warehouse.bulk import insert_arrow
+from crm_pipeline.warehouse.erasure_schema import create_erasure_tables, erasure_row_counts
 from crm_pipeline.warehouse.schema import create_ingest_tables, files, raw_tables
 
 
@@ -40,13 +47,21 @@ class FileOutcome:
     duplicate_of: int | None
     already_known: bool = False  # True when this exact (path, bytes) was handled by an earlier run
 
+    @property
+    def rows_suppressed(self) -> int:
+        """Rows of the file kept out of raw because the person was erased (at load or since)."""
+        return (self.rows_read or 0) - (self.rows_loaded or 0) if self.status == "loaded" else 0
+
 
 def ingest_paths(engine: sa.Engine, folder: LandingFolder, paths: list[str], *, now: datetime) -> list[FileOutcome]:
     """Ingest the given files (paths relative to the landing folder), one transaction each.
 
-    The tables are made sure of once per call, not once per file (a drop can hold thousands)."""
+    The tables are made sure of once per call, not once per file (a drop can hold thousands); the
+    erasure suppression list is re-read only when it changed."""
     create_ingest_tables(engine)
-    return [_ingest_one(engine, folder, path, now=now) for path in paths]
+    create_erasure_tables(engine)
+    suppressions = SuppressionCache()
+    return [_ingest_one(engine, folder, path, now=now, suppressions=suppressions) for path in paths]
 
 
 def ingest_folder(engine: sa.Engine, folder: LandingFolder, *, now: datetime) -> list[FileOutcome]:
@@ -60,7 +75,8 @@ def ingest_file(engine: sa.Engine, folder: LandingFolder, path: str, *, now: dat
     return outcome
 
 
-def _ingest_one(engine: sa.Engine, folder: LandingFolder, path: str, *, now: datetime) -> FileOutcome:
+def _ingest_one(engine: sa.Engine, folder: LandingFolder, path: str, *, now: datetime,
+                suppressions: SuppressionCache) -> FileOutcome:
     try:
         landed = folder.stat(path)
         sha = folder.sha256(path)
@@ -95,7 +111,12 @@ def _ingest_one(engine: sa.Engine, folder: LandingFolder, path: str, *, now: dat
                                    file_id=file_id, label=path)
         except FileRejected as exc:
             return _insert_manifest(conn, dict(base, file_id=file_id, status="rejected", reason=exc.reason))
+        rows, suppressed = filter_landed_rows(rows, get_entity(place.entity), suppressions.current(conn))
         loaded = insert_arrow(conn, raw_tables[place.entity], rows)
+        if suppressed:
+            conn.execute(erasure_row_counts.insert().values(
+                file_id=file_id, entity=place.entity, cause="suppressed_on_load", request_id=None,
+                row_count=suppressed))
         reason = f"extra column(s) kept in _extra: {', '.join(extras)}" if extras else None
         return _insert_manifest(conn, dict(
             base, file_id=file_id, status="loaded", rows_read=read.table.num_rows, rows_loaded=loaded,

@@ -1,0 +1,1 @@
+"""Erasure (GDPR / CCPA): remove a person everywhere and keep them out of later loads."""

@@ -1,4 +1,4 @@
-"""The landing sensor: one run per new file, keyed by the file's content hash."""
+"""The landing sensor: one run per new file content, keyed by the content hash."""
 
 import time
 from datetime import datetime, timezone
@@ -8,8 +8,12 @@ import dagster as dg
 from crm_pipeline.defs.ingest_assets import ingest_job
 from crm_pipeline.defs.resources import CrmSettingsResource, LandingResource
 from crm_pipeline.defs.schedules import refresh_job
+from crm_pipeline.landing.scan import LandedFile, LandingFolder
 from crm_pipeline.landing.settle import IngestActivity, refresh_due
-from crm_pipeline.landing.watch import WatchState, mark_requested, plan_tick
+from crm_pipeline.landing.watch import WatchState, mark_requested, plan_tick, resume_after
+
+# Dagster cancels a sensor evaluation after 60 s; hashing stops well before, the rest waits for the next tick.
+HASHING_BUDGET_SECONDS = 20.0
 
 
 @dg.sensor(job=ingest_job, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING,
@@ -26,19 +30,47 @@ def landing_sensor(context: dg.SensorEvaluationContext, landing: LandingResource
                              now_ns=time.time_ns(), settle_seconds=settings.settle_seconds)
     for path, reason in page.refused:
         context.log.warning(f"not reading {path}: {reason}")
-    requests = []
-    for landed in ready:
-        sha = folder.sha256(landed.path)
-        requests.append(dg.RunRequest(
+    hashed = _hash_within_budget(folder, ready, HASHING_BUDGET_SECONDS)
+    if len(hashed) < len(ready):  # out of time: the next tick starts right after the last file hashed
+        state = resume_after(state, hashed[-1][0].path if hashed else page_start)
+        context.log.info(f"hashed {len(hashed)} of {len(ready)} ready files; the rest go on the next tick")
+    requests = [
+        dg.RunRequest(
             run_key=sha,
-            run_config={"ops": {"ingest_files": {"config": {"paths": [landed.path]}}}},
-            tags={"crm/path": landed.path, "crm/sha256": sha},
-        ))
-    state = mark_requested(state, ready)
+            run_config={"ops": {"ingest_files": {"config": {"paths": [f.path for f in same]}}}},
+            tags={"crm/path": same[0].path, "crm/sha256": sha},
+        )
+        for sha, same in _by_content(hashed).items()
+    ]
+    state = mark_requested(state, [landed for landed, _ in hashed])
     skip = None if requests else (
         f"no new stable files ({len(state.pending)} still settling, {len(page.in_progress)} in progress)"
     )
     return dg.SensorResult(run_requests=requests, cursor=state.dumps(), skip_reason=skip)
+
+
+def _hash_within_budget(folder: LandingFolder, ready: list[LandedFile],
+                        budget_seconds: float) -> list[tuple[LandedFile, str]]:
+    """(file, sha256) for the ready files in path order, stopping once the time budget is spent."""
+    deadline = time.monotonic() + budget_seconds
+    hashed = []
+    for landed in ready:
+        if hashed and time.monotonic() > deadline:
+            break
+        try:
+            hashed.append((landed, folder.sha256(landed.path)))
+        except FileNotFoundError:  # moved away since the scan: nothing to load
+            continue
+    return hashed
+
+
+def _by_content(hashed: list[tuple[LandedFile, str]]) -> dict[str, list[LandedFile]]:
+    """Files of one tick grouped by content: copies dropped together ride in the run of the first,
+    which loads it once and records the others as duplicates (one run key per content)."""
+    groups: dict[str, list[LandedFile]] = {}
+    for landed, sha in hashed:
+        groups.setdefault(sha, []).append(landed)
+    return groups
 
 
 @dg.sensor(job=refresh_job, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING,

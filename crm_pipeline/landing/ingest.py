@@ -14,6 +14,7 @@ list) are not loaded: `rows_read` counts the file's data rows, `rows_loaded` the
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -22,7 +23,7 @@ import sqlalchemy as sa
 from crm_pipeline.contract import classify, get_entity
 from crm_pipeline.erasure.suppression import SuppressionCache, filter_landed_rows
 from crm_pipeline.landing.conform import conform
-from crm_pipeline.landing.errors import FileRejected
+from crm_pipeline.landing.errors import FileRejected, WarehouseWriteFailed
 from crm_pipeline.landing.readers import read_landed_file
 from crm_pipeline.landing.scan import LandingFolder, PathOutsideLanding
 from crm_pipeline.warehouse.bulk import insert_arrow
@@ -87,7 +88,7 @@ def _ingest_one(engine: sa.Engine, folder: LandingFolder, path: str, *, now: dat
     base = dict(path=path, brand=place.brand, entity=place.entity, sha256=sha, size_bytes=landed.size,
                 format=place.format, modified_at=modified_at, ingested_at=now)
 
-    with engine.begin() as conn:
+    with _file_transaction(engine, path) as conn:
         known = conn.execute(
             sa.select(files).where(files.c.path == path, files.c.sha256 == sha).order_by(files.c.file_id)
         ).mappings().first()
@@ -124,9 +125,20 @@ def _ingest_one(engine: sa.Engine, folder: LandingFolder, path: str, *, now: dat
         ))
 
 
+@contextmanager
+def _file_transaction(engine: sa.Engine, path: str):
+    """One file, one transaction; when the warehouse refuses it (disk full, lock, lost connection) the error
+    names the file and nothing of it is kept."""
+    try:
+        with engine.begin() as conn:
+            yield conn
+    except sa.exc.DBAPIError as exc:
+        raise WarehouseWriteFailed(path, exc) from exc
+
+
 def _record_without_content(engine: sa.Engine, path: str, reason: str, *, now: datetime) -> FileOutcome:
     """A path we refuse to open (it leaves the landing folder) is still recorded, once."""
-    with engine.begin() as conn:
+    with _file_transaction(engine, path) as conn:
         known = conn.execute(
             sa.select(files).where(files.c.path == path, files.c.sha256 == "")
         ).mappings().first()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat as stat_module
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,7 +68,10 @@ class LandingFolder:
         return found
 
     def scan(self, *, after: str | None = None, limit: int | None = None) -> ScanPage:
-        """One page of the folder in path order, starting after `after`."""
+        """One page of the folder in path order, starting after `after`.
+
+        The walk does not follow links into folders, so only a file that is itself a link needs
+        resolving to be sure it stays inside the folder (a sensor tick may page 50,000 files)."""
         paths = [p for p in self.list_paths() if after is None or p > after]
         page = paths if limit is None else paths[:limit]
         next_after = page[-1] if limit is not None and len(paths) > limit else None
@@ -77,15 +81,16 @@ class LandingFolder:
                 in_progress.append(rel)
                 continue
             try:
-                real = self.resolve(rel)
-                stat = real.stat()
+                found = os.lstat(self.root / rel)
+                if stat_module.S_ISLNK(found.st_mode):  # only a link can lead out of the folder
+                    found = self.resolve(rel).stat()
             except PathOutsideLanding as exc:
                 refused.append((rel, str(exc)))
                 continue
             except FileNotFoundError:  # removed, or a dangling link, between listing and stat
                 continue
-            if real.is_file():
-                files.append(LandedFile(rel, stat.st_size, stat.st_mtime_ns))
+            if stat_module.S_ISREG(found.st_mode):
+                files.append(LandedFile(rel, found.st_size, found.st_mtime_ns))
         return ScanPage(files, in_progress, refused, next_after)
 
     def stat(self, relative_path: str) -> LandedFile:

@@ -5,16 +5,25 @@ mtime match what the previous tick saw, or it has not been touched for
 `settle_seconds`. A file already requested is not looked at again until its
 signature changes (a corrected file under the same name). The cursor also holds
 where the next page starts, so a very large folder is read across several ticks.
+
+The cursor remembers every file requested (that is what keeps a file from being requested
+twice), so a folder that keeps 50,000 drops makes it megabytes of JSON, stored by Dagster
+on every tick: past `PACK_OVER_CHARS` it is stored zlib-packed (paths share long prefixes,
+so it shrinks about tenfold); a small cursor stays readable JSON in the UI.
 """
 
 from __future__ import annotations
 
+import base64
 import json
-from dataclasses import dataclass, field
+import zlib
+from dataclasses import dataclass, field, replace
 
 from crm_pipeline.landing.scan import LandedFile
 
 CURSOR_VERSION = 1
+PACKED_PREFIX = "zlib:"
+PACK_OVER_CHARS = 64 * 1024
 
 
 @dataclass
@@ -24,13 +33,18 @@ class WatchState:
     requested: dict[str, str] = field(default_factory=dict)  # path -> signature a run was requested for
 
     def dumps(self) -> str:
-        return json.dumps({"v": CURSOR_VERSION, "after": self.after, "pending": self.pending,
+        text = json.dumps({"v": CURSOR_VERSION, "after": self.after, "pending": self.pending,
                            "requested": self.requested}, separators=(",", ":"), sort_keys=True)
+        if len(text) <= PACK_OVER_CHARS:
+            return text
+        return PACKED_PREFIX + base64.b64encode(zlib.compress(text.encode("utf-8"), 6)).decode("ascii")
 
     @classmethod
     def loads(cls, cursor: str | None) -> WatchState:
         if not cursor:
             return cls()
+        if cursor.startswith(PACKED_PREFIX):
+            cursor = zlib.decompress(base64.b64decode(cursor[len(PACKED_PREFIX):])).decode("utf-8")
         data = json.loads(cursor)
         if data.get("v") != CURSOR_VERSION:
             return cls()
@@ -61,10 +75,17 @@ def plan_tick(state: WatchState, page: list[LandedFile], *, page_start: str | No
 
 
 def mark_requested(state: WatchState, files: list[LandedFile]) -> WatchState:
-    requested = dict(state.requested)
-    requested.update({f.path: f.signature for f in files})
-    pending = {p: s for p, s in state.pending.items() if p not in requested}
+    """Remember the files just requested. Only they leave `pending`: a file requested long ago and
+    rewritten since is pending again under its new signature, and must stay so to become ready."""
+    just_requested = {f.path: f.signature for f in files}
+    requested = {**state.requested, **just_requested}
+    pending = {p: s for p, s in state.pending.items() if p not in just_requested}
     return WatchState(after=state.after, pending=pending, requested=requested)
+
+
+def resume_after(state: WatchState, path: str | None) -> WatchState:
+    """The next tick starts after `path` (a tick that ran out of time goes on where it stopped)."""
+    return replace(state, after=path)
 
 
 def _on_page(path: str, page_start: str | None, next_after: str | None) -> bool:

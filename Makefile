@@ -29,9 +29,10 @@ demo: $(VENV)/.installed
 	@echo
 	@echo "Open the Dagster UI on the same data:  make ui   (then http://127.0.0.1:3000)"
 
+# The project's instance settings (run queue, retries, freshness) replace an older copy, never a newer edit.
 ui: $(VENV)/.installed
-	mkdir -p $(CRM_HOME)/dagster
-	cp -n dagster.yaml $(CRM_HOME)/dagster/dagster.yaml 2>/dev/null || true
+	mkdir -p $(CRM_HOME)/dagster $(CRM_HOME)/demo/landing
+	cp -u dagster.yaml $(CRM_HOME)/dagster/dagster.yaml
 	DAGSTER_HOME=$(CRM_HOME)/dagster CRM_LANDING_DIR=$(CRM_HOME)/demo/landing CRM_WAREHOUSE_URL=duckdb:///$(CRM_HOME)/warehouse.duckdb \
 		$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 

@@ -1,4 +1,7 @@
-"""The one Definitions object: assets, checks, sensors, schedules and resources."""
+"""The one Definitions object: assets, checks, sensors, schedules and resources.
+
+The audiences carry a freshness policy (stale 26 hours after their last refresh), evaluated by the daemon.
+"""
 
 from __future__ import annotations
 
@@ -23,4 +26,7 @@ defs = dg.Definitions(
     schedules=[daily_refresh_schedule],
     sensors=[landing_sensor, refresh_after_ingest_sensor],
     resources=default_resources(),
+    # Every step of a run in the run's own process: the DuckDB file admits one writing process, so steps of one
+    # run must not open it side by side, and a run pays for one import of the project instead of one per step.
+    executor=dg.in_process_executor,
 )

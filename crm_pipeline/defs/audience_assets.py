@@ -1,23 +1,33 @@
 """Dagster layer for audiences: daily membership snapshots and entered/exited history."""
 
-import dagster as dg
+from datetime import timedelta
 
-from crm_pipeline.audiences.chart import sizes_over_time_png
+import dagster as dg
+import pandas as pd
+import sqlalchemy as sa
+
 from crm_pipeline.audiences.export import list_audiences
 from crm_pipeline.audiences.materialize import materialize_audiences
 from crm_pipeline.defs.ingest_assets import KINDS, OWNERS
 from crm_pipeline.defs.partitions import DAILY
-from crm_pipeline.defs.resources import CrmSettingsResource, WarehouseResource
+from crm_pipeline.defs.resources import CrmSettingsResource, WarehouseResource, transient_warehouse_errors_retried
 from crm_pipeline.markdown import image, to_markdown
 
 GROUP = "audiences"
 DEPS = ["profile_360", "timeline", "predictions"]
 
+# The daily refresh runs at 05:00 UTC; 26 hours leaves two hours' grace before audiences count as stale.
+# The daemon evaluates it and the UI shows it on the asset (fresh / stale, when last refreshed).
+AUDIENCES_FRESH_WITHIN = timedelta(hours=26)
+FRESHNESS = dg.FreshnessPolicy.time_window(fail_window=AUDIENCES_FRESH_WITHIN)
+
 SPECS = [
     dg.AssetSpec("audience_members", group_name=GROUP, owners=OWNERS, kinds=KINDS, deps=DEPS, partitions_def=DAILY,
+                 freshness_policy=FRESHNESS,
                  description="A table of who is in each audience on the day (all brands and per brand), with the "
                              "fields an export needs; consent and suppression applied."),
     dg.AssetSpec("audience_history", group_name=GROUP, owners=OWNERS, kinds=KINDS, deps=DEPS, partitions_def=DAILY,
+                 freshness_policy=FRESHNESS,
                  description="A table of entered / exited events per contact and audience, against the previous day."),
 ]
 
@@ -26,12 +36,19 @@ SPECS = [
 def materialize_audience_tables(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
                                 crm_settings: CrmSettingsResource):
     """Recompute every audience for the partition's day; a re-run rewrites that day identically."""
+    from crm_pipeline.audiences.chart import sizes_over_time_png  # matplotlib: imported only when a run draws
+
     settings = crm_settings.load()
     as_of = crm_settings.as_of_date(context.partition_key)
-    sizes = materialize_audiences(warehouse.engine, as_of=as_of, audiences_file=settings.audiences_config or None)
+    with transient_warehouse_errors_retried(context):
+        sizes = materialize_audiences(warehouse.engine, as_of=as_of, audiences_file=settings.audiences_config or None)
     with warehouse.engine.connect() as conn:
         listing = list_audiences(conn, as_of)
         chart = sizes_over_time_png(conn, as_of)
+        history = pd.read_sql(sa.text(
+            "SELECT event, COUNT(*) AS contacts FROM audience_history WHERE as_of = :d GROUP BY event ORDER BY event"),
+            conn, params={"d": as_of})
+        history_total = conn.execute(sa.text("SELECT COUNT(*) FROM audience_history")).scalar_one()
     across = listing[listing["brand_scope"] == ""]
     yield dg.MaterializeResult(asset_key="audience_members", metadata={
         "dagster/row_count": int(sizes["size"].sum()), "audiences": len(sizes),
@@ -41,4 +58,7 @@ def materialize_audience_tables(context: dg.AssetExecutionContext, warehouse: Wa
         "sizes_last_90_days": dg.MetadataValue.md(image(chart, "audience sizes")),
     })
     yield dg.MaterializeResult(asset_key="audience_history", metadata={
-        "entered": int(sizes["entered"].sum()), "exited": int(sizes["exited"].sum())})
+        "dagster/row_count": int(history_total),
+        "entered": int(sizes["entered"].sum()), "exited": int(sizes["exited"].sum()),
+        "events_this_day": dg.MetadataValue.md(to_markdown(history)),
+    })

@@ -18,6 +18,26 @@ telemetry:
 concurrency:
   runs:
     max_concurrent_runs: 1
+# The queue looks for the next run every 2 seconds (Dagster's default is 5): a burst of file runs drains sooner.
+run_queue:
+  dequeue_interval_seconds: 2
+
+# Steps retry transient warehouse errors themselves (a DuckDB lock, a dropped connection) with backoff;
+# a data error fails its step once and is not retried, so nothing loops. A run that failed for any other
+# reason (its worker crashed or never started) is launched again by the daemon, at most twice.
+run_retries:
+  enabled: true
+  max_retries: 2
+  retry_on_asset_or_op_failure: false
+
+# A run that has not started within 3 minutes is marked failed, and so retried.
+run_monitoring:
+  enabled: true
+  start_timeout_seconds: 180
+
+# The daemon evaluates freshness policies (audiences are stale 26 hours after their last refresh).
+freshness:
+  enabled: true
 """
 
 

@@ -4,7 +4,7 @@ import dagster as dg
 import sqlalchemy as sa
 
 from crm_pipeline.defs.ingest_assets import KINDS, OWNERS
-from crm_pipeline.defs.resources import CrmSettingsResource, WarehouseResource
+from crm_pipeline.defs.resources import CrmSettingsResource, WarehouseResource, transient_warehouse_errors_retried
 from crm_pipeline.identity.config import load_identity_config
 from crm_pipeline.identity.evaluate import evaluate_identity
 from crm_pipeline.identity.resolve import resolve_identities
@@ -43,8 +43,9 @@ def resolve_identity(context: dg.AssetExecutionContext, warehouse: WarehouseReso
     settings = crm_settings.load()
     config = load_identity_config(settings.identity_config or None)
     as_of = crm_settings.as_of_date()
-    report = resolve_identities(warehouse.engine, as_of=as_of, config=config,
-                                find_pairs=_find_pairs() if config.probabilistic_enabled else None)
+    with transient_warehouse_errors_retried(context):
+        report = resolve_identities(warehouse.engine, as_of=as_of, config=config,
+                                    find_pairs=_find_pairs() if config.probabilistic_enabled else None)
     quality = {}
     if settings.truth_path:
         with warehouse.engine.connect() as conn:

@@ -5,7 +5,7 @@ from datetime import datetime, timezone
 import dagster as dg
 
 from crm_pipeline.contract import ENTITIES
-from crm_pipeline.defs.resources import LandingResource, WarehouseResource
+from crm_pipeline.defs.resources import LandingResource, WarehouseResource, transient_warehouse_errors_retried
 from crm_pipeline.landing.ingest import ingest_folder, ingest_paths
 from crm_pipeline.landing.report import (
     manifest_counts, outcome_counts, outcomes_markdown, raw_row_counts, raw_rows_not_matching_manifest,
@@ -36,15 +36,19 @@ class IngestConfig(dg.Config):
                 check_specs=[dg.AssetCheckSpec("raw_rows_match_manifest", asset="files", blocking=True,
                                                description="Every loaded file's rows are in its raw table, "
                                                            "and every raw row belongs to a loaded file.")])
-def ingest_files(config: IngestConfig, warehouse: WarehouseResource, landing: LandingResource):
+def ingest_files(context: dg.AssetExecutionContext, config: IngestConfig, warehouse: WarehouseResource,
+                 landing: LandingResource):
     """Load new files exactly once; unchanged files already in the manifest are skipped."""
     engine, folder, now = warehouse.engine, landing.folder(), datetime.now(timezone.utc)
-    outcomes = ingest_paths(engine, folder, config.paths, now=now) if config.paths else \
-        ingest_folder(engine, folder, now=now)
-    with engine.connect() as conn:
-        totals, statuses, problems = raw_row_counts(conn), manifest_counts(conn), raw_rows_not_matching_manifest(conn)
+    with transient_warehouse_errors_retried(context):
+        outcomes = ingest_paths(engine, folder, config.paths, now=now) if config.paths else \
+            ingest_folder(engine, folder, now=now)
+        with engine.connect() as conn:
+            totals, statuses = raw_row_counts(conn), manifest_counts(conn)
+            problems = raw_rows_not_matching_manifest(conn)
     this_run = outcome_counts(outcomes)
     yield dg.MaterializeResult(asset_key="files", metadata={
+        "dagster/row_count": int(sum(statuses.values())),
         **{f"files_{k}_this_run": v for k, v in this_run.items()},
         **{f"files_{k}_total": v for k, v in statuses.items()},
         "this_run": dg.MetadataValue.md(outcomes_markdown(outcomes)),

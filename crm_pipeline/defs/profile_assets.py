@@ -1,9 +1,12 @@
 """Dagster layer for profiles: golden records, the 360 profile and the timeline."""
 
 import dagster as dg
+import pandas as pd
+import sqlalchemy as sa
 
 from crm_pipeline.defs.ingest_assets import KINDS, OWNERS
-from crm_pipeline.defs.resources import CrmSettingsResource, WarehouseResource
+from crm_pipeline.defs.resources import CrmSettingsResource, WarehouseResource, transient_warehouse_errors_retried
+from crm_pipeline.markdown import to_markdown
 from crm_pipeline.profiles.build import build_profiles
 
 GROUP = "identity"
@@ -24,14 +27,20 @@ SPECS = [
 
 
 @dg.multi_asset(specs=SPECS, name="build_profile_tables")
-def build_profile_tables(warehouse: WarehouseResource, crm_settings: CrmSettingsResource):
+def build_profile_tables(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
+                         crm_settings: CrmSettingsResource):
     """Rebuild golden records, profile_360(_brand) and the timeline as of the run's day."""
     settings = crm_settings.load()
-    figures = build_profiles(warehouse.engine, as_of=crm_settings.as_of_date(),
-                             survivorship_file=settings.survivorship_config or None)
+    with transient_warehouse_errors_retried(context):
+        figures = build_profiles(warehouse.engine, as_of=crm_settings.as_of_date(),
+                                 survivorship_file=settings.survivorship_config or None)
     steps = dg.MetadataValue.json({k: round(v, 2) for k, v in figures.get("step_seconds", {}).items()})
+    with warehouse.engine.connect() as conn:
+        per_brand = pd.read_sql(sa.text("SELECT brand, COUNT(*) AS contacts, SUM(order_count) AS orders "
+                                        "FROM profile_360_brand GROUP BY brand ORDER BY brand"), conn)
     yield dg.MaterializeResult(asset_key="golden_records", metadata={"dagster/row_count": figures["golden_values"]})
     yield dg.MaterializeResult(asset_key="profile_360", metadata={
         "dagster/row_count": figures["contacts_profiled"], "contact_brand_rows": figures["contact_brand_rows"],
+        "per_brand": dg.MetadataValue.md(to_markdown(per_brand)),
         "as_of": str(figures["as_of"]), "seconds": steps})
     yield dg.MaterializeResult(asset_key="timeline", metadata={"dagster/row_count": figures["timeline_rows"]})

@@ -8,12 +8,10 @@ import sqlalchemy as sa
 
 from crm_pipeline.contract import ENTITIES
 from crm_pipeline.defs.ingest_assets import KINDS, OWNERS
-from crm_pipeline.defs.resources import CrmSettingsResource, WarehouseResource
-from crm_pipeline.quality.accounting import file_balances
-from crm_pipeline.quality.expectations import summarize_markdown
+from crm_pipeline.defs.resources import CrmSettingsResource, WarehouseResource, transient_warehouse_errors_retried
 from crm_pipeline.markdown import to_markdown
+from crm_pipeline.quality.accounting import file_balances
 from crm_pipeline.quality.report import countries_before_after, quality_by_brand_entity
-from crm_pipeline.quality.stage import run_quality_stage
 from crm_pipeline.warehouse.bulk import read_frame
 from crm_pipeline.warehouse.quality_schema import dq_results
 
@@ -50,16 +48,24 @@ CHECKS = [
 @dg.multi_asset(specs=[*STG_SPECS, *SIDE_SPECS], check_specs=CHECKS, name="stage_entities")
 def stage_entities(context: dg.AssetExecutionContext, warehouse: WarehouseResource, crm_settings: CrmSettingsResource):
     """Type new files once, then rebuild staging, quarantine and the dedup log in SQL, then validate."""
+    # Great Expectations takes seconds to import: only the runs that stage pay for it, not every code load.
+    from crm_pipeline.quality.stage import run_quality_stage
+
     settings = crm_settings.load()
     engine = warehouse.engine
-    report = run_quality_stage(engine, hold_share=settings.quarantine_hold_share, docs_dir=settings.data_docs_dir,
-                               now=datetime.now(timezone.utc))
+    with transient_warehouse_errors_retried(context):
+        report = run_quality_stage(engine, hold_share=settings.quarantine_hold_share,
+                                   docs_dir=settings.data_docs_dir, now=datetime.now(timezone.utc))
     context.log.info(f"typed {len(report.typed)} new file(s); data docs: {report.docs_index}")
     with engine.connect() as conn:
         counts = {name: conn.execute(sa.text(f"SELECT COUNT(*) FROM stg_{name}")).scalar_one() for name in ENTITIES}
         open_q = dict(conn.execute(sa.text(
             "SELECT entity, COUNT(DISTINCT CAST(file_id AS VARCHAR) || ':' || CAST(row_number AS VARCHAR)) "
             "FROM quarantine WHERE status = 'open' GROUP BY entity")).all())
+        open_rules = pd.read_sql(sa.text(
+            "SELECT entity, rule, COUNT(*) AS rows_open FROM quarantine WHERE status = 'open' "
+            "GROUP BY entity, rule ORDER BY rows_open DESC, entity, rule"), conn)
+        quarantine_total = conn.execute(sa.text("SELECT COUNT(*) FROM quarantine")).scalar_one()
         balances = {name: file_balances(conn, name) for name in ENTITIES}
         results = read_frame(conn, sa.select(dq_results))
         dedup_total = conn.execute(sa.text("SELECT COUNT(*) FROM dedup_log")).scalar_one()
@@ -69,7 +75,10 @@ def stage_entities(context: dg.AssetExecutionContext, warehouse: WarehouseResour
             "dagster/row_count": int(counts[name]), "quarantined_rows_open": int(open_q.get(name, 0)),
             "files_typed_this_run": sum(1 for t in report.typed if t.entity == name),
         })
-    yield dg.MaterializeResult(asset_key="quarantine", metadata={"open_rows": int(sum(open_q.values()))})
+    yield dg.MaterializeResult(asset_key="quarantine", metadata={
+        "dagster/row_count": int(quarantine_total), "open_rows": int(sum(open_q.values())),
+        "open_by_rule": dg.MetadataValue.md(to_markdown(open_rules.head(50))),
+    })
     yield dg.MaterializeResult(asset_key="dedup_log", metadata={"dagster/row_count": int(dedup_total)})
     yield dg.MaterializeResult(asset_key="dq_results", metadata={"dagster/row_count": len(results), **docs})
     for name in ENTITIES:
@@ -91,6 +100,8 @@ def _accounting_check(entity: str, balances) -> dg.AssetCheckResult:
 
 
 def _expectations_check(entity: str, results: pd.DataFrame, docs: dict) -> dg.AssetCheckResult:
+    from crm_pipeline.quality.expectations import summarize_markdown  # GX is imported only when a run stages
+
     mine = results[results["suite"] == entity]
     failed = mine[~mine["success"].astype(bool)]
     return dg.AssetCheckResult(
@@ -111,6 +122,7 @@ def dq_report(warehouse: WarehouseResource) -> dg.MaterializeResult:
         quality = quality_by_brand_entity(conn)
         countries = countries_before_after(conn)
     return dg.MaterializeResult(metadata={
+        "rows_read": int(quality["rows_read"].sum()), "rows_quarantined": int(quality["quarantined"].sum()),
         "by_brand_and_entity": dg.MetadataValue.md(to_markdown(quality)),
         "countries": dg.MetadataValue.md(to_markdown(countries.head(60))),
         "overall_pass_rate": float(1 - quality["quarantined"].sum() / max(int(quality["rows_read"].sum()), 1)),

@@ -1,5 +1,7 @@
 """Resources: the settings, the warehouse engine and the landing folder. Nothing global."""
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, datetime, timezone
 
 import dagster as dg
@@ -48,6 +50,47 @@ class WarehouseResource(dg.ConfigurableResource):
         if self._engine is not None:
             self._engine.dispose()
             self._engine = None
+
+
+# Errors that pass on their own, so a later attempt of the same step can succeed: another process holds the
+# DuckDB file, or the PostgreSQL server dropped or refused the connection, or two transactions collided.
+TRANSIENT_WAREHOUSE_ERRORS = (
+    "could not set lock on file", "conflicting lock is held", "database is locked",
+    "server closed the connection unexpectedly", "could not connect to server", "connection refused",
+    "terminating connection due to administrator command", "deadlock detected", "could not serialize access",
+)
+RETRY_ATTEMPTS = 3
+RETRY_FIRST_WAIT_SECONDS = 2.0
+
+
+def is_transient_warehouse_error(exc: BaseException) -> bool:
+    """Whether retrying can help. A data error (bad value, missing table, broken rule) never is: it would loop."""
+    seen: list[BaseException] = []
+    while exc is not None and exc not in seen:
+        seen.append(exc)
+        if isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated:
+            return True
+        exc = exc.__cause__ or exc.__context__
+    text = " ".join(str(e) for e in seen).lower()
+    return any(marker in text for marker in TRANSIENT_WAREHOUSE_ERRORS)
+
+
+@contextmanager
+def transient_warehouse_errors_retried(context: dg.AssetExecutionContext) -> Iterator[None]:
+    """Turn a transient warehouse error into a step retry with exponential backoff (2, 4, 8 s).
+
+    Steps delete-then-insert in one transaction, so a retried step gives the same tables.
+    Any other error fails the step at once.
+    """
+    try:
+        yield
+    except Exception as exc:
+        if not is_transient_warehouse_error(exc):
+            raise
+        wait = RETRY_FIRST_WAIT_SECONDS * 2 ** context.retry_number
+        context.log.warning(f"transient warehouse error (attempt {context.retry_number + 1} of "
+                            f"{RETRY_ATTEMPTS + 1}), retrying in {wait:.0f} s: {str(exc).splitlines()[0]}")
+        raise dg.RetryRequested(max_retries=RETRY_ATTEMPTS, seconds_to_wait=wait) from exc
 
 
 class LandingResource(dg.ConfigurableResource):

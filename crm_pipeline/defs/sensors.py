@@ -1,5 +1,6 @@
 """The landing sensor: one run per new file content, keyed by the content hash."""
 
+import os
 import time
 from datetime import datetime, timezone
 
@@ -14,9 +15,12 @@ from crm_pipeline.landing.watch import WatchState, mark_requested, plan_tick, re
 
 # Dagster cancels a sensor evaluation after 60 s; hashing stops well before, the rest waits for the next tick.
 HASHING_BUDGET_SECONDS = 20.0
+# How often the landing sensor looks (the refresh sensor looks half as often); read when the code loads,
+# so a test or an impatient deployment can set CRM_SENSOR_INTERVAL_SECONDS before starting Dagster.
+LANDING_INTERVAL_SECONDS = int(os.environ.get("CRM_SENSOR_INTERVAL_SECONDS", "30"))
 
 
-@dg.sensor(job=ingest_job, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING,
+@dg.sensor(job=ingest_job, minimum_interval_seconds=LANDING_INTERVAL_SECONDS, default_status=dg.DefaultSensorStatus.RUNNING,
            description="Watches the landing folder; requests an ingest run per new stable file "
                        "(run key = sha256, so the same bytes load once under any name).")
 def landing_sensor(context: dg.SensorEvaluationContext, landing: LandingResource,
@@ -73,7 +77,7 @@ def _by_content(hashed: list[tuple[LandedFile, str]]) -> dict[str, list[LandedFi
     return groups
 
 
-@dg.sensor(job=refresh_job, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING,
+@dg.sensor(job=refresh_job, minimum_interval_seconds=2 * LANDING_INTERVAL_SECONDS, default_status=dg.DefaultSensorStatus.RUNNING,
            description="After new files loaded (and no more ingestion is queued), refreshes everything "
                        "downstream for today's partition, so drops flow through to audiences unattended.")
 def refresh_after_ingest_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:

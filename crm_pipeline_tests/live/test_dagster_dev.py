@@ -1,0 +1,120 @@
+"""The service for real: `dagster dev` picks up dropped files and brings them through to audiences unattended."""
+
+from __future__ import annotations
+
+import time
+
+import duckdb
+
+from crm_pipeline_tests.live.conftest import tags
+
+ASSET_QUERY = """
+query Asset($path: [String!]!) {
+  assetNodes(assetKeys: [{path: $path}]) { groupName description owners { __typename
+      ... on TeamAssetOwner { team } ... on UserAssetOwner { email } } kinds
+    freshnessStatusInfo { freshnessStatus }
+    assetChecksOrError { __typename ... on AssetChecks { checks { name executionForLatestMaterialization {
+      status } } } } }
+  assetOrError(assetKey: {path: $path}) { __typename ... on Asset {
+    assetMaterializations(limit: 1) { partition runId metadataEntries { label __typename
+      ... on MarkdownMetadataEntry { mdStr } ... on IntMetadataEntry { intValue } } } } }
+}
+"""
+AUTOMATION_QUERY = """
+query Automation { workspaceOrError { ... on Workspace { locationEntries { locationOrLoadError {
+  ... on RepositoryLocation { repositories {
+    sensors { name sensorState { status } } schedules { name scheduleState { status } } } } } } } }
+  instance { daemonHealth { allDaemonStatuses { daemonType healthy required } } }
+}
+"""
+ROW_COUNTS_QUERY = """
+query RowCounts { assetNodes { assetKey { path } assetMaterializations(limit: 1) { metadataEntries { label } } } }
+"""
+
+
+def asset(live, name: str) -> tuple[dict, dict]:
+    data = live.graphql(ASSET_QUERY, {"path": [name]})
+    [node] = data["assetNodes"]
+    return node, data["assetOrError"]
+
+
+def test_one_ingest_run_per_dropped_file_then_one_refresh_for_today(live_dagster, flowed_through):
+    flow = flowed_through
+    loaded = flow.successful("ingest_job")
+    assert sorted(tags(r)["crm/path"] for r in loaded) == flow.files  # exactly one successful run per file
+    refreshes = flow.successful("refresh_after_ingest")
+    assert {tags(r)["dagster/partition"] for r in refreshes} == {flow.today}
+    assert min(r["startTime"] for r in refreshes) >= max(r["endTime"] for r in loaded)  # after the burst drained
+    # Runs never collide on the DuckDB file; a run that crashed all the same was retried by the daemon.
+    retried = {tags(r).get("dagster/parent_run_id") for r in flow.runs}
+    assert all(r["runId"] in retried for r in flow.failed()), flow.failed()
+    print(f"live timings: {live_dagster.timings}; runs failed and retried: {len(flow.failed())}")
+
+
+def test_the_warehouse_has_every_file_loaded_and_todays_audiences(live_dagster, flowed_through):
+    with duckdb.connect(str(live_dagster.warehouse), read_only=True) as conn:
+        statuses = dict(conn.execute("SELECT status, COUNT(*) FROM files GROUP BY status").fetchall())
+        contacts = conn.execute("SELECT COUNT(*) FROM contacts").fetchone()[0]
+        members = dict(conn.execute(
+            "SELECT audience, COUNT(*) FROM audience_members WHERE as_of = CAST(? AS DATE) GROUP BY audience",
+            [flowed_through.today]).fetchall())
+        sizes = dict(conn.execute("SELECT audience, size FROM audience_sizes WHERE as_of = CAST(? AS DATE)",
+                                  [flowed_through.today]).fetchall())
+    assert statuses == {"loaded": len(flowed_through.files)}
+    assert 0 < contacts <= 200 * 1.2  # about one contact per generated person
+    assert sum(members.values()) > 0 and members["customers_recent"] > 0
+    assert {a: n for a, n in sizes.items() if n} == members  # the sizes table agrees with the members
+
+
+def test_the_ui_shows_audience_metadata_checks_and_freshness(live_dagster, flowed_through):
+    node, materialized = asset(live_dagster, "audience_members")
+    assert node["groupName"] == "audiences" and node["description"] and node["kinds"]
+    assert {"team": "data-engineering", "__typename": "TeamAssetOwner"} in node["owners"]
+    [latest] = materialized["assetMaterializations"]
+    assert latest["partition"] == flowed_through.today
+    entries = {e["label"]: e for e in latest["metadataEntries"]}
+    assert entries["dagster/row_count"]["intValue"] > 0
+    assert "| customers_recent |" in entries["sizes"]["mdStr"]
+    assert entries["sizes_last_90_days"]["mdStr"].startswith("![audience sizes](data:image/png;base64,")
+
+    contacts, _ = asset(live_dagster, "contacts")
+    checks = {c["name"]: c["executionForLatestMaterialization"]["status"]
+              for c in contacts["assetChecksOrError"]["checks"]}
+    assert checks == {"cluster_size_within_cap": "SUCCEEDED"}
+
+    deadline = time.monotonic() + 60  # the freshness daemon runs every 5 s here
+    while node["freshnessStatusInfo"]["freshnessStatus"] != "HEALTHY" and time.monotonic() < deadline:
+        time.sleep(2)
+        node, _ = asset(live_dagster, "audience_members")
+    assert node["freshnessStatusInfo"]["freshnessStatus"] == "HEALTHY"  # refreshed well within 26 hours
+
+
+def test_every_table_asset_shows_its_row_count_in_the_ui(live_dagster, flowed_through):
+    nodes = live_dagster.graphql(ROW_COUNTS_QUERY)["assetNodes"]
+    latest = {"/".join(n["assetKey"]["path"]): n["assetMaterializations"] for n in nodes}
+    assert len(latest) >= 30 and all(latest.values()), [k for k, v in latest.items() if not v]  # all materialized
+    without = {key for key, [m] in latest.items()
+               if not any(e["label"] == "dagster/row_count" for e in m["metadataEntries"])}
+    assert without <= {"dq_report", "model_runs"}, without  # a report and model fits, not tables of records
+
+
+def test_sensors_and_schedule_run_by_default_and_the_daemons_are_healthy(live_dagster):
+    data = live_dagster.graphql(AUTOMATION_QUERY)
+    [entry] = data["workspaceOrError"]["locationEntries"]
+    [repository] = entry["locationOrLoadError"]["repositories"]
+    assert {s["name"]: s["sensorState"]["status"] for s in repository["sensors"]} == {
+        "landing_sensor": "RUNNING", "refresh_after_ingest_sensor": "RUNNING"}
+    assert {s["name"]: s["scheduleState"]["status"] for s in repository["schedules"]} == {
+        "daily_refresh_schedule": "RUNNING"}
+    daemons = {d["daemonType"]: d["healthy"] for d in data["instance"]["daemonHealth"]["allDaemonStatuses"]
+               if d["required"]}
+    for daemon in ("SENSOR", "SCHEDULER", "QUEUED_RUN_COORDINATOR", "FRESHNESS_DAEMON"):
+        assert daemons.get(daemon), daemons
+
+
+def test_dagster_dev_stops_cleanly_on_ctrl_c(live_dagster):
+    code = live_dagster.stop()
+    assert code == 0 and not live_dagster.signals_unheeded, (code, live_dagster.signals_unheeded,
+                                                             live_dagster.log_tail())
+    assert not live_dagster.leftovers  # webserver, daemon, code server and run workers all ended
+    print(f"live timings: {live_dagster.timings}")

@@ -72,6 +72,27 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_backfill(args: argparse.Namespace) -> int:
+    from datetime import timedelta
+
+    from crm_pipeline.defs.headless import failed_steps, refresh_day
+
+    if args.to_day < args.from_day:
+        print(f"--to {args.to_day} is before --from {args.from_day}", file=sys.stderr)
+        return 2
+    settings = load_settings(args.config, warehouse_url=args.warehouse)
+    days = [args.from_day + timedelta(days=n) for n in range((args.to_day - args.from_day).days + 1)]
+    for day in days:  # one day after the other: the warehouse has one writer, and history runs forward
+        result = refresh_day(settings, day)
+        print(f"{day}  {'ok' if result.success else 'FAILED'}  (run {result.run_id})")
+        if not result.success:
+            for line in failed_steps(result):
+                print(f"  step failed: {line}", file=sys.stderr)
+            return 1
+    print(f"refreshed profiles, predictions and audiences for {len(days)} day(s)")
+    return 0
+
+
 def cmd_dq_report(args: argparse.Namespace) -> int:
     import sqlalchemy as sa
 
@@ -214,6 +235,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--as-of", type=_day, help="the day to compute for (default: today)")
     run.add_argument("--warehouse", help="SQLAlchemy URL (default: a DuckDB file under .crm/)")
     run.set_defaults(func=cmd_run)
+
+    backfill = sub.add_parser("backfill", help="the daily refresh (profiles, predictions, audiences) for a range "
+                                               "of past days, oldest first")
+    backfill.add_argument("--from", dest="from_day", type=_day, required=True, help="first day")
+    backfill.add_argument("--to", dest="to_day", type=_day, required=True, help="last day (inclusive)")
+    backfill.add_argument("--warehouse", help="SQLAlchemy URL (default: settings)")
+    backfill.set_defaults(func=cmd_backfill)
 
     dq = sub.add_parser("dq", help="data quality")
     dq_sub = dq.add_subparsers(dest="dq_command", required=True)

@@ -98,3 +98,21 @@ def test_the_generators_country_spellings_and_phone_formats_standardize_to_one_v
     kinds = phones["raw"].str.slice(0, 1).map({"(": "parenthesized", "+": "international"}).fillna("digits")
     assert set(kinds) == {"parenthesized", "international", "digits"}
     assert (phones["e164"] == "+1" + digits).all()
+
+
+def test_a_backfill_refreshes_each_past_day_with_that_days_profiles(demo):
+    """Runs last in this module: it moves the profiles back to the backfill's last day."""
+    root, engine, _ = demo
+    engine.dispose()  # the CLI process writes the warehouse file
+    env = {**os.environ, "DAGSTER_HOME": str(root / "dagster"), "CRM_HOME_DIR": str(root / "home")}
+    url = f"duckdb:///{root / 'warehouse.duckdb'}"
+    ran = cli("backfill", "--from", "2025-06-01", "--to", "2025-06-02", "--warehouse", url, env=env)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    assert "2025-06-01  ok" in ran.stdout and "2025-06-02  ok" in ran.stdout
+    with engine.connect() as conn:
+        days = lambda table: {str(d) for (d,) in conn.execute(sa.text(f"SELECT DISTINCT as_of FROM {table}"))}
+        assert {"2025-06-01", "2025-06-02", END} <= days("audience_sizes")
+        assert {"2025-06-01", "2025-06-02", END} <= days("predictions")
+        # The profiles were rebuilt as of the last backfilled day: nothing after it counts.
+        latest_order = conn.execute(sa.text("SELECT MAX(last_order_date) FROM profile_360")).scalar_one()
+    assert str(latest_order) <= "2025-06-02"

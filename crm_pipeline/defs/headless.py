@@ -55,17 +55,32 @@ def local_instance(settings: Settings) -> dg.DagsterInstance:
 def materialize_all(settings: Settings, as_of: date, instance: dg.DagsterInstance | None = None,
                     log_level: str = "WARNING"):
     """Run every asset for `as_of`: ingestion of every file in the landing folder, then the rest."""
+    return _materialize(settings, as_of, instance, log_level, selection=None, trigger="cli")
+
+
+def refresh_day(settings: Settings, as_of: date, instance: dg.DagsterInstance | None = None,
+                log_level: str = "WARNING"):
+    """The daily refresh for one day, past or present: profiles as of that day, then its predictions and
+    audiences. A backfill is this, day after day, so each day's audiences see that day's profiles."""
+    from crm_pipeline.defs.schedules import daily_refresh_job
+
+    return _materialize(settings, as_of, instance, log_level, selection=daily_refresh_job.selection,
+                        trigger="backfill")
+
+
+def _materialize(settings: Settings, as_of: date, instance: dg.DagsterInstance | None, log_level: str, *,
+                 selection, trigger: str):
     from crm_pipeline.definitions import ALL_ASSETS
 
     settings = settings.with_overrides(as_of=as_of)
     instance = instance or local_instance(settings)
+    run_config = {"loggers": {"console": {"config": {"log_level": log_level}}}}
+    if selection is None:
+        run_config["ops"] = {"ingest_files": {"config": {"paths": []}}}
     return dg.materialize(
-        ALL_ASSETS, instance=instance, resources=default_resources(settings),
-        run_config={
-            "ops": {"ingest_files": {"config": {"paths": []}}},
-            "loggers": {"console": {"config": {"log_level": log_level}}},
-        },
-        tags={"crm/as_of": as_of.isoformat(), "crm/trigger": "cli"},
+        ALL_ASSETS, selection=selection, instance=instance, resources=default_resources(settings),
+        run_config=run_config,
+        tags={"crm/as_of": as_of.isoformat(), "crm/trigger": trigger},
         raise_on_error=False,
         partition_key=as_of.isoformat(),  # the daily-partitioned stages compute for this day
     )

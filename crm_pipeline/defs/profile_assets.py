@@ -29,10 +29,12 @@ SPECS = [
 @dg.multi_asset(specs=SPECS, name="build_profile_tables")
 def build_profile_tables(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
                          crm_settings: CrmSettingsResource):
-    """Rebuild golden records, profile_360(_brand) and the timeline as of the run's day."""
+    """Rebuild golden records, profile_360(_brand) and the timeline as of the run's day: the partition of a
+    scheduled or backfilled daily refresh (so that day's audiences see that day's profiles), else today."""
     settings = crm_settings.load()
+    as_of = crm_settings.as_of_date(context.run.tags.get("dagster/partition"))
     with transient_warehouse_errors_retried(context):
-        figures = build_profiles(warehouse.engine, as_of=crm_settings.as_of_date(),
+        figures = build_profiles(warehouse.engine, as_of=as_of,
                                  survivorship_file=settings.survivorship_config or None)
     steps = dg.MetadataValue.json({k: round(v, 2) for k, v in figures.get("step_seconds", {}).items()})
     with warehouse.engine.connect() as conn:

@@ -4,12 +4,12 @@ import json
 
 import dagster as dg
 import pandas as pd
+import sqlalchemy as sa
 
 from crm_pipeline.defs.ingest_assets import KINDS, OWNERS
 from crm_pipeline.defs.partitions import DAILY
-from crm_pipeline.defs.resources import CrmSettingsResource, WarehouseResource
+from crm_pipeline.defs.resources import CrmSettingsResource, WarehouseResource, transient_warehouse_errors_retried
 from crm_pipeline.markdown import image, to_markdown
-from crm_pipeline.predict.run import evaluation_table, run_predictions
 
 GROUP = "predict"
 DEPS = ["identity_map", "stg_orders", "stg_order_items", "stg_products", "stg_email_events", "stg_web_events",
@@ -37,10 +37,13 @@ SPECS = [
 def predict_customers(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
                       crm_settings: CrmSettingsResource):
     """RFM, BG/NBD + Gamma-Gamma CLV, and the churn / next-purchase classifiers for the partition's day."""
+    from crm_pipeline.predict.run import evaluation_table, run_predictions  # scikit-learn only in runs that fit
+
     settings = crm_settings.load()
     as_of = crm_settings.as_of_date(context.partition_key)
     charts_dir = settings.home_dir / "charts" / as_of.isoformat()
-    result = run_predictions(warehouse.engine, as_of=as_of, model_dir=settings.home_dir / "models")
+    with transient_warehouse_errors_retried(context):
+        result = run_predictions(warehouse.engine, as_of=as_of, model_dir=settings.home_dir / "models")
     charts_dir.mkdir(parents=True, exist_ok=True)
     images = []
     for name, png in result.get("charts", {}).items():
@@ -48,6 +51,7 @@ def predict_customers(context: dg.AssetExecutionContext, warehouse: WarehouseRes
         images.append(image(png, name))
     with warehouse.engine.connect() as conn:
         evaluation = evaluation_table(conn, as_of)
+        fits = conn.execute(sa.text("SELECT COUNT(*) FROM model_runs WHERE as_of = :d"), {"d": as_of}).scalar_one()
     churn = result["classifiers"].get("churn", {})
     yield dg.MaterializeResult(asset_key="features", metadata={"dagster/row_count": result["contacts_with_features"]})
     yield dg.MaterializeResult(asset_key="predictions", metadata={
@@ -57,6 +61,7 @@ def predict_customers(context: dg.AssetExecutionContext, warehouse: WarehouseRes
                                                     .rename_axis("segment").reset_index())),
     })
     yield dg.MaterializeResult(asset_key="model_runs", metadata={
+        "dagster/row_count": int(fits),
         "evaluation": dg.MetadataValue.md(to_markdown(evaluation)),
         "bgnbd": dg.MetadataValue.json(json.loads(json.dumps(result["bgnbd"], default=float))),
         "charts": dg.MetadataValue.md("\n\n".join(images) or "_no classifier this run_"),

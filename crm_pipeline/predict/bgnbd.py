@@ -31,9 +31,13 @@ def _arrays(frequency, recency, T):
 
 def _compress(x, t_x, T):
     """Identical (x, t_x, T) rows share one likelihood term, weighted by their count."""
-    stacked = np.stack([x, t_x, T], axis=1)
-    unique, counts = np.unique(stacked, axis=0, return_counts=True)
-    return unique[:, 0], unique[:, 1], unique[:, 2], counts.astype(float)
+    order = np.lexsort((T, t_x, x))            # a flat sort: np.unique(axis=0) is several times slower
+    x, t_x, T = x[order], t_x[order], T[order]
+    new = np.ones(len(x), dtype=bool)
+    new[1:] = (x[1:] != x[:-1]) | (t_x[1:] != t_x[:-1]) | (T[1:] != T[:-1])
+    starts = np.flatnonzero(new)
+    counts = np.diff(np.append(starts, len(x)))
+    return x[starts], t_x[starts], T[starts], counts.astype(float)
 
 
 def log_likelihood_terms(params, x, t_x, T):

@@ -1,37 +1,62 @@
-"""Churn and next-purchase classifiers trained on a past window and judged on a later held-out one.
+"""Churn and next-purchase classifiers trained on past windows and judged on a later held-out one.
 
 Labels come from a time split: features at a cutoff c (only data up to c), labels from the
-days after it — churn = no purchase in (c, c + 90d], next purchase = a purchase in (c, c + 30d].
-The model is trained at c1 = as_of - 2H and evaluated at c2 = as_of - H (H = 90 days, labels
-end at as_of), against two baselines: recency alone and BG/NBD P(alive). It is used only
-if its held-out AUC beats both; otherwise the better baseline scores and the outcome says so.
-A HistGradientBoostingClassifier is calibrated with CalibratedClassifierCV.
+days after it: churn = no purchase in (c, c + 90d], next purchase = a purchase in (c, c + 30d].
+For a task with label length L the evaluation cutoff is as_of - L (its labels end at as_of)
+and the model is trained on `TRAIN_WINDOWS` earlier cutoffs, as_of - 2L - k * 30 days, whose
+labels all end before the evaluation window starts: nothing of the held-out window is seen
+while fitting, calibrating or choosing the number of boosting rounds.
+
+The classifier is a HistGradientBoostingClassifier (learning rate 0.1, at most 200 rounds,
+15 leaves of >= 50 rows) with early stopping on a held-out 20% of the training contacts,
+calibrated on that same split (Platt scaling below 20,000 rows, isotonic above). Large
+populations are subsampled deterministically (`MAX_ROWS_PER_WINDOW` buyers per cutoff).
+It is compared on the held-out window with three baselines:
+  - recency: days since the last purchase;
+  - bgnbd_p_alive: BG/NBD P(alive) (churn score 1 - P(alive)). P(alive) is exactly 1 for every
+    one-time buyer (BG/NBD only lets a customer drop out after a repeat purchase), so it cannot
+    rank them and its churn AUC can fall below 0.5 when many buyers have bought once;
+  - bgnbd: the BG/NBD probability of the labelled event itself, P(no purchase in (c, c + L]) or
+    P(a purchase in it), which accounts for one-time buyers through their purchase rate.
+The classifier scores only if its held-out AUC beats every baseline; otherwise the best one
+scores (BG/NBD with its own probability, the others mapped to a probability by isotonic
+regression on the training windows), and the outcome says so.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import joblib
 import numpy as np
 import pandas as pd
-from sklearn.calibration import CalibratedClassifierCV
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.isotonic import IsotonicRegression
+from sklearn.linear_model import LogisticRegression
 
 from crm_pipeline.predict import bgnbd
 from crm_pipeline.predict.evaluation import calibration_png, lift_png, score_metrics
+from crm_pipeline.predict.features import day_number
 
 MODEL_FEATURES = [
     "purchase_count", "frequency", "recency_days", "monetary", "total_value", "tenure_days", "t_x_weeks", "T_weeks",
     "interpurchase_mean_days", "interpurchase_std_days", "return_rate", "category_count", "brand_count",
     "email_open_30d_count", "email_open_90d_count", "email_click_30d_count", "email_click_90d_count",
     "days_since_open", "days_since_click", "browse_30d_count", "browse_90d_count", "days_since_browse",
-    "subscription_age_days", "bgnbd_p_alive", "bgnbd_p_purchase",
+    "subscription_age_days", "purchase_90d_count", "purchase_prev_90d_count",
+    # derived below
+    "recency_over_interpurchase", "purchase_trend_90d", "days_since_engaged",
+    "bgnbd_p_alive", "bgnbd_p_purchase", "bgnbd_expected_purchases",
 ]
 MIN_BUYERS = 500
+TRAIN_WINDOWS = 3               # stacked training cutoffs per task, WINDOW_STEP_DAYS apart
+WINDOW_STEP_DAYS = 30
+MAX_ROWS_PER_WINDOW = 25_000    # above this, every n-th contact (by contact_id) forms each window
+HOLDOUT_SHARE = 0.2             # training contacts held out for early stopping and calibration
+ISOTONIC_MIN_ROWS = 20_000
 
 
 @dataclass(frozen=True)
@@ -43,13 +68,14 @@ class Task:
 
 CHURN = Task("churn", 90, False)
 NEXT_PURCHASE = Task("next_purchase", 30, True)
+TASKS = (CHURN, NEXT_PURCHASE)
 
 
 @dataclass
 class TaskOutcome:
     task: str
     status: str                       # ok / skipped
-    used: str                         # classifier / bgnbd / recency / none
+    used: str                         # classifier / bgnbd / bgnbd_p_alive / recency / none
     message: str
     metrics: dict = field(default_factory=dict)
     probabilities: np.ndarray | None = None     # at as_of, aligned with the scoring frame
@@ -57,49 +83,105 @@ class TaskOutcome:
     model_path: str | None = None
 
 
-def add_bgnbd_columns(frame: pd.DataFrame, params: dict | None, horizon_days: int) -> pd.DataFrame:
-    """BG/NBD P(alive) and P(a purchase in the horizon) as model features (NaN without parameters)."""
+def cutoffs(task: Task, as_of: dt.date) -> tuple[dt.date, list[dt.date]]:
+    """(evaluation cutoff, training cutoffs newest first) of `task` for a run at `as_of`."""
+    evaluate = as_of - dt.timedelta(days=task.label_days)
+    newest = evaluate - dt.timedelta(days=task.label_days)
+    return evaluate, [newest - dt.timedelta(days=k * WINDOW_STEP_DAYS) for k in range(TRAIN_WINDOWS)]
+
+
+def sample_every(buyers: int) -> int:
+    """Keep every n-th contact in each window so a window has at most MAX_ROWS_PER_WINDOW buyers."""
+    return max(1, math.ceil(buyers / MAX_ROWS_PER_WINDOW))
+
+
+def add_model_columns(frame: pd.DataFrame, params: dict | None, horizon_days: int) -> pd.DataFrame:
+    """Derived features and BG/NBD's P(alive), P(a purchase in the horizon), E[purchases] (NaN without params)."""
     out = frame.copy()
+    out["recency_over_interpurchase"] = out["recency_days"] / out["interpurchase_mean_days"].where(
+        out["interpurchase_mean_days"] > 0)
+    out["purchase_trend_90d"] = out["purchase_90d_count"] - out["purchase_prev_90d_count"]
+    out["days_since_engaged"] = out[["days_since_open", "days_since_click", "days_since_browse"]].min(axis=1)
     if not params:
-        out["bgnbd_p_alive"] = np.nan
-        out["bgnbd_p_purchase"] = np.nan
+        out["bgnbd_p_alive"] = out["bgnbd_p_purchase"] = out["bgnbd_expected_purchases"] = np.nan
         return out
     x, t_x, T = (out[c].to_numpy(dtype=float) for c in ("frequency", "t_x_weeks", "T_weeks"))
     out["bgnbd_p_alive"] = bgnbd.p_alive(params, x, t_x, T)
     out["bgnbd_p_purchase"] = 1.0 - bgnbd.p_no_purchase(params, x, t_x, T, horizon_days / 7.0)
+    out["bgnbd_expected_purchases"] = bgnbd.expected_purchases(params, x, t_x, T, horizon_days / 7.0)
     return out
 
 
-def small_data_reason(buyers: int, history_days: int, horizon_days: int) -> str | None:
+def too_few_buyers(buyers: int) -> str | None:
     if buyers < MIN_BUYERS:
         return f"classifier skipped: {buyers} customers with orders, need >= {MIN_BUYERS}; BG/NBD and RFM still score"
+    return None
+
+
+def too_little_history(history_days: int, horizon_days: int) -> str | None:
     if history_days < 2 * horizon_days:
         return (f"classifier skipped: {history_days} days of order history, need two {horizon_days}-day windows "
                 f"(>= {2 * horizon_days}); BG/NBD and RFM still score")
     return None
 
 
-def labels(frame: pd.DataFrame, future: pd.DataFrame, cutoff: dt.date, task: Task) -> np.ndarray:
-    """1/0 per row of `frame` from `future` (contact_id, first_day of purchases after the cutoff)."""
-    from crm_pipeline.predict.features import day_number
-    first = frame[["contact_id"]].merge(future[["contact_id", "first_day"]], on="contact_id", how="left")["first_day"]
-    bought = (first.notna() & (first <= day_number(cutoff) + task.label_days)).to_numpy()
+def labels(frame: pd.DataFrame, first_after: pd.DataFrame, task: Task) -> np.ndarray:
+    """1/0 per row of `frame` (as_of, contact_id) from `first_after` (as_of, contact_id, first purchase day after)."""
+    first = frame[["as_of", "contact_id"]].merge(first_after, on=["as_of", "contact_id"], how="left")["first_day"]
+    limit = np.array([day_number(d) for d in frame["as_of"]]) + task.label_days
+    bought = (first.notna() & (first <= limit)).to_numpy()
     return (bought if task.positive_is_purchase else ~bought).astype(int)
 
 
-def _model(n: int) -> CalibratedClassifierCV:
-    booster = HistGradientBoostingClassifier(max_iter=200, learning_rate=0.05, max_leaf_nodes=15,
-                                             min_samples_leaf=40, l2_regularization=1.0, random_state=0)
-    return CalibratedClassifierCV(booster, method="isotonic" if n >= 20_000 else "sigmoid", cv=3)
+class CalibratedBooster:
+    """A fitted booster and the calibrator of its scores (fitted on held-out training contacts)."""
+
+    def __init__(self, booster: HistGradientBoostingClassifier, calibrator):
+        self.booster, self.calibrator = booster, calibrator
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        raw = self.booster.predict_proba(X)[:, 1]
+        if isinstance(self.calibrator, IsotonicRegression):
+            p = self.calibrator.predict(raw)
+        else:
+            p = self.calibrator.predict_proba(_logit(raw)[:, None])[:, 1]
+        return np.column_stack([1.0 - p, p])
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, 1e-6, 1 - 1e-6)
+    return np.log(p / (1 - p))
+
+
+def holdout_mask(contact_ids: pd.Series) -> np.ndarray:
+    """True for the contacts held out (every window of a contact on the same side), seeded and deterministic."""
+    unique, which = np.unique(contact_ids.astype(str).to_numpy(dtype=object), return_inverse=True)
+    held = np.random.default_rng(0).random(len(unique)) < HOLDOUT_SHARE
+    return held[which]
+
+
+def fit_model(X: np.ndarray, y: np.ndarray, held: np.ndarray) -> CalibratedBooster:
+    """Boosting with early stopping on the held-out contacts, then calibration on them."""
+    booster = HistGradientBoostingClassifier(
+        learning_rate=0.1, max_iter=200, max_leaf_nodes=15, min_samples_leaf=50, l2_regularization=1.0,
+        early_stopping=True, n_iter_no_change=20, scoring="loss", random_state=0)
+    booster.fit(X[~held], y[~held], X_val=X[held], y_val=y[held])
+    raw = booster.predict_proba(X[held])[:, 1]
+    if held.sum() >= ISOTONIC_MIN_ROWS:
+        calibrator = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(raw, y[held])
+    else:
+        calibrator = LogisticRegression(C=1e6).fit(_logit(raw)[:, None], y[held])
+    return CalibratedBooster(booster, calibrator)
 
 
 def _baselines(frame: pd.DataFrame, task: Task) -> dict[str, np.ndarray]:
-    """Higher = more likely positive. Churn: long recency, low P(alive); next purchase: the reverse."""
+    """Higher = more likely positive (churn: no purchase; next purchase: a purchase)."""
     recency = frame["recency_days"].to_numpy(dtype=float)
     alive = frame["bgnbd_p_alive"].to_numpy(dtype=float)
+    buys = frame["bgnbd_p_purchase"].to_numpy(dtype=float)
     if task.positive_is_purchase:
-        return {"recency": -recency, "bgnbd": alive}
-    return {"recency": recency, "bgnbd": 1.0 - alive}
+        return {"recency": -recency, "bgnbd_p_alive": alive, "bgnbd": buys}
+    return {"recency": recency, "bgnbd_p_alive": 1.0 - alive, "bgnbd": 1.0 - buys}
 
 
 def run_task(task: Task, train: pd.DataFrame, evaluate: pd.DataFrame, score: pd.DataFrame, *,
@@ -109,25 +191,28 @@ def run_task(task: Task, train: pd.DataFrame, evaluate: pd.DataFrame, score: pd.
     if len(np.unique(y_train)) < 2 or len(np.unique(y_eval)) < 2:
         return TaskOutcome(task.name, "skipped", "none", f"{task.name}: a window has only one label class")
     used_features = [c for c in MODEL_FEATURES if train[c].notna().any()]   # an all-empty source adds nothing
-    model = _model(len(train)).fit(train[used_features].to_numpy(dtype=float), y_train)
+    held = holdout_mask(train["contact_id"])
+    model = fit_model(train[used_features].to_numpy(dtype=float), y_train, held)
     p_eval = model.predict_proba(evaluate[used_features].to_numpy(dtype=float))[:, 1]
     metrics = {"classifier": score_metrics(y_eval, p_eval, is_probability=True), **windows,
-               "n_train": int(len(train)), "train_positive_rate": float(np.mean(y_train))}
+               "n_train": int((~held).sum()), "n_holdout": int(held.sum()),
+               "boosting_rounds": int(model.booster.n_iter_), "train_positive_rate": float(np.mean(y_train))}
     baselines = _baselines(evaluate, task)
     for name, values in baselines.items():
         ok = np.isfinite(values)
-        metrics[f"baseline_{name}"] = score_metrics(y_eval[ok], values[ok], is_probability=name == "bgnbd")
+        metrics[f"baseline_{name}"] = score_metrics(y_eval[ok], values[ok], is_probability=name.startswith("bgnbd"))
     auc = {name: metrics[f"baseline_{name}"]["roc_auc"] for name in baselines}
-    best_baseline = max(auc, key=lambda k: -np.inf if np.isnan(auc[k]) else auc[k])
+    valid = {k: v for k, v in auc.items() if not np.isnan(v)}
+    best_baseline = max(valid, key=valid.get)
     classifier_auc = metrics["classifier"]["roc_auc"]
-    if classifier_auc > max(v for v in auc.values() if not np.isnan(v)):
+    versus = ", ".join(f"{k} {v:.3f}" for k, v in auc.items())
+    if classifier_auc > valid[best_baseline]:
         used, probabilities = "classifier", model.predict_proba(score[used_features].to_numpy(dtype=float))[:, 1]
-        message = (f"{task.name}: classifier AUC {classifier_auc:.3f} beats recency {auc['recency']:.3f} "
-                   f"and BG/NBD {auc['bgnbd']:.3f}; classifier scores")
+        message = f"{task.name}: classifier AUC {classifier_auc:.3f} beats every baseline ({versus}); classifier scores"
     else:
         used = best_baseline
         message = (f"{task.name}: classifier AUC {classifier_auc:.3f} does not beat the {best_baseline} baseline "
-                   f"({auc[best_baseline]:.3f}); the {best_baseline} baseline scores")
+                   f"({versus}); the {best_baseline} baseline scores")
         probabilities = _baseline_probabilities(best_baseline, task, train, y_train, score)
     metrics["used"] = used
     model_dir.mkdir(parents=True, exist_ok=True)
@@ -141,7 +226,10 @@ def run_task(task: Task, train: pd.DataFrame, evaluate: pd.DataFrame, score: pd.
 
 def _baseline_probabilities(name: str, task: Task, train: pd.DataFrame, y_train: np.ndarray,
                             score: pd.DataFrame) -> np.ndarray:
-    """A baseline turned into a probability by isotonic regression on the training window."""
+    """BG/NBD's own probability of the event; recency or P(alive) mapped by isotonic regression on training."""
+    if name == "bgnbd":
+        p = score["bgnbd_p_purchase"].to_numpy(dtype=float)
+        return p if task.positive_is_purchase else 1.0 - p
     column = "recency_days" if name == "recency" else "bgnbd_p_alive"
     x_train = train[column].to_numpy(dtype=float)
     ok = np.isfinite(x_train)

@@ -29,6 +29,7 @@ def score_metrics(y, score, *, is_probability: bool) -> dict:
         p = np.clip(score, 1e-6, 1 - 1e-6)
         out["log_loss"] = float(log_loss(y, p, labels=[0, 1]))
         out["brier"] = float(brier_score_loss(y, p))
+        out["mean_probability"] = float(p.mean()) if len(p) else float("nan")   # vs positive_rate: calibration
     out["top_decile_lift"], out["top_decile_capture"] = top_decile(y, score)
     return out
 

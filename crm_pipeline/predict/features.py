@@ -1,20 +1,30 @@
-"""Features per contact as of a date, computed in SQL from the staged tables joined to `identity_map`.
+"""Features per contact as of one or several dates, computed in one grouped SQL pass over the staged tables.
 
-Only records dated before the end of `as_of` (midnight UTC of the next day) are read, so
-a feature row never sees the future. Days are whole UTC day numbers (epoch seconds / 86400),
-which keeps the date arithmetic portable between DuckDB and PostgreSQL. A purchase is an
-order that is neither cancelled nor fully refunded; orders on the same day are merged into
-one purchase (the BG/NBD convention). Monetary values are in the order's currency.
+Only records of days up to and including a date are read for that date, so a feature row
+never sees the future. Days are whole UTC day numbers (epoch seconds / 86400), which keeps
+the date arithmetic portable between DuckDB and PostgreSQL; a record belongs to the day of
+its timestamp in UTC (midnight belongs to the new day). A purchase is an order that is
+neither cancelled nor fully refunded; orders on the same day are merged into one purchase
+(the BG/NBD convention). Monetary values are in the order's currency.
+
+Several dates (the classifier's training and evaluation windows) are computed together:
+each event is joined to the dates on or after its day (`cutoffs`), then grouped by date and
+contact, so the staged tables are scanned once however many windows are asked for. SQL
+returns exact integer sums (money in cents) and pandas divides, so DuckDB and PostgreSQL give
+bit-identical features.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 import sqlalchemy as sa
 
-from crm_pipeline.warehouse.bulk import read_frame
+from crm_pipeline.warehouse.bulk import insert_arrow, read_frame
 from crm_pipeline.warehouse.predict_schema import features
 
 NOT_PURCHASES = ("cancelled", "refunded")
@@ -36,144 +46,236 @@ def cutoff_of(as_of: dt.date) -> dt.datetime:
 
 
 FEATURE_COLUMNS = [c.name for c in features.columns if c.name not in ("as_of", "contact_id")]
+# Computed with the features but not stored in `features` (model inputs only).
+MODEL_ONLY_COLUMNS = ["purchase_90d_count", "purchase_prev_90d_count"]
+_EXACT = ["purchase_count", "total_cents", "repeat_cents", "t_x_days", "T_days", "gap_count", "gap_sum", "gap_sq_sum",
+          "units_bought", "units_returned"]
 
+_PURCHASE = "(o.status IS NULL OR o.status NOT IN ('cancelled', 'refunded'))"
+
+# Dates with training = 1 (classifier windows) keep only buyers, and only every :every-th contact with an
+# order in contact_id order (a deterministic subsample, the same at every date); training = 0 keeps everyone.
 _SQL = f"""
-WITH orders_known AS (
-    SELECT m.contact_id, o._brand AS brand, o.order_id, o.status, o.total, {epoch_day('o.ordered_at')} AS day
+WITH cutoffs (as_of, day, training) AS (VALUES {{cutoffs}}),
+sampled AS (
+    SELECT contact_id FROM (
+        SELECT contact_id, ROW_NUMBER() OVER (ORDER BY contact_id) AS rn
+        FROM (SELECT DISTINCT contact_id FROM identity_map WHERE entity = 'orders') d
+    ) s WHERE MOD(rn, :every) = 0
+),
+purchases AS (
+    SELECT m.contact_id, o._brand AS brand, o.order_id, o.total, {epoch_day('o.ordered_at')} AS day,
+           {{in_sample}} AS in_sample
+    FROM stg_orders o
+    JOIN identity_map m ON m.entity = 'orders' AND m.brand = o._brand AND m.source_key = o.order_id
+    WHERE o.ordered_at < :cutoff AND {_PURCHASE}
+),
+orders_first AS (
+    SELECT m.contact_id, MAX({{in_sample}}) AS in_sample, MIN({epoch_day('o.ordered_at')}) AS day
     FROM stg_orders o
     JOIN identity_map m ON m.entity = 'orders' AND m.brand = o._brand AND m.source_key = o.order_id
     WHERE o.ordered_at < :cutoff
-),
-purchases AS (
-    SELECT * FROM orders_known WHERE status IS NULL OR status NOT IN ('cancelled', 'refunded')
+    GROUP BY m.contact_id
 ),
 purchase_days AS (
-    SELECT contact_id, day, value,
+    SELECT contact_id, in_sample, day, value,
            ROW_NUMBER() OVER (PARTITION BY contact_id ORDER BY day) AS nth,
            day - LAG(day) OVER (PARTITION BY contact_id ORDER BY day) AS gap
-    FROM (SELECT contact_id, day, SUM(COALESCE(total, 0)) AS value FROM purchases GROUP BY contact_id, day) d
+    FROM (SELECT contact_id, in_sample, day, SUM(CAST(ROUND(COALESCE(total, 0) * 100) AS BIGINT)) AS value
+          FROM purchases GROUP BY contact_id, in_sample, day) d
 ),
 buyer AS (
-    SELECT contact_id, COUNT(*) AS purchase_count, MIN(day) AS first_day, MAX(day) AS last_day,
-           AVG(value) AS monetary, AVG(CASE WHEN nth > 1 THEN value END) AS monetary_repeat,
-           SUM(value) AS total_value, AVG(gap) AS gap_mean, STDDEV_SAMP(gap) AS gap_std
-    FROM purchase_days GROUP BY contact_id
+    SELECT c.as_of, c.day AS cutoff_day, p.contact_id, COUNT(*) AS purchase_count, MIN(p.day) AS first_day,
+           MAX(p.day) AS last_day, CAST(SUM(p.value) AS BIGINT) AS total_cents,
+           CAST(SUM(CASE WHEN p.nth > 1 THEN p.value END) AS BIGINT) AS repeat_cents, COUNT(p.gap) AS gap_count,
+           CAST(SUM(p.gap) AS BIGINT) AS gap_sum, CAST(SUM(p.gap * p.gap) AS BIGINT) AS gap_sq_sum,
+           SUM(CASE WHEN p.day > c.day - 90 THEN 1 ELSE 0 END) AS purchase_90d_count,
+           SUM(CASE WHEN p.day > c.day - 180 AND p.day <= c.day - 90 THEN 1 ELSE 0 END) AS purchase_prev_90d_count
+    FROM purchase_days p JOIN cutoffs c ON p.day <= c.day AND (c.training = 0 OR p.in_sample = 1)
+    GROUP BY c.as_of, c.day, p.contact_id
 ),
 basket AS (
-    SELECT p.contact_id,
+    SELECT c.as_of, p.contact_id,
            SUM(CASE WHEN i.quantity > 0 THEN i.quantity ELSE 0 END) AS units_bought,
            SUM(CASE WHEN i.quantity < 0 THEN -i.quantity ELSE 0 END) AS units_returned,
            COUNT(DISTINCT pr.category) AS category_count
     FROM purchases p
+    JOIN cutoffs c ON p.day <= c.day AND (c.training = 0 OR p.in_sample = 1)
     JOIN stg_order_items i ON i._brand = p.brand AND i.order_id = p.order_id
     LEFT JOIN stg_products pr ON pr._brand = i._brand AND pr.sku = i.sku
-    GROUP BY p.contact_id
+    GROUP BY c.as_of, p.contact_id
 ),
 brands AS (
-    SELECT contact_id, COUNT(DISTINCT brand) AS brand_count FROM purchases GROUP BY contact_id
+    SELECT c.as_of, p.contact_id, COUNT(DISTINCT p.brand) AS brand_count
+    FROM purchases p JOIN cutoffs c ON p.day <= c.day AND (c.training = 0 OR p.in_sample = 1)
+    GROUP BY c.as_of, p.contact_id
 ),
-email AS (
-    SELECT m.contact_id, e.event_type, {epoch_day('e.occurred_at')} AS day
+email_days AS (
+    SELECT m.contact_id, MAX({{in_sample}}) AS in_sample, {epoch_day('e.occurred_at')} AS day,
+           SUM(CASE WHEN e.event_type = 'open' THEN 1 ELSE 0 END) AS opens,
+           SUM(CASE WHEN e.event_type = 'click' THEN 1 ELSE 0 END) AS clicks
     FROM stg_email_events e
     JOIN identity_map m ON m.entity = 'email_events' AND m.brand = e._brand AND m.source_key = e.event_id
     WHERE e.occurred_at < :cutoff
+    GROUP BY m.contact_id, {epoch_day('e.occurred_at')}
 ),
 email_agg AS (
-    SELECT contact_id,
-           CAST(SUM(CASE WHEN event_type = 'open' AND day > :day - 30 THEN 1 ELSE 0 END) AS INTEGER) AS open_30,
-           CAST(SUM(CASE WHEN event_type = 'open' AND day > :day - 90 THEN 1 ELSE 0 END) AS INTEGER) AS open_90,
-           CAST(SUM(CASE WHEN event_type = 'click' AND day > :day - 30 THEN 1 ELSE 0 END) AS INTEGER) AS click_30,
-           CAST(SUM(CASE WHEN event_type = 'click' AND day > :day - 90 THEN 1 ELSE 0 END) AS INTEGER) AS click_90,
-           MAX(CASE WHEN event_type = 'open' THEN day END) AS last_open,
-           MAX(CASE WHEN event_type = 'click' THEN day END) AS last_click,
-           MIN(day) AS first_day
-    FROM email GROUP BY contact_id
+    SELECT c.as_of, e.contact_id,
+           CAST(SUM(CASE WHEN e.day > c.day - 30 THEN e.opens ELSE 0 END) AS INTEGER) AS open_30,
+           CAST(SUM(CASE WHEN e.day > c.day - 90 THEN e.opens ELSE 0 END) AS INTEGER) AS open_90,
+           CAST(SUM(CASE WHEN e.day > c.day - 30 THEN e.clicks ELSE 0 END) AS INTEGER) AS click_30,
+           CAST(SUM(CASE WHEN e.day > c.day - 90 THEN e.clicks ELSE 0 END) AS INTEGER) AS click_90,
+           MAX(CASE WHEN e.opens > 0 THEN e.day END) AS last_open,
+           MAX(CASE WHEN e.clicks > 0 THEN e.day END) AS last_click,
+           MIN(e.day) AS first_day
+    FROM email_days e JOIN cutoffs c ON e.day <= c.day AND (c.training = 0 OR e.in_sample = 1)
+    GROUP BY c.as_of, e.contact_id
 ),
-web AS (
-    SELECT m.contact_id, {epoch_day('w.occurred_at')} AS day
+web_days AS (
+    SELECT m.contact_id, MAX({{in_sample}}) AS in_sample, {epoch_day('w.occurred_at')} AS day, COUNT(*) AS events
     FROM stg_web_events w
     JOIN identity_map m ON m.entity = 'web_events' AND m.brand = w._brand AND m.source_key = w.event_id
     WHERE w.occurred_at < :cutoff
+    GROUP BY m.contact_id, {epoch_day('w.occurred_at')}
 ),
 web_agg AS (
-    SELECT contact_id,
-           CAST(SUM(CASE WHEN day > :day - 30 THEN 1 ELSE 0 END) AS INTEGER) AS browse_30,
-           CAST(SUM(CASE WHEN day > :day - 90 THEN 1 ELSE 0 END) AS INTEGER) AS browse_90,
-           MAX(day) AS last_day, MIN(day) AS first_day
-    FROM web GROUP BY contact_id
+    SELECT c.as_of, w.contact_id,
+           CAST(SUM(CASE WHEN w.day > c.day - 30 THEN w.events ELSE 0 END) AS INTEGER) AS browse_30,
+           CAST(SUM(CASE WHEN w.day > c.day - 90 THEN w.events ELSE 0 END) AS INTEGER) AS browse_90,
+           MAX(w.day) AS last_day, MIN(w.day) AS first_day
+    FROM web_days w JOIN cutoffs c ON w.day <= c.day AND (c.training = 0 OR w.in_sample = 1)
+    GROUP BY c.as_of, w.contact_id
 ),
 subs AS (
-    SELECT m.contact_id, MIN({epoch_day('s.subscribed_at')}) AS first_day
-    FROM stg_subscribers s
-    JOIN identity_map m ON m.entity = 'subscribers' AND m.brand = s._brand AND m.source_key = s.subscriber_id
-    WHERE s.subscribed_at < :cutoff
-    GROUP BY m.contact_id
+    SELECT c.as_of, s.contact_id, MIN(s.day) AS first_day
+    FROM (SELECT m.contact_id, {{in_sample}} AS in_sample, {epoch_day('s.subscribed_at')} AS day
+          FROM stg_subscribers s
+          JOIN identity_map m ON m.entity = 'subscribers' AND m.brand = s._brand AND m.source_key = s.subscriber_id
+          WHERE s.subscribed_at < :cutoff) s
+    JOIN cutoffs c ON s.day <= c.day AND (c.training = 0 OR s.in_sample = 1)
+    GROUP BY c.as_of, s.contact_id
 ),
 first_seen AS (
-    SELECT contact_id, MIN(day) AS first_day FROM (
-        SELECT contact_id, MIN(day) AS day FROM orders_known GROUP BY contact_id
-        UNION ALL SELECT contact_id, first_day FROM email_agg
-        UNION ALL SELECT contact_id, first_day FROM web_agg
-        UNION ALL SELECT contact_id, first_day FROM subs
-    ) known GROUP BY contact_id
+    SELECT as_of, contact_id, MIN(first_day) AS first_day FROM (
+        SELECT c.as_of, o.contact_id, o.day AS first_day FROM orders_first o
+        JOIN cutoffs c ON o.day <= c.day AND (c.training = 0 OR o.in_sample = 1)
+        UNION ALL SELECT as_of, contact_id, first_day FROM email_agg
+        UNION ALL SELECT as_of, contact_id, first_day FROM web_agg
+        UNION ALL SELECT as_of, contact_id, first_day FROM subs
+    ) known GROUP BY as_of, contact_id
 )
 SELECT
-    CAST(:as_of AS DATE) AS as_of,
+    f.as_of,
     f.contact_id,
     COALESCE(b.purchase_count, 0) AS purchase_count,
     GREATEST(COALESCE(b.purchase_count, 0) - 1, 0) AS frequency,
-    :day - b.last_day AS recency_days,
-    b.monetary, b.monetary_repeat, b.total_value,
-    :day - f.first_day AS tenure_days,
-    (b.last_day - b.first_day) / 7.0 AS t_x_weeks,
-    (:day - b.first_day) / 7.0 AS "T_weeks",
-    b.gap_mean AS interpurchase_mean_days,
-    b.gap_std AS interpurchase_std_days,
-    CASE WHEN k.units_bought > 0 THEN CAST(k.units_returned AS DOUBLE PRECISION) / k.units_bought END AS return_rate,
+    t.day - b.last_day AS recency_days,
+    b.total_cents, b.repeat_cents,
+    t.day - f.first_day AS tenure_days,
+    b.last_day - b.first_day AS t_x_days,
+    t.day - b.first_day AS "T_days",
+    b.gap_count, b.gap_sum, b.gap_sq_sum,
+    CAST(k.units_bought AS BIGINT) AS units_bought, CAST(k.units_returned AS BIGINT) AS units_returned,
     k.category_count,
     r.brand_count,
     COALESCE(e.open_30, 0) AS email_open_30d_count,
     COALESCE(e.open_90, 0) AS email_open_90d_count,
     COALESCE(e.click_30, 0) AS email_click_30d_count,
     COALESCE(e.click_90, 0) AS email_click_90d_count,
-    :day - e.last_open AS days_since_open,
-    :day - e.last_click AS days_since_click,
+    t.day - e.last_open AS days_since_open,
+    t.day - e.last_click AS days_since_click,
     COALESCE(w.browse_30, 0) AS browse_30d_count,
     COALESCE(w.browse_90, 0) AS browse_90d_count,
-    :day - w.last_day AS days_since_browse,
-    :day - s.first_day AS subscription_age_days
+    t.day - w.last_day AS days_since_browse,
+    t.day - s.first_day AS subscription_age_days,
+    COALESCE(b.purchase_90d_count, 0) AS purchase_90d_count,
+    COALESCE(b.purchase_prev_90d_count, 0) AS purchase_prev_90d_count
 FROM first_seen f
-LEFT JOIN buyer b ON b.contact_id = f.contact_id
-LEFT JOIN basket k ON k.contact_id = f.contact_id
-LEFT JOIN brands r ON r.contact_id = f.contact_id
-LEFT JOIN email_agg e ON e.contact_id = f.contact_id
-LEFT JOIN web_agg w ON w.contact_id = f.contact_id
-LEFT JOIN subs s ON s.contact_id = f.contact_id
+JOIN cutoffs t ON t.as_of = f.as_of
+LEFT JOIN buyer b ON b.contact_id = f.contact_id AND b.as_of = f.as_of
+LEFT JOIN basket k ON k.contact_id = f.contact_id AND k.as_of = f.as_of
+LEFT JOIN brands r ON r.contact_id = f.contact_id AND r.as_of = f.as_of
+LEFT JOIN email_agg e ON e.contact_id = f.contact_id AND e.as_of = f.as_of
+LEFT JOIN web_agg w ON w.contact_id = f.contact_id AND w.as_of = f.as_of
+LEFT JOIN subs s ON s.contact_id = f.contact_id AND s.as_of = f.as_of
+WHERE t.training = 0 OR b.contact_id IS NOT NULL
 """
 
-_COLUMNS = ", ".join(f'"{c.name}"' for c in features.columns)
+
+def _cutoffs(dates: Sequence[dt.date], training: Sequence[dt.date] = ()) -> tuple[str, dict]:
+    """The rows of the `cutoffs (as_of, day, training)` VALUES list and their bound parameters."""
+    values = ", ".join(f"(CAST(:as_of_{i} AS DATE), :day_{i}, {int(d in training)})" for i, d in enumerate(dates))
+    params = {f"as_of_{i}": d for i, d in enumerate(dates)} | {f"day_{i}": day_number(d) for i, d in enumerate(dates)}
+    return values, params
 
 
-def _params(as_of: dt.date) -> dict:
-    return {"cutoff": cutoff_of(as_of), "day": day_number(as_of), "as_of": as_of}
+def _dates(value) -> list[dt.date]:
+    return [value] if isinstance(value, dt.date) else list(value)
 
 
-def features_query(as_of: dt.date) -> sa.TextClause:
-    """The SELECT producing one feature row per contact known at `as_of`."""
-    return sa.text(_SQL).bindparams(**_params(as_of))
+def features_query(as_ofs: dt.date | Sequence[dt.date] = (), *, training: Sequence[dt.date] = (),
+                   every: int = 1) -> sa.TextClause:
+    """One row per contact known at each date (rows carry their `as_of`), in one pass; sums are exact
+    integers (money in cents) that `compute_features` turns into the feature columns.
+
+    Dates in `as_ofs` get every contact; dates in `training` only contacts with a purchase and,
+    when `every` > 1, only every n-th contact with an order (by contact_id: the same sample at
+    every date and run), to bound the classifier's training rows.
+    """
+    training = set(_dates(training)) - set(_dates(as_ofs))
+    dates = sorted(set(_dates(as_ofs)) | training)
+    values, params = _cutoffs(dates, training)
+    sampled = every > 1 and training
+    in_sample = "CASE WHEN m.contact_id IN (SELECT contact_id FROM sampled) THEN 1 ELSE 0 END" if sampled else "1"
+    sql = _SQL.replace("{cutoffs}", values).replace("{in_sample}", in_sample)
+    return sa.text(sql).bindparams(**params, cutoff=cutoff_of(dates[-1]), every=max(int(every), 1))
 
 
-def compute_features(conn: sa.Connection, as_of: dt.date) -> pd.DataFrame:
-    """Features at `as_of` as a frame, sorted by contact_id (for model training windows; nothing is written)."""
-    frame = read_frame(conn, features_query(as_of))
-    return frame.sort_values("contact_id", ignore_index=True)
+def compute_features(conn: sa.Connection, as_ofs: dt.date | Sequence[dt.date] = (), *,
+                     training: Sequence[dt.date] = (), every: int = 1) -> pd.DataFrame:
+    """Features (and the model-only columns) at the dates, sorted by as_of then contact_id (see features_query)."""
+    frame = _derived(read_frame(conn, features_query(as_ofs, training=training, every=every)))
+    frame["as_of"] = pd.to_datetime(frame["as_of"]).dt.date
+    return frame.sort_values(["as_of", "contact_id"], ignore_index=True)
 
 
-def write_features(conn: sa.Connection, as_of: dt.date) -> int:
-    """Replace the `features` rows of `as_of` (delete-then-insert, inside the caller's transaction)."""
+def _derived(raw: pd.DataFrame) -> pd.DataFrame:
+    """Means, spreads and ratios from the exact integer sums SQL returns (money in cents).
+
+    Dividing here rather than in SQL gives identical doubles on every backend (PostgreSQL's
+    numeric averages and DuckDB's double sums differed in the last bits, which broke ties).
+    """
+    f = raw.astype({c: "float64" for c in _EXACT})
+    n, gaps = f["purchase_count"], f["gap_count"]
+    variance = (f["gap_sq_sum"] - f["gap_sum"] ** 2 / gaps) / (gaps - 1)
+    out = raw.assign(
+        monetary=f["total_cents"] / 100.0 / n.where(n > 0),
+        monetary_repeat=f["repeat_cents"] / 100.0 / (n - 1).where(n > 1),
+        total_value=f["total_cents"] / 100.0,
+        t_x_weeks=f["t_x_days"] / 7.0,
+        T_weeks=f["T_days"] / 7.0,
+        interpurchase_mean_days=f["gap_sum"] / gaps.where(gaps > 0),
+        interpurchase_std_days=np.sqrt(variance.clip(lower=0)).where(gaps > 1),
+        return_rate=f["units_returned"] / f["units_bought"].where(f["units_bought"] > 0),
+    )
+    return out[[c.name for c in features.columns] + MODEL_ONLY_COLUMNS]
+
+
+def store_features(conn: sa.Connection, as_of: dt.date, frame: pd.DataFrame) -> int:
+    """Replace the `features` rows of `as_of` with `frame` (delete-then-insert, in the caller's transaction)."""
     conn.execute(features.delete().where(features.c.as_of == as_of))
-    result = conn.execute(sa.text(f"INSERT INTO features ({_COLUMNS}) {_SQL}").bindparams(**_params(as_of)))
-    return result.rowcount
+    rows = frame[[c.name for c in features.columns]]
+    return insert_arrow(conn, features, pa.Table.from_pandas(rows, preserve_index=False))
+
+
+def write_features(conn: sa.Connection, as_of: dt.date) -> pd.DataFrame:
+    """Replace the `features` rows of `as_of` (delete-then-insert, inside the caller's transaction).
+
+    Returns the frame written, with the model-only columns too, so the caller need not read it back.
+    """
+    frame = compute_features(conn, as_of)
+    store_features(conn, as_of, frame)
+    return frame
 
 
 def read_features(conn: sa.Connection, as_of: dt.date) -> pd.DataFrame:
@@ -181,15 +283,22 @@ def read_features(conn: sa.Connection, as_of: dt.date) -> pd.DataFrame:
     return frame.sort_values("contact_id", ignore_index=True)
 
 
-def purchase_days_between(conn: sa.Connection, start: dt.date, end: dt.date) -> pd.DataFrame:
-    """Per contact, the number of purchase days in (start, end] and the first of them (labels for the classifier)."""
+def first_purchase_after(conn: sa.Connection, cutoffs: Sequence[dt.date], until: dt.date) -> pd.DataFrame:
+    """Per cutoff and contact, the first purchase day after the cutoff and not after `until` (classifier labels)."""
+    dates = sorted(set(cutoffs))
+    values, params = _cutoffs(dates)
     query = sa.text(f"""
-        SELECT m.contact_id, COUNT(DISTINCT {epoch_day('o.ordered_at')}) AS purchase_days,
-               MIN({epoch_day('o.ordered_at')}) AS first_day
-        FROM stg_orders o
-        JOIN identity_map m ON m.entity = 'orders' AND m.brand = o._brand AND m.source_key = o.order_id
-        WHERE o.ordered_at >= :start AND o.ordered_at < :end
-          AND (o.status IS NULL OR o.status NOT IN ('cancelled', 'refunded'))
-        GROUP BY m.contact_id
-    """).bindparams(start=cutoff_of(start), end=cutoff_of(end))
-    return read_frame(conn, query)
+        WITH cutoffs (as_of, day, training) AS (VALUES {values}),
+        days AS (
+            SELECT DISTINCT m.contact_id, {epoch_day('o.ordered_at')} AS day
+            FROM stg_orders o
+            JOIN identity_map m ON m.entity = 'orders' AND m.brand = o._brand AND m.source_key = o.order_id
+            WHERE o.ordered_at >= :start AND o.ordered_at < :end AND {_PURCHASE}
+        )
+        SELECT c.as_of, d.contact_id, MIN(d.day) AS first_day
+        FROM days d JOIN cutoffs c ON d.day > c.day
+        GROUP BY c.as_of, d.contact_id
+    """).bindparams(start=cutoff_of(dates[0]), end=cutoff_of(until), **params)
+    frame = read_frame(conn, query)
+    frame["as_of"] = pd.to_datetime(frame["as_of"]).dt.date
+    return frame

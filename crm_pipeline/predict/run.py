@@ -16,10 +16,10 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import sqlalchemy as sa
+from threadpoolctl import threadpool_limits
 
 from crm_pipeline.predict import bgnbd, classifier, gamma_gamma, rfm
-from crm_pipeline.predict.features import (compute_features, day_number, purchase_days_between, read_features,
-                                           write_features)
+from crm_pipeline.predict.features import compute_features, day_number, first_purchase_after, store_features
 from crm_pipeline.warehouse.bulk import insert_arrow, read_frame
 from crm_pipeline.warehouse.predict_schema import create_predict_tables, model_runs, predictions
 
@@ -57,42 +57,79 @@ def _bgnbd_at(frame: pd.DataFrame):
     return bgnbd.fit(buyers["frequency"], buyers["t_x_weeks"], buyers["T_weeks"])
 
 
-def _classifiers(conn, as_of: dt.date, scoring: pd.DataFrame, bg_params: dict | None, model_dir: Path) -> dict:
-    """Both classifier tasks, or the reason they were skipped."""
-    history = conn.execute(sa.text("SELECT MIN(ordered_at) FROM stg_orders")).scalar()
-    history_days = 0 if history is None else day_number(as_of) - day_number(history.date())
-    reason = classifier.small_data_reason(int((scoring["purchase_count"] > 0).sum()), history_days, CHURN_DAYS)
+def _plan(conn, as_of: dt.date) -> tuple[dict, int, str | None]:
+    """Evaluation and training cutoffs per task, the training sample step, or why there is too little history."""
+    first = conn.execute(sa.text("SELECT MIN(ordered_at) FROM stg_orders")).scalar()
+    history_days = 0 if first is None else day_number(as_of) - day_number(first.date())
+    reason = classifier.too_little_history(history_days, CHURN_DAYS)
     if reason:
-        return {t.name: classifier.TaskOutcome(t.name, "skipped", "none", reason) for t in (classifier.CHURN,
-                                                                                         classifier.NEXT_PURCHASE)}
-    c1, c2 = as_of - dt.timedelta(days=2 * CHURN_DAYS), as_of - dt.timedelta(days=CHURN_DAYS)
-    frames = {}
-    for cutoff in (c1, c2):
-        feats = compute_features(conn, cutoff)
-        feats = feats[feats["purchase_count"] > 0].reset_index(drop=True)
-        fit = _bgnbd_at(feats)
-        frames[cutoff] = (feats, fit.params if fit.converged else bg_params)
+        return {}, 1, reason
+    customers = conn.execute(sa.text("SELECT COUNT(DISTINCT contact_id) FROM identity_map WHERE entity = 'orders'"))
+    plan = {t.name: classifier.cutoffs(t, as_of) for t in classifier.TASKS}
+    return plan, classifier.sample_every(int(customers.scalar() or 0)), None
+
+
+def _classifiers(conn, as_of: dt.date, scoring: pd.DataFrame, bg_params: dict | None, model_dir: Path,
+                 plan: dict, windows: pd.DataFrame, every: int, reason: str | None) -> dict:
+    """Both classifier tasks on the training/evaluation windows, or the reason they were skipped.
+
+    BG/NBD is refitted at each cutoff on that cutoff's data only (no look-ahead).
+    """
+    reason = reason or classifier.too_few_buyers(len(scoring))
+    if reason:
+        return {t.name: classifier.TaskOutcome(t.name, "skipped", "none", reason) for t in classifier.TASKS}
+    first_after = first_purchase_after(conn, sorted(set(windows["as_of"])), as_of)
+    by_cutoff = {c: f.reset_index(drop=True) for c, f in windows.groupby("as_of", sort=True)}
+    params = {}
+    for cutoff, frame in by_cutoff.items():
+        fit = _bgnbd_at(frame)
+        params[cutoff] = fit.params if fit.converged else None   # never parameters fitted on later data
     outcomes = {}
-    for task in (classifier.CHURN, classifier.NEXT_PURCHASE):
-        prepared = {c: classifier.add_bgnbd_columns(f, p, task.label_days) for c, (f, p) in frames.items()}
-        y = {c: classifier.labels(prepared[c], purchase_days_between(conn, c, c + dt.timedelta(days=task.label_days)),
-                                  c, task) for c in (c1, c2)}
-        score = classifier.add_bgnbd_columns(scoring, bg_params, task.label_days)
-        windows = {"train_cutoff": c1.isoformat(), "eval_cutoff": c2.isoformat(), "label_days": task.label_days}
-        outcomes[task.name] = classifier.run_task(task, prepared[c1], prepared[c2], score, y_train=y[c1],
-                                                  y_eval=y[c2], model_dir=model_dir, as_of=as_of, windows=windows)
+    for task in classifier.TASKS:
+        evaluate_at, train_at = plan[task.name]
+        train_at = [c for c in train_at if c in by_cutoff]
+        if evaluate_at not in by_cutoff or not train_at:
+            outcomes[task.name] = classifier.TaskOutcome(task.name, "skipped", "none",
+                                                         f"{task.name}: no buyers at a training or evaluation cutoff")
+            continue
+        prepared = {c: classifier.add_model_columns(by_cutoff[c], params[c], task.label_days)
+                    for c in (evaluate_at, *train_at)}
+        train = pd.concat([prepared[c] for c in train_at], ignore_index=True)
+        evaluate = prepared[evaluate_at]
+        score = classifier.add_model_columns(scoring, bg_params, task.label_days)
+        meta = {"train_cutoffs": [c.isoformat() for c in train_at], "eval_cutoff": evaluate_at.isoformat(),
+                "label_days": task.label_days, "sample_every": every}
+        outcomes[task.name] = classifier.run_task(
+            task, train, evaluate, score, y_train=classifier.labels(train, first_after, task),
+            y_eval=classifier.labels(evaluate, first_after, task), model_dir=model_dir, as_of=as_of, windows=meta)
     return outcomes
 
 
 def run_predictions(engine: sa.Engine, *, as_of: dt.date, model_dir: Path, horizons=(90, 365), clv_months: int = 12,
                     monthly_discount: float = 0.01, bgnbd_maxiter: int = 500) -> dict:
-    """Write features, predictions and model_runs for `as_of`; return figures, metrics and PNG charts."""
+    """Write features, predictions and model_runs for `as_of`; return figures, metrics and PNG charts.
+
+    NumPy's BLAS and scikit-learn's OpenMP run on one thread here: beside DuckDB's own threads
+    and other runs on a small machine, their spinning worker threads made the stage several
+    times slower (bench/predict.py on a busy 2-core machine: the churn classifier at 100k took
+    95 s on 2 threads, 16 s on one).
+    """
+    with threadpool_limits(limits=1):
+        return _run(engine, as_of, model_dir, horizons, clv_months, monthly_discount, bgnbd_maxiter)
+
+
+def _run(engine, as_of, model_dir, horizons, clv_months, monthly_discount, bgnbd_maxiter) -> dict:
     if len(horizons) != 2:
         raise ValueError("horizons: two day counts, for expected_purchases_90d and expected_purchases_365d")
     create_predict_tables(engine)
     with engine.begin() as conn:
-        write_features(conn, as_of)
-        feats = read_features(conn, as_of)
+        plan, every, reason = _plan(conn, as_of)
+        training = sorted({c for evaluate_at, train_at in plan.values() for c in (evaluate_at, *train_at)})
+        # One pass: every contact at as_of, sampled buyers at the classifier's cutoffs.
+        frame = compute_features(conn, as_of, training=training, every=every)
+        feats = frame[frame["as_of"] == as_of].reset_index(drop=True)
+        windows = frame[frame["as_of"] != as_of].reset_index(drop=True)
+        store_features(conn, as_of, feats)
         n_features = len(feats)
         buyers = feats[feats["purchase_count"] > 0].reset_index(drop=True)
         x, t_x, T = (buyers[c].to_numpy(dtype=float) for c in ("frequency", "t_x_weeks", "T_weeks"))
@@ -101,7 +138,7 @@ def run_predictions(engine: sa.Engine, *, as_of: dt.date, model_dir: Path, horiz
         bg_params, bg_from = fit_with_fallback(conn, "bgnbd", as_of, bg_fit)
         gg_fit = gamma_gamma.fit(buyers["frequency"], buyers["monetary_repeat"])
         gg_params, gg_from = fit_with_fallback(conn, "gamma_gamma", as_of, gg_fit)
-        outcomes = _classifiers(conn, as_of, buyers, bg_params, model_dir)
+        outcomes = _classifiers(conn, as_of, buyers, bg_params, model_dir, plan, windows, every, reason)
 
         out = rfm.score(buyers)
         out.insert(0, "as_of", as_of)
@@ -123,7 +160,8 @@ def run_predictions(engine: sa.Engine, *, as_of: dt.date, model_dir: Path, horiz
         churn_outcome, next_outcome = outcomes["churn"], outcomes["next_purchase"]
         if churn_outcome.status == "ok":
             churn = churn_outcome.probabilities
-            scored_by = {"classifier": "classifier", "bgnbd": "bgnbd", "recency": "rfm_only"}[churn_outcome.used]
+            scored_by = {"classifier": "classifier", "bgnbd": "bgnbd", "bgnbd_p_alive": "bgnbd",
+                         "recency": "rfm_only"}[churn_outcome.used]
         if next_outcome.status == "ok":
             p30 = next_outcome.probabilities
         as_of_ts = pd.Timestamp(as_of)

@@ -1,0 +1,50 @@
+"""The classifier's choice on frames where browsing shows who is still active (signal beyond purchase history)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+
+from crm_pipeline.predict import classifier
+
+PARAMS = {"r": 0.5, "alpha": 10.0, "a": 0.8, "b": 2.5}
+AS_OF = dt.date(2025, 6, 30)
+
+
+def _window(rng: np.random.Generator, n: int, cutoff: dt.date, offset: int) -> tuple[pd.DataFrame, np.ndarray]:
+    """Buyers whose next-30-day purchase depends on being active, which recent browsing reveals."""
+    frequency = rng.poisson(1.5, n)
+    T = rng.uniform(10, 100, n)
+    t_x = np.where(frequency > 0, T * rng.uniform(0, 1, n), 0.0)
+    active = rng.random(n) < 0.4
+    frame = pd.DataFrame({
+        "as_of": cutoff, "contact_id": [f"C{offset + i:06d}" for i in range(n)],
+        "purchase_count": frequency + 1, "frequency": frequency, "t_x_weeks": t_x, "T_weeks": T,
+        "recency_days": np.round((T - t_x) * 7), "interpurchase_mean_days": np.where(frequency > 0, t_x * 7 / np.maximum(frequency, 1), np.nan),
+        "purchase_90d_count": rng.poisson(0.3, n), "purchase_prev_90d_count": rng.poisson(0.3, n),
+        "days_since_browse": np.where(active, rng.integers(0, 20, n), rng.integers(40, 400, n)),
+        "days_since_open": np.nan, "days_since_click": np.nan,
+    })
+    for column in classifier.MODEL_FEATURES:
+        if column not in frame:
+            frame[column] = np.nan
+    y = (active & (rng.random(n) < 0.6)).astype(int)
+    return classifier.add_model_columns(frame, PARAMS, 30), y
+
+
+def test_the_classifier_scores_when_it_beats_every_baseline_on_the_later_window(tmp_path):
+    rng = np.random.default_rng(3)
+    parts = [_window(rng, 1500, AS_OF - dt.timedelta(days=60 + 30 * k), 10_000 * k) for k in range(3)]
+    train = pd.concat([f for f, _ in parts], ignore_index=True)
+    y_train = np.concatenate([y for _, y in parts])
+    evaluate, y_eval = _window(rng, 1500, AS_OF - dt.timedelta(days=30), 90_000)
+    score, _ = _window(rng, 200, AS_OF, 95_000)
+    outcome = classifier.run_task(classifier.NEXT_PURCHASE, train, evaluate, score, y_train=y_train, y_eval=y_eval,
+                                  model_dir=tmp_path, as_of=AS_OF, windows={})
+    auc = {k: v["roc_auc"] for k, v in outcome.metrics.items() if isinstance(v, dict)}
+    assert outcome.used == "classifier", (outcome.message, auc)
+    assert auc["classifier"] > max(auc["baseline_recency"], auc["baseline_bgnbd"], auc["baseline_bgnbd_p_alive"]) + 0.1
+    assert outcome.probabilities.shape == (200,) and np.all((outcome.probabilities >= 0) & (outcome.probabilities <= 1))
+    assert (tmp_path / f"next_purchase_{AS_OF}.joblib").exists()

@@ -301,12 +301,14 @@ def _history_for(conn: sa.Connection, day: dt.date, previous: dt.date | None) ->
     conn.execute(audience_history.delete().where(audience_history.c.as_of == day))
     conn.execute(sa.text("""
         INSERT INTO audience_history (as_of, audience, contact_id, event, previous_as_of)
-        SELECT :day, c.audience, c.contact_id, 'entered', :previous FROM audience_members c
+        SELECT CAST(:day AS DATE), c.audience, c.contact_id, 'entered', CAST(:previous AS DATE)
+        FROM audience_members c
         WHERE c.as_of = :day AND NOT EXISTS (
             SELECT 1 FROM audience_members p
             WHERE p.as_of = :previous AND p.audience = c.audience AND p.contact_id = c.contact_id)
         UNION ALL
-        SELECT :day, p.audience, p.contact_id, 'exited', :previous FROM audience_members p
+        SELECT CAST(:day AS DATE), p.audience, p.contact_id, 'exited', CAST(:previous AS DATE)
+        FROM audience_members p
         WHERE p.as_of = :previous AND NOT EXISTS (
             SELECT 1 FROM audience_members c
             WHERE c.as_of = :day AND c.audience = p.audience AND c.contact_id = p.contact_id)

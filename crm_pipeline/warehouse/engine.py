@@ -18,8 +18,20 @@ def make_engine(url: str) -> Engine:
         # No progress bars in run logs.
         sa.event.listen(engine, "connect", lambda dbapi, _record: dbapi.execute("PRAGMA disable_progress_bar"))
         return engine
-    return sa.create_engine(url)
+    if parsed.drivername == "postgresql":
+        # A bare postgresql:// URL means psycopg2 here: the driver the project installs (SQLAlchemy 2.1's
+        # default is psycopg 3), and the one whose COPY the bulk loader uses.
+        parsed = parsed.set(drivername="postgresql+psycopg2")
+    if parsed.get_driver_name() == "psycopg2" and "options" not in parsed.query:
+        # Sessions in UTC, whatever the server's default: dates cut from timestamps and the
+        # timestamps read back are then the same as on DuckDB.
+        return sa.create_engine(parsed, connect_args={"options": "-c timezone=UTC"})
+    return sa.create_engine(parsed)
 
 
 def is_duckdb(bind: Engine | sa.Connection) -> bool:
     return bind.dialect.name == "duckdb"
+
+
+def is_postgresql(bind: Engine | sa.Connection) -> bool:
+    return bind.dialect.name == "postgresql"

@@ -55,6 +55,9 @@ def resolve_identities(engine: sa.Engine, *, as_of: date, config: IdentityConfig
         previous = read_frame(conn, sa.select(identity_nodes.c.node_id, identity_nodes.c.contact_id,
                                               identity_nodes.c.first_seen_as_of))
         retired = read_frame(conn, sa.select(merge_log.c.old_contact_id.label("contact_id")))
+        # An erased person's contact id is never handed to someone new.
+        erased = conn.execute(sa.text("SELECT MAX(retired_contact_number) FROM erasure_requests")).scalar() \
+            if sa.inspect(conn).has_table("erasure_requests") else None
     report.seconds["read"] = time.perf_counter() - clock
 
     guarded = guard_identifiers(edges, people, config)
@@ -73,7 +76,7 @@ def resolve_identities(engine: sa.Engine, *, as_of: date, config: IdentityConfig
                        pd.concat([direct, pairs[["node_a", "node_b"]]], ignore_index=True))
     node_frame = _match_types(nodes, deterministic, final, pairs)
     prev = previous.set_index("node_id")
-    next_number = _next_number(previous["contact_id"], retired["contact_id"])
+    next_number = max(_next_number(previous["contact_id"], retired["contact_id"]), int(erased or 0) + 1)
     assignment = assign_contact_ids(final.set_axis(nodes["node_id"]), prev["contact_id"], next_number)
     node_frame["contact_id"] = assignment.contact_of_component.reindex(node_frame["component"]).values
     first_seen = prev["first_seen_as_of"].reindex(node_frame["node_id"]).values

@@ -48,6 +48,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    import sqlalchemy as sa
+
     from crm_pipeline.defs.headless import failed_checks, failed_steps, materialize_all
     from crm_pipeline.warehouse.engine import make_engine
     from crm_pipeline.warehouse.summary import pipeline_summary
@@ -57,7 +59,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     result = materialize_all(settings, as_of)
     engine = make_engine(settings.warehouse_url)
     try:
-        print(f"\ncrm_pipeline as of {as_of}  (warehouse {settings.warehouse_url})")
+        shown = sa.engine.make_url(settings.warehouse_url).render_as_string(hide_password=True)
+        print(f"\ncrm_pipeline as of {as_of}  (warehouse {shown})")
         for label, value in pipeline_summary(engine):
             print(f"  {label:<36} {value}")
     finally:

@@ -1,5 +1,6 @@
 """Resources: the settings, the warehouse engine and the landing folder. Nothing global."""
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date, datetime, timezone
@@ -104,11 +105,14 @@ class LandingResource(dg.ConfigurableResource):
 
 def default_resources(settings: Settings | None = None) -> dict[str, dg.ConfigurableResource]:
     settings = settings or load_settings()
+    # A URL from the environment stays an env var reference, so a PostgreSQL password never shows in the UI.
+    url = dg.EnvVar("CRM_WAREHOUSE_URL") if os.environ.get("CRM_WAREHOUSE_URL") == settings.warehouse_url \
+        else settings.warehouse_url
     return {
         "crm_settings": CrmSettingsResource(
-            warehouse_url=settings.warehouse_url, landing_dir=str(settings.landing_dir),
+            warehouse_url=url, landing_dir=str(settings.landing_dir),
             home_dir=str(settings.home_dir), as_of=settings.as_of.isoformat() if settings.as_of else None,
         ),
-        "warehouse": WarehouseResource(url=settings.warehouse_url),
+        "warehouse": WarehouseResource(url=url),
         "landing": LandingResource(root=str(settings.landing_dir)),
     }

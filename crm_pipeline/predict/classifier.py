@@ -202,7 +202,9 @@ def run_task(task: Task, train: pd.DataFrame, evaluate: pd.DataFrame, score: pd.
         ok = np.isfinite(values)
         metrics[f"baseline_{name}"] = score_metrics(y_eval[ok], values[ok], is_probability=name.startswith("bgnbd"))
     auc = {name: metrics[f"baseline_{name}"]["roc_auc"] for name in baselines}
-    valid = {k: v for k, v in auc.items() if not np.isnan(v)}
+    # A baseline can score only if its input exists at as_of: without a BG/NBD fit for the day (none converged,
+    # no earlier good one) its probabilities are empty there, and the next best baseline scores instead.
+    valid = {k: v for k, v in auc.items() if not np.isnan(v) and _can_score(k, score)}
     best_baseline = max(valid, key=valid.get)
     classifier_auc = metrics["classifier"]["roc_auc"]
     versus = ", ".join(f"{k} {v:.3f}" for k, v in auc.items())
@@ -222,6 +224,11 @@ def run_task(task: Task, train: pd.DataFrame, evaluate: pd.DataFrame, score: pd.
     charts = {f"{task.name}_calibration.png": calibration_png(y_eval, p_eval, f"{task.name}: held-out calibration"),
               f"{task.name}_gains.png": lift_png(y_eval, {"classifier": p_eval, **baselines}, f"{task.name}: gains")}
     return TaskOutcome(task.name, "ok", used, message, metrics, probabilities, charts, str(path))
+
+
+def _can_score(name: str, score: pd.DataFrame) -> bool:
+    column = {"bgnbd": "bgnbd_p_purchase", "bgnbd_p_alive": "bgnbd_p_alive", "recency": "recency_days"}[name]
+    return bool(np.isfinite(score[column].to_numpy(dtype=float)).any())
 
 
 def _baseline_probabilities(name: str, task: Task, train: pd.DataFrame, y_train: np.ndarray,

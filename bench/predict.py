@@ -8,7 +8,7 @@ takes far longer than the stage measured here, so this script writes the staged 
 predict stage reads directly, with numpy (seeded): orders of a BG/NBD process (Gamma purchase
 rates, Beta dropout after each purchase), one line item each, and email opens/clicks and web
 events that happen mostly while the customer is still active (so engagement carries signal,
-unlike `synth`, whose engagement is independent of buying). The warehouse is built once and
+as `synth` does: engagement fades after a buyer's dropout). The warehouse is built once and
 cached as bench/out/predict_<contacts>.duckdb; `--rebuild` makes it again.
 
 Parts are timed one by one (peak memory per part via Linux's VmHWM, reset before each part),

@@ -4,6 +4,15 @@ A person has 1-3 cookies (devices). A session is anonymous (cookie only) unless 
 logs in during it (customer_id and email from that event on) or arrives from an email click
 (email on every event of the session). Web/app orders come with a checkout session just before
 the order (product views of the basket, an add to cart, a login for account holders, checkout).
+
+Browse sessions of a browsing member (a steady trickle, Gamma-Poisson, from 60 days before
+their first contact with the brand) run to the end date, except for a buyer who has silently
+dropped out (`Orders.dropout_at`): they browse on for `BROWSE_AFTER_DROPOUT_DAYS` after their
+last purchase and then stop, as lapsed shoppers do. While a buyer is a customer they also visit
+at a pace set by their own purchase rate (`ALIVE_SESSIONS_PER_PURCHASE` visits per purchase
+they are expected to make), and in the `PRE_PURCHASE_DAYS` before each purchase
+(`PRE_PURCHASE_SESSIONS` on average): frequent buyers browse more, as real ones do. Non-buyers
+(prospects, subscribers who never buy) keep only the trickle, to the end date.
 """
 
 from __future__ import annotations
@@ -25,6 +34,10 @@ BROWSE_SESSIONS_MEAN = 1.0
 TRACKED_CHECKOUT_SHARE = 0.65  # web/app orders whose session the tracker saw (cookie consent)
 EMAIL_CLICK_SESSION_SHARE = 0.6
 LOGIN_SHARE = 0.15             # of browse sessions by account holders
+BROWSE_AFTER_DROPOUT_DAYS = 30
+ALIVE_SESSIONS_PER_PURCHASE = 3.0   # a buyer's visits while alive, per purchase they are expected to make
+PRE_PURCHASE_SESSIONS = 1.0    # mean browse sessions in the PRE_PURCHASE_DAYS before each purchase
+PRE_PURCHASE_DAYS = 21
 PAGES = ("/", "/c/new-in", "/c/sale", "/c/women", "/c/men", "/c/home", "/stores", "/help/returns")
 
 
@@ -49,12 +62,26 @@ def build_web(ctx: BrandContext, accounts: Accounts, orders: Orders, clicks: Cli
     o_start = orders.ordered_at[web_orders] - o_events * 75 - rng.integers(0, 300, web_orders.size)
     o_login = np.where(orders.guest[web_orders], -1, np.minimum(o_lines, rng.integers(0, o_lines + 1)))
     # 2) browse sessions of browsers, around their time with the brand
+    #    (the trickle's rate holds over the whole span; a buyer's span ends a month after their dropout)
     browsers = rows[mem.browser[rows]]
-    n_sess = rng.poisson(rng.gamma(1.0, BROWSE_SESSIONS_MEAN, browsers.size))
+    span_from = np.maximum(mem.joined_at[browsers] - 60 * DAY, ctx.t_start)
+    span_to = np.minimum(ctx.t_end, orders.dropout_at[browsers] + BROWSE_AFTER_DROPOUT_DAYS * DAY)
+    share = np.clip((span_to - span_from) / np.maximum(ctx.t_end - span_from, 1), 0.0, 1.0)
+    n_sess = rng.poisson(rng.gamma(1.0, BROWSE_SESSIONS_MEAN, browsers.size) * share)
     b_owner, _ = expand(n_sess)
-    b_pb = browsers[b_owner]
-    b_from = np.maximum(mem.joined_at[b_pb] - 60 * DAY, ctx.t_start)
-    b_start = b_from + (rng.random(b_pb.size) * (ctx.t_end - b_from)).astype(np.int64)
+    b_from = span_from[b_owner]
+    b_start = b_from + (rng.random(b_owner.size) * (span_to[b_owner] - b_from)).astype(np.int64)
+    #    plus, for buyers, visits while they are customers at a pace set by their purchase rate
+    first_buy = np.maximum(mem.joined_at[browsers], ctx.t_start)
+    alive_days = np.maximum(span_to - first_buy, 0) / DAY
+    a_owner, _ = expand(rng.poisson(ALIVE_SESSIONS_PER_PURCHASE * orders.purchase_rate[browsers] * alive_days))
+    a_start = first_buy[a_owner] + (rng.random(a_owner.size) * (span_to - first_buy)[a_owner]).astype(np.int64)
+    #    and research visits in the weeks before a browser's purchases
+    pre_order, _ = expand(rng.poisson(PRE_PURCHASE_SESSIONS * mem.browser[orders.pb]))
+    pre_start = np.maximum(orders.ordered_at[pre_order] - rng.integers(3600, PRE_PURCHASE_DAYS * DAY,
+                                                                        pre_order.size), ctx.t_start)
+    b_pb = np.concatenate([browsers[b_owner], browsers[a_owner], orders.pb[pre_order]])
+    b_start = np.concatenate([b_start, a_start, pre_start])
     b_events = np.minimum(1 + rng.geometric(0.45, b_pb.size), 6)
     can_login = accounts.of_pb[b_pb] >= 0
     b_login = np.where(can_login & (rng.random(b_pb.size) < LOGIN_SHARE),

@@ -1,7 +1,12 @@
 """Accounts, orders and order lines of one brand, with BG/NBD-like buying behaviour.
 
 While alive, a buyer purchases at rate lambda ~ Gamma(r=0.7, alpha=80 days); after each purchase
-they drop out for good with p ~ Beta(0.8, 3). Buyers are acquired across the whole window (their
+they drop out for good with p ~ Beta(0.8, 3). The moment of dropout (right after the last purchase,
+or `STILL_ACTIVE` for a buyer alive at the end date and for non-buyers) is kept per membership row
+in `Orders.dropout_at`, the buyer's rate lambda in `Orders.purchase_rate`: email engagement and
+browsing follow them (see `email_activity` and `browsing`), as real shoppers who lapse stop
+opening emails and visiting the site, and frequent buyers visit more often. So engagement tells
+a model something about a buyer that their purchases alone do not. Buyers are acquired across the whole window (their
 first purchase), Nov/Dec lift the rate (an inhomogeneous Poisson process, simulated by a time
 change, which is equivalent to thinning) and spend per buyer varies (Gamma-Gamma-like tiers).
 Totals add up in integer cents: subtotal - discount_total + shipping_total + tax_total = total,
@@ -34,6 +39,7 @@ CHANNEL_WEIGHTS = (62, 20, 10, 8)
 GUEST_SHARE_OF_ACCOUNT_HOLDERS = 0.02
 JUNK_SHARE = 0.003
 STORE_EMAIL_ACCOUNTS = 50
+STILL_ACTIVE = 2 ** 62          # dropout_at of a buyer still alive at the end date, and of non-buyers
 
 
 @dataclass
@@ -82,6 +88,8 @@ class Orders:
     email: pa.Array           # as written on the order, may be null
     line_order: np.ndarray    # order row of each line (positive lines only)
     line_product: np.ndarray  # catalogue row of each line
+    dropout_at: np.ndarray    # per membership row: seconds of the silent dropout (STILL_ACTIVE: none)
+    purchase_rate: np.ndarray  # per membership row: purchases per day while alive (0: not a buyer)
 
 
 def _customer_ids(ctx: BrandContext, seq: np.ndarray, till: np.ndarray) -> pa.Array:
@@ -193,8 +201,13 @@ def _season(t_start: int, days: int) -> np.ndarray:
 
 
 def simulate_purchases(rng: np.random.Generator, joined_at: np.ndarray, t_start: int, t_end: int
-                       ) -> tuple[np.ndarray, np.ndarray]:
-    """Purchase times per buyer: (buyer row of each purchase, seconds), first purchase at joining."""
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Purchase times per buyer: (buyer row of each purchase, seconds, dropout seconds and
+    purchase rate per day (outside the Nov/Dec lift) per buyer).
+
+    The first purchase is at joining. A buyer drops out right after their last purchase; one whose
+    last purchase would fall after the end date is still alive there (dropout `STILL_ACTIVE`).
+    """
     days = (t_end - t_start) // DAY
     lam = rng.gamma(R, 1.0 / ALPHA, joined_at.size)
     p = rng.beta(DROP_A, DROP_B, joined_at.size)
@@ -208,6 +221,7 @@ def simulate_purchases(rng: np.random.Generator, joined_at: np.ndarray, t_start:
     start_day = (joined_at - t_start) / DAY
     warped = np.interp(start_day, np.arange(days + 1), grid)[owner] + within
     keep = warped < grid[-1]
+    last = (rank == alive_for[owner] - 1)[keep]
     owner, warped = owner[keep], warped[keep]
     day = np.interp(warped, grid, np.arange(days + 1))
     first = rank[keep] == 0
@@ -216,7 +230,13 @@ def simulate_purchases(rng: np.random.Generator, joined_at: np.ndarray, t_start:
                    rng.integers(0, DAY, owner.size))
     secs = t_start + np.floor(day).astype(np.int64) * DAY + tod
     secs = np.where(first, joined_at[owner], np.minimum(secs, t_end - 1))
-    return owner, secs
+    # Dropout: right after the last purchase (the latest one: same-day times of day may be out of order).
+    latest = np.full(joined_at.size, -1, dtype=np.int64)
+    np.maximum.at(latest, owner, secs)
+    dropped = np.zeros(joined_at.size, bool)
+    dropped[owner[last]] = True
+    dropout = np.where(dropped, latest, STILL_ACTIVE)
+    return owner, secs, dropout, lam
 
 
 def build_orders(ctx: BrandContext, accounts: Accounts, cat: Catalogue
@@ -224,7 +244,11 @@ def build_orders(ctx: BrandContext, accounts: Accounts, cat: Catalogue
     rng = ctx.rng("orders")
     mem, pop = ctx.mem, ctx.pop
     buyers = ctx.rows[mem.buyer[ctx.rows]]
-    owner, t = simulate_purchases(rng, mem.joined_at[buyers], ctx.t_start, ctx.t_end)
+    owner, t, buyer_dropout, buyer_rate = simulate_purchases(rng, mem.joined_at[buyers], ctx.t_start, ctx.t_end)
+    dropout_at = np.full(mem.person.size, STILL_ACTIVE, dtype=np.int64)
+    dropout_at[buyers] = buyer_dropout
+    purchase_rate = np.zeros(mem.person.size)
+    purchase_rate[buyers] = buyer_rate
     order = np.argsort(t, kind="stable")
     owner, t = owner[order], t[order]
     n = t.size
@@ -313,5 +337,6 @@ def build_orders(ctx: BrandContext, accounts: Accounts, cat: Catalogue
     }
     item_files = split_files(ctx.brand, "order_items", item_columns, person[all_order], labels[all_order],
                              [f"order_items_{q}.csv" for q in names], all_order * 8 + all_number)
-    facts = Orders(person, pb, t, channel, guest, cust, email, line_order, product)
+    facts = Orders(person, pb, t, channel, guest, cust, email, line_order, product, dropout_at,
+                   purchase_rate)
     return facts, order_files, item_files

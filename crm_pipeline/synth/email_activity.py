@@ -4,6 +4,12 @@ Campaigns go out weekly to a random segment of the people subscribed at the time
 subscriber opens with their own propensity that fades with list age, clicks some opens,
 and the unsubscribe / bounce events match the subscriber's final status. About 30% of
 subscribers never buy (membership roles are drawn independently).
+
+Engagement follows buying, as it does for real shoppers: after a buyer's silent dropout
+(`Orders.dropout_at`, the end of their BG/NBD purchase process) they open only
+`AFTER_DROPOUT_FACTOR` as often (clicks follow opens, so they fall alike), and in the
+`BEFORE_PURCHASE_DAYS` before one of their purchases they open `BEFORE_PURCHASE_FACTOR` times
+as often. Subscribers who never buy keep their plain propensity.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ import pyarrow as pa
 from crm_pipeline.synth import reference as ref
 from crm_pipeline.synth import variations as var
 from crm_pipeline.synth.columns import STR, choice, expand, ids, join, num_str, pick, table_take
-from crm_pipeline.synth.commerce import Accounts, BrandContext, person_email
+from crm_pipeline.synth.commerce import Accounts, BrandContext, Orders, person_email
 from crm_pipeline.synth.landed import LandedFile
 from crm_pipeline.synth.timestamps import DAY, ISO
 
@@ -27,6 +33,9 @@ STATUSES = ("subscribed", "unsubscribed", "bounced", "pending")
 STATUS_WEIGHTS = (68, 17, 5, 10)
 SOURCES = ("popup", "preference_center", "account", "in_store", "import")
 EVENT_TYPES = ("send", "open", "click", "bounce", "unsubscribe", "complaint")
+AFTER_DROPOUT_FACTOR = 0.2     # open propensity of a buyer who has silently stopped buying
+BEFORE_PURCHASE_DAYS = 14
+BEFORE_PURCHASE_FACTOR = 1.5   # open propensity in the days before a purchase
 
 
 def _preferences() -> list[str]:
@@ -57,7 +66,18 @@ def site(brand: str) -> str:
     return f"https://www.{brand.replace('_', '-')}.example"
 
 
-def build_email(ctx: BrandContext, accounts: Accounts) -> tuple[list[LandedFile], Clicks]:
+def purchase_within(orders: Orders, pb: np.ndarray, at: np.ndarray, days: int) -> np.ndarray:
+    """Whether membership row `pb` has a purchase in [at, at + days): one search over (row, time) keys."""
+    if orders.pb.size == 0:
+        return np.zeros(pb.size, bool)
+    t0 = int(orders.ordered_at.min())
+    key = np.sort((orders.pb.astype(np.int64) << 32) | (orders.ordered_at - t0))   # row, then seconds from t0
+    probe = (pb.astype(np.int64) << 32) | np.clip(at - t0, 0, None)
+    found = key[np.minimum(np.searchsorted(key, probe), key.size - 1)]
+    return ((found >> 32) == pb) & (found >= probe) & ((found & 0xFFFFFFFF) + t0 - at < days * DAY)
+
+
+def build_email(ctx: BrandContext, accounts: Accounts, orders: Orders) -> tuple[list[LandedFile], Clicks]:
     rng = ctx.rng("email")
     mem, pop = ctx.mem, ctx.pop
     pb = ctx.rows[mem.subscriber[ctx.rows]]
@@ -96,10 +116,14 @@ def build_email(ctx: BrandContext, accounts: Accounts) -> tuple[list[LandedFile]
     send_owner, send_camp = key // n_camp, key % n_camp
     send_at = camp_at[send_camp] + rng.integers(0, 1800, send_camp.size)
 
-    # Opens fade with list age, clicks follow some opens.
+    # Opens fade with list age, drop after the buyer's dropout, rise before a purchase; clicks follow some opens.
     propensity = rng.beta(1.2, 2.5, n)
     fade = rng.uniform(180, 720, n) * DAY
-    p_open = propensity[send_owner] * np.exp(-(send_at - signup[send_owner]) / fade[send_owner])
+    send_pb = pb[send_owner]
+    buying = np.where(send_at > orders.dropout_at[send_pb], AFTER_DROPOUT_FACTOR,
+                      np.where(purchase_within(orders, send_pb, send_at, BEFORE_PURCHASE_DAYS),
+                               BEFORE_PURCHASE_FACTOR, 1.0))
+    p_open = propensity[send_owner] * np.exp(-(send_at - signup[send_owner]) / fade[send_owner]) * buying
     opened = rng.random(send_owner.size) < p_open
     open_at = send_at + rng.exponential(8 * 3600, send_owner.size).astype(np.int64) + 5
     click_p = rng.beta(1.0, 4.0, n)[send_owner]

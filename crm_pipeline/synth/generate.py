@@ -48,7 +48,7 @@ def build_files(people: int, brands: int, days: int, seed: int, end_date: dt.dat
         catalogue, product_file = build_catalogue(b, brand, ctx.rng("catalogue"), t_end)
         accounts, customer_files = build_customers(ctx)
         orders, order_files, item_files = build_orders(ctx, accounts, catalogue)
-        email_files, clicks = build_email(ctx, accounts)
+        email_files, clicks = build_email(ctx, accounts, orders)
         web_files = build_web(ctx, accounts, orders, clicks, catalogue)
         files += [product_file, *customer_files, *order_files, *item_files, *email_files, *web_files]
         orphan_makers[brand] = _orphan_ids(ctx)

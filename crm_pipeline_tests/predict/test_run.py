@@ -95,7 +95,10 @@ def test_run_writes_every_table_and_is_idempotent(warehouse, full_run):
     pd.testing.assert_frame_equal(first, again)
 
 
-def test_classifier_is_judged_on_a_later_window_against_the_baselines(full_run, capsys):
+def test_classifier_beats_every_baseline_on_a_later_window(full_run, capsys):
+    """The issue's claim: with default settings the classifier out-ranks recency, BG/NBD P(alive) and the
+    BG/NBD event probability on held-out time, so it is the model that scores. The generator's lapsed
+    buyers stop opening emails and browsing while active ones keep engaging, which purchases alone miss."""
     for task, label_days in (("churn", 90), ("next_purchase", 30)):
         outcome = full_run["classifiers"][task]
         assert outcome["status"] == "ok", outcome["message"]
@@ -111,12 +114,14 @@ def test_classifier_is_judged_on_a_later_window_against_the_baselines(full_run, 
         assert all(dt.date.fromisoformat(c) + dt.timedelta(days=label_days) <= evaluate_at for c in m["train_cutoffs"])
         # BG/NBD's probability of the labelled event ranks well; P(alive) cannot rank one-time buyers (all 1).
         assert aucs["bgnbd"] > max(0.65, aucs["recency"], aucs["bgnbd_p_alive"]), report
-        assert aucs["classifier"] > 0.62 and aucs["classifier"] > aucs["bgnbd_p_alive"], report
+        # The classifier beats every baseline, and so it is the model used.
+        assert aucs["classifier"] > max(aucs["recency"], aucs["bgnbd_p_alive"], aucs["bgnbd"]), report
+        assert outcome["used"] == "classifier", report
         # Probabilities are calibrated in the large on the held-out window (30-day buyers are ~12%, not >= 50%).
         for scorer in ("classifier", "baseline_bgnbd"):
             assert abs(m[scorer]["mean_probability"] - m[scorer]["positive_rate"]) < 0.05, (scorer, m[scorer])
-        # The classifier scores exactly when it beats every baseline; otherwise the best baseline does.
-        assert outcome["used"] == max(aucs, key=aucs.get), report
+    # ... and the churn probabilities written to `predictions` come from it.
+    assert full_run["scored_by"] == "classifier"
 
 
 def test_evaluation_table_and_charts(warehouse, full_run):

@@ -212,6 +212,21 @@ def cmd_erase(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_funnel(args: argparse.Namespace) -> int:
+    from crm_pipeline.markdown import to_markdown
+    from crm_pipeline.scoring.config import load_scoring_config
+    from crm_pipeline.scoring.lifecycle import funnel
+
+    settings = load_settings(args.config, warehouse_url=args.warehouse)
+    config = load_scoring_config(settings.scoring_config or None)
+    as_of = args.as_of or settings.as_of or _today()
+    with _warehouse(args) as conn:
+        moves = funnel(conn, config, as_of=as_of, days=args.days, brand=args.brand)
+    print(f"Lifecycle moves, {args.days or config.funnel_days} days to {as_of}, {args.brand or 'all brands'}\n")
+    print(to_markdown(moves))
+    return 0
+
+
 def cmd_contract(args: argparse.Namespace) -> int:
     from crm_pipeline.contract.markdown import render_markdown
 
@@ -300,6 +315,13 @@ def build_parser() -> argparse.ArgumentParser:
                          help="refuse when the identifier resolves to more contacts than this (default 3)")
     erasure.add_argument("--warehouse", help="SQLAlchemy URL (default: settings)")
     erasure.set_defaults(func=cmd_erase)
+
+    funnel_cmd = sub.add_parser("funnel", help="moves between lifecycle stages over the last days")
+    funnel_cmd.add_argument("--brand", help="one brand (default: across all brands)")
+    funnel_cmd.add_argument("--days", type=int, help="days in the window (default: scoring.yaml funnel_days, 90)")
+    funnel_cmd.add_argument("--as-of", type=_day, help="the window's last day (default: settings, else today)")
+    funnel_cmd.add_argument("--warehouse", help="SQLAlchemy URL (default: settings)")
+    funnel_cmd.set_defaults(func=cmd_funnel)
 
     contract = sub.add_parser("contract", help="print the data contract")
     contract.add_argument("--markdown", action="store_true", help="as Markdown (the docs page)")

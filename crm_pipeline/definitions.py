@@ -14,11 +14,12 @@ from crm_pipeline.defs.predict_assets import predict_customers
 from crm_pipeline.defs.profile_assets import build_profile_tables
 from crm_pipeline.defs.quality_assets import dq_report, stage_entities
 from crm_pipeline.defs.resources import default_resources
+from crm_pipeline.defs.scoring_assets import score_contacts
 from crm_pipeline.defs.schedules import daily_refresh_job, daily_refresh_schedule, refresh_job
 from crm_pipeline.defs.sensors import landing_sensor, refresh_after_ingest_sensor
 
 ALL_ASSETS = [ingest_files, stage_entities, dq_report, resolve_identity, build_profile_tables, predict_customers,
-              materialize_audience_tables]
+              score_contacts, materialize_audience_tables]
 
 defs = dg.Definitions(
     assets=ALL_ASSETS,

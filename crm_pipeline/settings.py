@@ -40,6 +40,7 @@ class Settings:
     identity_config: str = ""
     survivorship_config: str = ""
     audiences_config: str = ""
+    scoring_config: str = ""
     # The generator's truth/ folder, when the data is synthetic: identity quality is then reported.
     truth_dir: str = ""
 

@@ -100,6 +100,17 @@ def test_the_generators_country_spellings_and_phone_formats_standardize_to_one_v
     assert (phones["e164"] == "+1" + digits).all()
 
 
+def test_the_funnel_command_prints_lifecycle_moves_per_brand(demo):
+    root, engine, _ = demo
+    engine.dispose()  # the CLI process opens the warehouse file
+    env = {**os.environ, "DAGSTER_HOME": str(root / "dagster"), "CRM_HOME_DIR": str(root / "home")}
+    url = f"duckdb:///{root / 'warehouse.duckdb'}"
+    ran = cli("funnel", "--brand", "brand_a", "--days", "60", "--as-of", END, "--warehouse", url, env=env)
+    assert ran.returncode == 0, ran.stderr
+    assert f"60 days to {END}, brand_a" in ran.stdout
+    assert "first_time" in ran.stdout or "repeat" in ran.stdout, ran.stdout
+
+
 def test_a_backfill_refreshes_each_past_day_with_that_days_profiles(demo):
     """Runs last in this module: it moves the profiles back to the backfill's last day."""
     root, engine, _ = demo

@@ -14,7 +14,9 @@ from typing import Any
 
 import yaml
 
-from crm_pipeline.audiences.rules import All, AnyOf, EventCondition, Node, Not, RuleError, parse_rule
+from crm_pipeline.audiences.rules import (
+    ESTIMATED_FIELDS, SCORING_FIELDS, All, AnyOf, EventCondition, Node, Not, RuleError, parse_rule, reads_field,
+)
 
 TOP_KEYS = ("include_defaults", "audiences", "cross_brand")
 AUDIENCE_KEYS = ("label", "type", "source", "scopes", "consent", "rule", "pattern", "min_brands", "description")
@@ -43,6 +45,10 @@ class Audience:
             return "cross_brand"
         if self.type == "rfm_segments" or self.source == "predictions":
             return "predictive"
+        if self.rule is not None and reads_field(self.rule, ESTIMATED_FIELDS):
+            return "predictive"  # e.g. the preferred channel: an estimate, not a recorded fact
+        if self.rule is not None and reads_field(self.rule, SCORING_FIELDS):
+            return "engagement"  # engagement score, growth band, lifecycle stage
         return "smart"
 
 

@@ -22,6 +22,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Union
 
+from crm_pipeline.scoring.config import CHANNELS, GROWTH_BANDS, STAGES
 from crm_pipeline.settings import SettingsError
 
 
@@ -41,7 +42,20 @@ PROFILE_FIELDS: dict[str, str] = {
     "subscription_status": "string", "subscribed_date": "date", "email_consent": "bool",
     "brand_count": "int", "country": "string", "region": "string", "city": "string",
     "postal_code": "string", "birth_date": "date",
+    # from the scoring stage (crm_pipeline/scoring), per brand on brand rows and across brands otherwise
+    "engagement_score": "float", "engagement_change_7d": "float", "engagement_change_30d": "float",
+    "engagement_growth_band": "string", "engagement_top_percent": "float",
+    "preferred_channel": "string", "lifecycle_stage": "string",
 }
+# Fields with a closed set of values: a value outside it is a typo, reported with the key path.
+FIELD_VALUES: dict[str, tuple[str, ...]] = {
+    "engagement_growth_band": GROWTH_BANDS, "preferred_channel": CHANNELS, "lifecycle_stage": STAGES,
+}
+# Profile fields that are model estimates: an audience reading one counts as predictive.
+ESTIMATED_FIELDS = frozenset({"preferred_channel"})
+# The scoring stage's other fields: an audience reading one is of kind `engagement`.
+SCORING_FIELDS = frozenset({"engagement_score", "engagement_change_7d", "engagement_change_30d",
+                            "engagement_growth_band", "engagement_top_percent", "lifecycle_stage"})
 PREDICTION_FIELDS: dict[str, str] = {
     "rfm_segment": "string", "churn_probability": "float", "risk_band": "string",
     "p_purchase_30d": "float", "predicted_clv": "float", "clv_top_percent": "float",
@@ -158,6 +172,11 @@ def _field(raw: dict, path: str, ctx: _Ctx) -> FieldCondition:
     op = ops[0]
     kind = ctx.fields[name]
     value = _operand(raw[op], op, kind, f"{path}.{op}", ctx)
+    allowed = FIELD_VALUES.get(name) if ctx.fields is PROFILE_FIELDS else None
+    if allowed and op in ("=", "!=", "in"):
+        for v in (value if op == "in" else (value,)):
+            if v not in allowed:
+                raise ctx.fail(f"{path}.{op}", f"unknown {name} {v!r}; known: {', '.join(allowed)}")
     return FieldCondition(name, kind, op, value)
 
 
@@ -266,6 +285,17 @@ def _event(raw: dict, path: str, ctx: _Ctx) -> EventCondition:
                                               f"purchase or web event, got {without!r}")
         kw["without"] = without
     return EventCondition(**kw)
+
+
+def reads_field(node: Node, fields) -> bool:
+    """True when the rule tree has a field condition on any of `fields`."""
+    if isinstance(node, FieldCondition):
+        return node.field in fields
+    if isinstance(node, Not):
+        return reads_field(node.item, fields)
+    if isinstance(node, (All, AnyOf)):
+        return any(reads_field(n, fields) for n in node.items)
+    return False
 
 
 def validate_file(path) -> list[str]:

@@ -14,7 +14,7 @@ from crm_pipeline.defs.resources import CrmSettingsResource, WarehouseResource, 
 from crm_pipeline.markdown import image, to_markdown
 
 GROUP = "audiences"
-DEPS = ["profile_360", "timeline", "predictions"]
+DEPS = ["profile_360", "timeline", "predictions", "engagement_scores", "channel_preferences", "lifecycle_stages"]
 
 # The daily refresh runs at 05:00 UTC; 26 hours leaves two hours' grace before audiences count as stale.
 # The daemon evaluates it and the UI shows it on the asset (fresh / stale, when last refreshed).

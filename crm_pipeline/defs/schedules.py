@@ -5,11 +5,12 @@ import dagster as dg
 from crm_pipeline.defs.audience_assets import materialize_audience_tables
 from crm_pipeline.defs.ingest_assets import ingest_files
 from crm_pipeline.defs.predict_assets import predict_customers
+from crm_pipeline.defs.scoring_assets import score_contacts
 
 # Profiles are rebuilt as of the run's day by the same job (they are not partitioned: one current snapshot).
 daily_refresh_job = dg.define_asset_job(
     "daily_refresh",
-    selection=dg.AssetSelection.assets(predict_customers, materialize_audience_tables)
+    selection=dg.AssetSelection.assets(predict_customers, score_contacts, materialize_audience_tables)
     | dg.AssetSelection.assets("golden_records", "profile_360", "timeline"),
     description="Rebuild profiles, predictions and audiences for today's partition.",
 )

@@ -88,13 +88,15 @@ def render_profile(conn: sa.Connection, contact_id: str, *, limit: int = 20) -> 
         "Overall (amounts summed in their own currencies; no FX conversion)",
         *_figures(p),
         f"  email consent: {_s(p.email_consent_brands) or 'none'}",
+        *_scoring(p),
     ]
     for _, b in brands.iterrows():
         subscription = _s(b.subscription_status) or "not on the list"
         if _s(b.subscribed_date):
             subscription += f" (subscribed {_s(b.subscribed_date)})"
         lines += ["", f"Brand {b.brand}", *_figures(b),
-                  f"  subscription {subscription}; email consent {'yes' if bool(b.email_consent) else 'no'}"]
+                  f"  subscription {subscription}; email consent {'yes' if bool(b.email_consent) else 'no'}",
+                  *_scoring(b)]
     events = latest_timeline(conn, contact_id, limit=limit)
     lines += ["", f"Latest {len(events)} interactions"]
     for _, e in events.iterrows():
@@ -118,6 +120,16 @@ def _figures(r) -> list[str]:
         f"  last open {_when(r.last_open_at)}  last click {_when(r.last_click_at)}"
         f"  last browse {_when(r.last_browse_at)}",
     ]
+
+
+def _scoring(r) -> list[str]:
+    """Engagement score with its growth and band, lifecycle stage and preferred channel (once scored)."""
+    if _s(getattr(r, "engagement_score", None)) is None:
+        return ["  engagement not scored for this day (run the scoring stage)"]
+    return [f"  engagement score {float(r.engagement_score):.1f} ({_s(r.engagement_growth_band)}; "
+            f"{float(r.engagement_change_7d):+.1f} vs 7d, {float(r.engagement_change_30d):+.1f} vs 30d; "
+            f"top {float(r.engagement_top_percent):.1f}%)  lifecycle {_s(r.lifecycle_stage) or '-'}"
+            f"  preferred channel {_s(r.preferred_channel) or '-'}"]
 
 
 def _s(value) -> str | None:

@@ -17,6 +17,9 @@ Definitions a reader of the tables relies on:
   `email_consent` (per brand) is true when that status is `subscribed` and no unsubscribe,
   bounce or complaint event of the brand happened at or after the last subscribe. Orders
   never grant consent, so an unsubscribe landing with a purchase still wins.
+- Engagement score and growth, preferred channel and lifecycle stage come from the scoring stage
+  (`crm_pipeline/scoring/`) for the same day: `attach_scoring` fills them after a scoring run, and a
+  profile rebuild keeps them when that day is already scored; NULL until then.
 - Overall figures are the same aggregates across brands, rolled up from the per-brand
   aggregates in the same statement (the overall row carries brand '' in the scratch).
 """
@@ -28,7 +31,7 @@ import re
 import sqlalchemy as sa
 
 from crm_pipeline.profiles.sql import ENGAGEMENT_WINDOWS, string_list_agg, utc_date
-from crm_pipeline.warehouse.profile_schema import GOLDEN_FIELDS, profile_360, profile_360_brand
+from crm_pipeline.warehouse.profile_schema import GOLDEN_FIELDS, SCORING_COLUMNS, profile_360, profile_360_brand
 
 OVERALL = ""  # the brand value of the across-brands rows in the scratch table
 _OPT_OUT = "('unsubscribe', 'bounce', 'complaint')"
@@ -190,7 +193,7 @@ LEFT JOIN subs s ON s.contact_id = k.contact_id AND s.brand = k.brand
 
 _BRAND_COLUMNS = ["contact_id", "brand", "as_of", *FIGURE_COLUMNS, "subscription_status", "subscribed_date",
                   "email_consent"]
-assert set(_BRAND_COLUMNS) == {c.name for c in profile_360_brand.columns}
+assert set(_BRAND_COLUMNS) | set(SCORING_COLUMNS) == {c.name for c in profile_360_brand.columns}
 
 _BRAND_SQL = f"""
 INSERT INTO profile_360_brand ({", ".join(_BRAND_COLUMNS)})
@@ -201,7 +204,7 @@ FROM tmp_profile_figures WHERE brand <> '{OVERALL}'
 
 _OVERALL_COLUMNS = ["contact_id", "as_of", *GOLDEN_FIELDS, "brands", "brand_count", *FIGURE_COLUMNS,
                     "subscribed_brands", "email_consent_brands", "email_consent"]
-assert set(_OVERALL_COLUMNS) == {c.name for c in profile_360.columns}
+assert set(_OVERALL_COLUMNS) | set(SCORING_COLUMNS) == {c.name for c in profile_360.columns}
 
 
 def _golden_pivot() -> str:
@@ -244,8 +247,49 @@ def build_profile_360(conn: sa.Connection, params: dict) -> int:
     conn.execute(sa.text(_BRAND_SQL), {"as_of": params["as_of"]})
     conn.execute(sa.text(_OVERALL_SQL), {"as_of": params["as_of"]})
     conn.execute(sa.text("DROP TABLE tmp_profile_figures"))
+    attach_scoring(conn, params["as_of"])  # a rebuilt profile keeps the day's scores, when they exist
     return conn.execute(sa.text("SELECT COUNT(*) FROM profile_360")).scalar_one()
 
 
 def _bound(sql: str, params: dict) -> dict:
     return {k: v for k, v in params.items() if re.search(rf":{k}\b", sql)}
+
+
+# The scoring columns (SCORING_COLUMNS) from the scoring tables of one day: across brands (brand '')
+# into profile_360, per brand into profile_360_brand. Column names are fixed here, never user input.
+_SCORES = """
+    SELECT e.contact_id, e.brand, e.score, e.change_7d, e.change_30d, e.growth_band, e.top_percent,
+           c.preferred_channel, l.stage
+    FROM engagement_scores e
+    LEFT JOIN channel_preferences c ON c.as_of = e.as_of AND c.contact_id = e.contact_id AND c.brand = e.brand
+    LEFT JOIN lifecycle_stages l ON l.as_of = e.as_of AND l.contact_id = e.contact_id AND l.brand = e.brand
+    WHERE e.as_of = :as_of"""
+_SET = ("engagement_score = s.score, engagement_change_7d = s.change_7d, engagement_change_30d = s.change_30d, "
+        "engagement_growth_band = s.growth_band, engagement_top_percent = s.top_percent, "
+        "preferred_channel = s.preferred_channel, lifecycle_stage = s.stage")
+
+
+def attach_scoring(conn: sa.Connection, as_of) -> int:
+    """Fill the scoring columns of `profile_360` / `profile_360_brand` from the scoring tables of `as_of`.
+
+    Only when the profile snapshot is of the same day (a backfill of an older day leaves the current
+    profile alone) and the scoring tables exist. Contacts without a score keep NULL. Returns the
+    number of profile_360 rows that carry a score afterwards.
+    """
+    inspector = sa.inspect(conn)
+    if not all(inspector.has_table(t) for t in ("engagement_scores", "channel_preferences", "lifecycle_stages")):
+        return 0
+    if conn.execute(sa.text("SELECT MAX(as_of) FROM profile_360")).scalar() != as_of:
+        return 0
+    # Scores into temporary tables first: DuckDB runs UPDATE ... FROM a plain table in a fraction of a second,
+    # but UPDATE ... FROM (a join) over a million rows took minutes.
+    for name, scope in (("tmp_profile_scores", "= ''"), ("tmp_profile_brand_scores", "<> ''")):
+        conn.execute(sa.text(f"DROP TABLE IF EXISTS {name}"))
+        conn.execute(sa.text(f"CREATE TEMPORARY TABLE {name} AS {_SCORES} AND e.brand {scope}"), {"as_of": as_of})
+    conn.execute(sa.text(f"UPDATE profile_360 SET {_SET} FROM tmp_profile_scores s "
+                         "WHERE s.contact_id = profile_360.contact_id"))
+    conn.execute(sa.text(f"UPDATE profile_360_brand SET {_SET} FROM tmp_profile_brand_scores s "
+                         "WHERE s.contact_id = profile_360_brand.contact_id AND s.brand = profile_360_brand.brand"))
+    for name in ("tmp_profile_scores", "tmp_profile_brand_scores"):
+        conn.execute(sa.text(f"DROP TABLE {name}"))
+    return conn.execute(sa.text("SELECT COUNT(*) FROM profile_360 WHERE engagement_score IS NOT NULL")).scalar_one()

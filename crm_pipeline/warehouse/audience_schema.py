@@ -43,7 +43,7 @@ audience_sizes = sa.Table(
     sa.Column("as_of", sa.Date, nullable=False),
     sa.Column("audience", sa.String, nullable=False),
     sa.Column("label", sa.String),
-    sa.Column("kind", sa.String, nullable=False, comment="smart / cross_brand / predictive / custom"),
+    sa.Column("kind", sa.String, nullable=False, comment="smart / cross_brand / predictive / engagement / custom"),
     sa.Column("brand_scope", sa.String, nullable=False),
     sa.Column("size", sa.BigInteger, nullable=False),
     sa.Column("note", sa.String, comment="why an audience was skipped, when it was"),

@@ -13,6 +13,10 @@ see a half-built profile.
   installation (and grows); a fixed-width table cannot name them.
 - `timeline`: one row per interaction up to `as_of`, numbered per contact in time order.
 
+The scoring columns of `profile_360` and `profile_360_brand` (engagement score and growth, preferred
+channel, lifecycle stage) are filled by the scoring stage for the same `as_of` (see
+`crm_pipeline/scoring/`); they are empty until it has run for the profile's day.
+
 Money is summed in each order's own currency: no FX conversion is done. `currencies`
 lists the currencies behind a revenue figure so a mixed sum is visible.
 """
@@ -69,6 +73,22 @@ def _figure_columns() -> list[sa.Column]:
     ]
 
 
+def _scoring_columns() -> list[sa.Column]:
+    """Filled from the scoring tables of the profile's day (NULL = not scored: no interaction yet)."""
+    return [
+        sa.Column("engagement_score", sa.Double, comment="decayed interaction points (engagement_scores)"),
+        sa.Column("engagement_change_7d", sa.Double, comment="score minus the score as of 7 days earlier"),
+        sa.Column("engagement_change_30d", sa.Double, comment="score minus the score as of 30 days earlier"),
+        sa.Column("engagement_growth_band", sa.String, comment="rising / steady / falling"),
+        sa.Column("engagement_top_percent", sa.Double, comment="rank by score as a top percentage (1 = top 1%)"),
+        sa.Column("preferred_channel", sa.String, comment="email / web / store (channel_preferences)"),
+        sa.Column("lifecycle_stage", sa.String, comment="prospect ... won_back (lifecycle_stages)"),
+    ]
+
+
+SCORING_COLUMNS = tuple(c.name for c in _scoring_columns())
+
+
 def _golden_columns() -> list[sa.Column]:
     return [sa.Column(name, sa.Date if name == "birth_date" else sa.String) for name in GOLDEN_FIELDS]
 
@@ -84,6 +104,7 @@ profile_360 = sa.Table(
     sa.Column("subscribed_brands", sa.String, comment="brands whose latest subscription state is subscribed"),
     sa.Column("email_consent_brands", sa.String, comment="brands the contact may be emailed for"),
     sa.Column("email_consent", sa.Boolean, nullable=False, comment="email consent for at least one brand"),
+    *_scoring_columns(),
 )
 
 profile_360_brand = sa.Table(
@@ -96,6 +117,7 @@ profile_360_brand = sa.Table(
     sa.Column("subscribed_date", sa.Date, comment="when that record subscribed"),
     sa.Column("email_consent", sa.Boolean, nullable=False,
               comment="subscribed, and no unsubscribe/bounce/complaint at or after the last subscribe"),
+    *_scoring_columns(),
 )
 
 TIMELINE_EVENT_TYPES = ("order", "return", "subscribe", "unsubscribe", "email_send", "email_open", "email_click",
@@ -130,6 +152,7 @@ _SERVING_INDEXES = (
 def create_profile_tables(bind: sa.Engine | sa.Connection) -> None:
     """Create the profile tables if they are missing (safe to call on every run)."""
     metadata.create_all(bind, tables=PROFILE_TABLES)
+    _add_scoring_columns(bind)
     if is_duckdb(bind):
         return
     # Plain DDL rather than sa.Index: an Index object would attach to the shared Table and
@@ -143,3 +166,21 @@ def create_profile_tables(bind: sa.Engine | sa.Connection) -> None:
     with bind.begin() as conn:
         for statement in statements:
             conn.execute(statement)
+
+
+def _add_scoring_columns(bind: sa.Engine | sa.Connection) -> None:
+    """A warehouse built before the scoring columns existed gets them; a no-op (no DDL, no lock) when present."""
+    def add(conn: sa.Connection) -> None:
+        for table in (profile_360, profile_360_brand):
+            # the column names from an empty result: the inspector's column query does not run on DuckDB
+            present = set(conn.execute(sa.text(f"SELECT * FROM {table.name} WHERE 1 = 0")).keys())
+            for name in SCORING_COLUMNS:
+                if name not in present:
+                    column = sa.schema.CreateColumn(table.c[name]).compile(dialect=conn.dialect)
+                    conn.execute(sa.text(f"ALTER TABLE {table.name} ADD COLUMN {column}"))
+
+    if isinstance(bind, sa.Connection):
+        add(bind)
+        return
+    with bind.begin() as conn:
+        add(conn)

@@ -1,0 +1,85 @@
+"""Dagster layer for scoring: engagement, preferences, preferred channel and lifecycle, one partition per day."""
+
+import dagster as dg
+import pandas as pd
+
+from crm_pipeline.defs.ingest_assets import KINDS, OWNERS
+from crm_pipeline.defs.partitions import DAILY
+from crm_pipeline.defs.resources import CrmSettingsResource, WarehouseResource, transient_warehouse_errors_retried
+from crm_pipeline.markdown import image, to_markdown
+from crm_pipeline.scoring.chart import transitions_png
+from crm_pipeline.scoring.config import load_scoring_config
+from crm_pipeline.scoring.lifecycle import funnel, stage_counts
+from crm_pipeline.scoring.run import run_scoring
+
+GROUP = "scoring"
+# profile_360 too: the run fills its engagement, channel and lifecycle columns for the same day.
+DEPS = ["timeline", "profile_360", "stg_orders", "stg_order_items", "stg_products", "stg_web_events"]
+
+SPECS = [
+    dg.AssetSpec("engagement_scores", group_name=GROUP, owners=OWNERS, kinds=KINDS, deps=DEPS, partitions_def=DAILY,
+                 description="A table of per-contact engagement scores per brand and across brands as of the day: "
+                             "decayed interaction points, change against 7 and 30 days earlier, growth band."),
+    dg.AssetSpec("contact_preferences", group_name=GROUP, owners=OWNERS, kinds=KINDS, deps=DEPS,
+                 partitions_def=DAILY,
+                 description="A table of what each contact likes as of the day: top categories, brands and price "
+                             "bands bought and browsed with shares, purchase channel, email weekday and hour, "
+                             "discount taken."),
+    dg.AssetSpec("channel_preferences", group_name=GROUP, owners=OWNERS, kinds=KINDS, deps=["engagement_scores"],
+                 partitions_def=DAILY,
+                 description="A table of the channel each contact most likely responds to (email, web, store), "
+                             "estimated with a population prior, with the evidence counts beside the choice."),
+    dg.AssetSpec("lifecycle_stages", group_name=GROUP, owners=OWNERS, kinds=KINDS, deps=["engagement_scores"],
+                 partitions_def=DAILY,
+                 description="A table of each contact's lifecycle stage per brand on the day (prospect, first-time, "
+                             "repeat, loyal, lapsing, lapsed, won back) and since when."),
+    dg.AssetSpec("lifecycle_transitions", group_name=GROUP, owners=OWNERS, kinds=KINDS, deps=["lifecycle_stages"],
+                 partitions_def=DAILY,
+                 description="A table of moves between lifecycle stages per day and brand (from, to, contacts)."),
+]
+
+
+@dg.multi_asset(specs=SPECS, name="score_contacts", partitions_def=DAILY, check_specs=[
+    dg.AssetCheckSpec("timeline_covers_the_day", asset="engagement_scores",
+                      description="The timeline the scores read is built as of the partition's day or later, "
+                                  "so no interaction up to the day is missing."),
+])
+def score_contacts(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
+                   crm_settings: CrmSettingsResource):
+    """Engagement, preferences, preferred channel and lifecycle for the partition's day, from data up to it."""
+    settings = crm_settings.load()
+    as_of = crm_settings.as_of_date(context.partition_key)
+    config = load_scoring_config(settings.scoring_config or None)
+    with transient_warehouse_errors_retried(context):
+        result = run_scoring(warehouse.engine, as_of=as_of, config=config)
+    with warehouse.engine.connect() as conn:
+        moves = funnel(conn, config, as_of=as_of, days=config.funnel_days)
+        stages = stage_counts(conn, as_of)
+    chart = transitions_png(moves, as_of, config.funnel_days)
+    yield dg.MaterializeResult(asset_key="engagement_scores", metadata={
+        "dagster/row_count": result["engagement_rows"], "contacts_scored": result["contacts_scored"],
+        "growth_bands": dg.MetadataValue.md(to_markdown(_counts(result["growth_bands"], "growth_band"))),
+        "profiles_updated": result["profiles_updated"],
+        "seconds": dg.MetadataValue.json(result["step_seconds"]),
+    })
+    yield dg.MaterializeResult(asset_key="contact_preferences",
+                               metadata={"dagster/row_count": result["contacts_with_preferences"]})
+    yield dg.MaterializeResult(asset_key="channel_preferences", metadata={
+        "dagster/row_count": result["channel_rows"],
+        "preferred_channels": dg.MetadataValue.md(to_markdown(_counts(result["preferred_channels"], "channel"))),
+    })
+    yield dg.MaterializeResult(asset_key="lifecycle_stages", metadata={
+        "stages_across_brands": dg.MetadataValue.md(to_markdown(stages)),
+    })
+    yield dg.MaterializeResult(asset_key="lifecycle_transitions", metadata={
+        "moves_today": result["transitions_today"],
+        f"moves_last_{config.funnel_days}_days": dg.MetadataValue.md(to_markdown(moves)),
+        "chart": dg.MetadataValue.md(image(chart, "lifecycle moves")),
+    })
+    yield dg.AssetCheckResult(check_name="timeline_covers_the_day", asset_key="engagement_scores",
+                              passed=result["note"] is None, severity=dg.AssetCheckSeverity.WARN,
+                              description=result["note"], metadata={"timeline_as_of": str(result["timeline_as_of"])})
+
+
+def _counts(counts: dict, name: str) -> pd.DataFrame:
+    return pd.DataFrame({name: list(counts), "contacts": list(counts.values())})

@@ -1,0 +1,30 @@
+"""The chart on the lifecycle asset: moves between stages over the last days, as horizontal bars."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+
+def transitions_png(moves: pd.DataFrame, as_of: dt.date, days: int) -> bytes:
+    """PNG of `from -> to` contact counts (a funnel's `from_stage, to_stage, contacts` frame), one bar per move."""
+    figure, axes = plt.subplots(figsize=(8, 0.8 + 0.32 * max(len(moves), 3)), dpi=90)
+    if not moves.empty:
+        labels = moves["from_stage"] + " -> " + moves["to_stage"]
+        bars = axes.barh(labels[::-1], moves["contacts"][::-1], color="#4C72B0")
+        axes.bar_label(bars, fontsize=7, padding=2)
+    else:
+        axes.text(0.5, 0.5, "no moves", ha="center", va="center", transform=axes.transAxes)
+    axes.set_title(f"Lifecycle moves across brands, {days} days to {as_of}")
+    axes.set_xlabel("contacts")
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    plt.close(figure)
+    return buffer.getvalue()

@@ -1,0 +1,99 @@
+"""The engagement score: decayed points per contact and brand, its growth and a growth band.
+
+score(day) = sum over interactions on or before `day` of points * 0.5 ** ((day - interaction day) /
+half_life_days). The score 7 and 30 days earlier is recomputed from the same data (interactions on
+or before that day), so a fresh warehouse has growth on its first run; one pass over the timeline
+gives all three (each interaction's points decayed to each of the three days). Ages are whole UTC
+days (as_of minus the interaction's UTC day), so an interaction on as_of counts in full.
+
+Across brands (brand '') the score is the sum of the brand scores (decay is linear). The growth rate
+compares with the score band_window_days earlier: (score - earlier) / max(|earlier|, min_base_points);
+>= rising_at is rising, <= falling_at is falling, in between steady. A person who stops interacting
+halves every half-life, so after one half-life without news they read as falling.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from crm_pipeline.scoring.config import ScoringConfig
+from crm_pipeline.scoring.sql import day_date, day_number, utc_day
+
+ALL_BRANDS = ""
+_AGE = f":as_of_day - {utc_day('occurred_at')}"
+_HALF = "CAST(0.5 AS DOUBLE PRECISION)"
+
+
+def _points_case(config: ScoringConfig) -> str:
+    """CASE over the timeline's event type; point values travel as bound parameters."""
+    whens = " ".join(f"WHEN '{event}' THEN :pt_{event}" for event in config.points if event != "purchase")
+    return f"CASE event_type {whens} ELSE 0 END" if whens else "0"
+
+
+def _decayed(age: str, lag: int) -> str:
+    """Points decayed to the day `lag` days before as_of; interactions after that day count nothing."""
+    if lag == 0:
+        return f"points * POWER({_HALF}, CAST({age} AS DOUBLE PRECISION) / :half_life)"
+    return (f"CASE WHEN {age} >= {lag} THEN points * POWER({_HALF}, CAST({age} - {lag} AS DOUBLE PRECISION) "
+            f"/ :half_life) ELSE 0 END")
+
+
+def engagement_sql(config: ScoringConfig) -> str:
+    """INSERT of `engagement_scores` for :as_of (reads timeline and tmp_scoring_purchases)."""
+    window = config.band_window_days
+    earlier = f"score_{window}d_ago"
+    base = f"CASE WHEN ABS({earlier}) > :min_base THEN ABS({earlier}) ELSE :min_base END"
+    return f"""
+INSERT INTO engagement_scores (as_of, contact_id, brand, score, score_7d_ago, score_30d_ago, change_7d, change_30d,
+                               growth_rate, growth_band, top_percent, interaction_count, first_interaction_date,
+                               last_interaction_date)
+WITH interactions AS (
+    SELECT contact_id, brand, {_AGE} AS age, {_points_case(config)} AS points
+    FROM timeline WHERE occurred_at < :as_of_end AND event_type <> 'order'
+    UNION ALL
+    SELECT contact_id, brand, :as_of_day - purchase_day, :pt_purchase FROM tmp_scoring_purchases
+),
+per_brand AS (
+    SELECT contact_id, brand, SUM({_decayed('age', 0)}) AS score, SUM({_decayed('age', 7)}) AS score_7d_ago,
+           SUM({_decayed('age', 30)}) AS score_30d_ago, COUNT(*) AS interaction_count,
+           MAX(age) AS oldest_age, MIN(age) AS newest_age
+    FROM interactions GROUP BY contact_id, brand
+),
+rolled AS (
+    SELECT * FROM per_brand
+    UNION ALL
+    SELECT contact_id, '{ALL_BRANDS}', SUM(score), SUM(score_7d_ago), SUM(score_30d_ago), SUM(interaction_count),
+           MAX(oldest_age), MIN(newest_age)
+    FROM per_brand GROUP BY contact_id
+),
+rated AS (
+    SELECT r.*, (score - {earlier}) / {base} AS growth_rate,
+           RANK() OVER (PARTITION BY brand ORDER BY score DESC) AS score_rank,
+           COUNT(*) OVER (PARTITION BY brand) AS scored
+    FROM rolled r
+)
+SELECT CAST(:as_of AS DATE), contact_id, brand, score, score_7d_ago, score_30d_ago, score - score_7d_ago,
+       score - score_30d_ago, growth_rate,
+       CASE WHEN growth_rate >= :rising_at THEN 'rising' WHEN growth_rate <= :falling_at THEN 'falling'
+            ELSE 'steady' END,
+       CAST(score_rank AS DOUBLE PRECISION) * 100.0 / scored, interaction_count,
+       {day_date(':as_of_day - oldest_age')}, {day_date(':as_of_day - newest_age')}
+FROM rated
+"""
+
+
+def engagement_params(config: ScoringConfig, params: dict) -> dict:
+    bound = {"as_of": params["as_of"], "as_of_day": day_number(params["as_of"]), "as_of_end": params["as_of_end"],
+             "half_life": float(config.half_life_days),
+             "min_base": float(config.min_base_points), "rising_at": float(config.rising_at),
+             "falling_at": float(config.falling_at), "pt_purchase": float(config.points.get("purchase", 0.0))}
+    bound.update({f"pt_{event}": float(value) for event, value in config.points.items() if event != "purchase"})
+    return bound
+
+
+def build_engagement(conn: sa.Connection, config: ScoringConfig, params: dict) -> int:
+    """Replace the day's `engagement_scores` (inside the caller's transaction); returns rows written."""
+    conn.execute(sa.text("DELETE FROM engagement_scores WHERE as_of = :as_of"), {"as_of": params["as_of"]})
+    conn.execute(sa.text(engagement_sql(config)), engagement_params(config, params))
+    return conn.execute(sa.text("SELECT COUNT(*) FROM engagement_scores WHERE as_of = :as_of"),
+                        {"as_of": params["as_of"]}).scalar_one()

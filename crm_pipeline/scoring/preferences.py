@@ -1,0 +1,168 @@
+"""What each contact likes, from what they bought and browsed (up to as_of, within lookback_days).
+
+Per contact, across brands:
+- top category (top level of the category path), brand (the product's maker; the selling brand when
+  the catalogue names none) and price band (low / mid / high by the selling brand's list-price
+  terciles), each bought (weighted by units on purchases) and browsed (product views and add-to-carts),
+  with the value's share of the contact's total for that dimension;
+- preferred purchase channel (web / store / app / marketplace, by purchases);
+- preferred weekday and hour (UTC) for email engagement (opens and clicks);
+- average discount taken: mean of discount_total / subtotal over purchases, and the share of purchases
+  with any discount.
+Ties go to the alphabetically first value. `contact_preferences` has one row per known contact with each
+top value and its share, and for categories, brands and price bands the top_n values as a readable list
+(`Women 83%; Men 17%`). A long table of every ranked value was dropped: writing ~15 rows per contact
+cost more than the rest of the preferences together at a million contacts.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+import sqlalchemy as sa
+
+from crm_pipeline.scoring.config import ScoringConfig
+from crm_pipeline.scoring.engagement import ALL_BRANDS
+from crm_pipeline.scoring.sql import utc_day, utc_hour, weekday_index
+
+_WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+_WEEKDAY = (f"CASE {weekday_index(utc_day('occurred_at'))} "
+            + " ".join(f"WHEN {i} THEN '{d}'" for i, d in enumerate(_WEEKDAYS)) + " END")
+_HOUR = f"LPAD(CAST({utc_hour('occurred_at')} AS VARCHAR), 2, '0')"
+
+_FACTS = {
+    "tmp_scoring_bought": """
+        SELECT pu.contact_id, pr.top_category, COALESCE(pr.maker, pu.brand) AS maker, pr.price_band,
+               i.quantity AS weight
+        FROM tmp_scoring_purchases pu
+        JOIN stg_order_items i ON i._brand = pu.brand AND i.order_id = pu.order_id
+        LEFT JOIN tmp_scoring_products pr ON pr.brand = i._brand AND pr.sku = i.sku
+        WHERE i.quantity > 0 AND pu.ordered_at >= :since""",
+    "tmp_scoring_browsed": """
+        SELECT t.contact_id, pr.top_category, pr.maker, pr.price_band, 1 AS weight
+        FROM timeline t
+        JOIN stg_web_events w ON w._brand = t.brand AND w.event_id = t.source_key
+        JOIN tmp_scoring_products pr ON pr.brand = w._brand AND pr.sku = w.sku
+        WHERE t.event_type IN ('product_view', 'add_to_cart') AND t.source_entity = 'web_events'
+          AND t.occurred_at >= :since AND t.occurred_at < :as_of_end AND w.sku IS NOT NULL""",
+    "tmp_scoring_email_times": f"""
+        SELECT contact_id, {_WEEKDAY} AS weekday, {_HOUR} AS hour FROM timeline
+        WHERE event_type IN ('email_open', 'email_click') AND occurred_at >= :since AND occurred_at < :as_of_end""",
+}
+
+# (dimension, source, facts table, value, weight, top column, list column). A contact's total weight per
+# dimension is the shares' denominator; `brand` values are never NULL, so its totals are the units bought
+# and products browsed.
+DIMENSIONS = (
+    ("category", "bought", "tmp_scoring_bought", "top_category", "weight", "top_category_bought",
+     "top_categories_bought"),
+    ("category", "browsed", "tmp_scoring_browsed", "top_category", "weight", "top_category_browsed",
+     "top_categories_browsed"),
+    ("brand", "bought", "tmp_scoring_bought", "maker", "weight", "top_brand_bought", "top_brands_bought"),
+    ("brand", "browsed", "tmp_scoring_browsed", "maker", "weight", "top_brand_browsed", "top_brands_browsed"),
+    ("price_band", "bought", "tmp_scoring_bought", "price_band", "weight", "price_band_bought",
+     "price_bands_bought"),
+    ("price_band", "browsed", "tmp_scoring_browsed", "price_band", "weight", "price_band_browsed",
+     "price_bands_browsed"),
+    ("purchase_channel", "bought", "tmp_scoring_purchases", "channel", "1", "preferred_purchase_channel", None),
+    ("email_weekday", "email", "tmp_scoring_email_times", "weekday", "1", "preferred_email_weekday", None),
+    ("email_hour", "email", "tmp_scoring_email_times", "hour", "1", "preferred_email_hour", None),
+)
+# `Women 83%; Men 17%`: a value and its share in whole percent, best first
+_LISTED = "value || ' ' || CAST(CAST(ROUND(100 * weight / total) AS INTEGER) AS VARCHAR) || '%'"
+_TEMPS = (*_FACTS, *(f"tmp_scoring_pref_{i}" for i in range(len(DIMENSIONS))))
+
+
+def _ranked_sql(i: int) -> str:
+    """One dimension's values per contact, weighted and ranked (ties: alphabetically first).
+
+    (A total over the rank's own ordered window with a full frame ran twenty times slower on DuckDB.)"""
+    _, _, facts, value, weight, _, _ = DIMENSIONS[i]
+    since = " AND ordered_at >= :since" if facts == "tmp_scoring_purchases" else ""
+    return f"""
+CREATE TEMPORARY TABLE tmp_scoring_pref_{i} AS
+WITH weighted AS (
+    SELECT contact_id, {value} AS value, CAST(SUM({weight}) AS DOUBLE PRECISION) AS weight
+    FROM {facts} WHERE {value} IS NOT NULL{since} GROUP BY contact_id, {value}
+)
+SELECT contact_id, value, weight,
+       ROW_NUMBER() OVER (PARTITION BY contact_id ORDER BY weight DESC, value) AS rank,
+       SUM(weight) OVER (PARTITION BY contact_id) AS total
+FROM weighted
+"""
+
+
+def _per_contact(i: int, top_n: int) -> str:
+    """One row per contact for dimension i: its top value and share, total weight, and the top_n as a list.
+
+    The list is pivoted by rank and joined with CONCAT_WS (which skips NULLs): an ordered STRING_AGG
+    was ten times slower on DuckDB.
+    """
+    listed = DIMENSIONS[i][6]
+    items = ", ".join(f"MAX(CASE WHEN rank = {r} THEN {_LISTED} END)" for r in range(1, top_n + 1))
+    return (f"p{i} AS (SELECT contact_id, MAX(CASE WHEN rank = 1 THEN value END) AS value, "
+            f"MAX(CASE WHEN rank = 1 THEN weight / total END) AS share, MAX(total) AS total"
+            + (f", CONCAT_WS('; ', {items}) AS listed" if listed else "")
+            + f" FROM tmp_scoring_pref_{i} WHERE rank <= {top_n} GROUP BY contact_id)")
+
+
+def _wide_sql(top_n: int) -> str:
+    columns, values, joins, parts = [], [], [], []
+    for i, (_, _, _, _, _, column, listed) in enumerate(DIMENSIONS):
+        parts.append(_per_contact(i, int(top_n)))
+        columns += [column, f"{column}_share"]
+        values += [f"CAST(p{i}.value AS INTEGER)" if column == "preferred_email_hour" else f"p{i}.value",
+                   f"p{i}.share"]
+        if listed:
+            columns.append(listed)
+            values.append(f"p{i}.listed")
+        joins.append(f"LEFT JOIN p{i} ON p{i}.contact_id = k.contact_id")
+    brand_bought, brand_browsed, weekday = (next(i for i, d in enumerate(DIMENSIONS) if d[:2] == key)
+                                            for key in (("brand", "bought"), ("brand", "browsed"),
+                                                        ("email_weekday", "email")))
+    return f"""
+INSERT INTO contact_preferences (as_of, contact_id, {", ".join(columns)}, average_discount_rate,
+                                 discounted_order_share, bought_unit_count, browsed_product_count,
+                                 email_engagement_count)
+WITH discounts AS (
+    SELECT contact_id,
+           AVG(CASE WHEN subtotal > 0 THEN COALESCE(discount_total, 0) / subtotal END) AS average_discount_rate,
+           AVG(CASE WHEN COALESCE(discount_total, 0) > 0 THEN 1.0 ELSE 0.0 END) AS discounted_order_share
+    FROM tmp_scoring_purchases WHERE ordered_at >= :since GROUP BY contact_id
+),
+{("," + chr(10)).join(parts)}
+SELECT CAST(:as_of AS DATE), k.contact_id, {", ".join(values)},
+       x.average_discount_rate, x.discounted_order_share,
+       CAST(COALESCE(p{brand_bought}.total, 0) AS INTEGER), CAST(COALESCE(p{brand_browsed}.total, 0) AS INTEGER),
+       CAST(COALESCE(p{weekday}.total, 0) AS INTEGER)
+FROM tmp_scoring_known k
+{chr(10).join(joins)}
+LEFT JOIN discounts x ON x.contact_id = k.contact_id
+WHERE k.brand = '{ALL_BRANDS}'
+"""
+
+
+def build_preferences(conn: sa.Connection, config: ScoringConfig, params: dict) -> int:
+    """Replace the day's `contact_preferences`; returns contacts written."""
+    as_of = params["as_of"]
+    bound = {"as_of": as_of, "as_of_end": params["as_of_end"],
+             "since": params["as_of_end"] - dt.timedelta(days=config.preference_lookback_days)}
+    for name in _TEMPS:
+        conn.execute(sa.text(f"DROP TABLE IF EXISTS {name}"))
+    for name, sql in _FACTS.items():
+        conn.execute(sa.text(f"CREATE TEMPORARY TABLE {name} AS {sql}"), _only(sql, bound))
+    for i in range(len(DIMENSIONS)):
+        sql = _ranked_sql(i)
+        conn.execute(sa.text(sql), _only(sql, bound))
+    conn.execute(sa.text("DELETE FROM contact_preferences WHERE as_of = :as_of"), {"as_of": as_of})
+    wide = _wide_sql(config.top_n)
+    conn.execute(sa.text(wide), _only(wide, bound))
+    for name in _TEMPS:
+        conn.execute(sa.text(f"DROP TABLE IF EXISTS {name}"))
+    return conn.execute(sa.text("SELECT COUNT(*) FROM contact_preferences WHERE as_of = :as_of"),
+                        {"as_of": as_of}).scalar_one()
+
+
+def _only(sql: str, params: dict) -> dict:
+    return {k: v for k, v in params.items() if re.search(rf":{k}\b", sql)}

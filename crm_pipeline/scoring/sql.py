@@ -1,0 +1,39 @@
+"""UTC day numbers: the scoring stage's calendar arithmetic, portable and cheap.
+
+Ages, recency and lifecycle thresholds are whole UTC days. Rather than converting every timestamp
+to a calendar date (`AT TIME ZONE 'UTC'`, which DuckDB runs through ICU, about ten times slower than
+plain arithmetic over tens of millions of rows), a timestamp becomes its UTC day number (days since
+1970-01-01) from its epoch seconds; dates are rebuilt only for the rows written. Standard SQL that
+DuckDB and PostgreSQL both run (EXTRACT(EPOCH ...), FLOOR, MOD, DATE + INTEGER).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+EPOCH = dt.date(1970, 1, 1)
+
+
+def day_number(day: dt.date) -> int:
+    """A date as its UTC day number (days since 1970-01-01), for a bound parameter."""
+    return (day - EPOCH).days
+
+
+def utc_day(expr: str) -> str:
+    """The UTC day number of a timestamp with time zone."""
+    return f"CAST(FLOOR(EXTRACT(EPOCH FROM {expr}) / 86400) AS INTEGER)"
+
+
+def day_date(expr: str) -> str:
+    """A UTC day number back as a DATE."""
+    return f"CAST(DATE '1970-01-01' + CAST({expr} AS INTEGER) AS DATE)"
+
+
+def utc_hour(expr: str) -> str:
+    """The UTC hour (0-23) of a timestamp with time zone."""
+    return f"CAST(FLOOR(MOD(CAST(FLOOR(EXTRACT(EPOCH FROM {expr})) AS BIGINT), 86400) / 3600) AS INTEGER)"
+
+
+def weekday_index(day_expr: str) -> str:
+    """0 = Monday ... 6 = Sunday for a UTC day number (day 0, 1970-01-01, was a Thursday)."""
+    return f"MOD({day_expr} + 3, 7)"

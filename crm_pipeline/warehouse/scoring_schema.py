@@ -1,0 +1,113 @@
+"""Tables of the scoring stage: engagement scores, preferences, preferred channel and the lifecycle.
+
+Every table is partitioned by `as_of` (the day computed for, from data up to the end of that day):
+a run deletes that day's rows and inserts them again in one transaction, so re-running a day gives
+identical tables. Brand '' means across all brands (the per-brand set varies by installation).
+
+- `engagement_scores`: per contact and brand, the decayed points score, the same score recomputed as
+  of 7 and 30 days earlier, the growth band and the contact's rank as a top percentage.
+- `contact_preferences`: ONE row per contact: the top category / brand / price band bought and browsed
+  with their shares (and the top_n of each as a list), preferred purchase channel, email weekday and
+  hour, average discount taken.
+- `channel_preferences`: per contact and brand, the channel the contact most likely responds to, with
+  the response counts (the evidence) and the posterior probabilities beside the choice.
+- `lifecycle_stages`: per contact and brand, the stage on the day and since when.
+- `lifecycle_transitions`: per day and brand, how many contacts moved from one stage to another that
+  day (`from_stage` 'new' = first seen that day).
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from crm_pipeline.warehouse.schema import metadata
+
+engagement_scores = sa.Table(
+    "engagement_scores", metadata,
+    sa.Column("as_of", sa.Date, nullable=False),
+    sa.Column("contact_id", sa.String, nullable=False),
+    sa.Column("brand", sa.String, nullable=False, comment="'' = across all brands (the sum of the brands)"),
+    sa.Column("score", sa.Double, nullable=False, comment="sum of points * 0.5 ** (age_days / half_life_days)"),
+    sa.Column("score_7d_ago", sa.Double, nullable=False, comment="the score as of as_of - 7, same data"),
+    sa.Column("score_30d_ago", sa.Double, nullable=False, comment="the score as of as_of - 30, same data"),
+    sa.Column("change_7d", sa.Double, nullable=False),
+    sa.Column("change_30d", sa.Double, nullable=False),
+    sa.Column("growth_rate", sa.Double, nullable=False,
+              comment="(score - earlier) / max(|earlier|, min_base_points) over the band window"),
+    sa.Column("growth_band", sa.String, nullable=False, comment="rising / steady / falling"),
+    sa.Column("top_percent", sa.Double, nullable=False,
+              comment="rank by score (highest first, ties share) * 100 / contacts scored for the brand"),
+    sa.Column("interaction_count", sa.Integer, nullable=False),
+    sa.Column("first_interaction_date", sa.Date, nullable=False),
+    sa.Column("last_interaction_date", sa.Date, nullable=False),
+)
+
+
+def _top(name: str, kind=sa.String, listed: str | None = None) -> list[sa.Column]:
+    columns = [sa.Column(name, kind), sa.Column(f"{name}_share", sa.Double, comment="of the contact's total")]
+    if listed:
+        columns.append(sa.Column(listed, sa.String,
+                                 comment="top_n values with shares, best first: 'Women 83%; Men 17%'"))
+    return columns
+
+
+contact_preferences = sa.Table(
+    "contact_preferences", metadata,
+    sa.Column("as_of", sa.Date, nullable=False),
+    sa.Column("contact_id", sa.String, nullable=False),
+    *_top("top_category_bought", listed="top_categories_bought"),
+    *_top("top_category_browsed", listed="top_categories_browsed"),
+    *_top("top_brand_bought", listed="top_brands_bought"), *_top("top_brand_browsed", listed="top_brands_browsed"),
+    *_top("price_band_bought", listed="price_bands_bought"), *_top("price_band_browsed", listed="price_bands_browsed"),
+    *_top("preferred_purchase_channel"),
+    *_top("preferred_email_weekday"),
+    *_top("preferred_email_hour", sa.Integer),
+    sa.Column("average_discount_rate", sa.Double, comment="mean of discount_total / subtotal over purchases"),
+    sa.Column("discounted_order_share", sa.Double, comment="share of purchases with a discount"),
+    sa.Column("bought_unit_count", sa.Integer, nullable=False),
+    sa.Column("browsed_product_count", sa.Integer, nullable=False),
+    sa.Column("email_engagement_count", sa.Integer, nullable=False, comment="opens and clicks"),
+)
+
+channel_preferences = sa.Table(
+    "channel_preferences", metadata,
+    sa.Column("as_of", sa.Date, nullable=False),
+    sa.Column("contact_id", sa.String, nullable=False),
+    sa.Column("brand", sa.String, nullable=False, comment="'' = across all brands"),
+    sa.Column("preferred_channel", sa.String, nullable=False, comment="email / web / store"),
+    sa.Column("preferred_channel_probability", sa.Double, nullable=False),
+    sa.Column("email_response_count", sa.Integer, nullable=False, comment="days with an open or click"),
+    sa.Column("web_visit_count", sa.Integer, nullable=False, comment="days with a web event"),
+    sa.Column("store_visit_count", sa.Integer, nullable=False, comment="days with a store purchase"),
+    sa.Column("evidence_count", sa.Integer, nullable=False, comment="all responses counted"),
+    sa.Column("p_email", sa.Double), sa.Column("p_web", sa.Double), sa.Column("p_store", sa.Double),
+    sa.Column("low_evidence", sa.Boolean, nullable=False, comment="evidence_count < min_evidence"),
+)
+
+lifecycle_stages = sa.Table(
+    "lifecycle_stages", metadata,
+    sa.Column("as_of", sa.Date, nullable=False),
+    sa.Column("contact_id", sa.String, nullable=False),
+    sa.Column("brand", sa.String, nullable=False, comment="'' = across all brands"),
+    sa.Column("stage", sa.String, nullable=False,
+              comment="prospect / first_time / repeat / loyal / lapsing / lapsed / won_back"),
+    sa.Column("stage_since_date", sa.Date, nullable=False),
+    sa.Column("purchase_count", sa.Integer, nullable=False, comment="purchase days up to as_of"),
+    sa.Column("last_purchase_date", sa.Date),
+)
+
+lifecycle_transitions = sa.Table(
+    "lifecycle_transitions", metadata,
+    sa.Column("as_of", sa.Date, nullable=False, comment="the day the contacts moved"),
+    sa.Column("brand", sa.String, nullable=False, comment="'' = across all brands"),
+    sa.Column("from_stage", sa.String, nullable=False, comment="a stage, or 'new' (first seen that day)"),
+    sa.Column("to_stage", sa.String, nullable=False),
+    sa.Column("contact_count", sa.Integer, nullable=False),
+)
+
+SCORING_TABLES = [engagement_scores, contact_preferences, channel_preferences,
+                  lifecycle_stages, lifecycle_transitions]
+
+
+def create_scoring_tables(bind: sa.Engine | sa.Connection) -> None:
+    metadata.create_all(bind, tables=SCORING_TABLES)

@@ -1,0 +1,80 @@
+"""The scoring assets on a small generated warehouse: materialized on a real Dagster instance, then audiences."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import dagster as dg
+import pytest
+import sqlalchemy as sa
+
+from crm_pipeline.audiences.materialize import materialize_audiences
+from crm_pipeline.defs.profile_assets import build_profile_tables
+from crm_pipeline.defs.resources import CrmSettingsResource, WarehouseResource
+from crm_pipeline.defs.scoring_assets import score_contacts
+from crm_pipeline.identity.config import load_identity_config
+from crm_pipeline.identity.resolve import resolve_identities
+from crm_pipeline.landing.ingest import ingest_folder
+from crm_pipeline.landing.scan import LandingFolder
+from crm_pipeline.quality.publish import publish
+from crm_pipeline.quality.typing_run import type_new_files
+from crm_pipeline.synth.generate import generate
+from crm_pipeline.warehouse.engine import make_engine
+
+END = dt.date(2025, 6, 30)
+NOW = dt.datetime(2025, 7, 1, tzinfo=dt.timezone.utc)
+
+
+@pytest.fixture(scope="module")
+def warehouse_url(tmp_path_factory):
+    root = tmp_path_factory.mktemp("scoring")
+    generate(root / "gen", people=300, brands=2, days=400, end_date=END)
+    url = f"duckdb:///{root / 'warehouse.duckdb'}"
+    engine = make_engine(url)
+    ingest_folder(engine, LandingFolder(root / "gen" / "landing"), now=NOW)
+    type_new_files(engine, now=NOW)
+    publish(engine, hold_share=0.05)
+    resolve_identities(engine, as_of=END, config=load_identity_config(), find_pairs=None)
+    engine.dispose()
+    return url, root
+
+
+def test_scoring_assets_materialize_for_a_day(warehouse_url, dagster_instance):
+    url, root = warehouse_url
+    resources = {"warehouse": WarehouseResource(url=url),
+                 "crm_settings": CrmSettingsResource(warehouse_url=url, home_dir=str(root / "home"),
+                                                     as_of=END.isoformat())}
+    result = dg.materialize([build_profile_tables, score_contacts], instance=dagster_instance, resources=resources,
+                            partition_key=END.isoformat())
+    assert result.success
+    metadata = {m.asset_key.to_user_string(): m.step_materialization_data.materialization.metadata
+                for m in result.get_asset_materialization_events()}
+    assert metadata["engagement_scores"]["dagster/row_count"].value > 300
+    assert "| growth_band | contacts |" in metadata["engagement_scores"]["growth_bands"].value
+    assert "| channel | contacts |" in metadata["channel_preferences"]["preferred_channels"].value
+    assert "| from_stage | to_stage | contacts |" in metadata["lifecycle_transitions"]["moves_last_90_days"].value
+    assert metadata["lifecycle_transitions"]["chart"].value.startswith("![lifecycle moves](data:image/png;base64,")
+    checks = result.get_asset_check_evaluations()
+    assert [(c.check_name, c.passed) for c in checks] == [("timeline_covers_the_day", True)]
+
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            def one(sql):
+                return conn.execute(sa.text(sql), {"d": END}).scalar_one()
+            contacts = one("SELECT COUNT(*) FROM profile_360")
+            scored = one("SELECT COUNT(*) FROM profile_360 WHERE engagement_score IS NOT NULL")
+            staged = one("SELECT COUNT(*) FROM lifecycle_stages WHERE as_of = :d AND brand = ''")
+            buyers = one("SELECT COUNT(*) FROM profile_360 WHERE order_count > 0")
+            never = one("SELECT COUNT(*) FROM lifecycle_stages WHERE as_of = :d AND brand = '' AND stage <> 'prospect'"
+                        " AND purchase_count = 0")
+        assert scored >= 0.9 * contacts and staged == scored  # one stage across brands per scored contact
+        assert never == 0 and buyers > 0  # only prospects have no purchase
+        sizes = materialize_audiences(engine, as_of=END).set_index("audience")
+    finally:
+        engine.dispose()
+    channel_sizes = sizes.loc[["preferred_channel_email", "preferred_channel_web", "preferred_channel_store"]]
+    assert (channel_sizes["kind"] == "predictive").all() and channel_sizes["size"].sum() > 0
+    assert 0 < sizes.loc["engaged_top_5pct", "size"] <= 0.06 * scored
+    per_brand = [name for name in sizes.index if name.endswith(":engagement_rising")]
+    assert len(per_brand) == 2 and (sizes.loc[per_brand, "kind"] == "engagement").all()  # one per brand

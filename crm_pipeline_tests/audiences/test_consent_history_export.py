@@ -178,7 +178,7 @@ def test_predictive_audiences_skip_without_table_and_use_the_days_rows(tmp_path)
     summary = materialize_audiences(p.engine, as_of=AS_OF).set_index("audience")
     m = p.members()
     assert m["predicted_high_churn_risk"] == {f"P{i:02d}" for i in range(14, 20)}
-    assert m["predicted_likely_to_buy_30d"] == {f"P{i:02d}" for i in range(11)}
+    assert m["predicted_likely_to_buy_30d"] == {f"P{i:02d}" for i in range(16)}  # p30 = 1 - i/20 >= 0.25
     assert m["predicted_top_clv_10pct"] == {"P19", "P18"}
     assert m["rfm_champions"] == {f"P{i:02d}" for i in range(5)}
     assert len(m["rfm_at_risk"]) == 15 and "rfm_lost" not in summary.index

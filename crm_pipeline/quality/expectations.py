@@ -27,6 +27,7 @@ from typing import Any
 import great_expectations as gx
 import great_expectations.execution_engine.pandas_execution_engine as gx_pandas_engine
 import great_expectations.expectations as gxe
+import numpy as np
 import pandas as pd
 from great_expectations.core import ExpectationSuiteValidationResult
 from great_expectations.core.run_identifier import RunIdentifier
@@ -159,10 +160,12 @@ def build_suite(entity: Entity, *, as_of: dt.date) -> gx.ExpectationSuite:
         condition = RowColumn(others[0]).is_null()
         for other in others[1:]:
             condition = condition & RowColumn(other).is_null()
-        add(_why(
+        expectation = _why(
             gxe.ExpectColumnValuesToNotBeNull(column=last, row_condition=condition),
             "one_of", f"every row needs at least one of {', '.join(group)} to be linked to a person",
-        ))
+        )
+        expectation.meta["where_null"] = list(others)  # the condition, for splitting results per file
+        add(expectation)
     add(_why(
         gxe.ExpectCompoundColumnsToBeUnique(column_list=["_brand", *entity.key]),
         "key", f"{' + '.join(entity.key)} identifies a row within a brand; repeats are deduplicated before staging",
@@ -298,6 +301,24 @@ def _context() -> Any:
     return _CONTEXT
 
 
+# Per entity: the as-of day, suite and validation definition last registered in the context.
+# Registering them costs a third of a small file's validation, and most runs validate many
+# files of one day, so they are registered again only when the day changes.
+_PREPARED: dict[str, tuple[Any, dt.date, Any, Any]] = {}
+
+
+def _prepared(context: Any, entity: Entity, as_of: dt.date) -> tuple[Any, Any]:
+    known = _PREPARED.get(entity.name)
+    if known is not None and known[0] is context and known[1] == as_of:
+        return known[2], known[3]
+    suite = context.suites.add_or_update(build_suite(entity, as_of=as_of))
+    definition = context.validation_definitions.add_or_update(
+        gx.ValidationDefinition(name=entity.name, data=_batch_definition(context, entity.name), suite=suite)
+    )
+    _PREPARED[entity.name] = (context, as_of, suite, definition)
+    return suite, definition
+
+
 def _batch_definition(context: Any, entity: str) -> Any:
     source = context.data_sources.get("staged")
     try:
@@ -428,38 +449,172 @@ def run_validation(
     """Validate one staged batch of `entity_name` against its suite; results plus GX's raw result."""
     entity = get_entity(entity_name)
     started = time.perf_counter()
-    suite_def = build_suite(entity, as_of=as_of)
     batch = _prepare(entity, df)
-    # Unexpected rows are reported with their lineage and key, so a data engineer can find them.
-    refs = {r.flag: r.column for r in REFERENCES.get(entity.name, ())}
-    index_columns = [
-        c for c in dict.fromkeys([*LINEAGE_COLUMNS[:2], *entity.key, *refs.values()]) if c in batch.columns
-    ]
-    result_format = {"result_format": "SUMMARY", "partial_unexpected_count": 5}
-    with _LOCK:
-        context = _context()
-        suite = context.suites.add_or_update(suite_def)
-        definition = context.validation_definitions.add_or_update(
-            gx.ValidationDefinition(name=entity.name, data=_batch_definition(context, entity.name), suite=suite)
-        )
-        gx_result = definition.run(
-            batch_parameters={"dataframe": batch},
-            result_format=result_format,
-            run_id=RunIdentifier(run_name=_run_name(file_label)),
-        )
-        # The in-memory results store would otherwise grow with every batch this process validates.
-        store = context.validation_results_store
-        for key in store.list_keys():
-            store.remove_key(key)
-    order = {e.id: i for i, e in enumerate(suite.expectations)}
-    ordered = sorted(gx_result.results, key=lambda r: order.get(r.expectation_config.id, len(order)))
+    gx_result, suite = _run_suite(entity, batch, as_of, file_label, "SUMMARY")
+    refs, index_columns = _sample_columns(entity, batch)
     table = pd.DataFrame(
-        [_row(file_label, entity.name, r, batch, index_columns, refs) for r in ordered], columns=list(RESULT_COLUMNS)
+        [_row(file_label, entity.name, r, batch, index_columns, refs) for r in _in_suite_order(gx_result, suite)],
+        columns=list(RESULT_COLUMNS),
     )
     return ValidationRun(
         entity=entity.name, file_label=file_label, as_of=as_of, results=table, gx_result=gx_result,
         suite=suite, seconds=time.perf_counter() - started,
     )
+
+
+def run_validation_by_file(
+    entity_name: str, df: pd.DataFrame, *, as_of: dt.date, files: dict[int, str], label: str
+) -> list[ValidationRun]:
+    """Validate the staged rows of several files (`_file_id` in `files`) in one GX run; results per file.
+
+    GX costs mostly per run and per expectation, not per row, so one run over a batch of newly
+    landed files is far cheaper than one run per file. Each expectation's result is split by the
+    file of each unexpected row, and every split is checked against GX's own totals for the batch
+    (rows, missing values, unexpected rows, percent, verdict). Should one not add up, the files
+    are validated one by one instead, as is a file without staged rows. Every run's `results`
+    carries `file_id`; the first run is the batch's, when there is one.
+    """
+    entity = get_entity(entity_name)
+    started = time.perf_counter()
+    batch = _prepare(entity, df[df["_file_id"].isin(list(files))])
+    present, codes = np.unique(batch["_file_id"].to_numpy(dtype="int64"), return_inverse=True)
+    present = [int(f) for f in present]
+    runs, rows = [], None
+    if present:
+        gx_result, suite = _run_suite(entity, batch, as_of, label, "COMPLETE")
+        refs, index_columns = _sample_columns(entity, batch)
+        rows = []
+        for result in _in_suite_order(gx_result, suite):
+            split = _split_by_file(entity.name, result, batch, codes, present, files, index_columns, refs)
+            if split is None:
+                rows = None
+                break
+            rows.extend(split)
+        if rows is not None:
+            position = {f: i for i, f in enumerate(files)}
+            rows.sort(key=lambda r: position[r["file_id"]])  # per file, in suite order (a stable sort)
+            _drop_full_lists(gx_result)
+            runs.append(ValidationRun(
+                entity=entity.name, file_label=label, as_of=as_of,
+                results=pd.DataFrame(rows, columns=["file_id", *RESULT_COLUMNS]), gx_result=gx_result,
+                suite=suite, seconds=time.perf_counter() - started,
+            ))
+    for file_id in [f for f in files if rows is None or f not in present]:
+        run = run_validation(entity_name, df[df["_file_id"] == file_id], as_of=as_of, file_label=files[file_id])
+        run.results.insert(0, "file_id", file_id)
+        runs.append(run)
+    return runs
+
+
+def _split_by_file(
+    suite: str, result: Any, batch: pd.DataFrame, codes: np.ndarray, present: list[int], files: dict[int, str],
+    index_columns: list[str], refs: dict[str, str],
+) -> list[dict[str, Any]] | None:
+    """One expectation's batch result as one row per file; None when the split cannot be checked."""
+    config, details = result.expectation_config, result.result or {}
+    whole = _row("", suite, result, batch, index_columns, refs)
+    if whole["exception"]:
+        return None
+    per_file_rows = np.bincount(codes, minlength=len(present))
+    if details.get("unexpected_count") is None:  # a table-level expectation: the same verdict for every file
+        if details.get("element_count") is not None:
+            return None
+        return [{**whole, "file_id": f, "file": files[f], "evaluated_rows": int(per_file_rows[i])}
+                for i, f in enumerate(present)]
+    kwargs = config.kwargs
+    positions = np.asarray([int(p) for p in details.get("unexpected_index_list") or []], dtype=np.int64)
+    unexpected = int(details["unexpected_count"])
+    if len(positions) != unexpected:
+        return None
+    columns = list(kwargs.get("column_list") or [kwargs["column"]])
+    domain = np.ones(len(batch), dtype=bool)
+    if kwargs.get("row_condition"):
+        where_null = (config.meta or {}).get("where_null")
+        if not where_null:
+            return None
+        domain = batch[list(where_null)].isna().all(axis=1).to_numpy()
+    missing = None
+    if details.get("missing_count") is not None:
+        missing = batch[columns].isna().all(axis=1).to_numpy() & domain
+    mostly = 1.0 if kwargs.get("mostly") is None else kwargs["mostly"]
+    # The split must reproduce GX's own numbers for the whole batch before it is trusted per file.
+    if int(domain.sum()) != details.get("element_count"):
+        return None
+    if missing is not None and int(missing.sum()) != details["missing_count"]:
+        return None
+    percent, success = _verdict(int(domain.sum()), None if missing is None else int(missing.sum()), unexpected, mostly)
+    expected_percent = details.get("unexpected_percent")
+    if success != bool(result.success) or (percent is None) != (expected_percent is None) or (
+            percent is not None and not math.isclose(percent, expected_percent, rel_tol=1e-9, abs_tol=1e-9)):
+        return None
+    in_domain = np.bincount(codes, weights=domain, minlength=len(present)).astype(int)
+    missed = None if missing is None else np.bincount(codes, weights=missing, minlength=len(present)).astype(int)
+    owner = codes[positions] if len(positions) else np.empty(0, dtype=np.int64)
+    column = kwargs.get("column")
+    out = []
+    for i, file_id in enumerate(present):
+        mine = np.flatnonzero(owner == i)
+        percent, success = _verdict(int(in_domain[i]), None if missed is None else int(missed[i]), len(mine), mostly)
+        index_rows = _sample_rows(batch, positions[mine[:5]].tolist(), index_columns)
+        if column in refs:
+            samples = [r.get(refs[column]) for r in index_rows]
+        else:  # GX lists only the first 200 unexpected values of a batch: take a file's own from the batch
+            picked = batch.iloc[positions[mine[:5]]][columns]
+            samples = picked[columns[0]].tolist() if "column" in kwargs else picked.to_dict(orient="records")
+        out.append({
+            **whole, "file_id": file_id, "file": files[file_id], "success": success, "unexpected_count": len(mine),
+            "unexpected_percent": percent if percent is not None else 0.0,
+            "sample_values": json.dumps([_plain(v) for v in samples], ensure_ascii=False),
+            "evaluated_rows": int(in_domain[i]), "sample_rows": json.dumps(index_rows, ensure_ascii=False),
+        })
+    return out
+
+
+def _verdict(rows: int, missing: int | None, unexpected: int, mostly: float) -> tuple[float | None, bool]:
+    """GX's unexpected percent and success for a column map expectation (missing values do not count)."""
+    considered = rows - (missing or 0)
+    if considered <= 0:
+        return None, True
+    return unexpected / considered * 100, (considered - unexpected) / considered >= mostly
+
+
+def _drop_full_lists(gx_result: ExpectationSuiteValidationResult) -> None:
+    """Keep GX's result at SUMMARY size (first unexpected values only) for Data Docs."""
+    for result in gx_result.results:
+        for key in ("unexpected_list", "unexpected_index_list", "unexpected_index_query"):
+            (result.result or {}).pop(key, None)
+
+
+def _sample_columns(entity: Entity, batch: pd.DataFrame) -> tuple[dict[str, str], list[str]]:
+    """Reference flags -> the column they check, and the columns shown for unexpected rows."""
+    # Unexpected rows are reported with their lineage and key, so a data engineer can find them.
+    refs = {r.flag: r.column for r in REFERENCES.get(entity.name, ())}
+    index_columns = [
+        c for c in dict.fromkeys([*LINEAGE_COLUMNS[:2], *entity.key, *refs.values()]) if c in batch.columns
+    ]
+    return refs, index_columns
+
+
+def _in_suite_order(gx_result: ExpectationSuiteValidationResult, suite: Any) -> list[Any]:
+    order = {e.id: i for i, e in enumerate(suite.expectations)}
+    return sorted(gx_result.results, key=lambda r: order.get(r.expectation_config.id, len(order)))
+
+
+def _run_suite(entity: Entity, batch: pd.DataFrame, as_of: dt.date, label: str, result_format: str) -> tuple[Any, Any]:
+    result_format = {"result_format": result_format, "partial_unexpected_count": 5}
+    with _LOCK:
+        context = _context()
+        suite, definition = _prepared(context, entity, as_of)
+        gx_result = definition.run(
+            batch_parameters={"dataframe": batch},
+            result_format=result_format,
+            run_id=RunIdentifier(run_name=_run_name(label)),
+        )
+        # The in-memory results store would otherwise grow with every batch this process validates.
+        store = context.validation_results_store
+        for key in store.list_keys():
+            store.remove_key(key)
+    return gx_result, suite
 
 
 def validate_frame(

@@ -33,7 +33,7 @@ PRICE_COLUMNS = {"unit_price", "price", "total", "subtotal"}  # never negative (
 FREE_TEXT_COLUMNS = NAME_COLUMNS | ADDRESS_COLUMNS | PLACE_COLUMNS | {"name"}
 TRUE_VALUES = {"true", "1", "yes", "t", "y"}
 FALSE_VALUES = {"false", "0", "no", "f", "n"}
-
+ROW_HASH = "_row_hash"  # a hash of the raw contract values: equal raw rows, equal hash
 
 
 @dataclass
@@ -42,8 +42,17 @@ class TypedRows:
     violations: pd.DataFrame  # _file_id, _row_number, column, rule, raw_value
 
 
-def standardize_rows(entity: Entity, raw: pd.DataFrame, *, written_on: date) -> TypedRows:
-    """Type and standardize `raw` (text columns as landed) for `entity`."""
+def standardize_rows(entity: Entity, raw: pd.DataFrame, *, written_on: date | pd.Series) -> TypedRows:
+    """Type and standardize `raw` (text columns as landed) for `entity`.
+
+    `written_on` is the day the rows' file was written: one date, or one per row when
+    `raw` holds several files. A `_row_hash` column in `raw` (computed by the warehouse)
+    is kept; without it the raw values are hashed here.
+    """
+    if isinstance(written_on, pd.Series):
+        written_on = written_on.set_axis(raw.index).astype("datetime64[us]")
+    else:
+        written_on = pd.Timestamp(written_on)
     out = pd.DataFrame({"_file_id": raw["_file_id"].astype("int64"),
                         "_row_number": raw["_row_number"].astype("int64"),
                         "_brand": raw["_brand"].astype("str")}, index=raw.index)
@@ -118,7 +127,7 @@ def standardize_rows(entity: Entity, raw: pd.DataFrame, *, written_on: date) -> 
             day, parsed = std.parse_dates(values)
             out[name] = day
             hard(name, rules.UNPARSEABLE_DATE, ~parsed)
-            soft(f"{name}_in_future", day > pd.Timestamp(written_on))
+            soft(f"{name}_in_future", day > written_on)
         elif col.type in ("decimal", "integer"):
             number, parsed = std.parse_decimal(values)
             if col.type == "integer":
@@ -152,7 +161,8 @@ def standardize_rows(entity: Entity, raw: pd.DataFrame, *, written_on: date) -> 
     if "email_match_key" not in out.columns and entity.has_column("email"):
         out["email_match_key"] = pd.Series(pd.NA, index=raw.index, dtype="str")
     out["_flags"] = _join_flags(flags, raw.index)
-    out["_row_hash"] = pd.util.hash_pandas_object(raw[list(entity.column_names)], index=False).astype("int64")
+    out[ROW_HASH] = (raw[ROW_HASH].astype("int64") if ROW_HASH in raw.columns else
+                     pd.util.hash_pandas_object(raw[list(entity.column_names)], index=False).astype("int64"))
     out = out[typed_column_names(entity)]
     violations = (pd.concat(found, ignore_index=True) if found else
                   pd.DataFrame(columns=["_file_id", "_row_number", "column", "rule", "raw_value"]))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -40,34 +40,58 @@ class StageReport:
 def run_quality_stage(engine: sa.Engine, *, hold_share: float, docs_dir: Path | None, now: datetime) -> StageReport:
     typed = type_new_files(engine, now=now)
     publish(engine, hold_share=hold_share)
-    runs, frames = [], []
-    for file in typed:
-        run = validate_file(engine, file.file_id, file.entity)
-        runs.append(run)
-        frames.append(run.results)
-    results = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=[c.name for c in dq_results.columns])
-    if frames:
-        with engine.begin() as conn:
-            ids = [f.file_id for f in typed]
-            conn.execute(dq_results.delete().where(dq_results.c.file_id.in_(ids)))
-            keep = results[[c.name for c in dq_results.columns]]
-            insert_arrow(conn, dq_results, pa.Table.from_pandas(keep, preserve_index=False))
+    runs = validate_files(engine, typed)
+    results = store_results(engine, typed, runs)
     docs_index = expectations.build_data_docs(runs, docs_dir) if (docs_dir and runs) else None
     return StageReport(typed, results, docs_index, runs)
 
 
-def staged_rows_of_file(conn: sa.Connection, entity: str, file_id: int) -> pd.DataFrame:
-    """One file's staged rows plus the referential-integrity columns its suite checks."""
-    extra = "".join(f", ({sql}) AS {name}" for name, sql in _REFERENCES.get(entity, {}).items())
-    return read_frame(conn, sa.text(f"SELECT t.*{extra} FROM stg_{entity} t WHERE t._file_id = :f")
-                      .bindparams(f=file_id))
+# Staged rows validated in one GX run at most (memory: GX copies the batch per expectation).
+VALIDATION_BATCH_ROWS = 1_000_000
 
 
-def validate_file(engine: sa.Engine, file_id: int, entity: str):
+def validate_files(engine: sa.Engine, typed: list[TypedFile]) -> list[expectations.ValidationRun]:
+    """The newly typed files' staged rows through their entity's suite: one GX run per entity and
+    day the files were written (the suite's as-of), up to `VALIDATION_BATCH_ROWS` rows; results per file."""
+    if not typed:
+        return []
     with engine.connect() as conn:
-        frame = staged_rows_of_file(conn, entity, file_id)
-        path, modified = conn.execute(sa.select(files.c.path, files.c.modified_at)
-                                      .where(files.c.file_id == file_id)).one()
-    run = expectations.run_validation(entity, frame, as_of=modified.date(), file_label=path)
-    run.results.insert(0, "file_id", file_id)
-    return run
+        info = {r.file_id: r for r in conn.execute(
+            sa.select(files.c.file_id, files.c.path, files.c.modified_at, files.c.ingested_at)
+            .where(files.c.file_id.in_([t.file_id for t in typed]))).all()}
+    groups: dict[tuple[str, date], list[list[TypedFile]]] = {}
+    for file in typed:
+        written = info[file.file_id].modified_at or info[file.file_id].ingested_at
+        chunks = groups.setdefault((file.entity, written.date()), [[]])
+        if chunks[-1] and sum(f.rows for f in chunks[-1]) + file.rows > VALIDATION_BATCH_ROWS:
+            chunks.append([])
+        chunks[-1].append(file)
+    runs = []
+    for (entity, as_of), chunks in groups.items():
+        for chunk in chunks:
+            paths = {f.file_id: info[f.file_id].path for f in chunk}
+            with engine.connect() as conn:
+                frame = staged_rows_of_files(conn, entity, list(paths))
+            label = paths[chunk[0].file_id] + (f" (+{len(chunk) - 1} files)" if len(chunk) > 1 else "")
+            runs += expectations.run_validation_by_file(entity, frame, as_of=as_of, files=paths, label=label)
+    return runs
+
+
+def store_results(engine: sa.Engine, typed: list[TypedFile], runs: list) -> pd.DataFrame:
+    """Replace the `dq_results` rows of the validated files; returns the rows written."""
+    frames = [run.results for run in runs]
+    if not frames:
+        return pd.DataFrame(columns=[c.name for c in dq_results.columns])
+    results = pd.concat(frames, ignore_index=True)
+    with engine.begin() as conn:
+        conn.execute(dq_results.delete().where(dq_results.c.file_id.in_([f.file_id for f in typed])))
+        keep = results[[c.name for c in dq_results.columns]]
+        insert_arrow(conn, dq_results, pa.Table.from_pandas(keep, preserve_index=False))
+    return results
+
+
+def staged_rows_of_files(conn: sa.Connection, entity: str, file_ids: list[int]) -> pd.DataFrame:
+    """Some files' staged rows, in file and row order, plus the referential-integrity columns their suite checks."""
+    extra = "".join(f", ({sql}) AS {name}" for name, sql in _REFERENCES.get(entity, {}).items())
+    query = sa.text(f"SELECT t.*{extra} FROM stg_{entity} t WHERE t._file_id IN :ids ORDER BY t._file_id, t._row_number")
+    return read_frame(conn, query.bindparams(sa.bindparam("ids", file_ids, expanding=True)))

@@ -227,3 +227,29 @@ def test_every_entity_has_a_suite_built_from_its_contract():
         allowed = {c.kwargs["column"] for c in configs if c.type == "expect_column_values_to_be_in_set"}
         assert {c.name for c in entity.columns if c.allowed} <= allowed
         assert all(e.notes for e in suite.expectations), f"{name}: every expectation says why"
+
+
+def test_one_run_over_several_files_gives_each_file_the_results_of_its_own_run():
+    """Batch validation split per file must equal validating each file alone (counts, verdicts, samples)."""
+    from crm_pipeline.quality.expectations import run_validation_by_file
+
+    first, second = staged_orders(), staged_orders()
+    first["_file_id"], second["_file_id"] = 1, 2
+    second["order_id"] = ["O5", "O6", "O7", "O5"]  # a repeated key within the second file
+    second.loc[0, "phone"] = "0151 1234 5678"  # kept raw: 1 of the file's 3 phones, past `mostly`
+    second.loc[1, ["customer_id", "email"]] = None  # neither customer_id nor email
+    second.loc[2, "_customer_known"] = False
+    first.loc[3, "status"] = "lost"
+    frame = pd.concat([first, second], ignore_index=True)
+    files = {1: "acme/orders/1.csv", 2: "acme/orders/2.csv", 3: "acme/orders/empty.csv"}
+    runs = run_validation_by_file("orders", frame, as_of=AS_OF, files=files, label="acme/orders/1.csv (+2 files)")
+    together = pd.concat([r.results for r in runs], ignore_index=True).sort_values(["file_id", "expectation"])
+    alone = pd.concat([
+        run_validation("orders", frame[frame["_file_id"] == f], as_of=AS_OF, file_label=path).results.assign(file_id=f)
+        for f, path in files.items()
+    ], ignore_index=True).sort_values(["file_id", "expectation"])
+    columns = ["file_id", *RESULT_COLUMNS]
+    pd.testing.assert_frame_equal(together[columns].reset_index(drop=True), alone[columns].reset_index(drop=True))
+    assert len(runs) == 2 and runs[0].file_label.endswith("(+2 files)")  # one batch run, one for the empty file
+    assert failures(together[together["file_id"] == 1]) == ["expect_column_values_to_be_in_set(status)"]
+    assert len(failures(together[together["file_id"] == 2])) == 4  # key, one_of, phone format, customer known

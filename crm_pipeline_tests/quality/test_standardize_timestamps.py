@@ -81,3 +81,25 @@ def test_parse_dates_keeps_the_calendar_date():
     assert dates.iloc[3:].isna().all()
     assert parsed.tolist() == [True, True, True, False, False, True]
     assert dates.dt.date.iloc[0] == date(1985, 3, 2)
+
+
+def test_a_few_impossible_dates_among_many_leave_their_neighbours_parsed():
+    """Arrow's cast fails whole on one bad value; the bad rows alone must end up unparsed."""
+    good = pd.Series(pd.date_range("2023-01-01", periods=6000, freq="37min", tz="UTC"))
+    text = good.dt.strftime("%Y-%m-%dT%H:%M:%SZ").astype(object)
+    bad = {17: "2023-02-29T10:00:00Z", 2500: "2023-13-45T25:61:00Z", 4100: "2023-01-05T24:00:00Z"}
+    for at, value in bad.items():
+        text[at] = value
+    text[5000] = "2023-01-05 10"  # an ISO shape only pandas reads, in a piece Arrow rejects
+    utc, parsed = parse_timestamps(text)
+    assert sorted(parsed.index[~parsed]) == sorted(bad)
+    expected = good.where(~good.index.isin(list(bad)))
+    expected[5000] = TEN_UTC
+    pd.testing.assert_series_equal(utc, expected.astype(utc.dtype), check_names=False)
+
+
+def test_each_row_can_be_judged_against_its_own_day():
+    instants = pd.Series(pd.to_datetime(["2025-01-20T12:00:00Z", "2025-01-20T12:00:00Z"], utc=True))
+    written = pd.Series(pd.to_datetime(["2025-01-10", "2025-02-01"]))
+    assert flag_out_of_range(instants, written).tolist()[0] == "future_timestamp"
+    assert pd.isna(flag_out_of_range(instants, written).iloc[1])

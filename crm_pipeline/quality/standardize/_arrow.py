@@ -101,7 +101,10 @@ def clean_text(array: pa.Array) -> pa.Array:
         subset = pc.replace_substring_regex(subset, CONTROL, "")
         subset = pc.replace_substring_regex(subset, WHITESPACE, " ")
         array = pc.replace_with_mask(array, dirty, subset)
-    return blank_to_null(pc.utf8_trim(array, " "))
+    padded = mask(pc.or_(pc.starts_with(array, " "), pc.ends_with(array, " ")))
+    if pc.any(padded).as_py():  # trimming copies every string: only when some need it
+        array = pc.utf8_trim(array, " ")
+    return blank_to_null(array)
 
 
 def title(array: pa.Array) -> pa.Array:
@@ -128,7 +131,10 @@ def squeeze(array: pa.Array) -> pa.Array:
 
 
 def blank_to_null(array: pa.Array) -> pa.Array:
-    return pc.if_else(mask(pc.equal(pc.utf8_length(array), 0)), pa.scalar(None, array.type), array)
+    blank = mask(pc.equal(pc.utf8_length(array), 0))
+    if not pc.any(blank).as_py():  # `if_else` copies every string: only when some are blank
+        return array
+    return pc.if_else(blank, pa.scalar(None, array.type), array)
 
 
 def fullmatch(array: pa.Array, pattern: str) -> pa.Array:

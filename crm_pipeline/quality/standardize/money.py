@@ -37,19 +37,26 @@ def parse_decimal(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     thousand?) and is left unparsed rather than guessed. Unparseable -> NaN with
     `parsed=False`; missing -> NaN with `parsed=True`.
     """
-    text = pc.utf8_upper(_arrow.squeeze(_arrow.to_arrow(values)))
+    text = _arrow.squeeze(_arrow.to_arrow(values))
     plain = _arrow.mask(_arrow.fullmatch(text, _PLAIN))
-    decorated = _arrow.mask(pc.and_(pc.invert(plain), _arrow.fullmatch(text, _DECORATED)))
-    negative = _arrow.mask(pc.or_(pc.match_substring(text, "-"), pc.starts_with(text, "(")))
-    digits = pc.replace_substring_regex(text, r"[^0-9.]", "")
-    number = pc.if_else(plain, text, pc.if_else(decorated, digits, _arrow.string(None)))
-    amount = pc.cast(number, pa.float64())
-    amount = pc.if_else(pc.and_(decorated, negative), pc.negate(amount), amount)
+    amount = pc.cast(pc.if_else(plain, text, _arrow.string(None)), pa.float64())
+    other = _arrow.mask(pc.and_(pc.is_valid(text), pc.invert(plain)))
+    if pc.any(other).as_py():  # symbols, codes, separators: the few rows that need regex work
+        amount = pc.replace_with_mask(amount, other, _parse_decorated(pc.utf8_upper(pc.filter(text, other))))
     parsed = pc.or_(pc.is_null(text), pc.is_valid(amount))
     return (
         pd.Series(amount.to_numpy(zero_copy_only=False), index=values.index, dtype="float64"),
         _arrow.bool_series(parsed, values.index, missing=True),
     )
+
+
+def _parse_decorated(text: pa.Array) -> pa.Array:
+    """`$1,234.50`, `12.00 USD`, `(3.50)` (uppercase text) to float64; null where the shape is not money."""
+    decorated = _arrow.mask(_arrow.fullmatch(text, _DECORATED))
+    negative = _arrow.mask(pc.or_(pc.match_substring(text, "-"), pc.starts_with(text, "(")))
+    digits = pc.replace_substring_regex(text, r"[^0-9.]", "")
+    amount = pc.cast(pc.if_else(decorated, digits, _arrow.string(None)), pa.float64())
+    return pc.if_else(pc.and_(decorated, negative), pc.negate(amount), amount)
 
 
 def standardize_currency(values: pd.Series) -> tuple[pd.Series, pd.Series]:

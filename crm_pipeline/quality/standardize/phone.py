@@ -196,7 +196,10 @@ def _known_regions() -> pa.Array:
     return pa.array(sorted(phonenumbers.SUPPORTED_REGIONS), pa.large_string())
 
 
+@lru_cache(maxsize=100_000)
 def _parse_pair(pair: str) -> str | None:
+    """phonenumbers' verdict on one `number\x1fregion` pair; remembered, because the same odd
+    numbers come back in every file of a customer's orders (about half a millisecond each)."""
     number, region = pair.split("\x1f", 1)
     try:
         parsed = phonenumbers.parse(number, region)

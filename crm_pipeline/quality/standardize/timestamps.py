@@ -19,6 +19,8 @@ is NaT with `parsed=False`; missing is NaT with `parsed=True` (nothing to flag).
 
 from __future__ import annotations
 
+import datetime as dt
+import re
 from collections.abc import Callable
 from datetime import date
 
@@ -95,15 +97,19 @@ def parse_dates(values: pd.Series, *, dayfirst_formats: bool = False) -> tuple[p
     return dates, _arrow.bool_series(parsed, values.index, missing=True)
 
 
-def flag_out_of_range(ts: pd.Series, as_of: date) -> pd.Series:
+def flag_out_of_range(ts: pd.Series, as_of: date | pd.Series) -> pd.Series:
     """`future_timestamp` after the end of the `as_of` day, `before_1990` before 1990; else missing.
 
     Both are signs of a wrong clock or a placeholder (1900-01-01, 2099-12-31). `as_of`
-    is the run's date, never the wall clock, so re-runs flag the same rows. Naive
-    timestamps are taken as UTC.
+    is the run's date, never the wall clock, so re-runs flag the same rows; a Series
+    gives each row its own day (rows of several files). Naive timestamps are taken as UTC.
     """
     instants = ts if isinstance(ts.dtype, pd.DatetimeTZDtype) else pd.to_datetime(ts).dt.tz_localize("UTC")
-    end_of_day = pd.Timestamp(as_of).normalize().tz_localize(None).tz_localize("UTC") + pd.Timedelta(days=1)
+    if isinstance(as_of, pd.Series):
+        days = pd.to_datetime(as_of.set_axis(ts.index)).dt.tz_localize(None).dt.normalize()
+        end_of_day = days.dt.tz_localize("UTC") + pd.Timedelta(days=1)
+    else:
+        end_of_day = pd.Timestamp(as_of).normalize().tz_localize(None).tz_localize("UTC") + pd.Timedelta(days=1)
     reason = pd.Series(np.nan, index=ts.index, dtype=_arrow.TEXT)
     reason[(instants < EARLIEST_PLAUSIBLE).to_numpy(dtype=bool, na_value=False)] = "before_1990"
     reason[(instants >= end_of_day).to_numpy(dtype=bool, na_value=False)] = "future_timestamp"
@@ -137,15 +143,67 @@ def _parse_iso(text: pa.Array) -> pa.Array:
 
 
 def _cast_strict(text: pa.Array, to_type: pa.DataType, fallback: Callable[[pa.Array], pa.Array]) -> pa.Array:
-    """Arrow's cast, which fails whole on one bad value: halve until the bad pieces are small, then fall back."""
+    """Arrow's cast, which fails whole on one bad value (`2023-13-45`).
+
+    On failure the rows whose date and time fields are out of range go to `fallback`
+    (it reads them as null) and the rest are cast again; should that still fail, halve
+    until the bad pieces are small and fall back on those. One impossible date in
+    thousands then costs one cheap field check, not a pandas parse of its neighbours.
+    """
+    try:
+        return pc.cast(text, to_type)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        pass
+    plausible = _iso_fields_in_range(text)
+    if not pc.all(plausible).as_py():
+        implausible = pc.invert(plausible)
+        result = pa.nulls(len(text), to_type)
+        result = pc.replace_with_mask(result, implausible, pc.cast(fallback(pc.filter(text, implausible)), to_type))
+        if pc.any(plausible).as_py():
+            result = pc.replace_with_mask(result, plausible, _halving(pc.filter(text, plausible), to_type, fallback))
+        return result
+    return _halving(text, to_type, fallback)
+
+
+def _halving(text: pa.Array, to_type: pa.DataType, fallback: Callable[[pa.Array], pa.Array]) -> pa.Array:
+    """Arrow's cast on halves until the pieces that still fail are small, then `fallback` on those."""
     try:
         return pc.cast(text, to_type)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         if len(text) <= _SMALLEST_PIECE:
             return pc.cast(fallback(text), to_type)
         half = len(text) // 2
-        return pa.concat_arrays([_cast_strict(text.slice(0, half), to_type, fallback),
-                                 _cast_strict(text.slice(half), to_type, fallback)])
+        return pa.concat_arrays([_halving(text.slice(0, half), to_type, fallback),
+                                 _halving(text.slice(half), to_type, fallback)])
+
+
+def _iso_fields_in_range(text: pa.Array) -> pa.Array:
+    """Rows of `YYYY-MM-DD[(T| )HH[:MM[:SS...]]...]` text whose date exists and whose hour,
+    minute and second are in range (digits assumed where `_ISO_ARROW` puts them).
+
+    The date is checked once per distinct day (a few thousand in a million rows), the
+    time fields by comparing their two-character text (`"24" > "23"`).
+    """
+    days = pc.dictionary_encode(pc.utf8_slice_codeunits(text, 0, 10))
+    real = pa.array([_is_real_date(d) for d in days.dictionary.to_pylist()], pa.bool_())
+    ok = pc.take(real, days.indices)
+    for start, highest in ((11, "23"), (14, "59"), (17, "59")):
+        ok = pc.and_(ok, pc.less_equal(pc.utf8_slice_codeunits(text, start, start + 2), highest))
+    return _arrow.mask(ok)
+
+
+_ISO_DAY = re.compile(r"\d{4}-\d\d-\d\d")
+
+
+def _is_real_date(text: str) -> bool:
+    """`2024-02-29` yes, `2023-02-29` and `2023-13-45` no."""
+    if not _ISO_DAY.fullmatch(text):
+        return False
+    try:
+        dt.date(int(text[:4]), int(text[5:7]), int(text[8:10]))
+    except ValueError:
+        return False
+    return True
 
 
 def _pandas(text: pa.Array, fmt: str) -> pa.Array:

@@ -127,3 +127,16 @@ def _coerce(name: str, kind: Any, value: Any) -> Any:
         return str(value)
     except (TypeError, ValueError) as exc:
         raise SettingsError(f"{name}: {value!r} is not a valid {kind} ({exc})") from None
+
+
+def merge_override(base: dict, override: Any, prefix: str) -> dict:
+    """A user's YAML `override` on top of packaged defaults `base`, key by key; a key the defaults do not
+    have is an error naming it (a typo must not be silently ignored)."""
+    if not isinstance(override, dict):
+        raise SettingsError(f"{prefix}: expected a mapping, got {type(override).__name__}")
+    merged = dict(base)
+    for key, value in override.items():
+        if key not in base:
+            raise SettingsError(f"{prefix}.{key}: unknown key; known: {', '.join(map(str, base))}")
+        merged[key] = merge_override(base[key], value, f"{prefix}.{key}") if isinstance(base[key], dict) else value
+    return merged

@@ -2,6 +2,7 @@
 
 import dagster as dg
 import pandas as pd
+import sqlalchemy as sa
 
 from crm_pipeline.defs.ingest_assets import KINDS, OWNERS
 from crm_pipeline.defs.partitions import DAILY
@@ -55,6 +56,8 @@ def score_contacts(context: dg.AssetExecutionContext, warehouse: WarehouseResour
     with warehouse.engine.connect() as conn:
         moves = funnel(conn, config, as_of=as_of, days=config.funnel_days)
         stages = stage_counts(conn, as_of)
+        day_rows = {t: conn.execute(sa.text(f"SELECT COUNT(*) FROM {t} WHERE as_of = :d"), {"d": as_of}).scalar_one()
+                    for t in ("lifecycle_stages", "lifecycle_transitions")}
     chart = transitions_png(moves, as_of, config.funnel_days)
     yield dg.MaterializeResult(asset_key="engagement_scores", metadata={
         "dagster/row_count": result["engagement_rows"], "contacts_scored": result["contacts_scored"],
@@ -69,9 +72,11 @@ def score_contacts(context: dg.AssetExecutionContext, warehouse: WarehouseResour
         "preferred_channels": dg.MetadataValue.md(to_markdown(_counts(result["preferred_channels"], "channel"))),
     })
     yield dg.MaterializeResult(asset_key="lifecycle_stages", metadata={
+        "dagster/row_count": int(day_rows["lifecycle_stages"]),
         "stages_across_brands": dg.MetadataValue.md(to_markdown(stages)),
     })
     yield dg.MaterializeResult(asset_key="lifecycle_transitions", metadata={
+        "dagster/row_count": int(day_rows["lifecycle_transitions"]),
         "moves_today": result["transitions_today"],
         f"moves_last_{config.funnel_days}_days": dg.MetadataValue.md(to_markdown(moves)),
         "chart": dg.MetadataValue.md(image(chart, "lifecycle moves")),

@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from crm_pipeline.settings import SettingsError
+from crm_pipeline.settings import SettingsError, merge_override
 
 
 @dataclass(frozen=True)
@@ -32,17 +32,8 @@ def load_identity_config(path: str | Path | None = None) -> IdentityConfig:
         override = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
         if not isinstance(override, dict):
             raise SettingsError(f"{path}: expected a mapping at the top level")
-        raw = _merge(raw, override, prefix="identity")
+        raw = merge_override(raw, override, prefix="identity")
     return _build(raw)
-
-
-def _merge(base: dict, override: dict, prefix: str) -> dict:
-    merged = dict(base)
-    for key, value in override.items():
-        if key not in base:
-            raise SettingsError(f"{prefix}.{key}: unknown key; known: {', '.join(base)}")
-        merged[key] = _merge(base[key], value, f"{prefix}.{key}") if isinstance(base[key], dict) else value
-    return merged
 
 
 def _build(raw: dict[str, Any]) -> IdentityConfig:

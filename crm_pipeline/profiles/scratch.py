@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from crm_pipeline.profiles.sql import counts, is_purchase, latest_of, top_level_category
+from crm_pipeline.profiles.sql import PRICE_TERCILE_CUTS, counts, is_purchase, latest_of, top_level_category
 
 SCRATCH = ("tmp_profile_products", "tmp_profile_orders", "tmp_profile_email", "tmp_profile_web",
            "tmp_profile_subscribers", "tmp_profile_customers")
@@ -26,15 +26,7 @@ _STATEMENTS = {
     # The catalogue per selling brand: top-level category and the price band by the brand's price
     # terciles (NTILE(3) over list price; a price on a tercile's upper edge belongs to that tercile).
     "tmp_profile_products": f"""
-        WITH tiled AS (
-            SELECT _brand AS brand, price, NTILE(3) OVER (PARTITION BY _brand ORDER BY price) AS tercile
-            FROM stg_products WHERE price IS NOT NULL
-        ),
-        cuts AS (
-            SELECT brand, MAX(CASE WHEN tercile = 1 THEN price END) AS low_max,
-                   MAX(CASE WHEN tercile = 2 THEN price END) AS mid_max
-            FROM tiled GROUP BY brand
-        )
+        WITH {PRICE_TERCILE_CUTS}
         SELECT p._brand AS brand, p.sku, p.name, {top_level_category('p.category')} AS top_category, p.price,
                c.low_max, c.mid_max
         FROM stg_products p LEFT JOIN cuts c ON c.brand = p._brand""",

@@ -39,6 +39,19 @@ def utc_date(expr: str) -> str:
     return f"CAST(({expr}) AT TIME ZONE 'UTC' AS DATE)"
 
 
+# Common table expressions `tiled, cuts`: per selling brand the upper edges of the lower two list-price
+# terciles (NTILE(3) over price; a price on a tercile's upper edge belongs to that tercile), for price bands.
+PRICE_TERCILE_CUTS = """tiled AS (
+    SELECT _brand AS brand, price, NTILE(3) OVER (PARTITION BY _brand ORDER BY price) AS tercile
+    FROM stg_products WHERE price IS NOT NULL
+),
+cuts AS (
+    SELECT brand, MAX(CASE WHEN tercile = 1 THEN price END) AS low_max,
+           MAX(CASE WHEN tercile = 2 THEN price END) AS mid_max
+    FROM tiled GROUP BY brand
+)"""
+
+
 def latest_of(a: str, b: str) -> str:
     """The later of two timestamps, ignoring a NULL (GREATEST treats NULL differently per backend)."""
     return f"CASE WHEN {b} IS NULL OR {a} >= {b} THEN COALESCE({a}, {b}) ELSE {b} END"

@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from crm_pipeline.settings import SettingsError
+from crm_pipeline.settings import SettingsError, merge_override
 from crm_pipeline.warehouse.profile_schema import TIMELINE_EVENT_TYPES
 
 # Points keys: the timeline's event types, with `purchase` standing for an order that is a purchase.
@@ -58,20 +58,8 @@ def load_scoring_config(path: str | Path | None = None) -> ScoringConfig:
             raise SettingsError(f"{path}: cannot read: {exc.strerror}") from None
         except yaml.YAMLError as exc:
             raise SettingsError(f"{path}: not valid YAML: {exc}") from None
-        raw = merge(raw, override)
+        raw = merge_override(raw, override, prefix="scoring")
     return build_config(raw)
-
-
-def merge(base: dict, override: Any, prefix: str = "scoring") -> dict:
-    """`override` on top of `base`, key by key; a key `base` does not have is an error naming it."""
-    if not isinstance(override, dict):
-        raise SettingsError(f"{prefix}: expected a mapping, got {type(override).__name__}")
-    merged = dict(base)
-    for key, value in override.items():
-        if key not in base:
-            raise SettingsError(f"{prefix}.{key}: unknown key; known: {', '.join(map(str, base))}")
-        merged[key] = merge(base[key], value, f"{prefix}.{key}") if isinstance(base[key], dict) else value
-    return merged
 
 
 def _number(raw: dict, path: str, kind: type = float, low: float | None = None, high: float | None = None):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from crm_pipeline.profiles.sql import is_purchase, top_level_category
+from crm_pipeline.profiles.sql import PRICE_TERCILE_CUTS, is_purchase, top_level_category
 from crm_pipeline.scoring.sql import utc_day
 
 SCRATCH = ("tmp_scoring_purchases", "tmp_scoring_products", "tmp_scoring_known")
@@ -30,15 +30,7 @@ WHERE t.event_type = 'order' AND t.occurred_at < :as_of_end AND {is_purchase('o.
 # and the price band by the selling brand's list-price terciles, as in profile_360.
 PRODUCTS_SQL = f"""
 CREATE TEMPORARY TABLE tmp_scoring_products AS
-WITH tiled AS (
-    SELECT _brand AS brand, price, NTILE(3) OVER (PARTITION BY _brand ORDER BY price) AS tercile
-    FROM stg_products WHERE price IS NOT NULL
-),
-cuts AS (
-    SELECT brand, MAX(CASE WHEN tercile = 1 THEN price END) AS low_max,
-           MAX(CASE WHEN tercile = 2 THEN price END) AS mid_max
-    FROM tiled GROUP BY brand
-)
+WITH {PRICE_TERCILE_CUTS}
 SELECT p._brand AS brand, p.sku, {top_level_category('p.category')} AS top_category,
        COALESCE(NULLIF(TRIM(p.brand), ''), p._brand) AS maker,
        CASE WHEN p.price IS NULL OR c.low_max IS NULL THEN NULL

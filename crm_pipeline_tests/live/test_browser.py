@@ -78,7 +78,9 @@ def test_the_audience_page_shows_sizes_and_freshness(live_dagster, flowed_throug
 
     # The across-brands sizes table is long: the UI folds it behind a button, as a user would open it.
     row = page.get_by_role("row").filter(has=page.get_by_text("sizes", exact=True))
-    row.get_by_text("Show Markdown").click()
+    page.keyboard.press("Escape")  # close a toast or popover that may float over the list
+    # A toast portal can still sit over the link on a slow machine; the click goes to the link itself.
+    row.get_by_text("Show Markdown").dispatch_event("click")
     dialog = page.get_by_role("dialog")
     expect(dialog.get_by_text("customers_recent", exact=True)).to_be_visible()
     expect(dialog.get_by_text("audience", exact=True).first).to_be_visible()

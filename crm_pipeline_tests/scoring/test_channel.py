@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from crm_pipeline.scoring.config import build_config, default_raw, merge
+from crm_pipeline.scoring.config import build_config, default_raw
+from crm_pipeline.settings import merge_override
 from crm_pipeline_tests.profiles.warehouse import AS_OF, days_before
 from crm_pipeline_tests.scoring.conftest import score
 
@@ -78,7 +79,7 @@ def test_a_little_history_moves_a_contact_only_part_of_the_way(wh):
 
 def test_channels_and_prior_strength_come_from_the_config(wh):
     _build(wh)
-    config = build_config(merge(default_raw(), {"channel": {"channels": ["email", "web"], "prior_strength": 0}}))
+    config = build_config(merge_override(default_raw(), {"channel": {"channels": ["email", "web"], "prior_strength": 0}}, "scoring"))
     score(wh, config=config)
     rows = wh.frame("SELECT * FROM channel_preferences WHERE brand = ''").set_index("contact_id")
     assert rows.loc["w", "p_web"] == pytest.approx(1.0) and rows["p_store"].isna().all()

@@ -7,7 +7,8 @@ import datetime as dt
 import pandas as pd
 import pytest
 
-from crm_pipeline.scoring.config import build_config, default_raw, merge
+from crm_pipeline.scoring.config import build_config, default_raw
+from crm_pipeline.settings import merge_override
 from crm_pipeline_tests.profiles.warehouse import AS_OF, days_before, ts
 from crm_pipeline_tests.scoring.conftest import score
 
@@ -76,8 +77,8 @@ def test_top_percent_ranks_contacts_highest_first(scores):
 
 def test_points_half_life_and_band_window_come_from_the_config(wh):
     _build(wh)
-    config = build_config(merge(default_raw(), {"engagement": {
-        "points": {"email_click": 10}, "half_life_days": 10, "growth": {"band_window_days": 7}}}))
+    config = build_config(merge_override(default_raw(), {"engagement": {
+        "points": {"email_click": 10}, "half_life_days": 10, "growth": {"band_window_days": 7}}}, "scoring"))
     score(wh, config=config)
     row = wh.one("SELECT score, growth_rate, score_7d_ago FROM engagement_scores WHERE contact_id = 's' AND brand = ''")
     events = [(10, 0), (10, 30), (10, 60), (10, 90)]

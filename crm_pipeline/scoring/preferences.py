@@ -70,7 +70,8 @@ DIMENSIONS = (
     ("email_hour", "email", "tmp_scoring_email_times", "hour", "1", "preferred_email_hour", None),
 )
 # `Women 83%; Men 17%`: a value and its share in whole percent, best first
-_LISTED = "value || ' ' || CAST(CAST(ROUND(100 * weight / total) AS INTEGER) AS VARCHAR) || '%'"
+# Half up on every backend (PostgreSQL rounds a double's half to even, DuckDB away from zero): 12.5% -> 13%.
+_LISTED = "value || ' ' || CAST(CAST(FLOOR(100.0 * weight / total + 0.5) AS INTEGER) AS VARCHAR) || '%'"
 _TEMPS = (*_FACTS, *(f"tmp_scoring_pref_{i}" for i in range(len(DIMENSIONS))))
 
 

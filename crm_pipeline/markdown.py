@@ -18,6 +18,18 @@ def to_markdown(frame: pd.DataFrame) -> str:
     return "\n".join([header, rule, *body])
 
 
+def figure_png(figure, **savefig) -> bytes:
+    """A matplotlib figure as PNG bytes; the figure is closed, so a long-running process does not leak them."""
+    import io
+
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", **savefig)
+    plt.close(figure)
+    return buffer.getvalue()
+
+
 def image(png: bytes, title: str) -> str:
     """A PNG inline as a data URI, so a chart travels inside Markdown metadata."""
     return f"![{title}](data:image/png;base64,{base64.b64encode(png).decode()})"

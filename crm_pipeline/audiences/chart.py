@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import io
 
 import matplotlib
 
@@ -12,6 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
 
+from crm_pipeline.markdown import figure_png  # noqa: E402
 from crm_pipeline.warehouse.audience_schema import audience_sizes  # noqa: E402
 
 
@@ -29,7 +29,4 @@ def sizes_over_time_png(conn: sa.Connection, as_of: dt.date, *, days: int = 90, 
     axes.set_title(f"Audience sizes, last {days} days to {as_of}")
     axes.set_ylabel("contacts")
     figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    plt.close(figure)
-    return buffer.getvalue()
+    return figure_png(figure)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
 from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
+
+from crm_pipeline.markdown import figure_png
 
 
 def top_decile(y: np.ndarray, score: np.ndarray) -> tuple[float, float]:
@@ -35,11 +35,7 @@ def score_metrics(y, score, *, is_probability: bool) -> dict:
 
 
 def _png(fig) -> bytes:
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
-    import matplotlib.pyplot as plt
-    plt.close(fig)
-    return buffer.getvalue()
+    return figure_png(fig, dpi=90, bbox_inches="tight")
 
 
 def calibration_png(y, p, title: str) -> bytes:

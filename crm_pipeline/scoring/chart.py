@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
-import io
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
+
+from crm_pipeline.markdown import figure_png  # noqa: E402
 
 
 def transitions_png(moves: pd.DataFrame, as_of: dt.date, days: int) -> bytes:
@@ -24,7 +25,4 @@ def transitions_png(moves: pd.DataFrame, as_of: dt.date, days: int) -> bytes:
     axes.set_title(f"Lifecycle moves across brands, {days} days to {as_of}")
     axes.set_xlabel("contacts")
     figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    plt.close(figure)
-    return buffer.getvalue()
+    return figure_png(figure)

@@ -12,7 +12,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 import urllib.error
@@ -24,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from crm_pipeline.synth import generate
+from crm_pipeline_tests.network import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 DAGSTER = ROOT / ".venv" / "bin" / "dagster"
@@ -45,12 +45,6 @@ WORKSPACE_QUERY = """
 query Workspace { workspaceOrError { __typename ... on Workspace { locationEntries { name loadStatus
   locationOrLoadError { __typename ... on PythonError { message } } } } } }
 """
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass

@@ -10,11 +10,12 @@ import glob
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from crm_pipeline_tests.network import free_port
 
 DATABASE = "crm"
 
@@ -28,12 +29,6 @@ def find_binaries() -> Path | None:
         if (Path(folder) / "initdb").exists() and (Path(folder) / "pg_ctl").exists():
             return Path(folder)
     return None
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass
@@ -72,7 +67,7 @@ class PostgresServer:
             except RuntimeError:
                 if attempt == 2 or (self.data_dir / "postmaster.pid").exists():
                     raise
-                self.port = _free_port()
+                self.port = free_port()
         self.create_database(DATABASE)
 
     def create_database(self, name: str) -> str:
@@ -118,7 +113,7 @@ def start_server() -> PostgresServer:
     if run_as:
         user = pwd.getpwnam(run_as)
         os.chown(root, user.pw_uid, user.pw_gid)
-    server = PostgresServer(bin_dir=bin_dir, root=root, port=_free_port(), run_as=run_as)
+    server = PostgresServer(bin_dir=bin_dir, root=root, port=free_port(), run_as=run_as)
     try:
         server.start()
     except Exception as exc:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import time
+from datetime import date, timedelta
 
 import duckdb
 import sqlalchemy as sa
 
 from crm_pipeline.identity.evaluate import evaluate_identity
-from crm_pipeline_tests.live.conftest import tags
+from crm_pipeline_tests.live.conftest import tags, will_not_retry
 
 ASSET_QUERY = """
 query Asset($path: [String!]!) {
@@ -120,6 +121,38 @@ def test_sensors_and_schedule_run_by_default_and_the_daemons_are_healthy(live_da
                if d["required"]}
     for daemon in ("SENSOR", "SCHEDULER", "QUEUED_RUN_COORDINATOR", "FRESHNESS_DAEMON"):
         assert daemons.get(daemon), daemons
+
+
+BACKFILL_MUTATION = """
+mutation Backfill($params: LaunchBackfillParams!) { launchPartitionBackfill(backfillParams: $params) {
+  __typename ... on LaunchBackfillSuccess { backfillId } ... on Error { message } } }
+"""
+LOCATION_QUERY = "query { workspaceOrError { ... on Workspace { locationEntries { name } } } }"
+
+
+def test_a_backfill_launched_as_the_ui_does_refreshes_each_past_day(live_dagster, flowed_through):
+    """The UI's "Launch backfill" on the daily_refresh job: the daemon runs one refresh per day."""
+    [location] = live_dagster.graphql(LOCATION_QUERY)["workspaceOrError"]["locationEntries"]
+    today = date.fromisoformat(flowed_through.today)
+    days = [(today - timedelta(days=n)).isoformat() for n in (2, 1)]
+    launched = live_dagster.graphql(BACKFILL_MUTATION, {"params": {
+        "selector": {"partitionSetName": "daily_refresh_partition_set",
+                     "repositorySelector": {"repositoryLocationName": location["name"],
+                                            "repositoryName": "__repository__"}},
+        "partitionNames": days}})["launchPartitionBackfill"]
+    assert launched["__typename"] == "LaunchBackfillSuccess", launched
+    deadline = time.monotonic() + 300
+    while True:
+        runs = [r for r in live_dagster.runs() if tags(r).get("dagster/backfill") == launched["backfillId"]]
+        done = {tags(r)["dagster/partition"] for r in runs if r["status"] == "SUCCESS"}
+        if done == set(days):
+            break
+        assert not [r for r in runs if will_not_retry(r)], runs
+        assert time.monotonic() < deadline, (runs, live_dagster.log_tail())
+        time.sleep(2)
+    with duckdb.connect(str(live_dagster.warehouse), read_only=True) as conn:
+        computed = {str(d) for (d,) in conn.execute("SELECT DISTINCT as_of FROM audience_sizes").fetchall()}
+    assert set(days) | {flowed_through.today} <= computed
 
 
 def test_dagster_dev_stops_cleanly_on_ctrl_c(live_dagster):

@@ -39,7 +39,7 @@ from sklearn.linear_model import LogisticRegression
 
 from crm_pipeline.predict import bgnbd
 from crm_pipeline.predict.evaluation import calibration_png, lift_png, score_metrics
-from crm_pipeline.predict.features import day_number
+from crm_pipeline.profiles.sql import day_number
 
 MODEL_FEATURES = [
     "purchase_count", "frequency", "recency_days", "monetary", "total_value", "tenure_days", "t_x_weeks", "T_weeks",

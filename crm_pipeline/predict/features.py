@@ -24,20 +24,9 @@ import pandas as pd
 import pyarrow as pa
 import sqlalchemy as sa
 
+from crm_pipeline.profiles.sql import day_number, is_purchase, utc_day
 from crm_pipeline.warehouse.bulk import insert_arrow, read_frame
 from crm_pipeline.warehouse.predict_schema import features
-
-NOT_PURCHASES = ("cancelled", "refunded")
-_EPOCH = dt.date(1970, 1, 1)
-
-
-def epoch_day(column: str) -> str:
-    """Whole UTC day number of a timestamptz column (EXTRACT(EPOCH ...) works on DuckDB and PostgreSQL)."""
-    return f"CAST(FLOOR(EXTRACT(EPOCH FROM {column}) / 86400) AS INTEGER)"
-
-
-def day_number(day: dt.date) -> int:
-    return (day - _EPOCH).days
 
 
 def cutoff_of(as_of: dt.date) -> dt.datetime:
@@ -51,7 +40,7 @@ MODEL_ONLY_COLUMNS = ["purchase_90d_count", "purchase_prev_90d_count"]
 _EXACT = ["purchase_count", "total_cents", "repeat_cents", "t_x_days", "T_days", "gap_count", "gap_sum", "gap_sq_sum",
           "units_bought", "units_returned"]
 
-_PURCHASE = "(o.status IS NULL OR o.status NOT IN ('cancelled', 'refunded'))"
+_PURCHASE = is_purchase("o.status")
 
 # Dates with training = 1 (classifier windows) keep only buyers, and only every :every-th contact with an
 # order in contact_id order (a deterministic subsample, the same at every date); training = 0 keeps everyone.
@@ -64,14 +53,14 @@ sampled AS (
     ) s WHERE MOD(rn, :every) = 0
 ),
 purchases AS (
-    SELECT m.contact_id, o._brand AS brand, o.order_id, o.total, {epoch_day('o.ordered_at')} AS day,
+    SELECT m.contact_id, o._brand AS brand, o.order_id, o.total, {utc_day('o.ordered_at')} AS day,
            {{in_sample}} AS in_sample
     FROM stg_orders o
     JOIN identity_map m ON m.entity = 'orders' AND m.brand = o._brand AND m.source_key = o.order_id
     WHERE o.ordered_at < :cutoff AND {_PURCHASE}
 ),
 orders_first AS (
-    SELECT m.contact_id, MAX({{in_sample}}) AS in_sample, MIN({epoch_day('o.ordered_at')}) AS day
+    SELECT m.contact_id, MAX({{in_sample}}) AS in_sample, MIN({utc_day('o.ordered_at')}) AS day
     FROM stg_orders o
     JOIN identity_map m ON m.entity = 'orders' AND m.brand = o._brand AND m.source_key = o.order_id
     WHERE o.ordered_at < :cutoff
@@ -111,13 +100,13 @@ brands AS (
     GROUP BY c.as_of, p.contact_id
 ),
 email_days AS (
-    SELECT m.contact_id, MAX({{in_sample}}) AS in_sample, {epoch_day('e.occurred_at')} AS day,
+    SELECT m.contact_id, MAX({{in_sample}}) AS in_sample, {utc_day('e.occurred_at')} AS day,
            SUM(CASE WHEN e.event_type = 'open' THEN 1 ELSE 0 END) AS opens,
            SUM(CASE WHEN e.event_type = 'click' THEN 1 ELSE 0 END) AS clicks
     FROM stg_email_events e
     JOIN identity_map m ON m.entity = 'email_events' AND m.brand = e._brand AND m.source_key = e.event_id
     WHERE e.occurred_at < :cutoff
-    GROUP BY m.contact_id, {epoch_day('e.occurred_at')}
+    GROUP BY m.contact_id, {utc_day('e.occurred_at')}
 ),
 email_agg AS (
     SELECT c.as_of, e.contact_id,
@@ -132,11 +121,11 @@ email_agg AS (
     GROUP BY c.as_of, e.contact_id
 ),
 web_days AS (
-    SELECT m.contact_id, MAX({{in_sample}}) AS in_sample, {epoch_day('w.occurred_at')} AS day, COUNT(*) AS events
+    SELECT m.contact_id, MAX({{in_sample}}) AS in_sample, {utc_day('w.occurred_at')} AS day, COUNT(*) AS events
     FROM stg_web_events w
     JOIN identity_map m ON m.entity = 'web_events' AND m.brand = w._brand AND m.source_key = w.event_id
     WHERE w.occurred_at < :cutoff
-    GROUP BY m.contact_id, {epoch_day('w.occurred_at')}
+    GROUP BY m.contact_id, {utc_day('w.occurred_at')}
 ),
 web_agg AS (
     SELECT c.as_of, w.contact_id,
@@ -148,7 +137,7 @@ web_agg AS (
 ),
 subs AS (
     SELECT c.as_of, s.contact_id, MIN(s.day) AS first_day
-    FROM (SELECT m.contact_id, {{in_sample}} AS in_sample, {epoch_day('s.subscribed_at')} AS day
+    FROM (SELECT m.contact_id, {{in_sample}} AS in_sample, {utc_day('s.subscribed_at')} AS day
           FROM stg_subscribers s
           JOIN identity_map m ON m.entity = 'subscribers' AND m.brand = s._brand AND m.source_key = s.subscriber_id
           WHERE s.subscribed_at < :cutoff) s
@@ -268,21 +257,6 @@ def store_features(conn: sa.Connection, as_of: dt.date, frame: pd.DataFrame) -> 
     return insert_arrow(conn, features, pa.Table.from_pandas(rows, preserve_index=False))
 
 
-def write_features(conn: sa.Connection, as_of: dt.date) -> pd.DataFrame:
-    """Replace the `features` rows of `as_of` (delete-then-insert, inside the caller's transaction).
-
-    Returns the frame written, with the model-only columns too, so the caller need not read it back.
-    """
-    frame = compute_features(conn, as_of)
-    store_features(conn, as_of, frame)
-    return frame
-
-
-def read_features(conn: sa.Connection, as_of: dt.date) -> pd.DataFrame:
-    frame = read_frame(conn, sa.select(features).where(features.c.as_of == as_of))
-    return frame.sort_values("contact_id", ignore_index=True)
-
-
 def first_purchase_after(conn: sa.Connection, cutoffs: Sequence[dt.date], until: dt.date) -> pd.DataFrame:
     """Per cutoff and contact, the first purchase day after the cutoff and not after `until` (classifier labels)."""
     dates = sorted(set(cutoffs))
@@ -290,7 +264,7 @@ def first_purchase_after(conn: sa.Connection, cutoffs: Sequence[dt.date], until:
     query = sa.text(f"""
         WITH cutoffs (as_of, day, training) AS (VALUES {values}),
         days AS (
-            SELECT DISTINCT m.contact_id, {epoch_day('o.ordered_at')} AS day
+            SELECT DISTINCT m.contact_id, {utc_day('o.ordered_at')} AS day
             FROM stg_orders o
             JOIN identity_map m ON m.entity = 'orders' AND m.brand = o._brand AND m.source_key = o.order_id
             WHERE o.ordered_at >= :start AND o.ordered_at < :end AND {_PURCHASE}

@@ -19,7 +19,8 @@ import sqlalchemy as sa
 from threadpoolctl import threadpool_limits
 
 from crm_pipeline.predict import bgnbd, classifier, gamma_gamma, rfm
-from crm_pipeline.predict.features import compute_features, day_number, first_purchase_after, store_features
+from crm_pipeline.predict.features import compute_features, first_purchase_after, store_features
+from crm_pipeline.profiles.sql import day_number
 from crm_pipeline.warehouse.bulk import insert_arrow, read_frame
 from crm_pipeline.warehouse.predict_schema import create_predict_tables, model_runs, predictions
 

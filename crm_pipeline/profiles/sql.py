@@ -52,6 +52,19 @@ cuts AS (
 )"""
 
 
+EPOCH = dt.date(1970, 1, 1)
+
+
+def day_number(day: dt.date) -> int:
+    """A date as its UTC day number (days since 1970-01-01), for a bound parameter."""
+    return (day - EPOCH).days
+
+
+def utc_day(expr: str) -> str:
+    """The UTC day number of a timestamp with time zone (EXTRACT(EPOCH ...) runs on DuckDB and PostgreSQL)."""
+    return f"CAST(FLOOR(EXTRACT(EPOCH FROM {expr}) / 86400) AS INTEGER)"
+
+
 def latest_of(a: str, b: str) -> str:
     """The later of two timestamps, ignoring a NULL (GREATEST treats NULL differently per backend)."""
     return f"CASE WHEN {b} IS NULL OR {a} >= {b} THEN COALESCE({a}, {b}) ELSE {b} END"

@@ -21,10 +21,9 @@ import datetime as dt
 import sqlalchemy as sa
 
 from crm_pipeline.contract.entities import WEB_EVENT_TYPES
-from crm_pipeline.profiles.sql import in_list
+from crm_pipeline.profiles.sql import in_list, utc_day
 from crm_pipeline.scoring.config import CHANNELS, ScoringConfig
 from crm_pipeline.scoring.engagement import ALL_BRANDS
-from crm_pipeline.scoring.sql import utc_day
 
 EMAIL_RESPONSES = ("email_open", "email_click")
 

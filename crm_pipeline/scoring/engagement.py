@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from crm_pipeline.profiles.sql import day_number, utc_day
 from crm_pipeline.scoring.config import ScoringConfig
-from crm_pipeline.scoring.sql import day_date, day_number, utc_day
+from crm_pipeline.scoring.sql import day_date
 
 ALL_BRANDS = ""
 _AGE = f":as_of_day - {utc_day('occurred_at')}"

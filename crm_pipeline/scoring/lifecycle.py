@@ -26,11 +26,11 @@ import datetime as dt
 import pandas as pd
 import sqlalchemy as sa
 
-from crm_pipeline.profiles.sql import as_of_params
+from crm_pipeline.profiles.sql import as_of_params, day_number, utc_day
 from crm_pipeline.scoring.config import STAGES, ScoringConfig
 from crm_pipeline.scoring.engagement import ALL_BRANDS
 from crm_pipeline.scoring.scratch import create_scratch, drop_scratch
-from crm_pipeline.scoring.sql import day_date, day_number, utc_day
+from crm_pipeline.scoring.sql import day_date
 from crm_pipeline.warehouse.bulk import read_frame
 
 FUNNEL_ORDER = ("new", *STAGES)

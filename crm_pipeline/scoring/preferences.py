@@ -22,9 +22,10 @@ import re
 
 import sqlalchemy as sa
 
+from crm_pipeline.profiles.sql import utc_day
 from crm_pipeline.scoring.config import ScoringConfig
 from crm_pipeline.scoring.engagement import ALL_BRANDS
-from crm_pipeline.scoring.sql import utc_day, utc_hour, weekday_index
+from crm_pipeline.scoring.sql import utc_hour, weekday_index
 
 _WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 _WEEKDAY = (f"CASE {weekday_index(utc_day('occurred_at'))} "

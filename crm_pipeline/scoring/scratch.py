@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from crm_pipeline.profiles.sql import PRICE_TERCILE_CUTS, is_purchase, top_level_category
-from crm_pipeline.scoring.sql import utc_day
+from crm_pipeline.profiles.sql import PRICE_TERCILE_CUTS, is_purchase, top_level_category, utc_day
 
 SCRATCH = ("tmp_scoring_purchases", "tmp_scoring_products", "tmp_scoring_known")
 

@@ -4,24 +4,12 @@ Ages, recency and lifecycle thresholds are whole UTC days. Rather than convertin
 to a calendar date (`AT TIME ZONE 'UTC'`, which DuckDB runs through ICU, about ten times slower than
 plain arithmetic over tens of millions of rows), a timestamp becomes its UTC day number (days since
 1970-01-01) from its epoch seconds; dates are rebuilt only for the rows written. Standard SQL that
-DuckDB and PostgreSQL both run (EXTRACT(EPOCH ...), FLOOR, MOD, DATE + INTEGER).
+DuckDB and PostgreSQL both run (EXTRACT(EPOCH ...), FLOOR, MOD, DATE + INTEGER). The day number
+of a timestamp and of a date (`utc_day`, `day_number`) live in `crm_pipeline.profiles.sql`, which
+predictions share.
 """
 
 from __future__ import annotations
-
-import datetime as dt
-
-EPOCH = dt.date(1970, 1, 1)
-
-
-def day_number(day: dt.date) -> int:
-    """A date as its UTC day number (days since 1970-01-01), for a bound parameter."""
-    return (day - EPOCH).days
-
-
-def utc_day(expr: str) -> str:
-    """The UTC day number of a timestamp with time zone."""
-    return f"CAST(FLOOR(EXTRACT(EPOCH FROM {expr}) / 86400) AS INTEGER)"
 
 
 def day_date(expr: str) -> str:

@@ -22,7 +22,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 install install-test: $(VENV)/.installed
 
 demo: $(VENV)/.installed
-	mkdir -p $(CRM_HOME)/dagster && cp -n dagster.yaml $(CRM_HOME)/dagster/dagster.yaml 2>/dev/null || true
+	mkdir -p $(CRM_HOME)/dagster && cp -u dagster.yaml $(CRM_HOME)/dagster/dagster.yaml
 	rm -rf $(CRM_HOME)/demo $(CRM_HOME)/warehouse.duckdb $(CRM_HOME)/warehouse.duckdb.wal $(CRM_HOME)/data_docs
 	$(BIN)/crm-pipeline generate --people $(PEOPLE) --brands $(BRANDS) --days $(DAYS) --seed $(SEED) --end-date $(AS_OF) --out $(CRM_HOME)/demo
 	DAGSTER_HOME=$(CRM_HOME)/dagster $(BIN)/crm-pipeline run --landing $(CRM_HOME)/demo/landing --as-of $(AS_OF) --warehouse duckdb:///$(CRM_HOME)/warehouse.duckdb

@@ -27,7 +27,7 @@ from crm_pipeline.landing.errors import FileRejected, WarehouseWriteFailed
 from crm_pipeline.landing.readers import read_landed_file
 from crm_pipeline.landing.scan import LandingFolder, PathOutsideLanding
 from crm_pipeline.warehouse.bulk import insert_arrow
-from crm_pipeline.warehouse.erasure_schema import create_erasure_tables, erasure_row_counts
+from crm_pipeline.warehouse.erasure_schema import erasure_row_counts
 from crm_pipeline.warehouse.schema import create_ingest_tables, files, raw_tables
 
 
@@ -60,7 +60,6 @@ def ingest_paths(engine: sa.Engine, folder: LandingFolder, paths: list[str], *, 
     The tables are made sure of once per call, not once per file (a drop can hold thousands); the
     erasure suppression list is re-read only when it changed."""
     create_ingest_tables(engine)
-    create_erasure_tables(engine)
     suppressions = SuppressionCache()
     return [_ingest_one(engine, folder, path, now=now, suppressions=suppressions) for path in paths]
 

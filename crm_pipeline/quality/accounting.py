@@ -13,7 +13,6 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from crm_pipeline.contract import ENTITIES
-from crm_pipeline.warehouse.erasure_schema import create_erasure_tables
 
 
 @dataclass(frozen=True)
@@ -56,7 +55,6 @@ def file_balances(conn: sa.Connection, entity: str) -> list[FileBalance]:
     """Per loaded file of `entity`: rows in raw, in stg, in quarantine (distinct rows), in the dedup log."""
     if entity not in ENTITIES:
         raise KeyError(entity)
-    create_erasure_tables(conn)
     rows = conn.execute(sa.text(f"""
         WITH raw AS (SELECT _file_id, COUNT(*) AS n FROM raw_{entity} GROUP BY _file_id),
              stg AS (SELECT _file_id, COUNT(*) AS n FROM stg_{entity} GROUP BY _file_id),

@@ -63,5 +63,8 @@ def raw_column_order(entity_name: str) -> list[str]:
 
 
 def create_ingest_tables(bind: sa.Engine | sa.Connection) -> None:
-    """Create the manifest and raw tables if they are missing (safe to call on every run)."""
-    metadata.create_all(bind, tables=[files, *raw_tables.values()])
+    """Create the manifest, the raw tables and the erasure tables (which loading and accounting consult)
+    if they are missing; safe to call on every run."""
+    from crm_pipeline.warehouse.erasure_schema import ERASURE_TABLES  # on this metadata; it imports this module
+
+    metadata.create_all(bind, tables=[files, *raw_tables.values(), *ERASURE_TABLES])

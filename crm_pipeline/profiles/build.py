@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import time
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -13,6 +12,7 @@ from crm_pipeline.profiles.scratch import create_scratch, drop_scratch
 from crm_pipeline.profiles.sql import as_of_params
 from crm_pipeline.profiles.survivorship import build_golden_records, load_rules
 from crm_pipeline.profiles.timeline import build_timeline
+from crm_pipeline.step_clock import StepClock
 from crm_pipeline.warehouse.profile_schema import create_profile_tables
 
 
@@ -26,21 +26,14 @@ def build_profiles(engine: sa.Engine, *, as_of: dt.date, survivorship_file: str 
     """
     rules = load_rules(survivorship_file)
     params = as_of_params(as_of)
-    started = time.perf_counter()
-    steps: dict[str, float] = {}
-
-    def timed(name: str, fn, *args):
-        t = time.perf_counter()
-        result = fn(*args)
-        steps[name] = round(time.perf_counter() - t, 3)
-        return result
+    clock = StepClock()
 
     create_profile_tables(engine)
     with engine.begin() as conn:
-        timed("scratch", create_scratch, conn, params)
-        golden = timed("golden_records", build_golden_records, conn, params, rules)
-        contacts = timed("profile_360", build_profile_360, conn, params)
-        rows = timed("timeline", build_timeline, conn, params)
+        clock.run("scratch", create_scratch, conn, params)
+        golden = clock.run("golden_records", build_golden_records, conn, params, rules)
+        contacts = clock.run("profile_360", build_profile_360, conn, params)
+        rows = clock.run("timeline", build_timeline, conn, params)
         drop_scratch(conn)
         brand_rows = conn.execute(sa.text("SELECT COUNT(*) FROM profile_360_brand")).scalar_one()
     return {
@@ -49,6 +42,6 @@ def build_profiles(engine: sa.Engine, *, as_of: dt.date, survivorship_file: str 
         "contact_brand_rows": int(brand_rows),
         "golden_values": int(golden),
         "timeline_rows": int(rows),
-        "seconds": round(time.perf_counter() - started, 3),
-        "step_seconds": steps,
+        "seconds": clock.seconds,
+        "step_seconds": clock.steps,
     }

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import time
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -16,6 +15,7 @@ from crm_pipeline.scoring.engagement import build_engagement
 from crm_pipeline.scoring.lifecycle import build_lifecycle
 from crm_pipeline.scoring.preferences import build_preferences
 from crm_pipeline.scoring.scratch import create_scratch, drop_scratch
+from crm_pipeline.step_clock import StepClock
 from crm_pipeline.warehouse.scoring_schema import create_scoring_tables
 
 # The contacts and brands known by as_of (their first interaction), from the day's engagement rows.
@@ -38,25 +38,18 @@ def run_scoring(engine: sa.Engine, *, as_of: dt.date, config: ScoringConfig | No
     """
     config = config or load_scoring_config(config_file)
     params = as_of_params(as_of)
-    steps: dict[str, float] = {}
-    started = time.perf_counter()
-
-    def timed(name: str, fn, *args):
-        t = time.perf_counter()
-        result = fn(*args)
-        steps[name] = round(time.perf_counter() - t, 3)
-        return result
+    clock = StepClock()
 
     create_scoring_tables(engine)
     with engine.begin() as conn:
         timeline_as_of = conn.execute(sa.text("SELECT MAX(as_of) FROM timeline")).scalar()
-        timed("scratch", create_scratch, conn, params)
-        scored = timed("engagement", build_engagement, conn, config, params)
+        clock.run("scratch", create_scratch, conn, params)
+        scored = clock.run("engagement", build_engagement, conn, config, params)
         conn.execute(sa.text(_KNOWN_SQL), {"as_of": as_of})
-        channels = timed("channel", build_channels, conn, config, params)
-        preferences = timed("preferences", build_preferences, conn, config, params)
-        stages = timed("lifecycle", build_lifecycle, conn, config, params)
-        attached = timed("profile_360", attach_scoring, conn, as_of)
+        channels = clock.run("channel", build_channels, conn, config, params)
+        preferences = clock.run("preferences", build_preferences, conn, config, params)
+        stages = clock.run("lifecycle", build_lifecycle, conn, config, params)
+        attached = clock.run("profile_360", attach_scoring, conn, as_of)
         drop_scratch(conn)
         bands = dict(conn.execute(sa.text(
             "SELECT growth_band, COUNT(*) FROM engagement_scores WHERE as_of = :d AND brand = '' GROUP BY growth_band"),
@@ -83,6 +76,6 @@ def run_scoring(engine: sa.Engine, *, as_of: dt.date, config: ScoringConfig | No
         "profiles_updated": int(attached),
         "timeline_as_of": timeline_as_of.isoformat() if timeline_as_of else None,
         "note": note,
-        "seconds": round(time.perf_counter() - started, 3),
-        "step_seconds": steps,
+        "seconds": clock.seconds,
+        "step_seconds": clock.steps,
     }

@@ -9,17 +9,34 @@ DAYS ?= 730
 SEED ?= 7
 AS_OF ?= $(shell date -u +%F)
 
-.PHONY: demo test ui install install-test clean
+LOCK := requirements.lock
+
+.PHONY: demo test ui install install-test lock clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+# Exactly the committed lock: every package at its pinned version, nothing resolved afresh, then the
+# project itself without dependencies; `pip check` fails if the lock misses something pyproject asks for.
+$(VENV)/.installed: pyproject.toml $(LOCK) | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --no-deps -r $(LOCK)
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	$(BIN)/python -m pip check
 	touch $@
 
 install install-test: $(VENV)/.installed
+
+# A deliberate upgrade: a new venv with the newest releases pyproject admits, frozen into the lock, then
+# the whole test suite on it. Commit requirements.lock when the tests pass.
+lock:
+	rm -rf $(VENV)
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip setuptools wheel
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	( echo "# Every dependency of crm_pipeline and its test extra, pinned. Refresh with: make lock"; \
+	  $(BIN)/python -m pip freeze --all --exclude-editable ) > $(LOCK)
+	touch $(VENV)/.installed
+	$(BIN)/python -m pytest -q
 
 demo: $(VENV)/.installed
 	mkdir -p $(CRM_HOME)/dagster && cp -u dagster.yaml $(CRM_HOME)/dagster/dagster.yaml

@@ -70,7 +70,8 @@ def predict_customers(context: dg.AssetExecutionContext, warehouse: WarehouseRes
     metrics = churn.get("metrics") or {}
     auc = (metrics.get("classifier") or {}).get("roc_auc")
     recency = (metrics.get("baseline_recency") or {}).get("roc_auc")
-    passed = churn.get("status") != "ok" or auc is None or recency is None or auc >= recency
+    comparable = churn.get("status") == "ok" and all(v is not None and v == v for v in (auc, recency))   # v == v: not NaN
+    passed = not comparable or auc >= recency
     yield dg.AssetCheckResult(
         check_name="churn_model_beats_recency", asset_key="model_runs", passed=bool(passed),
         severity=dg.AssetCheckSeverity.WARN,

@@ -201,14 +201,16 @@ def run_task(task: Task, train: pd.DataFrame, evaluate: pd.DataFrame, score: pd.
     for name, values in baselines.items():
         ok = np.isfinite(values)
         metrics[f"baseline_{name}"] = score_metrics(y_eval[ok], values[ok], is_probability=name.startswith("bgnbd"))
+        if not ok.any():
+            metrics[f"baseline_{name}"]["cannot_score"] = "no BG/NBD fit at the evaluation cutoff"
     auc = {name: metrics[f"baseline_{name}"]["roc_auc"] for name in baselines}
-    # A baseline can score only if its input exists at as_of: without a BG/NBD fit for the day (none converged,
-    # no earlier good one) its probabilities are empty there, and the next best baseline scores instead.
+    # A baseline can score only if its input exists at the evaluation cutoff and at as_of: without a BG/NBD fit
+    # (none converged, no earlier good one) its probabilities are empty, and the next best baseline scores instead.
     valid = {k: v for k, v in auc.items() if not np.isnan(v) and _can_score(k, score)}
-    best_baseline = max(valid, key=valid.get)
+    best_baseline = max(valid, key=valid.get) if valid else None
     classifier_auc = metrics["classifier"]["roc_auc"]
-    versus = ", ".join(f"{k} {v:.3f}" for k, v in auc.items())
-    if classifier_auc > valid[best_baseline]:
+    versus = ", ".join(f"{k} {v:.3f}" if not np.isnan(v) else f"{k} cannot score" for k, v in auc.items())
+    if best_baseline is None or classifier_auc > valid[best_baseline]:
         used, probabilities = "classifier", model.predict_proba(score[used_features].to_numpy(dtype=float))[:, 1]
         message = f"{task.name}: classifier AUC {classifier_auc:.3f} beats every baseline ({versus}); classifier scores"
     else:

@@ -21,9 +21,16 @@ def top_decile(y: np.ndarray, score: np.ndarray) -> tuple[float, float]:
 
 
 def score_metrics(y, score, *, is_probability: bool) -> dict:
+    """The figures of one scorer; a scorer with no rows to score (e.g. BG/NBD without a fit) gets n = 0 and NaNs."""
     y = np.asarray(y, dtype=int)
     score = np.asarray(score, dtype=float)
     out = {"n": int(len(y)), "positive_rate": float(y.mean()) if len(y) else float("nan")}
+    if not len(y):     # scikit-learn's metrics refuse empty input; "cannot score" is a result, not an error
+        nan = float("nan")
+        out.update(roc_auc=nan, top_decile_lift=nan, top_decile_capture=nan)
+        if is_probability:
+            out.update(log_loss=nan, brier=nan, mean_probability=nan)
+        return out
     out["roc_auc"] = float(roc_auc_score(y, score)) if 0 < y.sum() < len(y) else float("nan")
     if is_probability:
         p = np.clip(score, 1e-6, 1 - 1e-6)

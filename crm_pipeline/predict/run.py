@@ -53,9 +53,9 @@ def fit_with_fallback(conn, model: str, as_of: dt.date, fit) -> tuple[dict | Non
     return _previous_params(conn, model, as_of)
 
 
-def _bgnbd_at(frame: pd.DataFrame):
+def _bgnbd_at(frame: pd.DataFrame, maxiter: int = 500):
     buyers = frame[frame["purchase_count"] > 0]
-    return bgnbd.fit(buyers["frequency"], buyers["t_x_weeks"], buyers["T_weeks"])
+    return bgnbd.fit(buyers["frequency"], buyers["t_x_weeks"], buyers["T_weeks"], maxiter=maxiter)
 
 
 def _plan(conn, as_of: dt.date) -> tuple[dict, int, str | None]:
@@ -71,10 +71,12 @@ def _plan(conn, as_of: dt.date) -> tuple[dict, int, str | None]:
 
 
 def _classifiers(conn, as_of: dt.date, scoring: pd.DataFrame, bg_params: dict | None, model_dir: Path,
-                 plan: dict, windows: pd.DataFrame, every: int, reason: str | None) -> dict:
+                 plan: dict, windows: pd.DataFrame, every: int, reason: str | None, maxiter: int = 500) -> dict:
     """Both classifier tasks on the training/evaluation windows, or the reason they were skipped.
 
-    BG/NBD is refitted at each cutoff on that cutoff's data only (no look-ahead).
+    BG/NBD is refitted at each cutoff on that cutoff's data only (no look-ahead). A cutoff whose
+    fit does not converge gets no BG/NBD columns: the classifier trains without them and the
+    BG/NBD baseline is reported as unable to score there, never crashed on.
     """
     reason = reason or classifier.too_few_buyers(len(scoring))
     if reason:
@@ -83,7 +85,7 @@ def _classifiers(conn, as_of: dt.date, scoring: pd.DataFrame, bg_params: dict | 
     by_cutoff = {c: f.reset_index(drop=True) for c, f in windows.groupby("as_of", sort=True)}
     params = {}
     for cutoff, frame in by_cutoff.items():
-        fit = _bgnbd_at(frame)
+        fit = _bgnbd_at(frame, maxiter)
         params[cutoff] = fit.params if fit.converged else None   # never parameters fitted on later data
     outcomes = {}
     for task in classifier.TASKS:
@@ -139,7 +141,8 @@ def _run(engine, as_of, model_dir, horizons, clv_months, monthly_discount, bgnbd
         bg_params, bg_from = fit_with_fallback(conn, "bgnbd", as_of, bg_fit)
         gg_fit = gamma_gamma.fit(buyers["frequency"], buyers["monetary_repeat"])
         gg_params, gg_from = fit_with_fallback(conn, "gamma_gamma", as_of, gg_fit)
-        outcomes = _classifiers(conn, as_of, buyers, bg_params, model_dir, plan, windows, every, reason)
+        outcomes = _classifiers(conn, as_of, buyers, bg_params, model_dir, plan, windows, every, reason,
+                                bgnbd_maxiter)
 
         out = rfm.score(buyers)
         out.insert(0, "as_of", as_of)

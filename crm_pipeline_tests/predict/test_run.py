@@ -163,3 +163,16 @@ def test_a_fit_that_does_not_converge_keeps_the_previous_good_parameters(warehou
                               params={"d": later})["p_alive"]
     assert status == "not_converged" and json.loads(metrics)["used_params_from"] == END.isoformat()
     assert p_alive.notna().all()
+    # The fits at the classifier's cutoffs did not converge either (same iteration limit): the BG/NBD
+    # baseline is reported as unable to score there, and the run still scores every buyer.
+    for task, outcome in result["classifiers"].items():
+        assert outcome["status"] == "ok", outcome["message"]
+        bg = outcome["metrics"]["baseline_bgnbd"]
+        assert bg["n"] == 0 and np.isnan(bg["roc_auc"]) and "cannot_score" in bg, (task, bg)
+        assert outcome["used"] != "bgnbd"
+    with engine.connect() as conn:
+        churn = pd.read_sql(sa.text("SELECT churn_probability FROM predictions WHERE as_of = :d"), conn,
+                            params={"d": later})["churn_probability"]
+        table = evaluation_table(conn, later)
+    assert churn.between(0, 1).all() and len(churn) == len(p_alive)
+    assert "cannot score" in table.loc[table["model"] == "churn_classifier", "message"].iloc[0]

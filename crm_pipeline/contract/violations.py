@@ -26,9 +26,12 @@ BAD_ROW_KINDS: dict[str, str] = {
 DUPLICATED_ANY_KEY = "duplicated_key"
 INVALID_NUMBER = "invalid_number"
 INVALID_VALUE = "invalid_value"
+ORDER_QUARANTINED = "order_quarantined"
 
 MORE_RULES: dict[str, str] = {
     DUPLICATED_ANY_KEY: "a second, different row under a key the file already used (entities other than orders)",
     INVALID_NUMBER: "a number, amount or whole count that does not parse",
     INVALID_VALUE: "a required column holding a value outside its allowed set",
+    ORDER_QUARANTINED: "an order line whose order is quarantined (or its file held); released when a corrected "
+                       "order lands",
 }

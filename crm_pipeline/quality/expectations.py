@@ -89,7 +89,8 @@ REFERENCES: dict[str, tuple[Reference, ...]] = {
     "order_items": (
         Reference(
             "_order_known", "order_id", "orders", 1.0,
-            "order lines without an order are quarantined (orphan_order_item), so any here is a pipeline bug",
+            "order lines without an order (orphan_order_item) or with a quarantined one (order_quarantined) "
+            "are held back, so any here is a pipeline bug",
         ),
         Reference(
             "_product_known", "sku", "products", STANDARDIZED_MOSTLY,

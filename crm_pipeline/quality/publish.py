@@ -45,7 +45,7 @@ def _publish_entity(conn: sa.Connection, entity: Entity, hold_share: float) -> N
     key_match = " AND ".join(f"p.{_q(k)} = t.{_q(k)}" for k in entity.key)
     updated = "t.updated_at" if entity.has_column("updated_at") else "CAST(NULL AS TIMESTAMP)"
     same_updated = "p.updated_at IS NOT DISTINCT FROM t.updated_at" if entity.has_column("updated_at") else "1 = 1"
-    params = {"e": e, "share": hold_share}
+    params = {"e": e, "share": hold_share, "follows": rules.ORDER_QUARANTINED}
     for table in ("rule_hits", "row_outcomes", "dedup_log", "quarantine"):
         conn.execute(sa.text(f"DELETE FROM {table} WHERE entity = :e"), params)
     conn.execute(sa.text(f"DELETE FROM file_quality WHERE entity = :e"), params)
@@ -79,11 +79,23 @@ def _publish_entity(conn: sa.Connection, entity: Entity, hold_share: float) -> N
             WHERE t.order_id IS NOT NULL
               AND NOT EXISTS (SELECT 1 FROM typed_orders o WHERE o._brand = t._brand AND o.order_id = t.order_id)
         """), {**params, "rule": rules.ORPHAN_ORDER_ITEM})
+        # An order line whose order is in a file but not staged (every row of it quarantined, or its
+        # file held): held back with it, and released on the run after a corrected order lands.
+        # stg_orders is already rebuilt: ORDER_OF_ENTITIES publishes orders first, in this transaction.
+        conn.execute(sa.text(f"""
+            INSERT INTO rule_hits (entity, _file_id, _row_number, "column", rule, raw_value)
+            SELECT :e, t._file_id, t._row_number, 'order_id', :rule, t.order_id
+            FROM {typed} t
+            WHERE EXISTS (SELECT 1 FROM typed_orders o WHERE o._brand = t._brand AND o.order_id = t.order_id)
+              AND NOT EXISTS (SELECT 1 FROM stg_orders o WHERE o._brand = t._brand AND o.order_id = t.order_id)
+        """), {**params, "rule": rules.ORDER_QUARANTINED})
 
-    # Files whose share of quarantined rows passes the threshold are held whole.
+    # Files whose share of quarantined rows passes the threshold are held whole. Lines held for their
+    # order's sake do not count: the fault is in the orders file, and holding theirs would not fix it.
     held = f"""
         SELECT f.file_id FROM files f
-        JOIN (SELECT _file_id, COUNT(DISTINCT _row_number) AS n FROM rule_hits WHERE entity = :e GROUP BY _file_id) h
+        JOIN (SELECT _file_id, COUNT(DISTINCT _row_number) AS n FROM rule_hits
+              WHERE entity = :e AND rule <> :follows GROUP BY _file_id) h
           ON h._file_id = f.file_id
         WHERE f.rows_loaded > 0 AND CAST(h.n AS DOUBLE PRECISION) / f.rows_loaded > :share
     """

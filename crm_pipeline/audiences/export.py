@@ -3,8 +3,9 @@
 - Suppressed people (by contact id or email hash in `suppression_list`) are never exported,
   even when the list changed after the audience was materialized.
 - CSV cells that start with `=`, `+`, `-`, `@`, a tab or a carriage return get a leading single
-  quote, so a spreadsheet shows them as text instead of running them as a formula (this also
-  applies to E.164 phone numbers, which start with `+`).
+  quote, so a spreadsheet shows them as text instead of running them as a formula, unless the
+  whole cell is plain data no spreadsheet runs: a number (`-12.5`, `+3`), an E.164 phone
+  (`+17862509256`) or an ISO date. An ESP or ad platform then imports the phone as it is.
 - `hashed` writes the SHA-256 (lowercase hex) of the trimmed, lowercased email and of the
   E.164 phone (`+14155550123`); an empty or unparseable value gets no hash.
 """
@@ -15,6 +16,7 @@ import csv
 import datetime as dt
 import hashlib
 import io
+import re
 from pathlib import Path
 from typing import BinaryIO, TextIO, Union
 
@@ -30,6 +32,9 @@ from crm_pipeline.warehouse.audience_schema import audience_members, audience_si
 FORMATS = ("csv", "parquet", "hashed")
 EXPORT_COLUMNS = ["contact_id", "email", "phone", "first_name", "last_name", "brand_scope"]
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# A whole cell that is a number (an E.164 phone is one) is data, never a formula. ISO dates and
+# timestamps start with a digit, so they are never touched either.
+_PLAIN_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?", re.ASCII)
 
 Out = Union[str, Path, BinaryIO, TextIO]
 
@@ -63,8 +68,9 @@ def sha256_hex(text: str | None) -> str | None:
 
 
 def escape_cell(value):
-    """A CSV cell a spreadsheet will not run: text starting with = + - @ tab or CR gets a leading quote."""
-    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+    """A CSV cell a spreadsheet will not run: text starting with = + - @ tab or CR gets a leading quote,
+    unless the whole cell is a number, an E.164 phone or an ISO date (data, kept as is)."""
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS) and not _PLAIN_NUMBER.fullmatch(value):
         return "'" + value
     return value
 

@@ -1,7 +1,8 @@
 """`generate`: a deterministic synthetic retail landing folder plus the ground truth behind it.
 
 Writes `out/landing/<brand>/<entity>/<file>` per the data contract and `out/truth/`
-(records.csv, bad_rows.csv, exact_duplicates.csv, people.csv). Same seed and end date give
+(records.csv, bad_rows.csv, exact_duplicates.csv, people.csv, and the buying behaviour behind the
+orders: dropout.csv and channels.csv, see `behaviour`). Same seed and end date give
 the same bytes; all activity lies in the `days` before `end_date` (only planted
 future_timestamp rows lie after it). See the module docstrings of `timestamps`,
 `variations` and `writers` for the exact text formats.
@@ -19,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from crm_pipeline.synth.bad_rows import eligible, plant
+from crm_pipeline.synth.behaviour import BrandBehaviour, write_behaviour
 from crm_pipeline.synth.browsing import build_web
 from crm_pipeline.synth.columns import stream
 from crm_pipeline.synth.commerce import BrandContext, build_customers, build_orders, order_id_for
@@ -35,19 +37,22 @@ OFFSET_SHARE = {0: 0.0, 1: 0.2}   # share of ISO timestamps with a local offset,
 
 
 def build_files(people: int, brands: int, days: int, seed: int, end_date: dt.date):
-    """All landed files in memory (with bad rows planted) and the population behind them."""
+    """All landed files in memory (with bad rows planted), the population behind them, and a writer of the
+    behaviour truth (dropout, channel mix) into a folder."""
     t_end = epoch_seconds(end_date)
     t_start = t_end - days * DAY
     pop = build_population(people, stream(seed, "population"), t_start, t_end)
     mem = build_memberships(people, brands, stream(seed, "memberships"), t_start, t_end)
     files: list[LandedFile] = []
     orphan_makers = {}
+    behaviour = []
     for b, brand in enumerate(brand_names(brands)):
         ctx = BrandContext(b, brand, pop, mem, mem.of_brand(b), t_start, t_end, seed,
                            b == till_brand(brands), OFFSET_SHARE.get(b, 0.1))
         catalogue, product_file = build_catalogue(b, brand, ctx.rng("catalogue"), t_end)
         accounts, customer_files = build_customers(ctx)
         orders, order_files, item_files = build_orders(ctx, accounts, catalogue)
+        behaviour.append(BrandBehaviour(ctx.rows, orders.dropout_at, orders.purchase_rate))
         email_files, clicks = build_email(ctx, accounts, orders)
         web_files = build_web(ctx, accounts, orders, clicks, catalogue)
         files += [product_file, *customer_files, *order_files, *item_files, *email_files, *web_files]
@@ -59,7 +64,11 @@ def build_files(people: int, brands: int, days: int, seed: int, end_date: dt.dat
     for f in files:
         if eligible(f):
             plant(f, rate, stream(seed, "bad_rows", f.path), t_end, orphan_makers[f.brand])
-    return files, pop
+
+    def write_behaviour_truth(truth: Path) -> None:
+        write_behaviour(mem, pop, brand_names(brands), behaviour, truth)
+
+    return files, pop, write_behaviour_truth
 
 
 def _orphan_ids(ctx: BrandContext):
@@ -101,12 +110,13 @@ def generate(out: Path, people: int = 10_000, brands: int = 3, days: int = 730, 
     for folder in (landing, truth):   # a previous run's files would no longer match the truth
         if folder.exists():
             shutil.rmtree(folder)
-    files, pop = build_files(people, brands, days, seed, end_date)
+    files, pop, write_behaviour_truth = build_files(people, brands, days, seed, end_date)
     # Landed files and truth files are written side by side (Arrow's writers release the GIL).
     with ThreadPoolExecutor(max_workers=1) as pool:
         truth_written = pool.submit(write_truth, files, pop, truth)
         sizes = [write_landed(f, landing) for f in files]
         counts = truth_written.result()
+    write_behaviour_truth(truth)
     _stamp_export_time(landing, end_date)
     rows: dict[str, int] = {}
     for f in files:

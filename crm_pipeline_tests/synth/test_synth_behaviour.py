@@ -1,0 +1,52 @@
+"""The behaviour truth (dropout day, channel mix) matches the orders the generator landed."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from crm_pipeline_tests.synth.conftest import read_landed
+
+
+def _orders(out) -> pd.DataFrame:
+    records = pd.read_csv(out / "truth" / "records.csv", dtype=str, keep_default_na=False)
+    records = records[(records["entity"] == "orders") & (records["person_id"] != "")]
+    frames = []
+    for path in sorted((out / "landing").glob("*/orders/*")):
+        frame = read_landed(path, "orders")
+        frame["file"] = path.relative_to(out / "landing").as_posix()
+        frame["row_number"] = (pd.RangeIndex(len(frame)) + 1).astype(str)
+        frames.append(frame)
+    landed = pd.concat(frames, ignore_index=True)
+    bad = pd.read_csv(out / "truth" / "bad_rows.csv", dtype=str, keep_default_na=False)   # planted defects
+    landed = landed.merge(bad[["file", "row_number"]], how="left", indicator=True)
+    landed = landed[landed["_merge"] == "left_only"].drop(columns="_merge")
+    return landed.merge(records[["file", "row_number", "brand", "person_id"]], on=["file", "row_number"])
+
+
+def test_a_dropped_out_buyer_never_orders_after_the_dropout_day(synth_out):
+    out, _ = synth_out
+    dropout = pd.read_csv(out / "truth" / "dropout.csv", dtype=str, keep_default_na=False)
+    orders = _orders(out)
+    orders = orders[orders["ordered_at"].str.match(r"^\d{4}-\d{2}-\d{2}")]   # the ISO-written brands
+    orders["day"] = orders["ordered_at"].str[:10]
+    last = orders.groupby(["person_id", "brand"])["day"].max().rename("last_day").reset_index()
+    joined = last.merge(dropout, on=["person_id", "brand"], how="left")
+    assert joined["dropout_date"].notna().all()          # every buyer with an order has a truth row
+    dropped = joined[joined["dropout_date"] != ""]
+    assert len(dropped) > 100
+    # The dropout is right after the last purchase (a day apart at most: local offsets in the written time).
+    gap = (pd.to_datetime(dropped["dropout_date"]) - pd.to_datetime(dropped["last_day"])).dt.days
+    assert gap.abs().le(1).mean() > 0.99, gap.describe()
+
+
+def test_the_true_channel_is_the_largest_share_and_till_buyers_buy_in_store(synth_out):
+    out, _ = synth_out
+    channels = pd.read_csv(out / "truth" / "channels.csv")
+    shares = channels[["share_web", "share_app", "share_store", "share_marketplace"]]
+    assert (shares.sum(axis=1).round(3) == 1).all()
+    assert (shares.idxmax(axis=1).str.removeprefix("share_") == channels["preferred_channel"]).all()
+    # Store-only (till) buyers exist and are told apart from the rest, whose orders follow the shared weights.
+    assert (channels["preferred_channel"] == "store").sum() > 0
+    orders = _orders(out)
+    store_people = set(channels.loc[channels["share_store"] == 1, "person_id"])
+    assert (orders.loc[orders["person_id"].isin(store_people), "channel"].str.lower() == "store").mean() > 0.95

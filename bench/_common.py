@@ -11,12 +11,21 @@ from pathlib import Path
 END_DATE = date(2025, 6, 30)
 
 
+def data_folder(root: Path, people: int, seed: int = 7) -> Path:
+    """Where the data set of `people` people and `seed` is cached (seed 7 keeps the older benches' folder name)."""
+    return root / (f"people_{people}" if seed == 7 else f"people_{people}_seed{seed}")
+
+
+def is_generated(folder: Path) -> bool:
+    return (folder / "truth" / "files.csv").is_file()
+
+
 def data_set(root: Path, people: int, seed: int = 7) -> Path:
     """Generate (once, cached under `root`) the sample data for `people` people; returns its folder."""
     from crm_pipeline.synth import generate
 
-    out = root / f"people_{people}"
-    if not (out / "truth" / "files.csv").is_file():
+    out = data_folder(root, people, seed)
+    if not is_generated(out):
         generate(out, people=people, brands=3, days=730, seed=seed, end_date=END_DATE)
     return out
 

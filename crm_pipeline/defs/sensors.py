@@ -1,4 +1,5 @@
-"""The landing sensor: one run per new file content, keyed by the content hash."""
+"""The landing sensor: one run per new file content, keyed by the content hash; none for a content the
+warehouse already has, whoever loaded it."""
 
 import os
 import time
@@ -9,6 +10,7 @@ import dagster as dg
 from crm_pipeline.defs.ingest_assets import ingest_job
 from crm_pipeline.defs.resources import CrmSettingsResource, LandingResource
 from crm_pipeline.defs.schedules import refresh_job
+from crm_pipeline.landing.known import WarehouseUnreadable, known_contents
 from crm_pipeline.landing.scan import LandedFile, LandingFolder
 from crm_pipeline.landing.settle import IngestActivity, refresh_due
 from crm_pipeline.landing.watch import WatchState, mark_requested, plan_tick, resume_after
@@ -22,7 +24,8 @@ LANDING_INTERVAL_SECONDS = int(os.environ.get("CRM_SENSOR_INTERVAL_SECONDS", "30
 
 @dg.sensor(job=ingest_job, minimum_interval_seconds=LANDING_INTERVAL_SECONDS, default_status=dg.DefaultSensorStatus.RUNNING,
            description="Watches the landing folder; requests an ingest run per new stable file "
-                       "(run key = sha256, so the same bytes load once under any name).")
+                       "(run key = sha256, so the same bytes load once under any name), none for a file whose "
+                       "bytes the warehouse's files manifest already holds.")
 def landing_sensor(context: dg.SensorEvaluationContext, landing: LandingResource,
                    crm_settings: CrmSettingsResource) -> dg.SensorResult:
     settings = crm_settings.load()
@@ -38,17 +41,20 @@ def landing_sensor(context: dg.SensorEvaluationContext, landing: LandingResource
     if len(hashed) < len(ready):  # out of time: the next tick starts right after the last file hashed
         state = resume_after(state, hashed[-1][0].path if hashed else page_start)
         context.log.info(f"hashed {len(hashed)} of {len(ready)} ready files; the rest go on the next tick")
+    contents = _by_content(hashed)
+    known = _already_loaded(context, settings.warehouse_url, contents)
     requests = [
         dg.RunRequest(
             run_key=sha,
             run_config={"ops": {"ingest_files": {"config": {"paths": [f.path for f in same]}}}},
             tags={"crm/path": same[0].path, "crm/sha256": sha},
         )
-        for sha, same in _by_content(hashed).items()
+        for sha, same in contents.items() if sha not in known
     ]
-    state = mark_requested(state, [landed for landed, _ in hashed])
+    state = mark_requested(state, [landed for landed, _ in hashed])  # known ones too: not hashed again
     skip = None if requests else (
-        f"no new stable files ({len(state.pending)} still settling, {len(page.in_progress)} in progress)"
+        f"no new stable files ({sum(len(contents[sha]) for sha in known)} already in the warehouse, "
+        f"{len(state.pending)} still settling, {len(page.in_progress)} in progress)"
     )
     return dg.SensorResult(run_requests=requests, cursor=state.dumps(), skip_reason=skip)
 
@@ -66,6 +72,17 @@ def _hash_within_budget(folder: LandingFolder, ready: list[LandedFile],
         except FileNotFoundError:  # moved away since the scan: nothing to load
             continue
     return hashed
+
+
+def _already_loaded(context: dg.SensorEvaluationContext, warehouse_url: str,
+                    contents: dict[str, list[LandedFile]]) -> set[str]:
+    """The contents the warehouse's manifest holds. When it cannot be read now (a run holds the DuckDB file),
+    none is taken as known: the runs are requested and their ingestion skips what is loaded."""
+    try:
+        return known_contents(warehouse_url, contents)
+    except WarehouseUnreadable as exc:
+        context.log.info(f"warehouse not readable now ({exc}); requesting {len(contents)} run(s) unchecked")
+        return set()
 
 
 def _by_content(hashed: list[tuple[LandedFile, str]]) -> dict[str, list[LandedFile]]:

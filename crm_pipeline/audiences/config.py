@@ -7,7 +7,7 @@ file (for `crm-pipeline audiences validate FILE`) instead of stopping at the fir
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -15,7 +15,8 @@ from typing import Any
 import yaml
 
 from crm_pipeline.audiences.rules import (
-    ESTIMATED_FIELDS, SCORING_FIELDS, All, AnyOf, EventCondition, Node, Not, RuleError, parse_rule, reads_field,
+    ESTIMATED_FIELDS, SCORING_FIELDS, All, AnyOf, EventCondition, Node, Not, RuleError, _Problems, parse_rule,
+    reads_field,
 )
 
 TOP_KEYS = ("include_defaults", "audiences", "cross_brand")
@@ -65,11 +66,13 @@ def _default_raw() -> dict:
 
 
 def load_audiences(path: str | Path | None = None) -> AudienceConfig:
-    """The packaged audiences merged with `path`'s; raises RuleError naming the first bad key."""
+    """The packaged audiences merged with `path`'s; raises one RuleError listing every problem."""
     config = _load(path)
     if config.errors:
-        raise RuleError(config.errors[0] if len(config.errors) == 1
-                        else f"{len(config.errors)} problems:\n" + "\n".join(config.errors))
+        error = RuleError(*config.errors)
+        if len(config.errors) > 1:  # the message leads with the count; `messages` keeps one problem each
+            error.args = (f"{len(config.errors)} problems:\n" + "\n".join(config.errors),)
+        raise error
     return config
 
 
@@ -78,43 +81,54 @@ def validate_file(path: str | Path) -> list[str]:
     try:
         return list(_load(path).errors)
     except RuleError as exc:
-        return [str(exc)]
+        return list(exc.messages)
 
 
 def _load(path: str | Path | None) -> AudienceConfig:
     raw = _default_raw()
-    if path is not None:
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except OSError as exc:
-            raise RuleError(f"{path}: cannot read: {exc.strerror}") from None
-        try:
-            user = yaml.safe_load(text) or {}
-        except yaml.YAMLError as exc:
-            raise RuleError(f"{path}: not valid YAML: {exc}") from None
-        raw = merge(raw, user, str(path))
-    return parse_config(raw)
+    if path is None:
+        return parse_config(raw)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise RuleError(f"{path}: cannot read: {exc.strerror}") from None
+    try:
+        user = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise RuleError(f"{path}: not valid YAML: {exc}") from None
+    problems = _Problems()
+    raw = merge(raw, user, str(path), problems)
+    config = parse_config(raw)
+    return replace(config, errors=(*problems.messages, *config.errors))
 
 
-def merge(defaults: dict, user: Any, where: str = "file") -> dict:
+def merge(defaults: dict, user: Any, where: str = "file", problems: _Problems | None = None) -> dict:
+    """The defaults with the user's audiences and cross_brand rules on top. Problems with the file's
+    top level go to `problems` (the parts that are fine still merge), or raise when none is given."""
+    collect = problems if problems is not None else _Problems()
     if not isinstance(user, dict):
-        raise RuleError(f"{where}: expected a mapping at the top level")
-    unknown = [k for k in user if k not in TOP_KEYS]
-    if unknown:
-        raise RuleError(f"{where}: {unknown[0]}: unknown key; known: {', '.join(TOP_KEYS)}")
+        collect.add(RuleError(f"{where}: expected a mapping at the top level"))
+        user = {}
+    for key in (k for k in user if k not in TOP_KEYS):
+        collect.add(RuleError(f"{where}: {key}: unknown key; known: {', '.join(TOP_KEYS)}"))
     include = user.get("include_defaults", True)
     if not isinstance(include, bool):
-        raise RuleError(f"{where}: include_defaults: expected true or false, got {include!r}")
+        collect.add(RuleError(f"{where}: include_defaults: expected true or false, got {include!r}"))
+        include = True
     audiences = dict(defaults.get("audiences") or {}) if include else {}
     user_audiences = user.get("audiences") or {}
     if not isinstance(user_audiences, dict):
-        raise RuleError(f"{where}: audiences: expected a mapping of name -> definition")
+        collect.add(RuleError(f"{where}: audiences: expected a mapping of name -> definition"))
+        user_audiences = {}
     audiences.update(user_audiences)
     cross = dict(defaults.get("cross_brand") or {})
     user_cross = user.get("cross_brand") or {}
     if not isinstance(user_cross, dict):
-        raise RuleError(f"{where}: cross_brand: expected a mapping with very_active / inactive")
+        collect.add(RuleError(f"{where}: cross_brand: expected a mapping with very_active / inactive"))
+        user_cross = {}
     cross.update(user_cross)
+    if problems is None:
+        collect.raise_any()
     return {"audiences": audiences, "cross_brand": cross}
 
 
@@ -125,7 +139,7 @@ def parse_config(raw: dict) -> AudienceConfig:
         try:
             audiences.append(_audience(name, spec))
         except RuleError as exc:
-            errors.append(str(exc))
+            errors.extend(exc.messages)
     cross = raw.get("cross_brand") or {}
     rules = {}
     for key in ("very_active", "inactive"):
@@ -138,7 +152,7 @@ def parse_config(raw: dict) -> AudienceConfig:
                 raise RuleError(f"audience 'cross_brand.{key}': cross_brand.{key}: event conditions are not "
                                 f"allowed here; use profile fields")
         except RuleError as exc:
-            errors.append(str(exc))
+            errors.extend(exc.messages)
             rules[key] = None
     for key in cross:
         if key not in ("very_active", "inactive"):
@@ -147,57 +161,61 @@ def parse_config(raw: dict) -> AudienceConfig:
 
 
 def _audience(name: Any, spec: Any) -> Audience:
+    """One audience definition, or a RuleError carrying every problem of it (each naming the key)."""
+    problems = _Problems()
+
+    def fail(key: str, message: str) -> None:
+        problems.add(RuleError(f"audience {name!r}: {key}: {message}"))
+
     if not isinstance(name, str) or not _NAME.fullmatch(name):
-        raise RuleError(f"audience {name!r}: name: use lowercase letters, digits and _ (start with a letter, "
-                        f"at most 63 characters)")
-
-    def fail(key: str, message: str) -> RuleError:
-        return RuleError(f"audience {name!r}: {key}: {message}")
-
+        fail("name", "use lowercase letters, digits and _ (start with a letter, at most 63 characters)")
     if not isinstance(spec, dict):
-        raise fail("definition", f"expected a mapping, got {type(spec).__name__}")
-    unknown = [k for k in spec if k not in AUDIENCE_KEYS]
-    if unknown:
-        raise fail(str(unknown[0]), f"unknown key; known: {', '.join(AUDIENCE_KEYS)}")
+        fail("definition", f"expected a mapping, got {type(spec).__name__}")
+        problems.raise_any()
+    for key in (k for k in spec if k not in AUDIENCE_KEYS):
+        fail(str(key), f"unknown key; known: {', '.join(AUDIENCE_KEYS)}")
     kind = spec.get("type", "rule")
     if kind not in TYPES:
-        raise fail("type", f"unknown type {kind!r}; known: {', '.join(TYPES)}")
+        fail("type", f"unknown type {kind!r}; known: {', '.join(TYPES)}")
     label = spec.get("label", name)
     if not isinstance(label, str):
-        raise fail("label", "expected text")
+        fail("label", "expected text")
     source = spec.get("source", "profile")
     if source not in ("profile", "predictions"):
-        raise fail("source", f"unknown source {source!r}; known: profile, predictions")
+        fail("source", f"unknown source {source!r}; known: profile, predictions")
     consent = spec.get("consent", "email")
     if consent not in CONSENTS:
-        raise fail("consent", f"expected one of {', '.join(CONSENTS)}, got {consent!r}")
+        fail("consent", f"expected one of {', '.join(CONSENTS)}, got {consent!r}")
     per_brand_ok = kind == "rule" and source == "profile"
     scopes = spec.get("scopes", ["all", "brands"] if per_brand_ok else ["all"])
     if not isinstance(scopes, list) or not scopes or any(s not in SCOPES for s in scopes):
-        raise fail("scopes", f"expected a non-empty list out of {', '.join(SCOPES)}, got {scopes!r}")
-    if "brands" in scopes and not per_brand_ok:
-        raise fail("scopes", "only rule audiences on the profile source can run per brand")
+        fail("scopes", f"expected a non-empty list out of {', '.join(SCOPES)}, got {scopes!r}")
+    elif "brands" in scopes and not per_brand_ok and kind in TYPES:
+        fail("scopes", "only rule audiences on the profile source can run per brand")
     kw: dict[str, Any] = {"name": name, "label": label, "type": kind, "source": source,
-                          "scopes": tuple(dict.fromkeys(scopes)), "consent": consent}
+                          "scopes": tuple(dict.fromkeys(scopes)) if isinstance(scopes, list) else (),
+                          "consent": consent}
     if kind == "rule":
         if "rule" not in spec:
-            raise fail("rule", "missing")
-        kw["rule"] = parse_rule(spec["rule"], audience=name, source=source)
-    elif "rule" in spec:
-        raise fail("rule", f"not used by type {kind}")
+            fail("rule", "missing")
+        elif source in ("profile", "predictions"):  # a rule is judged against its source's fields
+            kw["rule"] = problems.check(parse_rule, spec["rule"], audience=name, source=source)
+    elif "rule" in spec and kind in TYPES:
+        fail("rule", f"not used by type {kind}")
     if kind == "cross_brand":
         pattern = spec.get("pattern")
         if pattern not in PATTERNS:
-            raise fail("pattern", f"expected one of {', '.join(PATTERNS)}, got {pattern!r}")
+            fail("pattern", f"expected one of {', '.join(PATTERNS)}, got {pattern!r}")
         kw["pattern"] = pattern
         min_brands = spec.get("min_brands", 2)
         if not isinstance(min_brands, int) or isinstance(min_brands, bool) or min_brands < 1:
-            raise fail("min_brands", f"expected a whole number from 1, got {min_brands!r}")
+            fail("min_brands", f"expected a whole number from 1, got {min_brands!r}")
         kw["min_brands"] = min_brands
-    else:
+    elif kind in TYPES:
         for key in ("pattern", "min_brands"):
             if key in spec:
-                raise fail(key, "only for type cross_brand")
+                fail(key, "only for type cross_brand")
+    problems.raise_any()
     return Audience(**kw)
 
 

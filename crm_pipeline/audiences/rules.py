@@ -12,7 +12,8 @@ A rule is one node:
 
 Fields, operators, events and keys are allow-listed here; values are checked against the
 field's type and later travel as bound parameters. Every error names the audience and the
-key path (`audience 'x': rule.all[1].field: ...`).
+key path (`audience 'x': rule.all[1].field: ...`); one RuleError carries every problem of the
+rule (`messages`), so a user fixes a file in one pass.
 """
 
 from __future__ import annotations
@@ -27,7 +28,35 @@ from crm_pipeline.settings import SettingsError
 
 
 class RuleError(SettingsError):
-    """An audience rule or definition is invalid; the message names the audience and key path."""
+    """An audience rule or definition is invalid: one or more problems, each naming the audience and key path."""
+
+    def __init__(self, *messages: str):
+        self.messages: tuple[str, ...] = messages
+        super().__init__("\n".join(messages))
+
+
+_BAD = object()  # what _Problems.check returns for a part that had problems
+
+
+class _Problems:
+    """Collects the problems of independent parts, so one bad key does not hide the next."""
+
+    def __init__(self) -> None:
+        self.messages: list[str] = []
+
+    def add(self, error: RuleError) -> None:
+        self.messages.extend(error.messages)
+
+    def check(self, parse, *args, **kwargs):
+        try:
+            return parse(*args, **kwargs)
+        except RuleError as exc:
+            self.add(exc)
+            return _BAD
+
+    def raise_any(self) -> None:
+        if self.messages:
+            raise RuleError(*self.messages)
 
 
 # Field catalogues per source: name -> type (int, float, date, timestamp, string, bool).
@@ -148,7 +177,10 @@ def _node(raw: Any, path: str, ctx: _Ctx, depth: int) -> Node:
                 return Not(_node(value, f"{path}.not", ctx, depth + 1))
             if not isinstance(value, list) or not value:
                 raise ctx.fail(f"{path}.{group}", "expected a non-empty list of conditions")
-            items = tuple(_node(item, f"{path}.{group}[{i}]", ctx, depth + 1) for i, item in enumerate(value))
+            problems = _Problems()
+            items = tuple(problems.check(_node, item, f"{path}.{group}[{i}]", ctx, depth + 1)
+                          for i, item in enumerate(value))
+            problems.raise_any()
             return All(items) if group == "all" else AnyOf(items)
     if "field" in raw:
         return _field(raw, path, ctx)
@@ -160,15 +192,19 @@ def _node(raw: Any, path: str, ctx: _Ctx, depth: int) -> Node:
 
 
 def _field(raw: dict, path: str, ctx: _Ctx) -> FieldCondition:
+    problems = _Problems()
     name = raw["field"]
-    if not isinstance(name, str) or name not in ctx.fields:
-        raise ctx.fail(f"{path}.field", f"unknown field {name!r}; known: {', '.join(sorted(ctx.fields))}")
+    known_field = isinstance(name, str) and name in ctx.fields
+    if not known_field:
+        problems.add(ctx.fail(f"{path}.field", f"unknown field {name!r}; known: {', '.join(sorted(ctx.fields))}"))
     ops = [k for k in raw if k != "field"]
     unknown = [k for k in ops if k not in OPERATORS]
-    if unknown:
-        raise ctx.fail(f"{path}.{unknown[0]}", f"unknown operator {unknown[0]!r}; known: {', '.join(OPERATORS)}")
+    for op in unknown:
+        problems.add(ctx.fail(f"{path}.{op}", f"unknown operator {op!r}; known: {', '.join(OPERATORS)}"))
     if len(ops) != 1:
-        raise ctx.fail(path, f"a field condition needs exactly one operator, found {len(ops)}: {ops}")
+        problems.add(ctx.fail(path, f"a field condition needs exactly one operator, found {len(ops)}: {ops}"))
+    if not known_field or unknown or len(ops) != 1:
+        problems.raise_any()  # the operand can only be judged against a known field and operator
     op = ops[0]
     kind = ctx.fields[name]
     value = _operand(raw[op], op, kind, f"{path}.{op}", ctx)
@@ -176,7 +212,8 @@ def _field(raw: dict, path: str, ctx: _Ctx) -> FieldCondition:
     if allowed and op in ("=", "!=", "in"):
         for v in (value if op == "in" else (value,)):
             if v not in allowed:
-                raise ctx.fail(f"{path}.{op}", f"unknown {name} {v!r}; known: {', '.join(allowed)}")
+                problems.add(ctx.fail(f"{path}.{op}", f"unknown {name} {v!r}; known: {', '.join(allowed)}"))
+    problems.raise_any()
     return FieldCondition(name, kind, op, value)
 
 
@@ -198,7 +235,10 @@ def _operand(value: Any, op: str, kind: str, path: str, ctx: _Ctx) -> Any:
             raise ctx.fail(path, "expected a non-empty list")
         if len(value) > MAX_IN_VALUES:
             raise ctx.fail(path, f"at most {MAX_IN_VALUES} values")
-        return tuple(_scalar(v, kind, f"{path}[{i}]", ctx) for i, v in enumerate(value))
+        problems = _Problems()
+        values = tuple(problems.check(_scalar, v, kind, f"{path}[{i}]", ctx) for i, v in enumerate(value))
+        problems.raise_any()
+        return values
     if kind == "bool" and op not in ("=", "!="):
         raise ctx.fail(path, f"operator {op!r} does not apply to a true/false field")
     return _scalar(value, kind, path, ctx)
@@ -250,40 +290,43 @@ def _between(value: Any, path: str, ctx: _Ctx) -> tuple[int, int | None]:
 
 
 def _event(raw: dict, path: str, ctx: _Ctx) -> EventCondition:
-    unknown = [k for k in raw if k not in EVENT_KEYS]
-    if unknown:
-        raise ctx.fail(f"{path}.{unknown[0]}", f"unknown key {unknown[0]!r} in an event condition; "
-                                               f"known: {', '.join(EVENT_KEYS)}")
+    problems = _Problems()
+    for key in (k for k in raw if k not in EVENT_KEYS):
+        problems.add(ctx.fail(f"{path}.{key}", f"unknown key {key!r} in an event condition; "
+                                               f"known: {', '.join(EVENT_KEYS)}"))
     event = raw["event"]
     if event not in EVENTS:
-        raise ctx.fail(f"{path}.event", f"unknown event {event!r}; known: {', '.join(EVENTS)}")
+        problems.add(ctx.fail(f"{path}.event", f"unknown event {event!r}; known: {', '.join(EVENTS)}"))
     kw: dict[str, Any] = {"event": event}
     for key in ("brand", "sku", "category", "campaign_id"):
         if key in raw:
             if not isinstance(raw[key], str) or not raw[key]:
-                raise ctx.fail(f"{path}.{key}", f"expected non-empty text, got {raw[key]!r}")
-            kw[key] = raw[key]
-    if ("sku" in kw or "category" in kw) and event in EMAIL_EVENTS:
-        raise ctx.fail(f"{path}.{'sku' if 'sku' in kw else 'category'}", f"does not apply to {event}")
-    if "campaign_id" in kw and event not in EMAIL_EVENTS:
-        raise ctx.fail(f"{path}.campaign_id", f"does not apply to {event}")
+                problems.add(ctx.fail(f"{path}.{key}", f"expected non-empty text, got {raw[key]!r}"))
+            else:
+                kw[key] = raw[key]
+    for key in ("sku", "category"):
+        if key in kw and event in EMAIL_EVENTS:
+            problems.add(ctx.fail(f"{path}.{key}", f"does not apply to {event}"))
+    if "campaign_id" in kw and event in EVENTS and event not in EMAIL_EVENTS:
+        problems.add(ctx.fail(f"{path}.campaign_id", f"does not apply to {event}"))
     if "min_count" in raw:
         count = raw["min_count"]
         if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= 1_000_000:
-            raise ctx.fail(f"{path}.min_count", f"expected a whole number from 1, got {count!r}")
+            problems.add(ctx.fail(f"{path}.min_count", f"expected a whole number from 1, got {count!r}"))
         kw["min_count"] = count
     if "within_days" in raw and "days_ago_between" in raw:
-        raise ctx.fail(path, "use within_days or days_ago_between, not both")
+        problems.add(ctx.fail(path, "use within_days or days_ago_between, not both"))
     if "within_days" in raw:
-        kw["within_days"] = _days(raw["within_days"], f"{path}.within_days", ctx)
+        kw["within_days"] = problems.check(_days, raw["within_days"], f"{path}.within_days", ctx)
     if "days_ago_between" in raw:
-        kw["days_ago_between"] = _between(raw["days_ago_between"], f"{path}.days_ago_between", ctx)
+        kw["days_ago_between"] = problems.check(_between, raw["days_ago_between"], f"{path}.days_ago_between", ctx)
     if "without" in raw:
         without = raw["without"]
         if without not in ("purchase", *WEB_EVENTS) or event in EMAIL_EVENTS:
-            raise ctx.fail(f"{path}.without", f"expected one of purchase, {', '.join(WEB_EVENTS)} after a "
-                                              f"purchase or web event, got {without!r}")
+            problems.add(ctx.fail(f"{path}.without", f"expected one of purchase, {', '.join(WEB_EVENTS)} after a "
+                                                     f"purchase or web event, got {without!r}"))
         kw["without"] = without
+    problems.raise_any()
     return EventCondition(**kw)
 
 

@@ -68,6 +68,9 @@ def _run_pipeline(args, run_dir: Path, as_of, log: Path) -> tuple[Watched, dict]
     watched = run_watched(cmd, env=_pipeline_env(run_dir), max_rss=int(args.max_rss_gb * GIB), log=log)
     new = [r for r in _run_ids(run_dir) if r not in before]
     stages = _stage_seconds(run_dir, new[0], ended=time.time()) if new else {}
+    for stage, inner in (_inner_seconds(run_dir, new[0]) if new else {}).items():
+        if stage in stages:
+            stages[stage].append(inner)
     return watched, stages
 
 
@@ -107,6 +110,26 @@ def _stage_seconds(run_dir: Path, run_id: str, ended: float) -> dict:
         if state != "ok":
             stage[1] = state
     return stages
+
+
+def _inner_seconds(run_dir: Path, run_id: str) -> dict:
+    """The steps inside a stage, as its asset reports them in a `seconds` metadata entry (identity's are
+    cumulative since the stage began; the others are per step): `{stage: {step: seconds}}`."""
+    from dagster import DagsterEventType as T
+
+    with _instance(run_dir) as instance:
+        events = instance.all_logs(run_id, of_type={T.ASSET_MATERIALIZATION})
+    found = {}
+    for e in events:
+        entry = e.dagster_event.step_materialization_data.materialization.metadata.get("seconds")
+        if entry is not None and isinstance(getattr(entry, "value", None), dict):
+            found[STAGES.get(e.step_key, e.step_key)] = {k: float(v) for k, v in entry.value.items()}
+    marks = found.get("identity", {})
+    if {"read", "deterministic", "probabilistic", "total"} <= set(marks):   # cumulative marks -> steps
+        found["identity"] = {"read": marks["read"], "deterministic": marks["deterministic"] - marks["read"],
+                             "probabilistic": marks["probabilistic"] - marks["deterministic"],
+                             "ids and write": marks["total"] - marks["probabilistic"]}
+    return {stage: {k: round(v, 1) for k, v in steps.items()} for stage, steps in found.items()}
 
 
 def _fresh_run_dir(data: Path, run_dir: Path) -> None:
@@ -187,10 +210,12 @@ def table(result: dict) -> str:
         stages = r.get("stages") or {}
         for stage in STAGE_ORDER + sorted(set(stages) - set(STAGE_ORDER)):
             if stage in stages:
-                sec, state = stages[stage]
+                sec, state, *inner = stages[stage]
                 x = f"{sec / floor_s:.1f}x" if floor_s else ""
+                note = "; ".join(filter(None, ["" if state == "ok" else state,
+                                               ", ".join(f"{k} {v}" for k, v in (inner or [{}])[0].items())]))
                 lines.append(f"| &nbsp;&nbsp;{stage} | {sec:.1f} | | {x} | "
-                             f"{f'{sec / full_s:.0%}' if full_s else ''} | {'' if state == 'ok' else state} |")
+                             f"{f'{sec / full_s:.0%}' if full_s else ''} | {note} |")
         if stages:
             other = s - sum(v[0] for v in stages.values())
             lines.append(f"| &nbsp;&nbsp;other (start-up, planning, summary) | {other:.1f} | | | | |")
@@ -240,20 +265,28 @@ def main(argv: list[str] | None = None) -> None:
                         help="kill a step whose process tree passes this many GiB (default 20)")
     parser.add_argument("--drop-share", type=float, default=0.01, help="the drop's rows as a share of all rows")
     parser.add_argument("--json", type=Path, help="also write the figures here (default: <root>/e2e_<people>.json)")
+    parser.add_argument("--from-json", type=Path, help="print the table of an earlier run's JSON, run nothing")
     args = parser.parse_args(argv)
+    if args.from_json:
+        _print(json.loads(args.from_json.read_text(encoding="utf-8")))
+        return
     args.root = args.root.resolve()
     started, load0 = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), load_1min()
     result = measure(args)
     result.update(started=started, drop_share=args.drop_share, load_at_start=load0, nproc=os.cpu_count())
     path = args.json or args.root / f"e2e_{args.people}_seed{args.seed}.json"
     path.write_text(json.dumps(result, indent=1, default=str), encoding="utf-8")
-    print(f"\n{args.people:,} people, {result.get('rows_total', 0):,} rows (seed {args.seed}); "
-          f"drop {result.get('drop_rows', 0):,} rows; started {started}")
+    _print(result)
+
+
+def _print(result: dict) -> None:
+    print(f"\n{result.get('people', 0):,} people, {result.get('rows_total', 0):,} rows (seed {result.get('seed')}); "
+          f"drop {result.get('drop_rows', 0):,} rows; started {result.get('started')}")
     print(table(result))
     loads = [v for r in result["rows"].values() for v in r.get("load", ())]
     if loads:
-        print(f"\n1-minute load average during the bench: {min(loads):.1f} to {max(loads):.1f} on {os.cpu_count()} CPUs")
-
+        print(f"\n1-minute load average during the bench: {min(loads):.1f} to {max(loads):.1f} "
+              f"on {result.get('nproc')} CPUs")
 
 if __name__ == "__main__":
     main()

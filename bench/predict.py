@@ -202,7 +202,7 @@ def main() -> None:
         m = out.metrics
         print(f"      {len(train):,} training rows, {m['boosting_rounds']} rounds; held-out AUC "
               + ", ".join(f"{k.removeprefix('baseline_')} {m[k]['roc_auc']:.3f}"
-                          for k in ("classifier", "baseline_recency", "baseline_bgnbd_p_alive", "baseline_bgnbd"))
+                          for k in ("classifier", "baseline_recency", "baseline_bgnbd_expected_purchases"))
               + f" -> {out.used}")
     result = part("WHOLE STAGE run_predictions", lambda: run_predictions(engine, as_of=AS_OF, model_dir=OUT / "models"))
     print(f"  scored {result['customers_scored']:,} customers of {result['contacts_with_features']:,} contacts; "

@@ -12,6 +12,11 @@ from crm_pipeline.defs.resources import CrmSettingsResource, WarehouseResource, 
 from crm_pipeline.markdown import image, to_markdown
 
 GROUP = "predict"
+
+
+def _json(value) -> dict:
+    """JSON-safe (NaN -> null) for Dagster metadata."""
+    return json.loads(json.dumps(value, default=float).replace("NaN", "null"))
 DEPS = ["identity_map", "stg_orders", "stg_order_items", "stg_products", "stg_email_events", "stg_web_events",
         "stg_subscribers"]
 
@@ -22,7 +27,9 @@ SPECS = [
     dg.AssetSpec("predictions", group_name=GROUP, owners=OWNERS, kinds=KINDS, deps=["features"],
                  partitions_def=DAILY,
                  description="A table of per-contact predictions as of the day: RFM scores and segment, P(alive), "
-                             "expected purchases, CLV, churn risk, probability of buying in 30 days."),
+                             "expected purchases, CLV, churn probability and risk band (high = top 25% of the "
+                             "day's scored buyers by churn probability, medium = next 35%, low = last 40%), "
+                             "probability of buying in 30 days."),
     dg.AssetSpec("model_runs", group_name=GROUP, owners=OWNERS, kinds={"python", "scikit-learn"},
                  deps=["features"], partitions_def=DAILY,
                  description="A table of model fits per day: parameters, log-likelihood, held-out metrics, status."),
@@ -43,7 +50,8 @@ def predict_customers(context: dg.AssetExecutionContext, warehouse: WarehouseRes
     as_of = crm_settings.as_of_date(context.partition_key)
     charts_dir = settings.home_dir / "charts" / as_of.isoformat()
     with transient_warehouse_errors_retried(context):
-        result = run_predictions(warehouse.engine, as_of=as_of, model_dir=settings.home_dir / "models")
+        result = run_predictions(warehouse.engine, as_of=as_of, model_dir=settings.home_dir / "models",
+                                 truth_dir=settings.truth_path)
     charts_dir.mkdir(parents=True, exist_ok=True)
     images = []
     for name, png in result.get("charts", {}).items():
@@ -57,6 +65,7 @@ def predict_customers(context: dg.AssetExecutionContext, warehouse: WarehouseRes
     yield dg.MaterializeResult(asset_key="predictions", metadata={
         "dagster/row_count": result["customers_scored"], "scored_by": result["scored_by"],
         "mean_predicted_clv": result["mean_predicted_clv"],
+        "risk_bands": dg.MetadataValue.json(result["risk_bands"]),
         "segments": dg.MetadataValue.md(to_markdown(pd.Series(result["segments"], name="contacts")
                                                     .rename_axis("segment").reset_index())),
     })
@@ -64,6 +73,7 @@ def predict_customers(context: dg.AssetExecutionContext, warehouse: WarehouseRes
         "dagster/row_count": int(fits),
         "evaluation": dg.MetadataValue.md(to_markdown(evaluation)),
         "bgnbd": dg.MetadataValue.json(json.loads(json.dumps(result["bgnbd"], default=float))),
+        "churn_vs_true_dropout": dg.MetadataValue.json(_json(result["churn_truth"])),
         "charts": dg.MetadataValue.md("\n\n".join(images) or "_no classifier this run_"),
         "charts_folder": dg.MetadataValue.path(str(charts_dir)),
     })

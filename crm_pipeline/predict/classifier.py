@@ -11,16 +11,16 @@ The classifier is a HistGradientBoostingClassifier (learning rate 0.1, at most 2
 15 leaves of >= 50 rows) with early stopping on a held-out 20% of the training contacts,
 calibrated on that same split (Platt scaling below 20,000 rows, isotonic above). Large
 populations are subsampled deterministically (`MAX_ROWS_PER_WINDOW` buyers per cutoff).
-It is compared on the held-out window with three baselines:
+It is compared on the held-out window with the two strongest simple baselines:
   - recency: days since the last purchase;
-  - bgnbd_p_alive: BG/NBD P(alive) (churn score 1 - P(alive)). P(alive) is exactly 1 for every
-    one-time buyer (BG/NBD only lets a customer drop out after a repeat purchase), so it cannot
-    rank them and its churn AUC can fall below 0.5 when many buyers have bought once;
-  - bgnbd: the BG/NBD probability of the labelled event itself, P(no purchase in (c, c + L]) or
-    P(a purchase in it), which accounts for one-time buyers through their purchase rate.
-The classifier scores only if its held-out AUC beats every baseline; otherwise the best one
-scores (BG/NBD with its own probability, the others mapped to a probability by isotonic
-regression on the training windows), and the outcome says so.
+  - bgnbd_expected_purchases: BG/NBD's conditional expected number of purchases over the label's
+    horizon, E[X(c, c + L] | x, t_x, T] (churn score: fewer expected purchases = more risk). It
+    ranks one-time buyers by their purchase rate and age, which P(alive) cannot (P(alive) is 1 for
+    every one-time buyer, so its churn AUC fell below 0.5); P(alive) is a model feature instead.
+The classifier scores only if its held-out AUC beats both; otherwise the better baseline scores
+(mapped to a probability of the event by a monotone logistic fit on the training windows), and the
+outcome says so with every AUC side by side. A baseline whose input is missing (no BG/NBD fit at
+the evaluation cutoff or at as_of) is reported as unable to score and is not chosen.
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ TASKS = (CHURN, NEXT_PURCHASE)
 class TaskOutcome:
     task: str
     status: str                       # ok / skipped
-    used: str                         # classifier / bgnbd / bgnbd_p_alive / recency / none
+    used: str                         # classifier / bgnbd_expected_purchases / recency / none
     message: str
     metrics: dict = field(default_factory=dict)
     probabilities: np.ndarray | None = None     # at as_of, aligned with the scoring frame
@@ -174,14 +174,16 @@ def fit_model(X: np.ndarray, y: np.ndarray, held: np.ndarray) -> CalibratedBoost
     return CalibratedBooster(booster, calibrator)
 
 
+BASELINE_COLUMNS = {"recency": "recency_days", "bgnbd_expected_purchases": "bgnbd_expected_purchases"}
+
+
 def _baselines(frame: pd.DataFrame, task: Task) -> dict[str, np.ndarray]:
     """Higher = more likely positive (churn: no purchase; next purchase: a purchase)."""
     recency = frame["recency_days"].to_numpy(dtype=float)
-    alive = frame["bgnbd_p_alive"].to_numpy(dtype=float)
-    buys = frame["bgnbd_p_purchase"].to_numpy(dtype=float)
+    expected = frame["bgnbd_expected_purchases"].to_numpy(dtype=float)
     if task.positive_is_purchase:
-        return {"recency": -recency, "bgnbd_p_alive": alive, "bgnbd": buys}
-    return {"recency": recency, "bgnbd_p_alive": 1.0 - alive, "bgnbd": 1.0 - buys}
+        return {"recency": -recency, "bgnbd_expected_purchases": expected}
+    return {"recency": recency, "bgnbd_expected_purchases": -expected}
 
 
 def run_task(task: Task, train: pd.DataFrame, evaluate: pd.DataFrame, score: pd.DataFrame, *,
@@ -200,7 +202,7 @@ def run_task(task: Task, train: pd.DataFrame, evaluate: pd.DataFrame, score: pd.
     baselines = _baselines(evaluate, task)
     for name, values in baselines.items():
         ok = np.isfinite(values)
-        metrics[f"baseline_{name}"] = score_metrics(y_eval[ok], values[ok], is_probability=name.startswith("bgnbd"))
+        metrics[f"baseline_{name}"] = score_metrics(y_eval[ok], values[ok], is_probability=False)
         if not ok.any():
             metrics[f"baseline_{name}"]["cannot_score"] = "no BG/NBD fit at the evaluation cutoff"
     auc = {name: metrics[f"baseline_{name}"]["roc_auc"] for name in baselines}
@@ -229,19 +231,19 @@ def run_task(task: Task, train: pd.DataFrame, evaluate: pd.DataFrame, score: pd.
 
 
 def _can_score(name: str, score: pd.DataFrame) -> bool:
-    column = {"bgnbd": "bgnbd_p_purchase", "bgnbd_p_alive": "bgnbd_p_alive", "recency": "recency_days"}[name]
-    return bool(np.isfinite(score[column].to_numpy(dtype=float)).any())
+    return bool(np.isfinite(score[BASELINE_COLUMNS[name]].to_numpy(dtype=float)).any())
 
 
 def _baseline_probabilities(name: str, task: Task, train: pd.DataFrame, y_train: np.ndarray,
                             score: pd.DataFrame) -> np.ndarray:
-    """BG/NBD's own probability of the event; recency or P(alive) mapped by isotonic regression on training."""
-    if name == "bgnbd":
-        p = score["bgnbd_p_purchase"].to_numpy(dtype=float)
-        return p if task.positive_is_purchase else 1.0 - p
-    column = "recency_days" if name == "recency" else "bgnbd_p_alive"
+    """The baseline's input mapped to a probability of the event by a logistic fit on the training windows.
+
+    The map is strictly monotone in log(1 + input), so the published probabilities rank buyers exactly as
+    the baseline does (an isotonic map would merge them into steps and lose part of the AUC that won).
+    """
+    column = BASELINE_COLUMNS[name]
     x_train = train[column].to_numpy(dtype=float)
     ok = np.isfinite(x_train)
-    increasing = (name == "recency") != task.positive_is_purchase
-    iso = IsotonicRegression(out_of_bounds="clip", increasing=increasing).fit(x_train[ok], y_train[ok])
-    return iso.predict(np.nan_to_num(score[column].to_numpy(dtype=float), nan=np.nanmedian(x_train)))
+    fit = LogisticRegression(C=1e6).fit(np.log1p(np.maximum(x_train[ok], 0))[:, None], y_train[ok])
+    x = np.nan_to_num(score[column].to_numpy(dtype=float), nan=np.nanmedian(x_train))
+    return fit.predict_proba(np.log1p(np.maximum(x, 0))[:, None])[:, 1]

@@ -3,7 +3,9 @@
 `run_predictions` replaces the `features`, `predictions` and `model_runs` rows of `as_of`
 (delete-then-insert, one transaction). A BG/NBD or Gamma-Gamma fit that does not converge
 is recorded as `not_converged` and the latest good parameters from `model_runs` (as_of <=
-this date) are used instead; without any, those columns stay empty.
+this date) are used instead; without any, those columns stay empty. Risk bands are shares of the
+day's scored buyers (`risk`); with the generator's truth at hand the churn score is also judged
+against true dropout (`truth`), in the churn classifier's `model_runs` metrics.
 """
 
 from __future__ import annotations
@@ -19,13 +21,15 @@ import sqlalchemy as sa
 from threadpoolctl import threadpool_limits
 
 from crm_pipeline.predict import bgnbd, classifier, gamma_gamma, rfm
+from crm_pipeline.predict.risk import risk_bands
+from crm_pipeline.predict.truth import evaluate_churn
 from crm_pipeline.predict.features import compute_features, first_purchase_after, store_features
 from crm_pipeline.profiles.sql import day_number
 from crm_pipeline.warehouse.bulk import insert_arrow, read_frame
 from crm_pipeline.warehouse.predict_schema import create_predict_tables, model_runs, predictions
 
 CHURN_DAYS = 90
-RISK_BANDS = ((0.3, "low"), (0.6, "medium"), (1.01, "high"))
+PREDICT_MODELS = ("bgnbd", "gamma_gamma", "churn_classifier", "next_purchase_classifier")
 
 
 def _previous_params(conn: sa.Connection, model: str, as_of: dt.date) -> tuple[dict | None, str | None]:
@@ -109,7 +113,7 @@ def _classifiers(conn, as_of: dt.date, scoring: pd.DataFrame, bg_params: dict | 
 
 
 def run_predictions(engine: sa.Engine, *, as_of: dt.date, model_dir: Path, horizons=(90, 365), clv_months: int = 12,
-                    monthly_discount: float = 0.01, bgnbd_maxiter: int = 500) -> dict:
+                    monthly_discount: float = 0.01, bgnbd_maxiter: int = 500, truth_dir: Path | None = None) -> dict:
     """Write features, predictions and model_runs for `as_of`; return figures, metrics and PNG charts.
 
     NumPy's BLAS and scikit-learn's OpenMP run on one thread here: beside DuckDB's own threads
@@ -118,10 +122,10 @@ def run_predictions(engine: sa.Engine, *, as_of: dt.date, model_dir: Path, horiz
     95 s on 2 threads, 16 s on one).
     """
     with threadpool_limits(limits=1):
-        return _run(engine, as_of, model_dir, horizons, clv_months, monthly_discount, bgnbd_maxiter)
+        return _run(engine, as_of, model_dir, horizons, clv_months, monthly_discount, bgnbd_maxiter, truth_dir)
 
 
-def _run(engine, as_of, model_dir, horizons, clv_months, monthly_discount, bgnbd_maxiter) -> dict:
+def _run(engine, as_of, model_dir, horizons, clv_months, monthly_discount, bgnbd_maxiter, truth_dir) -> dict:
     if len(horizons) != 2:
         raise ValueError("horizons: two day counts, for expected_purchases_90d and expected_purchases_365d")
     create_predict_tables(engine)
@@ -164,7 +168,7 @@ def _run(engine, as_of, model_dir, horizons, clv_months, monthly_discount, bgnbd
         churn_outcome, next_outcome = outcomes["churn"], outcomes["next_purchase"]
         if churn_outcome.status == "ok":
             churn = churn_outcome.probabilities
-            scored_by = {"classifier": "classifier", "bgnbd": "bgnbd", "bgnbd_p_alive": "bgnbd",
+            scored_by = {"classifier": "classifier", "bgnbd_expected_purchases": "bgnbd",
                          "recency": "rfm_only"}[churn_outcome.used]
         if next_outcome.status == "ok":
             p30 = next_outcome.probabilities
@@ -174,9 +178,7 @@ def _run(engine, as_of, model_dir, horizons, clv_months, monthly_discount, bgnbd
         out = out.assign(p_alive=alive, expected_purchases_90d=e1, expected_purchases_365d=e2, predicted_clv=clv,
                          churn_probability=churn, p_purchase_30d=p30, expected_next_order_date=next_date.to_numpy(),
                          scored_by=scored_by, low_history=(buyers["frequency"] == 0).to_numpy())
-        band = np.select([out["churn_probability"] < limit for limit, _ in RISK_BANDS], [b for _, b in RISK_BANDS],
-                         default=None)
-        out["risk_band"] = np.where(out["churn_probability"].isna(), None, band)
+        out = out.join(risk_bands(out["churn_probability"], out["contact_id"]))
         out["expected_next_order_date"] = out["expected_next_order_date"].where(out["expected_next_order_date"].notna(),
                                                                                 None)
 
@@ -185,6 +187,8 @@ def _run(engine, as_of, model_dir, horizons, clv_months, monthly_discount, bgnbd
             _fit_row("gamma_gamma", as_of, gg_fit, gg_params, gg_from,
                      {"clv_months": clv_months, "monthly_discount": monthly_discount}),
         ]
+        truth = evaluate_churn(conn, truth_dir, as_of, out.assign(recency_days=buyers["recency_days"].to_numpy()))
+        outcomes["churn"].metrics["truth"] = truth
         for outcome in outcomes.values():
             runs.append({"model": f"{outcome.task}_classifier", "as_of": as_of, "time_unit": "day", "params":
                          json.dumps({"model_path": outcome.model_path, "used": outcome.used}), "log_likelihood": None,
@@ -192,7 +196,7 @@ def _run(engine, as_of, model_dir, horizons, clv_months, monthly_discount, bgnbd
                          "message": outcome.message})
         # For backfills and re-runs, replace everything of this as_of in one transaction.
         conn.execute(predictions.delete().where(predictions.c.as_of == as_of))
-        conn.execute(model_runs.delete().where(model_runs.c.as_of == as_of))
+        conn.execute(model_runs.delete().where(model_runs.c.as_of == as_of, model_runs.c.model.in_(PREDICT_MODELS)))
         columns = [c.name for c in predictions.columns]
         insert_arrow(conn, predictions, pa.Table.from_pandas(out[columns], preserve_index=False))
         conn.execute(model_runs.insert(), runs)
@@ -208,6 +212,8 @@ def _run(engine, as_of, model_dir, horizons, clv_months, monthly_discount, bgnbd
         "classifiers": {k: {"status": o.status, "used": o.used, "message": o.message, "metrics": o.metrics,
                             "model_path": o.model_path} for k, o in outcomes.items()},
         "segments": out["rfm_segment"].value_counts().to_dict(),
+        "risk_bands": {b: int(n) for b, n in out["risk_band"].value_counts().items()},
+        "churn_truth": truth,
         "scored_by": str(scored_by),
         "mean_predicted_clv": float(np.nanmean(clv)) if n and np.isfinite(clv).any() else None,
         "charts": charts,

@@ -51,7 +51,10 @@ predictions = sa.Table(
     sa.Column("expected_purchases_365d", sa.Double),
     sa.Column("predicted_clv", sa.Double),
     sa.Column("churn_probability", sa.Double, comment="P(no purchase in the next 90 days)"),
-    sa.Column("risk_band", sa.String, comment="low / medium / high churn risk"),
+    sa.Column("risk_band", sa.String, comment="high = top 25% of the day's scored buyers by churn_probability, "
+                                              "medium = next 35%, low = last 40% (crm_pipeline/predict/risk.py)"),
+    sa.Column("risk_percentile", sa.Double, comment="rank by churn_probability among the scored, 1 = most at risk"),
+    sa.Column("churn_lift", sa.Double, comment="churn_probability / the day's mean among the scored"),
     sa.Column("p_purchase_30d", sa.Double),
     sa.Column("expected_next_order_date", sa.Date, comment="median wait if still alive; empty beyond a year"),
     sa.Column("scored_by", sa.String, nullable=False, comment="classifier / bgnbd / rfm_only"),
@@ -75,3 +78,26 @@ PREDICT_TABLES = [features, predictions, model_runs]
 
 def create_predict_tables(bind: sa.Engine | sa.Connection) -> None:
     metadata.create_all(bind, tables=PREDICT_TABLES)
+    _add_new_columns(bind)
+
+
+# Columns added after a warehouse may have been built: added (empty for earlier days) when missing.
+_ADDED = {"predictions": ("risk_percentile", "churn_lift")}
+
+
+def _add_new_columns(bind: sa.Engine | sa.Connection) -> None:
+    def add(conn: sa.Connection) -> None:
+        for name, columns in _ADDED.items():
+            table = metadata.tables[name]
+            # the column names from an empty result: the inspector's column query does not run on DuckDB
+            present = set(conn.execute(sa.text(f"SELECT * FROM {name} WHERE 1 = 0")).keys())
+            for column in columns:
+                if column not in present:
+                    ddl = sa.schema.CreateColumn(table.c[column]).compile(dialect=conn.dialect)
+                    conn.execute(sa.text(f"ALTER TABLE {name} ADD COLUMN {ddl}"))
+
+    if isinstance(bind, sa.Connection):
+        add(bind)
+        return
+    with bind.begin() as conn:
+        add(conn)

@@ -45,7 +45,7 @@ def test_the_classifier_scores_when_it_beats_every_baseline_on_the_later_window(
                                   model_dir=tmp_path, as_of=AS_OF, windows={})
     auc = {k: v["roc_auc"] for k, v in outcome.metrics.items() if isinstance(v, dict)}
     assert outcome.used == "classifier", (outcome.message, auc)
-    assert auc["classifier"] > max(auc["baseline_recency"], auc["baseline_bgnbd"], auc["baseline_bgnbd_p_alive"]) + 0.1
+    assert auc["classifier"] > max(auc["baseline_recency"], auc["baseline_bgnbd_expected_purchases"]) + 0.1
     assert outcome.probabilities.shape == (200,) and np.all((outcome.probabilities >= 0) & (outcome.probabilities <= 1))
     assert (tmp_path / f"next_purchase_{AS_OF}.joblib").exists()
 
@@ -59,17 +59,37 @@ def _bgnbd_world(rng: np.random.Generator, n: int, cutoff: dt.date, offset: int)
 
 def test_without_a_bgnbd_fit_on_the_day_a_baseline_that_can_score_is_used(tmp_path):
     """BG/NBD did not converge at as_of (and had no earlier good fit): its columns are empty there, so
-    neither BG/NBD baseline may score, however well it did on the evaluation window."""
+    the BG/NBD baseline may not score, however well it did on the evaluation window."""
     rng = np.random.default_rng(5)
     parts = [_bgnbd_world(rng, 1500, AS_OF - dt.timedelta(days=60 + 30 * k), 10_000 * k) for k in range(3)]
     train = pd.concat([f for f, _ in parts], ignore_index=True)
     y_train = np.concatenate([y for _, y in parts])
     evaluate, y_eval = _bgnbd_world(rng, 4000, AS_OF - dt.timedelta(days=30), 90_000)
     score, _ = _bgnbd_world(rng, 200, AS_OF, 95_000)
-    score = score.assign(bgnbd_p_purchase=np.nan, bgnbd_p_alive=np.nan)
+    score = score.assign(bgnbd_p_purchase=np.nan, bgnbd_p_alive=np.nan, bgnbd_expected_purchases=np.nan)
     outcome = classifier.run_task(classifier.CHURN, train, evaluate, score, y_train=y_train, y_eval=y_eval,
                                   model_dir=tmp_path, as_of=AS_OF, windows={})
     auc = {k: v["roc_auc"] for k, v in outcome.metrics.items() if isinstance(v, dict)}
-    assert auc["baseline_bgnbd"] >= auc["classifier"], auc  # BG/NBD won on the evaluation window ...
+    assert auc["baseline_bgnbd_expected_purchases"] >= auc["classifier"], auc  # BG/NBD won on the evaluation window ...
     assert outcome.used == "recency", outcome.message      # ... but cannot score today
     assert np.isfinite(outcome.probabilities).all()
+
+
+def test_a_winning_baseline_publishes_probabilities_in_its_own_order(tmp_path):
+    """The published probabilities of a baseline rank buyers exactly as the baseline does (no ties added),
+    so the AUC that made it win is the AUC of what is published."""
+    rng = np.random.default_rng(5)
+    parts = [_bgnbd_world(rng, 1500, AS_OF - dt.timedelta(days=60 + 30 * k), 10_000 * k) for k in range(3)]
+    train = pd.concat([f for f, _ in parts], ignore_index=True)
+    y_train = np.concatenate([y for _, y in parts])
+    evaluate, y_eval = _bgnbd_world(rng, 4000, AS_OF - dt.timedelta(days=30), 90_000)
+    score, _ = _bgnbd_world(rng, 500, AS_OF, 95_000)
+    outcome = classifier.run_task(classifier.CHURN, train, evaluate, score, y_train=y_train, y_eval=y_eval,
+                                  model_dir=tmp_path, as_of=AS_OF, windows={})
+    assert outcome.used == "bgnbd_expected_purchases", outcome.message
+    expected = score["bgnbd_expected_purchases"].to_numpy()
+    p = outcome.probabilities
+    order = np.argsort(expected, kind="stable")
+    assert np.all(np.diff(p[order]) <= 1e-12)           # fewer expected purchases, higher churn probability
+    assert len(np.unique(np.round(p, 12))) == len(np.unique(np.round(expected, 12)))
+    assert abs(p.mean() - y_train.mean()) < 0.05         # calibrated in the large

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -16,6 +17,8 @@ from typing import Any
 import yaml
 
 ENV_PREFIX = "CRM_"
+# A DuckDB memory size: a number and a unit (the only form accepted, so it can be written into SET safely).
+_MEMORY = re.compile(r"\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)", re.IGNORECASE)
 
 
 class SettingsError(ValueError):
@@ -43,6 +46,13 @@ class Settings:
     scoring_config: str = ""
     # The generator's truth/ folder, when the data is synthetic: identity quality is then reported.
     truth_dir: str = ""
+    # The first day of the daily partitions (predictions, scoring, audiences): far enough back for real history.
+    partition_start_date: date = date(1990, 1, 1)
+    # DuckDB only (ignored on PostgreSQL): memory cap before spilling ("6GB"; empty: DuckDB's default, 80% of RAM),
+    # threads (0: one per core) and the spill folder (empty: <home_dir>/duckdb_tmp).
+    warehouse_memory_limit: str = ""
+    warehouse_threads: int = 0
+    warehouse_temp_dir: str = ""
 
     def __post_init__(self) -> None:
         if not self.warehouse_url:
@@ -53,9 +63,22 @@ class Settings:
             raise SettingsError(f"settle_seconds: {self.settle_seconds} must not be negative")
         if self.sensor_page_size < 1:
             raise SettingsError(f"sensor_page_size: {self.sensor_page_size} must be at least 1")
+        if self.warehouse_memory_limit and not _MEMORY.fullmatch(self.warehouse_memory_limit):
+            raise SettingsError(f"warehouse_memory_limit: {self.warehouse_memory_limit!r} is not a size like 6GB or "
+                                "512MiB")
+        if self.warehouse_threads < 0:
+            raise SettingsError(f"warehouse_threads: {self.warehouse_threads} must not be negative (0: one per core)")
+        if not self.warehouse_temp_dir:
+            object.__setattr__(self, "warehouse_temp_dir", str(self.home_dir / "duckdb_tmp"))
 
     def with_overrides(self, **overrides: Any) -> Settings:
         return _build({**_as_raw(self), **{k: v for k, v in overrides.items() if v is not None}})
+
+    @property
+    def engine_options(self) -> dict[str, Any]:
+        """The warehouse tuning `make_engine` applies (DuckDB memory, threads and spill folder)."""
+        return {"memory_limit": self.warehouse_memory_limit or None, "threads": self.warehouse_threads or None,
+                "temp_directory": self.warehouse_temp_dir}
 
     @property
     def data_docs_dir(self) -> Path:
@@ -116,8 +139,8 @@ def _coerce(name: str, kind: Any, value: Any) -> Any:
     try:
         if kind == "Path":
             return Path(value).expanduser().resolve()
-        if kind == "date | None":
-            if value is None or isinstance(value, date):
+        if kind in ("date | None", "date"):
+            if (value is None and kind != "date") or isinstance(value, date):
                 return value
             return date.fromisoformat(str(value))
         if kind == "float":

@@ -38,12 +38,17 @@ class WarehouseResource(dg.ConfigurableResource):
     """A SQLAlchemy engine on the warehouse URL (DuckDB file by default, PostgreSQL for serving)."""
 
     url: str
+    # DuckDB's memory cap, threads and spill folder (settings warehouse_memory_limit, _threads, _temp_dir).
+    memory_limit: str | None = None
+    threads: int | None = None
+    temp_directory: str | None = None
     _engine: sa.Engine | None = PrivateAttr(default=None)
 
     @property
     def engine(self) -> sa.Engine:
         if self._engine is None:
-            self._engine = make_engine(self.url)
+            self._engine = make_engine(self.url, memory_limit=self.memory_limit, threads=self.threads,
+                                       temp_directory=self.temp_directory)
         return self._engine
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
@@ -113,6 +118,6 @@ def default_resources(settings: Settings | None = None) -> dict[str, dg.Configur
             warehouse_url=url, landing_dir=str(settings.landing_dir),
             home_dir=str(settings.home_dir), as_of=settings.as_of.isoformat() if settings.as_of else None,
         ),
-        "warehouse": WarehouseResource(url=url),
+        "warehouse": WarehouseResource(url=url, **settings.engine_options),
         "landing": LandingResource(root=str(settings.landing_dir)),
     }

@@ -8,15 +8,32 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 
-def make_engine(url: str) -> Engine:
-    """An engine for `url`; a DuckDB file's folder is created so a fresh machine just works."""
+def make_engine(url: str, *, memory_limit: str | None = None, threads: int | None = None,
+                temp_directory: str | Path | None = None) -> Engine:
+    """An engine for `url`; a DuckDB file's folder is created so a fresh machine just works.
+
+    On DuckDB every connection gets the memory limit, thread count and spill folder given (None: DuckDB's
+    own default), so a large run spills to disk instead of being killed; PostgreSQL ignores them (the
+    server is tuned by its administrator). Pass `**settings.engine_options` to follow the settings.
+    """
     parsed = sa.engine.make_url(url)
     if parsed.get_backend_name() == "duckdb":
         if parsed.database not in (None, "", ":memory:"):
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = sa.create_engine(url)
-        # No progress bars in run logs.
-        sa.event.listen(engine, "connect", lambda dbapi, _record: dbapi.execute("PRAGMA disable_progress_bar"))
+        statements = ["PRAGMA disable_progress_bar"]  # no progress bars in run logs
+        if memory_limit:
+            statements.append(f"SET memory_limit = {_quoted(memory_limit)}")
+        if threads:
+            statements.append(f"SET threads = {int(threads)}")
+        if temp_directory:
+            statements.append(f"SET temp_directory = {_quoted(str(temp_directory))}")
+
+        def configure(dbapi, _record) -> None:
+            for statement in statements:
+                dbapi.execute(statement)
+
+        sa.event.listen(engine, "connect", configure)
         return engine
     if parsed.drivername == "postgresql":
         # A bare postgresql:// URL means psycopg2 here: the driver the project installs (SQLAlchemy 2.1's
@@ -27,6 +44,11 @@ def make_engine(url: str) -> Engine:
         # timestamps read back are then the same as on DuckDB.
         return sa.create_engine(parsed, connect_args={"options": "-c timezone=UTC"})
     return sa.create_engine(parsed)
+
+
+def _quoted(text: str) -> str:
+    """A SQL string literal (SET takes no bound parameters); the settings validate sizes, paths may hold quotes."""
+    return "'" + text.replace("'", "''") + "'"
 
 
 def is_duckdb(bind: Engine | sa.Connection) -> bool:

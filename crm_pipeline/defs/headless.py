@@ -7,7 +7,12 @@ from pathlib import Path
 import dagster as dg
 
 from crm_pipeline.defs.resources import default_resources
+from crm_pipeline.defs.run_progress import LOGGER_KEY, progress_logger
+from crm_pipeline.progress import ProgressPrinter
 from crm_pipeline.settings import Settings
+
+# The job name `dg.materialize` gives its runs; the command line's runs keep it.
+EPHEMERAL_JOB_NAME = "__ephemeral_asset_job__"
 
 INSTANCE_YAML = """# The local instance: runs, event logs and schedules live under $DAGSTER_HOME (.crm/dagster via `make ui`).
 telemetry:
@@ -53,37 +58,48 @@ def local_instance(settings: Settings) -> dg.DagsterInstance:
 
 
 def materialize_all(settings: Settings, as_of: date, instance: dg.DagsterInstance | None = None,
-                    log_level: str = "WARNING"):
-    """Run every asset for `as_of`: ingestion of every file in the landing folder, then the rest."""
-    return _materialize(settings, as_of, instance, log_level, selection=None, trigger="cli")
+                    log_level: str = "WARNING", progress: ProgressPrinter | None = None):
+    """Run every asset for `as_of`: ingestion of every file in the landing folder, then the rest.
+    With `progress`, each stage's line (and the files ingested so far) is printed as the run goes."""
+    return _materialize(settings, as_of, instance, log_level, selection=None, trigger="cli", progress=progress)
 
 
 def refresh_day(settings: Settings, as_of: date, instance: dg.DagsterInstance | None = None,
-                log_level: str = "WARNING"):
+                log_level: str = "WARNING", progress: ProgressPrinter | None = None):
     """The daily refresh for one day, past or present: profiles as of that day, then its predictions and
     audiences. A backfill is this, day after day, so each day's audiences see that day's profiles."""
     from crm_pipeline.defs.schedules import daily_refresh_job
 
     return _materialize(settings, as_of, instance, log_level, selection=daily_refresh_job.selection,
-                        trigger="backfill")
+                        trigger="backfill", progress=progress)
 
 
 def _materialize(settings: Settings, as_of: date, instance: dg.DagsterInstance | None, log_level: str, *,
-                 selection, trigger: str):
+                 selection, trigger: str, progress: ProgressPrinter | None):
+    """What `dg.materialize` does (one in-process run of the ephemeral asset job, so runs look the same in
+    the UI), with one more logger when progress is wanted: it sees the run's events as they happen."""
     from crm_pipeline.definitions import ALL_ASSETS
 
     settings = settings.with_overrides(as_of=as_of)
     instance = instance or local_instance(settings)
+    loggers = {"console": dg.colored_console_logger}
     run_config = {"loggers": {"console": {"config": {"log_level": log_level}}}}
+    if progress is not None:
+        loggers[LOGGER_KEY] = progress_logger(progress, ALL_ASSETS)
+        run_config["loggers"][LOGGER_KEY] = {}
     if selection is None:
         run_config["ops"] = {"ingest_files": {"config": {"paths": []}}}
-    return dg.materialize(
-        ALL_ASSETS, selection=selection, instance=instance, resources=default_resources(settings),
-        run_config=run_config,
-        tags={"crm/as_of": as_of.isoformat(), "crm/trigger": trigger},
-        raise_on_error=False,
-        partition_key=as_of.isoformat(),  # the daily-partitioned stages compute for this day
-    )
+    defs = dg.Definitions(jobs=[dg.define_asset_job(EPHEMERAL_JOB_NAME, selection=selection)], assets=ALL_ASSETS,
+                          resources=default_resources(settings), loggers=loggers)
+    try:
+        return defs.resolve_job_def(EPHEMERAL_JOB_NAME).execute_in_process(
+            run_config=run_config, instance=instance,
+            partition_key=as_of.isoformat(),  # the daily-partitioned stages compute for this day
+            raise_on_error=False, tags={"crm/as_of": as_of.isoformat(), "crm/trigger": trigger},
+        )
+    finally:
+        if progress is not None:
+            progress.close()
 
 
 def failed_checks(result) -> list[str]:

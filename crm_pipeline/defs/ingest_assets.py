@@ -10,6 +10,7 @@ from crm_pipeline.landing.ingest import ingest_folder, ingest_paths
 from crm_pipeline.landing.report import (
     manifest_counts, outcome_counts, outcomes_markdown, raw_row_counts, raw_rows_not_matching_manifest,
 )
+from crm_pipeline.progress import FileProgressLog
 
 OWNERS = ["team:data-engineering"]
 KINDS = {"python", "sql"}
@@ -40,9 +41,10 @@ def ingest_files(context: dg.AssetExecutionContext, config: IngestConfig, wareho
                  landing: LandingResource):
     """Load new files exactly once; unchanged files already in the manifest are skipped."""
     engine, folder, now = warehouse.engine, landing.folder(), datetime.now(timezone.utc)
+    progress = FileProgressLog(context.log)  # "ingested 12/95 files, ... new rows", throttled
     with transient_warehouse_errors_retried(context):
-        outcomes = ingest_paths(engine, folder, config.paths, now=now) if config.paths else \
-            ingest_folder(engine, folder, now=now)
+        outcomes = ingest_paths(engine, folder, config.paths, now=now, on_file=progress) if config.paths else \
+            ingest_folder(engine, folder, now=now, on_file=progress)
         with engine.connect() as conn:
             totals, statuses = raw_row_counts(conn), manifest_counts(conn)
             problems = raw_rows_not_matching_manifest(conn)

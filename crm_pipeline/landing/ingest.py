@@ -14,6 +14,7 @@ list) are not loaded: `rows_read` counts the file's data rows, `rows_loaded` the
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -54,20 +55,28 @@ class FileOutcome:
         return (self.rows_read or 0) - (self.rows_loaded or 0) if self.status == "loaded" else 0
 
 
-def ingest_paths(engine: sa.Engine, folder: LandingFolder, paths: list[str], *, now: datetime) -> list[FileOutcome]:
+def ingest_paths(engine: sa.Engine, folder: LandingFolder, paths: list[str], *, now: datetime,
+                 on_file: Callable[[int, int, FileOutcome], None] | None = None) -> list[FileOutcome]:
     """Ingest the given files (paths relative to the landing folder), one transaction each.
 
     The tables are made sure of once per call, not once per file (a drop can hold thousands); the
-    erasure suppression list is re-read only when it changed."""
+    erasure suppression list is re-read only when it changed. `on_file(done, total, outcome)` is
+    called after each file (progress for whoever watches)."""
     create_ingest_tables(engine)
     suppressions = SuppressionCache()
-    return [_ingest_one(engine, folder, path, now=now, suppressions=suppressions) for path in paths]
+    outcomes: list[FileOutcome] = []
+    for path in paths:
+        outcomes.append(_ingest_one(engine, folder, path, now=now, suppressions=suppressions))
+        if on_file is not None:
+            on_file(len(outcomes), len(paths), outcomes[-1])
+    return outcomes
 
 
-def ingest_folder(engine: sa.Engine, folder: LandingFolder, *, now: datetime) -> list[FileOutcome]:
+def ingest_folder(engine: sa.Engine, folder: LandingFolder, *, now: datetime,
+                  on_file: Callable[[int, int, FileOutcome], None] | None = None) -> list[FileOutcome]:
     """Ingest every file in the landing folder that is not in progress (the headless run's path)."""
     page = folder.scan()
-    return ingest_paths(engine, folder, [f.path for f in page.files], now=now)
+    return ingest_paths(engine, folder, [f.path for f in page.files], now=now, on_file=on_file)
 
 
 def ingest_file(engine: sa.Engine, folder: LandingFolder, path: str, *, now: datetime) -> FileOutcome:

@@ -1,0 +1,73 @@
+"""Progress of a headless run as it goes: one line per finished stage, and the files ingested so far.
+
+The ingest step reports its files through its own log (`FileProgressLog`, throttled so a folder of
+50,000 files does not write 50,000 log lines); the command line prints what the run reports
+(`ProgressPrinter`): a bar on a terminal, plain lines otherwise (a CI log, a file).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from typing import Any, TextIO
+
+# The `extra` key of the ingest step's progress log lines: {"done", "total", "rows"}.
+FILE_PROGRESS = "crm_file_progress"
+
+
+class FileProgressLog:
+    """A per-file callback for ingestion that logs `done/total files, rows` at most every `every_seconds`
+    (and always for the first and the last file), with the figures attached for a progress display."""
+
+    def __init__(self, log: Any, every_seconds: float = 0.5, clock: Callable[[], float] = time.monotonic):
+        self._log, self._every, self._clock = log, every_seconds, clock
+        self._last: float | None = None
+        self._rows = 0
+
+    def __call__(self, done: int, total: int, outcome: Any) -> None:
+        if outcome.status == "loaded" and not outcome.already_known:
+            self._rows += outcome.rows_loaded or 0
+        now = self._clock()
+        if done == total or self._last is None or now - self._last >= self._every:
+            self._last = now
+            self._log.info(f"ingested {done:,}/{total:,} files, {self._rows:,} new rows",
+                           extra={FILE_PROGRESS: {"done": done, "total": total, "rows": self._rows}})
+
+
+class ProgressPrinter:
+    """Writes stage lines and file progress to `stream` (standard error: standard output keeps the summary)."""
+
+    def __init__(self, stream: TextIO | None = None, *, tty: bool | None = None):
+        self.stream = stream or sys.stderr
+        self.tty = self.stream.isatty() if tty is None else tty
+        self._bar = None
+
+    def files(self, step: str, done: int, total: int, rows: int) -> None:
+        if not self.tty:
+            self._line(f"{step}: {done:,}/{total:,} files, {rows:,} new rows")
+            return
+        if self._bar is None:
+            from tqdm import tqdm
+
+            # Redrawn at every report: the ingest step already reports at most twice a second.
+            self._bar = tqdm(total=total, desc=step, unit="file", file=self.stream, leave=False, dynamic_ncols=True,
+                             mininterval=0)
+        self._bar.set_postfix_str(f"{rows:,} new rows", refresh=False)
+        self._bar.update(done - self._bar.n)
+
+    def stage(self, stage: str, step: str, rows: int | None, seconds: float, status: str = "done") -> None:
+        self._close_bar()
+        counted = f"{rows:>12,} rows" if rows is not None else " " * 17
+        self._line(f"{stage:<10} {step:<28} {counted} {seconds:>8.1f} s" + ("" if status == "done" else f"  {status}"))
+
+    def close(self) -> None:
+        self._close_bar()
+
+    def _close_bar(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+    def _line(self, text: str) -> None:
+        print(text, file=self.stream, flush=True)

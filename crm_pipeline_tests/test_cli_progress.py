@@ -1,0 +1,103 @@
+"""Progress of a headless run: file progress is throttled, and a terminal gets a bar instead of lines."""
+
+from __future__ import annotations
+
+import fcntl
+import io
+import logging
+import os
+import pty
+import select
+import struct
+import termios
+from types import SimpleNamespace
+
+from crm_pipeline.progress import FILE_PROGRESS, FileProgressLog, ProgressPrinter
+
+
+class Clock:
+    def __init__(self, step: float):
+        self.now, self.step = 0.0, step
+
+    def __call__(self) -> float:
+        self.now += self.step
+        return self.now
+
+
+def captured_log() -> tuple[logging.Logger, list[logging.LogRecord]]:
+    records: list[logging.LogRecord] = []
+    log = logging.Logger("ingest_test", level=logging.INFO)
+    handler = logging.Handler()
+    handler.emit = records.append
+    log.addHandler(handler)
+    return log, records
+
+
+def loaded(rows: int):
+    return SimpleNamespace(status="loaded", already_known=False, rows_loaded=rows)
+
+
+def test_a_folder_of_many_quick_files_logs_at_most_every_half_second_and_its_last_file():
+    log, records = captured_log()
+    progress = FileProgressLog(log, every_seconds=0.5, clock=Clock(0.001))  # 1,000 files in one second
+    for done in range(1, 1001):
+        progress(done, 1000, loaded(10))
+    assert [getattr(r, FILE_PROGRESS) for r in records] == [
+        {"done": 1, "total": 1000, "rows": 10}, {"done": 501, "total": 1000, "rows": 5010},
+        {"done": 1000, "total": 1000, "rows": 10_000}]
+    assert records[-1].getMessage() == "ingested 1,000/1,000 files, 10,000 new rows"
+
+
+def test_slow_files_are_each_reported_and_known_files_add_no_rows():
+    log, records = captured_log()
+    progress = FileProgressLog(log, every_seconds=0.5, clock=Clock(1.0))
+    progress(1, 3, loaded(5))
+    progress(2, 3, SimpleNamespace(status="loaded", already_known=True, rows_loaded=7))
+    progress(3, 3, SimpleNamespace(status="rejected", already_known=False, rows_loaded=None))
+    assert [getattr(r, FILE_PROGRESS)["rows"] for r in records] == [5, 5, 5]
+
+
+def test_without_a_terminal_progress_is_plain_lines():
+    out = io.StringIO()
+    printer = ProgressPrinter(out)
+    printer.files("ingest_files", 2, 4, 1234)
+    printer.stage("ingest", "ingest_files", 16_200, 1.84)
+    printer.stage("quality", "dq_report", None, 0.1, "FAILED")
+    assert out.getvalue().splitlines() == [
+        "ingest_files: 2/4 files, 1,234 new rows",
+        "ingest     ingest_files                       16,200 rows      1.8 s",
+        "quality    dq_report                                           0.1 s  FAILED",
+    ]
+    assert "\r" not in out.getvalue()
+
+
+def read_all(fd: int) -> bytes:
+    chunks = []
+    while select.select([fd], [], [], 0.5)[0]:
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:  # the terminal side is closed: all read
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def test_on_a_terminal_the_files_show_as_a_bar_that_gives_way_to_the_stage_line():
+    main_fd, terminal_fd = pty.openpty()
+    fcntl.ioctl(terminal_fd, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # a 100-column terminal
+    terminal = os.fdopen(terminal_fd, "w")
+    printer = ProgressPrinter(terminal)
+    assert printer.tty
+    for done in (1, 2, 3, 4):
+        printer.files("ingest_files", done, 4, done * 100)
+    printer.stage("ingest", "ingest_files", 400, 2.0)
+    printer.close()
+    terminal.flush()
+    terminal.close()
+    shown = read_all(main_fd).decode()
+    os.close(main_fd)
+    assert "\r" in shown and "4/4" in shown and "400 new rows" in shown  # one bar, redrawn in place
+    assert "ingest_files: 4/4 files" not in shown  # not the plain lines
+    assert shown.rstrip().endswith("ingest     ingest_files                          400 rows      2.0 s")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from contextlib import contextmanager
 from datetime import date, datetime, timezone
@@ -22,13 +23,38 @@ def _today() -> date:
     return datetime.now(timezone.utc).date()
 
 
+# The options naming a day the time-dependent stages compute for: each must fall within the daily partitions.
+DAY_OPTIONS = {"as_of": "--as-of", "from_day": "--from", "to_day": "--to"}
+
+
+def _day_outside_partitions(args: argparse.Namespace) -> str | None:
+    """One sentence naming the allowed range, for the first day option outside the daily partitions."""
+    days = {flag: getattr(args, name) for name, flag in DAY_OPTIONS.items() if getattr(args, name, None)}
+    if not days:
+        return None
+    first, last = load_settings(args.config).partition_start_date, _today()
+    for flag, day in days.items():
+        if not first <= day <= last:
+            why = "set partition_start_date in the settings for older history" if day < first else \
+                "a day after today has no partition yet"
+            return f"{flag} {day} is outside the daily partitions, which run from {first} to {last} ({why})"
+    return None
+
+
+def _progress(args: argparse.Namespace):
+    """Stage lines and file progress on standard error, unless --quiet."""
+    from crm_pipeline.progress import ProgressPrinter
+
+    return None if args.quiet else ProgressPrinter(sys.stderr)
+
+
 @contextmanager
 def _warehouse(args: argparse.Namespace):
     """A connection to the warehouse the settings (or --warehouse) name, released afterwards."""
     from crm_pipeline.warehouse.engine import make_engine
 
     settings = load_settings(args.config, warehouse_url=args.warehouse)
-    engine = make_engine(settings.warehouse_url)
+    engine = make_engine(settings.warehouse_url, **settings.engine_options)
     try:
         with engine.connect() as conn:
             yield conn
@@ -56,8 +82,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     settings = load_settings(args.config, landing_dir=args.landing, warehouse_url=args.warehouse)
     as_of = args.as_of or settings.as_of or _today()
-    result = materialize_all(settings, as_of)
-    engine = make_engine(settings.warehouse_url)
+    result = materialize_all(settings, as_of, progress=_progress(args))
+    engine = make_engine(settings.warehouse_url, **settings.engine_options)
     try:
         shown = sa.engine.make_url(settings.warehouse_url).render_as_string(hide_password=True)
         print(f"\ncrm_pipeline as of {as_of}  (warehouse {shown})")
@@ -86,13 +112,24 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     settings = load_settings(args.config, warehouse_url=args.warehouse)
     days = [args.from_day + timedelta(days=n) for n in range((args.to_day - args.from_day).days + 1)]
     for day in days:  # one day after the other: the warehouse has one writer, and history runs forward
-        result = refresh_day(settings, day)
+        result = refresh_day(settings, day, progress=_progress(args))
         print(f"{day}  {'ok' if result.success else 'FAILED'}  (run {result.run_id})")
         if not result.success:
             for line in failed_steps(result):
                 print(f"  step failed: {line}", file=sys.stderr)
             return 1
     print(f"refreshed profiles, predictions and audiences for {len(days)} day(s)")
+    return 0
+
+
+def cmd_cdnow(args: argparse.Namespace) -> int:
+    from crm_pipeline.synth.transaction_log import read_cdnow, write_landing
+
+    landing = Path(args.out) / "landing"
+    written = write_landing(read_cdnow(args.file), landing, brand=args.brand)
+    print(f"wrote {args.file} as landing files to {landing}")
+    for entity, rows in written.items():
+        print(f"  {entity}: {rows:,} rows")
     return 0
 
 
@@ -141,9 +178,11 @@ def cmd_evaluate_predictions(args: argparse.Namespace) -> int:
     from crm_pipeline.predict.run import evaluation_table
     from crm_pipeline.markdown import to_markdown
 
+    import sqlalchemy as sa
+
     with _warehouse(args) as conn:
-        table = evaluation_table(conn, args.as_of)
-    if table.empty:
+        table = evaluation_table(conn, args.as_of) if sa.inspect(conn).has_table("model_runs") else None
+    if table is None or table.empty:
         print(f"no model runs as of {args.as_of}: run `crm-pipeline run --as-of {args.as_of}` first", file=sys.stderr)
         return 1
     print(to_markdown(table.round(4)))
@@ -157,9 +196,11 @@ def cmd_audiences_list(args: argparse.Namespace) -> int:
     from crm_pipeline.markdown import to_markdown
 
     with _warehouse(args) as conn:
+        if not sa.inspect(conn).has_table("audience_sizes"):
+            print("no audiences yet: run `crm-pipeline run` first", file=sys.stderr)
+            return 1
         if args.as_of is None:
-            args.as_of = conn.execute(sa.text("SELECT MAX(as_of) FROM audience_sizes")).scalar() \
-                if sa.inspect(conn).has_table("audience_sizes") else None
+            args.as_of = conn.execute(sa.text("SELECT MAX(as_of) FROM audience_sizes")).scalar()
         if args.as_of is None:
             print("no audiences yet: run `crm-pipeline run` first", file=sys.stderr)
             return 1
@@ -197,7 +238,7 @@ def cmd_erase(args: argparse.Namespace) -> int:
     from crm_pipeline.warehouse.engine import make_engine
 
     settings = load_settings(args.config, warehouse_url=args.warehouse)
-    engine = make_engine(settings.warehouse_url)
+    engine = make_engine(settings.warehouse_url, **settings.engine_options)
     kind = "email" if args.email else "contact id" if args.contact_id else "phone"
     try:
         removed = erase(engine, email=args.email, contact_id=args.contact_id, phone=args.phone,
@@ -252,6 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--landing", help="the landing folder (default: settings)")
     run.add_argument("--as-of", type=_day, help="the day to compute for (default: today)")
     run.add_argument("--warehouse", help="SQLAlchemy URL (default: a DuckDB file under .crm/)")
+    run.add_argument("--quiet", action="store_true", help="no stage lines or file progress, only the summary")
     run.set_defaults(func=cmd_run)
 
     backfill = sub.add_parser("backfill", help="the daily refresh (profiles, predictions, audiences) for a range "
@@ -259,7 +301,15 @@ def build_parser() -> argparse.ArgumentParser:
     backfill.add_argument("--from", dest="from_day", type=_day, required=True, help="first day")
     backfill.add_argument("--to", dest="to_day", type=_day, required=True, help="last day (inclusive)")
     backfill.add_argument("--warehouse", help="SQLAlchemy URL (default: settings)")
+    backfill.add_argument("--quiet", action="store_true", help="no stage lines, only one line per day")
     backfill.set_defaults(func=cmd_backfill)
+
+    cdnow = sub.add_parser("cdnow", help="write a CDNOW-style transaction log (customer, YYYYMMDD, units, amount) "
+                                         "as landing files in the contract")
+    cdnow.add_argument("file", help="e.g. CDNOW_sample.txt: master id, customer id, YYYYMMDD, quantity, amount")
+    cdnow.add_argument("--out", required=True, help="folder for landing/")
+    cdnow.add_argument("--brand", default="cdnow", help="the brand the files land under (default cdnow)")
+    cdnow.set_defaults(func=cmd_cdnow)
 
     dq = sub.add_parser("dq", help="data quality")
     dq_sub = dq.add_subparsers(dest="dq_command", required=True)
@@ -331,7 +381,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.config:  # the Dagster definitions read their settings (e.g. the partitions' first day) when loaded
+        os.environ["CRM_CONFIG"] = args.config
     try:
+        outside = _day_outside_partitions(args)
+        if outside:
+            print(f"crm-pipeline: {outside}", file=sys.stderr)
+            return 2
         return args.func(args)
     except SettingsError as exc:
         print(f"crm-pipeline: configuration error: {exc}", file=sys.stderr)

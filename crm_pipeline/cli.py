@@ -41,6 +41,24 @@ def _day_outside_partitions(args: argparse.Namespace) -> str | None:
     return None
 
 
+@contextmanager
+def _config_in_environment(config: str | None):
+    """--config as $CRM_CONFIG while the command runs: the Dagster definitions read their settings (the
+    partitions' first day, the resources) when they are loaded, from the environment."""
+    if not config:
+        yield
+        return
+    before = os.environ.get("CRM_CONFIG")
+    os.environ["CRM_CONFIG"] = str(config)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("CRM_CONFIG", None)
+        else:
+            os.environ["CRM_CONFIG"] = before
+
+
 def _progress(args: argparse.Namespace):
     """Stage lines and file progress on standard error, unless --quiet."""
     from crm_pipeline.progress import ProgressPrinter
@@ -381,14 +399,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.config:  # the Dagster definitions read their settings (e.g. the partitions' first day) when loaded
-        os.environ["CRM_CONFIG"] = args.config
     try:
-        outside = _day_outside_partitions(args)
-        if outside:
-            print(f"crm-pipeline: {outside}", file=sys.stderr)
-            return 2
-        return args.func(args)
+        with _config_in_environment(args.config):
+            outside = _day_outside_partitions(args)
+            if outside:
+                print(f"crm-pipeline: {outside}", file=sys.stderr)
+                return 2
+            return args.func(args)
     except SettingsError as exc:
         print(f"crm-pipeline: configuration error: {exc}", file=sys.stderr)
         return 2

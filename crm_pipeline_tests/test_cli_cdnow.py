@@ -123,3 +123,4 @@ def test_a_day_after_today_is_refused_and_an_earlier_first_day_admits_older_hist
     # Past the range check: the command itself answers (nothing computed for that day yet).
     assert main(["--config", str(config), "audiences", "list", "--as-of", "1985-06-30"]) == 1
     assert "outside" not in capsys.readouterr().err
+    assert "CRM_CONFIG" not in os.environ  # the command's --config does not outlive it

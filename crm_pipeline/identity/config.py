@@ -21,7 +21,7 @@ class IdentityConfig:
     max_people_per_identifier: int
     max_cluster_size: int
     probabilistic_enabled: bool
-    probabilistic_threshold: float
+    probabilistic_threshold: float | None  # None: chosen from the trained model on every run
     max_pairs_per_record: int
     seed: int
 
@@ -60,7 +60,8 @@ def _build(raw: dict[str, Any]) -> IdentityConfig:
         max_people_per_identifier=number("max_people_per_identifier", raw["max_people_per_identifier"], int, 1),
         max_cluster_size=number("max_cluster_size", raw["max_cluster_size"], int, 2),
         probabilistic_enabled=bool(prob["enabled"]),
-        probabilistic_threshold=number("probabilistic.threshold", prob["threshold"], float, 0.5, 1.0),
+        probabilistic_threshold=(None if str(prob["threshold"]).strip().lower() == "auto"
+                                 else number("probabilistic.threshold", prob["threshold"], float, 0.5, 1.0)),
         max_pairs_per_record=number("probabilistic.max_pairs_per_record", prob["max_pairs_per_record"], int, 1),
         seed=number("probabilistic.seed", prob["seed"], int, 0),
     )

@@ -79,9 +79,10 @@ def person_records(conn: sa.Connection) -> pd.DataFrame:
     """
     return read_frame(conn, sa.text(
         "SELECT t._brand || '|customer|' || t.customer_id AS node_id, t.first_name, t.last_name, t.birth_date, "
-        "t.address_line1, t.postal_code, t.city, t.country, t.email_match_key, t.phone FROM stg_customers t "
+        "t.address_line1, t.postal_code, t.city, t.region, t.country, t.email_match_key, t.phone FROM stg_customers t "
         "UNION ALL "
         "SELECT t._brand || '|subscriber|' || t.subscriber_id, t.first_name, t.last_name, CAST(NULL AS DATE), "
-        "CAST(NULL AS VARCHAR), CAST(NULL AS VARCHAR), CAST(NULL AS VARCHAR), t.country, t.email_match_key, "
+        "CAST(NULL AS VARCHAR), CAST(NULL AS VARCHAR), CAST(NULL AS VARCHAR), CAST(NULL AS VARCHAR), t.country, "
+        "t.email_match_key, "
         "CAST(NULL AS VARCHAR) FROM stg_subscribers t"
     ))

@@ -14,6 +14,9 @@ DuckDB it generates for Spark when a deployment outgrows one machine.
 from __future__ import annotations
 
 import logging
+import math
+
+from dataclasses import dataclass, field
 
 import duckdb
 import pandas as pd
@@ -42,10 +45,13 @@ for _name in ("splink.internals.m_training", "splink.internals.expectation_maxim
 # set logging.INFO to watch training iterations when tuning.
 LOG_LEVEL: int | None = None
 
-# The columns the model reads; other columns of a person-node frame (city, email_match_key,
-# phone ...) are accepted and ignored (see splink_settings for why).
+# The columns the model reads; other columns of a person-node frame (phone ...) are accepted
+# and ignored (see splink_settings for why). OPTIONAL_COLUMNS may be absent (then blank).
 INPUT_COLUMNS = ("node_id", "cluster_id", "first_name", "last_name", "birth_date", "address_line1",
                  "postal_code", "country")
+OPTIONAL_COLUMNS = ("city", "region", "email_match_key")
+# A mailbox name shorter than this (info@, jo@) says nothing about whose it is.
+MIN_MAILBOX_LETTERS = 6
 OUTPUT_COLUMNS = ("node_a", "node_b", "match_probability")
 # Below this many records (with a name) the model has too few pairs to learn from, and a
 # person's duplicate is better left to the deterministic pass than to a guessed model.
@@ -55,46 +61,151 @@ MIN_RECORDS = 50
 U_MAX_PAIRS = 1.2e6
 # Pairs per expectation-maximisation session; sampled down (deterministically) above this.
 EM_MAX_PAIRS = 2e6
+# Pairs scored below this probability are dropped at once: they can never be accepted, and
+# they add nothing to the expected count of true pairs the threshold is chosen from.
+SCORED_FLOOR = 0.001
+# The chosen threshold never goes below an even chance.
+MIN_THRESHOLD = 0.5
+# A pair that agrees on names and has nothing else to compare (no birth date or address on
+# one side) is a namesake as often as a person: never merged by the model, only offered
+# for review. SQL over Splink's predictions (a null level weighs exactly 0).
+_MORE_THAN_NAMES = "(mw_birth_date <> 0 OR mw_location <> 0)"
+# A level the matches found never showed still has some chance among matches: a level seen
+# 0 times among N matches gets at most this m, so that no single field is an absolute veto
+# (a moved or mistyped address, a wrong birth date) unless the model says so on purpose.
+MIN_M = 1e-3
 # A birth date or street address shared by more records than this is a placeholder
 # (1900-01-01, "Unknown"), not evidence; it is blanked so it neither blocks nor scores.
 JUNK_SHARE, JUNK_MIN = 0.001, 100
 
 
-def probabilistic_pairs(records: pd.DataFrame, *, threshold: float = 0.95, max_pairs_per_record: int = 5,
+@dataclass
+class MatchResult:
+    """What the probabilistic pass decided, and what a reviewer needs to see why."""
+
+    pairs: pd.DataFrame  # node_a, node_b, match_probability: the accepted edges
+    threshold: float | None = None  # the match probability a pair needed
+    candidate_pairs: int = 0  # pairs the blocking rules let through to scoring
+    model: dict | None = None  # Splink's trained model (settings with m and u per level)
+    # pairs just below and above the threshold, with each comparison's weight (bits)
+    borderline: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+
+def probabilistic_pairs(records: pd.DataFrame, *, threshold: float | None = None, max_pairs_per_record: int = 5,
                         seed: int = 7) -> pd.DataFrame:
     """Pairs of person records in different deterministic clusters that are likely one person.
 
     `records` has one row per person node (see INPUT_COLUMNS; standardized values, may be
     missing). Returns `node_a < node_b, match_probability`, one row per pair, only
-    pairs scoring at least `threshold` whose nodes are in different `cluster_id`s. Each
-    record keeps at most `max_pairs_per_record` edges (its most probable), so one bad
-    record cannot chain many clusters into one. The same input and `seed` give the same
-    output. With fewer than MIN_RECORDS named records there is too little to train on and
-    the result is empty.
+    pairs scoring at least `threshold` (None: chosen from the trained model, see
+    `model_threshold`) whose nodes are in different `cluster_id`s. Each record keeps at
+    most `max_pairs_per_record` edges (its most probable), so one bad record cannot
+    chain many clusters into one. The same input and `seed` give the same output. With
+    fewer than MIN_RECORDS named records there is too little to train on and the result
+    is empty.
     """
-    missing = [c for c in INPUT_COLUMNS if c not in records.columns]
-    if missing:
-        raise ValueError(f"probabilistic_pairs: records lack column(s) {', '.join(missing)}")
-    if records["node_id"].duplicated().any() or records[["node_id", "cluster_id"]].isna().any(axis=None):
-        raise ValueError("probabilistic_pairs: node_id must be unique, and node_id and cluster_id present")
-    if not 0 < threshold <= 1 or max_pairs_per_record < 1:
-        raise ValueError("probabilistic_pairs: threshold must be in (0, 1] and max_pairs_per_record >= 1")
-    empty = _empty()
+    return match_people(records, threshold=threshold, max_pairs_per_record=max_pairs_per_record, seed=seed).pairs
+
+
+def match_people(records: pd.DataFrame, *, threshold: float | None = None, max_pairs_per_record: int = 5,
+                 seed: int = 7, borderline_sample: int = 20) -> MatchResult:
+    """`probabilistic_pairs` with the trained model, the threshold used and borderline pairs."""
+    _check(records, threshold, max_pairs_per_record)
+    empty = MatchResult(_empty())
     if len(records) < MIN_RECORDS:
         return empty
-
     con = duckdb.connect(":memory:")
     try:
-        named = _prepare(con, records.loc[:, list(INPUT_COLUMNS)])
+        named = _prepare(con, _input_frame(records))
         if named < MIN_RECORDS:
             return empty
         linker = _trained_linker(DuckDBAPI(con).register("person_records"), con, seed)
         if linker is None:
             return empty
-        predictions = linker.inference.predict(threshold_match_probability=threshold)
-        return _accepted_pairs(con, predictions.physical_name, threshold, max_pairs_per_record)
+        blocked = linker.inference.compute_blocked_pairs_for_predict().physical_name
+        candidates = con.sql(f"SELECT count(*) FROM {blocked}").fetchone()[0]
+        predictions = linker.inference.predict(threshold_match_probability=SCORED_FLOOR).physical_name
+        chosen = model_threshold(con, predictions) if threshold is None else float(threshold)
+        pairs = _accepted_pairs(con, predictions, chosen, max_pairs_per_record)
+        return MatchResult(pairs, chosen, int(candidates), linker.misc.save_model_to_json(),
+                           _borderline(con, predictions, chosen, borderline_sample))
     finally:
         con.close()
+
+
+def candidate_pairs(records: pd.DataFrame) -> pd.DataFrame:
+    """`node_a, node_b` of every cross-cluster pair the blocking rules send to scoring (no training)."""
+    _check(records, None, 1)
+    con = duckdb.connect(":memory:")
+    try:
+        _prepare(con, _input_frame(records))
+        linker = Linker(DuckDBAPI(con).register("person_records"), model.settings(), log_level=LOG_LEVEL)
+        blocked = linker.inference.compute_blocked_pairs_for_predict().physical_name
+        return con.sql(f"SELECT DISTINCT least(join_key_l, join_key_r) AS node_a, "
+                       f"greatest(join_key_l, join_key_r) AS node_b FROM {blocked}").df()
+    finally:
+        con.close()
+
+
+def model_threshold(con: duckdb.DuckDBPyConnection, predictions: str) -> float:
+    """The match probability that maximises the F1 the model itself expects.
+
+    Read as calibrated, the probabilities say how many of the scored pairs are true
+    (their sum) and how many of those a threshold keeps (the sum above it), so each
+    candidate threshold has an expected F1 = 2 * kept true / (kept + true). The best is
+    taken, never below an even chance (a pair the model thinks more likely apart than
+    together is not merged). Data sets differ in how many duplicates they hold, so a
+    fixed cut-off tuned on one is wrong on the next; this one moves with the data.
+    """
+    best = con.sql(f"""
+        WITH scored AS (SELECT match_probability AS p FROM {predictions}
+                        WHERE cluster_id_l <> cluster_id_r AND {_MORE_THAN_NAMES}),
+        ranked AS (
+            SELECT p, sum(p) OVER (ORDER BY p DESC ROWS UNBOUNDED PRECEDING) AS kept_true,
+                   row_number() OVER (ORDER BY p DESC) AS kept
+            FROM scored
+        )
+        SELECT p FROM ranked, (SELECT sum(p) AS total FROM scored) t
+        ORDER BY 2 * kept_true / (kept + total) DESC, p DESC LIMIT 1
+    """).fetchone()
+    return max(MIN_THRESHOLD, round(float(best[0]), 9)) if best else 1.0
+
+
+def _check(records: pd.DataFrame, threshold: float | None, max_pairs_per_record: int) -> None:
+    missing = [c for c in INPUT_COLUMNS if c not in records.columns]
+    if missing:
+        raise ValueError(f"probabilistic_pairs: records lack column(s) {', '.join(missing)}")
+    if records["node_id"].duplicated().any() or records[["node_id", "cluster_id"]].isna().any(axis=None):
+        raise ValueError("probabilistic_pairs: node_id must be unique, and node_id and cluster_id present")
+    if (threshold is not None and not 0 < threshold <= 1) or max_pairs_per_record < 1:
+        raise ValueError("probabilistic_pairs: threshold must be in (0, 1] and max_pairs_per_record >= 1")
+
+
+def _borderline(con: duckdb.DuckDBPyConnection, predictions: str, threshold: float, sample: int) -> pd.DataFrame:
+    """The `sample` cross-cluster pairs whose weight lies nearest the threshold's, on either side,
+    with each comparison's weight in bits (log2 of its Bayes factor): where the model hesitates."""
+    columns = [r[0] for r in con.sql(f"DESCRIBE {predictions}").fetchall()]
+    parts = [c[3:] for c in columns if c.startswith("mw_") and not c.startswith("mw_tf_adj_")]
+    weights = ", ".join(f"round(mw_{p}" + (f" + mw_tf_adj_{p}" if f"mw_tf_adj_{p}" in columns else "")
+                        + f", 2) AS w_{p}" for p in parts)
+    cut = math.log2(threshold / (1 - threshold)) if threshold < 1 else float("inf")
+    return con.sql(f"""
+        SELECT least(node_id_l, node_id_r) AS node_a, greatest(node_id_l, node_id_r) AS node_b,
+               round(match_probability, 6) AS match_probability, round(match_weight, 2) AS match_weight,
+               {weights}
+        FROM {predictions}
+        WHERE cluster_id_l <> cluster_id_r
+        ORDER BY abs(match_weight - {cut!r}), node_a, node_b
+        LIMIT {int(sample)}
+    """).df().sort_values(["match_probability", "node_a", "node_b"], ascending=[False, True, True],
+                          ignore_index=True)
+
+
+def _input_frame(records: pd.DataFrame) -> pd.DataFrame:
+    frame = records.loc[:, list(INPUT_COLUMNS)].copy()
+    for column in OPTIONAL_COLUMNS:
+        frame[column] = records[column] if column in records.columns else None
+    return frame
 
 
 def _empty() -> pd.DataFrame:
@@ -117,35 +228,53 @@ def _prepare(con: duckdb.DuckDBPyConnection, records: pd.DataFrame) -> int:
         CREATE TABLE person_records AS
         WITH src AS (
             SELECT CAST(node_id AS VARCHAR) AS node_id, CAST(cluster_id AS VARCHAR) AS cluster_id,
-                   NULLIF(trim(CAST(first_name AS VARCHAR)), '') AS first_name,
-                   NULLIF(trim(CAST(last_name AS VARCHAR)), '') AS last_name,
+                   NULLIF(lower(trim(CAST(first_name AS VARCHAR))), '') AS first_name,
+                   NULLIF(lower(trim(CAST(last_name AS VARCHAR))), '') AS last_name,
                    TRY_CAST(birth_date AS DATE) AS birth_date,
-                   NULLIF(trim(CAST(address_line1 AS VARCHAR)), '') AS address_line1,
+                   NULLIF(lower(trim(CAST(address_line1 AS VARCHAR))), '') AS address_line1,
+                   NULLIF(lower(trim(CAST(city AS VARCHAR))), '') AS city,
+                   NULLIF(upper(trim(CAST(region AS VARCHAR))), '') AS region,
                    -- a US ZIP+4 is the same place as its 5-digit ZIP
                    CASE WHEN upper(CAST(country AS VARCHAR)) = 'US'
                         THEN NULLIF(left(trim(CAST(postal_code AS VARCHAR)), 5), '')
                         ELSE NULLIF(upper(trim(CAST(postal_code AS VARCHAR))), '')
-                   END AS postal_code
+                   END AS postal_code,
+                   -- the mailbox name: letters of the local part (john.smith77 -> johnsmith)
+                   regexp_replace(lower(split_part(CAST(email_match_key AS VARCHAR), '@', 1)), '[^a-z]', '', 'g')
+                       AS email_user
             FROM records_in
         ),
         junk_dates AS (SELECT birth_date FROM src WHERE birth_date IS NOT NULL
                        GROUP BY birth_date HAVING count(*) > {junk_limit}),
         junk_addresses AS (SELECT address_line1 FROM src WHERE address_line1 IS NOT NULL
                            GROUP BY address_line1 HAVING count(*) > {junk_limit}),
-        forms AS (SELECT lower(name) AS name, list(DISTINCT formal) AS formals FROM nicknames GROUP BY 1)
-        SELECT src.node_id, src.cluster_id, src.first_name, src.last_name,
-               CASE WHEN src.first_name IS NOT NULL
-                    THEN list_sort(list_distinct(list_append(coalesce(forms.formals, []), src.first_name)))
+        junk_mailboxes AS (SELECT email_user FROM src WHERE email_user IS NOT NULL
+                           GROUP BY email_user HAVING count(*) > {junk_limit}),
+        forms AS (SELECT lower(name) AS name, list(DISTINCT lower(formal)) AS formals FROM nicknames GROUP BY 1),
+        kept AS (
+            SELECT src.* REPLACE (
+                       CASE WHEN jd.birth_date IS NULL THEN src.birth_date END AS birth_date,
+                       CASE WHEN ja.address_line1 IS NULL THEN src.address_line1 END AS address_line1,
+                       CASE WHEN jm.email_user IS NULL AND length(src.email_user) >= {MIN_MAILBOX_LETTERS}
+                            THEN src.email_user END AS email_user)
+            FROM src
+            LEFT JOIN junk_dates AS jd ON jd.birth_date = src.birth_date
+            LEFT JOIN junk_addresses AS ja ON ja.address_line1 = src.address_line1
+            LEFT JOIN junk_mailboxes AS jm ON jm.email_user = src.email_user
+        )
+        SELECT kept.node_id, kept.cluster_id, kept.first_name, kept.last_name,
+               CASE WHEN kept.first_name IS NOT NULL
+                    THEN list_sort(list_distinct(list_append(coalesce(forms.formals, []), kept.first_name)))
                END AS first_name_forms,
-               left(src.last_name, 1) AS last_initial,
-               CASE WHEN jd.birth_date IS NULL THEN src.birth_date END AS birth_date,
-               CASE WHEN ja.address_line1 IS NULL THEN src.address_line1 END AS address_line1,
-               src.postal_code
-        FROM src
-        LEFT JOIN forms ON forms.name = lower(src.first_name)
-        LEFT JOIN junk_dates AS jd ON jd.birth_date = src.birth_date
-        LEFT JOIN junk_addresses AS ja ON ja.address_line1 = src.address_line1
-        ORDER BY src.node_id
+               left(kept.last_name, 1) AS last_initial,
+               kept.birth_date, kept.address_line1,
+               -- "12a harbour view rd" -> number "12a", street "harbour view rd"
+               NULLIF(regexp_extract(kept.address_line1, '^([0-9]+[a-z]?)\\b', 1), '') AS street_number,
+               NULLIF(trim(regexp_replace(kept.address_line1, '^[0-9]+[a-z]?\\b[ ,]*', '')), '') AS street_name,
+               kept.city, kept.region, kept.postal_code, kept.email_user
+        FROM kept
+        LEFT JOIN forms ON forms.name = kept.first_name
+        ORDER BY kept.node_id
     """)
     con.unregister("records_in")
     return con.sql("SELECT count(*) FROM person_records WHERE first_name IS NOT NULL "
@@ -220,6 +349,8 @@ def _guarded(model_dict: dict, u_floor: float) -> dict:
         for level in reversed(levels):  # from "all other" up to the exact match
             level.setdefault("u_probability", u_floor)
             level.setdefault("m_probability", rarest_m)
+            if not level.get("fix_m_probability"):
+                level["m_probability"] = max(level["m_probability"], MIN_M)
             level["m_probability"] = max(level["m_probability"], weaker_factor * level["u_probability"])
             weaker_factor = level["m_probability"] / level["u_probability"]
     return model_dict
@@ -239,6 +370,7 @@ def _accepted_pairs(con: duckdb.DuckDBPyConnection, predictions: str, threshold:
                    round(match_probability, 9) AS match_probability
             FROM {predictions}
             WHERE match_probability >= {float(threshold)!r} AND cluster_id_l <> cluster_id_r
+              AND {_MORE_THAN_NAMES}
         ),
         ends AS (
             SELECT node_a AS node_id, * FROM pairs

@@ -15,6 +15,8 @@ Column names refer to the prepared table built in `probabilistic.py`
 
 from __future__ import annotations
 
+from itertools import combinations
+
 import splink.comparison_level_library as cll
 import splink.comparison_library as cl
 from splink import SettingsCreator, block_on
@@ -25,17 +27,23 @@ CLUSTER = "cluster_id"
 # Pairs already in one deterministic cluster are never scored: they need no edge.
 _OTHER_CLUSTER = f"l.{CLUSTER} <> r.{CLUSTER}"
 
-# Each rule is an equi-join on columns a person rarely has in common with a stranger, so
-# candidate pairs grow with records, not with records squared. Together they catch a
-# typo in any one field, a missing postal code or birth date, and a move (new address
-# and postal code) via last name + birth date.
-PREDICTION_BLOCKING_RULES = (
-    f"l.postal_code = r.postal_code AND l.last_initial = r.last_initial AND {_OTHER_CLUSTER}",
-    f"l.birth_date = r.birth_date AND l.last_name = r.last_name AND {_OTHER_CLUSTER}",
-    f"l.address_line1 = r.address_line1 AND l.postal_code = r.postal_code AND {_OTHER_CLUSTER}",
-    f"l.birth_date = r.birth_date AND l.postal_code = r.postal_code AND {_OTHER_CLUSTER}",
-    f"l.address_line1 = r.address_line1 AND l.last_initial = r.last_initial AND {_OTHER_CLUSTER}",
-)
+# Each rule is an equi-join on two fields a person rarely shares with a stranger, so
+# candidate pairs grow with records, not with records squared. Every identifying field
+# appears in several rules and no two rules share both fields, so a typo in any one
+# field (or two, mostly) leaves a rule that still pairs the records: a name typo, a
+# moved address, a mistyped birth date or postal code, a blank field.
+PREDICTION_BLOCKING_RULES = tuple(f"{rule} AND {_OTHER_CLUSTER}" for rule in (
+    "l.first_name = r.first_name AND l.last_name = r.last_name",
+    "l.last_name = r.last_name AND l.birth_date = r.birth_date",
+    "l.first_name = r.first_name AND l.birth_date = r.birth_date",
+    "l.postal_code = r.postal_code AND l.birth_date = r.birth_date",
+    "l.postal_code = r.postal_code AND l.last_initial = r.last_initial",
+    "l.postal_code = r.postal_code AND l.first_name = r.first_name",
+    "l.street_name = r.street_name AND l.street_number = r.street_number",
+    "l.city = r.city AND l.birth_date = r.birth_date",
+    "l.city = r.city AND l.last_name = r.last_name",
+    "l.street_name = r.street_name AND l.first_name = r.first_name",
+))
 
 # Rules precise enough to count as matches when estimating how often two random records
 # are the same person. DETERMINISTIC_RECALL is the share of true pairs they are assumed
@@ -70,7 +78,7 @@ EM_BLOCKING_COLUMNS = (
 
 
 def comparisons() -> list:
-    """One comparison per column; levels from most to least similar."""
+    """One comparison per kind of evidence; levels from most to least similar."""
     first_name = cl.CustomComparison(
         output_column_name="first_name",
         comparison_levels=[
@@ -88,6 +96,11 @@ def comparisons() -> list:
                 cll.And(cll.LevenshteinLevel("first_name", 2), cll.DamerauLevenshteinLevel("first_name", 1)),
                 cll.JaroWinklerLevel("first_name", 0.92),
             ).configure(label_for_charts="Nickname, one edit or Jaro-Winkler >= 0.92"),
+            # First and last name typed into each other's fields.
+            cll.ColumnsReversedLevel("first_name", "last_name", symmetrical=True)
+            .configure(label_for_charts="First and last name swapped"),
+            # Household names (Lisa/Linda) land here too; the model learns how little it says.
+            cll.JaroWinklerLevel("first_name", 0.8),
             cll.ElseLevel(),
         ],
     )
@@ -135,25 +148,61 @@ def _birth_date():
     )
 
 
-def _location():
-    """Street address and postal code as one comparison.
+# The parts of an address, each with what counts as the same value despite a typo.
+LOCATION_PARTS = {
+    "street_number": cll.ExactMatchLevel("street_number"),
+    "street_name": cll.JaroWinklerLevel("street_name", 0.9),
+    "city": cll.JaroWinklerLevel("city", 0.9),
+    "postal_code": cll.LevenshteinLevel("postal_code", 1),
+    "region": cll.ExactMatchLevel("region"),
+}
 
-    They are far from independent (the same street line nearly always comes with the same
-    postal code), and a model that scored them separately would count one shared address
-    twice, which is exactly what lets a household outscore its different first names.
+
+def _at_least(levels: list, k: int):
+    """At least `k` of `levels` hold."""
+    return cll.Or(*(cll.And(*combo) for combo in combinations(levels, k)))
+
+
+def _location():
+    """Street number, street, city, postal code and region as one comparison, by how many parts agree.
+
+    The parts are far from independent (a street line comes with its postal code, city and
+    region), and a model that scored them separately would count one shared address five
+    times, which is exactly what lets a household outscore its different first names. So
+    the levels count agreeing and differing parts: one typo or one blank part weakens the
+    evidence, it does not veto it; a shared postal code and city alone is a neighbour.
     """
-    address, postal = "address_line1", "postal_code"
+    alike = list(LOCATION_PARTS.values())
+    blank = [cll.NullLevel(c) for c in LOCATION_PARTS]
+    fine = [cll.Or(n, a) for n, a in zip(blank, alike)]  # blank on one side, or alike
     return cl.CustomComparison(
         output_column_name="location",
         comparison_levels=[
-            cll.And(cll.NullLevel(address), cll.NullLevel(postal)),
-            cll.And(cll.ExactMatchLevel(address), cll.ExactMatchLevel(postal))
-            .configure(label_for_charts="Same street address and postal code"),
-            # A typo in either, or the same street line with the postal code left blank.
-            cll.And(cll.JaroWinklerLevel(address, 0.9), cll.Or(cll.LevenshteinLevel(postal, 1), cll.NullLevel(postal)))
-            .configure(label_for_charts="Street address alike, postal code within one edit or missing"),
-            cll.ExactMatchLevel(postal).configure(label_for_charts="Same postal code, other street"),
-            cll.LevenshteinLevel(postal, 1).configure(label_for_charts="Postal code within one edit"),
+            cll.And(*blank),
+            cll.And(*(cll.ExactMatchLevel(c) for c in LOCATION_PARTS))
+            .configure(label_for_charts="Every part the same"),
+            cll.And(*fine, _at_least(alike, 3)).configure(label_for_charts="Three or more parts alike, none differ"),
+            cll.And(_at_least(fine, len(fine) - 1), _at_least(alike, 3))
+            .configure(label_for_charts="Three or more parts alike, one differs"),
+            _at_least(alike, 2).configure(label_for_charts="Two parts alike (e.g. same city and postal code)"),
+            _at_least(alike, 1).configure(label_for_charts="One part alike"),
+            cll.ElseLevel(),
+        ],
+    )
+
+
+def _mailbox():
+    """The email's mailbox name (letters of the local part): justinjohnson@aol and @yahoo.
+
+    Identical emails are joined by the deterministic pass already; what is left is the same
+    mailbox name at another provider, or with other digits and dots, and that is evidence
+    on top of the name when a subscriber carries nothing but a name and an email.
+    """
+    return cl.CustomComparison(
+        output_column_name="mailbox",
+        comparison_levels=[
+            cll.NullLevel("email_user"),
+            cll.ExactMatchLevel("email_user").configure(label_for_charts="Same mailbox name"),
             cll.ElseLevel(),
         ],
     )
@@ -168,6 +217,6 @@ def settings() -> SettingsCreator:
         blocking_rules_to_generate_predictions=list(PREDICTION_BLOCKING_RULES),
         additional_columns_to_retain=[CLUSTER],
         retain_matching_columns=False,
-        retain_intermediate_calculation_columns=False,
+        retain_intermediate_calculation_columns=True,  # per-comparison weights, for review
         max_iterations=20,
     )

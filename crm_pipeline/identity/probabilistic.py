@@ -74,6 +74,9 @@ _MORE_THAN_NAMES = "(mw_birth_date <> 0 OR mw_location <> 0)"
 # 0 times among N matches gets at most this m, so that no single field is an absolute veto
 # (a moved or mistyped address, a wrong birth date) unless the model says so on purpose.
 MIN_M = 1e-3
+# However many matches the deterministic pass joined, at least this share of the expected
+# matching pairs is assumed to be left for the probabilistic pass (so the prior stays > 0).
+MIN_REMAINING_SHARE = 0.01
 # A birth date or street address shared by more records than this is a placeholder
 # (1900-01-01, "Unknown"), not evidence; it is blanked so it neither blocks nor scores.
 JUNK_SHARE, JUNK_MIN = 0.001, 100
@@ -311,7 +314,30 @@ def _trained_linker(records: SplinkDataFrame, con: duckdb.DuckDBPyConnection, se
         sample = _pair_count(con, columns) > EM_MAX_PAIRS
         linker.training.estimate_parameters_using_expectation_maximisation(
             block_on(*columns), max_pairs=EM_MAX_PAIRS if sample else None)
-    return Linker(records, _guarded(linker.misc.save_model_to_json(), u_floor), log_level=LOG_LEVEL)
+    trained = _guarded(linker.misc.save_model_to_json(), u_floor)
+    trained["probability_two_random_records_match"] = _cross_cluster_prior(
+        con, trained["probability_two_random_records_match"])
+    return Linker(records, trained, log_level=LOG_LEVEL)
+
+
+def _cross_cluster_prior(con: duckdb.DuckDBPyConnection, prior: float) -> float:
+    """How often two records in different deterministic clusters are one person.
+
+    The trained prior counts every matching pair, but the pairs this pass scores are the
+    ones the deterministic pass left apart: the matches it already joined are taken out
+    of the expected count before it is spread over the remaining pairs. Data with no
+    shared emails or phones (FEBRL) keeps its prior; data where identifiers joined most
+    people (a retailer's own) gets the lower one it needs, or namesakes would merge.
+    """
+    total, within = con.sql("""
+        SELECT sum(n) * (sum(n) - 1) / 2, sum(n * (n - 1) / 2)
+        FROM (SELECT count(*) AS n FROM person_records GROUP BY cluster_id)
+    """).fetchone()
+    across = float(total) - float(within)
+    if across <= 0:
+        return prior
+    remaining = prior * float(total) - float(within)
+    return min(prior, max(remaining, MIN_REMAINING_SHARE * prior * float(total)) / across)
 
 
 def _pair_count(con: duckdb.DuckDBPyConnection, columns: tuple[str, ...]) -> int:

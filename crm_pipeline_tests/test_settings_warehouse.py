@@ -69,3 +69,21 @@ def test_the_daily_partitions_start_on_the_configured_day(tmp_path):
                                "print(DAILY.get_first_partition_key(), DAILY.has_partition_key('1985-02-28'))"],
         env={"CRM_CONFIG": str(config), "PATH": ""}, capture_output=True, text=True, timeout=120)
     assert shown.stdout.split() == ["1985-03-01", "False"], shown.stderr
+
+
+def test_postgresql_ignores_the_duckdb_tuning(tmp_path):
+    from crm_pipeline_tests.postgres.server import start_server
+
+    try:
+        server = start_server()
+    except LookupError as reason:
+        pytest.skip(f"no PostgreSQL server for this test: {reason}")
+    try:
+        settings = load_settings(env={}, home_dir=tmp_path, warehouse_url=server.url(),
+                                 warehouse_memory_limit="1GB", warehouse_threads=1)
+        engine = make_engine(settings.warehouse_url, **settings.engine_options)
+        with engine.connect() as conn:  # PostgreSQL would refuse `SET memory_limit`: nothing of it is sent
+            assert conn.execute(sa.text("SELECT current_setting('TimeZone')")).scalar_one() == "UTC"
+        engine.dispose()
+    finally:
+        server.stop()

@@ -46,12 +46,20 @@ demo: $(VENV)/.installed
 	@echo
 	@echo "Open the Dagster UI on the same data:  make ui   (then http://127.0.0.1:3000)"
 
-# The project's instance settings (run queue, retries, freshness) replace an older copy, never a newer edit.
+# The Dagster UI on the demo's data. The project's instance settings (run queue, retries, freshness) replace
+# an older copy, never a newer edit; they live in deploy/, not beside workspace.yaml, because a dagster.yaml
+# in the folder `dagster dev` starts from is a second, unused instance file (Dagster warns about it).
+# `exec`: make's signals reach the supervisor itself, which stops `dagster dev` and every process it started
+# within 10 s of Ctrl-C or SIGTERM (crm_pipeline/dev_server.py says why dagster dev alone does not).
+UI_HOST ?= 127.0.0.1
+UI_PORT ?= 3000
+INSTANCE_TEMPLATE := deploy/dagster.yaml
 ui: $(VENV)/.installed
 	mkdir -p $(CRM_HOME)/dagster $(CRM_HOME)/demo/landing
-	cp -u dagster.yaml $(CRM_HOME)/dagster/dagster.yaml
-	DAGSTER_HOME=$(CRM_HOME)/dagster CRM_LANDING_DIR=$(CRM_HOME)/demo/landing CRM_WAREHOUSE_URL=duckdb:///$(CRM_HOME)/warehouse.duckdb \
-		$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+	cp -u $(INSTANCE_TEMPLATE) $(CRM_HOME)/dagster/dagster.yaml
+	exec env DAGSTER_HOME=$(CRM_HOME)/dagster CRM_HOME_DIR=$(CRM_HOME) CRM_LANDING_DIR=$(CRM_HOME)/demo/landing \
+		CRM_WAREHOUSE_URL=duckdb:///$(CRM_HOME)/warehouse.duckdb \
+		$(BIN)/python -m crm_pipeline.dev_server --host $(UI_HOST) --port $(UI_PORT)
 
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest -q

@@ -1,7 +1,8 @@
-"""`dagster dev` (webserver and daemon) as a user runs it, started once for the live tests of this folder.
+"""`dagster dev` (webserver and daemon) as `make ui` runs it, started once for the live tests of this folder.
 
-The service runs in its own process group on a free port, on a temporary DAGSTER_HOME holding the
-project's dagster.yaml, a temporary landing folder and a temporary DuckDB warehouse file. The
+The service runs under the project's supervisor (crm_pipeline.dev_server, the command `make ui` execs) in
+its own session on a free port, on a temporary DAGSTER_HOME holding the project's deploy/dagster.yaml, a
+temporary landing folder and a temporary DuckDB warehouse file. The
 `flowed_through` fixture drops a small generated data set and waits, through the GraphQL API, until
 the sensor's ingest runs and the refresh after them have succeeded.
 """
@@ -27,6 +28,8 @@ from crm_pipeline_tests.network import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 DAGSTER = ROOT / ".venv" / "bin" / "dagster"
+PYTHON = ROOT / ".venv" / "bin" / "python"
+INSTANCE_TEMPLATE = ROOT / "deploy" / "dagster.yaml"  # what `make ui` copies into DAGSTER_HOME
 START_TIMEOUT = 180  # a cold start imports dagster, pandas, DuckDB and the project on a busy 2-core machine
 FLOW_TIMEOUT = 480  # sensor ticks (5 s here, 10 s for the refresh) plus one queued run per file on a busy machine
 PEOPLE = 200
@@ -55,6 +58,8 @@ class LiveDagster:
     port: int
     env: dict[str, str]
     log_path: Path
+    command: list[str] | None = None  # default: the supervisor command line of `make ui`
+    sigint_ignored: bool = False  # started as a shell's background job is: SIGINT ignored
     proc: subprocess.Popen | None = None
     exit_code: int | None = None
     leftovers: list[str] = field(default_factory=list)
@@ -103,10 +108,10 @@ class LiveDagster:
         started = time.monotonic()
         log = self.log_path.open("wb")
         self.proc = subprocess.Popen(
-            [str(DAGSTER), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(self.port)],
+            self.command or ui_command(self.port),
             cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True,  # its own process group: the webserver, daemon, code server and run workers
-            preexec_fn=_interruptible,
+            start_new_session=True,  # its own session, as a terminal's foreground job
+            preexec_fn=_sigint_ignored if self.sigint_ignored else _interruptible,
         )
         log.close()
         deadline = started + START_TIMEOUT
@@ -127,14 +132,15 @@ class LiveDagster:
         self.timings["start_seconds"] = round(time.monotonic() - started, 1)
 
     def stop(self, timeout: float = 60) -> int:
-        """SIGINT to the whole process group, as Ctrl-C in a terminal; wait for every process in it to end."""
+        """SIGINT to the foreground process group, as Ctrl-C in a terminal; wait for every process of the
+        service's tree (taken just before) to end."""
         if self.proc is None or self.exit_code is not None:
             return self.exit_code if self.exit_code is not None else 0
         started = time.monotonic()
-        pgid = self.proc.pid  # start_new_session: the group id is the leader's pid
+        tree = process_tree(self.proc.pid)
         for sig, wait in ((signal.SIGINT, timeout), (signal.SIGTERM, 15)):
             try:
-                os.killpg(pgid, sig)
+                os.killpg(self.proc.pid, sig)  # start_new_session: the group id is the leader's pid
             except ProcessLookupError:
                 break
             try:
@@ -142,16 +148,17 @@ class LiveDagster:
                 break
             except subprocess.TimeoutExpired:
                 self.signals_unheeded.append(sig.name)
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and _group_alive(pgid):
-            time.sleep(0.5)
-        if _group_alive(pgid):
-            self.leftovers = _group_members(pgid)
-            os.killpg(pgid, signal.SIGKILL)  # never leave a process behind on a shared machine
-            if self.exit_code is None:
-                self.exit_code = self.proc.wait(timeout=10)
+        self.leftovers = wait_for_end(tree, 20)
+        kill_all(tree)  # never leave a process behind on a shared machine
+        if self.exit_code is None:
+            self.exit_code = self.proc.wait(timeout=10)
         self.timings["stop_seconds"] = round(time.monotonic() - started, 1)
         return self.exit_code
+
+
+def ui_command(port: int) -> list[str]:
+    """The command `make ui` execs, on another port."""
+    return [str(PYTHON), "-m", "crm_pipeline.dev_server", "--host", "127.0.0.1", "--port", str(port)]
 
 
 def _interruptible() -> None:
@@ -159,26 +166,75 @@ def _interruptible() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    return bool(_group_members(pgid))
+def _sigint_ignored() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def _group_members(pgid: int) -> list[str]:
-    """Live (not zombie) processes of the group, as `pid command`."""
-    members = []
+@dataclass(frozen=True)
+class Proc:
+    """One process as /proc shows it; (pid, start time) names it even if the pid is reused later."""
+
+    pid: int
+    started: int
+    group: int
+    command: str
+
+    def __str__(self) -> str:
+        return f"{self.pid} {self.command}"
+
+
+def _processes() -> dict[int, tuple[Proc, int, str]]:
+    """Every process: (Proc, parent pid, state)."""
+    found = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             text = stat.read_text()
+            command = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
         except OSError:
             continue
-        fields = text[text.rindex(")") + 2:].split()
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            members.append(f"{stat.parent.name} {text[text.index('(') + 1:text.rindex(')')]}")
-    return members
+        fields = text[text.rindex(")") + 2:].split()  # state, ppid, pgrp, ..., starttime is the 20th
+        pid = int(stat.parent.name)
+        found[pid] = (Proc(pid, int(fields[19]), int(fields[2]), command[:160]), int(fields[1]), fields[0])
+    return found
+
+
+def process_tree(root: int) -> list[Proc]:
+    """`root` and all its descendants, now."""
+    found = _processes()
+    children: dict[int, list[int]] = {}
+    for pid, (_, parent, _) in found.items():
+        children.setdefault(parent, []).append(pid)
+    tree, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        if pid in found:
+            tree.append(found[pid][0])
+            todo.extend(children.get(pid, []))
+    return tree
+
+
+def survivors(tree: list[Proc]) -> list[Proc]:
+    """Processes of `tree` still alive (a zombie has ended), and any live process that joined one of its groups."""
+    groups = {p.group for p in tree}
+    known = {(p.pid, p.started) for p in tree}
+    return [proc for proc, _, state in _processes().values() if state != "Z"
+            and ((proc.pid, proc.started) in known or proc.group in groups)]
+
+
+def wait_for_end(tree: list[Proc], seconds: float) -> list[str]:
+    """Wait up to `seconds` for every process of `tree` to end; what is still alive then."""
+    deadline = time.monotonic() + seconds
+    while (left := survivors(tree)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return [str(p) for p in left]
+
+
+def kill_all(tree: list[Proc]) -> None:
+    for proc in survivors(tree):
+        try:
+            os.kill(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 @pytest.fixture(scope="package")
@@ -189,7 +245,7 @@ def live_dagster(tmp_path_factory) -> LiveDagster:
     dagster_home, landing, crm_home = root / "dagster_home", root / "data" / "landing", root / "crm_home"
     for folder in (dagster_home, landing, crm_home):
         folder.mkdir(parents=True)
-    shutil.copy(ROOT / "dagster.yaml", dagster_home / "dagster.yaml")  # the project's instance, as `make ui` uses
+    shutil.copy(INSTANCE_TEMPLATE, dagster_home / "dagster.yaml")  # the project's instance, as `make ui` uses
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CRM_", "DAGSTER_"))}
     env.update({
         "DAGSTER_HOME": str(dagster_home),

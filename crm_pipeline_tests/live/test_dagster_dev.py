@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import signal
 import time
 from datetime import date, timedelta
 
 import duckdb
+import pytest
 import sqlalchemy as sa
 
 from crm_pipeline.identity.evaluate import evaluate_identity
-from crm_pipeline_tests.live.conftest import tags, will_not_retry
+from crm_pipeline_tests.live.conftest import (LiveDagster, kill_all, process_tree, tags, wait_for_end,
+                                              will_not_retry)
+from crm_pipeline_tests.network import free_port
 
 ASSET_QUERY = """
 query Asset($path: [String!]!) {
@@ -147,7 +153,8 @@ def test_a_backfill_launched_as_the_ui_does_refreshes_each_past_day(live_dagster
         done = {tags(r)["dagster/partition"] for r in runs if r["status"] == "SUCCESS"}
         if done == set(days):
             break
-        assert not [r for r in runs if will_not_retry(r)], runs
+        hopeless = [r for r in runs if will_not_retry(r)]
+        assert not hopeless, {r["runId"]: live_dagster.run_errors(r["runId"]) for r in hopeless}
         assert time.monotonic() < deadline, (runs, live_dagster.log_tail())
         time.sleep(2)
     with duckdb.connect(str(live_dagster.warehouse), read_only=True) as conn:
@@ -161,3 +168,47 @@ def test_dagster_dev_stops_cleanly_on_ctrl_c(live_dagster):
                                                              live_dagster.log_tail())
     assert not live_dagster.leftovers  # webserver, daemon, code server and run workers all ended
     print(f"live timings: {live_dagster.timings}")
+
+
+STOP_WITHIN_SECONDS = 10
+
+
+@pytest.mark.parametrize("how", ["SIGTERM to make, SIGINT ignored", "Ctrl-C"])
+def test_make_ui_ends_within_ten_seconds_leaving_no_process(tmp_path, how):
+    """`make ui` itself, on a temporary home and a free port: once it serves, SIGTERM to make (as `kill` or a
+    service manager sends it, from a shell that started it in the background, so SIGINT is ignored) or SIGINT
+    to its process group (Ctrl-C in a terminal). Every process of its tree, taken just before, ends within 10 s."""
+    if not shutil.which("make"):
+        pytest.skip("make is not installed")
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CRM_", "DAGSTER_", "MAKE"))}
+    env["PYTHONUNBUFFERED"] = "1"
+    live = LiveDagster(root=tmp_path, port=port, env=env, log_path=tmp_path / "make_ui.log",
+                       # -o: never reinstall the venv from a test; the recipe is exactly the ui target's
+                       command=["make", "--no-print-directory", "-o", ".venv/.installed", "ui",
+                                f"CRM_HOME={tmp_path / 'crm'}", f"UI_PORT={port}"],
+                       sigint_ignored=how.startswith("SIGTERM"))
+    tree = []
+    try:
+        live.start()
+        tree = process_tree(live.proc.pid)
+        commands = " | ".join(p.command for p in tree)
+        for part in ("crm_pipeline.dev_server", "dagster dev", "dagster_webserver", "dagster._daemon",
+                     "code-server start"):
+            assert part in commands, commands
+        started = time.monotonic()
+        if how.startswith("SIGTERM"):
+            os.kill(live.proc.pid, signal.SIGTERM)
+        else:
+            os.killpg(live.proc.pid, signal.SIGINT)
+        left = wait_for_end(tree, STOP_WITHIN_SECONDS)
+        seconds = time.monotonic() - started
+        assert not left, f"alive {STOP_WITHIN_SECONDS} s after {how}: {left}\n{live.log_tail()}"
+        assert live.proc.poll() is not None
+        print(f"make ui ({len(tree)} processes) ended {seconds:.1f} s after {how}")
+    finally:
+        if live.proc is not None:  # whatever outlived the test, on a shared machine
+            kill_all(tree or process_tree(live.proc.pid))
+            live.proc.wait(timeout=10)
+    log = live.log_path.read_text(encoding="utf-8", errors="replace")
+    assert "in the current folder" not in log  # no stray dagster.yaml beside workspace.yaml

@@ -8,7 +8,7 @@ from crm_pipeline.defs.resources import CrmSettingsResource, WarehouseResource, 
 from crm_pipeline.identity.config import load_identity_config
 from crm_pipeline.identity.evaluate import evaluate_identity
 from crm_pipeline.identity.resolve import resolve_identities
-from crm_pipeline.markdown import to_markdown
+from crm_pipeline.markdown import image, to_markdown
 
 GROUP = "identity"
 SOURCES = ["stg_customers", "stg_subscribers", "stg_orders", "stg_email_events", "stg_web_events"]
@@ -27,9 +27,26 @@ SPECS = [
 
 def _find_pairs():
     """Splink's probabilistic pass, imported only when it runs (it is the heaviest import of the stage)."""
-    from crm_pipeline.identity.probabilistic import probabilistic_pairs
+    from crm_pipeline.identity.probabilistic import match_people
 
-    return probabilistic_pairs
+    return match_people
+
+
+def _model_metadata(report) -> dict:
+    """The trained model, its threshold and the borderline pairs, for the contacts page."""
+    match = report.match
+    if match is None or match.model is None:
+        return {"probabilistic_model": "not trained this run (too few named records, or disabled)"}
+    from crm_pipeline.identity.model_report import match_weights_png, parameters, prior_weight
+
+    return {
+        "threshold": float(match.threshold), "candidate_pairs": match.candidate_pairs,
+        "prior_weight_bits": prior_weight(match.model),
+        "m_and_u": dg.MetadataValue.md(to_markdown(parameters(match.model))),
+        "match_weights_chart": dg.MetadataValue.md(image(match_weights_png(match.model), "match weights")),
+        "borderline_pairs": dg.MetadataValue.md(to_markdown(match.borderline)),
+        "reviewed_must_link": report.must_links, "reviewed_cannot_link": report.cannot_links,
+    }
 
 
 @dg.multi_asset(specs=SPECS, name="resolve_identity", check_specs=[
@@ -46,22 +63,30 @@ def resolve_identity(context: dg.AssetExecutionContext, warehouse: WarehouseReso
     with transient_warehouse_errors_retried(context):
         report = resolve_identities(warehouse.engine, as_of=as_of, config=config,
                                     find_pairs=_find_pairs() if config.probabilistic_enabled else None)
-    quality = {}
+    quality, map_quality = {}, {}
     if settings.truth_path:
         with warehouse.engine.connect() as conn:
             scores = evaluate_identity(conn, settings.truth_path)
         quality = {"quality_vs_truth": dg.MetadataValue.md(to_markdown(scores)),
                    "f1_profiles": float(scores["f1"].iloc[0]), "precision_profiles": float(scores["precision"].iloc[0])}
+        map_quality = {"precision_profiles": float(scores["precision"].iloc[0]),
+                       "recall_profiles": float(scores["recall"].iloc[0]), "f1_profiles": float(scores["f1"].iloc[0]),
+                       "quality_vs_truth": dg.MetadataValue.md(to_markdown(scores))}
     with warehouse.engine.connect() as conn:
         merges_total = conn.execute(sa.text("SELECT COUNT(*) FROM merge_log")).scalar_one()
+        match_types = dict(conn.execute(sa.text(
+            "SELECT match_type, COUNT(*) FROM identity_map GROUP BY match_type ORDER BY match_type")).all())
     yield dg.MaterializeResult(asset_key="contacts", metadata={
         "dagster/row_count": report.contacts, "records_in": report.records, "nodes": report.nodes,
         "largest_cluster": report.largest_cluster, "probabilistic_pairs": report.probabilistic_pairs,
         "share_resolved_probabilistically": round(report.probabilistic_share, 4),
         "junk_identifiers_ignored": report.junk_values, "identifiers_capped": report.capped_values,
         "seconds": dg.MetadataValue.json({k: round(v, 2) for k, v in report.seconds.items()}), **quality,
+        **_model_metadata(report),
     })
-    yield dg.MaterializeResult(asset_key="identity_map", metadata={"dagster/row_count": report.records})
+    yield dg.MaterializeResult(asset_key="identity_map", metadata={
+        "dagster/row_count": report.records, "match_types": dg.MetadataValue.json(match_types),
+        **{f"records_{kind}": int(n) for kind, n in match_types.items()}, **map_quality})
     yield dg.MaterializeResult(asset_key="merge_log", metadata={
         "merges_this_run": report.merges, "splits_this_run": report.splits, "dagster/row_count": int(merges_total)})
     yield dg.AssetCheckResult(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,7 +21,8 @@ from crm_pipeline.identity.nodes import RECORD_NODES, all_nodes, direct_edges, i
 from crm_pipeline.identity.stable_ids import assign_contact_ids, id_number
 from crm_pipeline.warehouse.bulk import insert_arrow, read_frame
 from crm_pipeline.warehouse.identity_schema import (
-    contacts, create_identity_tables, identity_alerts, identity_map, identity_nodes, merge_log,
+    contacts, create_identity_tables, identity_alerts, identity_borderline, identity_decisions, identity_map,
+    identity_nodes, merge_log,
 )
 
 PairFinder = Callable[..., pd.DataFrame]
@@ -40,6 +42,10 @@ class IdentityReport:
     capped_values: int = 0
     oversized_clusters: list[str] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
+    must_links: int = 0  # reviewers' decisions honoured this run
+    cannot_links: int = 0
+    cannot_links_unenforceable: list[str] = field(default_factory=list)  # pairs a shared identifier joins
+    match: object | None = None  # the probabilistic pass's MatchResult (model, threshold, borderline)
 
 
 def resolve_identities(engine: sa.Engine, *, as_of: date, config: IdentityConfig,
@@ -55,12 +61,18 @@ def resolve_identities(engine: sa.Engine, *, as_of: date, config: IdentityConfig
         previous = read_frame(conn, sa.select(identity_nodes.c.node_id, identity_nodes.c.contact_id,
                                               identity_nodes.c.first_seen_as_of))
         retired = read_frame(conn, sa.select(merge_log.c.old_contact_id.label("contact_id")))
+        decisions = read_frame(conn, sa.select(identity_decisions.c.node_a, identity_decisions.c.node_b,
+                                               identity_decisions.c.decision))
         # An erased person's contact id is never handed to someone new.
         erased = conn.execute(sa.text("SELECT MAX(retired_contact_number) FROM erasure_requests")).scalar() \
             if sa.inspect(conn).has_table("erasure_requests") else None
     report.seconds["read"] = time.perf_counter() - clock
 
     guarded = guard_identifiers(edges, people, config)
+    # A reviewer's must-link is as certain as a shared identifier: the pair is one cluster before scoring.
+    must = decisions.loc[decisions["decision"] == "must_link", ["node_a", "node_b"]]
+    cannot = decisions.loc[decisions["decision"] == "cannot_link", ["node_a", "node_b"]]
+    direct = pd.concat([direct, must], ignore_index=True)
     deterministic = components(nodes["node_id"], guarded.edges, direct)
     report.seconds["deterministic"] = time.perf_counter() - clock
 
@@ -68,12 +80,14 @@ def resolve_identities(engine: sa.Engine, *, as_of: date, config: IdentityConfig
     if config.probabilistic_enabled and find_pairs is not None and len(people):
         records = people.drop_duplicates("node_id").assign(
             cluster_id=lambda p: deterministic.set_axis(nodes["node_id"]).reindex(p["node_id"]).values)
-        pairs = find_pairs(records, threshold=config.probabilistic_threshold,
+        found = find_pairs(records, threshold=config.probabilistic_threshold,
                            max_pairs_per_record=config.max_pairs_per_record, seed=config.seed)
+        pairs, report.match = getattr(found, "pairs", found), (found if hasattr(found, "pairs") else None)
     report.seconds["probabilistic"] = time.perf_counter() - clock
 
-    final = components(nodes["node_id"], guarded.edges,
-                       pd.concat([direct, pairs[["node_a", "node_b"]]], ignore_index=True))
+    pairs, final, unenforceable = _honour_cannot_links(nodes, guarded.edges, direct, deterministic, pairs, cannot)
+    report.must_links, report.cannot_links = len(must), len(cannot)
+    report.cannot_links_unenforceable = unenforceable
     node_frame = _match_types(nodes, deterministic, final, pairs)
     prev = previous.set_index("node_id")
     next_number = max(_next_number(previous["contact_id"], retired["contact_id"]), int(erased or 0) + 1)
@@ -85,7 +99,7 @@ def resolve_identities(engine: sa.Engine, *, as_of: date, config: IdentityConfig
     sizes = node_frame.groupby("contact_id").size()
     oversized = sizes[sizes > config.max_cluster_size]
     alerts = _alerts(guarded, oversized, config, as_of)
-    _write(engine, node_frame, assignment, alerts, as_of)
+    _write(engine, node_frame, assignment, alerts, as_of, _borderline_rows(report.match, pairs, as_of))
     report.seconds["total"] = time.perf_counter() - clock
 
     report.records = int(nodes["record_count"].sum())
@@ -99,6 +113,53 @@ def resolve_identities(engine: sa.Engine, *, as_of: date, config: IdentityConfig
     report.junk_values, report.capped_values = len(guarded.junk), len(guarded.capped)
     report.oversized_clusters = list(oversized.index)
     return report
+
+
+def _honour_cannot_links(nodes: pd.DataFrame, identifier_edges: pd.DataFrame, direct: pd.DataFrame,
+                         deterministic: pd.Series, pairs: pd.DataFrame, cannot: pd.DataFrame):
+    """Final components with no probabilistic edge joining a cannot-link pair.
+
+    The pair's own edge goes; if the two still meet through other probabilistic edges,
+    every probabilistic edge touching either of them goes too. A pair that shared
+    identifiers join (one email) cannot be kept apart by dropping model edges: it is
+    returned for an alert.
+    """
+    def final_components(p):
+        return components(nodes["node_id"], identifier_edges, pd.concat([direct, p[["node_a", "node_b"]]],
+                                                                        ignore_index=True))
+
+    if len(cannot):
+        key = pairs["node_a"] + "\x1f" + pairs["node_b"]
+        pairs = pairs[~key.isin(cannot["node_a"] + "\x1f" + cannot["node_b"])]
+    final = final_components(pairs)
+    if not len(cannot):
+        return pairs, final, []
+    label = final.set_axis(nodes["node_id"])
+    together = cannot[label.reindex(cannot["node_a"]).values == label.reindex(cannot["node_b"]).values]
+    if len(together):
+        touched = pd.concat([together["node_a"], together["node_b"]])
+        pairs = pairs[~(pairs["node_a"].isin(touched) | pairs["node_b"].isin(touched))]
+        final = final_components(pairs)
+    det = deterministic.set_axis(nodes["node_id"])
+    stuck = cannot[det.reindex(cannot["node_a"]).values == det.reindex(cannot["node_b"]).values]
+    return pairs, final, list(stuck["node_a"] + " / " + stuck["node_b"])
+
+
+def _borderline_rows(match, pairs: pd.DataFrame, as_of: date) -> pd.DataFrame:
+    """The model's borderline sample as stored for `crm-pipeline identity review`."""
+    columns = ["node_a", "node_b", "match_probability", "match_weight", "field_weights", "accepted", "as_of"]
+    sample = getattr(match, "borderline", None)
+    if sample is None or not len(sample):
+        return pd.DataFrame(columns=columns)
+    weights = sample.filter(like="w_").rename(columns=lambda c: c[2:])
+    accepted = (sample["node_a"] + "\x1f" + sample["node_b"]).isin(pairs["node_a"] + "\x1f" + pairs["node_b"])
+    return pd.DataFrame({
+        "node_a": sample["node_a"], "node_b": sample["node_b"],
+        "match_probability": sample["match_probability"].astype(float),
+        "match_weight": sample["match_weight"].astype(float),
+        "field_weights": [json.dumps(row, sort_keys=True) for row in weights.to_dict("records")],
+        "accepted": accepted.values, "as_of": as_of,
+    }, columns=columns)
 
 
 def _match_types(nodes: pd.DataFrame, deterministic: pd.Series, final: pd.Series,
@@ -149,7 +210,8 @@ def _alerts(guarded, oversized: pd.Series, config: IdentityConfig, as_of: date) 
     return alerts
 
 
-def _write(engine: sa.Engine, nodes: pd.DataFrame, assignment, alerts: pd.DataFrame, as_of: date) -> None:
+def _write(engine: sa.Engine, nodes: pd.DataFrame, assignment, alerts: pd.DataFrame, as_of: date,
+           borderline: pd.DataFrame) -> None:
     """Replace the current identity state in one transaction; merges and splits are appended to the log."""
     node_rows = nodes[["node_id", "contact_id", "match_type", "match_probability", "first_seen_as_of"]]
     log = pd.concat([assignment.merges.assign(kind="merge", reason="clusters joined by new records"),
@@ -157,8 +219,10 @@ def _write(engine: sa.Engine, nodes: pd.DataFrame, assignment, alerts: pd.DataFr
     log["as_of"] = as_of
     union = " UNION ALL ".join(record_nodes_sql(e) for e in RECORD_NODES)
     with engine.begin() as conn:
-        for table in (identity_map, identity_nodes, contacts):
+        for table in (identity_map, identity_nodes, contacts, identity_borderline):
             conn.execute(table.delete())
+        if len(borderline):
+            insert_arrow(conn, identity_borderline, pa.Table.from_pandas(borderline, preserve_index=False))
         conn.execute(identity_alerts.delete().where(identity_alerts.c.as_of == as_of))
         insert_arrow(conn, identity_nodes, pa.Table.from_pandas(node_rows, preserve_index=False))
         if len(log):

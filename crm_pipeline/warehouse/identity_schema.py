@@ -50,7 +50,7 @@ contacts = sa.Table(
 
 merge_log = sa.Table(
     "merge_log", metadata,
-    sa.Column("kind", sa.String, nullable=False, comment="merge / split"),
+    sa.Column("kind", sa.String, nullable=False, comment="merge / split / must_link / cannot_link"),
     sa.Column("old_contact_id", sa.String, nullable=False),
     sa.Column("new_contact_id", sa.String, nullable=False),
     sa.Column("reason", sa.String, nullable=False),
@@ -65,7 +65,30 @@ identity_alerts = sa.Table(
     sa.Column("as_of", sa.Date, nullable=False),
 )
 
-IDENTITY_TABLES = [identity_map, identity_nodes, contacts, merge_log, identity_alerts]
+identity_decisions = sa.Table(  # clerical review: honoured by every later run until replaced
+    "identity_decisions", metadata,
+    sa.Column("node_a", sa.String, primary_key=True, comment="the smaller node id of the pair"),
+    sa.Column("node_b", sa.String, primary_key=True),
+    sa.Column("decision", sa.String, nullable=False, comment="must_link / cannot_link"),
+    sa.Column("note", sa.String),
+    sa.Column("decided_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+identity_borderline = sa.Table(  # the last run's pairs nearest the threshold, for review
+    "identity_borderline", metadata,
+    sa.Column("node_a", sa.String, nullable=False),
+    sa.Column("node_b", sa.String, nullable=False),
+    sa.Column("match_probability", sa.Double, nullable=False),
+    sa.Column("match_weight", sa.Double, nullable=False),
+    sa.Column("field_weights", sa.String, nullable=False, comment="JSON: comparison -> weight in bits"),
+    sa.Column("accepted", sa.Boolean, nullable=False, comment="joined by this run"),
+    sa.Column("as_of", sa.Date, nullable=False),
+)
+
+DECISIONS = ("must_link", "cannot_link")
+
+IDENTITY_TABLES = [identity_map, identity_nodes, contacts, merge_log, identity_alerts, identity_decisions,
+                   identity_borderline]
 
 
 def create_identity_tables(bind: sa.Engine | sa.Connection) -> None:

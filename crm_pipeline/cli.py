@@ -30,9 +30,13 @@ DAY_OPTIONS = {"as_of": "--as-of", "from_day": "--from", "to_day": "--to"}
 def _day_outside_partitions(args: argparse.Namespace) -> str | None:
     """One sentence naming the allowed range, for the first day option outside the daily partitions."""
     days = {flag: getattr(args, name) for name, flag in DAY_OPTIONS.items() if getattr(args, name, None)}
-    if not days:
+    from_settings = args.func in (cmd_run, cmd_funnel) and args.as_of is None  # these default to the setting
+    if not days and not from_settings:
         return None
-    first, last = load_settings(args.config).partition_start_date, _today()
+    settings = load_settings(args.config)
+    if from_settings and settings.as_of:
+        days["as_of (settings)"] = settings.as_of
+    first, last = settings.partition_start_date, _today()
     for flag, day in days.items():
         if not first <= day <= last:
             why = "set partition_start_date in the settings for older history" if day < first else \

@@ -1,4 +1,5 @@
-"""Progress of a headless run: file progress is throttled, and a terminal gets a bar instead of lines."""
+"""Headless runs: file progress is throttled, a terminal gets a bar instead of lines, and a day without a
+partition is refused in one sentence."""
 
 from __future__ import annotations
 
@@ -10,9 +11,14 @@ import pty
 import select
 import struct
 import termios
+from datetime import date
 from types import SimpleNamespace
 
+import pytest
+
+from crm_pipeline.defs.headless import refresh_day
 from crm_pipeline.progress import FILE_PROGRESS, FileProgressLog, ProgressPrinter
+from crm_pipeline.settings import load_settings
 
 
 class Clock:
@@ -101,3 +107,9 @@ def test_on_a_terminal_the_files_show_as_a_bar_that_gives_way_to_the_stage_line(
     assert "\r" in shown and "4/4" in shown and "400 new rows" in shown  # one bar, redrawn in place
     assert "ingest_files: 4/4 files" not in shown  # not the plain lines
     assert shown.rstrip().endswith("ingest     ingest_files                          400 rows      2.0 s")
+
+
+def test_a_headless_run_for_a_day_without_a_partition_says_which_days_have_one(tmp_path):
+    settings = load_settings(env={}, home_dir=tmp_path)
+    with pytest.raises(ValueError, match=r"1989-12-31 is outside the daily partitions, which run from 1990-01-01"):
+        refresh_day(settings, date(1989, 12, 31))

@@ -78,8 +78,12 @@ def _materialize(settings: Settings, as_of: date, instance: dg.DagsterInstance |
                  selection, trigger: str, progress: ProgressPrinter | None):
     """What `dg.materialize` does (one in-process run of the ephemeral asset job, so runs look the same in
     the UI), with one more logger when progress is wanted: it sees the run's events as they happen."""
+    from crm_pipeline.defs.partitions import DAILY
     from crm_pipeline.definitions import ALL_ASSETS
 
+    if not DAILY.has_partition_key(as_of.isoformat()):  # rather than Dagster's unknown-partition traceback
+        raise ValueError(f"{as_of} is outside the daily partitions, which run from {DAILY.start.date()} to "
+                         f"{DAILY.get_last_partition_key()} (partition_start_date in the settings sets the first)")
     settings = settings.with_overrides(as_of=as_of)
     instance = instance or local_instance(settings)
     loggers = {"console": dg.colored_console_logger}

@@ -1,5 +1,7 @@
 """Dagster layer for scoring: engagement, preferences, preferred channel and lifecycle, one partition per day."""
 
+import json
+
 import dagster as dg
 import pandas as pd
 import sqlalchemy as sa
@@ -19,7 +21,9 @@ DEPS = ["timeline", "profile_360", "stg_orders", "stg_order_items", "stg_product
 SPECS = [
     dg.AssetSpec("engagement_scores", group_name=GROUP, owners=OWNERS, kinds=KINDS, deps=DEPS, partitions_def=DAILY,
                  description="A table of per-contact engagement scores per brand and across brands as of the day: "
-                             "decayed interaction points, change against 7 and 30 days earlier, growth band."),
+                             "decayed interaction points, change against 7 and 30 days earlier, and a growth band "
+                             "from the activity of two equal windows (rising / steady / falling / dormant, "
+                             "unknown for a contact with nothing to score)."),
     dg.AssetSpec("contact_preferences", group_name=GROUP, owners=OWNERS, kinds=KINDS, deps=DEPS,
                  partitions_def=DAILY,
                  description="A table of what each contact likes as of the day: top categories, brands and price "
@@ -27,12 +31,13 @@ SPECS = [
                              "discount taken."),
     dg.AssetSpec("channel_preferences", group_name=GROUP, owners=OWNERS, kinds=KINDS, deps=["engagement_scores"],
                  partitions_def=DAILY,
-                 description="A table of the channel each contact most likely responds to (email, web, store), "
-                             "estimated with a population prior, with the evidence counts beside the choice."),
+                 description="A table of the channel each contact buys through (web, app, store, marketplace, "
+                             "email), from conversions, with the counts beside the choice; unknown with the reason "
+                             "when the evidence is thin, tied or absent."),
     dg.AssetSpec("lifecycle_stages", group_name=GROUP, owners=OWNERS, kinds=KINDS, deps=["engagement_scores"],
                  partitions_def=DAILY,
                  description="A table of each contact's lifecycle stage per brand on the day (prospect, first-time, "
-                             "repeat, loyal, lapsing, lapsed, won back) and since when."),
+                             "repeat, loyal, lapsing, lapsed, won back, or unknown with the reason) and since when."),
     dg.AssetSpec("lifecycle_transitions", group_name=GROUP, owners=OWNERS, kinds=KINDS, deps=["lifecycle_stages"],
                  partitions_def=DAILY,
                  description="A table of moves between lifecycle stages per day and brand (from, to, contacts)."),
@@ -51,7 +56,7 @@ def score_contacts(context: dg.AssetExecutionContext, warehouse: WarehouseResour
     as_of = crm_settings.as_of_date(context.partition_key)
     config = load_scoring_config(settings.scoring_config or None)
     with transient_warehouse_errors_retried(context):
-        result = run_scoring(warehouse.engine, as_of=as_of, config=config)
+        result = run_scoring(warehouse.engine, as_of=as_of, config=config, truth_dir=settings.truth_path)
     with warehouse.engine.connect() as conn:
         moves = funnel(conn, config, as_of=as_of, days=config.funnel_days)
         stages = stage_counts(conn, as_of)
@@ -71,10 +76,13 @@ def score_contacts(context: dg.AssetExecutionContext, warehouse: WarehouseResour
     yield dg.MaterializeResult(asset_key="channel_preferences", metadata={
         "dagster/row_count": result["channel_rows"],
         "preferred_channels": dg.MetadataValue.md(to_markdown(_counts(result["preferred_channels"], "channel"))),
+        "evidence": dg.MetadataValue.json(result["channel_evidence"]),
+        "channel_vs_truth": dg.MetadataValue.json(json.loads(json.dumps(result["channel_vs_truth"]))),
     })
     yield dg.MaterializeResult(asset_key="lifecycle_stages", metadata={
         "dagster/row_count": int(day_rows["lifecycle_stages"]),
         "stages_across_brands": dg.MetadataValue.md(to_markdown(stages)),
+        "unknown_reasons": dg.MetadataValue.json(result["unscored_reasons"]),
     })
     yield dg.MaterializeResult(asset_key="lifecycle_transitions", metadata={
         "dagster/row_count": int(day_rows["lifecycle_transitions"]),

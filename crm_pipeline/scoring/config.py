@@ -19,9 +19,10 @@ from crm_pipeline.warehouse.profile_schema import TIMELINE_EVENT_TYPES
 
 # Points keys: the timeline's event types, with `purchase` standing for an order that is a purchase.
 POINT_EVENTS = tuple("purchase" if t == "order" else t for t in TIMELINE_EVENT_TYPES)
-CHANNELS = ("email", "web", "store")
-STAGES = ("prospect", "first_time", "repeat", "loyal", "lapsing", "lapsed", "won_back")
-GROWTH_BANDS = ("rising", "steady", "falling")
+ORDER_CHANNELS = ("web", "app", "store", "marketplace")      # the orders' own channel values (the contract's)
+CHANNELS = (*ORDER_CHANNELS, "email", "unknown")
+STAGES = ("prospect", "first_time", "repeat", "loyal", "lapsing", "lapsed", "won_back", "unknown")
+GROWTH_BANDS = ("rising", "steady", "falling", "dormant", "unknown")
 
 
 @dataclass(frozen=True)
@@ -32,11 +33,12 @@ class ScoringConfig:
     rising_at: float
     falling_at: float
     min_base_points: float
+    min_volume_points: float
     top_n: int
     preference_lookback_days: int
     channels: tuple[str, ...]
     channel_lookback_days: int
-    prior_strength: float
+    email_attribution_days: int
     min_evidence: int
     active_days: int
     lapsed_days: int
@@ -97,9 +99,10 @@ def build_config(raw: dict) -> ScoringConfig:
     rising = _number(raw, "engagement.growth.rising_at", float, 0, 100)
     falling = _number(raw, "engagement.growth.falling_at", float, -1, 0)
     channels = raw["channel"].get("channels")
-    if not isinstance(channels, list) or not channels or any(c not in CHANNELS for c in channels) \
+    choosable = CHANNELS[:-1]
+    if not isinstance(channels, list) or not channels or any(c not in choosable for c in channels) \
             or len(set(channels)) != len(channels):
-        raise SettingsError(f"scoring.channel.channels: expected a list out of {', '.join(CHANNELS)} "
+        raise SettingsError(f"scoring.channel.channels: expected a list out of {', '.join(choosable)} "
                             f"without repeats, got {channels!r}")
     active = _number(raw, "lifecycle.active_days", int, 1, 3650)
     lapsed = _number(raw, "lifecycle.lapsed_days", int, 1, 3650)
@@ -110,11 +113,12 @@ def build_config(raw: dict) -> ScoringConfig:
         half_life_days=_number(raw, "engagement.half_life_days", float, 0.5, 3650),
         band_window_days=window, rising_at=rising, falling_at=falling,
         min_base_points=_number(raw, "engagement.growth.min_base_points", float, 0.001, 1e6),
+        min_volume_points=_number(raw, "engagement.growth.min_volume_points", float, 0, 1e6),
         top_n=_number(raw, "preferences.top_n", int, 1, 20),
         preference_lookback_days=_number(raw, "preferences.lookback_days", int, 1, 36500),
         channels=tuple(channels),
         channel_lookback_days=_number(raw, "channel.lookback_days", int, 1, 36500),
-        prior_strength=_number(raw, "channel.prior_strength", float, 0, 1e6),
+        email_attribution_days=_number(raw, "channel.email_attribution_days", int, 0, 365),
         min_evidence=_number(raw, "channel.min_evidence", int, 0, 1_000_000),
         active_days=active, lapsed_days=lapsed,
         loyal_min_purchases=_number(raw, "lifecycle.loyal_min_purchases", int, 2, 1000),

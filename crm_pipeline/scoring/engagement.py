@@ -6,10 +6,16 @@ or before that day), so a fresh warehouse has growth on its first run; one pass 
 gives all three (each interaction's points decayed to each of the three days). Ages are whole UTC
 days (as_of minus the interaction's UTC day), so an interaction on as_of counts in full.
 
-Across brands (brand '') the score is the sum of the brand scores (decay is linear). The growth rate
-compares with the score band_window_days earlier: (score - earlier) / max(|earlier|, min_base_points);
->= rising_at is rising, <= falling_at is falling, in between steady. A person who stops interacting
-halves every half-life, so after one half-life without news they read as falling.
+Across brands (brand '') the score is the sum of the brand scores (decay is linear).
+
+Growth compares activity, not the decayed score (a score decays by itself, so a person with no news
+read as "falling" under a score comparison). Activity = positive points earned, without decay, in
+two equal windows of band_window_days: the last ones up to as_of (W) and the ones before (P).
+    dormant   W = 0 (nothing in the current window)
+    steady    W + P < min_volume_points (too little to call a trend), or the rate in between
+    rising    (W - P) / max(P, min_base_points) >= rising_at
+    falling   (W - P) / max(P, min_base_points) <= falling_at
+So `falling` always holds someone still active now, just less than before.
 """
 
 from __future__ import annotations
@@ -41,13 +47,13 @@ def _decayed(age: str, lag: int) -> str:
 
 def engagement_sql(config: ScoringConfig) -> str:
     """INSERT of `engagement_scores` for :as_of (reads timeline and tmp_scoring_purchases)."""
-    window = config.band_window_days
-    earlier = f"score_{window}d_ago"
-    base = f"CASE WHEN ABS({earlier}) > :min_base THEN ABS({earlier}) ELSE :min_base END"
+    window = int(config.band_window_days)
+    base = "CASE WHEN previous_activity > :min_base THEN previous_activity ELSE :min_base END"
+    rate = f"(activity - previous_activity) / {base}"
     return f"""
 INSERT INTO engagement_scores (as_of, contact_id, brand, score, score_7d_ago, score_30d_ago, change_7d, change_30d,
-                               growth_rate, growth_band, top_percent, interaction_count, first_interaction_date,
-                               last_interaction_date)
+                               activity_points, previous_activity_points, growth_rate, growth_band, top_percent,
+                               interaction_count, first_interaction_date, last_interaction_date)
 WITH interactions AS (
     SELECT contact_id, brand, {_AGE} AS age, {_points_case(config)} AS points
     FROM timeline WHERE occurred_at < :as_of_end AND event_type <> 'order'
@@ -56,26 +62,30 @@ WITH interactions AS (
 ),
 per_brand AS (
     SELECT contact_id, brand, SUM({_decayed('age', 0)}) AS score, SUM({_decayed('age', 7)}) AS score_7d_ago,
-           SUM({_decayed('age', 30)}) AS score_30d_ago, COUNT(*) AS interaction_count,
-           MAX(age) AS oldest_age, MIN(age) AS newest_age
+           SUM({_decayed('age', 30)}) AS score_30d_ago,
+           SUM(CASE WHEN points > 0 AND age < {window} THEN points ELSE 0 END) AS activity,
+           SUM(CASE WHEN points > 0 AND age >= {window} AND age < {2 * window} THEN points ELSE 0 END)
+               AS previous_activity,
+           COUNT(*) AS interaction_count, MAX(age) AS oldest_age, MIN(age) AS newest_age
     FROM interactions GROUP BY contact_id, brand
 ),
 rolled AS (
     SELECT * FROM per_brand
     UNION ALL
-    SELECT contact_id, '{ALL_BRANDS}', SUM(score), SUM(score_7d_ago), SUM(score_30d_ago), SUM(interaction_count),
-           MAX(oldest_age), MIN(newest_age)
+    SELECT contact_id, '{ALL_BRANDS}', SUM(score), SUM(score_7d_ago), SUM(score_30d_ago), SUM(activity),
+           SUM(previous_activity), SUM(interaction_count), MAX(oldest_age), MIN(newest_age)
     FROM per_brand GROUP BY contact_id
 ),
 rated AS (
-    SELECT r.*, (score - {earlier}) / {base} AS growth_rate,
+    SELECT r.*, CASE WHEN activity > 0 THEN {rate} END AS growth_rate,
            RANK() OVER (PARTITION BY brand ORDER BY score DESC) AS score_rank,
            COUNT(*) OVER (PARTITION BY brand) AS scored
     FROM rolled r
 )
 SELECT CAST(:as_of AS DATE), contact_id, brand, score, score_7d_ago, score_30d_ago, score - score_7d_ago,
-       score - score_30d_ago, growth_rate,
-       CASE WHEN growth_rate >= :rising_at THEN 'rising' WHEN growth_rate <= :falling_at THEN 'falling'
+       score - score_30d_ago, activity, previous_activity, growth_rate,
+       CASE WHEN activity <= 0 THEN 'dormant' WHEN activity + previous_activity < :min_volume THEN 'steady'
+            WHEN growth_rate >= :rising_at THEN 'rising' WHEN growth_rate <= :falling_at THEN 'falling'
             ELSE 'steady' END,
        CAST(score_rank AS DOUBLE PRECISION) * 100.0 / scored, interaction_count,
        {day_date(':as_of_day - oldest_age')}, {day_date(':as_of_day - newest_age')}
@@ -86,7 +96,8 @@ FROM rated
 def engagement_params(config: ScoringConfig, params: dict) -> dict:
     bound = {"as_of": params["as_of"], "as_of_day": day_number(params["as_of"]), "as_of_end": params["as_of_end"],
              "half_life": float(config.half_life_days),
-             "min_base": float(config.min_base_points), "rising_at": float(config.rising_at),
+             "min_base": float(config.min_base_points), "min_volume": float(config.min_volume_points),
+             "rising_at": float(config.rising_at),
              "falling_at": float(config.falling_at), "pt_purchase": float(config.points.get("purchase", 0.0))}
     bound.update({f"pt_{event}": float(value) for event, value in config.points.items() if event != "purchase"})
     return bound

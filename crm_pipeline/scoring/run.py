@@ -10,11 +10,13 @@ import sqlalchemy as sa
 from crm_pipeline.profiles.profile360 import attach_scoring
 from crm_pipeline.profiles.sql import as_of_params
 from crm_pipeline.scoring.channel import build_channels
-from crm_pipeline.scoring.config import GROWTH_BANDS, ScoringConfig, load_scoring_config
+from crm_pipeline.scoring.config import GROWTH_BANDS, STAGES, ScoringConfig, load_scoring_config
 from crm_pipeline.scoring.engagement import build_engagement
 from crm_pipeline.scoring.lifecycle import build_lifecycle
 from crm_pipeline.scoring.preferences import build_preferences
+from crm_pipeline.scoring import truth as channel_truth
 from crm_pipeline.scoring.scratch import create_scratch, drop_scratch
+from crm_pipeline.scoring.unscored import add_unscored
 from crm_pipeline.step_clock import StepClock
 from crm_pipeline.warehouse.scoring_schema import create_scoring_tables
 
@@ -27,13 +29,15 @@ FROM engagement_scores WHERE as_of = :as_of
 
 
 def run_scoring(engine: sa.Engine, *, as_of: dt.date, config: ScoringConfig | None = None,
-                config_file: str | Path | None = None) -> dict:
+                config_file: str | Path | None = None, truth_dir: Path | None = None) -> dict:
     """Rebuild the `as_of` rows of every scoring table from the timeline and staged orders, products and
     web events up to the end of `as_of` (UTC); nothing later counts.
 
     The config is validated before any SQL runs. All tables are replaced for the day in one
     transaction (delete-then-insert), so a re-run gives identical rows. When `profile_360` is a
-    snapshot of the same day, its engagement, channel and lifecycle columns are filled too.
+    snapshot of the same day, its engagement, channel and lifecycle columns are filled too. Every
+    contact gets a row: one with nothing to score is `unknown` with the reason (`unscored`). With the
+    generator's truth, the channel is judged against it and recorded in `model_runs`.
     Returns figures for the asset's metadata.
     """
     config = config or load_scoring_config(config_file)
@@ -48,7 +52,8 @@ def run_scoring(engine: sa.Engine, *, as_of: dt.date, config: ScoringConfig | No
         conn.execute(sa.text(_KNOWN_SQL), {"as_of": as_of})
         channels = clock.run("channel", build_channels, conn, config, params)
         preferences = clock.run("preferences", build_preferences, conn, config, params)
-        stages = clock.run("lifecycle", build_lifecycle, conn, config, params)
+        clock.run("lifecycle", build_lifecycle, conn, config, params)
+        unscored = clock.run("unscored", add_unscored, conn, params)
         attached = clock.run("profile_360", attach_scoring, conn, as_of)
         drop_scratch(conn)
         bands = dict(conn.execute(sa.text(
@@ -57,6 +62,17 @@ def run_scoring(engine: sa.Engine, *, as_of: dt.date, config: ScoringConfig | No
         chosen = dict(conn.execute(sa.text(
             "SELECT preferred_channel, COUNT(*) FROM channel_preferences WHERE as_of = :d AND brand = '' "
             "GROUP BY preferred_channel"), {"d": as_of}).all())
+        stages = dict(conn.execute(sa.text(
+            "SELECT stage, COUNT(*) FROM lifecycle_stages WHERE as_of = :d AND brand = '' GROUP BY stage"),
+            {"d": as_of}).all())
+        evidence = dict(conn.execute(sa.text(
+            "SELECT CASE WHEN evidence_count = 0 THEN 'none' WHEN reason = 'thin_evidence' THEN 'thin' "
+            "ELSE 'sufficient' END, COUNT(*) FROM channel_preferences WHERE as_of = :d AND brand = '' GROUP BY 1"),
+            {"d": as_of}).all())
+        judged = clock.run("channel_truth", channel_truth.evaluate_channels, conn, truth_dir, as_of)
+        channel_truth.record(conn, as_of, judged, {"min_evidence": config.min_evidence,
+                                                   "email_attribution_days": config.email_attribution_days,
+                                                   "lookback_days": config.channel_lookback_days})
         moves = conn.execute(sa.text("SELECT COALESCE(SUM(contact_count), 0) FROM lifecycle_transitions "
                                      "WHERE as_of = :d AND brand = ''"), {"d": as_of}).scalar_one()
     note = None
@@ -69,9 +85,12 @@ def run_scoring(engine: sa.Engine, *, as_of: dt.date, config: ScoringConfig | No
         "contacts_scored": int(sum(bands.values())),
         "growth_bands": {band: int(bands.get(band, 0)) for band in GROWTH_BANDS},
         "channel_rows": int(channels),
-        "preferred_channels": {c: int(chosen.get(c, 0)) for c in config.channels},
+        "preferred_channels": {c: int(chosen.get(c, 0)) for c in (*config.channels, "unknown")},
+        "channel_evidence": {k: int(evidence.get(k, 0)) for k in ("sufficient", "thin", "none")},
+        "channel_vs_truth": judged,
+        "unscored_reasons": unscored,
         "contacts_with_preferences": int(preferences),
-        "lifecycle_stages": stages,
+        "lifecycle_stages": {stage: int(stages.get(stage, 0)) for stage in STAGES},
         "transitions_today": int(moves),
         "profiles_updated": int(attached),
         "timeline_as_of": timeline_as_of.isoformat() if timeline_as_of else None,

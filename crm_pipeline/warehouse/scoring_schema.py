@@ -5,13 +5,19 @@ a run deletes that day's rows and inserts them again in one transaction, so re-r
 identical tables. Brand '' means across all brands (the per-brand set varies by installation).
 
 - `engagement_scores`: per contact and brand, the decayed points score, the same score recomputed as
-  of 7 and 30 days earlier, the growth band and the contact's rank as a top percentage.
+  of 7 and 30 days earlier, the activity of two equal windows and the growth band they give, and the
+  contact's rank as a top percentage. A contact with nothing to score gets one across-brands row with
+  growth band `unknown` (the reason is on its `lifecycle_stages` row).
 - `contact_preferences`: ONE row per contact: the top category / brand / price band bought and browsed
   with their shares (and the top_n of each as a list), preferred purchase channel, email weekday and
   hour, average discount taken.
-- `channel_preferences`: per contact and brand, the channel the contact most likely responds to, with
-  the response counts (the evidence) and the posterior probabilities beside the choice.
-- `lifecycle_stages`: per contact and brand, the stage on the day and since when.
+- `channel_preferences`: per contact and brand, the channel the contact buys through (most conversions),
+  with the conversion counts per channel (the evidence) beside the choice, or `unknown` and the reason.
+- `lifecycle_stages`: per contact and brand, the stage on the day and since when; `unknown` with a
+  reason for a contact with nothing to stage.
+
+A warehouse whose scoring table has other columns than these (built by an earlier version) has that
+table rebuilt empty on the next scoring run: the tables are derived, so backfill to refill past days.
 - `lifecycle_transitions`: per day and brand, how many contacts moved from one stage to another that
   day (`from_stage` 'new' = first seen that day).
 """
@@ -32,14 +38,18 @@ engagement_scores = sa.Table(
     sa.Column("score_30d_ago", sa.Double, nullable=False, comment="the score as of as_of - 30, same data"),
     sa.Column("change_7d", sa.Double, nullable=False),
     sa.Column("change_30d", sa.Double, nullable=False),
-    sa.Column("growth_rate", sa.Double, nullable=False,
-              comment="(score - earlier) / max(|earlier|, min_base_points) over the band window"),
-    sa.Column("growth_band", sa.String, nullable=False, comment="rising / steady / falling"),
-    sa.Column("top_percent", sa.Double, nullable=False,
+    sa.Column("activity_points", sa.Double, nullable=False,
+              comment="positive points earned in the last band_window_days (no decay)"),
+    sa.Column("previous_activity_points", sa.Double, nullable=False,
+              comment="positive points earned in the band_window_days before those"),
+    sa.Column("growth_rate", sa.Double,
+              comment="(activity - previous) / max(previous, min_base_points); empty when dormant or unknown"),
+    sa.Column("growth_band", sa.String, nullable=False, comment="rising / steady / falling / dormant / unknown"),
+    sa.Column("top_percent", sa.Double,
               comment="rank by score (highest first, ties share) * 100 / contacts scored for the brand"),
     sa.Column("interaction_count", sa.Integer, nullable=False),
-    sa.Column("first_interaction_date", sa.Date, nullable=False),
-    sa.Column("last_interaction_date", sa.Date, nullable=False),
+    sa.Column("first_interaction_date", sa.Date),
+    sa.Column("last_interaction_date", sa.Date),
 )
 
 
@@ -74,14 +84,18 @@ channel_preferences = sa.Table(
     sa.Column("as_of", sa.Date, nullable=False),
     sa.Column("contact_id", sa.String, nullable=False),
     sa.Column("brand", sa.String, nullable=False, comment="'' = across all brands"),
-    sa.Column("preferred_channel", sa.String, nullable=False, comment="email / web / store"),
-    sa.Column("preferred_channel_probability", sa.Double, nullable=False),
-    sa.Column("email_response_count", sa.Integer, nullable=False, comment="days with an open or click"),
-    sa.Column("web_visit_count", sa.Integer, nullable=False, comment="days with a web event"),
-    sa.Column("store_visit_count", sa.Integer, nullable=False, comment="days with a store purchase"),
-    sa.Column("evidence_count", sa.Integer, nullable=False, comment="all responses counted"),
-    sa.Column("p_email", sa.Double), sa.Column("p_web", sa.Double), sa.Column("p_store", sa.Double),
-    sa.Column("low_evidence", sa.Boolean, nullable=False, comment="evidence_count < min_evidence"),
+    sa.Column("preferred_channel", sa.String, nullable=False,
+              comment="web / app / store / marketplace / email / unknown"),
+    sa.Column("preferred_channel_share", sa.Double, comment="the chosen channel's share of the conversions"),
+    sa.Column("web_conversion_count", sa.Integer, nullable=False, comment="purchase days through web"),
+    sa.Column("app_conversion_count", sa.Integer, nullable=False),
+    sa.Column("store_conversion_count", sa.Integer, nullable=False),
+    sa.Column("marketplace_conversion_count", sa.Integer, nullable=False),
+    sa.Column("email_conversion_count", sa.Integer, nullable=False,
+              comment="purchase days with an email click in the attribution days before"),
+    sa.Column("evidence_count", sa.Integer, nullable=False, comment="all conversions counted"),
+    sa.Column("reason", sa.String,
+              comment="why unknown: no_conversions / thin_evidence / tie / no_interactions ..."),
 )
 
 lifecycle_stages = sa.Table(
@@ -90,10 +104,12 @@ lifecycle_stages = sa.Table(
     sa.Column("contact_id", sa.String, nullable=False),
     sa.Column("brand", sa.String, nullable=False, comment="'' = across all brands"),
     sa.Column("stage", sa.String, nullable=False,
-              comment="prospect / first_time / repeat / loyal / lapsing / lapsed / won_back"),
+              comment="prospect / first_time / repeat / loyal / lapsing / lapsed / won_back / unknown"),
     sa.Column("stage_since_date", sa.Date, nullable=False),
     sa.Column("purchase_count", sa.Integer, nullable=False, comment="purchase days up to as_of"),
     sa.Column("last_purchase_date", sa.Date),
+    sa.Column("reason", sa.String, comment="why unknown: account_without_activity / "
+                                           "only_cancelled_or_refunded_orders / ..."),
 )
 
 lifecycle_transitions = sa.Table(
@@ -110,4 +126,18 @@ SCORING_TABLES = [engagement_scores, contact_preferences, channel_preferences,
 
 
 def create_scoring_tables(bind: sa.Engine | sa.Connection) -> None:
-    metadata.create_all(bind, tables=SCORING_TABLES)
+    """Create the tables; one left by an earlier version with other columns is dropped and created again."""
+    def ensure(conn: sa.Connection) -> None:
+        for table in SCORING_TABLES:
+            if sa.inspect(conn).has_table(table.name):
+                # the column names from an empty result: the inspector's column query does not run on DuckDB
+                present = list(conn.execute(sa.text(f"SELECT * FROM {table.name} WHERE 1 = 0")).keys())
+                if present != [c.name for c in table.columns]:
+                    conn.execute(sa.text(f"DROP TABLE {table.name}"))
+        metadata.create_all(conn, tables=SCORING_TABLES)
+
+    if isinstance(bind, sa.Connection):
+        ensure(bind)
+        return
+    with bind.begin() as conn:
+        ensure(conn)

@@ -43,6 +43,7 @@ def test_scoring_assets_materialize_for_a_day(warehouse_url, dagster_instance):
     url, root = warehouse_url
     resources = {"warehouse": WarehouseResource(url=url),
                  "crm_settings": CrmSettingsResource(warehouse_url=url, home_dir=str(root / "home"),
+                                                     landing_dir=str(root / "gen" / "landing"),
                                                      as_of=END.isoformat())}
     result = dg.materialize([build_profile_tables, score_contacts], instance=dagster_instance, resources=resources,
                             partition_key=END.isoformat())
@@ -66,15 +67,18 @@ def test_scoring_assets_materialize_for_a_day(warehouse_url, dagster_instance):
             scored = one("SELECT COUNT(*) FROM profile_360 WHERE engagement_score IS NOT NULL")
             staged = one("SELECT COUNT(*) FROM lifecycle_stages WHERE as_of = :d AND brand = ''")
             buyers = one("SELECT COUNT(*) FROM profile_360 WHERE order_count > 0")
-            never = one("SELECT COUNT(*) FROM lifecycle_stages WHERE as_of = :d AND brand = '' AND stage <> 'prospect'"
-                        " AND purchase_count = 0")
-        assert scored >= 0.9 * contacts and staged == scored  # one stage across brands per scored contact
-        assert never == 0 and buyers > 0  # only prospects have no purchase
+            never = one("SELECT COUNT(*) FROM lifecycle_stages WHERE as_of = :d AND brand = '' "
+                        "AND stage NOT IN ('prospect', 'unknown') AND purchase_count = 0")
+            unexplained = one("SELECT COUNT(*) FROM lifecycle_stages WHERE as_of = :d AND brand = '' "
+                              "AND stage = 'unknown' AND reason IS NULL")
+        assert scored == contacts and staged == contacts  # every contact: a stage, or unknown with a reason
+        assert never == 0 and buyers > 0 and unexplained == 0  # only prospects have no purchase
         sizes = materialize_audiences(engine, as_of=END).set_index("audience")
     finally:
         engine.dispose()
     channel_sizes = sizes.loc[["preferred_channel_email", "preferred_channel_web", "preferred_channel_store"]]
     assert (channel_sizes["kind"] == "predictive").all() and channel_sizes["size"].sum() > 0
+    assert metadata["channel_preferences"]["channel_vs_truth"].value["status"] == "ok"   # truth/ beside landing
     assert 0 < sizes.loc["engaged_top_5pct", "size"] <= 0.06 * scored
     per_brand = [name for name in sizes.index if name.endswith(":engagement_rising")]
     assert len(per_brand) == 2 and (sizes.loc[per_brand, "kind"] == "engagement").all()  # one per brand

@@ -22,15 +22,19 @@ audiences:
 
 @pytest.fixture
 def members(wh, tmp_path):
-    wh.email_event("r", "click", days_before(0))  # rising from nothing, at alpha only
-    wh.email_event("a", "click", days_before(30))  # falling at alpha ...
-    wh.email_event("a", "open", days_before(0), brand="beta")  # ... rising at beta
+    for age in (0, 1):  # rising from nothing (6 points this month), at alpha only
+        wh.email_event("r", "click", days_before(age))
+    for age in (30, 35):  # a: 6 points last month at alpha, 1 this month: falling there ...
+        wh.email_event("a", "click", days_before(age))
+    wh.email_event("a", "open", days_before(0))
+    for age in (0, 1):  # ... and rising at beta; across brands 7 against 6 points: steady
+        wh.email_event("a", "click", days_before(age), brand="beta")
     for age in (0, 30, 60, 90):  # steady, and the most engaged
         wh.email_event("s", "click", days_before(age))
-    for age in range(1, 6):  # a web visitor on 5 days: enough to outweigh the email-heavy population prior
+    for age in range(1, 6):  # a web visitor on 5 days
         wh.web_event("v", "page_view", days_before(age), url="/")
-    for i, age in enumerate((10, 200)):
-        wh.order("v", f"V{i}", days_before(age), 20.0)  # bought again after 190 days: won back
+    for i, age in enumerate((10, 200, 300)):
+        wh.order("v", f"V{i}", days_before(age), 20.0, channel="web")  # bought again after 190 days: won back
     score(wh)
     user = tmp_path / "audiences.yaml"
     user.write_text(USER, encoding="utf-8")
@@ -43,7 +47,7 @@ def test_score_rising_per_brand_and_across_brands(members):
     assert members["alpha:engagement_rising"] == {"r", "v"}  # v bought 10 days ago
     assert members["beta:engagement_rising"] == {"a"}
     assert members["alpha:engagement_falling"] == {"a"}
-    # across brands a's new beta open offsets the fading alpha click (2.5 vs 3 points: steady)
+    # across brands a's new beta clicks offset the quieter alpha month (7 vs 6 points: steady)
     assert members["engagement_rising"] == {"r", "v"}
 
 
@@ -53,9 +57,9 @@ def test_top_engaged_and_lifecycle_stage(members):
 
 
 def test_one_audience_per_preferred_channel(members):
-    assert members["preferred_channel_email"] == {"r", "a", "s"}
+    # Only v bought (3 web purchase days): opens and clicks without a purchase name no channel.
     assert members["preferred_channel_web"] == {"v"}
-    assert "preferred_channel_store" not in members  # nobody prefers the store here
+    assert "preferred_channel_email" not in members and "preferred_channel_store" not in members
     kinds = {a.name: a.kind for a in load_audiences().audiences}
     assert kinds["preferred_channel_store"] == "predictive" and kinds["engaged_top_5pct"] == "engagement"
 

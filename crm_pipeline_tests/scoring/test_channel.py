@@ -1,4 +1,4 @@
-"""Preferred channel: the Dirichlet posterior with a population prior, with and without history."""
+"""Preferred channel: the channel with the most conversions, or `unknown` with the evidence and the reason."""
 
 from __future__ import annotations
 
@@ -11,16 +11,23 @@ from crm_pipeline_tests.scoring.conftest import score
 
 
 def _build(w):
-    for day in (1, 2, 3, 4, 5):  # e: opens on 5 days (and a click on one of them: still 5 days)
-        w.email_event("e", "open", days_before(day))
-    w.email_event("e", "click", days_before(1, "18:00"))
-    for day, at in ((1, "10:00"), (1, "11:00"), (2, "10:00"), (3, "10:00")):  # w: web on 3 days
-        w.web_event("w", "page_view", days_before(day, at), url="/")
-    for i, day in enumerate((10, 20, 30, 40, 50, 60)):  # st: 6 store purchase days
+    for i, day in enumerate((10, 20, 30, 40, 50, 60)):  # st: 6 store purchase days and one web order
         w.order("st", f"S{i}", days_before(day), 30.0, channel="store")
     w.order("st", "S-old", days_before(400), 30.0, channel="store")  # outside the 365-day lookback
-    w.order("st", "S-web", days_before(15), 30.0, channel="web")  # a web order is not a store visit
-    w.email_event("n", "send", days_before(3))  # n: known, no response at all
+    w.order("st", "S-web", days_before(15), 30.0, channel="web")
+    for i, day in enumerate((5, 6, 7)):                   # ap: 3 app purchase days (two orders on one of them)
+        w.order("ap", f"A{i}", days_before(day), 20.0, channel="app")
+    w.order("ap", "A-twice", days_before(7, "18:00"), 20.0, channel="app")
+    for i, day in enumerate((3, 13, 23)):                 # em: 3 web orders, each a day after an email click
+        w.email_event("em", "click", days_before(day + 1, "20:00"))
+        w.order("em", f"E{i}", days_before(day), 25.0, channel="web")
+    for day in range(1, 30):                              # br: browses daily, opens emails, never buys
+        w.web_event("br", "page_view", days_before(day), url="/")
+        w.email_event("br", "open", days_before(day))
+    w.order("one", "O1", days_before(4), 50.0, channel="web")   # one: a single web order
+    for i, (day, channel) in enumerate(((2, "web"), (3, "web"), (4, "marketplace"), (5, "marketplace"))):
+        w.order("tie", f"T{i}", days_before(day), 10.0, channel=channel)   # tie: 2 web, 2 marketplace
+    w.order("cx", "C1", days_before(4), 50.0, channel="store", status="cancelled")   # cx: a cancelled order only
 
 
 @pytest.fixture
@@ -31,57 +38,39 @@ def channels(wh):
         .set_index("contact_id")
 
 
-# Population: email 5 (e), web 3 (w), store 6 (st) -> shares 5/14, 3/14, 6/14; prior strength 4.
-SHARE = {"email": 5 / 14, "web": 3 / 14, "store": 6 / 14}
+def test_the_channel_with_most_conversions_wins_with_its_share(channels):
+    st = channels.loc["st"]
+    assert (st.preferred_channel, st.store_conversion_count, st.web_conversion_count) == ("store", 6, 1)
+    assert (st.evidence_count, st.preferred_channel_share) == (7, pytest.approx(6 / 7))
+    ap = channels.loc["ap"]      # purchase days, not orders: two app orders on one day are one conversion
+    assert (ap.preferred_channel, ap.app_conversion_count, ap.evidence_count) == ("app", 3, 3)
 
 
-def _posterior(counts: dict[str, int], strength: float = 4) -> dict[str, float]:
-    total = sum(counts.values())
-    return {c: (counts.get(c, 0) + strength * SHARE[c]) / (total + strength) for c in SHARE}
+def test_a_purchase_after_an_email_click_counts_for_email(channels):
+    em = channels.loc["em"]
+    assert (em.preferred_channel, em.email_conversion_count, em.web_conversion_count) == ("email", 3, 0)
 
 
-def test_without_history_the_population_favourite_wins(channels):
-    n = channels.loc["n"]
-    assert n.preferred_channel == "store"
-    assert n.preferred_channel_probability == pytest.approx(6 / 14)
-    assert (n.p_email, n.p_web, n.p_store) == (pytest.approx(5 / 14), pytest.approx(3 / 14), pytest.approx(6 / 14))
-    assert (n.evidence_count, bool(n.low_evidence)) == (0, True)
-
-
-def test_with_history_the_posterior_leans_on_the_contacts_own_responses(channels):
-    for contact, counts, expected in (("e", {"email": 5}, "email"), ("w", {"web": 3}, "web"),
-                                      ("st", {"store": 6}, "store")):
+def test_thin_evidence_no_conversions_or_a_tie_is_unknown_with_the_reason(channels):
+    expected = {"one": ("thin_evidence", 1), "br": ("no_conversions", 0), "tie": ("tie", 4)}
+    for contact, (reason, evidence) in expected.items():
         row = channels.loc[contact]
-        p = _posterior(counts)
-        assert row.preferred_channel == expected, contact
-        assert row.preferred_channel_probability == pytest.approx(p[expected])
-        assert (row.p_email, row.p_web, row.p_store) == (pytest.approx(p["email"]), pytest.approx(p["web"]),
-                                                          pytest.approx(p["store"]))
-    e = channels.loc["e"]
-    assert e.preferred_channel_probability == pytest.approx((5 + 4 * 5 / 14) / 9)
-    # the evidence is stored beside the choice
-    assert tuple(channels.loc["e", ["email_response_count", "web_visit_count", "store_visit_count"]]) == (5, 0, 0)
-    assert tuple(channels.loc["w", ["email_response_count", "web_visit_count", "store_visit_count"]]) == (0, 3, 0)
-    assert tuple(channels.loc["st", ["evidence_count", "store_visit_count"]]) == (6, 6)
-    assert not bool(channels.loc["w", "low_evidence"])
+        assert (row.preferred_channel, row.reason, row.evidence_count) == ("unknown", reason, evidence), contact
+        assert row.preferred_channel_share != row.preferred_channel_share   # NaN: no share without a choice
+    # Browsing and opens are not conversions: the daily browser is not called `web`.
+    assert channels.loc["br", "web_conversion_count"] == 0
+    # A contact with only a cancelled order has nothing to score at all: unknown, and why.
+    assert (channels.loc["cx", "preferred_channel"], channels.loc["cx", "reason"]) == \
+        ("unknown", "only_cancelled_or_refunded_orders")
+    assert channels.loc[["st", "ap", "em"], "reason"].isna().all()
 
 
-def test_a_little_history_moves_a_contact_only_part_of_the_way(wh):
+def test_channels_attribution_and_evidence_come_from_the_config(wh):
     _build(wh)
-    wh.email_event("few", "open", days_before(2))  # one open: 1 response against a prior of 4
-    score(wh)
-    row = wh.one("SELECT * FROM channel_preferences WHERE contact_id = 'few' AND brand = ''")
-    share = {"email": 6 / 15, "web": 3 / 15, "store": 6 / 15}  # the population now has 6 email responses
-    assert row["p_email"] == pytest.approx((1 + 4 * share["email"]) / 5)
-    assert row["p_store"] == pytest.approx((0 + 4 * share["store"]) / 5)
-    assert row["preferred_channel"] == "email" and row["low_evidence"]
-
-
-def test_channels_and_prior_strength_come_from_the_config(wh):
-    _build(wh)
-    config = build_config(merge_override(default_raw(), {"channel": {"channels": ["email", "web"], "prior_strength": 0}}, "scoring"))
+    config = build_config(merge_override(default_raw(), {"channel": {
+        "channels": ["web", "store"], "min_evidence": 1}}, "scoring"))
     score(wh, config=config)
     rows = wh.frame("SELECT * FROM channel_preferences WHERE brand = ''").set_index("contact_id")
-    assert rows.loc["w", "p_web"] == pytest.approx(1.0) and rows["p_store"].isna().all()
-    assert rows.loc["st", "preferred_channel"] == "email"  # store is not a channel here; no evidence: prior shares
-    assert rows.loc["st", "p_email"] == pytest.approx(5 / 8)
+    assert rows.loc["one", "preferred_channel"] == "web"              # one conversion is enough now
+    assert rows.loc["em", "preferred_channel"] == "web"               # no email attribution without email
+    assert rows.loc["ap", ["preferred_channel", "reason"]].tolist() == ["unknown", "no_conversions"]

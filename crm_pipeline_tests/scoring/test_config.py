@@ -15,7 +15,8 @@ def test_documented_defaults():
     assert config.points["purchase"] == 10 and config.points["unsubscribe"] == -10
     assert config.half_life_days == 30
     assert (config.active_days, config.lapsed_days, config.loyal_min_purchases) == (90, 365, 3)
-    assert config.channels == ("email", "web", "store")
+    assert config.channels == ("web", "app", "store", "marketplace", "email")
+    assert (config.min_evidence, config.email_attribution_days, config.min_volume_points) == (3, 3, 5)
 
 
 @pytest.mark.parametrize(("text", "message"), [
@@ -23,7 +24,9 @@ def test_documented_defaults():
     ("engagement: {half_lif_days: 7}", "scoring.engagement.half_lif_days: unknown key"),
     ("engagement: {half_life_days: soon}", "scoring.engagement.half_life_days: expected a number, got 'soon'"),
     ("engagement: {growth: {band_window_days: 14}}", "scoring.engagement.growth.band_window_days: expected 7 or 30"),
-    ("channel: {channels: [email, fax]}", "scoring.channel.channels: expected a list out of email, web, store"),
+    ("channel: {channels: [email, fax]}",
+     "scoring.channel.channels: expected a list out of web, app, store, marketplace, email"),
+    ("channel: {prior_strength: 4}", "scoring.channel.prior_strength: unknown key"),
     ("lifecycle: {active_days: 400}", "scoring.lifecycle.lapsed_days: 365 must be more than active_days (400)"),
     ("lifecycle: {loyal_min_purchases: 2.5}", "scoring.lifecycle.loyal_min_purchases: expected a whole number"),
     ("lifecycle: 3", "scoring.lifecycle: expected a mapping"),

@@ -58,16 +58,38 @@ def test_points_decay_by_half_life_exactly(scores):
     assert scores.loc[("b", ""), "score"] == pytest.approx(-10)
 
 
-def test_growth_bands_against_the_score_30_days_earlier(scores):
+def test_growth_bands_compare_activity_in_two_equal_windows(scores):
+    """Activity = positive points, undecayed, in the last 30 days (W) and the 30 before (P)."""
     bands = scores.xs("", level="brand")["growth_band"].to_dict()
-    assert bands == {"a": "steady", "r": "rising", "s": "steady", "b": "falling"}
-    # a: -35% on alpha (falling there), but the new beta open keeps the overall change at -22% (steady)
-    assert scores.loc[("a", "alpha"), "growth_rate"] == pytest.approx((4.25 - 6.5) / 6.5)
-    assert scores.loc[("a", "alpha"), "growth_band"] == "falling"
-    # 30 days earlier the beta open (7 days old) had not happened: 6.5 points then
-    assert scores.loc[("a", ""), "growth_rate"] == pytest.approx(((4.25 + 0.5 ** (7 / 30)) - 6.5) / 6.5)
+    # a: W = open 1 + beta open 1, P = click 3 -> -33% on 5 points: falling. r: 3 points only: too little to
+    # call. s: a click in each window: steady. b: only an unsubscribe (negative points): no activity, dormant.
+    assert bands == {"a": "falling", "r": "steady", "s": "steady", "b": "dormant"}
+    a = scores.loc[("a", "")]
+    assert (a["activity_points"], a["previous_activity_points"]) == (2, 3)
+    assert a["growth_rate"] == pytest.approx((2 - 3) / 3)
+    # On brand alpha alone a is below the minimum volume (1 + 3 < 5 points): steady, though its rate is -67%.
+    assert scores.loc[("a", "alpha"), "growth_rate"] == pytest.approx((1 - 3) / 3)
+    assert scores.loc[("a", "alpha"), "growth_band"] == "steady"
     assert scores.loc[("r", ""), "growth_rate"] == pytest.approx(3.0)  # from nothing: against min_base_points = 1
-    assert scores.loc[("s", ""), "growth_rate"] == pytest.approx((5.625 - 5.25) / 5.25)  # +7%: steady
+    assert scores.loc[("s", ""), "growth_rate"] == pytest.approx(0.0)
+    assert pd.isna(scores.loc[("b", ""), "growth_rate"])
+
+
+def test_no_activity_now_is_dormant_never_falling(wh):
+    """A decaying score is not a fall: no activity in the current window is dormant, whatever came before."""
+    for age in (35, 40, 45):                       # q: busy in the previous window only
+        wh.web_event("q", "add_to_cart", days_before(age))
+    wh.order("old", "O1", days_before(200), 40.0)  # old: nothing in either window
+    for age in (1, 2):                             # u: 6 points now, nothing before: rising
+        wh.email_event("u", "click", days_before(age))
+    wh.email_event("f", "click", days_before(3))   # f: 3 points now against 15 before: falling
+    for age in (40, 50, 55):
+        wh.web_event("f", "add_to_cart", days_before(age))
+    score(wh)
+    rows = wh.frame("SELECT contact_id, growth_band, activity_points, previous_activity_points "
+                    "FROM engagement_scores WHERE as_of = :d AND brand = ''", d=AS_OF).set_index("contact_id")
+    assert rows["growth_band"].to_dict() == {"q": "dormant", "old": "dormant", "u": "rising", "f": "falling"}
+    assert tuple(rows.loc["q", ["activity_points", "previous_activity_points"]]) == (0, 15)
 
 
 def test_top_percent_ranks_contacts_highest_first(scores):
@@ -80,10 +102,13 @@ def test_points_half_life_and_band_window_come_from_the_config(wh):
     config = build_config(merge_override(default_raw(), {"engagement": {
         "points": {"email_click": 10}, "half_life_days": 10, "growth": {"band_window_days": 7}}}, "scoring"))
     score(wh, config=config)
-    row = wh.one("SELECT score, growth_rate, score_7d_ago FROM engagement_scores WHERE contact_id = 's' AND brand = ''")
+    row = wh.one("SELECT score, growth_rate, activity_points, previous_activity_points FROM engagement_scores "
+                 "WHERE contact_id = 's' AND brand = ''")
     events = [(10, 0), (10, 30), (10, 60), (10, 90)]
     assert row["score"] == pytest.approx(decayed(events, half_life=10))
-    assert row["growth_rate"] == pytest.approx((row["score"] - decayed(events, 7, 10)) / decayed(events, 7, 10))
+    # 7-day windows: the click today is in the current one, none in days 7..13 before it.
+    assert (row["activity_points"], row["previous_activity_points"]) == (10, 0)
+    assert row["growth_rate"] == pytest.approx(10.0)
 
 
 def test_no_interaction_after_as_of_counts(wh):
@@ -127,10 +152,11 @@ def test_profile_360_shows_the_score_band_and_stage(wh):
     row = wh.one("SELECT engagement_score, engagement_growth_band, engagement_top_percent, lifecycle_stage, "
                  "preferred_channel FROM profile_360 WHERE contact_id = 'a'")
     assert row["engagement_score"] == pytest.approx(4.25 + 0.5 ** (7 / 30))
-    assert (row["engagement_growth_band"], row["engagement_top_percent"]) == ("steady", 50.0)
-    assert row["lifecycle_stage"] == "first_time" and row["preferred_channel"] == "email"
+    assert (row["engagement_growth_band"], row["engagement_top_percent"]) == ("falling", 50.0)
+    # one purchase (90 days ago, no click before it): too little evidence to name a channel
+    assert row["lifecycle_stage"] == "first_time" and row["preferred_channel"] == "unknown"
     brand = wh.one("SELECT engagement_score FROM profile_360_brand WHERE contact_id = 'a' AND brand = 'beta'")
     assert brand["engagement_score"] == pytest.approx(0.5 ** (7 / 30))
     with wh.engine.connect() as conn:
         text = render_profile(conn, "a")
-    assert "engagement score 5.1 (steady; " in text and "lifecycle first_time  preferred channel email" in text
+    assert "engagement score 5.1 (falling; " in text and "lifecycle first_time  preferred channel unknown" in text

@@ -46,6 +46,17 @@ def test_without_tuning_duckdb_keeps_its_own_defaults_and_spills_under_the_home_
     engine.dispose()
 
 
+def test_a_query_larger_than_the_memory_limit_spills_into_a_fresh_home_folder(tmp_path):
+    settings = load_settings(env={}, home_dir=tmp_path / "new" / "home", warehouse_memory_limit="32MB",
+                             warehouse_threads=1, warehouse_url=f"duckdb:///{tmp_path / 'w.duckdb'}")
+    engine = make_engine(settings.warehouse_url, **settings.engine_options)
+    with engine.connect() as conn:  # a sort of about 50 MB: it must spill to <home_dir>/duckdb_tmp
+        sorted_rows = conn.execute(sa.text("SELECT COUNT(*) FROM (SELECT i, md5(CAST(i AS VARCHAR)) AS h "
+                                           "FROM range(1000000) t(i) ORDER BY h OFFSET 1) s")).scalar_one()
+    engine.dispose()
+    assert sorted_rows == 999_999
+
+
 @pytest.mark.parametrize("yaml_text, key", [
     ("warehouse_memory_limit: lots\n", "warehouse_memory_limit"),
     ("warehouse_memory_limit: \"1GB'; DROP TABLE files; --\"\n", "warehouse_memory_limit"),

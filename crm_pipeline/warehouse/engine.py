@@ -27,6 +27,7 @@ def make_engine(url: str, *, memory_limit: str | None = None, threads: int | Non
         if threads:
             statements.append(f"SET threads = {int(threads)}")
         if temp_directory:
+            Path(temp_directory).mkdir(parents=True, exist_ok=True)  # DuckDB makes only the last folder itself
             statements.append(f"SET temp_directory = {_quoted(str(temp_directory))}")
 
         def configure(dbapi, _record) -> None:

@@ -197,17 +197,25 @@ def cmd_profile(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate_predictions(args: argparse.Namespace) -> int:
-    from crm_pipeline.predict.run import evaluation_table
-    from crm_pipeline.markdown import to_markdown
+    import json
 
     import sqlalchemy as sa
 
+    from crm_pipeline.markdown import to_markdown
+    from crm_pipeline.predict.run import evaluation_table
+
     with _warehouse(args) as conn:
-        table = evaluation_table(conn, args.as_of) if sa.inspect(conn).has_table("model_runs") else None
+        known = sa.inspect(conn).has_table("model_runs")
+        table = evaluation_table(conn, args.as_of) if known else None
+        fits = conn.execute(sa.text("SELECT model, params FROM model_runs WHERE as_of = :d AND "
+                                    "model IN ('bgnbd', 'gamma_gamma') ORDER BY model"), {"d": args.as_of}).all() \
+            if known else []
     if table is None or table.empty:
         print(f"no model runs as of {args.as_of}: run `crm-pipeline run --as-of {args.as_of}` first", file=sys.stderr)
         return 1
     print(to_markdown(table.round(4)))
+    for model, params in fits:  # the fitted parameters, to compare with published fits
+        print(f"{model} parameters: " + ", ".join(f"{k} {v:.4g}" for k, v in json.loads(params).items()))
     return 0
 
 

@@ -88,6 +88,14 @@ def test_the_pipelines_bgnbd_fit_reproduces_the_published_cdnow_fit(cdnow_run):
     assert tuple(window) == (2357, 946, pytest.approx(272 / 7))
 
 
+def test_evaluate_predictions_shows_the_fitted_parameters_beside_the_published_ones(cdnow_run, capsys):
+    url, *_ = cdnow_run
+    assert main(["evaluate", "predictions", "--as-of", AS_OF, "--warehouse", url]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("bgnbd parameters: "))
+    shown = dict(pair.split() for pair in line.removeprefix("bgnbd parameters: ").split(", "))
+    assert {k: float(v) for k, v in shown.items()} == pytest.approx(PUBLISHED, rel=0.001)
+
+
 def test_run_prints_each_stage_as_it_finishes_and_the_files_ingested(cdnow_run):
     _, ran, _ = cdnow_run
     assert stage_lines(ran.stderr) == STEPS, ran.stderr

@@ -52,8 +52,11 @@ def landing_sensor(context: dg.SensorEvaluationContext, landing: LandingResource
         for sha, same in contents.items() if sha not in known
     ]
     state = mark_requested(state, [landed for landed, _ in hashed])  # known ones too: not hashed again
+    in_warehouse = sum(len(contents[sha]) for sha in known)
+    if in_warehouse and requests:
+        context.log.info(f"{in_warehouse} ready file(s) already in the warehouse: no run for them")
     skip = None if requests else (
-        f"no new stable files ({sum(len(contents[sha]) for sha in known)} already in the warehouse, "
+        f"no new stable files ({f'{in_warehouse} already in the warehouse, ' if in_warehouse else ''}"
         f"{len(state.pending)} still settling, {len(page.in_progress)} in progress)"
     )
     return dg.SensorResult(run_requests=requests, cursor=state.dumps(), skip_reason=skip)

@@ -39,12 +39,12 @@ lock:
 	$(BIN)/python -m pytest -q
 
 demo: $(VENV)/.installed
-	mkdir -p $(CRM_HOME)/dagster && cp -u dagster.yaml $(CRM_HOME)/dagster/dagster.yaml
+	mkdir -p $(CRM_HOME)/dagster && cp -u $(INSTANCE_TEMPLATE) $(CRM_HOME)/dagster/dagster.yaml
 	rm -rf $(CRM_HOME)/demo $(CRM_HOME)/warehouse.duckdb $(CRM_HOME)/warehouse.duckdb.wal $(CRM_HOME)/data_docs
 	$(BIN)/crm-pipeline generate --people $(PEOPLE) --brands $(BRANDS) --days $(DAYS) --seed $(SEED) --end-date $(AS_OF) --out $(CRM_HOME)/demo
 	DAGSTER_HOME=$(CRM_HOME)/dagster $(BIN)/crm-pipeline run --landing $(CRM_HOME)/demo/landing --as-of $(AS_OF) --warehouse duckdb:///$(CRM_HOME)/warehouse.duckdb
 	@echo
-	@echo "Open the Dagster UI on the same data:  make ui   (then http://127.0.0.1:3000)"
+	@echo "Open the Dagster UI on the same data:  make ui   (then http://127.0.0.1:3000; Ctrl-C stops it)"
 
 # The Dagster UI on the demo's data. The project's instance settings (run queue, retries, freshness) replace
 # an older copy, never a newer edit; they live in deploy/, not beside workspace.yaml, because a dagster.yaml

@@ -28,7 +28,7 @@ def test_the_instance_the_cli_creates_is_the_projects_dagster_yaml():
 
     from crm_pipeline.defs.headless import INSTANCE_YAML
 
-    project_yaml = Path(__file__).resolve().parents[1] / "dagster.yaml"
+    project_yaml = Path(__file__).resolve().parents[1] / "deploy" / "dagster.yaml"
     assert project_yaml.read_text(encoding="utf-8") == INSTANCE_YAML
     assert "max_concurrent_runs: 1" in INSTANCE_YAML  # one writer for the DuckDB file
 

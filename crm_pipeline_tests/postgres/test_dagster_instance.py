@@ -1,4 +1,4 @@
-"""dagster.postgres.yaml: the project's instance with runs, event logs and schedules in PostgreSQL."""
+"""deploy/dagster.postgres.yaml: the project's instance with runs, event logs and schedules in PostgreSQL."""
 
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ CUSTOMERS = ("customer_id,email,first_name,last_name,country\n"
 
 
 def test_the_postgres_variant_is_the_projects_instance_plus_postgres_storage():
-    local = yaml.safe_load((REPO / "dagster.yaml").read_text(encoding="utf-8"))
-    variant = yaml.safe_load((REPO / "dagster.postgres.yaml").read_text(encoding="utf-8"))
+    local = yaml.safe_load((REPO / "deploy" / "dagster.yaml").read_text(encoding="utf-8"))
+    variant = yaml.safe_load((REPO / "deploy" / "dagster.postgres.yaml").read_text(encoding="utf-8"))
     assert {k: v for k, v in variant.items() if k != "storage"} == local, (
         "dagster.postgres.yaml must be dagster.yaml plus its `storage:` block: copy dagster.yaml's changes over")
     db = variant["storage"]["postgres"]["postgres_db"]
@@ -37,7 +37,7 @@ def test_an_instance_on_dagster_postgres_yaml_records_a_real_materialization(tmp
     warehouse_url = postgres_server.create_database("crm_instance_warehouse")
     home = tmp_path / "dagster_home"
     home.mkdir()
-    shutil.copy(REPO / "dagster.postgres.yaml", home / "dagster.yaml")
+    shutil.copy(REPO / "deploy" / "dagster.postgres.yaml", home / "dagster.yaml")
     for name, value in {"DAGSTER_HOME": str(home), "DAGSTER_PG_HOST": "127.0.0.1",
                         "DAGSTER_PG_PORT": str(postgres_server.port), "DAGSTER_PG_DB": "dagster_instance",
                         "DAGSTER_PG_USERNAME": "postgres", "DAGSTER_PG_PASSWORD": ""}.items():

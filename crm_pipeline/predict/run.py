@@ -236,4 +236,8 @@ def evaluation_table(conn: sa.Connection, as_of: dt.date) -> pd.DataFrame:
                          "n": m.get("n"), "roc_auc": m.get("roc_auc"), "log_loss": m.get("log_loss"),
                          "brier": m.get("brier"), "top_decile_lift": m.get("top_decile_lift"),
                          "top_decile_capture": m.get("top_decile_capture"), "message": run.message})
+        truth = metrics.get("truth") or {}
+        for name, auc in (truth.get("auc") or {}).items():   # against the generator's true dropout
+            rows.append({"model": run.model, "scorer": f"vs_true_dropout:{name}", "status": truth.get("status"),
+                         "used": "", "n": truth.get("matched_buyers"), "roc_auc": auc, "message": run.message})
     return pd.DataFrame(rows)

@@ -162,6 +162,9 @@ def test_churn_is_judged_against_true_dropout(warehouse, full_run, capsys):
         stored = json.loads(conn.execute(sa.text("SELECT metrics FROM model_runs WHERE model = 'churn_classifier' "
                                                  "AND as_of = :d"), {"d": END}).scalar_one())
     assert stored["truth"]["auc"]["published"] == pytest.approx(auc["published"])
+    with engine.connect() as conn:
+        table = evaluation_table(conn, END).set_index("scorer")
+    assert table.loc["vs_true_dropout:published", "roc_auc"] == pytest.approx(auc["published"])
 
 
 def test_evaluation_table_and_charts(warehouse, full_run):

@@ -4,19 +4,41 @@ Every typed row gets exactly one outcome in `row_outcomes`: `quarantined` (it br
 a hard rule; `rule_hits` says which), `held` (its file broke too many), `staged`
 (the surviving row of its key) or `deduplicated` (another row of the same key won:
 the newest `updated_at`, then the newest file, then the later row). `stg_<entity>`,
-`dedup_log`, `quarantine` and `file_quality` are derived from it, delete-then-insert
-in one transaction, so a re-run gives identical tables.
+`dedup_log`, `quarantine` and `file_quality` are derived from it.
+
+By default a run re-resolves only the keys that changed (see `quality/scope.py`): their rows
+in every one of those tables are deleted and inserted again, all entities in one
+transaction; nothing else is rewritten. `full_refresh` re-resolves every key with the same
+statements, so both give identical tables, and a re-run gives identical tables.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import sqlalchemy as sa
 
 from crm_pipeline.contract import ENTITIES, Entity
 from crm_pipeline.contract import violations as rules
+from crm_pipeline.quality.scope import Scope
 from crm_pipeline.warehouse.quality_schema import create_quality_tables
 
 ORDER_OF_ENTITIES = ("customers", "products", "orders", "order_items", "subscribers", "email_events", "web_events")
+
+
+@dataclass(frozen=True)
+class Republished:
+    """What one entity's publish rewrote: natural keys re-resolved, their typed rows, staged rows written."""
+
+    keys: int
+    rows: int
+    staged_rows_written: int
+
+
+@dataclass(frozen=True)
+class PublishReport:
+    mode: str  # "incremental" or "full"
+    entities: dict[str, Republished]
 
 
 def conflict_rule(entity: Entity) -> str:
@@ -30,75 +52,56 @@ def source_key_sql(entity: Entity, alias: str = "t") -> str:
     return parts[0] if len(parts) == 1 else " || ':' || ".join(parts)
 
 
-def publish(engine: sa.Engine, *, hold_share: float) -> None:
-    """Rebuild staging, quarantine, dedup log and per-file accounting for every entity."""
+def publish(engine: sa.Engine, *, hold_share: float, full_refresh: bool = False) -> PublishReport:
+    """Bring staging, quarantine, dedup log and per-file accounting up to date with the typed rows.
+
+    Incremental unless `full_refresh`: only keys touched by new files, newly superseded files,
+    files whose held state changed and (for order lines) re-resolved orders are re-resolved.
+    """
     create_quality_tables(engine)
+    done: dict[str, Republished] = {}
     with engine.begin() as conn:
+        scopes: dict[str, Scope] = {}
         for name in ORDER_OF_ENTITIES:
-            _publish_entity(conn, ENTITIES[name], hold_share)
+            scope = scopes[name] = Scope(ENTITIES[name], full=full_refresh)
+            scope.start(conn, scopes["orders"] if name == "order_items" else None)
+            done[name] = _publish_entity(conn, ENTITIES[name], hold_share, scope)
+        for scope in scopes.values():
+            scope.drop(conn)
+    return PublishReport("full" if full_refresh else "incremental", done)
 
 
-def _publish_entity(conn: sa.Connection, entity: Entity, hold_share: float) -> None:
+def _publish_entity(conn: sa.Connection, entity: Entity, hold_share: float, scope: Scope) -> Republished:
     e = entity.name
     typed, stg = f"typed_{e}", f"stg_{e}"
     key_cols = ", ".join(f"t.{_q(k)}" for k in entity.key)
-    key_match = " AND ".join(f"p.{_q(k)} = t.{_q(k)}" for k in entity.key)
     updated = "t.updated_at" if entity.has_column("updated_at") else "CAST(NULL AS TIMESTAMP)"
-    same_updated = "p.updated_at IS NOT DISTINCT FROM t.updated_at" if entity.has_column("updated_at") else "1 = 1"
     params = {"e": e, "share": hold_share, "follows": rules.ORDER_QUARANTINED}
-    for table in ("rule_hits", "row_outcomes", "dedup_log", "quarantine"):
-        conn.execute(sa.text(f"DELETE FROM {table} WHERE entity = :e"), params)
-    conn.execute(sa.text(f"DELETE FROM file_quality WHERE entity = :e"), params)
-    conn.execute(sa.text(f"DELETE FROM {stg}"))
-
-    # Rules a row breaks on its own (found when its file was typed).
-    conn.execute(sa.text(
-        'INSERT INTO rule_hits (entity, _file_id, _row_number, "column", rule, raw_value) '
-        'SELECT entity, _file_id, _row_number, "column", rule, raw_value FROM row_violations WHERE entity = :e'
-    ), params)
-    # A second, different row under a key the same file already used, with nothing saying which is newer.
-    conn.execute(sa.text(f"""
-        INSERT INTO rule_hits (entity, _file_id, _row_number, "column", rule, raw_value)
-        SELECT :e, t._file_id, t._row_number, :key_name, :rule, {source_key_sql(entity)}
-        FROM {typed} t
-        WHERE NOT EXISTS (SELECT 1 FROM row_violations v WHERE v.entity = :e
-                          AND v._file_id = t._file_id AND v._row_number = t._row_number)
-          AND EXISTS (SELECT 1 FROM {typed} p WHERE p._file_id = t._file_id AND p._brand = t._brand
-                      AND {key_match} AND p._row_number < t._row_number
-                      AND p._row_hash <> t._row_hash AND {same_updated}
-                      AND NOT EXISTS (SELECT 1 FROM row_violations pv WHERE pv.entity = :e
-                                      AND pv._file_id = p._file_id AND pv._row_number = p._row_number))
-    """), {**params, "key_name": "|".join(entity.key), "rule": conflict_rule(entity)})
-    if e == "order_items":
-        # An order line whose order no orders file of the brand has (checked again on every run,
-        # so lines that arrive before their order are released once the order lands).
-        conn.execute(sa.text(f"""
-            INSERT INTO rule_hits (entity, _file_id, _row_number, "column", rule, raw_value)
-            SELECT :e, t._file_id, t._row_number, 'order_id', :rule, t.order_id
-            FROM {typed} t
-            WHERE t.order_id IS NOT NULL
-              AND NOT EXISTS (SELECT 1 FROM typed_orders o WHERE o._brand = t._brand AND o.order_id = t.order_id)
-        """), {**params, "rule": rules.ORPHAN_ORDER_ITEM})
-        # An order line whose order is in a file but not staged (every row of it quarantined, or its
-        # file held): held back with it, and released on the run after a corrected order lands.
-        # stg_orders is already rebuilt: ORDER_OF_ENTITIES publishes orders first, in this transaction.
-        conn.execute(sa.text(f"""
-            INSERT INTO rule_hits (entity, _file_id, _row_number, "column", rule, raw_value)
-            SELECT :e, t._file_id, t._row_number, 'order_id', :rule, t.order_id
-            FROM {typed} t
-            WHERE EXISTS (SELECT 1 FROM typed_orders o WHERE o._brand = t._brand AND o.order_id = t.order_id)
-              AND NOT EXISTS (SELECT 1 FROM stg_orders o WHERE o._brand = t._brand AND o.order_id = t.order_id)
-        """), {**params, "rule": rules.ORDER_QUARANTINED})
-
     # Files whose share of quarantined rows passes the threshold are held whole. Lines held for their
     # order's sake do not count: the fault is in the orders file, and holding theirs would not fix it.
-    held = f"""
+    held = """
         SELECT f.file_id FROM files f
         JOIN (SELECT _file_id, COUNT(DISTINCT _row_number) AS n FROM rule_hits
               WHERE entity = :e AND rule <> :follows GROUP BY _file_id) h
           ON h._file_id = f.file_id
         WHERE f.rows_loaded > 0 AND CAST(h.n AS DOUBLE PRECISION) / f.rows_loaded > :share
     """
+    _find_rule_hits(conn, entity, scope, params)
+    if not scope.full:
+        flipped = _held_state_changed(conn, held, scope, params)
+        if flipped:  # every row of those files changes outcome: widen to their keys (in every file)
+            scope.add_files(conn, flipped)
+            _find_rule_hits(conn, entity, scope, params)
+    for table in ("row_outcomes", "dedup_log", "quarantine"):
+        lineage = ("_file_id", "_row_number") if table == "row_outcomes" else ("file_id", "row_number")
+        conn.execute(sa.text(f"DELETE FROM {table} WHERE entity = :e AND {scope.has_row(table, *lineage)}"), params)
+    conn.execute(sa.text(f"DELETE FROM {stg} WHERE {scope.has_row(stg)}"))
+    # Accounting of every file with a re-resolved row, and of files no longer loaded.
+    conn.execute(sa.text(
+        f"DELETE FROM file_quality WHERE entity = :e AND ({scope.has_file('file_quality')} OR NOT EXISTS ("
+        "  SELECT 1 FROM files f JOIN typed_files tf ON tf.file_id = f.file_id"
+        "  WHERE f.file_id = file_quality.file_id AND f.status = 'loaded' AND f.entity = :e))"), params)
+
     window = (f"PARTITION BY t._brand, {key_cols} ORDER BY {updated} DESC NULLS LAST, "
               "t._file_id DESC, t._row_number DESC")
     conn.execute(sa.text(f"""
@@ -111,7 +114,8 @@ def _publish_entity(conn: sa.Connection, entity: Entity, hold_share: float) -> N
                                 WHEN hf.file_id IS NOT NULL THEN 'held' END AS fixed
                FROM {typed} t
                LEFT JOIN hits h ON h._file_id = t._file_id AND h._row_number = t._row_number
-               LEFT JOIN held hf ON hf.file_id = t._file_id),
+               LEFT JOIN held hf ON hf.file_id = t._file_id
+               WHERE {scope.has_row('t')}),
              ranked AS (
                SELECT t._file_id, t._row_number, t._brand, {source_key_sql(entity)} AS source_key, t._row_hash,
                       ROW_NUMBER() OVER ({window}) AS rn,
@@ -133,12 +137,12 @@ def _publish_entity(conn: sa.Connection, entity: Entity, hold_share: float) -> N
     conn.execute(sa.text(f"""
         INSERT INTO {stg} SELECT t.* FROM {typed} t
         JOIN row_outcomes o ON o.entity = :e AND o._file_id = t._file_id AND o._row_number = t._row_number
-        WHERE o.outcome = 'staged'
+        WHERE o.outcome = 'staged' AND {scope.has_row('o')}
     """), params)
-    conn.execute(sa.text("""
+    conn.execute(sa.text(f"""
         INSERT INTO dedup_log (entity, brand, source_key, file_id, row_number, kept_file_id, kept_row_number, reason)
         SELECT entity, _brand, source_key, _file_id, _row_number, kept_file_id, kept_row_number, reason
-        FROM row_outcomes WHERE entity = :e AND outcome = 'deduplicated'
+        FROM row_outcomes o WHERE entity = :e AND outcome = 'deduplicated' AND {scope.has_row('o')}
     """), params)
     # A quarantined row is resolved when a later file staged the same key, or replaced its whole file.
     conn.execute(sa.text(f"""
@@ -148,7 +152,8 @@ def _publish_entity(conn: sa.Connection, entity: Entity, hold_share: float) -> N
           SELECT r.entity, r._file_id, r._row_number,
                  MIN(CASE WHEN s._file_id > r._file_id THEN s._file_id END) AS by_key,
                  MIN(nf.file_id) AS by_file
-          FROM (SELECT DISTINCT entity, _file_id, _row_number FROM rule_hits WHERE entity = :e) r
+          FROM (SELECT DISTINCT entity, _file_id, _row_number FROM rule_hits r
+                WHERE entity = :e AND {scope.has_row('r')}) r
           JOIN row_outcomes o ON o.entity = r.entity AND o._file_id = r._file_id AND o._row_number = r._row_number
           JOIN files f ON f.file_id = r._file_id
           LEFT JOIN row_outcomes s ON s.entity = r.entity AND s.outcome = 'staged'
@@ -164,7 +169,7 @@ def _publish_entity(conn: sa.Connection, entity: Entity, hold_share: float) -> N
         JOIN fixes x ON x.entity = h.entity AND x._file_id = h._file_id AND x._row_number = h._row_number
         WHERE h.entity = :e
     """), params)
-    conn.execute(sa.text("""
+    conn.execute(sa.text(f"""
         INSERT INTO file_quality (file_id, file, brand, entity, rows_read, staged, quarantined, deduplicated,
                                   held, superseded, top_rules)
         WITH counts AS (
@@ -173,11 +178,11 @@ def _publish_entity(conn: sa.Connection, entity: Entity, hold_share: float) -> N
                  SUM(CASE WHEN outcome = 'quarantined' THEN 1 ELSE 0 END) AS quarantined,
                  SUM(CASE WHEN outcome = 'deduplicated' THEN 1 ELSE 0 END) AS deduplicated,
                  SUM(CASE WHEN outcome = 'held' THEN 1 ELSE 0 END) AS held
-          FROM row_outcomes WHERE entity = :e GROUP BY _file_id),
+          FROM row_outcomes o WHERE entity = :e AND {scope.has_file('o', '_file_id')} GROUP BY _file_id),
         rule_counts AS (
           SELECT _file_id, rule, COUNT(DISTINCT _row_number) AS n,
                  ROW_NUMBER() OVER (PARTITION BY _file_id ORDER BY COUNT(DISTINCT _row_number) DESC, rule) AS rk
-          FROM rule_hits WHERE entity = :e GROUP BY _file_id, rule),
+          FROM rule_hits r WHERE entity = :e AND {scope.has_file('r', '_file_id')} GROUP BY _file_id, rule),
         top AS (
           SELECT _file_id, STRING_AGG(rule || ' (' || CAST(n AS VARCHAR) || ')', ', ' ORDER BY rk) AS top_rules
           FROM rule_counts WHERE rk <= 3 GROUP BY _file_id)
@@ -191,8 +196,80 @@ def _publish_entity(conn: sa.Connection, entity: Entity, hold_share: float) -> N
         JOIN typed_files tf ON tf.file_id = f.file_id
         LEFT JOIN counts c ON c._file_id = f.file_id
         LEFT JOIN top tp ON tp._file_id = f.file_id
-        WHERE f.status = 'loaded' AND f.entity = :e
+        WHERE f.status = 'loaded' AND f.entity = :e AND {scope.has_file('f')}
     """), params)
+    keys, rows = scope.counts(conn)
+    written = conn.execute(sa.text(
+        f"SELECT COUNT(*) FROM row_outcomes o WHERE entity = :e AND outcome = 'staged' AND {scope.has_row('o')}"),
+        params).scalar_one()
+    return Republished(int(keys), int(rows), int(written))
+
+
+def _find_rule_hits(conn: sa.Connection, entity: Entity, scope: Scope, params: dict) -> None:
+    """Replace the rule hits of the re-resolved rows: their own violations plus the rules across rows."""
+    e, typed = entity.name, f"typed_{entity.name}"
+    key_match = " AND ".join(f"p.{_q(k)} = t.{_q(k)}" for k in entity.key)
+    same_updated = "p.updated_at IS NOT DISTINCT FROM t.updated_at" if entity.has_column("updated_at") else "1 = 1"
+    conn.execute(sa.text(f"DELETE FROM rule_hits WHERE entity = :e AND {scope.has_row('rule_hits')}"), params)
+    # Rules a row breaks on its own (found when its file was typed).
+    conn.execute(sa.text(
+        'INSERT INTO rule_hits (entity, _file_id, _row_number, "column", rule, raw_value) '
+        'SELECT entity, _file_id, _row_number, "column", rule, raw_value FROM row_violations v '
+        f'WHERE entity = :e AND {scope.has_row("v")}'
+    ), params)
+    # A second, different row under a key the same file already used, with nothing saying which is newer.
+    conn.execute(sa.text(f"""
+        INSERT INTO rule_hits (entity, _file_id, _row_number, "column", rule, raw_value)
+        SELECT :e, t._file_id, t._row_number, :key_name, :rule, {source_key_sql(entity)}
+        FROM {typed} t
+        WHERE {scope.has_row('t')}
+          AND NOT EXISTS (SELECT 1 FROM row_violations v WHERE v.entity = :e
+                          AND v._file_id = t._file_id AND v._row_number = t._row_number)
+          AND EXISTS (SELECT 1 FROM {typed} p WHERE p._file_id = t._file_id AND p._brand = t._brand
+                      AND {key_match} AND p._row_number < t._row_number
+                      AND p._row_hash <> t._row_hash AND {same_updated}
+                      AND NOT EXISTS (SELECT 1 FROM row_violations pv WHERE pv.entity = :e
+                                      AND pv._file_id = p._file_id AND pv._row_number = p._row_number))
+    """), {**params, "key_name": "|".join(entity.key), "rule": conflict_rule(entity)})
+    if e == "order_items":
+        # An order line whose order no orders file of the brand has (checked again whenever an order of
+        # the brand with that id is re-resolved, so lines that arrive before their order are released).
+        conn.execute(sa.text(f"""
+            INSERT INTO rule_hits (entity, _file_id, _row_number, "column", rule, raw_value)
+            SELECT :e, t._file_id, t._row_number, 'order_id', :rule, t.order_id
+            FROM {typed} t
+            WHERE t.order_id IS NOT NULL AND {scope.has_row('t')}
+              AND NOT EXISTS (SELECT 1 FROM typed_orders o WHERE o._brand = t._brand AND o.order_id = t.order_id)
+        """), {**params, "rule": rules.ORPHAN_ORDER_ITEM})
+        # An order line whose order is in a file but not staged (every row of it quarantined, or its
+        # file held): held back with it, and released on the run after a corrected order lands.
+        # stg_orders is already up to date: ORDER_OF_ENTITIES publishes orders first, in this transaction.
+        conn.execute(sa.text(f"""
+            INSERT INTO rule_hits (entity, _file_id, _row_number, "column", rule, raw_value)
+            SELECT :e, t._file_id, t._row_number, 'order_id', :rule, t.order_id
+            FROM {typed} t
+            WHERE {scope.has_row('t')}
+              AND EXISTS (SELECT 1 FROM typed_orders o WHERE o._brand = t._brand AND o.order_id = t.order_id)
+              AND NOT EXISTS (SELECT 1 FROM stg_orders o WHERE o._brand = t._brand AND o.order_id = t.order_id)
+        """), {**params, "rule": rules.ORDER_QUARANTINED})
+
+
+def _held_state_changed(conn: sa.Connection, held: str, scope: Scope, params: dict) -> list[int]:
+    """Published files outside the scope whose `held` flag would now differ (a file with only quarantined
+    rows has none held): their rows must all be re-resolved."""
+    return list(conn.execute(sa.text(f"""
+        WITH held AS ({held}),
+             hit AS (SELECT _file_id, COUNT(DISTINCT _row_number) AS n FROM rule_hits
+                     WHERE entity = :e GROUP BY _file_id)
+        SELECT fq.file_id FROM file_quality fq
+        JOIN typed_files tf ON tf.file_id = fq.file_id
+        LEFT JOIN held h ON h.file_id = fq.file_id
+        LEFT JOIN hit q ON q._file_id = fq.file_id
+        WHERE fq.entity = :e AND NOT EXISTS (SELECT 1 FROM {scope.files} s WHERE s.file_id = fq.file_id)
+          AND fq.held <> (CASE WHEN h.file_id IS NOT NULL AND COALESCE(q.n, 0) < tf.rows_typed
+                               THEN TRUE ELSE FALSE END)
+        ORDER BY fq.file_id
+    """), params).scalars())
 
 
 def _q(name: str) -> str:

@@ -1,0 +1,145 @@
+"""Which typed rows a publish run re-resolves: all of them (full refresh), or the keys that changed.
+
+A key's outcome (staged, deduplicated, quarantined, held), its dedup pointer and its quarantine
+status depend only on the rows of that key, their files and, for order lines, their order. So an
+incremental run re-resolves whole keys, in every file, for:
+
+- files never published (no `file_quality` row yet): the rows they bring;
+- files whose `superseded` flag changed (a corrected re-drop under the same name landed);
+- files whose `held` state changed (an order landed for enough of its orphan lines, or the hold
+  share moved): every row of the file changes outcome;
+- for order lines, every line whose order was re-resolved in this run (an orphan line meets its
+  order; a line follows its order into or out of the quarantine).
+
+The scope lives in three temporary tables per entity (`pub_files_<e>`, `pub_keys_<e>` holding
+the key columns, `pub_rows_<e>`), made and dropped in the publishing transaction, so they are
+never seen by another connection (nor by erasure's table discovery).
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from crm_pipeline.contract import Entity
+
+
+class Scope:
+    """SQL fragments that limit a publish statement to the re-resolved rows of one entity."""
+
+    def __init__(self, entity: Entity, full: bool):
+        self.entity, self.full = entity, full
+        self.orders: Scope | None = None
+        e = entity.name
+        self.files, self.keys, self.rows = f"pub_files_{e}", f"pub_keys_{e}", f"pub_rows_{e}"
+
+    def has_row(self, table: str, file_col: str = "_file_id", row_col: str = "_row_number") -> str:
+        """A condition on `table`'s row (alias or table name): true when it is re-resolved."""
+        if self.full:
+            return "1 = 1"
+        return (f"EXISTS (SELECT 1 FROM {self.rows} s WHERE s._file_id = {table}.{file_col} "
+                f"AND s._row_number = {table}.{row_col})")
+
+    def has_file(self, table: str, file_col: str = "file_id") -> str:
+        """A condition on `table`'s file: true when its accounting is rewritten (a file with a re-resolved row)."""
+        if self.full:
+            return "1 = 1"
+        return (f"(EXISTS (SELECT 1 FROM {self.files} s WHERE s.file_id = {table}.{file_col}) "
+                f"OR EXISTS (SELECT 1 FROM {self.rows} s WHERE s._file_id = {table}.{file_col}))")
+
+    def drop(self, conn: sa.Connection) -> None:
+        if not self.full:
+            for table in (self.rows, self.keys, self.files):
+                conn.execute(sa.text(f"DROP TABLE IF EXISTS {table}"))
+
+    def start(self, conn: sa.Connection, orders: Scope | None) -> None:
+        """Fill the scope from new and newly superseded files (and, for order lines, re-resolved orders)."""
+        if self.full:
+            return
+        self.drop(conn)
+        e, typed = self.entity.name, f"typed_{self.entity.name}"
+        key_cols = ", ".join(f"t.{_q(k)}" for k in self.entity.key)
+        conn.execute(sa.text(f"""
+            CREATE TEMPORARY TABLE {self.files} AS
+            SELECT tf.file_id FROM typed_files tf JOIN files f ON f.file_id = tf.file_id
+            WHERE f.entity = :e AND f.status = 'loaded'
+              AND NOT EXISTS (SELECT 1 FROM file_quality fq WHERE fq.file_id = tf.file_id)
+            UNION
+            SELECT fq.file_id FROM file_quality fq
+            WHERE fq.entity = :e
+              AND fq.superseded <> (CASE WHEN EXISTS (
+                    SELECT 1 FROM files f JOIN files nf ON nf.path = f.path AND nf.file_id > f.file_id
+                    WHERE f.file_id = fq.file_id AND nf.status = 'loaded') THEN TRUE ELSE FALSE END)
+        """), {"e": e})
+        self.orders = orders
+        lines_of_orders = ""
+        if orders is not None:  # order lines whose order was re-resolved: (brand, order_id) in its keys
+            lines_of_orders = f"""
+            UNION
+            SELECT t._brand, {key_cols} FROM {typed} t
+            WHERE {self._key_present('t')} AND {self._order_re_resolved('t')}"""
+        conn.execute(sa.text(f"""
+            CREATE TEMPORARY TABLE {self.keys} AS
+            SELECT t._brand, {key_cols} FROM {typed} t
+            WHERE {self._key_present('t')} AND EXISTS (SELECT 1 FROM {self.files} s WHERE s.file_id = t._file_id)
+            {lines_of_orders}
+        """))
+        self._fill_rows(conn)
+
+    def add_files(self, conn: sa.Connection, file_ids: list[int]) -> None:
+        """Widen the scope by whole files (their held state changed): their keys, in every file."""
+        if self.full or not file_ids:
+            return
+        typed = f"typed_{self.entity.name}"
+        key_cols = ", ".join(f"t.{_q(k)}" for k in self.entity.key)
+        ids = sa.bindparam("ids", file_ids, expanding=True)
+        conn.execute(sa.text(f"INSERT INTO {self.files} (file_id) SELECT DISTINCT f.file_id FROM files f "
+                             f"WHERE f.file_id IN :ids").bindparams(ids))
+        conn.execute(sa.text(f"""
+            INSERT INTO {self.keys} SELECT DISTINCT t._brand, {key_cols} FROM {typed} t
+            WHERE {self._key_present('t')} AND t._file_id IN :ids
+              AND NOT EXISTS (SELECT 1 FROM {self.keys} k WHERE k._brand = t._brand AND {self._key_match('k', 't')})
+        """).bindparams(ids))
+        conn.execute(sa.text(f"DROP TABLE {self.rows}"))
+        self._fill_rows(conn)
+
+    def counts(self, conn: sa.Connection) -> tuple[int, int]:
+        """(keys, rows) re-resolved in this run."""
+        if self.full:
+            e = self.entity.name
+            return tuple(conn.execute(sa.text(
+                "SELECT (SELECT COUNT(*) FROM (SELECT DISTINCT _brand, source_key FROM row_outcomes "
+                "        WHERE entity = :e AND source_key IS NOT NULL) k), "
+                "       (SELECT COUNT(*) FROM row_outcomes WHERE entity = :e)"), {"e": e}).one())
+        return tuple(conn.execute(sa.text(
+            f"SELECT (SELECT COUNT(*) FROM {self.keys}), (SELECT COUNT(*) FROM {self.rows})")).one())
+
+    def _fill_rows(self, conn: sa.Connection) -> None:
+        # Rows of the keys, in every file; a row with no key (quarantined for it) stands alone, with its file.
+        typed = f"typed_{self.entity.name}"
+        lines_without_key = ""
+        if self.orders is not None:  # a line with no line number still follows its order (orphan or held)
+            lines_without_key = (f"UNION SELECT t._file_id, t._row_number FROM {typed} t "
+                                 f"WHERE NOT ({self._key_present('t')}) AND {self._order_re_resolved('t')}")
+        conn.execute(sa.text(f"""
+            CREATE TEMPORARY TABLE {self.rows} AS
+            SELECT t._file_id, t._row_number FROM {typed} t
+            WHERE EXISTS (SELECT 1 FROM {self.keys} k WHERE k._brand = t._brand AND {self._key_match('k', 't')})
+            UNION
+            SELECT t._file_id, t._row_number FROM {typed} t
+            WHERE NOT ({self._key_present('t')}) AND EXISTS (SELECT 1 FROM {self.files} s WHERE s.file_id = t._file_id)
+            {lines_without_key}
+        """))
+
+    def _order_re_resolved(self, alias: str) -> str:
+        return (f"EXISTS (SELECT 1 FROM {self.orders.keys} k "
+                f"WHERE k._brand = {alias}._brand AND k.order_id = {alias}.order_id)")
+
+    def _key_present(self, alias: str) -> str:
+        return " AND ".join(f"{alias}.{_q(k)} IS NOT NULL" for k in self.entity.key)
+
+    def _key_match(self, left: str, right: str) -> str:
+        return " AND ".join(f"{left}.{_q(k)} = {right}.{_q(k)}" for k in self.entity.key)
+
+
+def _q(name: str) -> str:
+    return '"' + name + '"'

@@ -69,7 +69,7 @@ class Settings:
         if self.warehouse_threads < 0:
             raise SettingsError(f"warehouse_threads: {self.warehouse_threads} must not be negative (0: one per core)")
         if not self.warehouse_temp_dir:
-            object.__setattr__(self, "warehouse_temp_dir", str(self.home_dir / "duckdb_tmp"))
+            object.__setattr__(self, "warehouse_temp_dir", str(Path(self.home_dir) / "duckdb_tmp"))
 
     def with_overrides(self, **overrides: Any) -> Settings:
         return _build({**_as_raw(self), **{k: v for k, v in overrides.items() if v is not None}})

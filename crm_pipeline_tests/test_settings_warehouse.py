@@ -98,3 +98,10 @@ def test_postgresql_ignores_the_duckdb_tuning(tmp_path):
         engine.dispose()
     finally:
         server.stop()
+
+
+def test_settings_built_directly_with_text_paths_spill_under_their_home(tmp_path):
+    from crm_pipeline.settings import Settings
+
+    settings = Settings(home_dir=str(tmp_path), warehouse_url=f"duckdb:///{tmp_path / 'w.duckdb'}")
+    assert settings.engine_options["temp_directory"] == str(tmp_path / "duckdb_tmp")

@@ -265,7 +265,7 @@ def _prepare(con: duckdb.DuckDBPyConnection, records: pd.DataFrame) -> int:
             LEFT JOIN junk_addresses AS ja ON ja.address_line1 = src.address_line1
             LEFT JOIN junk_mailboxes AS jm ON jm.email_user = src.email_user
         )
-        SELECT kept.node_id, kept.cluster_id, kept.first_name, kept.last_name,
+        SELECT kept.node_id, kept.cluster_id, kept.first_name, kept.first_name AS given_name, kept.last_name,
                CASE WHEN kept.first_name IS NOT NULL
                     THEN list_sort(list_distinct(list_append(coalesce(forms.formals, []), kept.first_name)))
                END AS first_name_forms,
@@ -367,17 +367,20 @@ def _guarded(model_dict: dict, u_floor: float) -> dict:
     A level never seen among the matches expectation maximisation found gets the m of the
     comparison's rarest level. And such a level (a postal-code typo, in a small file) must
     not turn into a veto: no level counts as less evidence than the next, less similar one.
+    A level that random pairs do show is never given an m below MIN_M (EM's zero is "not
+    seen in this sample", not "impossible"), and no m exceeds 1.
     """
     for comparison in model_dict["comparisons"]:
         levels = [level for level in comparison["comparison_levels"] if not level.get("is_null_level")]
         rarest_m = min((level["m_probability"] for level in levels if "m_probability" in level), default=u_floor)
         weaker_factor = 0.0
         for level in reversed(levels):  # from "all other" up to the exact match
+            seen = "u_probability" in level  # among the random pairs
             level.setdefault("u_probability", u_floor)
             level.setdefault("m_probability", rarest_m)
-            if not level.get("fix_m_probability"):
+            if seen and not level.get("fix_m_probability"):
                 level["m_probability"] = max(level["m_probability"], MIN_M)
-            level["m_probability"] = max(level["m_probability"], weaker_factor * level["u_probability"])
+            level["m_probability"] = min(1.0, max(level["m_probability"], weaker_factor * level["u_probability"]))
             weaker_factor = level["m_probability"] / level["u_probability"]
     return model_dict
 

@@ -43,6 +43,9 @@ PREDICTION_BLOCKING_RULES = tuple(f"{rule} AND {_OTHER_CLUSTER}" for rule in (
     "l.city = r.city AND l.birth_date = r.birth_date",
     "l.city = r.city AND l.last_name = r.last_name",
     "l.street_name = r.street_name AND l.first_name = r.first_name",
+    "l.birth_date = r.birth_date AND l.street_number = r.street_number",
+    "l.postal_code = r.postal_code AND l.street_number = r.street_number",
+    "l.last_initial = r.last_initial AND l.birth_date = r.birth_date",
 ))
 
 # Rules precise enough to count as matches when estimating how often two random records
@@ -128,10 +131,11 @@ _BIRTH_DATE_SLIP = " OR ".join((
 def _birth_date():
     """Exact, a typed slip, within a month / a year / ten years apart, else.
 
-    More than ten years apart is fixed as near-certain non-match rather than learned: the
-    father and son of the same name at the same address (John Smith Sr. and Jr.) look to
-    expectation maximisation like one person with a wrong birth date, and would teach it
-    that such a gap is common among matches.
+    More than ten years apart under the same first name is fixed as near-certain non-match
+    rather than learned: the father and son of the same name at the same address (John
+    Smith Sr. and Jr.) look to expectation maximisation like one person with a wrong birth
+    date, and would teach it that such a gap is common among matches. Any other large gap
+    is learned: in some sources (FEBRL) a birth date is replaced outright now and then.
     """
     dob = "birth_date"
     return cl.CustomComparison(
@@ -143,7 +147,13 @@ def _birth_date():
             cll.AbsoluteDateDifferenceLevel(dob, threshold=1, metric="month", input_is_string=False),
             cll.AbsoluteDateDifferenceLevel(dob, threshold=1, metric="year", input_is_string=False),
             cll.AbsoluteDateDifferenceLevel(dob, threshold=10, metric="year", input_is_string=False),
-            cll.ElseLevel().configure(m_probability=BIRTH_DATES_FAR_APART_M, fix_m_probability=True),
+            # More than ten years apart under the same first name: a father and the son named after him.
+            # (`given_name` is a copy of first_name: a comparison reading first_name itself could not be
+            # trained by the expectation-maximisation session that blocks on names.)
+            cll.ExactMatchLevel("given_name").configure(
+                m_probability=BIRTH_DATES_FAR_APART_M, fix_m_probability=True,
+                label_for_charts="More than 10 years apart, same first name (Sr. and Jr.)"),
+            cll.ElseLevel(),
         ],
     )
 

@@ -16,6 +16,8 @@ from crm_pipeline.warehouse.bulk import read_frame
 from crm_pipeline.warehouse.quality_schema import dq_results
 
 GROUP = "quality"
+# Set on a run (`crm-pipeline run --full-refresh`) to re-resolve every key instead of only the changed ones.
+FULL_REFRESH_TAG = "crm/full_refresh"
 
 STG_SPECS = [
     dg.AssetSpec(f"stg_{name}", group_name=GROUP, owners=OWNERS, kinds=KINDS, deps=[f"raw_{name}"],
@@ -47,16 +49,21 @@ CHECKS = [
 
 @dg.multi_asset(specs=[*STG_SPECS, *SIDE_SPECS], check_specs=CHECKS, name="stage_entities")
 def stage_entities(context: dg.AssetExecutionContext, warehouse: WarehouseResource, crm_settings: CrmSettingsResource):
-    """Type new files once, then rebuild staging, quarantine and the dedup log in SQL, then validate."""
+    """Type new files once, then update staging, quarantine and the dedup log in SQL for the keys they
+    touch (every key on a full-refresh run), then validate the new files."""
     # Great Expectations takes seconds to import: only the runs that stage pay for it, not every code load.
     from crm_pipeline.quality.stage import run_quality_stage
 
     settings = crm_settings.load()
     engine = warehouse.engine
+    full_refresh = context.run.tags.get(FULL_REFRESH_TAG, "").lower() == "true"
     with transient_warehouse_errors_retried(context):
         report = run_quality_stage(engine, hold_share=settings.quarantine_hold_share,
-                                   docs_dir=settings.data_docs_dir, now=datetime.now(timezone.utc))
-    context.log.info(f"typed {len(report.typed)} new file(s); data docs: {report.docs_index}")
+                                   docs_dir=settings.data_docs_dir, now=datetime.now(timezone.utc),
+                                   full_refresh=full_refresh)
+    published = report.published
+    context.log.info(f"typed {len(report.typed)} new file(s); published ({published.mode}); "
+                     f"data docs: {report.docs_index}")
     with engine.connect() as conn:
         counts = {name: conn.execute(sa.text(f"SELECT COUNT(*) FROM stg_{name}")).scalar_one() for name in ENTITIES}
         open_q = dict(conn.execute(sa.text(
@@ -74,6 +81,9 @@ def stage_entities(context: dg.AssetExecutionContext, warehouse: WarehouseResour
         yield dg.MaterializeResult(asset_key=f"stg_{name}", metadata={
             "dagster/row_count": int(counts[name]), "quarantined_rows_open": int(open_q.get(name, 0)),
             "files_typed_this_run": sum(1 for t in report.typed if t.entity == name),
+            "publish_mode": published.mode, "keys_re_resolved": published.entities[name].keys,
+            "rows_re_resolved": published.entities[name].rows,
+            "staged_rows_rewritten": published.entities[name].staged_rows_written,
         })
     yield dg.MaterializeResult(asset_key="quarantine", metadata={
         "dagster/row_count": int(quarantine_total), "open_rows": int(sum(open_q.values())),

@@ -11,7 +11,7 @@ import pyarrow as pa
 import sqlalchemy as sa
 
 from crm_pipeline.quality import expectations
-from crm_pipeline.quality.publish import publish
+from crm_pipeline.quality.publish import PublishReport, publish
 from crm_pipeline.quality.typing_run import TypedFile, type_new_files
 from crm_pipeline.warehouse.bulk import insert_arrow, read_frame
 from crm_pipeline.warehouse.quality_schema import dq_results
@@ -35,15 +35,18 @@ class StageReport:
     results: pd.DataFrame  # dq_results rows written by this run
     docs_index: Path | None = None
     runs: list = field(default_factory=list)
+    published: PublishReport | None = None
 
 
-def run_quality_stage(engine: sa.Engine, *, hold_share: float, docs_dir: Path | None, now: datetime) -> StageReport:
+def run_quality_stage(engine: sa.Engine, *, hold_share: float, docs_dir: Path | None, now: datetime,
+                      full_refresh: bool = False) -> StageReport:
+    """Type new files, publish what they change (every key with `full_refresh`), validate the new files."""
     typed = type_new_files(engine, now=now)
-    publish(engine, hold_share=hold_share)
+    published = publish(engine, hold_share=hold_share, full_refresh=full_refresh)
     runs = validate_files(engine, typed)
     results = store_results(engine, typed, runs)
     docs_index = expectations.build_data_docs(runs, docs_dir) if (docs_dir and runs) else None
-    return StageReport(typed, results, docs_index, runs)
+    return StageReport(typed, results, docs_index, runs, published)
 
 
 # Staged rows validated in one GX run at most (memory: GX copies the batch per expectation).

@@ -39,7 +39,11 @@ def _child(argv: list[str]) -> None:
     """The steps that run in their own watched process: `--child generate|floor ...`."""
     step, root, people, seed = argv[0], Path(argv[1]), int(argv[2]), int(argv[3])
     if step == "generate":
-        data_set(root, people, seed=seed)
+        folder = data_folder(root, people, seed)
+        if not is_generated(folder):
+            started = time.perf_counter()
+            data_set(root, people, seed=seed)
+            (folder / "generated.json").write_text(json.dumps({"seconds": time.perf_counter() - started}))
     elif step == "floor":
         from bench._e2e_data import raw_load_floor
         rows = raw_load_floor(Path(argv[4]), Path(argv[5]))
@@ -159,7 +163,9 @@ def measure(args) -> dict:
     data = data_folder(args.root, args.people, args.seed)
     cached = is_generated(data)
     w = _watched_child(args, "generate", log=log)
-    record("generate", w, cached=cached)
+    stamp = data / "generated.json"
+    record("generate", w, cached=cached,
+           generated_seconds=json.loads(stamp.read_text())["seconds"] if cached and stamp.is_file() else None)
     if not w.ok:
         return {"rows": rows}
     n_rows = total_rows(data)
@@ -203,7 +209,10 @@ def table(result: dict) -> str:
         s = r["seconds"]
         x = f"{s / floor_s:.1f}x" if floor_s and name not in ("generate", "raw-load floor") else ""
         share = f"{s / full_s:.0%}" if full_s and name not in ("generate", "raw-load floor", "full run") else ""
-        note = r["failure"] or ("cached, not generated in this run" if r.get("cached") else "")
+        note = r["failure"] or ""
+        if r.get("cached"):
+            earlier = r.get("generated_seconds")
+            note = "cached, not generated in this run" + (f" (generated in {earlier:.1f} s)" if earlier else "")
         if r.get("as_of"):
             note = (note + "; " if note else "") + f"as of {r['as_of']}"
         lines.append(f"| **{name}** | {s:.1f} | {_gib(r['peak_rss'])} | {x} | {share} | {note} |")

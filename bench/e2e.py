@@ -17,7 +17,6 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 import time
 from datetime import timedelta
@@ -142,7 +141,11 @@ def _fresh_run_dir(data: Path, run_dir: Path) -> None:
     if run_dir.exists():
         shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True)
-    subprocess.run(["cp", "-al", str(data / "landing"), str(run_dir / "landing")], check=True)
+    try:
+        shutil.copytree(data / "landing", run_dir / "landing", copy_function=os.link)
+    except OSError:   # another file system: copy (mtimes kept, as the quality stage reads them)
+        shutil.rmtree(run_dir / "landing", ignore_errors=True)
+        shutil.copytree(data / "landing", run_dir / "landing")
 
 
 def measure(args) -> dict:

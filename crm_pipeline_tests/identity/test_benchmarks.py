@@ -88,6 +88,11 @@ def _parser():
     return parser
 
 
+def _metadata(instance, asset: str) -> dict:
+    event = instance.get_latest_materialization_event(dg.AssetKey(asset))
+    return event.asset_materialization.metadata
+
+
 def _contacts(engine) -> dict[str, str]:
     with engine.connect() as conn:
         return dict(conn.execute(sa.text("SELECT node_id, contact_id FROM identity_nodes")).all())
@@ -120,6 +125,8 @@ def test_must_link_and_cannot_link_survive_a_rerun(febrl1, capsys):
     for _ in range(2):  # honoured by the next run and the one after
         with dg.instance_for_test(temp_dir=str(work / "dagster")) as instance:
             assert materialize_all(settings, date(2026, 6, 30), instance=instance).success
+            contacts_meta = _metadata(instance, "contacts")
+            map_meta = _metadata(instance, "identity_map")
         after = _contacts(engine)
         assert after[joined[0]] != after[joined[1]]
         assert after[apart[0]] == after[apart[1]]
@@ -129,6 +136,15 @@ def test_must_link_and_cannot_link_survive_a_rerun(febrl1, capsys):
     engine.dispose()
     assert sorted(log["kind"]) == ["cannot_link", "must_link"]
     assert log["reason"].str.contains("twins").any()
+    # The asset pages explain the model: m and u per level, the weights chart, the threshold, borderline pairs.
+    assert 0.5 <= contacts_meta["threshold"].value <= 1
+    assert "| first_name |" in contacts_meta["m_and_u"].value and "| location |" in contacts_meta["m_and_u"].value
+    assert contacts_meta["match_weights_chart"].value.startswith("![match weights](data:image/png;base64,")
+    assert "w_birth_date" in contacts_meta["borderline_pairs"].value
+    assert contacts_meta["reviewed_must_link"].value == 1 and contacts_meta["reviewed_cannot_link"].value == 1
+    assert map_meta["dagster/row_count"].value == 1000
+    assert sum(map_meta[f"records_{k}"].value for k in ("deterministic", "probabilistic", "singleton")
+               if f"records_{k}" in map_meta) == 1000
 
 
 def test_evaluate_identity_febrl_option_parses_files():

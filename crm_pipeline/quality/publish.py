@@ -86,12 +86,16 @@ def _publish_entity(conn: sa.Connection, entity: Entity, hold_share: float, scop
           ON h._file_id = f.file_id
         WHERE f.rows_loaded > 0 AND CAST(h.n AS DOUBLE PRECISION) / f.rows_loaded > :share
     """
-    _find_rule_hits(conn, entity, scope, params)
+    untouched = not scope.full and scope.is_empty(conn)
+    if not untouched:
+        _find_rule_hits(conn, entity, scope, params)
     if not scope.full:
         flipped = _held_state_changed(conn, held, scope, params)
         if flipped:  # every row of those files changes outcome: widen to their keys (in every file)
             scope.add_files(conn, flipped)
             _find_rule_hits(conn, entity, scope, params)
+        elif untouched:  # nothing to re-resolve: no statement reads the entity's rows
+            return Republished(0, 0, 0)
     for table in ("row_outcomes", "dedup_log", "quarantine"):
         lineage = ("_file_id", "_row_number") if table == "row_outcomes" else ("file_id", "row_number")
         conn.execute(sa.text(f"DELETE FROM {table} WHERE entity = :e AND {scope.has_row(table, *lineage)}"), params)

@@ -102,6 +102,9 @@ class Scope:
         conn.execute(sa.text(f"DROP TABLE {self.rows}"))
         self._fill_rows(conn)
 
+    def is_empty(self, conn: sa.Connection) -> bool:
+        return not self.full and conn.execute(sa.text(f"SELECT COUNT(*) FROM {self.rows}")).scalar_one() == 0
+
     def counts(self, conn: sa.Connection) -> tuple[int, int]:
         """(keys, rows) re-resolved in this run."""
         if self.full:

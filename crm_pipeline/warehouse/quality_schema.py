@@ -2,9 +2,10 @@
 
 `typed_<entity>` holds every loaded row standardized once per file (the expensive
 part, never redone for a file already typed); `stg_<entity>`, `quarantine`,
-`dedup_log`, `row_outcomes` and `file_quality` are rebuilt from it in SQL on every
-run, because rules across rows (a key used twice, an order line without an order,
-a newer file) change as files arrive.
+`dedup_log`, `rule_hits`, `row_outcomes` and `file_quality` are derived from it in SQL.
+Rules across rows (a key used twice, an order line without an order, a newer file)
+change as files arrive, so each run re-derives the rows of the keys the new files
+touch (`quality/scope.py`), and a full refresh re-derives them all.
 """
 
 from __future__ import annotations

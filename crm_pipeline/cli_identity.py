@@ -39,7 +39,6 @@ def add_evaluate_febrl_arguments(parser: argparse.ArgumentParser) -> None:
 
 def cmd_identity_review(args: argparse.Namespace) -> int:
     from crm_pipeline.identity.review import borderline_pairs, record_decision
-    from crm_pipeline.markdown import to_markdown
     from crm_pipeline.settings import load_settings
     from crm_pipeline.warehouse.engine import make_engine
 
@@ -62,8 +61,9 @@ def cmd_identity_review(args: argparse.Namespace) -> int:
             pairs = borderline_pairs(conn, args.limit)
         if pairs.empty:
             print("no borderline pairs (run the pipeline first, or the model found none)")
-        else:
-            print(to_markdown(pairs))
+        else:  # plain columns: node ids hold "|", which a Markdown table would split
+            print(pairs.to_string(index=False))
+            print("\nmark a pair: crm-pipeline identity review --must-link NODE_A NODE_B  (or --cannot-link)")
         return 0
     finally:
         engine.dispose()

@@ -44,7 +44,8 @@ def _model_metadata(report) -> dict:
         "prior_weight_bits": prior_weight(match.model),
         "m_and_u": dg.MetadataValue.md(to_markdown(parameters(match.model))),
         "match_weights_chart": dg.MetadataValue.md(image(match_weights_png(match.model), "match weights")),
-        "borderline_pairs": dg.MetadataValue.md(to_markdown(match.borderline)),
+        # node ids hold "|": escaped so the Markdown table keeps its columns
+        "borderline_pairs": dg.MetadataValue.md(to_markdown(match.borderline.replace(r"\|", r"\\|", regex=True))),
         "reviewed_must_link": report.must_links, "reviewed_cannot_link": report.cannot_links,
     }
 

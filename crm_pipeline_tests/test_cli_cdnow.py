@@ -111,8 +111,10 @@ def test_a_quiet_backfill_prints_only_its_days(cdnow_run):
     assert quiet.stdout.startswith(f"{AS_OF}  ok")
 
 
-@pytest.mark.parametrize("args", [["run", "--as-of", "1989-12-31"], ["backfill", "--from", "1989-12-31", "--to", AS_OF],
-                                  ["evaluate", "predictions", "--as-of", "1989-12-31"], ["funnel", "--as-of", "1989-12-31"]])
+@pytest.mark.parametrize("args", [
+    ["run", "--as-of", "1989-12-31"], ["backfill", "--from", "1989-12-31", "--to", AS_OF],
+    ["evaluate", "predictions", "--as-of", "1989-12-31"], ["funnel", "--as-of", "1989-12-31"],
+])
 def test_a_day_before_the_partitions_is_one_sentence_naming_the_range(args, tmp_path, monkeypatch, capsys):
     monkeypatch.delenv("CRM_CONFIG", raising=False)
     monkeypatch.delenv("CRM_PARTITION_START_DATE", raising=False)

@@ -104,7 +104,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     settings = load_settings(args.config, landing_dir=args.landing, warehouse_url=args.warehouse)
     as_of = args.as_of or settings.as_of or _today()
-    result = materialize_all(settings, as_of, progress=_progress(args))
+    result = materialize_all(settings, as_of, progress=_progress(args), full_refresh=args.full_refresh)
     engine = make_engine(settings.warehouse_url, **settings.engine_options)
     try:
         shown = sa.engine.make_url(settings.warehouse_url).render_as_string(hide_password=True)
@@ -324,6 +324,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--as-of", type=_day, help="the day to compute for (default: today)")
     run.add_argument("--warehouse", help="SQLAlchemy URL (default: a DuckDB file under .crm/)")
     run.add_argument("--quiet", action="store_true", help="no stage lines or file progress, only the summary")
+    run.add_argument("--full-refresh", action="store_true",
+                     help="rebuild every incremental stage from all history (gives the same tables as the "
+                          "incremental runs)")
     run.set_defaults(func=cmd_run)
 
     backfill = sub.add_parser("backfill", help="the daily refresh (profiles, predictions, audiences) for a range "

@@ -8,6 +8,7 @@ import dagster as dg
 
 from crm_pipeline.defs.resources import default_resources
 from crm_pipeline.defs.run_progress import LOGGER_KEY, progress_logger
+from crm_pipeline.defs.run_tags import FULL_REFRESH_TAG
 from crm_pipeline.progress import ProgressPrinter
 from crm_pipeline.settings import Settings
 
@@ -51,17 +52,20 @@ def local_instance(settings: Settings) -> dg.DagsterInstance:
     home = os.environ.get("DAGSTER_HOME") or str(settings.home_dir / "dagster")
     Path(home).mkdir(parents=True, exist_ok=True)
     config = Path(home) / "dagster.yaml"
-    if not config.exists():  # a quiet local instance, as the project's dagster.yaml describes
+    if not config.exists():  # a quiet local instance, as the project's deploy/dagster.yaml describes
         config.write_text(INSTANCE_YAML, encoding="utf-8")
     os.environ["DAGSTER_HOME"] = home
     return dg.DagsterInstance.get()
 
 
 def materialize_all(settings: Settings, as_of: date, instance: dg.DagsterInstance | None = None,
-                    log_level: str = "WARNING", progress: ProgressPrinter | None = None):
+                    log_level: str = "WARNING", progress: ProgressPrinter | None = None,
+                    full_refresh: bool = False):
     """Run every asset for `as_of`: ingestion of every file in the landing folder, then the rest.
-    With `progress`, each stage's line (and the files ingested so far) is printed as the run goes."""
-    return _materialize(settings, as_of, instance, log_level, selection=None, trigger="cli", progress=progress)
+    With `progress`, each stage's line (and the files ingested so far) is printed as the run goes.
+    `full_refresh` tags the run so that incremental stages rebuild their tables from all history."""
+    return _materialize(settings, as_of, instance, log_level, selection=None, trigger="cli", progress=progress,
+                        full_refresh=full_refresh)
 
 
 def refresh_day(settings: Settings, as_of: date, instance: dg.DagsterInstance | None = None,
@@ -75,7 +79,7 @@ def refresh_day(settings: Settings, as_of: date, instance: dg.DagsterInstance | 
 
 
 def _materialize(settings: Settings, as_of: date, instance: dg.DagsterInstance | None, log_level: str, *,
-                 selection, trigger: str, progress: ProgressPrinter | None):
+                 selection, trigger: str, progress: ProgressPrinter | None, full_refresh: bool = False):
     """What `dg.materialize` does (one in-process run of the ephemeral asset job, so runs look the same in
     the UI), with one more logger when progress is wanted: it sees the run's events as they happen."""
     from crm_pipeline.defs.partitions import DAILY
@@ -91,6 +95,9 @@ def _materialize(settings: Settings, as_of: date, instance: dg.DagsterInstance |
     if progress is not None:
         loggers[LOGGER_KEY] = progress_logger(progress, ALL_ASSETS)
         run_config["loggers"][LOGGER_KEY] = {}
+    tags = {"crm/as_of": as_of.isoformat(), "crm/trigger": trigger}
+    if full_refresh:
+        tags[FULL_REFRESH_TAG] = "true"
     if selection is None:
         run_config["ops"] = {"ingest_files": {"config": {"paths": []}}}
     defs = dg.Definitions(jobs=[dg.define_asset_job(EPHEMERAL_JOB_NAME, selection=selection)], assets=ALL_ASSETS,
@@ -99,7 +106,7 @@ def _materialize(settings: Settings, as_of: date, instance: dg.DagsterInstance |
         return defs.resolve_job_def(EPHEMERAL_JOB_NAME).execute_in_process(
             run_config=run_config, instance=instance,
             partition_key=as_of.isoformat(),  # the daily-partitioned stages compute for this day
-            raise_on_error=False, tags={"crm/as_of": as_of.isoformat(), "crm/trigger": trigger},
+            raise_on_error=False, tags=tags,
         )
     finally:
         if progress is not None:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+from functools import partial
 from pathlib import Path
 
 import sqlalchemy as sa
 
+from crm_pipeline.profiles import incremental
+from crm_pipeline.profiles.daily import build_contact_daily
 from crm_pipeline.profiles.profile360 import build_profile_360
 from crm_pipeline.profiles.scratch import create_scratch, drop_scratch
 from crm_pipeline.profiles.sql import as_of_params
@@ -16,32 +19,57 @@ from crm_pipeline.step_clock import StepClock
 from crm_pipeline.warehouse.profile_schema import create_profile_tables
 
 
-def build_profiles(engine: sa.Engine, *, as_of: dt.date, survivorship_file: str | Path | None = None) -> dict:
-    """Rebuild `golden_records`, `profile_360`, `profile_360_brand` and `timeline` as of `as_of`.
+def build_profiles(engine: sa.Engine, *, as_of: dt.date, survivorship_file: str | Path | None = None,
+                   full_refresh: bool = False) -> dict:
+    """Bring `golden_records`, `profile_360`, `profile_360_brand`, `timeline` (and `contact_daily`) to `as_of`.
 
     Reads the staging tables and `identity_map`; ignores everything after the end of `as_of`
-    (UTC). The survivorship rules are validated before any SQL runs. All four tables are
-    replaced in one transaction (delete-then-insert), so a re-run gives identical tables and
-    a failure leaves the previous build in place. Returns figures for the asset's metadata.
+    (UTC). Incremental unless `full_refresh` (or a first build, an earlier as-of day, changed
+    rules: see `incremental`): only the contacts a drop touched or the new day moved are
+    rewritten, and the result equals a full rebuild. The survivorship rules are validated
+    before any SQL runs. One transaction (delete-then-insert per contact), so a re-run gives
+    identical tables and a failure leaves the previous build in place. Returns figures for
+    the asset's metadata: `mode`, `contacts_recomputed` and why.
     """
     rules = load_rules(survivorship_file)
+    key = incremental.rules_key(rules)
     params = as_of_params(as_of)
     clock = StepClock()
 
     create_profile_tables(engine)
     with engine.begin() as conn:
-        clock.run("scratch", create_scratch, conn, params)
-        golden = clock.run("golden_records", build_golden_records, conn, params, rules)
-        contacts = clock.run("profile_360", build_profile_360, conn, params)
-        rows = clock.run("timeline", build_timeline, conn, params)
-        drop_scratch(conn)
-        brand_rows = conn.execute(sa.text("SELECT COUNT(*) FROM profile_360_brand")).scalar_one()
+        plan = incremental.plan_build(conn, as_of, key, full_refresh=full_refresh)
+        full, due = plan.full, {}
+        if not full:
+            due = clock.run("changes", incremental.select_recompute, conn, plan, as_of)
+            if plan.previous_as_of != as_of:
+                clock.run("advance_day", incremental.advance_day, conn, as_of)
+        recomputed = None if full else incremental.recompute_count(conn)
+        if full or recomputed:
+            clock.run("scratch", partial(create_scratch, full=full), conn, params)
+            clock.run("contact_daily", partial(build_contact_daily, full=full), conn)
+            clock.run("golden_records", partial(build_golden_records, full=full), conn, params, rules)
+            clock.run("profile_360", partial(build_profile_360, full=full), conn, params)
+            clock.run("timeline", partial(build_timeline, full=full), conn, params)
+            drop_scratch(conn)
+        clock.run("sources", partial(incremental.remember_sources, full=full), conn)
+        figures = {name: conn.execute(sa.text(f"SELECT COUNT(*) FROM {name}")).scalar_one() for name in
+                   ("profile_360", "profile_360_brand", "golden_records", "timeline")}
+        if full:
+            recomputed = figures["profile_360"]
+        reason = plan.reason if full else ", ".join(f"{k} {v}" for k, v in due.items())
+        incremental.log_build(conn, as_of, plan, reason, recomputed, key)
+        incremental.drop_plan_tables(conn)
     return {
         "as_of": as_of.isoformat(),
-        "contacts_profiled": int(contacts),
-        "contact_brand_rows": int(brand_rows),
-        "golden_values": int(golden),
-        "timeline_rows": int(rows),
+        "mode": "full" if full else "incremental",
+        "reason": reason,
+        "contacts_recomputed": int(recomputed),
+        "contacts_by_reason": due,
+        "contacts_profiled": int(figures["profile_360"]),
+        "contact_brand_rows": int(figures["profile_360_brand"]),
+        "golden_values": int(figures["golden_records"]),
+        "timeline_rows": int(figures["timeline"]),
         "seconds": clock.seconds,
         "step_seconds": clock.steps,
     }

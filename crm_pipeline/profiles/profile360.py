@@ -30,11 +30,10 @@ import re
 
 import sqlalchemy as sa
 
-from crm_pipeline.profiles.sql import ENGAGEMENT_WINDOWS, string_list_agg, utc_date
+from crm_pipeline.profiles.sql import ENGAGEMENT_WINDOWS, delete_recomputed, only_recomputed, string_list_agg, utc_date
 from crm_pipeline.warehouse.profile_schema import GOLDEN_FIELDS, SCORING_COLUMNS, profile_360, profile_360_brand
 
 OVERALL = ""  # the brand value of the across-brands rows in the scratch table
-_OPT_OUT = "('unsubscribe', 'bounce', 'complaint')"
 
 
 def _two_level(name: str, source: str, aggregates: list[tuple[str, str, str]]) -> str:
@@ -57,8 +56,9 @@ def _two_level(name: str, source: str, aggregates: list[tuple[str, str, str]]) -
 
 
 def _engagement() -> list[tuple[str, str, str]]:
+    """Opens and clicks of the last n days: sums over `contact_daily`, never over the events."""
     return [(f"email_{kind}_{n}d_count",
-             f"SUM(CASE WHEN event_type = '{kind}' AND occurred_at >= :since_{n}d THEN 1 ELSE 0 END)",
+             f"SUM(CASE WHEN day >= :day_since_{n}d THEN email_{kind}_count ELSE 0 END)",
              f"SUM(email_{kind}_{n}d_count)")
             for kind in ("open", "click") for n in ENGAGEMENT_WINDOWS]
 
@@ -90,6 +90,13 @@ FIGURE_COLUMNS = [
     "purchased_unit_count", "returned_unit_count", "return_rate", "last_open_at", "last_click_at",
     "last_browse_at", *_ENGAGEMENT_COLUMNS, "top_category_bought", "top_category_browsed", "price_band_bought",
 ]
+
+def _figures_sql(full: bool) -> str:
+    """The figures of the recomputed contacts (all when `full`); the email and browse figures come from
+    `contact_daily` up to as_of."""
+    daily = f"(SELECT d.* FROM contact_daily d{only_recomputed('d', full)} WHERE d.day <= :as_of) x"
+    return _FIGURES_SQL.replace("{daily}", daily)
+
 
 _FIGURES_SQL = f"""
 CREATE TEMPORARY TABLE tmp_profile_figures AS
@@ -139,13 +146,13 @@ lines AS (
       'top_category', 'SUM(bought_units)', 'top_category')},
 {_top('band', "(SELECT * FROM lines WHERE bought_units > 0 AND price_band IS NOT NULL) x",
       'price_band', 'SUM(bought_units)', "CASE price_band WHEN 'high' THEN 0 WHEN 'mid' THEN 1 ELSE 2 END")},
-{_two_level("email_figs", "tmp_profile_email", [
-    ("last_open_at", "MAX(CASE WHEN event_type = 'open' THEN occurred_at END)", "MAX(last_open_at)"),
-    ("last_click_at", "MAX(CASE WHEN event_type = 'click' THEN occurred_at END)", "MAX(last_click_at)"),
-    ("last_opt_out_at", f"MAX(CASE WHEN event_type IN {_OPT_OUT} THEN occurred_at END)", "MAX(last_opt_out_at)"),
+{_two_level("email_figs", "{daily}", [
+    ("last_open_at", "MAX(last_open_at)", "MAX(last_open_at)"),
+    ("last_click_at", "MAX(last_click_at)", "MAX(last_click_at)"),
+    ("last_opt_out_at", "MAX(last_opt_out_at)", "MAX(last_opt_out_at)"),
+    ("last_browse_at", "MAX(last_browse_at)", "MAX(last_browse_at)"),
     *_engagement(),
 ])},
-{_two_level("web_figs", "tmp_profile_web", [("last_browse_at", "MAX(occurred_at)", "MAX(last_browse_at)")])},
 {_top('browsed', "(SELECT * FROM tmp_profile_web WHERE top_category IS NOT NULL) x",
       'top_category', 'COUNT(*)', 'top_category')},
 subs AS (
@@ -169,7 +176,7 @@ SELECT k.contact_id, k.brand,
        COALESCE(u.returned_unit_count, 0) AS returned_unit_count,
        CASE WHEN u.purchased_unit_count > 0
             THEN CAST(u.returned_unit_count AS DOUBLE PRECISION) / u.purchased_unit_count END AS return_rate,
-       e.last_open_at, e.last_click_at, w.last_browse_at,
+       e.last_open_at, e.last_click_at, e.last_browse_at,
        {", ".join(f"COALESCE(e.{c}, 0) AS {c}" for c in _ENGAGEMENT_COLUMNS)},
        tb.top_value AS top_category_bought,
        tw.top_value AS top_category_browsed,
@@ -186,7 +193,6 @@ LEFT JOIN unit_figs u ON u.contact_id = k.contact_id AND u.brand_key = k.brand
 LEFT JOIN bought tb ON tb.contact_id = k.contact_id AND tb.brand_key = k.brand
 LEFT JOIN band pb ON pb.contact_id = k.contact_id AND pb.brand_key = k.brand
 LEFT JOIN email_figs e ON e.contact_id = k.contact_id AND e.brand_key = k.brand
-LEFT JOIN web_figs w ON w.contact_id = k.contact_id AND w.brand_key = k.brand
 LEFT JOIN browsed tw ON tw.contact_id = k.contact_id AND tw.brand_key = k.brand
 LEFT JOIN subs s ON s.contact_id = k.contact_id AND s.brand = k.brand
 """
@@ -212,7 +218,7 @@ def _golden_pivot() -> str:
     for field in GOLDEN_FIELDS:
         value = f"MAX(CASE WHEN field = '{field}' THEN value END)"
         cols.append(f"CAST({value} AS DATE) AS {field}" if field == "birth_date" else f"{value} AS {field}")
-    return f"SELECT contact_id, {', '.join(cols)} FROM golden_records GROUP BY contact_id"
+    return f"SELECT g.contact_id, {', '.join(cols)} FROM golden_records g{{scope}} GROUP BY g.contact_id"
 
 
 _OVERALL_SQL = f"""
@@ -234,18 +240,20 @@ WHERE f.brand = '{OVERALL}'
 """
 
 
-def build_profile_360(conn: sa.Connection, params: dict) -> int:
-    """Replace `profile_360_brand` and `profile_360` from the scratch tables and `golden_records`.
+def build_profile_360(conn: sa.Connection, params: dict, *, full: bool = True) -> int:
+    """Rewrite the recomputed contacts' rows (all when `full`) of `profile_360_brand` and `profile_360`
+    from the scratch tables, `contact_daily` and `golden_records`.
 
-    Runs inside the caller's transaction after `create_scratch` and the golden records;
+    Runs inside the caller's transaction after `create_scratch`, `contact_daily` and the golden records;
     returns the number of contacts profiled.
     """
+    figures = _figures_sql(full)
     conn.execute(sa.text("DROP TABLE IF EXISTS tmp_profile_figures"))
-    conn.execute(sa.text(_FIGURES_SQL), _bound(_FIGURES_SQL, params))
-    conn.execute(sa.text("DELETE FROM profile_360_brand"))
-    conn.execute(sa.text("DELETE FROM profile_360"))
+    conn.execute(sa.text(figures), _bound(figures, params))
+    conn.execute(sa.text(delete_recomputed("profile_360_brand", full)))
+    conn.execute(sa.text(delete_recomputed("profile_360", full)))
     conn.execute(sa.text(_BRAND_SQL), {"as_of": params["as_of"]})
-    conn.execute(sa.text(_OVERALL_SQL), {"as_of": params["as_of"]})
+    conn.execute(sa.text(_OVERALL_SQL.replace("{scope}", only_recomputed("g", full))), {"as_of": params["as_of"]})
     conn.execute(sa.text("DROP TABLE tmp_profile_figures"))
     attach_scoring(conn, params["as_of"])  # a rebuilt profile keeps the day's scores, when they exist
     return conn.execute(sa.text("SELECT COUNT(*) FROM profile_360")).scalar_one()

@@ -26,7 +26,23 @@ def as_of_params(as_of: dt.date) -> dict:
     end = dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time(), tzinfo=dt.timezone.utc)
     params = {"as_of": as_of, "as_of_end": end}
     params.update({f"since_{n}d": end - dt.timedelta(days=n) for n in ENGAGEMENT_WINDOWS})
+    # the same window starts as UTC days, for sums over `contact_daily`
+    params.update({f"day_since_{n}d": as_of - dt.timedelta(days=n - 1) for n in ENGAGEMENT_WINDOWS})
     return params
+
+
+# The contacts a build recomputes (every contact on a full build, when no such table is joined in).
+RECOMPUTE = "tmp_profile_recompute"
+
+
+def only_recomputed(alias: str, full: bool) -> str:
+    """A join keeping the rows of `alias` whose contact the build recomputes; nothing on a full build."""
+    return "" if full else f" JOIN {RECOMPUTE} rc_{alias} ON rc_{alias}.contact_id = {alias}.contact_id"
+
+
+def delete_recomputed(table: str, full: bool) -> str:
+    """Clear the rows a build rewrites: the recomputed contacts' rows, or all on a full build."""
+    return f"DELETE FROM {table}" + ("" if full else f" WHERE contact_id IN (SELECT contact_id FROM {RECOMPUTE})")
 
 
 def counts(column: str | None, as_of_end: str = ":as_of_end") -> str:

@@ -19,7 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 import yaml
 
-from crm_pipeline.profiles.sql import counts, latest_of, text
+from crm_pipeline.profiles.sql import counts, delete_recomputed, latest_of, only_recomputed, text
 from crm_pipeline.warehouse.profile_schema import GOLDEN_FIELDS
 
 RULES = ("most_recent", "most_frequent", "source_priority")
@@ -155,7 +155,7 @@ def _kind(value: Any) -> str:
 
 # --- SQL -------------------------------------------------------------------------------------------
 
-def _candidates_sql(source: Source, rules: dict[str, FieldRule]) -> str | None:
+def _candidates_sql(source: Source, rules: dict[str, FieldRule], full: bool = True) -> str | None:
     """One source's candidate values: its records x the fields it offers (a portable unpivot)."""
     offered = [r for r in rules.values() if r.allows(source.entity)]
     if not offered:
@@ -170,19 +170,22 @@ def _candidates_sql(source: Source, rules: dict[str, FieldRule]) -> str | None:
                {source.record_at} AS record_at
         FROM stg_{source.entity} s
         JOIN identity_map m ON m.entity = '{source.entity}' AND m.brand = s._brand AND m.source_key = s.{source.key}
+        {only_recomputed("m", full)}
         CROSS JOIN (VALUES {values}) AS f(field, rule, priority, by_frequency)
         WHERE {counts(source.record_at)}"""
 
 
-def golden_records_sql(rules: dict[str, FieldRule]) -> str:
+def golden_records_sql(rules: dict[str, FieldRule], full: bool = True) -> str:
     """INSERT ... SELECT of the winning value per contact and field (binds :as_of, :as_of_end).
+
+    Every contact when `full`, else the contacts in `tmp_profile_recompute` only.
 
     Field names, rules and sources are embedded as literals only after validation against
     the fixed vocabularies above; nothing user-typed reaches the SQL otherwise.
     """
     for r in rules.values():  # defence in depth: the parser already guarantees this
         assert r.field in GOLDEN_FIELDS and r.rule in RULES and all(s in SOURCES for s in r.sources)
-    parts = [sql for source in SOURCES.values() if (sql := _candidates_sql(source, rules))]
+    parts = [sql for source in SOURCES.values() if (sql := _candidates_sql(source, rules, full))]
     union = "\n        UNION ALL".join(parts)
     return f"""
     INSERT INTO golden_records (as_of, contact_id, field, value, rule, source_entity, brand, source_key,
@@ -205,8 +208,11 @@ def golden_records_sql(rules: dict[str, FieldRule]) -> str:
     FROM ranked WHERE pick = 1"""
 
 
-def build_golden_records(conn: sa.Connection, params: dict, rules: dict[str, FieldRule]) -> int:
-    """Replace `golden_records` (inside the caller's transaction); returns the rows written."""
-    conn.execute(sa.text("DELETE FROM golden_records"))
-    conn.execute(sa.text(golden_records_sql(rules)), {k: params[k] for k in ("as_of", "as_of_end")})
+def build_golden_records(conn: sa.Connection, params: dict, rules: dict[str, FieldRule], *,
+                         full: bool = True) -> int:
+    """Rewrite the recomputed contacts' `golden_records` (all when `full`; inside the caller's transaction).
+
+    Returns the table's rows."""
+    conn.execute(sa.text(delete_recomputed("golden_records", full)))
+    conn.execute(sa.text(golden_records_sql(rules, full)), {k: params[k] for k in ("as_of", "as_of_end")})
     return conn.execute(sa.text("SELECT COUNT(*) FROM golden_records")).scalar_one()

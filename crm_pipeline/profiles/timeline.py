@@ -14,7 +14,7 @@ from __future__ import annotations
 import pandas as pd
 import sqlalchemy as sa
 
-from crm_pipeline.profiles.sql import money_text, text
+from crm_pipeline.profiles.sql import delete_recomputed, money_text, text
 from crm_pipeline.warehouse.bulk import read_frame
 from crm_pipeline.warehouse.profile_schema import TIMELINE_EVENT_TYPES, timeline
 
@@ -90,9 +90,11 @@ WHERE occurred_at IS NOT NULL
 """
 
 
-def build_timeline(conn: sa.Connection, params: dict) -> int:
-    """Replace `timeline` from the scratch tables (inside the caller's transaction); returns its rows."""
-    conn.execute(sa.text("DELETE FROM timeline"))
+def build_timeline(conn: sa.Connection, params: dict, *, full: bool = True) -> int:
+    """Rewrite the recomputed contacts' `timeline` rows (all when `full`) from the scratch tables, inside the
+    caller's transaction; returns the table's rows. Numbering is per contact, so one contact's renumbering
+    never touches another's rows."""
+    conn.execute(sa.text(delete_recomputed("timeline", full)))
     conn.execute(sa.text(_TIMELINE_SQL), {"as_of": params["as_of"], "as_of_end": params["as_of_end"]})
     return conn.execute(sa.text("SELECT COUNT(*) FROM timeline")).scalar_one()
 

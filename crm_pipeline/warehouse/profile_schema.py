@@ -1,8 +1,10 @@
 """Tables of the profile stage: golden records, the 360 profile (overall and per brand), the timeline.
 
-All four are one snapshot as of one day (`as_of`): a build replaces them whole, in one
-transaction, so a re-run for the same inputs gives identical tables and readers never
-see a half-built profile.
+All four are one snapshot as of one day (`as_of`): a build rewrites, in one transaction, the rows of
+the contacts it recomputes (all of them on a full build), so a re-run for the same inputs gives
+identical tables and readers never see a half-built profile. The state tables below
+(`contact_daily`, `profile_*sources`, `profile_builds`) are what lets a build redo only the contacts
+a drop touched or a day moved (`crm_pipeline/profiles/incremental.py`).
 
 - `golden_records`: one row per contact and golden field, with the value survivorship
   chose and where it came from (source entity, brand, key, record time, rule).
@@ -137,7 +139,70 @@ timeline = sa.Table(
     sa.Column("as_of", sa.Date, nullable=False),
 )
 
+# --- The stage's own memory, for incremental builds -----------------------------------------------------
+
+contact_daily = sa.Table(  # the compact history windows are summed from: one row per contact, brand and UTC day
+    "contact_daily", metadata,
+    sa.Column("contact_id", sa.String, nullable=False),
+    sa.Column("brand", sa.String, nullable=False),
+    sa.Column("day", sa.Date, nullable=False, comment="UTC day; every day a record of the contact is dated on"),
+    sa.Column("record_count", sa.Integer, nullable=False, comment="dated times of any record on the day"),
+    sa.Column("order_count", sa.Integer, nullable=False),
+    sa.Column("purchase_count", sa.Integer, nullable=False),
+    sa.Column("revenue", sa.Double, nullable=False, comment="purchase totals; no FX conversion"),
+    sa.Column("email_send_count", sa.Integer, nullable=False),
+    sa.Column("email_open_count", sa.Integer, nullable=False),
+    sa.Column("email_click_count", sa.Integer, nullable=False),
+    sa.Column("email_opt_out_count", sa.Integer, nullable=False, comment="unsubscribe, bounce, complaint"),
+    sa.Column("web_event_count", sa.Integer, nullable=False),
+    sa.Column("product_view_count", sa.Integer, nullable=False),
+    sa.Column("last_open_at", sa.DateTime(timezone=True)),
+    sa.Column("last_click_at", sa.DateTime(timezone=True)),
+    sa.Column("last_opt_out_at", sa.DateTime(timezone=True)),
+    sa.Column("last_browse_at", sa.DateTime(timezone=True)),
+)
+
+# What the last build read: each staged record's contact and lineage (from identity_map), order lines and the
+# catalogue. Comparing them with the tables as they are now names the contacts a drop touched.
+profile_sources = sa.Table(
+    "profile_sources", metadata,
+    sa.Column("entity", sa.String, nullable=False),
+    sa.Column("brand", sa.String, nullable=False),
+    sa.Column("source_key", sa.String, nullable=False),
+    sa.Column("contact_id", sa.String, nullable=False),
+    sa.Column("_file_id", sa.Integer, nullable=False),
+    sa.Column("_row_number", sa.Integer, nullable=False),
+)
+
+profile_line_sources = sa.Table(
+    "profile_line_sources", metadata,
+    sa.Column("brand", sa.String, nullable=False),
+    sa.Column("order_id", sa.String, nullable=False),
+    sa.Column("_file_id", sa.Integer, nullable=False),
+    sa.Column("_row_number", sa.Integer, nullable=False),
+)
+
+profile_product_sources = sa.Table(
+    "profile_product_sources", metadata,
+    sa.Column("brand", sa.String, nullable=False),
+    sa.Column("sku", sa.String, nullable=False),
+    sa.Column("_file_id", sa.Integer, nullable=False),
+    sa.Column("_row_number", sa.Integer, nullable=False),
+)
+
+profile_builds = sa.Table(  # one row per build: the day it was as of, how it ran, how many contacts it redid
+    "profile_builds", metadata,
+    sa.Column("build_number", sa.Integer, nullable=False),
+    sa.Column("as_of", sa.Date, nullable=False),
+    sa.Column("mode", sa.String, nullable=False, comment="full / incremental"),
+    sa.Column("reason", sa.String, nullable=False, comment="why full, or what made contacts due"),
+    sa.Column("contacts_recomputed", sa.Integer, nullable=False),
+    sa.Column("rules_key", sa.String, nullable=False, comment="the survivorship rules the build used"),
+)
+
 PROFILE_TABLES = [golden_records, profile_360, profile_360_brand, timeline]
+PROFILE_STATE_TABLES = [contact_daily, profile_sources, profile_line_sources, profile_product_sources,
+                        profile_builds]
 
 # Lookups by contact on a serving database. DuckDB scans columnar data fast without them, and an
 # ART index there slows the bulk delete-then-insert, so they are created on other backends only.
@@ -146,12 +211,15 @@ _SERVING_INDEXES = (
     ("ix_profile_360_contact", "profile_360", "contact_id"),
     ("ix_profile_360_brand_contact", "profile_360_brand", "contact_id"),
     ("ix_timeline_contact", "timeline", "contact_id"),
+    ("ix_contact_daily_contact", "contact_daily", "contact_id"),
+    ("ix_contact_daily_day", "contact_daily", "day"),
+    ("ix_profile_sources_contact", "profile_sources", "contact_id"),
 )
 
 
 def create_profile_tables(bind: sa.Engine | sa.Connection) -> None:
     """Create the profile tables if they are missing (safe to call on every run)."""
-    metadata.create_all(bind, tables=PROFILE_TABLES)
+    metadata.create_all(bind, tables=PROFILE_TABLES + PROFILE_STATE_TABLES)
     _add_scoring_columns(bind)
     if is_duckdb(bind):
         return

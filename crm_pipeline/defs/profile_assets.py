@@ -6,6 +6,7 @@ import sqlalchemy as sa
 
 from crm_pipeline.defs.ingest_assets import KINDS, OWNERS
 from crm_pipeline.defs.resources import CrmSettingsResource, WarehouseResource, transient_warehouse_errors_retried
+from crm_pipeline.defs.run_tags import is_full_refresh
 from crm_pipeline.markdown import to_markdown
 from crm_pipeline.profiles.build import build_profiles
 
@@ -29,12 +30,14 @@ SPECS = [
 @dg.multi_asset(specs=SPECS, name="build_profile_tables")
 def build_profile_tables(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
                          crm_settings: CrmSettingsResource):
-    """Rebuild golden records, profile_360(_brand) and the timeline as of the run's day: the partition of a
-    scheduled or backfilled daily refresh (so that day's audiences see that day's profiles), else today."""
+    """Bring golden records, profile_360(_brand) and the timeline to the run's day: the partition of a
+    scheduled or backfilled daily refresh (so that day's audiences see that day's profiles), else today.
+    Only the contacts touched since the last build or moved by the new day are recomputed; a run tagged
+    crm/full_refresh=true, or an earlier day than the last build's, rebuilds every contact."""
     settings = crm_settings.load()
     as_of = crm_settings.as_of_date(context.run.tags.get("dagster/partition"))
     with transient_warehouse_errors_retried(context):
-        figures = build_profiles(warehouse.engine, as_of=as_of,
+        figures = build_profiles(warehouse.engine, as_of=as_of, full_refresh=is_full_refresh(context),
                                  survivorship_file=settings.survivorship_config or None)
     steps = dg.MetadataValue.json({k: round(v, 2) for k, v in figures.get("step_seconds", {}).items()})
     with warehouse.engine.connect() as conn:
@@ -44,5 +47,7 @@ def build_profile_tables(context: dg.AssetExecutionContext, warehouse: Warehouse
     yield dg.MaterializeResult(asset_key="profile_360", metadata={
         "dagster/row_count": figures["contacts_profiled"], "contact_brand_rows": figures["contact_brand_rows"],
         "per_brand": dg.MetadataValue.md(to_markdown(per_brand)),
-        "as_of": str(figures["as_of"]), "seconds": steps})
+        "as_of": str(figures["as_of"]), "seconds": steps,
+        "mode": figures["mode"], "contacts_recomputed": figures["contacts_recomputed"],
+        "recompute_reason": figures["reason"]})
     yield dg.MaterializeResult(asset_key="timeline", metadata={"dagster/row_count": figures["timeline_rows"]})

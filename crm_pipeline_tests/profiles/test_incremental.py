@@ -132,3 +132,37 @@ def test_a_drop_touching_one_contact_recomputes_one_contact(generated, tmp_path)
             {"c": customer["customer_id"].iloc[0]}).scalars().all()
     assert golden == ["Apt 9"]
     engine.dispose()
+
+
+def test_the_profile_asset_is_incremental_unless_the_run_asks_for_a_full_refresh(tmp_path, dagster_instance):
+    import dagster as dg
+
+    from crm_pipeline.definitions import ALL_ASSETS
+    from crm_pipeline.defs.resources import default_resources
+    from crm_pipeline.defs.run_tags import FULL_REFRESH_TAG
+    from crm_pipeline.settings import Settings
+    from crm_pipeline_tests.profiles.warehouse import AS_OF, Warehouse, days_before
+
+    url = f"duckdb:///{tmp_path / 'w.duckdb'}"
+    wh = Warehouse(make_engine(url))
+    for n in range(3):
+        wh.customer(f"K{n}", f"C{n}", first_name="Ann", updated_at=days_before(10))
+    wh.engine.dispose()
+    settings = Settings(home_dir=tmp_path / "home", landing_dir=tmp_path / "landing", warehouse_url=url,
+                        as_of=AS_OF)
+    chosen = [a for a in ALL_ASSETS if a.op.name == "build_profile_tables"]
+
+    def run(tags: dict[str, str]) -> dict:
+        result = dg.materialize(ALL_ASSETS, selection=dg.AssetSelection.assets(*chosen), instance=dagster_instance,
+                                resources=default_resources(settings), tags=tags,
+                                run_config={"loggers": {"console": {"config": {"log_level": "ERROR"}}}})
+        assert result.success
+        event = dagster_instance.get_latest_materialization_event(dg.AssetKey("profile_360"))
+        meta = {k: v.value for k, v in event.asset_materialization.metadata.items()}
+        return {k: meta[k] for k in ("mode", "contacts_recomputed", "dagster/row_count")}
+
+    assert run({}) == {"mode": "full", "contacts_recomputed": 3, "dagster/row_count": 3}
+    wh.email_event("K1", "open", days_before(1))
+    wh.engine.dispose()
+    assert run({}) == {"mode": "incremental", "contacts_recomputed": 1, "dagster/row_count": 3}
+    assert run({FULL_REFRESH_TAG: "true"}) == {"mode": "full", "contacts_recomputed": 3, "dagster/row_count": 3}

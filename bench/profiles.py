@@ -1,11 +1,19 @@
-"""Profile build at scale: synthetic staging + identity tables, then `build_profiles`.
+"""Profile build at scale: synthetic staging + identity tables, then `build_profiles` full, a new day, a drop.
 
 Usage: PYTHONPATH=. python bench/profiles.py [--contacts 100000 1000000] [--seed 7] [--keep DIR]
 
 Per scale: generates (numpy, seeded) staging rows for every person-linked entity plus
 the catalogue and order lines, links them to contacts in `identity_map`, inserts them
-with `insert_arrow` into a fresh DuckDB file, then runs the build in a fresh process so
-its peak memory is its own. Prints rows per table, build seconds per step and peak RSS.
+with `insert_arrow` into a fresh DuckDB file, then runs each build in a fresh process so
+its peak memory is its own:
+1. full: the first build, as of AS_OF (every contact);
+2. same day again: nothing changed, nothing recomputed;
+3. new day: as of AS_OF + 1, no new record (contacts due: records dated on the new day,
+   opens or clicks leaving a 30/90/365-day window);
+4. small drop: new web events for 1% of the contacts (a new file id), same day as 3;
+5. full refresh of the same state (`full_refresh=True`) on a copy of the file, and a check in
+   SQL that every profile table of the incremental warehouse equals the rebuilt one.
+Prints rows per table, seconds and contacts recomputed per build, its steps and peak RSS.
 Per contact on average: 1.2 customer accounts, 0.6 subscriber records, 2.5 orders of
 2 lines (5% with a return line), 8 email events and 6 web events over two years; 1% of
 events fall after as_of (and must be ignored).
@@ -192,18 +200,75 @@ def load(url: str, tables: dict[str, pa.Table]) -> None:
     engine.dispose()
 
 
-def build_only(url: str) -> None:
+def build_only(url: str, as_of: str, full_refresh: bool) -> None:
     """Run in a child process: the build alone, with its own peak memory."""
     from crm_pipeline.profiles.build import build_profiles
     from crm_pipeline.warehouse.engine import make_engine
 
-    figures = build_profiles(make_engine(url), as_of=AS_OF)
+    figures = build_profiles(make_engine(url), as_of=dt.date.fromisoformat(as_of), full_refresh=full_refresh)
     figures["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     print(json.dumps(figures))
 
 
+def small_drop(url: str, contacts: int, seed: int) -> int:
+    """New web events (file id 2) for 1% of the contacts, dated on the new day; returns the rows added."""
+    from crm_pipeline.warehouse.bulk import insert_arrow
+    from crm_pipeline.warehouse.engine import make_engine
+    from crm_pipeline.warehouse.identity_schema import identity_map
+    from crm_pipeline.warehouse.quality_schema import stg_tables
+
+    rng = np.random.default_rng(seed + 1)
+    who = rng.choice(contacts, max(1, contacts // 100), replace=False)
+    owner = np.repeat(who, 3)
+    n = owner.size
+    day = dt.datetime.combine(AS_OF + dt.timedelta(days=1), dt.time(), tzinfo=dt.timezone.utc).timestamp()
+    at = pa.array(((day + rng.integers(0, 86_400, n)) * 1_000_000).astype("int64"), pa.timestamp("us", tz="UTC"))
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        # each contact's brand: that of one of its customer accounts
+        brands = dict(conn.exec_driver_sql(
+            "SELECT contact_id, MIN(brand) FROM identity_map WHERE entity = 'customers' GROUP BY contact_id").all())
+        brand = np.array([brands[f"K{o}"] for o in owner])
+        rows = np.arange(1, n + 1)
+        event_id = ids("W-drop-", np.arange(n))
+        insert_arrow(conn, stg_tables["web_events"], pa.table({
+            "_file_id": pa.array(np.full(n, 2, np.int64)), "_row_number": pa.array(rows), "_brand": pa.array(brand),
+            "_row_hash": pa.array(rows), "event_id": event_id, "event_type": pa.array(np.full(n, "product_view")),
+            "occurred_at": at, "cookie_id": ids("ck", owner), "url": ids("https://shop/p/", owner % 5_000),
+            "sku": ids("A-", owner % PRODUCTS_PER_BRAND)}))
+        insert_arrow(conn, identity_map, pa.table({
+            "brand": pa.array(brand), "entity": pa.array(np.full(n, "web_events")), "source_key": event_id,
+            "node_id": ids("N-drop-", np.arange(n)), "contact_id": ids("K", owner),
+            "match_type": pa.array(np.full(n, "deterministic")),
+            "_file_id": pa.array(np.full(n, 2, np.int64)), "_row_number": pa.array(rows)}))
+    engine.dispose()
+    return n
+
+
+def differences(path: Path, other: Path) -> dict[str, int]:
+    """Rows of each profile table in one warehouse and not the other (both ways): 0 everywhere = identical."""
+    import duckdb
+
+    con = duckdb.connect(str(path), read_only=True)
+    con.execute(f"ATTACH '{other}' AS rebuilt (READ_ONLY)")
+    out = {}
+    for table in ("golden_records", "profile_360", "profile_360_brand", "timeline", "contact_daily"):
+        out[table] = con.execute(f"SELECT (SELECT COUNT(*) FROM (SELECT * FROM {table} EXCEPT ALL "
+                                 f"SELECT * FROM rebuilt.{table})) + (SELECT COUNT(*) FROM (SELECT * FROM "
+                                 f"rebuilt.{table} EXCEPT ALL SELECT * FROM {table}))").fetchone()[0]
+    con.close()
+    return out
+
+
+def build(url: str, as_of: dt.date, full_refresh: bool = False) -> dict:
+    args = [sys.executable, __file__, "--build-only", url, as_of.isoformat()] + (["--full"] if full_refresh else [])
+    child = subprocess.run(args, capture_output=True, text=True, check=True)
+    return json.loads(child.stdout.strip().splitlines()[-1])
+
+
 def run(contacts: int, seed: int, folder: Path) -> None:
-    url = f"duckdb:///{folder / f'profiles_{contacts}.duckdb'}"
+    path = folder / f"profiles_{contacts}.duckdb"
+    url = f"duckdb:///{path}"
     t = time.perf_counter()
     tables = generate(contacts, seed)
     t_gen = time.perf_counter() - t
@@ -214,18 +279,23 @@ def run(contacts: int, seed: int, folder: Path) -> None:
     del tables
     print(f"\n== {contacts:,} contacts: generated in {t_gen:.1f} s, inserted in {t_load:.1f} s")
     print("   rows: " + ", ".join(f"{k} {v:,}" for k, v in rows.items()))
-    runs = []
-    for attempt in (1, 2):  # the second run re-builds the same tables (idempotent delete-then-insert)
-        child = subprocess.run([sys.executable, __file__, "--build-only", url], capture_output=True, text=True,
-                               check=True)
-        runs.append(json.loads(child.stdout.strip().splitlines()[-1]))
-    for attempt, figures in enumerate(runs, start=1):
-        per_s = figures["contacts_profiled"] / figures["seconds"]
-        print(f"   build {attempt}: {figures['seconds']:.1f} s ({per_s:,.0f} contacts/s), peak RSS "
-              f"{figures['peak_rss_mb']:,} MB, steps {figures['step_seconds']}")
-    f = runs[0]
+    next_day = AS_OF + dt.timedelta(days=1)
+    runs = [("full build", build(url, AS_OF)), ("same day, no change", build(url, AS_OF)),
+            ("new day, no new record", build(url, next_day))]
+    added = small_drop(url, contacts, seed)
+    runs.append((f"small drop ({added:,} web events)", build(url, next_day)))
+    copy = path.with_name(path.stem + "_rebuilt.duckdb")
+    shutil.copyfile(path, copy)
+    runs.append(("full refresh of the same state", build(f"duckdb:///{copy}", next_day, full_refresh=True)))
+    full_seconds = runs[0][1]["seconds"]
+    for label, f in runs:
+        print(f"   {label}: {f['seconds']:.1f} s ({f['seconds'] / full_seconds:.0%} of the full build), {f['mode']}, "
+              f"{f['contacts_recomputed']:,} contacts recomputed ({f['reason']}), peak RSS {f['peak_rss_mb']:,} MB")
+        print(f"      steps {f['step_seconds']}")
+    f = runs[0][1]
     print(f"   contacts profiled {f['contacts_profiled']:,}, contact-brand rows {f['contact_brand_rows']:,}, "
           f"golden values {f['golden_values']:,}, timeline rows {f['timeline_rows']:,}")
+    print(f"   incremental vs full refresh, rows differing per table: {differences(path, copy)}")
 
 
 def main() -> None:
@@ -233,10 +303,11 @@ def main() -> None:
     parser.add_argument("--contacts", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--keep", type=Path, help="folder for the DuckDB files (default: a temporary one)")
-    parser.add_argument("--build-only", help=argparse.SUPPRESS)
+    parser.add_argument("--build-only", nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument("--full", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.build_only:
-        build_only(args.build_only)
+        build_only(*args.build_only, full_refresh=args.full)
         return
     folder = args.keep or Path(tempfile.mkdtemp(prefix="bench_profiles_"))
     folder.mkdir(parents=True, exist_ok=True)

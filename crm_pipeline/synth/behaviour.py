@@ -6,9 +6,8 @@ and `truth/channels.csv`.
 - channels.csv: one row per person who buys anywhere: the share of their orders each channel is
   expected to take under the generator's own channel draw, and the channel with the largest share.
   Orders pick their channel per order: the till brand's till buyers always `store`, every other
-  buyer from `commerce.CHANNEL_WEIGHTS`; a person's expected mix is those propensities weighted by
-  their purchase rate per brand. (So with one set of weights for every non-till buyer, their true
-  preferred channel is the weights' favourite.)
+  order from its buyer's own channel mix (see `channel_mix`); a person's expected mix is those
+  propensities weighted by their purchase rate per brand.
 """
 
 from __future__ import annotations
@@ -21,12 +20,11 @@ import pyarrow as pa
 import pyarrow.csv as pcsv
 
 from crm_pipeline.synth.columns import STR
-from crm_pipeline.synth.commerce import CHANNEL_WEIGHTS, CHANNELS, STILL_ACTIVE
+from crm_pipeline.synth.channel_mix import CHANNELS, STORE
+from crm_pipeline.synth.commerce import STILL_ACTIVE
 from crm_pipeline.synth.memberships import Memberships
 from crm_pipeline.synth.population import Population
 from crm_pipeline.synth.timestamps import DAY
-
-TILL_CHANNEL = CHANNELS.index("store")
 
 
 @dataclass
@@ -38,18 +36,17 @@ class BrandBehaviour:
     purchase_rate: np.ndarray
 
 
-def channel_propensity(mem: Memberships, rows: np.ndarray) -> np.ndarray:
+def channel_propensity(mem: Memberships, mixes: np.ndarray, rows: np.ndarray) -> np.ndarray:
     """Per membership row (len(rows) x channels): the probability an order of that buyer takes each channel."""
-    weights = np.asarray(CHANNEL_WEIGHTS, dtype=float) / sum(CHANNEL_WEIGHTS)
-    out = np.tile(weights, (rows.size, 1))
+    out = mixes[mem.person[rows]].copy()
     till = mem.till[rows]
     out[till] = 0.0
-    out[till, TILL_CHANNEL] = 1.0
+    out[till, STORE] = 1.0
     return out
 
 
-def write_behaviour(mem: Memberships, pop: Population, brand_names: list[str], per_brand: list[BrandBehaviour],
-                    truth: Path) -> None:
+def write_behaviour(mem: Memberships, pop: Population, mixes: np.ndarray, brand_names: list[str],
+                    per_brand: list[BrandBehaviour], truth: Path) -> None:
     options = pcsv.WriteOptions(quoting_style="none")
     rows = np.concatenate([b.rows for b in per_brand])
     dropout = np.concatenate([b.dropout_at[b.rows] for b in per_brand])
@@ -68,7 +65,7 @@ def write_behaviour(mem: Memberships, pop: Population, brand_names: list[str], p
     }), truth / "dropout.csv", options)
 
     # Expected orders per channel: the rate per brand times that membership's channel propensity.
-    mix = channel_propensity(mem, rows) * rate[:, None]
+    mix = channel_propensity(mem, mixes, rows) * rate[:, None]
     people, first = np.unique(mem.person[rows], return_index=True)
     per_person = np.add.reduceat(mix, first, axis=0)
     share = per_person / per_person.sum(axis=1, keepdims=True)

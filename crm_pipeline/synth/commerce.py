@@ -23,6 +23,7 @@ import pyarrow.compute as pc
 
 from crm_pipeline.synth import reference as ref
 from crm_pipeline.synth import variations as var
+from crm_pipeline.synth.channel_mix import CHANNELS, STORE, own_channel, shared_channel
 from crm_pipeline.synth.columns import STR, choice, expand, ids, money, num_str, pick, table_take
 from crm_pipeline.synth.landed import LandedFile, quarter_labels, split_files
 from crm_pipeline.synth.memberships import Memberships
@@ -34,8 +35,6 @@ R, ALPHA = 0.7, 80.0            # lambda ~ Gamma(shape r, rate alpha) purchases 
 DROP_A, DROP_B = 0.8, 3.0       # p ~ Beta(a, b): chance to stop for good after each purchase
 MAX_PURCHASES = 40
 BASKET_SIZES = (35, 30, 18, 11, 6)   # weights of 1..5 lines
-CHANNELS = ("web", "app", "store", "marketplace")
-CHANNEL_WEIGHTS = (62, 20, 10, 8)
 GUEST_SHARE_OF_ACCOUNT_HOLDERS = 0.02
 JUNK_SHARE = 0.003
 STORE_EMAIL_ACCOUNTS = 50
@@ -56,6 +55,7 @@ class BrandContext:
     seed: int
     is_till_brand: bool
     offset_share: float       # share of ISO timestamps written with a local offset
+    channel_mix: np.ndarray   # per person: their own channel mix (see `channel_mix`)
 
     def rng(self, *names: str) -> np.random.Generator:
         from crm_pipeline.synth.columns import stream
@@ -82,7 +82,8 @@ class Orders:
     person: np.ndarray
     pb: np.ndarray
     ordered_at: np.ndarray
-    channel: np.ndarray
+    channel: np.ndarray       # the channel landed: from the buyer's own mix
+    shared_channel: np.ndarray  # the population weights' channel for the same draw (see build_orders)
     guest: np.ndarray
     customer_id: pa.Array     # null for guests
     email: pa.Array           # as written on the order, may be null
@@ -258,7 +259,14 @@ def build_orders(ctx: BrandContext, accounts: Accounts, cat: Catalogue
     till = mem.till[pb]
     acct = accounts.of_pb[pb]
     guest = (acct < 0) | (~till & (rng.random(n) < GUEST_SHARE_OF_ACCOUNT_HOLDERS))
-    channel = np.where(till, 2, choice(rng, n, CHANNEL_WEIGHTS))
+    # One uniform per order picks its channel through the buyer's own mix; till buyers buy in store.
+    # The order's shipping, contact details and ship-to (and the tracked checkout in `browsing`)
+    # follow the channel the population weights give the same uniform, `shared`: it keeps every
+    # column but `channel` the same bytes as before per-person mixes (the mix moves as few orders as
+    # it can, see `channel_mix.own_channel`).
+    u = rng.random(n)
+    channel = np.where(till, STORE, own_channel(ctx.channel_mix[person], u))
+    shared = np.where(till, STORE, shared_channel(u))
     order_id = order_id_for(ctx, np.arange(1, n + 1) + 1000)
 
     # Lines: basket size, products by the buyer's spend tier, quantities, line discounts.
@@ -275,7 +283,7 @@ def build_orders(ctx: BrandContext, accounts: Accounts, cat: Catalogue
 
     subtotal = np.bincount(line_order, unit * qty, n).astype(np.int64)
     discount = np.bincount(line_order, line_discount, n).astype(np.int64)
-    free_shipping = (channel == 2) | (subtotal >= 7500)
+    free_shipping = (shared == STORE) | (subtotal >= 7500)
     shipping = np.where(free_shipping, 0, np.round(595 * fx)).astype(np.int64)
     tax = np.round((subtotal - discount) * np.asarray(ref.TAX_RATES)[country]).astype(np.int64)
     total = subtotal - discount + shipping + tax
@@ -294,12 +302,12 @@ def build_orders(ctx: BrandContext, accounts: Accounts, cat: Catalogue
     # Who the order says it is from.
     cust = accounts.customer_id.take(pa.array(np.where(guest, 0, acct), mask=guest))
     email = var.email_variant(person_email(pop, person, rng, 0.2), rng)
-    has_email = guest | np.where(channel == 2, rng.random(n) < 0.3, rng.random(n) < 0.7)
+    has_email = guest | np.where(shared == STORE, rng.random(n) < 0.3, rng.random(n) < 0.7)
     email = pick(has_email & ~till, email, pa.nulls(n, STR))
     phone = var.phone_variant(pop.nsn.take(pa.array(person)), country, rng)
-    has_phone = till | ((channel == 2) & (rng.random(n) < 0.4)) | (rng.random(n) < 0.15)
+    has_phone = till | ((shared == STORE) & (rng.random(n) < 0.4)) | (rng.random(n) < 0.15)
     phone = pick(has_phone, phone, pa.nulls(n, STR))
-    ship_country = pick((channel != 2) & (rng.random(n) < 0.92), var.country_variant(country, rng),
+    ship_country = pick((shared != STORE) & (rng.random(n) < 0.92), var.country_variant(country, rng),
                         pa.nulls(n, STR))
     ordered_style = TILL if ctx.is_till_brand else ISO
     labels, names = quarter_labels(t)
@@ -337,6 +345,6 @@ def build_orders(ctx: BrandContext, accounts: Accounts, cat: Catalogue
     }
     item_files = split_files(ctx.brand, "order_items", item_columns, person[all_order], labels[all_order],
                              [f"order_items_{q}.csv" for q in names], all_order * 8 + all_number)
-    facts = Orders(person, pb, t, channel, guest, cust, email, line_order, product, dropout_at,
+    facts = Orders(person, pb, t, channel, shared, guest, cust, email, line_order, product, dropout_at,
                    purchase_rate)
     return facts, order_files, item_files

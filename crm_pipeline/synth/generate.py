@@ -22,6 +22,7 @@ import numpy as np
 from crm_pipeline.synth.bad_rows import eligible, plant
 from crm_pipeline.synth.behaviour import BrandBehaviour, write_behaviour
 from crm_pipeline.synth.browsing import build_web
+from crm_pipeline.synth.channel_mix import person_mixes
 from crm_pipeline.synth.columns import stream
 from crm_pipeline.synth.commerce import BrandContext, build_customers, build_orders, order_id_for
 from crm_pipeline.synth.email_activity import build_email
@@ -43,12 +44,13 @@ def build_files(people: int, brands: int, days: int, seed: int, end_date: dt.dat
     t_start = t_end - days * DAY
     pop = build_population(people, stream(seed, "population"), t_start, t_end)
     mem = build_memberships(people, brands, stream(seed, "memberships"), t_start, t_end)
+    mixes = person_mixes(seed, people)
     files: list[LandedFile] = []
     orphan_makers = {}
     behaviour = []
     for b, brand in enumerate(brand_names(brands)):
         ctx = BrandContext(b, brand, pop, mem, mem.of_brand(b), t_start, t_end, seed,
-                           b == till_brand(brands), OFFSET_SHARE.get(b, 0.1))
+                           b == till_brand(brands), OFFSET_SHARE.get(b, 0.1), mixes)
         catalogue, product_file = build_catalogue(b, brand, ctx.rng("catalogue"), t_end)
         accounts, customer_files = build_customers(ctx)
         orders, order_files, item_files = build_orders(ctx, accounts, catalogue)
@@ -66,7 +68,7 @@ def build_files(people: int, brands: int, days: int, seed: int, end_date: dt.dat
             plant(f, rate, stream(seed, "bad_rows", f.path), t_end, orphan_makers[f.brand])
 
     def write_behaviour_truth(truth: Path) -> None:
-        write_behaviour(mem, pop, brand_names(brands), behaviour, truth)
+        write_behaviour(mem, pop, mixes, brand_names(brands), behaviour, truth)
 
     return files, pop, write_behaviour_truth
 

@@ -45,8 +45,22 @@ def test_the_true_channel_is_the_largest_share_and_till_buyers_buy_in_store(synt
     shares = channels[["share_web", "share_app", "share_store", "share_marketplace"]]
     assert (shares.sum(axis=1).round(3) == 1).all()
     assert (shares.idxmax(axis=1).str.removeprefix("share_") == channels["preferred_channel"]).all()
-    # Store-only (till) buyers exist and are told apart from the rest, whose orders follow the shared weights.
+    # Store-only (till) buyers exist and are told apart from the rest, whose orders follow their own mix.
     assert (channels["preferred_channel"] == "store").sum() > 0
     orders = _orders(out)
     store_people = set(channels.loc[channels["share_store"] == 1, "person_id"])
     assert (orders.loc[orders["person_id"].isin(store_people), "channel"].str.lower() == "store").mean() > 0.95
+
+
+def test_people_prefer_different_channels_and_their_orders_follow_their_own_mix(synth_out):
+    out, _ = synth_out
+    channels = pd.read_csv(out / "truth" / "channels.csv")
+    # Every channel is the favourite of a real share of buyers, and none holds most of them outright.
+    favourites = channels["preferred_channel"].value_counts(normalize=True)
+    assert set(favourites.index) == {"web", "app", "store", "marketplace"}
+    assert favourites.min() > 0.03 and favourites.max() < 0.7, favourites
+    # A buyer's orders land mostly in their own favourite channel, whichever it is (not the population's).
+    orders = _orders(out).merge(channels[["person_id", "preferred_channel"]], on="person_id")
+    orders = orders[orders.groupby("person_id")["person_id"].transform("size") >= 4]
+    in_favourite = (orders["channel"].str.lower() == orders["preferred_channel"]).groupby(orders["preferred_channel"])
+    assert (in_favourite.mean() > 0.6).all(), in_favourite.mean()

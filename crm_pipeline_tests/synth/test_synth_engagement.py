@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from crm_pipeline.synth.browsing import BROWSE_AFTER_DROPOUT_DAYS, build_web
+from crm_pipeline.synth.channel_mix import person_mixes
 from crm_pipeline.synth.columns import stream
 from crm_pipeline.synth.commerce import STILL_ACTIVE, BrandContext, build_customers, build_orders
 from crm_pipeline.synth.email_activity import build_email, purchase_within
@@ -27,7 +28,8 @@ def brand_a():
     t_start = t_end - 730 * DAY
     pop = build_population(PEOPLE, stream(SEED, "population"), t_start, t_end)
     mem = build_memberships(PEOPLE, 3, stream(SEED, "memberships"), t_start, t_end)
-    ctx = BrandContext(0, "brand_a", pop, mem, mem.of_brand(0), t_start, t_end, SEED, False, 0.0)
+    ctx = BrandContext(0, "brand_a", pop, mem, mem.of_brand(0), t_start, t_end, SEED, False, 0.0,
+                       person_mixes(SEED, pop.n))
     cat, _ = build_catalogue(0, "brand_a", ctx.rng("catalogue"), t_end)
     accounts, _ = build_customers(ctx)
     orders, _, _ = build_orders(ctx, accounts, cat)

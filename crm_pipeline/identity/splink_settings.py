@@ -1,16 +1,18 @@
 """The Splink model for probabilistic person matching: comparisons, blocking rules, training rules.
 
-The model sees only name, birth date, street address and postal code. Email and phone are
-left out on purpose: the pairs this pass is for are, by construction, pairs that share no
-strong identifier (otherwise the deterministic pass has joined them already), so among
-them a differing email is no evidence against a match, while a model trained on all
-records would learn that "emails differ" almost always means "different person".
-City and country are left out because they repeat what the postal code says (naive Bayes
-would count the same evidence twice).
+The model compares every identifying field of the customers contract: first and last
+name (term-frequency adjusted, nicknames, typos, swapped), birth date (exact, one part
+mistyped, near, far), and the address as one comparison over street number, street,
+city, postal code and region (how many parts agree; see `_location` for why one).
+Email and phone are left out on purpose: the pairs this pass is for are, by
+construction, pairs that share no strong identifier (otherwise the deterministic pass
+has joined them already), so among them a differing email is no evidence against a
+match, and a mailbox made of the name (johnsmith@) repeats the name's evidence.
 
 Column names refer to the prepared table built in `probabilistic.py`
 (`first_name_forms` is the first name plus its formal names from `nicknames.py`,
-`last_initial` the first letter of the last name).
+`last_initial` the first letter of the last name, `street_number` and `street_name`
+the two halves of `address_line1`; names and places are lower-cased).
 """
 
 from __future__ import annotations

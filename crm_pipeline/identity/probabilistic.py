@@ -49,9 +49,7 @@ LOG_LEVEL: int | None = None
 # and ignored (see splink_settings for why). OPTIONAL_COLUMNS may be absent (then blank).
 INPUT_COLUMNS = ("node_id", "cluster_id", "first_name", "last_name", "birth_date", "address_line1",
                  "postal_code", "country")
-OPTIONAL_COLUMNS = ("city", "region", "email_match_key")
-# A mailbox name shorter than this (info@, jo@) says nothing about whose it is.
-MIN_MAILBOX_LETTERS = 6
+OPTIONAL_COLUMNS = ("city", "region")
 OUTPUT_COLUMNS = ("node_a", "node_b", "match_probability")
 # Below this many records (with a name) the model has too few pairs to learn from, and a
 # person's duplicate is better left to the deterministic pass than to a guessed model.
@@ -241,29 +239,21 @@ def _prepare(con: duckdb.DuckDBPyConnection, records: pd.DataFrame) -> int:
                    CASE WHEN upper(CAST(country AS VARCHAR)) = 'US'
                         THEN NULLIF(left(trim(CAST(postal_code AS VARCHAR)), 5), '')
                         ELSE NULLIF(upper(trim(CAST(postal_code AS VARCHAR))), '')
-                   END AS postal_code,
-                   -- the mailbox name: letters of the local part (john.smith77 -> johnsmith)
-                   regexp_replace(lower(split_part(CAST(email_match_key AS VARCHAR), '@', 1)), '[^a-z]', '', 'g')
-                       AS email_user
+                   END AS postal_code
             FROM records_in
         ),
         junk_dates AS (SELECT birth_date FROM src WHERE birth_date IS NOT NULL
                        GROUP BY birth_date HAVING count(*) > {junk_limit}),
         junk_addresses AS (SELECT address_line1 FROM src WHERE address_line1 IS NOT NULL
                            GROUP BY address_line1 HAVING count(*) > {junk_limit}),
-        junk_mailboxes AS (SELECT email_user FROM src WHERE email_user IS NOT NULL
-                           GROUP BY email_user HAVING count(*) > {junk_limit}),
         forms AS (SELECT lower(name) AS name, list(DISTINCT lower(formal)) AS formals FROM nicknames GROUP BY 1),
         kept AS (
             SELECT src.* REPLACE (
                        CASE WHEN jd.birth_date IS NULL THEN src.birth_date END AS birth_date,
-                       CASE WHEN ja.address_line1 IS NULL THEN src.address_line1 END AS address_line1,
-                       CASE WHEN jm.email_user IS NULL AND length(src.email_user) >= {MIN_MAILBOX_LETTERS}
-                            THEN src.email_user END AS email_user)
+                       CASE WHEN ja.address_line1 IS NULL THEN src.address_line1 END AS address_line1)
             FROM src
             LEFT JOIN junk_dates AS jd ON jd.birth_date = src.birth_date
             LEFT JOIN junk_addresses AS ja ON ja.address_line1 = src.address_line1
-            LEFT JOIN junk_mailboxes AS jm ON jm.email_user = src.email_user
         )
         SELECT kept.node_id, kept.cluster_id, kept.first_name, kept.first_name AS given_name, kept.last_name,
                CASE WHEN kept.first_name IS NOT NULL
@@ -274,7 +264,7 @@ def _prepare(con: duckdb.DuckDBPyConnection, records: pd.DataFrame) -> int:
                -- "12a harbour view rd" -> number "12a", street "harbour view rd"
                NULLIF(regexp_extract(kept.address_line1, '^([0-9]+[a-z]?)\\b', 1), '') AS street_number,
                NULLIF(trim(regexp_replace(kept.address_line1, '^[0-9]+[a-z]?\\b[ ,]*', '')), '') AS street_name,
-               kept.city, kept.region, kept.postal_code, kept.email_user
+               kept.city, kept.region, kept.postal_code
         FROM kept
         LEFT JOIN forms ON forms.name = kept.first_name
         ORDER BY kept.node_id

@@ -203,23 +203,6 @@ def _location():
     )
 
 
-def _mailbox():
-    """The email's mailbox name (letters of the local part): justinjohnson@aol and @yahoo.
-
-    Identical emails are joined by the deterministic pass already; what is left is the same
-    mailbox name at another provider, or with other digits and dots, and that is evidence
-    on top of the name when a subscriber carries nothing but a name and an email.
-    """
-    return cl.CustomComparison(
-        output_column_name="mailbox",
-        comparison_levels=[
-            cll.NullLevel("email_user"),
-            cll.ExactMatchLevel("email_user").configure(label_for_charts="Same mailbox name"),
-            cll.ElseLevel(),
-        ],
-    )
-
-
 def settings() -> SettingsCreator:
     """The untrained model: parameters are estimated from the data on every run."""
     return SettingsCreator(

@@ -147,10 +147,15 @@ def test_must_link_and_cannot_link_survive_a_rerun(febrl1, capsys):
                if f"records_{k}" in map_meta) == 1000
 
 
-def test_evaluate_identity_febrl_option_parses_files():
+def test_evaluate_identity_febrl_names_a_missing_file(tmp_path, capsys):
     import argparse
+
+    from crm_pipeline.cli_identity import cmd_evaluate_identity_febrl
 
     parser = argparse.ArgumentParser()
     add_evaluate_febrl_arguments(parser)
-    args = parser.parse_args(["--febrl", "a.csv", "b.csv", "--work", "w"])
-    assert args.febrl == ["a.csv", "b.csv"] and args.work == "w"
+    args = parser.parse_args(["--febrl", str(FEBRL / "dataset4a.csv"), str(tmp_path / "missing.csv"),
+                              "--work", str(tmp_path / "work")])
+    assert cmd_evaluate_identity_febrl(args) == 2
+    assert "missing.csv" in capsys.readouterr().err
+    assert not (tmp_path / "work").exists()  # nothing run on half the input

@@ -106,20 +106,22 @@ def _publish_entity(conn: sa.Connection, entity: Entity, hold_share: float, scop
         "  SELECT 1 FROM files f JOIN typed_files tf ON tf.file_id = f.file_id"
         "  WHERE f.file_id = file_quality.file_id AND f.status = 'loaded' AND f.entity = :e))"), params)
 
+    # Only the columns ranking reads: the scan of a wide typed table stays narrow.
+    needed = ", ".join(f"t.{_q(c)}" for c in ("_file_id", "_row_number", "_brand", *entity.key, "_row_hash")
+                       + (("updated_at",) if entity.has_column("updated_at") else ()))
     window = (f"PARTITION BY t._brand, {key_cols} ORDER BY {updated} DESC NULLS LAST, "
               "t._file_id DESC, t._row_number DESC")
-    conn.execute(sa.text(f"""
-        INSERT INTO row_outcomes (entity, _file_id, _row_number, _brand, source_key, outcome,
-                                  kept_file_id, kept_row_number, reason)
+    # The re-resolved rows' outcomes; an incremental run keeps them in a small table of its own too,
+    # so the tables derived next read them there instead of scanning all of row_outcomes.
+    outcomes = f"""
         WITH hits AS (SELECT DISTINCT _file_id, _row_number FROM rule_hits WHERE entity = :e),
              held AS ({held}),
              marked AS (
-               SELECT t.*, CASE WHEN h._file_id IS NOT NULL THEN 'quarantined'
+               SELECT {needed}, CASE WHEN h._file_id IS NOT NULL THEN 'quarantined'
                                 WHEN hf.file_id IS NOT NULL THEN 'held' END AS fixed
-               FROM {typed} t
+               FROM {typed} t {scope.join_rows('t')}
                LEFT JOIN hits h ON h._file_id = t._file_id AND h._row_number = t._row_number
-               LEFT JOIN held hf ON hf.file_id = t._file_id
-               WHERE {scope.has_row('t')}),
+               LEFT JOIN held hf ON hf.file_id = t._file_id),
              ranked AS (
                SELECT t._file_id, t._row_number, t._brand, {source_key_sql(entity)} AS source_key, t._row_hash,
                       ROW_NUMBER() OVER ({window}) AS rn,
@@ -127,26 +129,33 @@ def _publish_entity(conn: sa.Connection, entity: Entity, hold_share: float, scop
                       FIRST_VALUE(t._row_number) OVER ({window}) AS kept_row_number,
                       FIRST_VALUE(t._row_hash) OVER ({window}) AS kept_hash
                FROM marked t WHERE t.fixed IS NULL)
-        SELECT :e, _file_id, _row_number, _brand, source_key,
-               CASE WHEN rn = 1 THEN 'staged' ELSE 'deduplicated' END,
-               CASE WHEN rn = 1 THEN NULL ELSE kept_file_id END,
-               CASE WHEN rn = 1 THEN NULL ELSE kept_row_number END,
+        SELECT CAST(:e AS VARCHAR) AS entity, _file_id, _row_number, _brand, source_key,
+               CASE WHEN rn = 1 THEN 'staged' ELSE 'deduplicated' END AS outcome,
+               CASE WHEN rn = 1 THEN NULL ELSE kept_file_id END AS kept_file_id,
+               CASE WHEN rn = 1 THEN NULL ELSE kept_row_number END AS kept_row_number,
                CASE WHEN rn = 1 THEN NULL WHEN _row_hash = kept_hash THEN 'identical_row' ELSE 'superseded' END
+                 AS reason
         FROM ranked
         UNION ALL
         SELECT :e, t._file_id, t._row_number, t._brand, {source_key_sql(entity)}, t.fixed, NULL, NULL, NULL
         FROM marked t WHERE t.fixed IS NOT NULL
-    """), params)
+    """
+    columns = "entity, _file_id, _row_number, _brand, source_key, outcome, kept_file_id, kept_row_number, reason"
+    if scope.full:
+        conn.execute(sa.text(f"INSERT INTO row_outcomes ({columns}) {outcomes}"), params)
+    else:
+        conn.execute(sa.text(f"CREATE TEMPORARY TABLE {scope.outcomes} AS {outcomes}"), params)
+        conn.execute(sa.text(f"INSERT INTO row_outcomes ({columns}) SELECT {columns} FROM {scope.outcomes}"))
 
     conn.execute(sa.text(f"""
         INSERT INTO {stg} SELECT t.* FROM {typed} t
-        JOIN row_outcomes o ON o.entity = :e AND o._file_id = t._file_id AND o._row_number = t._row_number
-        WHERE o.outcome = 'staged' AND {scope.has_row('o')}
+        JOIN {scope.outcomes} o ON o.entity = :e AND o._file_id = t._file_id AND o._row_number = t._row_number
+        WHERE o.outcome = 'staged'
     """), params)
     conn.execute(sa.text(f"""
         INSERT INTO dedup_log (entity, brand, source_key, file_id, row_number, kept_file_id, kept_row_number, reason)
         SELECT entity, _brand, source_key, _file_id, _row_number, kept_file_id, kept_row_number, reason
-        FROM row_outcomes o WHERE entity = :e AND outcome = 'deduplicated' AND {scope.has_row('o')}
+        FROM {scope.outcomes} o WHERE entity = :e AND outcome = 'deduplicated'
     """), params)
     # A quarantined row is resolved when a later file staged the same key, or replaced its whole file.
     conn.execute(sa.text(f"""
@@ -158,9 +167,9 @@ def _publish_entity(conn: sa.Connection, entity: Entity, hold_share: float, scop
                  MIN(nf.file_id) AS by_file
           FROM (SELECT DISTINCT entity, _file_id, _row_number FROM rule_hits r
                 WHERE entity = :e AND {scope.has_row('r')}) r
-          JOIN row_outcomes o ON o.entity = r.entity AND o._file_id = r._file_id AND o._row_number = r._row_number
+          JOIN {scope.outcomes} o ON o.entity = r.entity AND o._file_id = r._file_id AND o._row_number = r._row_number
           JOIN files f ON f.file_id = r._file_id
-          LEFT JOIN row_outcomes s ON s.entity = r.entity AND s.outcome = 'staged'
+          LEFT JOIN {scope.outcomes} s ON s.entity = r.entity AND s.outcome = 'staged'
                                   AND s._brand = o._brand AND s.source_key = o.source_key
           LEFT JOIN files nf ON nf.path = f.path AND nf.file_id > f.file_id AND nf.status = 'loaded'
           GROUP BY r.entity, r._file_id, r._row_number)
@@ -168,7 +177,7 @@ def _publish_entity(conn: sa.Connection, entity: Entity, hold_share: float, scop
                CASE WHEN COALESCE(x.by_key, x.by_file) IS NULL THEN 'open' ELSE 'resolved' END,
                COALESCE(x.by_key, x.by_file)
         FROM rule_hits h
-        JOIN row_outcomes o ON o.entity = h.entity AND o._file_id = h._file_id AND o._row_number = h._row_number
+        JOIN {scope.outcomes} o ON o.entity = h.entity AND o._file_id = h._file_id AND o._row_number = h._row_number
         JOIN files f ON f.file_id = h._file_id
         JOIN fixes x ON x.entity = h.entity AND x._file_id = h._file_id AND x._row_number = h._row_number
         WHERE h.entity = :e
@@ -204,7 +213,7 @@ def _publish_entity(conn: sa.Connection, entity: Entity, hold_share: float, scop
     """), params)
     keys, rows = scope.counts(conn)
     written = conn.execute(sa.text(
-        f"SELECT COUNT(*) FROM row_outcomes o WHERE entity = :e AND outcome = 'staged' AND {scope.has_row('o')}"),
+        f"SELECT COUNT(*) FROM {scope.outcomes} o WHERE entity = :e AND outcome = 'staged'"),
         params).scalar_one()
     return Republished(int(keys), int(rows), int(written))
 
@@ -231,7 +240,7 @@ def _find_rule_hits(conn: sa.Connection, entity: Entity, scope: Scope, params: d
                           AND v._file_id = t._file_id AND v._row_number = t._row_number)
           AND EXISTS (SELECT 1 FROM {typed} p WHERE p._file_id = t._file_id AND p._brand = t._brand
                       AND {key_match} AND p._row_number < t._row_number
-                      AND p._row_hash <> t._row_hash AND {same_updated}
+                      AND p._row_hash <> t._row_hash AND {same_updated} AND {scope.has_row('p')}
                       AND NOT EXISTS (SELECT 1 FROM row_violations pv WHERE pv.entity = :e
                                       AND pv._file_id = p._file_id AND pv._row_number = p._row_number))
     """), {**params, "key_name": "|".join(entity.key), "rule": conflict_rule(entity)})

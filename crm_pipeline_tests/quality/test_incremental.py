@@ -1,5 +1,7 @@
 """Incremental publishing gives the tables a full rebuild gives, and rewrites only the keys a drop touches.
 
+On DuckDB and on PostgreSQL (a throwaway server, skipped where none can start).
+
 The landing is a small generated one, sliced into three drops that carry the cases that make
 staging depend on history: a duplicate natural key across drops, order lines arriving before
 their order (so many that their file is held, then released), an order quarantined and then
@@ -24,12 +26,31 @@ from crm_pipeline.quality.typing_run import type_new_files
 from crm_pipeline.synth.generate import generate
 from crm_pipeline.warehouse.engine import make_engine
 from crm_pipeline_tests.conftest import NOW
+from crm_pipeline_tests.postgres.conftest import postgres_server  # noqa: F401  (the fixture)
 
 ENTITY_NAMES = ("customers", "orders", "order_items", "products", "subscribers", "email_events", "web_events")
 COMPARED = [*(f"stg_{e}" for e in ENTITY_NAMES), "quarantine", "dedup_log", "row_outcomes", "rule_hits",
             "file_quality"]
 WRITTEN = dt.datetime(2025, 7, 1, tzinfo=dt.timezone.utc).timestamp()  # every drop's file time: equal in both runs
 BAD_EMAIL_ID, DROPPED_ID = "99999999", "99999998"
+
+
+@pytest.fixture(params=["duckdb", "postgresql"])
+def make_warehouse(request, tmp_path):
+    """A factory of empty warehouses on one backend (a DuckDB file, or a database on the throwaway server)."""
+    engines = []
+
+    def make(name: str) -> sa.Engine:
+        if request.param == "duckdb":
+            url = f"duckdb:///{tmp_path / name}.duckdb"
+        else:
+            url = request.getfixturevalue("postgres_server").create_database(f"q_{name}_{tmp_path.name}".lower()[:60])
+        engines.append(make_engine(url))
+        return engines[-1]
+
+    yield make
+    for engine in engines:
+        engine.dispose()
 
 
 @pytest.fixture(scope="module")
@@ -123,9 +144,9 @@ def quality_of(engine: sa.Engine, file: str) -> dict:
     return versions(engine, file)[-1]
 
 
-def test_three_incremental_drops_give_the_tables_of_one_full_rebuild(generated, tmp_path):
+def test_three_incremental_drops_give_the_tables_of_one_full_rebuild(generated, tmp_path, make_warehouse):
     three = drops(generated)
-    full, step = (make_engine(f"duckdb:///{tmp_path / name}.duckdb") for name in ("full", "step"))
+    full, step = make_warehouse("full"), make_warehouse("step")
     modes = []
     for n, files in enumerate(three, start=1):
         for engine, root in ((full, tmp_path / "full"), (step, tmp_path / "step")):
@@ -164,8 +185,6 @@ def test_three_incremental_drops_give_the_tables_of_one_full_rebuild(generated, 
     # A full refresh of the incremental warehouse changes nothing either.
     publish(step, hold_share=0.05, full_refresh=True)
     assert_same_tables(tables(step), incremental)
-    full.dispose()
-    step.dispose()
 
 
 def test_a_drop_touching_one_customer_rewrites_one_staged_row(generated, tmp_path):

@@ -51,17 +51,33 @@ class FileBalance:
         return None
 
 
-def file_balances(conn: sa.Connection, entity: str) -> list[FileBalance]:
-    """Per loaded file of `entity`: rows in raw, in stg, in quarantine (distinct rows), in the dedup log."""
+def file_balances(conn: sa.Connection, entity: str, file_ids: list[int] | tuple[int, ...] | None = None
+                  ) -> list[FileBalance]:
+    """Per loaded file of `entity`: rows in raw, in stg, in quarantine (distinct rows), in the dedup log.
+
+    With `file_ids` (the files a run's publish rewrote) only those files are recounted from the
+    tables; every other file keeps the counts `file_quality` took when its rows last changed (its
+    rows in raw, stg, quarantine and dedup log have not moved since), so its verdict, held files
+    included, still shows without rescanning history.
+    """
     if entity not in ENTITIES:
         raise KeyError(entity)
-    rows = conn.execute(sa.text(f"""
-        WITH raw AS (SELECT _file_id, COUNT(*) AS n FROM raw_{entity} GROUP BY _file_id),
-             stg AS (SELECT _file_id, COUNT(*) AS n FROM stg_{entity} GROUP BY _file_id),
-             q AS (SELECT file_id, COUNT(DISTINCT row_number) AS n FROM quarantine WHERE entity = :e GROUP BY file_id),
-             d AS (SELECT file_id, COUNT(*) AS n FROM dedup_log WHERE entity = :e GROUP BY file_id),
+    if file_ids is None:
+        only, only_q, counted = "", "", "TRUE"
+    else:
+        only, only_q, counted = "WHERE _file_id IN :ids", "AND file_id IN :ids", "f.file_id IN :ids"
+    query = sa.text(f"""
+        WITH raw AS (SELECT _file_id, COUNT(*) AS n FROM raw_{entity} {only} GROUP BY _file_id),
+             stg AS (SELECT _file_id, COUNT(*) AS n FROM stg_{entity} {only} GROUP BY _file_id),
+             q AS (SELECT file_id, COUNT(DISTINCT row_number) AS n FROM quarantine
+                   WHERE entity = :e {only_q} GROUP BY file_id),
+             d AS (SELECT file_id, COUNT(*) AS n FROM dedup_log WHERE entity = :e {only_q} GROUP BY file_id),
              e AS (SELECT file_id, SUM(row_count) AS n FROM erasure_row_counts GROUP BY file_id)
-        SELECT f.file_id, f.path, COALESCE(raw.n, 0), COALESCE(stg.n, 0), COALESCE(q.n, 0), COALESCE(d.n, 0),
+        SELECT f.file_id, f.path,
+               CASE WHEN {counted} THEN COALESCE(raw.n, 0) ELSE COALESCE(fq.rows_read, 0) END,
+               CASE WHEN {counted} THEN COALESCE(stg.n, 0) ELSE COALESCE(fq.staged, 0) END,
+               CASE WHEN {counted} THEN COALESCE(q.n, 0) ELSE COALESCE(fq.quarantined, 0) END,
+               CASE WHEN {counted} THEN COALESCE(d.n, 0) ELSE COALESCE(fq.deduplicated, 0) END,
                COALESCE(fq.held, FALSE), COALESCE(fq.superseded, FALSE), fq.top_rules,
                COALESCE(f.rows_read, 0), COALESCE(e.n, 0)
         FROM files f
@@ -73,6 +89,10 @@ def file_balances(conn: sa.Connection, entity: str) -> list[FileBalance]:
         LEFT JOIN file_quality fq ON fq.file_id = f.file_id
         WHERE f.status = 'loaded' AND f.entity = :e
         ORDER BY f.file_id
-    """), {"e": entity}).all()
+    """)
+    params = {"e": entity}
+    if file_ids is not None:
+        query = query.bindparams(sa.bindparam("ids", list(file_ids) or [-1], expanding=True))
+    rows = conn.execute(query, params).all()
     return [FileBalance(r[0], r[1], entity, int(r[2]), int(r[3]), int(r[4]), int(r[5]), bool(r[6]), bool(r[7]), r[8],
                         int(r[9]), int(r[10])) for r in rows]

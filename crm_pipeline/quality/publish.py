@@ -33,6 +33,7 @@ class Republished:
     keys: int
     rows: int
     staged_rows_written: int
+    files: tuple[int, ...] | None = ()  # files whose accounting was rewritten; None: every file (full refresh)
 
 
 @dataclass(frozen=True)
@@ -215,7 +216,7 @@ def _publish_entity(conn: sa.Connection, entity: Entity, hold_share: float, scop
     written = conn.execute(sa.text(
         f"SELECT COUNT(*) FROM {scope.outcomes} o WHERE entity = :e AND outcome = 'staged'"),
         params).scalar_one()
-    return Republished(int(keys), int(rows), int(written))
+    return Republished(int(keys), int(rows), int(written), scope.file_ids(conn))
 
 
 def _find_rule_hits(conn: sa.Connection, entity: Entity, scope: Scope, params: dict) -> None:

@@ -126,6 +126,13 @@ class Scope:
         return tuple(conn.execute(sa.text(
             f"SELECT (SELECT COUNT(*) FROM {self.keys}), (SELECT COUNT(*) FROM {self.rows})")).one())
 
+    def file_ids(self, conn: sa.Connection) -> tuple[int, ...] | None:
+        """The files whose accounting this run rewrote (None: all of them)."""
+        if self.full:
+            return None
+        return tuple(conn.execute(sa.text(
+            f"SELECT file_id FROM {self.files} UNION SELECT _file_id FROM {self.rows} ORDER BY 1")).scalars())
+
     def _fill_rows(self, conn: sa.Connection) -> None:
         # Rows of the keys, in every file; a row with no key (quarantined for it) stands alone, with its file.
         typed = f"typed_{self.entity.name}"

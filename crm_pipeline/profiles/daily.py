@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from crm_pipeline.profiles.sql import delete_recomputed, is_purchase, latest_of, only_recomputed, utc_date
+from crm_pipeline.profiles.sql import delete_recomputed, is_purchase, latest_of, only_recomputed, utc_day_date
 
 _OPT_OUT = "('unsubscribe', 'bounce', 'complaint')"
 _NO_TIME = "CAST(NULL AS TIMESTAMP WITH TIME ZONE)"
@@ -29,7 +29,7 @@ def _part(source: str, at: str, where: str = "", **values: str) -> str:
     counts = ", ".join(values.get(c, "CAST(0 AS DOUBLE PRECISION)" if c == "revenue" else "0") + f" AS {c}"
                        for c in _COUNTS if c != "record_count")
     latest = ", ".join(values.get(c, _NO_TIME) + f" AS {c}" for c in _LATEST)
-    return (f"SELECT contact_id, brand, {utc_date(at)} AS day, 1 AS record_count, {counts}, {latest} "
+    return (f"SELECT contact_id, brand, {utc_day_date(at)} AS day, 1 AS record_count, {counts}, {latest} "
             f"FROM {source} WHERE {at} IS NOT NULL{where}")
 
 

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from crm_pipeline.profiles import incremental
 from crm_pipeline.profiles.daily import build_contact_daily
-from crm_pipeline.profiles.profile360 import build_profile_360
+from crm_pipeline.profiles.profile360 import attach_scoring, build_profile_360
 from crm_pipeline.profiles.scratch import create_scratch, drop_scratch
 from crm_pipeline.profiles.sql import as_of_params
 from crm_pipeline.profiles.survivorship import build_golden_records, load_rules
@@ -52,6 +52,8 @@ def build_profiles(engine: sa.Engine, *, as_of: dt.date, survivorship_file: str 
             clock.run("profile_360", partial(build_profile_360, full=full), conn, params)
             clock.run("timeline", partial(build_timeline, full=full), conn, params)
             drop_scratch(conn)
+        elif plan.previous_as_of != as_of:
+            attach_scoring(conn, as_of)  # kept rows lost the old day's scores; the new day's may exist already
         clock.run("sources", partial(incremental.remember_sources, full=full), conn)
         figures = {name: conn.execute(sa.text(f"SELECT COUNT(*) FROM {name}")).scalar_one() for name in
                    ("profile_360", "profile_360_brand", "golden_records", "timeline")}

@@ -98,3 +98,24 @@ def test_every_kind_of_change_gives_the_tables_of_a_full_rebuild(wh):
         figures = build_and_check(wh, AS_OF + dt.timedelta(days=days))
         assert figures["mode"] == "incremental"
     assert build_profiles(wh.engine, as_of=AS_OF)["mode"] == "full"  # an earlier day: a full rebuild
+
+
+def test_kept_rows_carry_the_scores_a_full_build_would_attach(wh):
+    from crm_pipeline.scoring.run import run_scoring
+
+    wh.customer("K1", "C1", first_name="Ann", updated_at=days_before(50))
+    wh.customer("K2", "C2", first_name="Bo", updated_at=days_before(20))
+    wh.email_event("K1", "open", days_before(3))
+    wh.order("K2", "O1", days_before(10), 30.0)
+    build_profiles(wh.engine, as_of=AS_OF)
+    run_scoring(wh.engine, as_of=AS_OF)
+    assert wh.one("SELECT COUNT(*) AS n FROM profile_360 WHERE engagement_score IS NOT NULL")["n"] == 2
+
+    wh.email_event("K1", "click", days_before(0))
+    assert build_and_check(wh, AS_OF)["contacts_recomputed"] == 1  # K2 keeps its score, K1 gets the day's
+    later = AS_OF + dt.timedelta(days=1)
+    build_and_check(wh, later)  # a new day: no kept row shows the old day's scores
+    assert wh.one("SELECT COUNT(*) AS n FROM profile_360 WHERE engagement_score IS NOT NULL")["n"] == 0
+    run_scoring(wh.engine, as_of=later)
+    assert build_and_check(wh, later)["contacts_recomputed"] == 0
+    assert wh.one("SELECT COUNT(*) AS n FROM profile_360 WHERE engagement_score IS NOT NULL")["n"] == 2

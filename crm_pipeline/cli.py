@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from datetime import date, datetime, timezone
 from pathlib import Path
 
+from crm_pipeline.cli_identity import add_evaluate_febrl_arguments, add_identity_commands
 from crm_pipeline.settings import SettingsError, load_settings
 
 
@@ -175,6 +176,14 @@ def cmd_dq_report(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate_identity(args: argparse.Namespace) -> int:
+    if args.febrl:
+        from crm_pipeline.cli_identity import cmd_evaluate_identity_febrl
+
+        return cmd_evaluate_identity_febrl(args)
+    if not args.truth:
+        print("crm-pipeline: evaluate identity needs --truth DIR (the generator's truth/ folder) "
+              "or --febrl FILE [FILE ...]", file=sys.stderr)
+        return 2
     from crm_pipeline.identity.evaluate import evaluate_identity
     from crm_pipeline.markdown import to_markdown
 
@@ -380,8 +389,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = sub.add_parser("evaluate", help="measure a stage against ground truth")
     evaluate_sub = evaluate.add_subparsers(dest="evaluate_command", required=True)
     identity = evaluate_sub.add_parser("identity", help="pairwise precision, recall, F1 and cluster counts")
-    identity.add_argument("--truth", required=True, help="the generator's truth/ folder")
+    identity.add_argument("--truth", help="the generator's truth/ folder")
     identity.add_argument("--warehouse", help="SQLAlchemy URL (default: settings)")
+    add_evaluate_febrl_arguments(identity)
     identity.set_defaults(func=cmd_evaluate_identity)
     predictions = evaluate_sub.add_parser("predictions", help="held-out metrics of the models against baselines")
     predictions.add_argument("--as-of", type=_day, required=True)
@@ -406,6 +416,7 @@ def build_parser() -> argparse.ArgumentParser:
     funnel_cmd.add_argument("--warehouse", help="SQLAlchemy URL (default: settings)")
     funnel_cmd.set_defaults(func=cmd_funnel)
 
+    add_identity_commands(sub)
     contract = sub.add_parser("contract", help="print the data contract")
     contract.add_argument("--markdown", action="store_true", help="as Markdown (the docs page)")
     contract.set_defaults(func=cmd_contract)

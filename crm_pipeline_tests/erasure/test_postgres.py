@@ -13,6 +13,7 @@ import crm_pipeline.warehouse.identity_schema  # noqa: F401
 import crm_pipeline.warehouse.predict_schema  # noqa: F401
 import crm_pipeline.warehouse.profile_schema  # noqa: F401
 import crm_pipeline.warehouse.quality_schema  # noqa: F401
+import crm_pipeline.warehouse.scoring_schema  # noqa: F401
 from crm_pipeline.erasure.erase import erase
 from crm_pipeline.warehouse.engine import make_engine
 from crm_pipeline.warehouse.erasure_schema import create_erasure_tables

@@ -83,7 +83,8 @@ def select_recompute(conn: sa.Connection, plan: Plan, as_of: dt.date) -> dict[st
         WHERE m.entity IS NULL OR p.entity IS NULL OR m.contact_id <> p.contact_id
            OR m._file_id <> p._file_id OR m._row_number <> p._row_number"""
     conn.execute(sa.text(f"CREATE TEMPORARY TABLE {_CHANGED_RECORDS} AS {records}"))
-    conn.execute(sa.text(f"CREATE TEMPORARY TABLE {_CHANGED_ORDERS} AS SELECT DISTINCT brand, order_id FROM ({lines}) c"))
+    conn.execute(sa.text(f"CREATE TEMPORARY TABLE {_CHANGED_ORDERS} AS "
+                         f"SELECT DISTINCT brand, order_id FROM ({lines}) c"))
     conn.execute(sa.text(f"CREATE TEMPORARY TABLE {_CHANGED_BRANDS} AS SELECT DISTINCT brand FROM ({products}) c"))
     parts = {
         "records": f"SELECT now_id AS contact_id FROM {_CHANGED_RECORDS} WHERE now_id IS NOT NULL "

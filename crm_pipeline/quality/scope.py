@@ -11,9 +11,10 @@ incremental run re-resolves whole keys, in every file, for:
 - for order lines, every line whose order was re-resolved in this run (an orphan line meets its
   order; a line follows its order into or out of the quarantine).
 
-The scope lives in three temporary tables per entity (`pub_files_<e>`, `pub_keys_<e>` holding
-the key columns, `pub_rows_<e>`), made and dropped in the publishing transaction, so they are
-never seen by another connection (nor by erasure's table discovery).
+The scope lives in temporary tables per entity (`pub_files_<e>`, `pub_keys_<e>` holding the key
+columns, `pub_rows_<e>`, and `pub_outcomes_<e>` with the rows' new outcomes), made and dropped in
+the publishing transaction, so they are never seen by another connection (nor by erasure's table
+discovery).
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from crm_pipeline.contract import ENTITIES
 from crm_pipeline.defs.ingest_assets import KINDS, OWNERS
 from crm_pipeline.defs.resources import CrmSettingsResource, WarehouseResource, transient_warehouse_errors_retried
+from crm_pipeline.defs.run_tags import is_full_refresh
 from crm_pipeline.markdown import to_markdown
 from crm_pipeline.quality.accounting import file_balances
 from crm_pipeline.quality.report import countries_before_after, quality_by_brand_entity
@@ -16,8 +17,6 @@ from crm_pipeline.warehouse.bulk import read_frame
 from crm_pipeline.warehouse.quality_schema import dq_results
 
 GROUP = "quality"
-# Set on a run (`crm-pipeline run --full-refresh`) to re-resolve every key instead of only the changed ones.
-FULL_REFRESH_TAG = "crm/full_refresh"
 
 STG_SPECS = [
     dg.AssetSpec(f"stg_{name}", group_name=GROUP, owners=OWNERS, kinds=KINDS, deps=[f"raw_{name}"],
@@ -56,7 +55,7 @@ def stage_entities(context: dg.AssetExecutionContext, warehouse: WarehouseResour
 
     settings = crm_settings.load()
     engine = warehouse.engine
-    full_refresh = context.run.tags.get(FULL_REFRESH_TAG, "").lower() == "true"
+    full_refresh = is_full_refresh(context)  # re-resolve every key, not only the ones new files touch
     with transient_warehouse_errors_retried(context):
         report = run_quality_stage(engine, hold_share=settings.quarantine_hold_share,
                                    docs_dir=settings.data_docs_dir, now=datetime.now(timezone.utc),

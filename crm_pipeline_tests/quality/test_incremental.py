@@ -218,7 +218,7 @@ def test_the_stage_asset_is_incremental_unless_the_run_asks_for_a_full_refresh(t
     import dagster as dg
 
     from crm_pipeline.definitions import ALL_ASSETS
-    from crm_pipeline.defs.quality_assets import FULL_REFRESH_TAG
+    from crm_pipeline.defs.run_tags import FULL_REFRESH_TAG
     from crm_pipeline.defs.resources import default_resources
     from crm_pipeline.settings import Settings
 

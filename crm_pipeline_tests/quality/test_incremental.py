@@ -104,12 +104,14 @@ def drops(source: Path) -> list[dict[str, pd.DataFrame | Path]]:
     ]
 
 
-def land(landing: Path, files: dict[str, pd.DataFrame | Path]) -> None:
+def land(landing: Path, files: dict[str, pd.DataFrame | Path | str]) -> None:
     for relative, content in files.items():
         path = landing / relative
         path.parent.mkdir(parents=True, exist_ok=True)
         if isinstance(content, Path):
             path.write_bytes(content.read_bytes())
+        elif isinstance(content, str):
+            path.write_text(content)
         else:
             content.to_csv(path, index=False)
         os.utime(path, (WRITTEN, WRITTEN))
@@ -248,3 +250,22 @@ def test_the_stage_asset_is_incremental_unless_the_run_asks_for_a_full_refresh(t
     full = run({}, {FULL_REFRESH_TAG: "true"})
     assert (full["publish_mode"], full["keys_re_resolved"], full["staged_rows_rewritten"]) == ("full", 30, 30)
     assert full["dagster/row_count"] == 30
+
+
+def test_a_changed_hold_share_releases_held_files_without_a_full_refresh(tmp_path):
+    from crm_pipeline_tests.quality.test_stage import HEADER, good_customers
+
+    engine = make_engine(f"duckdb:///{tmp_path / 'w.duckdb'}")
+    bad = "".join(f"B{i},not-an-email,,Bo,Ray,US,2025-01-01T00:00:00Z\n" for i in range(5))
+    land(tmp_path / "landing", {"brand_a/customers/c.csv": HEADER + good_customers(45) + bad})
+    load(engine, tmp_path / "landing")
+    publish(engine, hold_share=0.05)
+    assert quality_of(engine, "brand_a/customers/c.csv")["held"]  # 10% bad
+
+    report = publish(engine, hold_share=0.2)  # no new file: the held state alone changed
+    released = tables(engine)
+    assert not quality_of(engine, "brand_a/customers/c.csv")["held"]
+    assert report.entities["customers"].staged_rows_written == 45
+    publish(engine, hold_share=0.2, full_refresh=True)
+    assert_same_tables(released, tables(engine))
+    engine.dispose()

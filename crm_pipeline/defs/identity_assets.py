@@ -5,6 +5,7 @@ import sqlalchemy as sa
 
 from crm_pipeline.defs.ingest_assets import KINDS, OWNERS
 from crm_pipeline.defs.resources import CrmSettingsResource, WarehouseResource, transient_warehouse_errors_retried
+from crm_pipeline.defs.run_tags import is_full_refresh
 from crm_pipeline.identity.config import load_identity_config
 from crm_pipeline.identity.evaluate import evaluate_identity
 from crm_pipeline.identity.resolve import resolve_identities
@@ -32,8 +33,22 @@ def _find_pairs():
     return match_people
 
 
+def _change_metadata(report) -> dict:
+    """What this run did: its mode and, when it resolved, the rows and contacts it changed."""
+    c = report.changes
+    if report.mode == "unchanged":
+        return {"mode": "unchanged", "contacts_touched": 0}
+    return {"mode": report.mode, "identity_run": c.run_number, "contacts_touched": c.contacts_touched,
+            "contacts_created": c.contacts_created, "contacts_changed": c.contacts_changed,
+            "contacts_retired": c.contacts_retired, "records_added": c.records_added,
+            "records_removed": c.records_removed, "records_reassigned": c.records_reassigned,
+            "nodes_written": c.nodes_written}
+
+
 def _model_metadata(report) -> dict:
     """The trained model, its threshold and the borderline pairs, for the contacts page."""
+    if report.mode == "unchanged":
+        return {"probabilistic_model": "not run: no staged record, decision or setting changed since the last run"}
     match = report.match
     if match is None or match.model is None:
         return {"probabilistic_model": "not trained this run (too few named records, or disabled)"}
@@ -63,9 +78,10 @@ def resolve_identity(context: dg.AssetExecutionContext, warehouse: WarehouseReso
     as_of = crm_settings.as_of_date()
     with transient_warehouse_errors_retried(context):
         report = resolve_identities(warehouse.engine, as_of=as_of, config=config,
-                                    find_pairs=_find_pairs() if config.probabilistic_enabled else None)
+                                    find_pairs=_find_pairs() if config.probabilistic_enabled else None,
+                                    full_refresh=is_full_refresh(context))
     quality, map_quality = {}, {}
-    if settings.truth_path:
+    if settings.truth_path and report.mode != "unchanged":
         with warehouse.engine.connect() as conn:
             scores = evaluate_identity(conn, settings.truth_path)
         quality = {"quality_vs_truth": dg.MetadataValue.md(to_markdown(scores)),
@@ -83,10 +99,10 @@ def resolve_identity(context: dg.AssetExecutionContext, warehouse: WarehouseReso
         "share_resolved_probabilistically": round(report.probabilistic_share, 4),
         "junk_identifiers_ignored": report.junk_values, "identifiers_capped": report.capped_values,
         "seconds": dg.MetadataValue.json({k: round(v, 2) for k, v in report.seconds.items()}), **quality,
-        **_model_metadata(report),
+        **_change_metadata(report), **_model_metadata(report),
     })
     yield dg.MaterializeResult(asset_key="identity_map", metadata={
-        "dagster/row_count": report.records, "match_types": dg.MetadataValue.json(match_types),
+        "dagster/row_count": report.records, "mode": report.mode, "match_types": dg.MetadataValue.json(match_types),
         **{f"records_{kind}": int(n) for kind, n in match_types.items()}, **map_quality})
     yield dg.MaterializeResult(asset_key="merge_log", metadata={
         "merges_this_run": report.merges, "splits_this_run": report.splits, "dagster/row_count": int(merges_total)})

@@ -302,8 +302,12 @@ def _trained_linker(records: SplinkDataFrame, con: duckdb.DuckDBPyConnection, se
     for columns in model.EM_BLOCKING_COLUMNS:
         # Sample only when needed: below max_pairs, Splink's sampling probe finds nothing and warns.
         sample = _pair_count(con, columns) > EM_MAX_PAIRS
-        linker.training.estimate_parameters_using_expectation_maximisation(
-            block_on(*columns), max_pairs=EM_MAX_PAIRS if sample else None)
+        try:
+            linker.training.estimate_parameters_using_expectation_maximisation(
+                block_on(*columns), max_pairs=EM_MAX_PAIRS if sample else None)
+        except ValueError:  # Splink 5 rejects an m that EM drove to 0: too few pairs in the block to learn from
+            logger.warning("probabilistic_pairs: too few pairs to train on (%s); no probabilistic edges", columns)
+            return None
     trained = _guarded(linker.misc.save_model_to_json(), u_floor)
     trained["probability_two_random_records_match"] = _cross_cluster_prior(
         con, trained["probability_two_random_records_match"])

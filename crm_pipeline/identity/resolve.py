@@ -16,13 +16,13 @@ import sqlalchemy as sa
 from crm_pipeline.identity.config import IdentityConfig
 from crm_pipeline.identity.graph import components
 from crm_pipeline.identity.guards import guard_identifiers
-from crm_pipeline.identity.nodes import RECORD_NODES, all_nodes, direct_edges, identifier_edges, person_records, \
-    record_nodes_sql
+from crm_pipeline.identity.nodes import all_nodes, direct_edges, identifier_edges, person_records
+from crm_pipeline.identity.runs import fingerprint, last_fingerprint
 from crm_pipeline.identity.stable_ids import assign_contact_ids, id_number
+from crm_pipeline.identity.write import ChangeCounts, write_by_difference
 from crm_pipeline.warehouse.bulk import insert_arrow, read_frame
 from crm_pipeline.warehouse.identity_schema import (
-    contacts, create_identity_tables, identity_alerts, identity_borderline, identity_decisions, identity_map,
-    identity_nodes, merge_log,
+    create_identity_tables, identity_alerts, identity_borderline, identity_decisions, identity_nodes, merge_log,
 )
 
 PairFinder = Callable[..., pd.DataFrame]
@@ -46,13 +46,29 @@ class IdentityReport:
     cannot_links: int = 0
     cannot_links_unenforceable: list[str] = field(default_factory=list)  # pairs a shared identifier joins
     match: object | None = None  # the probabilistic pass's MatchResult (model, threshold, borderline)
+    mode: str = "full"  # full (first run or asked for) / incremental / unchanged (nothing read changed)
+    changes: ChangeCounts = field(default_factory=ChangeCounts)
 
 
 def resolve_identities(engine: sa.Engine, *, as_of: date, config: IdentityConfig,
-                       find_pairs: PairFinder | None = None) -> IdentityReport:
-    """Rebuild identity_nodes, identity_map and contacts; append merges and splits to merge_log."""
+                       find_pairs: PairFinder | None = None, full_refresh: bool = False) -> IdentityReport:
+    """Bring identity_nodes, identity_map and contacts up to date; append merges and splits to merge_log.
+
+    When no staged record, review decision or setting changed since the last resolution, nothing is
+    read or written (mode `unchanged`). Otherwise the whole graph is resolved and only the rows that
+    differ from the stored state are rewritten; `full_refresh` resolves even when nothing changed.
+    """
     report, clock = IdentityReport(), time.perf_counter()
     create_identity_tables(engine)
+    with engine.connect() as conn:
+        signature = fingerprint(conn, config, probabilistic=config.probabilistic_enabled and find_pairs is not None)
+        previous_signature = last_fingerprint(conn)
+        if previous_signature == signature and not full_refresh:
+            _fill_from_stored(conn, report, config)
+            report.seconds["total"] = time.perf_counter() - clock
+            return report
+    report.mode = "full" if full_refresh or previous_signature is None else "incremental"
+    report.seconds["fingerprint"] = time.perf_counter() - clock
     with engine.connect() as conn:
         nodes = all_nodes(conn)
         edges = identifier_edges(conn)
@@ -99,7 +115,8 @@ def resolve_identities(engine: sa.Engine, *, as_of: date, config: IdentityConfig
     sizes = node_frame.groupby("contact_id").size()
     oversized = sizes[sizes > config.max_cluster_size]
     alerts = _alerts(guarded, oversized, config, as_of)
-    _write(engine, node_frame, assignment, alerts, as_of, _borderline_rows(report.match, pairs, as_of))
+    report.changes = _write(engine, node_frame, assignment, alerts, as_of,
+                            _borderline_rows(report.match, pairs, as_of), mode=report.mode, signature=signature)
     report.seconds["total"] = time.perf_counter() - clock
 
     report.records = int(nodes["record_count"].sum())
@@ -210,39 +227,35 @@ def _alerts(guarded, oversized: pd.Series, config: IdentityConfig, as_of: date) 
     return alerts
 
 
+def _fill_from_stored(conn: sa.Connection, report: IdentityReport, config: IdentityConfig) -> None:
+    """An unchanged run's figures, read from the tables it leaves as they are (small aggregates)."""
+    report.mode = "unchanged"
+    report.records, report.nodes = (int(n) for n in conn.execute(sa.text(
+        "SELECT (SELECT COUNT(*) FROM identity_map), (SELECT COUNT(*) FROM identity_nodes)")).one())
+    report.contacts, largest = conn.execute(sa.text(
+        "SELECT COUNT(*), COALESCE(MAX(node_count), 0) FROM contacts")).one()
+    report.largest_cluster = int(largest)
+    report.oversized_clusters = list(conn.execute(sa.text(
+        "SELECT contact_id FROM contacts WHERE node_count > :cap ORDER BY contact_id"),
+        {"cap": config.max_cluster_size}).scalars())
+
+
 def _write(engine: sa.Engine, nodes: pd.DataFrame, assignment, alerts: pd.DataFrame, as_of: date,
-           borderline: pd.DataFrame) -> None:
-    """Replace the current identity state in one transaction; merges and splits are appended to the log."""
+           borderline: pd.DataFrame, *, mode: str, signature: str) -> ChangeCounts:
+    """Update the identity state in one transaction, by difference; merges and splits are appended to the log."""
     node_rows = nodes[["node_id", "contact_id", "match_type", "match_probability", "first_seen_as_of"]]
     log = pd.concat([assignment.merges.assign(kind="merge", reason="clusters joined by new records"),
                      assignment.splits.assign(kind="split", reason="records no longer linked")], ignore_index=True)
     log["as_of"] = as_of
-    union = " UNION ALL ".join(record_nodes_sql(e) for e in RECORD_NODES)
     with engine.begin() as conn:
-        for table in (identity_map, identity_nodes, contacts, identity_borderline):
-            conn.execute(table.delete())
+        conn.execute(identity_borderline.delete())
         if len(borderline):
             insert_arrow(conn, identity_borderline, pa.Table.from_pandas(borderline, preserve_index=False))
         conn.execute(identity_alerts.delete().where(identity_alerts.c.as_of == as_of))
-        insert_arrow(conn, identity_nodes, pa.Table.from_pandas(node_rows, preserve_index=False))
         if len(log):
             insert_arrow(conn, merge_log, pa.Table.from_pandas(
                 log[["kind", "old_contact_id", "new_contact_id", "reason", "as_of"]], preserve_index=False))
         if len(alerts):
             insert_arrow(conn, identity_alerts, pa.Table.from_pandas(
                 alerts[["kind", "subject", "detail", "as_of"]], preserve_index=False))
-        conn.execute(sa.text(
-            "INSERT INTO identity_map (brand, entity, source_key, node_id, contact_id, match_type, match_probability, "
-            "_file_id, _row_number) "
-            f"SELECT r.brand, r.entity, r.source_key, r.node_id, n.contact_id, n.match_type, n.match_probability, "
-            "r._file_id, r._row_number "
-            f"FROM ({union}) r JOIN identity_nodes n ON n.node_id = r.node_id"
-        ))
-        conn.execute(sa.text(
-            "INSERT INTO contacts (contact_id, node_count, record_count, brands, match_type, first_seen_as_of) "
-            "SELECT n.contact_id, COUNT(DISTINCT n.node_id), COALESCE(SUM(r.records), 0), "
-            "STRING_AGG(DISTINCT SPLIT_PART(n.node_id, '|', 1), ',' ORDER BY SPLIT_PART(n.node_id, '|', 1)), "
-            "MIN(n.match_type), MIN(n.first_seen_as_of) "
-            "FROM identity_nodes n LEFT JOIN (SELECT node_id, COUNT(*) AS records FROM identity_map GROUP BY node_id) r "
-            "ON r.node_id = n.node_id GROUP BY n.contact_id"
-        ))
+        return write_by_difference(conn, node_rows, as_of=as_of, mode=mode, fingerprint=signature)

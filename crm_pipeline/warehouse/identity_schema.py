@@ -85,10 +85,35 @@ identity_borderline = sa.Table(  # the last run's pairs nearest the threshold, f
     sa.Column("as_of", sa.Date, nullable=False),
 )
 
+identity_runs = sa.Table(  # one row per resolution: what it read (fingerprint) and what it changed
+    "identity_runs", metadata,
+    sa.Column("run_number", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("as_of", sa.Date, nullable=False),
+    sa.Column("mode", sa.String, nullable=False, comment="full / incremental / unchanged"),
+    sa.Column("fingerprint", sa.String, nullable=False,
+              comment="JSON: per staged table and for decisions and settings, what the run resolved"),
+    sa.Column("records_added", sa.Integer, nullable=False, comment="identity_map rows of new staged rows"),
+    sa.Column("records_removed", sa.Integer, nullable=False, comment="rows whose staged row is gone"),
+    sa.Column("records_reassigned", sa.Integer, nullable=False,
+              comment="rows kept that got another contact, match type or probability"),
+    sa.Column("contacts_created", sa.Integer, nullable=False),
+    sa.Column("contacts_changed", sa.Integer, nullable=False),
+    sa.Column("contacts_retired", sa.Integer, nullable=False),
+    sa.Column("finished_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+identity_changes = sa.Table(  # the contacts each run touched, for the stages after identity
+    "identity_changes", metadata,
+    sa.Column("run_number", sa.Integer, nullable=False),
+    sa.Column("contact_id", sa.String, nullable=False),
+    sa.Column("change", sa.String, nullable=False, comment="created / changed / retired"),
+)
+
 DECISIONS = ("must_link", "cannot_link")
+CONTACT_CHANGES = ("created", "changed", "retired")
 
 IDENTITY_TABLES = [identity_map, identity_nodes, contacts, merge_log, identity_alerts, identity_decisions,
-                   identity_borderline]
+                   identity_borderline, identity_runs, identity_changes]
 
 
 def create_identity_tables(bind: sa.Engine | sa.Connection) -> None:

@@ -122,11 +122,11 @@ def test_must_link_and_cannot_link_survive_a_rerun(febrl1, capsys):
 
     settings = load_settings(None, env={}, landing_dir=str(work / "landing"), home_dir=str(work / "home"),
                              warehouse_url=url)
-    for _ in range(2):  # honoured by the next run and the one after
+    runs = []
+    for _ in range(2):  # honoured by the next run and the one after (which finds nothing changed)
         with dg.instance_for_test(temp_dir=str(work / "dagster")) as instance:
             assert materialize_all(settings, date(2026, 6, 30), instance=instance).success
-            contacts_meta = _metadata(instance, "contacts")
-            map_meta = _metadata(instance, "identity_map")
+            runs.append((_metadata(instance, "contacts"), _metadata(instance, "identity_map")))
         after = _contacts(engine)
         assert after[joined[0]] != after[joined[1]]
         assert after[apart[0]] == after[apart[1]]
@@ -136,6 +136,8 @@ def test_must_link_and_cannot_link_survive_a_rerun(febrl1, capsys):
     engine.dispose()
     assert sorted(log["kind"]) == ["cannot_link", "must_link"]
     assert log["reason"].str.contains("twins").any()
+    (contacts_meta, map_meta), (rerun_meta, _) = runs
+    assert (contacts_meta["mode"].value, rerun_meta["mode"].value) == ("incremental", "unchanged")
     # The asset pages explain the model: m and u per level, the weights chart, the threshold, borderline pairs.
     assert 0.5 <= contacts_meta["threshold"].value <= 1
     assert "| first_name |" in contacts_meta["m_and_u"].value and "| location |" in contacts_meta["m_and_u"].value

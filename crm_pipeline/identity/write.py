@@ -1,0 +1,155 @@
+"""Write a resolution's result by difference: only the rows that changed are deleted and inserted.
+
+The resolution yields one row per graph node (contact id, match type, probability, first
+seen). The stored state is compared with it in SQL: nodes that differ are replaced; an
+`identity_map` row is replaced when its staged row is new or gone, or its node changed;
+`contacts` rows are recomputed for the contacts those rows left or joined. Rewriting the
+four million map rows of 100k people took a minute; a 1% drop now writes its 1%.
+The contacts touched go to `identity_changes` under the run's number, for the stages after.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+
+import pandas as pd
+import pyarrow as pa
+import sqlalchemy as sa
+
+from crm_pipeline.identity.nodes import RECORD_NODES, record_nodes_sql
+from crm_pipeline.warehouse.bulk import insert_arrow
+
+_scratch = sa.MetaData()
+# This run's node rows, loaded once so the comparison with identity_nodes happens in the engine.
+_next_nodes = sa.Table(
+    "identity_nodes_next", _scratch,
+    sa.Column("node_id", sa.String, primary_key=True),
+    sa.Column("contact_id", sa.String, nullable=False),
+    sa.Column("match_type", sa.String, nullable=False),
+    sa.Column("match_probability", sa.Double),
+    sa.Column("first_seen_as_of", sa.Date, nullable=False),
+    prefixes=["TEMPORARY"],
+)
+_TEMPORARY = ("identity_nodes_next", "id_node_diff", "id_records", "id_map_diff", "id_touched")
+
+
+@dataclass
+class ChangeCounts:
+    run_number: int = 0
+    nodes_written: int = 0
+    records_added: int = 0
+    records_removed: int = 0
+    records_reassigned: int = 0
+    contacts_created: int = 0
+    contacts_changed: int = 0
+    contacts_retired: int = 0
+
+    @property
+    def contacts_touched(self) -> int:
+        return self.contacts_created + self.contacts_changed + self.contacts_retired
+
+
+def write_by_difference(conn: sa.Connection, node_rows: pd.DataFrame, *, as_of: date, mode: str,
+                        fingerprint: str) -> ChangeCounts:
+    """Bring identity_nodes, identity_map and contacts to `node_rows`' state; log the run and its contacts."""
+    counts = ChangeCounts()
+    _drop_scratch(conn)
+    _next_nodes.create(conn)
+    insert_arrow(conn, _next_nodes, pa.Table.from_pandas(node_rows[[c.name for c in _next_nodes.columns]],
+                                                         preserve_index=False))
+    conn.execute(sa.text("""
+        CREATE TEMPORARY TABLE id_node_diff AS
+        SELECT COALESCE(n.node_id, o.node_id) AS node_id, o.contact_id AS old_contact, n.contact_id AS new_contact,
+               n.node_id IS NOT NULL AS present
+        FROM identity_nodes o FULL OUTER JOIN identity_nodes_next n ON n.node_id = o.node_id
+        WHERE o.node_id IS NULL OR n.node_id IS NULL OR o.contact_id <> n.contact_id OR o.match_type <> n.match_type
+           OR o.match_probability IS DISTINCT FROM n.match_probability OR o.first_seen_as_of <> n.first_seen_as_of
+    """))
+    conn.execute(sa.text("DELETE FROM identity_nodes WHERE node_id IN (SELECT node_id FROM id_node_diff)"))
+    conn.execute(sa.text(
+        "INSERT INTO identity_nodes (node_id, contact_id, match_type, match_probability, first_seen_as_of) "
+        "SELECT node_id, contact_id, match_type, match_probability, first_seen_as_of FROM identity_nodes_next "
+        "WHERE node_id IN (SELECT node_id FROM id_node_diff WHERE present)"))
+    counts.nodes_written = int(conn.execute(sa.text("SELECT COUNT(*) FROM id_node_diff")).scalar_one())
+
+    # Records are named by their staged row's lineage: the same lineage is the same row, hence the same node.
+    union = " UNION ALL ".join(record_nodes_sql(e) for e in RECORD_NODES)
+    conn.execute(sa.text(f"CREATE TEMPORARY TABLE id_records AS {union}"))
+    conn.execute(sa.text("""
+        CREATE TEMPORARY TABLE id_map_diff AS
+        SELECT m.entity AS old_entity, m._file_id AS old_file_id, m._row_number AS old_row_number,
+               m.contact_id AS old_contact,
+               r.entity AS new_entity, r._file_id AS new_file_id, r._row_number AS new_row_number, r.node_id AS new_node
+        FROM identity_map m
+        FULL OUTER JOIN id_records r
+          ON r.entity = m.entity AND r._file_id = m._file_id AND r._row_number = m._row_number
+        WHERE m.entity IS NULL OR r.entity IS NULL OR m.node_id IN (SELECT node_id FROM id_node_diff)
+    """))
+    conn.execute(sa.text(
+        "DELETE FROM identity_map WHERE (entity, _file_id, _row_number) IN "
+        "(SELECT old_entity, old_file_id, old_row_number FROM id_map_diff WHERE old_entity IS NOT NULL)"))
+    conn.execute(sa.text(
+        "INSERT INTO identity_map (brand, entity, source_key, node_id, contact_id, match_type, match_probability, "
+        "_file_id, _row_number) "
+        "SELECT r.brand, r.entity, r.source_key, r.node_id, n.contact_id, n.match_type, n.match_probability, "
+        "r._file_id, r._row_number FROM id_records r JOIN identity_nodes n ON n.node_id = r.node_id "
+        "WHERE (r.entity, r._file_id, r._row_number) IN "
+        "(SELECT new_entity, new_file_id, new_row_number FROM id_map_diff WHERE new_entity IS NOT NULL)"))
+    added, removed, kept = conn.execute(sa.text(
+        "SELECT COALESCE(SUM(CASE WHEN old_entity IS NULL THEN 1 ELSE 0 END), 0), "
+        "COALESCE(SUM(CASE WHEN new_entity IS NULL THEN 1 ELSE 0 END), 0), "
+        "COALESCE(SUM(CASE WHEN old_entity IS NOT NULL AND new_entity IS NOT NULL THEN 1 ELSE 0 END), 0) "
+        "FROM id_map_diff")).one()
+    counts.records_added, counts.records_removed, counts.records_reassigned = int(added), int(removed), int(kept)
+
+    # Contacts a changed node or record left or joined; `existed`: it had a contacts row before this run.
+    conn.execute(sa.text("""
+        CREATE TEMPORARY TABLE id_touched AS
+        SELECT t.contact_id, EXISTS (SELECT 1 FROM contacts c WHERE c.contact_id = t.contact_id) AS existed
+        FROM (SELECT old_contact AS contact_id FROM id_node_diff
+              UNION SELECT new_contact FROM id_node_diff
+              UNION SELECT old_contact FROM id_map_diff
+              UNION SELECT n.contact_id FROM id_map_diff d JOIN identity_nodes n ON n.node_id = d.new_node) t
+        WHERE t.contact_id IS NOT NULL
+    """))
+    conn.execute(sa.text("DELETE FROM contacts WHERE contact_id IN (SELECT contact_id FROM id_touched)"))
+    conn.execute(sa.text(
+        "INSERT INTO contacts (contact_id, node_count, record_count, brands, match_type, first_seen_as_of) "
+        "SELECT n.contact_id, COUNT(*), COALESCE(MAX(r.records), 0), "
+        "STRING_AGG(DISTINCT SPLIT_PART(n.node_id, '|', 1), ',' ORDER BY SPLIT_PART(n.node_id, '|', 1)), "
+        "MIN(n.match_type), MIN(n.first_seen_as_of) "
+        "FROM identity_nodes n "
+        "LEFT JOIN (SELECT contact_id, COUNT(*) AS records FROM identity_map "
+        "           WHERE contact_id IN (SELECT contact_id FROM id_touched) GROUP BY contact_id) r "
+        "  ON r.contact_id = n.contact_id "
+        "WHERE n.contact_id IN (SELECT contact_id FROM id_touched) GROUP BY n.contact_id"))
+
+    counts.run_number = int(conn.execute(sa.text(
+        "SELECT COALESCE(MAX(run_number), 0) + 1 FROM identity_runs")).scalar_one())
+    conn.execute(sa.text("""
+        INSERT INTO identity_changes (run_number, contact_id, change)
+        SELECT :run, t.contact_id,
+               CASE WHEN c.contact_id IS NULL THEN 'retired' WHEN t.existed THEN 'changed' ELSE 'created' END
+        FROM id_touched t LEFT JOIN contacts c ON c.contact_id = t.contact_id
+        WHERE t.existed OR c.contact_id IS NOT NULL
+    """), {"run": counts.run_number})
+    for change, n in conn.execute(sa.text("SELECT change, COUNT(*) FROM identity_changes WHERE run_number = :run "
+                                          "GROUP BY change"), {"run": counts.run_number}).all():
+        setattr(counts, f"contacts_{change}", int(n))
+    conn.execute(sa.text(
+        "INSERT INTO identity_runs (run_number, as_of, mode, fingerprint, records_added, records_removed, "
+        "records_reassigned, contacts_created, contacts_changed, contacts_retired, finished_at) "
+        "VALUES (:run, :as_of, :mode, :fingerprint, :added, :removed, :reassigned, :created, :changed, :retired, "
+        ":now)"), {"run": counts.run_number, "as_of": as_of, "mode": mode, "fingerprint": fingerprint,
+                   "added": counts.records_added, "removed": counts.records_removed,
+                   "reassigned": counts.records_reassigned, "created": counts.contacts_created,
+                   "changed": counts.contacts_changed, "retired": counts.contacts_retired,
+                   "now": datetime.now(timezone.utc)})
+    _drop_scratch(conn)
+    return counts
+
+
+def _drop_scratch(conn: sa.Connection) -> None:
+    for table in _TEMPORARY:
+        conn.execute(sa.text(f"DROP TABLE IF EXISTS {table}"))

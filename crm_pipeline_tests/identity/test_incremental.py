@@ -25,6 +25,7 @@ from crm_pipeline.quality.publish import publish
 from crm_pipeline.synth.generate import generate
 from crm_pipeline.warehouse.engine import make_engine
 from crm_pipeline_tests.conftest import NOW
+from crm_pipeline_tests.postgres.conftest import postgres_server  # noqa: F401  (the fixture)
 from crm_pipeline_tests.quality.test_incremental import drops, land, load
 
 D1, D2 = dt.date(2025, 6, 20), dt.date(2025, 6, 30)
@@ -38,6 +39,17 @@ def generated(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("generated")
     generate(out, people=300, brands=2, days=120, seed=5, end_date="2025-06-30")
     return out / "landing"
+
+
+@pytest.fixture(params=["duckdb", "postgresql"])
+def backend(request, tmp_path):
+    if request.param == "duckdb":
+        engine = make_engine(f"duckdb:///{tmp_path / 'w.duckdb'}")
+    else:
+        server = request.getfixturevalue("postgres_server")
+        engine = make_engine(server.create_database(f"identity_{tmp_path.name}".lower()[:60]))
+    yield engine
+    engine.dispose()
 
 
 def stage_and_resolve(engine, landing: Path, as_of: dt.date, *, full_refresh=False, find_pairs=None):
@@ -115,8 +127,8 @@ def test_three_drops_resolve_to_the_contacts_of_all_files_at_once(generated, tmp
     step.dispose()
 
 
-def test_a_drop_touching_one_person_touches_one_contact_and_a_rerun_touches_nothing(generated, tmp_path):
-    engine = make_engine(f"duckdb:///{tmp_path / 'w.duckdb'}")
+def test_a_drop_touching_one_person_touches_one_contact_and_a_rerun_touches_nothing(generated, tmp_path, backend):
+    engine = backend
     first = drops(generated)[0]
     land(tmp_path / "landing", first)
     assert stage_and_resolve(engine, tmp_path / "landing", D1).mode == "full"
@@ -145,7 +157,6 @@ def test_a_drop_touching_one_person_touches_one_contact_and_a_rerun_touches_noth
         owner = conn.execute(sa.text("SELECT contact_id FROM identity_map WHERE entity = 'customers' "
                                      "AND source_key = :c"), {"c": str(customer["customer_id"].iloc[0])}).scalar_one()
     assert touched == [(owner, "changed")]
-    engine.dispose()
 
 
 def test_a_review_decision_or_a_new_setting_makes_identity_resolve_again(generated, tmp_path):

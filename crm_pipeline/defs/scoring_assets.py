@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from crm_pipeline.defs.ingest_assets import KINDS, OWNERS
 from crm_pipeline.defs.partitions import DAILY
 from crm_pipeline.defs.resources import CrmSettingsResource, WarehouseResource, transient_warehouse_errors_retried
+from crm_pipeline.defs.run_tags import is_full_refresh
 from crm_pipeline.markdown import image, to_markdown
 from crm_pipeline.scoring.config import load_scoring_config
 from crm_pipeline.scoring.lifecycle import funnel, stage_counts
@@ -56,7 +57,8 @@ def score_contacts(context: dg.AssetExecutionContext, warehouse: WarehouseResour
     as_of = crm_settings.as_of_date(context.partition_key)
     config = load_scoring_config(settings.scoring_config or None)
     with transient_warehouse_errors_retried(context):
-        result = run_scoring(warehouse.engine, as_of=as_of, config=config, truth_dir=settings.truth_path)
+        result = run_scoring(warehouse.engine, as_of=as_of, config=config, truth_dir=settings.truth_path,
+                             full_refresh=is_full_refresh(context))
     with warehouse.engine.connect() as conn:
         moves = funnel(conn, config, as_of=as_of, days=config.funnel_days)
         stages = stage_counts(conn, as_of)
@@ -69,6 +71,8 @@ def score_contacts(context: dg.AssetExecutionContext, warehouse: WarehouseResour
         "dagster/row_count": result["engagement_rows"], "contacts_scored": result["contacts_scored"],
         "growth_bands": dg.MetadataValue.md(to_markdown(_counts(result["growth_bands"], "growth_band"))),
         "profiles_updated": result["profiles_updated"],
+        "mode": result["mode"], "contacts_recomputed": result["contacts_recomputed"],
+        "contacts_by_reason": dg.MetadataValue.json(result["contacts_by_reason"]),
         "seconds": dg.MetadataValue.json(result["step_seconds"]),
     })
     yield dg.MaterializeResult(asset_key="contact_preferences",

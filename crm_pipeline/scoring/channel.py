@@ -14,11 +14,9 @@ with one web order is `unknown` (thin evidence), not `web` because most people b
 
 from __future__ import annotations
 
-import datetime as dt
-
 import sqlalchemy as sa
 
-from crm_pipeline.profiles.sql import utc_day
+from crm_pipeline.profiles.sql import day_number
 from crm_pipeline.scoring.config import ORDER_CHANNELS, ScoringConfig
 from crm_pipeline.scoring.engagement import ALL_BRANDS
 
@@ -26,17 +24,10 @@ ALL_CHANNELS = (*ORDER_CHANNELS, "email")
 
 
 def channel_sql(config: ScoringConfig) -> str:
-    """INSERT of `channel_preferences` for :as_of, one row per key in tmp_scoring_known."""
+    """INSERT of `channel_preferences` for :as_of, one row per key in tmp_scoring_known.
+
+    Reads the purchase days' conversions from `scoring_daily` (attributed when the day was aggregated)."""
     chans = config.channels
-    order_chans = ", ".join(f"'{c}'" for c in chans if c != "email")
-    if "email" in chans:
-        attributed = f"""CASE WHEN EXISTS (
-                SELECT 1 FROM timeline t
-                WHERE t.event_type = 'email_click' AND t.contact_id = p.contact_id AND t.brand = p.brand
-                  AND t.occurred_at <= p.ordered_at AND {utc_day('t.occurred_at')} >= p.purchase_day - :attribution
-            ) THEN 'email' ELSE p.channel END"""
-    else:
-        attributed = "p.channel"
     top = f"GREATEST({', '.join(f'n_{c}' for c in chans)})"
     ties = " + ".join(f"CASE WHEN n_{c} = top THEN 1 ELSE 0 END" for c in chans)
     pick = " ".join(f"WHEN n_{c} = top THEN '{c}'" for c in chans)
@@ -44,18 +35,9 @@ def channel_sql(config: ScoringConfig) -> str:
 INSERT INTO channel_preferences (as_of, contact_id, brand, preferred_channel, preferred_channel_share,
                                  web_conversion_count, app_conversion_count, store_conversion_count,
                                  marketplace_conversion_count, email_conversion_count, evidence_count, reason)
-WITH attributed AS (
-    SELECT p.contact_id, p.brand, p.purchase_day, {attributed} AS channel
-    FROM tmp_scoring_purchases p WHERE p.ordered_at >= :since
-),
-conversions AS (
-    SELECT DISTINCT contact_id, brand, purchase_day, channel FROM attributed
-    WHERE channel IN ({order_chans}{", 'email'" if "email" in chans else ""})
-),
-per_brand AS (
-    SELECT contact_id, brand, {", ".join(f"SUM(CASE WHEN channel = '{c}' THEN 1 ELSE 0 END) AS n_{c}"
-                                         for c in ALL_CHANNELS)}
-    FROM conversions GROUP BY contact_id, brand
+WITH per_brand AS (
+    SELECT contact_id, brand, {", ".join(f"SUM({c}_conversion) AS n_{c}" for c in ALL_CHANNELS)}
+    FROM scoring_daily WHERE day >= :since_day AND day <= :as_of_day GROUP BY contact_id, brand
 ),
 rolled AS (
     SELECT * FROM per_brand
@@ -86,10 +68,9 @@ FROM judged
 def build_channels(conn: sa.Connection, config: ScoringConfig, params: dict) -> int:
     """Replace the day's `channel_preferences` (inside the caller's transaction); returns rows written."""
     conn.execute(sa.text("DELETE FROM channel_preferences WHERE as_of = :as_of"), {"as_of": params["as_of"]})
-    bound = {"as_of": params["as_of"], "since": params["as_of_end"] - dt.timedelta(days=config.channel_lookback_days),
+    as_of_day = day_number(params["as_of"])
+    bound = {"as_of": params["as_of"], "as_of_day": as_of_day, "since_day": as_of_day + 1 - config.channel_lookback_days,
              "min_evidence": int(config.min_evidence)}
-    if "email" in config.channels:
-        bound["attribution"] = int(config.email_attribution_days)
     conn.execute(sa.text(channel_sql(config)), bound)
     return conn.execute(sa.text("SELECT COUNT(*) FROM channel_preferences WHERE as_of = :as_of"),
                         {"as_of": params["as_of"]}).scalar_one()

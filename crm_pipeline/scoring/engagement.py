@@ -3,7 +3,9 @@
 score(day) = sum over interactions on or before `day` of points * 0.5 ** ((day - interaction day) /
 half_life_days). The score 7 and 30 days earlier is recomputed from the same data (interactions on
 or before that day), so a fresh warehouse has growth on its first run; one pass over the timeline
-gives all three (each interaction's points decayed to each of the three days). Ages are whole UTC
+gives all three (each day's points decayed to each of the three days). The pass reads `scoring_daily`
+(points per contact, brand and UTC day), not the timeline: decay is linear, so a day's interactions
+decay together and the sum over days equals the sum over interactions. Ages are whole UTC
 days (as_of minus the interaction's UTC day), so an interaction on as_of counts in full.
 
 Across brands (brand '') the score is the sum of the brand scores (decay is linear).
@@ -22,23 +24,16 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from crm_pipeline.profiles.sql import day_number, utc_day
+from crm_pipeline.profiles.sql import day_number
 from crm_pipeline.scoring.config import ScoringConfig
 from crm_pipeline.scoring.sql import day_date
 
 ALL_BRANDS = ""
-_AGE = f":as_of_day - {utc_day('occurred_at')}"
 _HALF = "CAST(0.5 AS DOUBLE PRECISION)"
 
 
-def _points_case(config: ScoringConfig) -> str:
-    """CASE over the timeline's event type; point values travel as bound parameters."""
-    whens = " ".join(f"WHEN '{event}' THEN :pt_{event}" for event in config.points if event != "purchase")
-    return f"CASE event_type {whens} ELSE 0 END" if whens else "0"
-
-
 def _decayed(age: str, lag: int) -> str:
-    """Points decayed to the day `lag` days before as_of; interactions after that day count nothing."""
+    """A day's points decayed to the day `lag` days before as_of; days after that day count nothing."""
     if lag == 0:
         return f"points * POWER({_HALF}, CAST({age} AS DOUBLE PRECISION) / :half_life)"
     return (f"CASE WHEN {age} >= {lag} THEN points * POWER({_HALF}, CAST({age} - {lag} AS DOUBLE PRECISION) "
@@ -46,7 +41,7 @@ def _decayed(age: str, lag: int) -> str:
 
 
 def engagement_sql(config: ScoringConfig) -> str:
-    """INSERT of `engagement_scores` for :as_of (reads timeline and tmp_scoring_purchases)."""
+    """INSERT of `engagement_scores` for :as_of (reads `scoring_daily` up to :as_of_day)."""
     window = int(config.band_window_days)
     base = "CASE WHEN previous_activity > :min_base THEN previous_activity ELSE :min_base END"
     rate = f"(activity - previous_activity) / {base}"
@@ -54,20 +49,18 @@ def engagement_sql(config: ScoringConfig) -> str:
 INSERT INTO engagement_scores (as_of, contact_id, brand, score, score_7d_ago, score_30d_ago, change_7d, change_30d,
                                activity_points, previous_activity_points, growth_rate, growth_band, top_percent,
                                interaction_count, first_interaction_date, last_interaction_date)
-WITH interactions AS (
-    SELECT contact_id, brand, {_AGE} AS age, {_points_case(config)} AS points
-    FROM timeline WHERE occurred_at < :as_of_end AND event_type <> 'order'
-    UNION ALL
-    SELECT contact_id, brand, :as_of_day - purchase_day, :pt_purchase FROM tmp_scoring_purchases
+WITH days AS (
+    SELECT contact_id, brand, :as_of_day - day AS age, points, positive_points, interaction_count
+    FROM scoring_daily WHERE day <= :as_of_day
 ),
 per_brand AS (
     SELECT contact_id, brand, SUM({_decayed('age', 0)}) AS score, SUM({_decayed('age', 7)}) AS score_7d_ago,
            SUM({_decayed('age', 30)}) AS score_30d_ago,
-           SUM(CASE WHEN points > 0 AND age < {window} THEN points ELSE 0 END) AS activity,
-           SUM(CASE WHEN points > 0 AND age >= {window} AND age < {2 * window} THEN points ELSE 0 END)
+           SUM(CASE WHEN age < {window} THEN positive_points ELSE 0 END) AS activity,
+           SUM(CASE WHEN age >= {window} AND age < {2 * window} THEN positive_points ELSE 0 END)
                AS previous_activity,
-           COUNT(*) AS interaction_count, MAX(age) AS oldest_age, MIN(age) AS newest_age
-    FROM interactions GROUP BY contact_id, brand
+           SUM(interaction_count) AS interaction_count, MAX(age) AS oldest_age, MIN(age) AS newest_age
+    FROM days GROUP BY contact_id, brand
 ),
 rolled AS (
     SELECT * FROM per_brand
@@ -87,20 +80,18 @@ SELECT CAST(:as_of AS DATE), contact_id, brand, score, score_7d_ago, score_30d_a
        CASE WHEN activity <= 0 THEN 'dormant' WHEN activity + previous_activity < :min_volume THEN 'steady'
             WHEN growth_rate >= :rising_at THEN 'rising' WHEN growth_rate <= :falling_at THEN 'falling'
             ELSE 'steady' END,
-       CAST(score_rank AS DOUBLE PRECISION) * 100.0 / scored, interaction_count,
+       CAST(score_rank AS DOUBLE PRECISION) * 100.0 / scored, CAST(interaction_count AS INTEGER),
        {day_date(':as_of_day - oldest_age')}, {day_date(':as_of_day - newest_age')}
 FROM rated
 """
 
 
 def engagement_params(config: ScoringConfig, params: dict) -> dict:
-    bound = {"as_of": params["as_of"], "as_of_day": day_number(params["as_of"]), "as_of_end": params["as_of_end"],
+    return {"as_of": params["as_of"], "as_of_day": day_number(params["as_of"]),
              "half_life": float(config.half_life_days),
              "min_base": float(config.min_base_points), "min_volume": float(config.min_volume_points),
              "rising_at": float(config.rising_at),
-             "falling_at": float(config.falling_at), "pt_purchase": float(config.points.get("purchase", 0.0))}
-    bound.update({f"pt_{event}": float(value) for event, value in config.points.items() if event != "purchase"})
-    return bound
+             "falling_at": float(config.falling_at)}
 
 
 def build_engagement(conn: sa.Connection, config: ScoringConfig, params: dict) -> int:

@@ -17,42 +17,16 @@ cost more than the rest of the preferences together at a million contacts.
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 
 import sqlalchemy as sa
 
-from crm_pipeline.profiles.sql import utc_day
+from crm_pipeline.profiles.sql import day_number
 from crm_pipeline.scoring.config import ScoringConfig
 from crm_pipeline.scoring.engagement import ALL_BRANDS
-from crm_pipeline.scoring.sql import utc_hour, weekday_index
 
-_WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
-_WEEKDAY = (f"CASE {weekday_index(utc_day('occurred_at'))} "
-            + " ".join(f"WHEN {i} THEN '{d}'" for i, d in enumerate(_WEEKDAYS)) + " END")
-_HOUR = f"LPAD(CAST({utc_hour('occurred_at')} AS VARCHAR), 2, '0')"
-
-_FACTS = {
-    "tmp_scoring_bought": """
-        SELECT pu.contact_id, pr.top_category, COALESCE(pr.maker, pu.brand) AS maker, pr.price_band,
-               i.quantity AS weight
-        FROM tmp_scoring_purchases pu
-        JOIN stg_order_items i ON i._brand = pu.brand AND i.order_id = pu.order_id
-        LEFT JOIN tmp_scoring_products pr ON pr.brand = i._brand AND pr.sku = i.sku
-        WHERE i.quantity > 0 AND pu.ordered_at >= :since""",
-    "tmp_scoring_browsed": """
-        SELECT t.contact_id, pr.top_category, pr.maker, pr.price_band, 1 AS weight
-        FROM timeline t
-        JOIN stg_web_events w ON w._brand = t.brand AND w.event_id = t.source_key
-        JOIN tmp_scoring_products pr ON pr.brand = w._brand AND pr.sku = w.sku
-        WHERE t.event_type IN ('product_view', 'add_to_cart') AND t.source_entity = 'web_events'
-          AND t.occurred_at >= :since AND t.occurred_at < :as_of_end AND w.sku IS NOT NULL""",
-    "tmp_scoring_email_times": f"""
-        SELECT contact_id, {_WEEKDAY} AS weekday, {_HOUR} AS hour FROM timeline
-        WHERE event_type IN ('email_open', 'email_click') AND occurred_at >= :since AND occurred_at < :as_of_end""",
-}
-
-# (dimension, source, facts table, value, weight, top column, list column). A contact's total weight per
+# (dimension, source, facts, value, weight, top column, list column); a dimension's index is its number in
+# `scoring_daily_values`, whose rows `daily._values_sql` writes in this order. A contact's total weight per
 # dimension is the shares' denominator; `brand` values are never NULL, so its totals are the units bought
 # and products browsed.
 DIMENSIONS = (
@@ -73,20 +47,20 @@ DIMENSIONS = (
 # `Women 83%; Men 17%`: a value and its share in whole percent, best first
 # Half up on every backend (PostgreSQL rounds a double's half to even, DuckDB away from zero): 12.5% -> 13%.
 _LISTED = "value || ' ' || CAST(CAST(FLOOR(100.0 * weight / total + 0.5) AS INTEGER) AS VARCHAR) || '%'"
-_TEMPS = (*_FACTS, *(f"tmp_scoring_pref_{i}" for i in range(len(DIMENSIONS))))
+_TEMPS = tuple(f"tmp_scoring_pref_{i}" for i in range(len(DIMENSIONS)))
 
 
 def _ranked_sql(i: int) -> str:
-    """One dimension's values per contact, weighted and ranked (ties: alphabetically first).
+    """One dimension's values per contact within the lookback, weighted and ranked (ties: alphabetically
+    first), from `scoring_daily_values`.
 
     (A total over the rank's own ordered window with a full frame ran twenty times slower on DuckDB.)"""
-    _, _, facts, value, weight, _, _ = DIMENSIONS[i]
-    since = " AND ordered_at >= :since" if facts == "tmp_scoring_purchases" else ""
     return f"""
 CREATE TEMPORARY TABLE tmp_scoring_pref_{i} AS
 WITH weighted AS (
-    SELECT contact_id, {value} AS value, CAST(SUM({weight}) AS DOUBLE PRECISION) AS weight
-    FROM {facts} WHERE {value} IS NOT NULL{since} GROUP BY contact_id, {value}
+    SELECT contact_id, value, SUM(weight) AS weight
+    FROM scoring_daily_values WHERE dimension = {i} AND day >= :since_day AND day <= :as_of_day
+    GROUP BY contact_id, value
 )
 SELECT contact_id, value, weight,
        ROW_NUMBER() OVER (PARTITION BY contact_id ORDER BY weight DESC, value) AS rank,
@@ -129,9 +103,10 @@ INSERT INTO contact_preferences (as_of, contact_id, {", ".join(columns)}, averag
                                  email_engagement_count)
 WITH discounts AS (
     SELECT contact_id,
-           AVG(CASE WHEN subtotal > 0 THEN COALESCE(discount_total, 0) / subtotal END) AS average_discount_rate,
-           AVG(CASE WHEN COALESCE(discount_total, 0) > 0 THEN 1.0 ELSE 0.0 END) AS discounted_order_share
-    FROM tmp_scoring_purchases WHERE ordered_at >= :since GROUP BY contact_id
+           CASE WHEN SUM(discount_rate_count) > 0 THEN SUM(discount_rate_sum) / SUM(discount_rate_count) END
+               AS average_discount_rate,
+           CAST(SUM(discounted_count) AS DOUBLE PRECISION) / SUM(purchase_count) AS discounted_order_share
+    FROM scoring_daily WHERE day >= :since_day AND day <= :as_of_day AND purchase_count > 0 GROUP BY contact_id
 ),
 {("," + chr(10)).join(parts)}
 SELECT CAST(:as_of AS DATE), k.contact_id, {", ".join(values)},
@@ -148,12 +123,10 @@ WHERE k.brand = '{ALL_BRANDS}'
 def build_preferences(conn: sa.Connection, config: ScoringConfig, params: dict) -> int:
     """Replace the day's `contact_preferences`; returns contacts written."""
     as_of = params["as_of"]
-    bound = {"as_of": as_of, "as_of_end": params["as_of_end"],
-             "since": params["as_of_end"] - dt.timedelta(days=config.preference_lookback_days)}
+    as_of_day = day_number(as_of)
+    bound = {"as_of": as_of, "as_of_day": as_of_day, "since_day": as_of_day + 1 - config.preference_lookback_days}
     for name in _TEMPS:
         conn.execute(sa.text(f"DROP TABLE IF EXISTS {name}"))
-    for name, sql in _FACTS.items():
-        conn.execute(sa.text(f"CREATE TEMPORARY TABLE {name} AS {sql}"), _only(sql, bound))
     for i in range(len(DIMENSIONS)):
         sql = _ranked_sql(i)
         conn.execute(sa.text(sql), _only(sql, bound))

@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import datetime as dt
+from functools import partial
 from pathlib import Path
 
 import sqlalchemy as sa
 
 from crm_pipeline.profiles.profile360 import attach_scoring
-from crm_pipeline.profiles.sql import as_of_params
+from crm_pipeline.profiles.sql import as_of_params, day_number
 from crm_pipeline.scoring.channel import build_channels
 from crm_pipeline.scoring.config import GROWTH_BANDS, STAGES, ScoringConfig, load_scoring_config
 from crm_pipeline.scoring.engagement import build_engagement
 from crm_pipeline.scoring.lifecycle import build_lifecycle
 from crm_pipeline.scoring.preferences import build_preferences
 from crm_pipeline.scoring import truth as channel_truth
-from crm_pipeline.scoring.scratch import create_scratch, drop_scratch
+from crm_pipeline.scoring import incremental
+from crm_pipeline.scoring.daily import build_daily
+from crm_pipeline.scoring.scratch import create_daily_purchases, create_products, drop_scratch
 from crm_pipeline.scoring.unscored import add_unscored
 from crm_pipeline.step_clock import StepClock
 from crm_pipeline.warehouse.scoring_schema import create_scoring_tables
@@ -29,9 +32,15 @@ FROM engagement_scores WHERE as_of = :as_of
 
 
 def run_scoring(engine: sa.Engine, *, as_of: dt.date, config: ScoringConfig | None = None,
-                config_file: str | Path | None = None, truth_dir: Path | None = None) -> dict:
+                config_file: str | Path | None = None, truth_dir: Path | None = None,
+                full_refresh: bool = False) -> dict:
     """Rebuild the `as_of` rows of every scoring table from the timeline and staged orders, products and
     web events up to the end of `as_of` (UTC); nothing later counts.
+
+    The day's tables are derived from the daily aggregates (`scoring_daily`, `scoring_daily_values`);
+    only the aggregates of contacts a drop touched or the new day brought records to are rewritten
+    (see `incremental`), all of them when `full_refresh`, on a first run, an earlier day or changed
+    settings. Either way the tables are the same.
 
     The config is validated before any SQL runs. All tables are replaced for the day in one
     transaction (delete-then-insert), so a re-run gives identical rows. When `profile_360` is a
@@ -44,10 +53,23 @@ def run_scoring(engine: sa.Engine, *, as_of: dt.date, config: ScoringConfig | No
     params = as_of_params(as_of)
     clock = StepClock()
 
+    key = incremental.config_key(config)
     create_scoring_tables(engine)
     with engine.begin() as conn:
         timeline_as_of = conn.execute(sa.text("SELECT MAX(as_of) FROM timeline")).scalar()
-        clock.run("scratch", create_scratch, conn, params)
+        plan = incremental.plan_run(conn, as_of, key, full_refresh=full_refresh)
+        due = {} if plan.full else clock.run("changes", incremental.select_recompute, conn, plan, as_of)
+        recomputed = None if plan.full else incremental.recompute_count(conn)
+        clock.run("scratch", create_products, conn)
+        if plan.full or recomputed:
+            clock.run("daily", partial(build_daily, full=plan.full), conn, config)
+        clock.run("sources", partial(incremental.remember_sources, full=plan.full), conn)
+        if plan.full:
+            recomputed = conn.execute(sa.text("SELECT COUNT(DISTINCT contact_id) FROM scoring_daily")).scalar_one()
+        reason = plan.reason if plan.full else ", ".join(f"{k} {v}" for k, v in due.items())
+        incremental.log_run(conn, as_of, plan, reason, recomputed, key)
+        incremental.drop_plan_tables(conn)
+        create_daily_purchases(conn, day_number(as_of))
         scored = clock.run("engagement", build_engagement, conn, config, params)
         conn.execute(sa.text(_KNOWN_SQL), {"as_of": as_of})
         channels = clock.run("channel", build_channels, conn, config, params)
@@ -81,6 +103,10 @@ def run_scoring(engine: sa.Engine, *, as_of: dt.date, config: ScoringConfig | No
                 f"rebuild the profiles as of {as_of} first")
     return {
         "as_of": as_of.isoformat(),
+        "mode": "full" if plan.full else "incremental",
+        "reason": reason,
+        "contacts_recomputed": int(recomputed),
+        "contacts_by_reason": due,
         "engagement_rows": int(scored),
         "contacts_scored": int(sum(bands.values())),
         "growth_bands": {band: int(bands.get(band, 0)) for band in GROWTH_BANDS},

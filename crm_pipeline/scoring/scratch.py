@@ -1,5 +1,8 @@
 """Scratch tables of one scoring run, cut at the end of `as_of`: purchases and the catalogue.
 
+A run reads its purchase days from `scoring_daily` (`create_daily_purchases`); the funnel over past
+days reads them from the timeline (`create_scratch`).
+
 The timeline carries every interaction with its contact already resolved; only its `order` rows
 need the staged order (status, channel, discount) to tell a purchase from a cancelled order, so
 that join is done once here. Temporary tables are private to the run's connection (plain
@@ -36,6 +39,23 @@ SELECT p._brand AS brand, p.sku, {top_level_category('p.category')} AS top_categ
             WHEN p.price <= c.low_max THEN 'low' WHEN p.price <= c.mid_max THEN 'mid' ELSE 'high' END AS price_band
 FROM stg_products p LEFT JOIN cuts c ON c.brand = p._brand
 """
+
+
+# The run's purchase days, from the daily aggregates (what the lifecycle reads), cut at the end of as_of.
+DAILY_PURCHASES_SQL = """
+CREATE TEMPORARY TABLE tmp_scoring_purchases AS
+SELECT contact_id, brand, day AS purchase_day FROM scoring_daily WHERE purchase_count > 0 AND day <= :as_of_day
+"""
+
+
+def create_products(conn: sa.Connection) -> None:
+    drop_scratch(conn)
+    conn.execute(sa.text(PRODUCTS_SQL))
+
+
+def create_daily_purchases(conn: sa.Connection, as_of_day: int) -> None:
+    conn.execute(sa.text("DROP TABLE IF EXISTS tmp_scoring_purchases"))
+    conn.execute(sa.text(DAILY_PURCHASES_SQL), {"as_of_day": as_of_day})
 
 
 def create_scratch(conn: sa.Connection, params: dict) -> None:

@@ -20,6 +20,9 @@ A warehouse whose scoring table has other columns than these (built by an earlie
 table rebuilt empty on the next scoring run: the tables are derived, so backfill to refill past days.
 - `lifecycle_transitions`: per day and brand, how many contacts moved from one stage to another that
   day (`from_stage` 'new' = first seen that day).
+
+The stage's memory (`scoring_daily`, `scoring_daily_values`, `scoring_*sources`, `scoring_builds`) lets a
+run redo only the contacts a drop touched: the day's tables are derived from the daily aggregates.
 """
 
 from __future__ import annotations
@@ -121,8 +124,67 @@ lifecycle_transitions = sa.Table(
     sa.Column("contact_count", sa.Integer, nullable=False),
 )
 
+# --- The stage's own memory, for incremental runs ------------------------------------------------------------
+# Per contact, brand and UTC day (a day number, days since 1970-01-01): what the day's windows, decay, channel
+# and lifecycle are summed from, so a new day never rescans the timeline. Rewritten only for contacts a drop
+# touched or a new day brought records to.
+scoring_daily = sa.Table(
+    "scoring_daily", metadata,
+    sa.Column("contact_id", sa.String, nullable=False),
+    sa.Column("brand", sa.String, nullable=False),
+    sa.Column("day", sa.Integer, nullable=False, comment="UTC day number of the interactions"),
+    sa.Column("points", sa.Double, nullable=False, comment="engagement points earned on the day (purchases too)"),
+    sa.Column("positive_points", sa.Double, nullable=False, comment="the positive ones only (activity)"),
+    sa.Column("interaction_count", sa.Integer, nullable=False),
+    sa.Column("purchase_count", sa.Integer, nullable=False, comment="orders that are purchases"),
+    sa.Column("discount_rate_sum", sa.Double, nullable=False, comment="sum of discount / subtotal (subtotal > 0)"),
+    sa.Column("discount_rate_count", sa.Integer, nullable=False),
+    sa.Column("discounted_count", sa.Integer, nullable=False, comment="purchases with a discount"),
+    *[sa.Column(f"{c}_conversion", sa.Integer, nullable=False, comment="1 when a purchase day converted here")
+      for c in ("web", "app", "store", "marketplace", "email")],
+)
+
+# Per contact and UTC day, the weighted values a preference dimension ranks (`preferences.DIMENSIONS` index).
+scoring_daily_values = sa.Table(
+    "scoring_daily_values", metadata,
+    sa.Column("contact_id", sa.String, nullable=False),
+    sa.Column("day", sa.Integer, nullable=False),
+    sa.Column("dimension", sa.Integer, nullable=False),
+    sa.Column("value", sa.String, nullable=False),
+    sa.Column("weight", sa.Double, nullable=False),
+)
+
+# What the last scoring run read (identity_map lineage, order lines, the catalogue): comparing them with the
+# tables as they are now names the contacts a drop touched.
+scoring_sources = sa.Table(
+    "scoring_sources", metadata,
+    sa.Column("entity", sa.String, nullable=False), sa.Column("brand", sa.String, nullable=False),
+    sa.Column("source_key", sa.String, nullable=False), sa.Column("contact_id", sa.String, nullable=False),
+    sa.Column("_file_id", sa.Integer, nullable=False), sa.Column("_row_number", sa.Integer, nullable=False),
+)
+scoring_line_sources = sa.Table(
+    "scoring_line_sources", metadata,
+    sa.Column("brand", sa.String, nullable=False), sa.Column("order_id", sa.String, nullable=False),
+    sa.Column("_file_id", sa.Integer, nullable=False), sa.Column("_row_number", sa.Integer, nullable=False),
+)
+scoring_product_sources = sa.Table(
+    "scoring_product_sources", metadata,
+    sa.Column("brand", sa.String, nullable=False), sa.Column("sku", sa.String, nullable=False),
+    sa.Column("_file_id", sa.Integer, nullable=False), sa.Column("_row_number", sa.Integer, nullable=False),
+)
+scoring_builds = sa.Table(  # one row per scoring run: its day, how it ran, how many contacts' aggregates it redid
+    "scoring_builds", metadata,
+    sa.Column("build_number", sa.Integer, nullable=False),
+    sa.Column("as_of", sa.Date, nullable=False),
+    sa.Column("mode", sa.String, nullable=False, comment="full / incremental"),
+    sa.Column("reason", sa.String, nullable=False),
+    sa.Column("contacts_recomputed", sa.Integer, nullable=False),
+    sa.Column("config_key", sa.String, nullable=False, comment="the scoring settings the aggregates follow"),
+)
+
 SCORING_TABLES = [engagement_scores, contact_preferences, channel_preferences,
-                  lifecycle_stages, lifecycle_transitions]
+                  lifecycle_stages, lifecycle_transitions, scoring_daily, scoring_daily_values,
+                  scoring_sources, scoring_line_sources, scoring_product_sources, scoring_builds]
 
 
 def create_scoring_tables(bind: sa.Engine | sa.Connection) -> None:

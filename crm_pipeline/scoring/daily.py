@@ -1,0 +1,144 @@
+"""`scoring_daily` and `scoring_daily_values`: per contact and UTC day, what the scores are summed from.
+
+Decay, the 7/30-day changes, the growth windows, the channel evidence, the lifecycle's purchase days
+and the preference lookbacks all move with the as-of day, but each is a sum over days of per-day
+figures: points (decay is linear, so a day's points decay together), positive points, interactions,
+purchases, discounts, the channels a purchase day converted through (email attribution looks only
+backwards from the purchase, so it never changes with the as-of day) and the weighted values each
+preference dimension ranks. So a new day reads these contact-sized tables, never the timeline.
+Rows of a recomputed contact are rewritten whole from its timeline and staged orders, order lines,
+products and web events (all contacts on a full build).
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from crm_pipeline.profiles.sql import is_purchase, utc_day
+from crm_pipeline.scoring.config import ORDER_CHANNELS, ScoringConfig
+from crm_pipeline.scoring.sql import utc_hour, weekday_index
+
+RECOMPUTE = "tmp_scoring_recompute"
+CHANNEL_COLUMNS = (*ORDER_CHANNELS, "email")
+_BUYS = "tmp_scoring_buys"
+_WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+
+
+def only_recomputed(alias: str, full: bool) -> str:
+    """A join keeping the rows of `alias` whose contact is recomputed; nothing on a full build."""
+    return "" if full else f" JOIN {RECOMPUTE} rc_{alias} ON rc_{alias}.contact_id = {alias}.contact_id"
+
+
+def _points_case(config: ScoringConfig) -> str:
+    """CASE over the timeline's event type; point values travel as bound parameters."""
+    whens = " ".join(f"WHEN '{event}' THEN :pt_{event}" for event in config.points if event != "purchase")
+    return f"CASE t.event_type {whens} ELSE 0 END" if whens else "0"
+
+
+def points_params(config: ScoringConfig) -> dict:
+    bound = {"pt_purchase": float(config.points.get("purchase", 0.0))}
+    bound.update({f"pt_{event}": float(value) for event, value in config.points.items() if event != "purchase"})
+    return bound
+
+
+def _buys_sql(full: bool) -> str:
+    """Purchases (orders on the timeline neither cancelled nor refunded) with their day and money."""
+    return f"""
+CREATE TEMPORARY TABLE {_BUYS} AS
+SELECT t.contact_id, t.brand, o.order_id, t.occurred_at AS ordered_at, {utc_day('t.occurred_at')} AS day,
+       o.channel, CAST(o.subtotal AS DOUBLE PRECISION) AS subtotal,
+       CAST(o.discount_total AS DOUBLE PRECISION) AS discount_total
+FROM timeline t{only_recomputed('t', full)}
+JOIN stg_orders o ON o._brand = t.brand AND o.order_id = t.source_key
+WHERE t.event_type = 'order' AND {is_purchase('o.status')}"""
+
+
+def _daily_sql(config: ScoringConfig, full: bool) -> str:
+    order_chans = ", ".join(f"'{c}'" for c in config.channels if c != "email")
+    if "email" in config.channels:
+        attributed = f"""CASE WHEN EXISTS (
+                SELECT 1 FROM timeline c
+                WHERE c.event_type = 'email_click' AND c.contact_id = p.contact_id AND c.brand = p.brand
+                  AND c.occurred_at <= p.ordered_at AND {utc_day('c.occurred_at')} >= p.day - :attribution
+            ) THEN 'email' ELSE p.channel END"""
+        order_chans += ", 'email'"
+    else:
+        attributed = "p.channel"
+    zero_conv = ", ".join(f"0 AS {c}_conversion" for c in CHANNEL_COLUMNS)
+    conv = ", ".join(f"CASE WHEN channel = '{c}' THEN 1 ELSE 0 END" for c in CHANNEL_COLUMNS)
+    columns = ("points, positive_points, interaction_count, purchase_count, discount_rate_sum, discount_rate_count, "
+               "discounted_count, " + ", ".join(f"{c}_conversion" for c in CHANNEL_COLUMNS))
+    return f"""
+INSERT INTO scoring_daily (contact_id, brand, day, {columns})
+WITH facts AS (
+    SELECT t.contact_id, t.brand, {utc_day('t.occurred_at')} AS day, {_points_case(config)} AS points,
+           1 AS n, 0 AS buys, CAST(0 AS DOUBLE PRECISION) AS rate_sum, 0 AS rate_n, 0 AS discounted, {zero_conv}
+    FROM timeline t{only_recomputed('t', full)} WHERE t.event_type <> 'order'
+    UNION ALL
+    SELECT contact_id, brand, day, :pt_purchase, 1, 1,
+           CASE WHEN subtotal > 0 THEN COALESCE(discount_total, 0) / subtotal ELSE 0 END,
+           CASE WHEN subtotal > 0 THEN 1 ELSE 0 END,
+           CASE WHEN COALESCE(discount_total, 0) > 0 THEN 1 ELSE 0 END, {zero_conv}
+    FROM {_BUYS}
+    UNION ALL
+    SELECT contact_id, brand, day, 0, 0, 0, 0, 0, 0, {conv}
+    FROM (SELECT DISTINCT p.contact_id, p.brand, p.day, {attributed} AS channel FROM {_BUYS} p) a
+    WHERE channel IN ({order_chans})
+)
+SELECT contact_id, brand, day, SUM(points), SUM(CASE WHEN points > 0 THEN points ELSE 0 END), SUM(n), SUM(buys),
+       SUM(rate_sum), SUM(rate_n), SUM(discounted), {", ".join(f"MAX({c}_conversion)" for c in CHANNEL_COLUMNS)}
+FROM facts GROUP BY contact_id, brand, day"""
+
+
+def _values_sql(full: bool) -> str:
+    """The preference dimensions' values per contact and day (dimension = index in `preferences.DIMENSIONS`)."""
+    weekday = (f"CASE {weekday_index(utc_day('t.occurred_at'))} "
+               + " ".join(f"WHEN {i} THEN '{d}'" for i, d in enumerate(_WEEKDAYS)) + " END")
+    hour = f"LPAD(CAST({utc_hour('t.occurred_at')} AS VARCHAR), 2, '0')"
+    bought = f"""SELECT b.contact_id, b.day, pr.top_category, COALESCE(pr.maker, b.brand) AS maker, pr.price_band,
+               CAST(i.quantity AS DOUBLE PRECISION) AS weight
+        FROM {_BUYS} b JOIN stg_order_items i ON i._brand = b.brand AND i.order_id = b.order_id
+        LEFT JOIN tmp_scoring_products pr ON pr.brand = i._brand AND pr.sku = i.sku
+        WHERE i.quantity > 0"""
+    browsed = f"""SELECT t.contact_id, {utc_day('t.occurred_at')} AS day, pr.top_category, pr.maker, pr.price_band,
+               CAST(1 AS DOUBLE PRECISION) AS weight
+        FROM timeline t{only_recomputed('t', full)}
+        JOIN stg_web_events w ON w._brand = t.brand AND w.event_id = t.source_key
+        JOIN tmp_scoring_products pr ON pr.brand = w._brand AND pr.sku = w.sku
+        WHERE t.event_type IN ('product_view', 'add_to_cart') AND t.source_entity = 'web_events'
+          AND w.sku IS NOT NULL"""
+    email = f"""SELECT t.contact_id, {utc_day('t.occurred_at')} AS day, {weekday} AS weekday, {hour} AS hour
+        FROM timeline t{only_recomputed('t', full)} WHERE t.event_type IN ('email_open', 'email_click')"""
+    parts = [f"SELECT contact_id, day, 0 AS dimension, top_category AS value, weight FROM bought",
+             "SELECT contact_id, day, 1, top_category, weight FROM browsed",
+             "SELECT contact_id, day, 2, maker, weight FROM bought",
+             "SELECT contact_id, day, 3, maker, weight FROM browsed",
+             "SELECT contact_id, day, 4, price_band, weight FROM bought",
+             "SELECT contact_id, day, 5, price_band, weight FROM browsed",
+             f"SELECT contact_id, day, 6, channel, CAST(1 AS DOUBLE PRECISION) FROM {_BUYS}",
+             "SELECT contact_id, day, 7, weekday, CAST(1 AS DOUBLE PRECISION) FROM email",
+             "SELECT contact_id, day, 8, hour, CAST(1 AS DOUBLE PRECISION) FROM email"]
+    union = "\n    UNION ALL ".join(parts)
+    return f"""
+INSERT INTO scoring_daily_values (contact_id, day, dimension, value, weight)
+WITH bought AS ({bought}), browsed AS ({browsed}), email AS ({email})
+SELECT contact_id, day, dimension, value, SUM(weight) FROM (
+    {union}
+) v WHERE value IS NOT NULL GROUP BY contact_id, day, dimension, value"""
+
+
+def build_daily(conn: sa.Connection, config: ScoringConfig, *, full: bool) -> int:
+    """Rewrite the recomputed contacts' daily rows (all when `full`); needs `tmp_scoring_products`.
+    Returns the rows of `scoring_daily`."""
+    for table in ("scoring_daily", "scoring_daily_values"):
+        conn.execute(sa.text(f"DELETE FROM {table}" + (
+            "" if full else f" WHERE contact_id IN (SELECT contact_id FROM {RECOMPUTE})")))
+    conn.execute(sa.text(f"DROP TABLE IF EXISTS {_BUYS}"))
+    conn.execute(sa.text(_buys_sql(full)))
+    bound = points_params(config)
+    if "email" in config.channels:
+        bound["attribution"] = int(config.email_attribution_days)
+    conn.execute(sa.text(_daily_sql(config, full)), bound)
+    conn.execute(sa.text(_values_sql(full)))
+    conn.execute(sa.text(f"DROP TABLE {_BUYS}"))
+    return conn.execute(sa.text("SELECT COUNT(*) FROM scoring_daily")).scalar_one()

@@ -69,8 +69,8 @@ def build_channels(conn: sa.Connection, config: ScoringConfig, params: dict) -> 
     """Replace the day's `channel_preferences` (inside the caller's transaction); returns rows written."""
     conn.execute(sa.text("DELETE FROM channel_preferences WHERE as_of = :as_of"), {"as_of": params["as_of"]})
     as_of_day = day_number(params["as_of"])
-    bound = {"as_of": params["as_of"], "as_of_day": as_of_day, "since_day": as_of_day + 1 - config.channel_lookback_days,
-             "min_evidence": int(config.min_evidence)}
+    bound = {"as_of": params["as_of"], "as_of_day": as_of_day, "min_evidence": int(config.min_evidence),
+             "since_day": as_of_day + 1 - config.channel_lookback_days}  # the lookback's first UTC day
     conn.execute(sa.text(channel_sql(config)), bound)
     return conn.execute(sa.text("SELECT COUNT(*) FROM channel_preferences WHERE as_of = :as_of"),
                         {"as_of": params["as_of"]}).scalar_one()

@@ -1,0 +1,123 @@
+"""Incremental scoring runs give the tables a full recomputation gives, and redo only the contacts a drop touches.
+
+The landing of the profiles' incremental test goes through the real stages two ways: all at once with full
+refreshes, and in three drops (the second on the same day as the first, then a new day with no new file),
+each followed by an incremental profile build and scoring run. After every step a full scoring run on a copy
+of the warehouse must give the same day's tables and aggregates; at the end the all-at-once warehouse must
+too (contact ids through their smallest record key: a fresh warehouse numbers contacts in another order).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import sqlalchemy as sa
+
+from crm_pipeline.profiles.build import build_profiles
+from crm_pipeline.scoring.run import run_scoring
+from crm_pipeline.warehouse.engine import make_engine
+from crm_pipeline_tests.profiles.test_incremental import D2, D3, STEPS, generated, stage  # noqa: F401 (fixture)
+from crm_pipeline_tests.quality.test_incremental import drops, land
+
+# Tables of one day (compared as of that day), then the aggregates (compared whole); each with its key.
+DAY_KEYS = {"engagement_scores": ["contact_id", "brand"], "contact_preferences": ["contact_id"],
+            "channel_preferences": ["contact_id", "brand"], "lifecycle_stages": ["contact_id", "brand"],
+            "lifecycle_transitions": ["brand", "from_stage", "to_stage"]}
+STATE_KEYS = {"scoring_daily": ["contact_id", "brand", "day"],
+              "scoring_daily_values": ["contact_id", "day", "dimension", "value"]}
+
+
+def tables(engine: sa.Engine, as_of: dt.date) -> dict[str, pd.DataFrame]:
+    """The scoring tables of `as_of` and the aggregates, contact ids as their smallest record key, in key order."""
+    with engine.connect() as conn:
+        canon = dict(conn.execute(sa.text(
+            "SELECT contact_id, MIN(entity || '|' || brand || '|' || source_key) FROM identity_map "
+            "GROUP BY contact_id")).all())
+        frames = {t: pd.read_sql(sa.text(f"SELECT * FROM {t} WHERE as_of = :d"), conn, params={"d": as_of})
+                  for t in DAY_KEYS}
+        frames.update({t: pd.read_sql(sa.text(f"SELECT * FROM {t}"), conn) for t in STATE_KEYS})
+    out = {}
+    for name, frame in frames.items():
+        if "contact_id" in frame:
+            frame["contact_id"] = frame["contact_id"].map(canon)
+            assert frame["contact_id"].notna().all(), name  # no row of a contact identity no longer has
+        out[name] = frame.sort_values((DAY_KEYS | STATE_KEYS)[name]).reset_index(drop=True)
+    return out
+
+
+def assert_same(left: dict[str, pd.DataFrame], right: dict[str, pd.DataFrame], when: str) -> None:
+    for name in (*DAY_KEYS, *STATE_KEYS):
+        assert len(left[name]) > 0 or name == "lifecycle_transitions", name  # a day may have no move
+        pd.testing.assert_frame_equal(left[name], right[name], check_exact=False, rtol=0, atol=1e-9,
+                                      check_dtype=False, obj=f"{name} ({when})")
+
+
+def full_run_on_a_copy(engine: sa.Engine, path: Path, as_of: dt.date) -> dict[str, pd.DataFrame]:
+    engine.dispose()  # DuckDB writes everything to the file when its last connection closes
+    copy = path.with_name(path.stem + "_copy.duckdb")
+    shutil.copyfile(path, copy)
+    other = make_engine(f"duckdb:///{copy}")
+    assert run_scoring(other, as_of=as_of, full_refresh=True)["mode"] == "full"
+    rebuilt = tables(other, as_of)
+    other.dispose()
+    copy.unlink()
+    return rebuilt
+
+
+def test_three_drops_and_a_new_day_incrementally_give_the_scores_of_a_full_run(generated, tmp_path):  # noqa: F811
+    three = drops(generated)
+    path = tmp_path / "step.duckdb"
+    step = make_engine(f"duckdb:///{path}")
+    figures = []
+    for drop, as_of in STEPS:
+        if drop is not None:
+            land(tmp_path / "step", three[drop])
+        stage(step, tmp_path / "step", as_of)
+        build_profiles(step, as_of=as_of)
+        figures.append(run_scoring(step, as_of=as_of))
+        incremental = tables(step, as_of)
+        assert_same(incremental, full_run_on_a_copy(step, path, as_of), f"as of {as_of}, drop {drop}")
+
+    assert [f["mode"] for f in figures] == ["full", "incremental", "incremental", "incremental"]
+    scored = [f["contacts_scored"] for f in figures]
+    assert 0 < figures[1]["contacts_recomputed"] < scored[1]  # the same-day drop redid only its contacts
+    new_day = figures[3]
+    assert new_day["contacts_by_reason"]["records"] == 0  # no file: nothing touched, only the day moved
+    assert new_day["contacts_recomputed"] == new_day["contacts_by_reason"]["new_day"] < scored[3]
+
+    # The same landing all at once, staged, profiled and scored with full refreshes, as of the last day.
+    full = make_engine(f"duckdb:///{tmp_path / 'full.duckdb'}")
+    for files in three:
+        land(tmp_path / "full", files)
+    stage(full, tmp_path / "full", D3, full_refresh=True)
+    build_profiles(full, as_of=D3, full_refresh=True)
+    assert run_scoring(full, as_of=D3, full_refresh=True)["mode"] == "full"
+    assert_same(incremental, tables(full, D3), "all at once")
+    full.dispose()
+    step.dispose()
+
+
+def test_a_drop_touching_one_contact_recomputes_one_contact(generated, tmp_path):  # noqa: F811
+    path = tmp_path / "w.duckdb"
+    engine = make_engine(f"duckdb:///{path}")
+    first = drops(generated)[0]
+    land(tmp_path / "landing", first)
+    stage(engine, tmp_path / "landing", D2)
+    build_profiles(engine, as_of=D2)
+    run_scoring(engine, as_of=D2)
+
+    # one web event of one visitor, again under a new id: one more product view for that contact
+    web = next(k for k in first if k.startswith("brand_a/web_events/"))
+    events = first[web] if isinstance(first[web], pd.DataFrame) else pd.read_csv(first[web], dtype=str)
+    one = events[events["event_type"] == "product_view"].iloc[[0]].assign(event_id="one-more-view")
+    land(tmp_path / "landing", {"brand_a/web_events/one_more.csv": one})
+    stage(engine, tmp_path / "landing", D2)
+    build_profiles(engine, as_of=D2)
+    figures = run_scoring(engine, as_of=D2)
+
+    assert (figures["mode"], figures["contacts_recomputed"]) == ("incremental", 1)
+    assert_same(tables(engine, D2), full_run_on_a_copy(engine, path, D2), "one more view")
+    engine.dispose()

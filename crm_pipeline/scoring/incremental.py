@@ -7,8 +7,10 @@ Otherwise it rewrites only the aggregates of:
   re-assigned or re-staged (`_file_id`, `_row_number`) since the last run (`scoring_sources`);
   the contact of every order whose lines changed (`scoring_line_sources`); every contact of a
   brand whose catalogue changed (`scoring_product_sources`: categories and price terciles);
-- contacts with a record dated after the previous run's day up to today (their timeline grew
-  on the new day; read from `contact_daily`, never from the events).
+- contacts with a record dated between the timeline's day at the previous run and its day now
+  (the profile build added those records to their timeline when its day moved; read from
+  `contact_daily`, never from the events). The timeline's day rather than the run's: the
+  aggregates hold what the timeline held when they were read.
 The day's tables are then derived from the aggregates for everyone, as a full run derives them.
 """
 
@@ -37,6 +39,7 @@ class Plan:
     full: bool
     reason: str
     previous_as_of: dt.date | None
+    previous_timeline_as_of: dt.date | None
 
 
 def config_key(config: ScoringConfig) -> str:
@@ -46,18 +49,18 @@ def config_key(config: ScoringConfig) -> str:
 
 
 def plan_run(conn: sa.Connection, as_of: dt.date, key: str, *, full_refresh: bool) -> Plan:
-    last = conn.execute(sa.text("SELECT as_of, config_key FROM scoring_builds "
+    last = conn.execute(sa.text("SELECT as_of, config_key, timeline_as_of FROM scoring_builds "
                                 "ORDER BY build_number DESC LIMIT 1")).first()
-    previous = last.as_of if last is not None else None
+    previous = (last.as_of, last.timeline_as_of) if last is not None else (None, None)
     if full_refresh:
-        return Plan(True, "full refresh requested", previous)
+        return Plan(True, "full refresh requested", *previous)
     if last is None:
-        return Plan(True, "first run", previous)
+        return Plan(True, "first run", *previous)
     if as_of < last.as_of:
-        return Plan(True, f"as_of moved back from {last.as_of}", previous)
+        return Plan(True, f"as_of moved back from {last.as_of}", *previous)
     if key != last.config_key:
-        return Plan(True, "scoring settings changed", previous)
-    return Plan(False, "incremental", previous)
+        return Plan(True, "scoring settings changed", *previous)
+    return Plan(False, "incremental", *previous)
 
 
 def _both_ways(current: str, kept: str, columns: str, out: str) -> str:
@@ -65,7 +68,7 @@ def _both_ways(current: str, kept: str, columns: str, out: str) -> str:
             f"UNION ALL SELECT {out} FROM (SELECT {columns} FROM {kept} EXCEPT SELECT {current}) b")
 
 
-def select_recompute(conn: sa.Connection, plan: Plan, as_of: dt.date) -> dict[str, int]:
+def select_recompute(conn: sa.Connection, plan: Plan, timeline_as_of: dt.date | None) -> dict[str, int]:
     """Create `tmp_scoring_recompute` (contact_id) for an incremental run; returns contacts per reason."""
     drop_plan_tables(conn)
     records, orders, brands = _CHANGED
@@ -87,9 +90,11 @@ def select_recompute(conn: sa.Connection, plan: Plan, as_of: dt.date) -> dict[st
         "catalogue": f"SELECT m.contact_id FROM identity_map m JOIN {brands} b ON b.brand = m.brand",
     }
     params: dict = {}
-    if plan.previous_as_of is not None and as_of > plan.previous_as_of:
-        params = {"prev": plan.previous_as_of, "as_of": as_of}
-        parts["new_day"] = "SELECT contact_id FROM contact_daily WHERE day > :prev AND day <= :as_of"
+    before, now = plan.previous_timeline_as_of, timeline_as_of
+    if before != now:  # the timeline moved (either way): the days in between came in or went out
+        days = sorted(d for d in (before, now) if d is not None)
+        params = {"after": days[0] if len(days) == 2 else dt.date.min, "upto": days[-1]}
+        parts["new_day"] = "SELECT contact_id FROM contact_daily WHERE day > :after AND day <= :upto"
     union = " UNION ALL ".join(f"SELECT contact_id, '{why}' AS why FROM ({sql}) p{i}"
                                for i, (why, sql) in enumerate(parts.items()))
     conn.execute(sa.text(f"CREATE TEMPORARY TABLE tmp_scoring_why AS SELECT DISTINCT contact_id, why FROM ({union}) u"),
@@ -128,12 +133,14 @@ def remember_sources(conn: sa.Connection, *, full: bool) -> None:
                          f"FROM stg_products WHERE _brand IN (SELECT brand FROM {brands})"))
 
 
-def log_run(conn: sa.Connection, as_of: dt.date, plan: Plan, reason: str, recomputed: int, key: str) -> None:
+def log_run(conn: sa.Connection, as_of: dt.date, plan: Plan, reason: str, recomputed: int, key: str,
+            timeline_as_of: dt.date | None) -> None:
     conn.execute(sa.text(
-        "INSERT INTO scoring_builds (build_number, as_of, mode, reason, contacts_recomputed, config_key) "
-        "SELECT COALESCE(MAX(build_number), 0) + 1, :as_of, :mode, :reason, :n, :key FROM scoring_builds"),
+        "INSERT INTO scoring_builds (build_number, as_of, mode, reason, contacts_recomputed, config_key, "
+        "timeline_as_of) SELECT COALESCE(MAX(build_number), 0) + 1, :as_of, :mode, :reason, :n, :key, :timeline "
+        "FROM scoring_builds"),
         {"as_of": as_of, "mode": "full" if plan.full else "incremental", "reason": reason, "n": recomputed,
-         "key": key})
+         "key": key, "timeline": timeline_as_of})
 
 
 def drop_plan_tables(conn: sa.Connection) -> None:

@@ -58,7 +58,7 @@ def run_scoring(engine: sa.Engine, *, as_of: dt.date, config: ScoringConfig | No
     with engine.begin() as conn:
         timeline_as_of = conn.execute(sa.text("SELECT MAX(as_of) FROM timeline")).scalar()
         plan = incremental.plan_run(conn, as_of, key, full_refresh=full_refresh)
-        due = {} if plan.full else clock.run("changes", incremental.select_recompute, conn, plan, as_of)
+        due = {} if plan.full else clock.run("changes", incremental.select_recompute, conn, plan, timeline_as_of)
         recomputed = None if plan.full else incremental.recompute_count(conn)
         clock.run("scratch", create_products, conn)
         if plan.full or recomputed:
@@ -67,7 +67,7 @@ def run_scoring(engine: sa.Engine, *, as_of: dt.date, config: ScoringConfig | No
         if plan.full:
             recomputed = conn.execute(sa.text("SELECT COUNT(DISTINCT contact_id) FROM scoring_daily")).scalar_one()
         reason = plan.reason if plan.full else ", ".join(f"{k} {v}" for k, v in due.items())
-        incremental.log_run(conn, as_of, plan, reason, recomputed, key)
+        incremental.log_run(conn, as_of, plan, reason, recomputed, key, timeline_as_of)
         incremental.drop_plan_tables(conn)
         create_daily_purchases(conn, day_number(as_of))
         scored = clock.run("engagement", build_engagement, conn, config, params)

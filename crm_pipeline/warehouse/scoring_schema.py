@@ -180,6 +180,7 @@ scoring_builds = sa.Table(  # one row per scoring run: its day, how it ran, how 
     sa.Column("reason", sa.String, nullable=False),
     sa.Column("contacts_recomputed", sa.Integer, nullable=False),
     sa.Column("config_key", sa.String, nullable=False, comment="the scoring settings the aggregates follow"),
+    sa.Column("timeline_as_of", sa.Date, comment="the day of the timeline the aggregates were read from"),
 )
 
 SCORING_TABLES = [engagement_scores, contact_preferences, channel_preferences,

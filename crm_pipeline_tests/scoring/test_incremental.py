@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from crm_pipeline.profiles.build import build_profiles
 from crm_pipeline.scoring.run import run_scoring
 from crm_pipeline.warehouse.engine import make_engine
-from crm_pipeline_tests.profiles.test_incremental import D2, D3, STEPS, generated, stage  # noqa: F401 (fixture)
+from crm_pipeline_tests.profiles.test_incremental import D1, D2, D3, STEPS, generated, stage  # noqa: F401 (fixture)
 from crm_pipeline_tests.quality.test_incremental import drops, land
 
 # Tables of one day (compared as of that day), then the aggregates (compared whole); each with its key.
@@ -120,4 +120,23 @@ def test_a_drop_touching_one_contact_recomputes_one_contact(generated, tmp_path)
 
     assert (figures["mode"], figures["contacts_recomputed"]) == ("incremental", 1)
     assert_same(tables(engine, D2), full_run_on_a_copy(engine, path, D2), "one more view")
+    engine.dispose()
+
+
+def test_scores_run_before_the_timeline_moved_catch_up_when_it_does(generated, tmp_path):  # noqa: F811
+    """A run for a new day ahead of the profile build still reads the old timeline; the next run, after the build,
+    redoes the contacts whose timeline the build extended (the timeline's day, not the run's, decides)."""
+    path = tmp_path / "w.duckdb"
+    engine = make_engine(f"duckdb:///{path}")
+    land(tmp_path / "landing", drops(generated)[0])
+    stage(engine, tmp_path / "landing", D1)
+    build_profiles(engine, as_of=D1)
+    run_scoring(engine, as_of=D1)
+    ahead = run_scoring(engine, as_of=D2)  # the timeline is still as of D1
+    assert ahead["contacts_recomputed"] == 0
+    build_profiles(engine, as_of=D2)
+    caught_up = run_scoring(engine, as_of=D2)
+
+    assert caught_up["contacts_by_reason"]["new_day"] > 0
+    assert_same(tables(engine, D2), full_run_on_a_copy(engine, path, D2), "timeline moved after the run")
     engine.dispose()

@@ -55,6 +55,8 @@ def _model_metadata(report) -> dict:
     from crm_pipeline.identity.model_report import match_weights_png, parameters, prior_weight
 
     return {
+        "probabilistic_model": "reused: the person records and their clusters are as the last pass saw them"
+        if report.match_reused else "trained this run",
         "threshold": float(match.threshold), "candidate_pairs": match.candidate_pairs,
         "prior_weight_bits": prior_weight(match.model),
         "m_and_u": dg.MetadataValue.md(to_markdown(parameters(match.model))),

@@ -17,6 +17,7 @@ from crm_pipeline.identity.config import IdentityConfig
 from crm_pipeline.identity.graph import components
 from crm_pipeline.identity.guards import guard_identifiers
 from crm_pipeline.identity.nodes import all_nodes, direct_edges, identifier_edges, person_records
+from crm_pipeline.identity.match_store import match_digest, stored_match, store_match
 from crm_pipeline.identity.runs import fingerprint, last_fingerprint
 from crm_pipeline.identity.stable_ids import assign_contact_ids, id_number
 from crm_pipeline.identity.write import ChangeCounts, write_by_difference
@@ -46,6 +47,7 @@ class IdentityReport:
     cannot_links: int = 0
     cannot_links_unenforceable: list[str] = field(default_factory=list)  # pairs a shared identifier joins
     match: object | None = None  # the probabilistic pass's MatchResult (model, threshold, borderline)
+    match_reused: bool = False  # the probabilistic pass's input was unchanged: its stored result was used
     mode: str = "full"  # full (first run or asked for) / incremental / unchanged (nothing read changed)
     changes: ChangeCounts = field(default_factory=ChangeCounts)
 
@@ -92,12 +94,18 @@ def resolve_identities(engine: sa.Engine, *, as_of: date, config: IdentityConfig
     deterministic = components(nodes["node_id"], guarded.edges, direct)
     report.seconds["deterministic"] = time.perf_counter() - clock
 
-    pairs = pd.DataFrame(columns=["node_a", "node_b", "match_probability"])
+    pairs, new_match = pd.DataFrame(columns=["node_a", "node_b", "match_probability"]), None
     if config.probabilistic_enabled and find_pairs is not None and len(people):
         records = people.drop_duplicates("node_id").assign(
             cluster_id=lambda p: deterministic.set_axis(nodes["node_id"]).reindex(p["node_id"]).values)
-        found = find_pairs(records, threshold=config.probabilistic_threshold,
-                           max_pairs_per_record=config.max_pairs_per_record, seed=config.seed)
+        digest = match_digest(records, config, find_pairs)
+        with engine.connect() as conn:
+            found = None if full_refresh else stored_match(conn, digest)
+        report.match_reused = found is not None
+        if found is None:
+            found = find_pairs(records, threshold=config.probabilistic_threshold,
+                               max_pairs_per_record=config.max_pairs_per_record, seed=config.seed)
+            new_match = (digest, found)
         pairs, report.match = getattr(found, "pairs", found), (found if hasattr(found, "pairs") else None)
     report.seconds["probabilistic"] = time.perf_counter() - clock
 
@@ -116,7 +124,8 @@ def resolve_identities(engine: sa.Engine, *, as_of: date, config: IdentityConfig
     oversized = sizes[sizes > config.max_cluster_size]
     alerts = _alerts(guarded, oversized, config, as_of)
     report.changes = _write(engine, node_frame, assignment, alerts, as_of,
-                            _borderline_rows(report.match, pairs, as_of), mode=report.mode, signature=signature)
+                            _borderline_rows(report.match, pairs, as_of), mode=report.mode, signature=signature,
+                            new_match=new_match)
     report.seconds["total"] = time.perf_counter() - clock
 
     report.records = int(nodes["record_count"].sum())
@@ -241,7 +250,7 @@ def _fill_from_stored(conn: sa.Connection, report: IdentityReport, config: Ident
 
 
 def _write(engine: sa.Engine, nodes: pd.DataFrame, assignment, alerts: pd.DataFrame, as_of: date,
-           borderline: pd.DataFrame, *, mode: str, signature: str) -> ChangeCounts:
+           borderline: pd.DataFrame, *, mode: str, signature: str, new_match: tuple | None) -> ChangeCounts:
     """Update the identity state in one transaction, by difference; merges and splits are appended to the log."""
     node_rows = nodes[["node_id", "contact_id", "match_type", "match_probability", "first_seen_as_of"]]
     log = pd.concat([assignment.merges.assign(kind="merge", reason="clusters joined by new records"),
@@ -258,4 +267,6 @@ def _write(engine: sa.Engine, nodes: pd.DataFrame, assignment, alerts: pd.DataFr
         if len(alerts):
             insert_arrow(conn, identity_alerts, pa.Table.from_pandas(
                 alerts[["kind", "subject", "detail", "as_of"]], preserve_index=False))
+        if new_match is not None:
+            store_match(conn, *new_match, as_of)
         return write_by_difference(conn, node_rows, as_of=as_of, mode=mode, fingerprint=signature)

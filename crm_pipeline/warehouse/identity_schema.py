@@ -109,11 +109,28 @@ identity_changes = sa.Table(  # the contacts each run touched, for the stages af
     sa.Column("change", sa.String, nullable=False, comment="created / changed / retired"),
 )
 
+identity_match = sa.Table(  # the last probabilistic pass, reused while its exact input stays the same
+    "identity_match", metadata,
+    sa.Column("digest", sa.String, primary_key=True, comment="of the person records, their clusters and the model"),
+    sa.Column("threshold", sa.Double),
+    sa.Column("candidate_pairs", sa.Integer, nullable=False),
+    sa.Column("model", sa.String, comment="Splink's trained model (JSON)"),
+    sa.Column("borderline", sa.String, comment="the borderline sample (JSON, pandas split orientation)"),
+    sa.Column("as_of", sa.Date, nullable=False, comment="the day it was trained"),
+)
+
+identity_pairs = sa.Table(  # the pairs that pass accepted (before reviewers' cannot-links are applied)
+    "identity_pairs", metadata,
+    sa.Column("node_a", sa.String, nullable=False),
+    sa.Column("node_b", sa.String, nullable=False),
+    sa.Column("match_probability", sa.Double, nullable=False),
+)
+
 DECISIONS = ("must_link", "cannot_link")
 CONTACT_CHANGES = ("created", "changed", "retired")
 
 IDENTITY_TABLES = [identity_map, identity_nodes, contacts, merge_log, identity_alerts, identity_decisions,
-                   identity_borderline, identity_runs, identity_changes]
+                   identity_borderline, identity_runs, identity_changes, identity_match, identity_pairs]
 
 
 def create_identity_tables(bind: sa.Engine | sa.Connection) -> None:

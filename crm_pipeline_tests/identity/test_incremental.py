@@ -31,7 +31,8 @@ from crm_pipeline_tests.quality.test_incremental import drops, land, load
 D1, D2 = dt.date(2025, 6, 20), dt.date(2025, 6, 30)
 STATE = {"identity_nodes": ["node_id"], "identity_map": ["entity", "brand", "source_key"],
          "contacts": ["contact_id"], "merge_log": ["kind", "old_contact_id", "new_contact_id", "as_of"],
-         "identity_alerts": ["kind", "subject", "as_of"]}
+         "identity_alerts": ["kind", "subject", "as_of"], "identity_borderline": ["node_a", "node_b"],
+         "identity_pairs": ["node_a", "node_b"]}
 
 
 @pytest.fixture(scope="module")
@@ -157,6 +158,24 @@ def test_a_drop_touching_one_person_touches_one_contact_and_a_rerun_touches_noth
         owner = conn.execute(sa.text("SELECT contact_id FROM identity_map WHERE entity = 'customers' "
                                      "AND source_key = :c"), {"c": str(customer["customer_id"].iloc[0])}).scalar_one()
     assert touched == [(owner, "changed")]
+
+
+def test_a_drop_of_known_visitors_events_reuses_the_matching_and_gives_a_full_resolutions_tables(generated,
+                                                                                                tmp_path):
+    path = tmp_path / "w.duckdb"
+    engine = make_engine(f"duckdb:///{path}")
+    first = drops(generated)[0]
+    land(tmp_path / "landing", first)
+    assert not stage_and_resolve(engine, tmp_path / "landing", D1, find_pairs=match_people).match_reused
+    web = pd.read_csv(generated / "brand_a/web_events/web_events_2025Q2.csv", dtype=str, keep_default_na=False)
+    known = web[web["cookie_id"] != ""].head(30)
+    land(tmp_path / "landing", {"brand_a/web_events/more.csv": known.assign(event_id="again_" + known["event_id"])})
+    report = stage_and_resolve(engine, tmp_path / "landing", D2, find_pairs=match_people)
+    assert report.mode == "incremental" and report.match_reused and report.changes.records_added == 30
+    incremental = state(engine)
+    rebuilt = full_refresh_of_a_copy(engine, path, D2, match_people)
+    for name in STATE:
+        pd.testing.assert_frame_equal(incremental[name], rebuilt[name], obj=name)
 
 
 def test_a_review_decision_or_a_new_setting_makes_identity_resolve_again(generated, tmp_path):

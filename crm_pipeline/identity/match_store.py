@@ -1,0 +1,81 @@
+"""The probabilistic pass, kept: reused as long as what it would read is exactly the same.
+
+Splink's training and scoring cost most of a resolution (20 s of 50 at 100k people) and, with
+a fixed seed, give the same pairs for the same input. Its input is the person records (the
+model's columns) and which of them the deterministic pass already joined; it only ever asks
+whether two records share a cluster, so clusters are named by their smallest person node (a
+new cookie joining a cluster renames it, but changes nothing Splink sees). A drop of web or
+email events that joins no two people leaves that input as it was: the stored pairs, model,
+threshold and borderline sample are reused, exactly what a new pass would give. Any change of
+a person record, of their clusters, of the settings or of the matching code trains again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from datetime import date
+from importlib import metadata as package_metadata
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import sqlalchemy as sa
+
+from crm_pipeline.identity.config import IdentityConfig
+from crm_pipeline.warehouse.bulk import insert_arrow, read_frame
+from crm_pipeline.warehouse.identity_schema import identity_match, identity_pairs
+
+_MODEL_COLUMNS = ("node_id", "cluster_id", "first_name", "last_name", "birth_date", "address_line1",
+                  "postal_code", "country", "city", "region")
+_CODE = ("probabilistic.py", "splink_settings.py", "nicknames.py")
+
+
+def match_digest(records: pd.DataFrame, config: IdentityConfig, finder: object) -> str:
+    """A digest of everything the pass reads (see the module docstring)."""
+    frame = records[[c for c in _MODEL_COLUMNS if c in records.columns]].sort_values("node_id", ignore_index=True)
+    frame["cluster_id"] = frame.groupby("cluster_id")["node_id"].transform("min")
+    digest = hashlib.sha256(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    here = Path(__file__).parent
+    for name in _CODE:
+        digest.update((here / name).read_bytes())
+    digest.update(json.dumps([config.probabilistic_threshold, config.max_pairs_per_record, config.seed,
+                              getattr(finder, "__qualname__", repr(finder)), package_metadata.version("splink")],
+                             default=str).encode())
+    return digest.hexdigest()
+
+
+def stored_match(conn: sa.Connection, digest: str):
+    """The stored result of a pass over the same input (a MatchResult), or None."""
+    from crm_pipeline.identity.probabilistic import MatchResult
+
+    if not sa.inspect(conn).has_table("identity_match"):
+        return None
+    row = conn.execute(sa.select(identity_match).where(identity_match.c.digest == digest)).mappings().first()
+    if row is None:
+        return None
+    pairs = read_frame(conn, sa.select(identity_pairs.c.node_a, identity_pairs.c.node_b,
+                                       identity_pairs.c.match_probability)
+                       .order_by(identity_pairs.c.node_a, identity_pairs.c.node_b))
+    borderline = pd.read_json(io.StringIO(row["borderline"]), orient="split") if row["borderline"] else pd.DataFrame()
+    return MatchResult(pairs, row["threshold"], int(row["candidate_pairs"]),
+                       json.loads(row["model"]) if row["model"] else None, borderline)
+
+
+def store_match(conn: sa.Connection, digest: str, found, as_of: date) -> None:
+    """Replace the stored pass with this one (`found`: a MatchResult or a bare pairs frame)."""
+    pairs = getattr(found, "pairs", found)
+    conn.execute(identity_match.delete())
+    conn.execute(identity_pairs.delete())
+    borderline = getattr(found, "borderline", None)
+    model = getattr(found, "model", None)
+    conn.execute(identity_match.insert().values(
+        digest=digest, threshold=getattr(found, "threshold", None),
+        candidate_pairs=int(getattr(found, "candidate_pairs", 0)), model=json.dumps(model) if model else None,
+        borderline=borderline.to_json(orient="split", index=False, double_precision=15, date_format="iso")
+        if borderline is not None and len(borderline) else None, as_of=as_of))
+    if len(pairs):
+        insert_arrow(conn, identity_pairs, pa.Table.from_pandas(
+            pairs[["node_a", "node_b", "match_probability"]].astype({"match_probability": "float64"}),
+            preserve_index=False))

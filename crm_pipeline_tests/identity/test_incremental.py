@@ -18,6 +18,7 @@ import pytest
 import sqlalchemy as sa
 
 from crm_pipeline.identity.config import load_identity_config
+from crm_pipeline.identity.febrl import febrl_to_landing
 from crm_pipeline.identity.probabilistic import match_people
 from crm_pipeline.identity.resolve import resolve_identities
 from crm_pipeline.identity.review import record_decision
@@ -29,6 +30,7 @@ from crm_pipeline_tests.postgres.conftest import postgres_server  # noqa: F401  
 from crm_pipeline_tests.quality.test_incremental import drops, land, load
 
 D1, D2 = dt.date(2025, 6, 20), dt.date(2025, 6, 30)
+FEBRL = Path(__file__).parent / "fixtures" / "febrl"
 STATE = {"identity_nodes": ["node_id"], "identity_map": ["entity", "brand", "source_key"],
          "contacts": ["contact_id"], "merge_log": ["kind", "old_contact_id", "new_contact_id", "as_of"],
          "identity_alerts": ["kind", "subject", "as_of"], "identity_borderline": ["node_a", "node_b"],
@@ -160,20 +162,23 @@ def test_a_drop_touching_one_person_touches_one_contact_and_a_rerun_touches_noth
     assert touched == [(owner, "changed")]
 
 
-def test_a_drop_of_known_visitors_events_reuses_the_matching_and_gives_a_full_resolutions_tables(generated,
-                                                                                                tmp_path):
+def test_a_drop_of_known_visitors_events_reuses_the_matching_and_gives_a_full_resolutions_tables(tmp_path):
+    febrl_to_landing({"brand_a": FEBRL / "dataset1.csv"}, tmp_path)  # 1,000 people records: Splink trains
     path = tmp_path / "w.duckdb"
     engine = make_engine(f"duckdb:///{path}")
-    first = drops(generated)[0]
-    land(tmp_path / "landing", first)
     assert not stage_and_resolve(engine, tmp_path / "landing", D1, find_pairs=match_people).match_reused
-    web = pd.read_csv(generated / "brand_a/web_events/web_events_2025Q2.csv", dtype=str, keep_default_na=False)
-    known = web[web["cookie_id"] != ""].head(30)
-    land(tmp_path / "landing", {"brand_a/web_events/more.csv": known.assign(event_id="again_" + known["event_id"])})
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT COUNT(*) FROM identity_pairs")).scalar_one() > 0
+    # Two visitors log in to accounts already known: records added, no two people joined.
+    land(tmp_path / "landing", {"brand_a/web_events/w.csv": pd.DataFrame({
+        "event_id": ["W1", "W2"], "cookie_id": ["K1", "K2"], "session_id": ["S1", "S2"],
+        "customer_id": ["rec-1-org", "rec-2-org"], "email": ["", ""], "event_type": ["page_view"] * 2,
+        "url": ["/account"] * 2, "sku": ["", ""], "occurred_at": ["2025-06-01T10:00:00Z"] * 2})})
     report = stage_and_resolve(engine, tmp_path / "landing", D2, find_pairs=match_people)
-    assert report.mode == "incremental" and report.match_reused and report.changes.records_added == 30
+    assert report.mode == "incremental" and report.match_reused and report.match.model is not None
+    assert (report.changes.records_added, report.changes.contacts_changed) == (2, 2)
     incremental = state(engine)
-    rebuilt = full_refresh_of_a_copy(engine, path, D2, match_people)
+    rebuilt = full_refresh_of_a_copy(engine, path, D2, match_people)  # retrains: the same pairs and borderline
     for name in STATE:
         pd.testing.assert_frame_equal(incremental[name], rebuilt[name], obj=name)
 

@@ -9,15 +9,22 @@ Rows of people erased earlier (their hashed identifiers are on the erasure suppr
 list) are not loaded: `rows_read` counts the file's data rows, `rows_loaded` the rows put in
 `raw_<entity>`, and `erasure_row_counts` the rows kept out, so every file still adds up
 (`rows_read = rows_loaded + suppressed`).
+
+Hashing every file on every run costs time in proportion to the history, so a file whose path,
+size and mtime (in nanoseconds) equal a manifest row's is taken to hold that row's bytes without
+being read: the row must have been hashed at least `SETTLED_NS` after that mtime, because a file
+rewritten with the same size within the file system's timestamp resolution (a second or two on
+some) keeps its mtime. A rehash run (`--full-refresh`) hashes every file again.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import sqlalchemy as sa
 
@@ -26,7 +33,7 @@ from crm_pipeline.erasure.suppression import SuppressionCache, filter_landed_row
 from crm_pipeline.landing.conform import conform
 from crm_pipeline.landing.errors import FileRejected, WarehouseWriteFailed
 from crm_pipeline.landing.readers import read_landed_file
-from crm_pipeline.landing.scan import LandingFolder, PathOutsideLanding
+from crm_pipeline.landing.scan import LandedFile, LandingFolder, PathOutsideLanding
 from crm_pipeline.warehouse.bulk import insert_arrow
 from crm_pipeline.warehouse.erasure_schema import erasure_row_counts
 from crm_pipeline.warehouse.schema import create_ingest_tables, files, raw_tables
@@ -48,6 +55,7 @@ class FileOutcome:
     extra_columns: list[str]
     duplicate_of: int | None
     already_known: bool = False  # True when this exact (path, bytes) was handled by an earlier run
+    hashed: bool = True  # False when its unchanged path, size and mtime vouched for bytes already handled
 
     @property
     def rows_suppressed(self) -> int:
@@ -56,27 +64,34 @@ class FileOutcome:
 
 
 def ingest_paths(engine: sa.Engine, folder: LandingFolder, paths: list[str], *, now: datetime,
-                 on_file: Callable[[int, int, FileOutcome], None] | None = None) -> list[FileOutcome]:
+                 on_file: Callable[[int, int, FileOutcome], None] | None = None,
+                 rehash: bool = False) -> list[FileOutcome]:
     """Ingest the given files (paths relative to the landing folder), one transaction each.
+
+    `now` is when this ingestion started, by the wall clock: it is stored as `ingested_at`, and a file
+    whose mtime is not at least `SETTLED_NS` older is hashed again on later runs. `rehash` hashes every
+    file, even those an unchanged (path, size, mtime) vouches for.
 
     The tables are made sure of once per call, not once per file (a drop can hold thousands); the
     erasure suppression list is re-read only when it changed. `on_file(done, total, outcome)` is
     called after each file (progress for whoever watches)."""
     create_ingest_tables(engine)
     suppressions = SuppressionCache()
+    vouched = None if rehash else _vouched_signatures(engine, set(paths))
     outcomes: list[FileOutcome] = []
     for path in paths:
-        outcomes.append(_ingest_one(engine, folder, path, now=now, suppressions=suppressions))
+        outcomes.append(_ingest_one(engine, folder, path, now=now, suppressions=suppressions, vouched=vouched))
         if on_file is not None:
             on_file(len(outcomes), len(paths), outcomes[-1])
     return outcomes
 
 
 def ingest_folder(engine: sa.Engine, folder: LandingFolder, *, now: datetime,
-                  on_file: Callable[[int, int, FileOutcome], None] | None = None) -> list[FileOutcome]:
+                  on_file: Callable[[int, int, FileOutcome], None] | None = None,
+                  rehash: bool = False) -> list[FileOutcome]:
     """Ingest every file in the landing folder that is not in progress (the headless run's path)."""
     page = folder.scan()
-    return ingest_paths(engine, folder, [f.path for f in page.files], now=now, on_file=on_file)
+    return ingest_paths(engine, folder, [f.path for f in page.files], now=now, on_file=on_file, rehash=rehash)
 
 
 def ingest_file(engine: sa.Engine, folder: LandingFolder, path: str, *, now: datetime) -> FileOutcome:
@@ -84,23 +99,62 @@ def ingest_file(engine: sa.Engine, folder: LandingFolder, path: str, *, now: dat
     return outcome
 
 
+# How much older than the run that hashed it a file's mtime must be for (path, size, mtime) to vouch for its
+# bytes: above the coarsest mtime resolution in common use (FAT: 2 s; ext3, HFS+: 1 s), with a margin.
+SETTLED_NS = 3 * 10**9
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+Signature = tuple[str, int, int]  # (path, size, mtime_ns)
+
+
+def _vouched_signatures(engine: sa.Engine, paths: set[str]) -> dict[Signature, dict | None]:
+    """Manifest rows of these paths whose recorded (path, size, mtime) vouch for their bytes: hashed by a run
+    that started at least `SETTLED_NS` after that mtime, so a later rewrite cannot share the mtime. A
+    signature two such rows share with different bytes (an mtime set back by hand) vouches for nothing."""
+    if not paths:
+        return {}
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(files).where(files.c.mtime_ns.is_not(None)).order_by(files.c.file_id))
+        found: dict[Signature, dict | None] = {}
+        wall_ns = time.time_ns()  # a run dated in the future (a `now` not from the clock) vouches for nothing
+        for row in rows.mappings():  # one row per file version: the manifest, not the data
+            hashed_ns = _ns(row["ingested_at"])
+            if row["path"] not in paths or not row["mtime_ns"] + SETTLED_NS <= hashed_ns <= wall_ns:
+                continue
+            key = (row["path"], row["size_bytes"], row["mtime_ns"])
+            if key not in found:
+                found[key] = dict(row)
+            elif found[key] is not None and found[key]["sha256"] != row["sha256"]:
+                found[key] = None
+    return found
+
+
+def _ns(moment: datetime) -> int:
+    if moment.tzinfo is None:  # a backend that hands timestamps back naive stores them in UTC
+        moment = moment.replace(tzinfo=timezone.utc)
+    return (moment - _EPOCH) // timedelta(microseconds=1) * 1000
+
+
 def _ingest_one(engine: sa.Engine, folder: LandingFolder, path: str, *, now: datetime,
-                suppressions: SuppressionCache) -> FileOutcome:
+                suppressions: SuppressionCache, vouched: dict[Signature, dict | None] | None) -> FileOutcome:
     try:
         landed = folder.stat(path)
+        if vouched is not None and (row := vouched.get((path, landed.size, landed.mtime_ns))) is not None:
+            return _outcome(row, already_known=True, hashed=False)
         sha = folder.sha256(path)
     except PathOutsideLanding as exc:
         return _record_without_content(engine, path, str(exc), now=now)
     place = classify(path)
     modified_at = datetime.fromtimestamp(landed.mtime_ns / 1e9, tz=timezone.utc)
     base = dict(path=path, brand=place.brand, entity=place.entity, sha256=sha, size_bytes=landed.size,
-                format=place.format, modified_at=modified_at, ingested_at=now)
+                format=place.format, modified_at=modified_at, mtime_ns=landed.mtime_ns, ingested_at=now)
 
     with _file_transaction(engine, path) as conn:
         known = conn.execute(
             sa.select(files).where(files.c.path == path, files.c.sha256 == sha).order_by(files.c.file_id)
         ).mappings().first()
         if known is not None:
+            _remember_mtime(conn, known, landed)
             return _outcome(known, already_known=True)
         file_id = _next_file_id(conn)
         loaded_copy = conn.execute(
@@ -131,6 +185,14 @@ def _ingest_one(engine: sa.Engine, folder: LandingFolder, path: str, *, now: dat
             base, file_id=file_id, status="loaded", rows_read=read.table.num_rows, rows_loaded=loaded,
             reason=reason, extra_columns=json.dumps(extras),
         ))
+
+
+def _remember_mtime(conn: sa.Connection, known, landed: LandedFile) -> None:
+    """A row from before the manifest kept mtimes gets the mtime of the bytes just hashed, once: from then
+    on they are vouched for like any other (if that mtime is older than the row's run, see SETTLED_NS)."""
+    if known["mtime_ns"] is None and known["size_bytes"] == landed.size:
+        conn.execute(files.update().where(files.c.file_id == known["file_id"], files.c.mtime_ns.is_(None))
+                     .values(mtime_ns=landed.mtime_ns))
 
 
 @contextmanager
@@ -169,11 +231,11 @@ def _insert_manifest(conn: sa.Connection, row: dict) -> FileOutcome:
     return _outcome(row)
 
 
-def _outcome(row, *, already_known: bool = False) -> FileOutcome:
+def _outcome(row, *, already_known: bool = False, hashed: bool = True) -> FileOutcome:
     return FileOutcome(
         file_id=row["file_id"], path=row["path"], brand=row.get("brand"), entity=row.get("entity"),
         sha256=row["sha256"], status=row["status"], rows_read=row.get("rows_read"),
         rows_loaded=row.get("rows_loaded"), reason=row.get("reason"),
         extra_columns=json.loads(row.get("extra_columns") or "[]"), duplicate_of=row.get("duplicate_of"),
-        already_known=already_known,
+        already_known=already_known, hashed=hashed,
     )

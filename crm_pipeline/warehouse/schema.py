@@ -32,6 +32,9 @@ files = sa.Table(
     sa.Column("extra_columns", sa.String, comment="JSON list of columns beyond the contract"),
     sa.Column("duplicate_of", sa.Integer, comment="file_id of the earlier file with the same bytes"),
     sa.Column("modified_at", sa.DateTime(timezone=True)),
+    sa.Column("mtime_ns", sa.BigInteger,
+              comment="the file's mtime in nanoseconds when it was hashed: with path and size_bytes it lets a later "
+                      "run skip hashing bytes it already knows"),
     sa.Column("ingested_at", sa.DateTime(timezone=True), nullable=False),
 )
 
@@ -68,3 +71,27 @@ def create_ingest_tables(bind: sa.Engine | sa.Connection) -> None:
     from crm_pipeline.warehouse.erasure_schema import ERASURE_TABLES  # on this metadata; it imports this module
 
     metadata.create_all(bind, tables=[files, *raw_tables.values(), *ERASURE_TABLES])
+    _add_new_columns(bind)
+
+
+# Columns added after a warehouse may have been built: added (empty for the files it already holds) when missing.
+# An empty `files.mtime_ns` only means those files are hashed once more; that run fills it in.
+_ADDED = {"files": ("mtime_ns",)}
+
+
+def _add_new_columns(bind: sa.Engine | sa.Connection) -> None:
+    def add(conn: sa.Connection) -> None:
+        for name, columns in _ADDED.items():
+            table = metadata.tables[name]
+            # the column names from an empty result: the inspector's column query does not run on DuckDB
+            present = set(conn.execute(sa.text(f"SELECT * FROM {name} WHERE 1 = 0")).keys())
+            for column in columns:
+                if column not in present:
+                    ddl = sa.schema.CreateColumn(table.c[column]).compile(dialect=conn.dialect)
+                    conn.execute(sa.text(f"ALTER TABLE {name} ADD COLUMN {ddl}"))
+
+    if isinstance(bind, sa.Connection):
+        add(bind)
+        return
+    with bind.begin() as conn:
+        add(conn)

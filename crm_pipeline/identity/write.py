@@ -17,7 +17,7 @@ import pandas as pd
 import pyarrow as pa
 import sqlalchemy as sa
 
-from crm_pipeline.identity.nodes import RECORD_NODES, record_nodes_sql
+from crm_pipeline.identity.nodes import RECORD_NODES
 from crm_pipeline.warehouse.bulk import insert_arrow
 
 _scratch = sa.MetaData()
@@ -31,7 +31,7 @@ _next_nodes = sa.Table(
     sa.Column("first_seen_as_of", sa.Date, nullable=False),
     prefixes=["TEMPORARY"],
 )
-_TEMPORARY = ("identity_nodes_next", "id_node_diff", "id_records", "id_map_diff", "id_touched")
+_TEMPORARY = ("identity_nodes_next", "id_node_diff", "id_map_diff", "id_touched")
 
 
 @dataclass
@@ -73,35 +73,42 @@ def write_by_difference(conn: sa.Connection, node_rows: pd.DataFrame, *, as_of: 
         "WHERE node_id IN (SELECT node_id FROM id_node_diff WHERE present)"))
     counts.nodes_written = int(conn.execute(sa.text("SELECT COUNT(*) FROM id_node_diff")).scalar_one())
 
-    # Records are named by their staged row's lineage: the same lineage is the same row, hence the same node.
-    union = " UNION ALL ".join(record_nodes_sql(e) for e in RECORD_NODES)
-    conn.execute(sa.text(f"CREATE TEMPORARY TABLE id_records AS {union}"))
-    conn.execute(sa.text("""
-        CREATE TEMPORARY TABLE id_map_diff AS
-        SELECT m.entity AS old_entity, m._file_id AS old_file_id, m._row_number AS old_row_number,
-               m.contact_id AS old_contact,
-               r.entity AS new_entity, r._file_id AS new_file_id, r._row_number AS new_row_number, r.node_id AS new_node
-        FROM identity_map m
-        FULL OUTER JOIN id_records r
-          ON r.entity = m.entity AND r._file_id = m._file_id AND r._row_number = m._row_number
-        WHERE m.entity IS NULL OR r.entity IS NULL OR m.node_id IN (SELECT node_id FROM id_node_diff)
-    """))
+    # A map row is named by its staged row's lineage (never changed in place): new and gone rows are
+    # found on the two integer columns alone; node ids are computed only for the new ones.
+    conn.execute(sa.text("CREATE TEMPORARY TABLE id_map_diff (entity VARCHAR, _file_id INTEGER, _row_number INTEGER, "
+                         "old_contact VARCHAR, is_new BOOLEAN)"))
+    for entity, (_, _, where) in RECORD_NODES.items():
+        conn.execute(sa.text(
+            "INSERT INTO id_map_diff SELECT m.entity, m._file_id, m._row_number, m.contact_id, FALSE "
+            f"FROM identity_map m LEFT JOIN stg_{entity} t ON t._file_id = m._file_id AND t._row_number = m._row_number "
+            "WHERE m.entity = :e AND t._file_id IS NULL"), {"e": entity})
+        conn.execute(sa.text(
+            "INSERT INTO id_map_diff SELECT :e, t._file_id, t._row_number, NULL, TRUE "
+            f"FROM stg_{entity} t LEFT JOIN identity_map m "
+            "  ON m.entity = :e AND m._file_id = t._file_id AND m._row_number = t._row_number "
+            f"WHERE m._file_id IS NULL AND {where}"), {"e": entity})
     conn.execute(sa.text(
         "DELETE FROM identity_map WHERE (entity, _file_id, _row_number) IN "
-        "(SELECT old_entity, old_file_id, old_row_number FROM id_map_diff WHERE old_entity IS NOT NULL)"))
-    conn.execute(sa.text(
-        "INSERT INTO identity_map (brand, entity, source_key, node_id, contact_id, match_type, match_probability, "
-        "_file_id, _row_number) "
-        "SELECT r.brand, r.entity, r.source_key, r.node_id, n.contact_id, n.match_type, n.match_probability, "
-        "r._file_id, r._row_number FROM id_records r JOIN identity_nodes n ON n.node_id = r.node_id "
-        "WHERE (r.entity, r._file_id, r._row_number) IN "
-        "(SELECT new_entity, new_file_id, new_row_number FROM id_map_diff WHERE new_entity IS NOT NULL)"))
-    added, removed, kept = conn.execute(sa.text(
-        "SELECT COALESCE(SUM(CASE WHEN old_entity IS NULL THEN 1 ELSE 0 END), 0), "
-        "COALESCE(SUM(CASE WHEN new_entity IS NULL THEN 1 ELSE 0 END), 0), "
-        "COALESCE(SUM(CASE WHEN old_entity IS NOT NULL AND new_entity IS NOT NULL THEN 1 ELSE 0 END), 0) "
-        "FROM id_map_diff")).one()
-    counts.records_added, counts.records_removed, counts.records_reassigned = int(added), int(removed), int(kept)
+        "(SELECT entity, _file_id, _row_number FROM id_map_diff WHERE NOT is_new)"))
+    counts.records_reassigned = int(conn.execute(sa.text(
+        "SELECT COUNT(*) FROM identity_map WHERE node_id IN (SELECT node_id FROM id_node_diff)")).scalar_one())
+    if counts.records_reassigned:
+        conn.execute(sa.text(
+            "UPDATE identity_map SET contact_id = n.contact_id, match_type = n.match_type, "
+            "match_probability = n.match_probability FROM identity_nodes n "
+            "WHERE n.node_id = identity_map.node_id AND identity_map.node_id IN (SELECT node_id FROM id_node_diff)"))
+    for entity, (node, key, _) in RECORD_NODES.items():
+        conn.execute(sa.text(
+            "INSERT INTO identity_map (brand, entity, source_key, node_id, contact_id, match_type, match_probability, "
+            "_file_id, _row_number) "
+            f"SELECT t._brand, :e, CAST({key} AS VARCHAR), n.node_id, n.contact_id, n.match_type, n.match_probability, "
+            f"t._file_id, t._row_number FROM stg_{entity} t "
+            "JOIN id_map_diff d ON d.is_new AND d.entity = :e AND d._file_id = t._file_id AND d._row_number = t._row_number "
+            f"JOIN identity_nodes n ON n.node_id = {node}"), {"e": entity})
+    added, removed = conn.execute(sa.text(
+        "SELECT COALESCE(SUM(CASE WHEN is_new THEN 1 ELSE 0 END), 0), "
+        "COALESCE(SUM(CASE WHEN is_new THEN 0 ELSE 1 END), 0) FROM id_map_diff")).one()
+    counts.records_added, counts.records_removed = int(added), int(removed)
 
     # Contacts a changed node or record left or joined; `existed`: it had a contacts row before this run.
     conn.execute(sa.text("""
@@ -110,7 +117,9 @@ def write_by_difference(conn: sa.Connection, node_rows: pd.DataFrame, *, as_of: 
         FROM (SELECT old_contact AS contact_id FROM id_node_diff
               UNION SELECT new_contact FROM id_node_diff
               UNION SELECT old_contact FROM id_map_diff
-              UNION SELECT n.contact_id FROM id_map_diff d JOIN identity_nodes n ON n.node_id = d.new_node) t
+              UNION SELECT m.contact_id FROM id_map_diff d JOIN identity_map m
+                      ON d.is_new AND m.entity = d.entity AND m._file_id = d._file_id
+                     AND m._row_number = d._row_number) t
         WHERE t.contact_id IS NOT NULL
     """))
     conn.execute(sa.text("DELETE FROM contacts WHERE contact_id IN (SELECT contact_id FROM id_touched)"))

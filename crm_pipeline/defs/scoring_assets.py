@@ -72,6 +72,7 @@ def score_contacts(context: dg.AssetExecutionContext, warehouse: WarehouseResour
         "growth_bands": dg.MetadataValue.md(to_markdown(_counts(result["growth_bands"], "growth_band"))),
         "profiles_updated": result["profiles_updated"],
         "mode": result["mode"], "contacts_recomputed": result["contacts_recomputed"],
+        "contacts_rederived": result["contacts_rederived"],
         "contacts_by_reason": dg.MetadataValue.json(result["contacts_by_reason"]),
         "seconds": dg.MetadataValue.json(result["step_seconds"]),
     })

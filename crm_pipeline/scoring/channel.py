@@ -17,14 +17,16 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from crm_pipeline.profiles.sql import day_number
+from crm_pipeline.scoring.carry import only_due
 from crm_pipeline.scoring.config import ORDER_CHANNELS, ScoringConfig
 from crm_pipeline.scoring.engagement import ALL_BRANDS
 
 ALL_CHANNELS = (*ORDER_CHANNELS, "email")
 
 
-def channel_sql(config: ScoringConfig) -> str:
-    """INSERT of `channel_preferences` for :as_of, one row per key in tmp_scoring_known.
+def channel_sql(config: ScoringConfig, due: str | None = None) -> str:
+    """INSERT of `channel_preferences` for :as_of, one row per key in tmp_scoring_known (of the `due` contacts only,
+    when given).
 
     Reads the purchase days' conversions from `scoring_daily` (attributed when the day was aggregated)."""
     chans = config.channels
@@ -36,8 +38,8 @@ INSERT INTO channel_preferences (as_of, contact_id, brand, preferred_channel, pr
                                  web_conversion_count, app_conversion_count, store_conversion_count,
                                  marketplace_conversion_count, email_conversion_count, evidence_count, reason)
 WITH per_brand AS (
-    SELECT contact_id, brand, {", ".join(f"SUM({c}_conversion) AS n_{c}" for c in ALL_CHANNELS)}
-    FROM scoring_daily WHERE day >= :since_day AND day <= :as_of_day GROUP BY contact_id, brand
+    SELECT s.contact_id, brand, {", ".join(f"SUM({c}_conversion) AS n_{c}" for c in ALL_CHANNELS)}
+    FROM scoring_daily s{only_due('s', due)} WHERE day >= :since_day AND day <= :as_of_day GROUP BY s.contact_id, brand
 ),
 rolled AS (
     SELECT * FROM per_brand
@@ -48,7 +50,7 @@ rolled AS (
 evidence AS (
     SELECT k.contact_id, k.brand, {", ".join(f"COALESCE(r.n_{c}, 0) AS n_{c}" for c in ALL_CHANNELS)},
            {" + ".join(f"COALESCE(r.n_{c}, 0)" for c in chans)} AS n_all
-    FROM tmp_scoring_known k LEFT JOIN rolled r ON r.contact_id = k.contact_id AND r.brand = k.brand
+    FROM tmp_scoring_known k{only_due('k', due)} LEFT JOIN rolled r ON r.contact_id = k.contact_id AND r.brand = k.brand
 ),
 topped AS (SELECT e.*, {top} AS top FROM evidence e),
 judged AS (
@@ -65,12 +67,12 @@ FROM judged
 """
 
 
-def build_channels(conn: sa.Connection, config: ScoringConfig, params: dict) -> int:
+def build_channels(conn: sa.Connection, config: ScoringConfig, params: dict, due: str | None = None) -> int:
     """Replace the day's `channel_preferences` (inside the caller's transaction); returns rows written."""
     conn.execute(sa.text("DELETE FROM channel_preferences WHERE as_of = :as_of"), {"as_of": params["as_of"]})
     as_of_day = day_number(params["as_of"])
     bound = {"as_of": params["as_of"], "as_of_day": as_of_day, "min_evidence": int(config.min_evidence),
              "since_day": as_of_day + 1 - config.channel_lookback_days}  # the lookback's first UTC day
-    conn.execute(sa.text(channel_sql(config)), bound)
+    conn.execute(sa.text(channel_sql(config, due)), bound)
     return conn.execute(sa.text("SELECT COUNT(*) FROM channel_preferences WHERE as_of = :as_of"),
                         {"as_of": params["as_of"]}).scalar_one()

@@ -58,7 +58,7 @@ _PURCHASE_DAYS = f"""
     )"""
 
 
-def changes_sql(config: ScoringConfig) -> str:
+def changes_sql(config: ScoringConfig, known: str = "tmp_scoring_known") -> str:
     """Every stage change up to :as_of_day: contact_id, brand, change_day, step, from_stage, to_stage,
     purchase_count and last_purchase_day after the change (UTC day numbers; reads tmp_scoring_purchases
     and tmp_scoring_known)."""
@@ -77,7 +77,7 @@ seq AS (
 ),
 firsts AS (
     SELECT k.contact_id, k.brand, k.first_day, s.d AS first_purchase
-    FROM tmp_scoring_known k LEFT JOIN seq s ON s.contact_id = k.contact_id AND s.brand = k.brand AND s.n = 1
+    FROM {known} k LEFT JOIN seq s ON s.contact_id = k.contact_id AND s.brand = k.brand AND s.n = 1
 ),
 changes AS (
     SELECT contact_id, brand, first_day AS change_day, 0 AS step, 'new' AS from_stage, 'prospect' AS to_stage,
@@ -99,11 +99,13 @@ SELECT * FROM changes WHERE change_day <= :as_of_day AND from_stage <> to_stage
 """
 
 
-def build_lifecycle(conn: sa.Connection, config: ScoringConfig, params: dict) -> dict:
-    """Replace the day's `lifecycle_stages` and the day's `lifecycle_transitions` (scratch tables ready)."""
+def build_lifecycle(conn: sa.Connection, config: ScoringConfig, params: dict,
+                    known: str = "tmp_scoring_known") -> dict:
+    """Replace the day's `lifecycle_stages` and the day's `lifecycle_transitions` (scratch tables ready) of the
+    contacts in `known` (the purchases scratch holds theirs)."""
     as_of = params["as_of"]
     conn.execute(sa.text("DROP TABLE IF EXISTS tmp_scoring_changes"))
-    conn.execute(sa.text(f"CREATE TEMPORARY TABLE tmp_scoring_changes AS {changes_sql(config)}"),
+    conn.execute(sa.text(f"CREATE TEMPORARY TABLE tmp_scoring_changes AS {changes_sql(config, known)}"),
                  {"as_of_day": day_number(as_of)})
     conn.execute(sa.text("DELETE FROM lifecycle_stages WHERE as_of = :as_of"), {"as_of": as_of})
     conn.execute(sa.text(f"""

@@ -22,6 +22,7 @@ import re
 import sqlalchemy as sa
 
 from crm_pipeline.profiles.sql import day_number
+from crm_pipeline.scoring.carry import only_due
 from crm_pipeline.scoring.config import ScoringConfig
 from crm_pipeline.scoring.engagement import ALL_BRANDS
 
@@ -50,7 +51,7 @@ _LISTED = "value || ' ' || CAST(CAST(FLOOR(100.0 * weight / total + 0.5) AS INTE
 _TEMPS = tuple(f"tmp_scoring_pref_{i}" for i in range(len(DIMENSIONS)))
 
 
-def _ranked_sql(i: int) -> str:
+def _ranked_sql(i: int, due: str | None) -> str:
     """One dimension's values per contact within the lookback, weighted and ranked (ties: alphabetically
     first), from `scoring_daily_values`.
 
@@ -58,9 +59,10 @@ def _ranked_sql(i: int) -> str:
     return f"""
 CREATE TEMPORARY TABLE tmp_scoring_pref_{i} AS
 WITH weighted AS (
-    SELECT contact_id, value, SUM(weight) AS weight
-    FROM scoring_daily_values WHERE dimension = {i} AND day >= :since_day AND day <= :as_of_day
-    GROUP BY contact_id, value
+    SELECT v.contact_id, value, SUM(weight) AS weight
+    FROM scoring_daily_values v{only_due('v', due)}
+    WHERE dimension = {i} AND day >= :since_day AND day <= :as_of_day
+    GROUP BY v.contact_id, value
 )
 SELECT contact_id, value, weight,
        ROW_NUMBER() OVER (PARTITION BY contact_id ORDER BY weight DESC, value) AS rank,
@@ -83,7 +85,7 @@ def _per_contact(i: int, top_n: int) -> str:
             + f" FROM tmp_scoring_pref_{i} WHERE rank <= {top_n} GROUP BY contact_id)")
 
 
-def _wide_sql(top_n: int) -> str:
+def _wide_sql(top_n: int, due: str | None) -> str:
     columns, values, joins, parts = [], [], [], []
     for i, (_, _, _, _, _, column, listed) in enumerate(DIMENSIONS):
         parts.append(_per_contact(i, int(top_n)))
@@ -102,36 +104,37 @@ INSERT INTO contact_preferences (as_of, contact_id, {", ".join(columns)}, averag
                                  discounted_order_share, bought_unit_count, browsed_product_count,
                                  email_engagement_count)
 WITH discounts AS (
-    SELECT contact_id,
+    SELECT s.contact_id,
            CASE WHEN SUM(discount_rate_count) > 0 THEN SUM(discount_rate_sum) / SUM(discount_rate_count) END
                AS average_discount_rate,
            CAST(SUM(discounted_count) AS DOUBLE PRECISION) / SUM(purchase_count) AS discounted_order_share
-    FROM scoring_daily WHERE day >= :since_day AND day <= :as_of_day AND purchase_count > 0 GROUP BY contact_id
+    FROM scoring_daily s{only_due('s', due)}
+    WHERE day >= :since_day AND day <= :as_of_day AND purchase_count > 0 GROUP BY s.contact_id
 ),
 {("," + chr(10)).join(parts)}
 SELECT CAST(:as_of AS DATE), k.contact_id, {", ".join(values)},
        x.average_discount_rate, x.discounted_order_share,
        CAST(COALESCE(p{brand_bought}.total, 0) AS INTEGER), CAST(COALESCE(p{brand_browsed}.total, 0) AS INTEGER),
        CAST(COALESCE(p{weekday}.total, 0) AS INTEGER)
-FROM tmp_scoring_known k
+FROM tmp_scoring_known k{only_due('k', due)}
 {chr(10).join(joins)}
 LEFT JOIN discounts x ON x.contact_id = k.contact_id
 WHERE k.brand = '{ALL_BRANDS}'
 """
 
 
-def build_preferences(conn: sa.Connection, config: ScoringConfig, params: dict) -> int:
-    """Replace the day's `contact_preferences`; returns contacts written."""
+def build_preferences(conn: sa.Connection, config: ScoringConfig, params: dict, due: str | None = None) -> int:
+    """Replace the day's `contact_preferences` (of the `due` contacts only, when given); returns contacts written."""
     as_of = params["as_of"]
     as_of_day = day_number(as_of)
     bound = {"as_of": as_of, "as_of_day": as_of_day, "since_day": as_of_day + 1 - config.preference_lookback_days}
     for name in _TEMPS:
         conn.execute(sa.text(f"DROP TABLE IF EXISTS {name}"))
     for i in range(len(DIMENSIONS)):
-        sql = _ranked_sql(i)
+        sql = _ranked_sql(i, due)
         conn.execute(sa.text(sql), _only(sql, bound))
     conn.execute(sa.text("DELETE FROM contact_preferences WHERE as_of = :as_of"), {"as_of": as_of})
-    wide = _wide_sql(config.top_n)
+    wide = _wide_sql(config.top_n, due)
     conn.execute(sa.text(wide), _only(wide, bound))
     for name in _TEMPS:
         conn.execute(sa.text(f"DROP TABLE IF EXISTS {name}"))

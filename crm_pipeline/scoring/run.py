@@ -16,7 +16,7 @@ from crm_pipeline.scoring.engagement import build_engagement
 from crm_pipeline.scoring.lifecycle import build_lifecycle
 from crm_pipeline.scoring.preferences import build_preferences
 from crm_pipeline.scoring import truth as channel_truth
-from crm_pipeline.scoring import incremental
+from crm_pipeline.scoring import carry, incremental
 from crm_pipeline.scoring.daily import build_daily
 from crm_pipeline.scoring.scratch import create_daily_purchases, create_products, drop_scratch
 from crm_pipeline.scoring.unscored import add_unscored
@@ -58,7 +58,7 @@ def run_scoring(engine: sa.Engine, *, as_of: dt.date, config: ScoringConfig | No
     with engine.begin() as conn:
         timeline_as_of = conn.execute(sa.text("SELECT MAX(as_of) FROM timeline")).scalar()
         plan = incremental.plan_run(conn, as_of, key, full_refresh=full_refresh)
-        due = {} if plan.full else clock.run("changes", incremental.select_recompute, conn, plan, timeline_as_of)
+        reasons = {} if plan.full else clock.run("changes", incremental.select_recompute, conn, plan, timeline_as_of)
         recomputed = None if plan.full else incremental.recompute_count(conn)
         clock.run("scratch", create_products, conn)
         if plan.full or recomputed:
@@ -66,15 +66,25 @@ def run_scoring(engine: sa.Engine, *, as_of: dt.date, config: ScoringConfig | No
         clock.run("sources", partial(incremental.remember_sources, full=plan.full), conn)
         if plan.full:
             recomputed = conn.execute(sa.text("SELECT COUNT(DISTINCT contact_id) FROM scoring_daily")).scalar_one()
-        reason = plan.reason if plan.full else ", ".join(f"{k} {v}" for k, v in due.items())
+        reason = plan.reason if plan.full else ", ".join(f"{k} {v}" for k, v in reasons.items())
         incremental.log_run(conn, as_of, plan, reason, recomputed, key, timeline_as_of)
-        incremental.drop_plan_tables(conn)
-        create_daily_purchases(conn, day_number(as_of))
         scored = clock.run("engagement", build_engagement, conn, config, params)
         conn.execute(sa.text(_KNOWN_SQL), {"as_of": as_of})
-        channels = clock.run("channel", build_channels, conn, config, params)
-        preferences = clock.run("preferences", build_preferences, conn, config, params)
-        clock.run("lifecycle", build_lifecycle, conn, config, params)
+        # preferences, channel and lifecycle: only the contacts whose rows can change; the rest carried forward
+        carried = None if plan.full else clock.run("due", carry.create_due, conn, config, plan.previous_as_of, as_of)
+        incremental.drop_plan_tables(conn)
+        due = None if carried is None else carry.DUE
+        if due:
+            carry.stash(conn, plan.previous_as_of)
+        create_daily_purchases(conn, day_number(as_of), due)
+        clock.run("channel", build_channels, conn, config, params, due)
+        clock.run("preferences", build_preferences, conn, config, params, due)
+        clock.run("lifecycle", build_lifecycle, conn, config, params, carry.KNOWN_DUE if due else "tmp_scoring_known")
+        if due:
+            clock.run("carry", carry.restore, conn, as_of)
+        carry.drop(conn)
+        channels, preferences = (conn.execute(sa.text(f"SELECT COUNT(*) FROM {t} WHERE as_of = :d"), {"d": as_of})
+                                 .scalar_one() for t in ("channel_preferences", "contact_preferences"))
         unscored = clock.run("unscored", add_unscored, conn, params)
         attached = clock.run("profile_360", attach_scoring, conn, as_of)
         drop_scratch(conn)
@@ -106,7 +116,8 @@ def run_scoring(engine: sa.Engine, *, as_of: dt.date, config: ScoringConfig | No
         "mode": "full" if plan.full else "incremental",
         "reason": reason,
         "contacts_recomputed": int(recomputed),
-        "contacts_by_reason": due,
+        "contacts_by_reason": reasons,
+        "contacts_rederived": int(sum(bands.values()) if carried is None else carried),
         "engagement_rows": int(scored),
         "contacts_scored": int(sum(bands.values())),
         "growth_bands": {band: int(bands.get(band, 0)) for band in GROWTH_BANDS},

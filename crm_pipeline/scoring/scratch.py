@@ -44,7 +44,8 @@ FROM stg_products p LEFT JOIN cuts c ON c.brand = p._brand
 # The run's purchase days, from the daily aggregates (what the lifecycle reads), cut at the end of as_of.
 DAILY_PURCHASES_SQL = """
 CREATE TEMPORARY TABLE tmp_scoring_purchases AS
-SELECT contact_id, brand, day AS purchase_day FROM scoring_daily WHERE purchase_count > 0 AND day <= :as_of_day
+SELECT s.contact_id, brand, day AS purchase_day FROM scoring_daily s{due}
+WHERE purchase_count > 0 AND day <= :as_of_day
 """
 
 
@@ -53,9 +54,11 @@ def create_products(conn: sa.Connection) -> None:
     conn.execute(sa.text(PRODUCTS_SQL))
 
 
-def create_daily_purchases(conn: sa.Connection, as_of_day: int) -> None:
+def create_daily_purchases(conn: sa.Connection, as_of_day: int, due: str | None = None) -> None:
+    """The purchase days up to `as_of_day` (of the contacts in `due` only, when given)."""
+    join = "" if due is None else f" JOIN {due} d ON d.contact_id = s.contact_id"
     conn.execute(sa.text("DROP TABLE IF EXISTS tmp_scoring_purchases"))
-    conn.execute(sa.text(DAILY_PURCHASES_SQL), {"as_of_day": as_of_day})
+    conn.execute(sa.text(DAILY_PURCHASES_SQL.format(due=join)), {"as_of_day": as_of_day})
 
 
 def create_scratch(conn: sa.Connection, params: dict) -> None:

@@ -1,0 +1,89 @@
+"""Carrying yesterday's rows forward: preferences, channel and lifecycle only for contacts whose rows can change.
+
+The engagement score decays every day for everyone, but a contact's preferences, preferred channel and
+lifecycle stage change only when a day enters or leaves one of their windows, or their aggregates were
+rewritten. So, on an incremental run with the previous run's rows in place, the due contacts are:
+- the contacts whose daily aggregates this run rewrote (`tmp_scoring_recompute`);
+- contacts with an aggregate row on a day the run moved over (previous day + 1 .. as_of; as_of alone on
+  a same-day run): a new interaction, a purchase, a first day (a contact becoming known);
+- contacts with a row on a day that left the preference or channel lookback in that span;
+- contacts with a purchase day whose lifecycle threshold (active_days + 1, lapsed_days + 1) falls in it.
+Every stage move of the day belongs to a due contact (a move happens on a purchase day, a threshold day
+or a first day), so the day's transitions are counted from them alone. Everyone else keeps the previous
+run's row with the new day on it: the row a full computation gives, since none of its inputs moved.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import sqlalchemy as sa
+
+from crm_pipeline.profiles.sql import day_number
+from crm_pipeline.scoring.config import ScoringConfig
+from crm_pipeline.scoring.daily import RECOMPUTE
+from crm_pipeline.scoring.engagement import ALL_BRANDS
+from crm_pipeline.warehouse.scoring_schema import channel_preferences, contact_preferences, lifecycle_stages
+
+DUE = "tmp_scoring_due"
+KNOWN_DUE = "tmp_scoring_known_due"
+CARRIED = (contact_preferences, channel_preferences, lifecycle_stages)
+
+
+def _in_span(expr: str) -> str:
+    return f"({expr} > :lo AND {expr} <= :hi)"
+
+
+def create_due(conn: sa.Connection, config: ScoringConfig, previous: dt.date | None, as_of: dt.date) -> int | None:
+    """Create `tmp_scoring_due` and `tmp_scoring_known_due` (after `tmp_scoring_known`); returns the due contacts,
+    or None when everything is computed (no previous run's rows to carry)."""
+    drop(conn)
+    if previous is None or conn.execute(sa.text("SELECT 1 FROM engagement_scores WHERE as_of = :d LIMIT 1"),
+                                        {"d": previous}).first() is None:
+        return None
+    hi = day_number(as_of)
+    lo = day_number(previous) if as_of > previous else hi - 1
+    lookbacks = {int(config.preference_lookback_days), int(config.channel_lookback_days)}
+    leaving = " OR ".join(_in_span(f"day + {n}") for n in sorted(lookbacks))
+    thresholds = " OR ".join(_in_span(f"day + {n + 1}") for n in (int(config.active_days), int(config.lapsed_days)))
+    conn.execute(sa.text(f"""
+        CREATE TEMPORARY TABLE {DUE} AS SELECT DISTINCT contact_id FROM (
+            SELECT contact_id FROM {RECOMPUTE}
+            UNION ALL
+            SELECT contact_id FROM scoring_daily
+            WHERE {_in_span('day')} OR {leaving} OR (purchase_count > 0 AND ({thresholds}))
+        ) d"""), {"lo": lo, "hi": hi})
+    conn.execute(sa.text(f"CREATE TEMPORARY TABLE {KNOWN_DUE} AS SELECT k.* FROM tmp_scoring_known k "
+                         f"JOIN {DUE} d ON d.contact_id = k.contact_id"))
+    return conn.execute(sa.text(f"SELECT COUNT(*) FROM {DUE}")).scalar_one()
+
+
+def stash(conn: sa.Connection, previous: dt.date) -> None:
+    """Keep the previous run's rows of known contacts that are not due (before the day's rows are replaced)."""
+    for table in CARRIED:
+        brand = "t.brand" if "brand" in table.c else f"'{ALL_BRANDS}'"
+        conn.execute(sa.text(f"""
+            CREATE TEMPORARY TABLE tmp_carry_{table.name} AS
+            SELECT t.* FROM {table.name} t
+            JOIN tmp_scoring_known k ON k.contact_id = t.contact_id AND k.brand = {brand}
+            LEFT JOIN {DUE} d ON d.contact_id = t.contact_id
+            WHERE t.as_of = :previous AND d.contact_id IS NULL"""), {"previous": previous})
+
+
+def restore(conn: sa.Connection, as_of: dt.date) -> None:
+    """Write the kept rows as the new day's (after the due contacts' rows were computed)."""
+    for table in CARRIED:
+        rest = [c.name for c in table.columns if c.name != "as_of"]
+        conn.execute(sa.text(f"INSERT INTO {table.name} (as_of, {', '.join(rest)}) "
+                             f"SELECT CAST(:as_of AS DATE), {', '.join(rest)} FROM tmp_carry_{table.name}"),
+                     {"as_of": as_of})
+
+
+def only_due(alias: str, due: str | None) -> str:
+    """A join keeping the rows of `alias` whose contact is due; nothing when everyone is computed."""
+    return "" if due is None else f" JOIN {due} due_{alias} ON due_{alias}.contact_id = {alias}.contact_id"
+
+
+def drop(conn: sa.Connection) -> None:
+    for name in (DUE, KNOWN_DUE, *(f"tmp_carry_{t.name}" for t in CARRIED)):
+        conn.execute(sa.text(f"DROP TABLE IF EXISTS {name}"))

@@ -146,3 +146,37 @@ def test_scores_run_before_the_timeline_moved_catch_up_when_it_does(generated, t
     assert caught_up["contacts_by_reason"]["new_day"] > 0
     assert_same(tables(engine, D2), full_run_on_a_copy(engine, path, D2), "timeline moved after the run")
     engine.dispose()
+
+
+def test_the_scoring_asset_is_incremental_unless_the_run_asks_for_a_full_refresh(tmp_path, dagster_instance):
+    import dagster as dg
+
+    from crm_pipeline.defs.profile_assets import build_profile_tables
+    from crm_pipeline.defs.resources import default_resources
+    from crm_pipeline.defs.run_tags import FULL_REFRESH_TAG
+    from crm_pipeline.defs.scoring_assets import score_contacts
+    from crm_pipeline.settings import Settings
+    from crm_pipeline_tests.profiles.warehouse import AS_OF, Warehouse, days_before
+
+    url = f"duckdb:///{tmp_path / 'w.duckdb'}"
+    wh = Warehouse(make_engine(url))
+    for n in range(3):
+        wh.customer(f"K{n}", f"C{n}", first_name="Ann", updated_at=days_before(10))
+        wh.email_event(f"K{n}", "open", days_before(5))
+    wh.engine.dispose()
+    settings = Settings(home_dir=tmp_path / "home", landing_dir=tmp_path / "landing", warehouse_url=url,
+                        as_of=AS_OF)
+
+    def run(tags: dict[str, str]) -> dict:
+        result = dg.materialize([build_profile_tables, score_contacts], instance=dagster_instance,
+                                resources=default_resources(settings), tags=tags, partition_key=AS_OF.isoformat())
+        assert result.success
+        event = dagster_instance.get_latest_materialization_event(dg.AssetKey("engagement_scores"))
+        meta = {k: v.value for k, v in event.asset_materialization.metadata.items()}
+        return {k: meta[k] for k in ("mode", "contacts_recomputed", "contacts_scored")}
+
+    assert run({}) == {"mode": "full", "contacts_recomputed": 3, "contacts_scored": 3}
+    wh.email_event("K1", "click", days_before(1))
+    wh.engine.dispose()
+    assert run({}) == {"mode": "incremental", "contacts_recomputed": 1, "contacts_scored": 3}
+    assert run({FULL_REFRESH_TAG: "true"}) == {"mode": "full", "contacts_recomputed": 3, "contacts_scored": 3}

@@ -26,11 +26,16 @@ SPECS = [
 ]
 
 
-def _find_pairs():
-    """Splink's probabilistic pass, imported only when it runs (it is the heaviest import of the stage)."""
+def _find_pairs(warehouse: WarehouseResource):
+    """Splink's probabilistic pass, imported only when it runs (it is the heaviest import of the stage),
+    its own DuckDB connection bounded by the warehouse's memory, thread and spill settings."""
+    from functools import partial
+
     from crm_pipeline.identity.probabilistic import match_people
 
-    return match_people
+    bounds = {"memory_limit": warehouse.memory_limit, "threads": warehouse.threads,
+              "temp_directory": warehouse.temp_directory}
+    return partial(match_people, duckdb_settings=bounds) if any(bounds.values()) else match_people
 
 
 def _change_metadata(report) -> dict:
@@ -80,7 +85,7 @@ def resolve_identity(context: dg.AssetExecutionContext, warehouse: WarehouseReso
     as_of = crm_settings.as_of_date()
     with transient_warehouse_errors_retried(context):
         report = resolve_identities(warehouse.engine, as_of=as_of, config=config,
-                                    find_pairs=_find_pairs() if config.probabilistic_enabled else None,
+                                    find_pairs=_find_pairs(warehouse) if config.probabilistic_enabled else None,
                                     full_refresh=is_full_refresh(context))
     quality, map_quality = {}, {}
     if settings.truth_path and report.mode != "unchanged":

@@ -41,9 +41,15 @@ def match_digest(records: pd.DataFrame, config: IdentityConfig, finder: object) 
     for name in _CODE:
         digest.update((here / name).read_bytes())
     digest.update(json.dumps([config.probabilistic_threshold, config.max_pairs_per_record, config.seed,
-                              getattr(finder, "__qualname__", repr(finder)), package_metadata.version("splink")],
+                              _name(finder), package_metadata.version("splink")],
                              default=str).encode())
     return digest.hexdigest()
+
+
+def _name(finder: object) -> str:
+    """The matching function's name; a partial's bound settings (memory, threads) never change the result."""
+    finder = getattr(finder, "func", finder)
+    return f"{getattr(finder, '__module__', '')}.{getattr(finder, '__qualname__', type(finder).__name__)}"
 
 
 def stored_match(conn: sa.Connection, digest: str):

@@ -109,13 +109,18 @@ def probabilistic_pairs(records: pd.DataFrame, *, threshold: float | None = None
 
 
 def match_people(records: pd.DataFrame, *, threshold: float | None = None, max_pairs_per_record: int = 5,
-                 seed: int = 7, borderline_sample: int = 20) -> MatchResult:
-    """`probabilistic_pairs` with the trained model, the threshold used and borderline pairs."""
+                 seed: int = 7, borderline_sample: int = 20, duckdb_settings: dict | None = None) -> MatchResult:
+    """`probabilistic_pairs` with the trained model, the threshold used and borderline pairs.
+
+    `duckdb_settings` (memory_limit, threads, temp_directory) bound the pass's own DuckDB
+    connection as the warehouse settings bound the warehouse's: unbounded, it may take most
+    of the machine's memory on a million people. They never change the result.
+    """
     _check(records, threshold, max_pairs_per_record)
     empty = MatchResult(_empty())
     if len(records) < MIN_RECORDS:
         return empty
-    con = duckdb.connect(":memory:")
+    con = duckdb.connect(":memory:", config={k: str(v) for k, v in (duckdb_settings or {}).items() if v})
     try:
         named = _prepare(con, _input_frame(records))
         if named < MIN_RECORDS:

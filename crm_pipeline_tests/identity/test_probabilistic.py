@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from crm_pipeline.identity.probabilistic import probabilistic_pairs
+from crm_pipeline.identity.probabilistic import match_people, probabilistic_pairs
 
 FIRST = ["James", "Mary", "Robert", "Patricia", "John", "Jennifer", "Michael", "Linda", "William", "Elizabeth",
          "David", "Barbara", "Richard", "Susan", "Joseph", "Jessica", "Thomas", "Sarah", "Charles", "Karen",
@@ -143,6 +143,12 @@ def test_output_is_one_row_per_pair_above_the_threshold(pairs):
 def test_same_input_gives_the_same_pairs(records, pairs):
     again = probabilistic_pairs(records.sample(frac=1, random_state=3), threshold=THRESHOLD)
     pd.testing.assert_frame_equal(again, pairs)
+
+
+def test_a_memory_cap_and_one_thread_give_the_same_pairs(records, pairs, tmp_path):
+    bounded = match_people(records, threshold=THRESHOLD, duckdb_settings={
+        "memory_limit": "512MB", "threads": 1, "temp_directory": str(tmp_path / "spill")})
+    pd.testing.assert_frame_equal(bounded.pairs, pairs)
 
 
 def test_one_record_cannot_chain_many_clusters(records):

@@ -60,7 +60,7 @@ def score_contacts(context: dg.AssetExecutionContext, warehouse: WarehouseResour
         result = run_scoring(warehouse.engine, as_of=as_of, config=config, truth_dir=settings.truth_path,
                              full_refresh=is_full_refresh(context))
     with warehouse.engine.connect() as conn:
-        moves = funnel(conn, config, as_of=as_of, days=config.funnel_days)
+        moves = funnel(conn, config, as_of=as_of, days=config.funnel_days, from_aggregates=True)
         stages = stage_counts(conn, as_of)
         day_rows = {t: conn.execute(sa.text(f"SELECT COUNT(*) FROM {t} WHERE as_of = :d"), {"d": as_of}).scalar_one()
                     for t in ("lifecycle_stages", "lifecycle_transitions")}

@@ -29,7 +29,7 @@ import sqlalchemy as sa
 from crm_pipeline.profiles.sql import as_of_params, day_number, utc_day
 from crm_pipeline.scoring.config import STAGES, ScoringConfig
 from crm_pipeline.scoring.engagement import ALL_BRANDS
-from crm_pipeline.scoring.scratch import create_scratch, drop_scratch
+from crm_pipeline.scoring.scratch import create_daily_purchases, create_scratch, drop_scratch
 from crm_pipeline.scoring.sql import day_date
 from crm_pipeline.warehouse.bulk import read_frame
 
@@ -148,22 +148,42 @@ SELECT contact_id, '{ALL_BRANDS}', MIN(first_day) FROM firsts GROUP BY contact_i
 """
 
 
-def _history(conn: sa.Connection, as_of: dt.date) -> None:
-    """Scratch purchases and known contacts up to the end of `as_of`, from the timeline alone."""
+# The same from the scoring stage's daily aggregates: a day with an interaction or a purchase.
+KNOWN_FROM_DAILY_SQL = f"""
+CREATE TEMPORARY TABLE tmp_scoring_known AS
+WITH firsts AS (
+    SELECT contact_id, brand, MIN(day) AS first_day FROM scoring_daily
+    WHERE day <= :as_of_day AND interaction_count > 0 GROUP BY contact_id, brand
+)
+SELECT contact_id, brand, first_day FROM firsts
+UNION ALL
+SELECT contact_id, '{ALL_BRANDS}', MIN(first_day) FROM firsts GROUP BY contact_id
+"""
+
+
+def _history(conn: sa.Connection, as_of: dt.date, from_aggregates: bool = False) -> None:
+    """Scratch purchases and known contacts up to the end of `as_of`, from the timeline alone, or from
+    `scoring_daily` (`from_aggregates`: right after a scoring run up to `as_of`, the same answer without
+    reading the timeline)."""
+    if from_aggregates:
+        drop_scratch(conn)
+        create_daily_purchases(conn, day_number(as_of))
+        conn.execute(sa.text(KNOWN_FROM_DAILY_SQL), {"as_of_day": day_number(as_of)})
+        return
     params = as_of_params(as_of)
     create_scratch(conn, params)
     conn.execute(sa.text(KNOWN_FROM_TIMELINE_SQL), {"as_of_end": params["as_of_end"]})
 
 
 def transitions_by_day(conn: sa.Connection, config: ScoringConfig, *, as_of: dt.date, days: int,
-                       brand: str | None = None) -> pd.DataFrame:
+                       brand: str | None = None, from_aggregates: bool = False) -> pd.DataFrame:
     """day, brand, from_stage, to_stage, contact_count for the `days` days ending with `as_of`.
 
     Computed from the timeline and staged orders (no stored history needed); brand None = every
     scope ('' = across brands), else that brand only.
     """
     try:
-        _history(conn, as_of)
+        _history(conn, as_of, from_aggregates)
         where = "change_day > :start_day" + (" AND brand = :brand" if brand is not None else "")
         query = sa.text(f"""
             SELECT {day_date('change_day')} AS day, brand, from_stage, to_stage, COUNT(*) AS contact_count
@@ -181,11 +201,12 @@ def transitions_by_day(conn: sa.Connection, config: ScoringConfig, *, as_of: dt.
 
 
 def funnel(conn: sa.Connection, config: ScoringConfig, *, as_of: dt.date, days: int | None = None,
-           brand: str | None = None) -> pd.DataFrame:
+           brand: str | None = None, from_aggregates: bool = False) -> pd.DataFrame:
     """from_stage, to_stage, contacts: the moves between lifecycle stages in the `days` days ending with
     `as_of` (default: the config's funnel_days), across brands or for one brand, in funnel order."""
     days = days or config.funnel_days
-    moves = transitions_by_day(conn, config, as_of=as_of, days=days, brand=brand if brand else ALL_BRANDS)
+    moves = transitions_by_day(conn, config, as_of=as_of, days=days, brand=brand if brand else ALL_BRANDS,
+                               from_aggregates=from_aggregates)
     out = (moves.groupby(["from_stage", "to_stage"], as_index=False)["contact_count"].sum()
            .rename(columns={"contact_count": "contacts"}))
     order = {stage: i for i, stage in enumerate(FUNNEL_ORDER)}

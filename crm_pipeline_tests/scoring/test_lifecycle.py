@@ -108,10 +108,11 @@ def test_moves_equal_the_day_by_day_differences_of_stages(built):
                                   moves.sort_values(key, ignore_index=True)[spine.columns], check_dtype=False)
 
 
-def test_funnel_over_the_last_days(built):
+@pytest.mark.parametrize("from_aggregates", [False, True], ids=["timeline", "scoring_daily"])
+def test_funnel_over_the_last_days(built, from_aggregates):
     with built.engine.connect() as conn:
-        across = funnel(conn, CONFIG, as_of=AS_OF, days=90)
-        beta = funnel(conn, CONFIG, as_of=AS_OF, days=90, brand="beta")
+        across = funnel(conn, CONFIG, as_of=AS_OF, days=90, from_aggregates=from_aggregates)
+        beta = funnel(conn, CONFIG, as_of=AS_OF, days=90, brand="beta", from_aggregates=from_aggregates)
     assert across.to_dict("records") == [
         {"from_stage": "new", "to_stage": "prospect", "contacts": 1},
         {"from_stage": "first_time", "to_stage": "lapsing", "contacts": 1},

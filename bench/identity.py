@@ -6,9 +6,10 @@ Runs ingest and quality first (not timed), then resolves twice: deterministic on
 and with the probabilistic pass. Prints source records, nodes, contacts, seconds,
 peak memory, and pairwise quality against the generator's truth. For the
 probabilistic pass alone at 100k and 1M synthetic records see
-bench/identity_probabilistic.py. Each resolution here starts from a fresh warehouse's
-state (the second resolves again because its settings differ); for a warehouse that
-already holds identity (a 1% drop, a run with nothing new) see bench/identity_incremental.py.
+bench/identity_probabilistic.py. The first resolution starts from an empty identity state;
+the second (other settings, so it resolves again) writes by difference over the first. For
+a 1% drop and a run with nothing new on a warehouse holding identity see
+bench/identity_incremental.py.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Which contacts' daily aggregates a scoring run rewrites, and the memory that lets it know.
 
 A run is full when asked (`full_refresh`), on a warehouse's first run, when the as-of day moves
-backwards and when the settings the aggregates follow (points, channels, attribution) changed.
+backwards and when the scoring settings changed.
 Otherwise it rewrites only the aggregates of:
 - touched contacts: the old and the new contact of every `identity_map` row added, removed,
   re-assigned or re-staged (`_file_id`, `_row_number`) since the last run (`scoring_sources`);
@@ -16,6 +16,7 @@ The day's tables are then derived from the aggregates for everyone, as a full ru
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import json
@@ -43,8 +44,9 @@ class Plan:
 
 
 def config_key(config: ScoringConfig) -> str:
-    """A digest of the settings the daily aggregates depend on: a change redoes every contact."""
-    text = json.dumps([sorted(config.points.items()), list(config.channels), config.email_attribution_days])
+    """A digest of the scoring settings: a change redoes every contact (the aggregates follow the points,
+    channels and attribution; the rows carried forward follow every threshold and lookback)."""
+    text = json.dumps(dataclasses.asdict(config), sort_keys=True, default=list)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 

@@ -84,8 +84,11 @@ def test_every_kind_of_change_gives_the_scores_of_a_full_run(wh):  # noqa: F811
 
     for days in (1, 3, 12, 60, 400):  # new days: future records come in, windows and thresholds pass
         assert score_and_check(wh, AS_OF + dt.timedelta(days=days))["mode"] == "incremental"
+    last = AS_OF + dt.timedelta(days=400)
+    # other lookbacks: the rows carried forward would follow the old ones, so every contact is redone
+    assert run_scoring(wh.engine, as_of=last)["reason"] == "scoring settings changed"
     build_profiles(wh.engine, as_of=AS_OF)
-    assert run_scoring(wh.engine, as_of=AS_OF, config=SHORT)["mode"] == "full"  # an earlier day: all again
+    assert run_scoring(wh.engine, as_of=AS_OF)["mode"] == "full"  # an earlier day: all again
     with wh.engine.connect() as conn:
         modes = conn.execute(sa.text("SELECT mode, COUNT(*) FROM scoring_builds GROUP BY mode")).all()
     assert dict(modes)["incremental"] >= 10

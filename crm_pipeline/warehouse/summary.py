@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from crm_pipeline.landing.report import manifest_counts, raw_row_counts
+from crm_pipeline.landing.report import loaded_row_totals, manifest_counts
 
 
 def pipeline_summary(engine: sa.Engine) -> list[tuple[str, str]]:
@@ -15,7 +15,7 @@ def pipeline_summary(engine: sa.Engine) -> list[tuple[str, str]]:
         if "files" in existing:
             statuses = manifest_counts(conn)
             lines.append(("files", ", ".join(f"{n} {s}" for s, n in sorted(statuses.items())) or "none"))
-            counts = raw_row_counts(conn)
+            counts = loaded_row_totals(conn)
             lines.append(("rows loaded", f"{sum(counts.values()):,} (" +
                           ", ".join(f"{e} {n:,}" for e, n in counts.items()) + ")"))
         if "file_quality" in existing:

@@ -32,7 +32,7 @@ PEOPLE, BRANDS, DAYS, SEED = 800, 2, 365, 1
 
 # Columns stamped from the wall clock when a step runs, and keys of JSON metrics that time a step:
 # they differ between any two runs.
-WALL_CLOCK_COLUMNS = {"ingested_at", "typed_at", "added_at"}
+WALL_CLOCK_COLUMNS = {"ingested_at", "typed_at", "added_at", "finished_at"}
 WALL_CLOCK_JSON_KEYS = {"seconds"}
 # Opaque values each backend computes its own way, compared only for equality inside one warehouse
 # (`_row_hash`: DuckDB's hash() in SQL, pandas' elsewhere); what they decide (identical_row or

@@ -1,8 +1,10 @@
 """Benchmark: every default audience (across brands and per brand) over 1,000,000 synthetic profiles.
 
-Usage: PYTHONPATH=. python bench/audiences.py [--contacts 1000000] [--db PATH]
+Usage: PYTHONPATH=. python bench/audiences.py [--contacts 1000000] [--days 60] [--db PATH | --url URL]
 Prints generation and load time, audience time, members written and peak memory (max RSS of
-this process, DuckDB included).
+this process, DuckDB included). The first day is timed on an empty history; then `--days` earlier
+snapshots are stored (copies of that day, written in SQL) and one more day is timed, twice (a new
+day, then its re-run), so a day's cost can be compared with and without many days kept.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import sqlalchemy as sa
 
 from crm_pipeline.audiences.materialize import materialize_audiences
 from crm_pipeline.warehouse.bulk import insert_arrow
@@ -101,26 +104,50 @@ def generate(engine, contacts: int, seed: int = 7) -> int:
     return brand_table.num_rows
 
 
+def _timed(engine, as_of: dt.date, label: str, contacts: int):
+    start = time.perf_counter()
+    summary = materialize_audiences(engine, as_of=as_of)
+    seconds = time.perf_counter() - start
+    members = int(summary["size"].sum())
+    print(f"{label}: {len(summary)} audiences, {members:,} memberships in {seconds:.1f} s "
+          f"({contacts / seconds:,.0f} contacts/s); peak RSS {_rss_mb():,.0f} MB")
+    return summary
+
+
+def _store_days(engine, first: dt.date, days: int) -> None:
+    """`days` more stored days after `first`: its rows copied with the day shifted, one INSERT a table and day."""
+    with engine.begin() as conn:
+        for table in ("audience_members", "audience_sizes", "audience_history"):
+            cols = [c for c in conn.execute(sa.text(f"SELECT * FROM {table} WHERE 1 = 0")).keys() if c != "as_of"]
+            listed = ", ".join(cols)
+            copy = sa.text(f"INSERT INTO {table} (as_of, {listed}) SELECT :day, {listed} FROM {table} "
+                           "WHERE as_of = :first").bindparams(sa.bindparam("day", type_=sa.Date()),
+                                                              sa.bindparam("first", type_=sa.Date()))
+            for n in range(1, days + 1):
+                conn.execute(copy, {"day": first + dt.timedelta(days=n), "first": first})
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--contacts", type=int, default=1_000_000)
+    parser.add_argument("--days", type=int, default=60)
     parser.add_argument("--db", default=None)
+    parser.add_argument("--url", default=None, help="a SQLAlchemy URL (an empty PostgreSQL database) instead of DuckDB")
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp())
-    engine = make_engine(f"duckdb:///{args.db or folder / 'bench.duckdb'}")
+    engine = make_engine(args.url or f"duckdb:///{args.db or folder / 'bench.duckdb'}")
     create_profile_tables(engine)
     start = time.perf_counter()
     brand_rows = generate(engine, args.contacts)
     loaded = time.perf_counter() - start
     print(f"generated and loaded {args.contacts:,} contacts, {brand_rows:,} brand rows in {loaded:.1f} s "
           f"(peak RSS {_rss_mb():,.0f} MB)")
-    for run in (1, 2):
-        start = time.perf_counter()
-        summary = materialize_audiences(engine, as_of=AS_OF)
-        seconds = time.perf_counter() - start
-        members = int(summary["size"].sum())
-        print(f"run {run}: {len(summary)} audiences, {members:,} memberships in {seconds:.1f} s "
-              f"({args.contacts / seconds:,.0f} contacts/s); peak RSS {_rss_mb():,.0f} MB")
+    first = AS_OF - dt.timedelta(days=args.days + 1)
+    summary = _timed(engine, first, f"day 1 ({first}, no day stored)", args.contacts)
+    _store_days(engine, first, args.days)
+    print(f"stored {args.days} more days of snapshots, history and sizes (copies of {first})")
+    for label in ("new day", "re-run"):
+        summary = _timed(engine, AS_OF, f"{label} ({AS_OF}, {args.days + 1} days stored)", args.contacts)
     print(summary[["audience", "size", "entered", "exited"]].head(30).to_string(index=False))
 
 

@@ -3,7 +3,8 @@
 One transaction per run: the day's snapshot in `audience_members` and its `audience_sizes` are
 deleted and inserted again, then `audience_history` for that day (and for the next snapshot day,
 if one exists, since its comparison point changed) is rebuilt, so re-running a day rewrites the
-same rows. The heavy work is SQL: one scratch table of profile rows (one across brands, brand
+same rows. Every statement reads or deletes one day (the previous snapshot day is found in the small
+`audience_sizes`), so a day costs the same however many days are kept. The heavy work is SQL: one scratch table of profile rows (one across brands, brand
 '', plus one per contact and brand, carrying only the fields the rules read and an `opted_out`
 flag), then ONE INSERT of every audience's members (a UNION ALL of the compiled rules, consent
 applied per audience) joined to the golden contact details, minus the suppression list.
@@ -288,13 +289,24 @@ def _suppressed(conn: sa.Connection) -> None:
 def write_history(conn: sa.Connection, as_of: dt.date) -> None:
     """Entries and exits of `as_of` against the previous snapshot; then those of the next snapshot
     (its previous snapshot is now this one), so re-running a past day keeps later history true."""
-    previous = conn.execute(sa.select(sa.func.max(audience_members.c.as_of))
-                            .where(audience_members.c.as_of < as_of)).scalar_one()
-    _history_for(conn, as_of, previous)
-    following = conn.execute(sa.select(sa.func.min(audience_members.c.as_of))
-                             .where(audience_members.c.as_of > as_of)).scalar_one()
+    _history_for(conn, as_of, snapshot_day(conn, before=as_of))
+    following = snapshot_day(conn, after=as_of)
     if following is not None:
         _history_for(conn, following, as_of)
+
+
+def snapshot_day(conn: sa.Connection, *, before: dt.date | None = None, after: dt.date | None = None):
+    """The nearest day before (or after) the given one that has members, or None.
+
+    Read from `audience_sizes` (a row per audience and day; size > 0 exactly when the day has
+    members of that audience) rather than from `audience_members`, whose rows grow with every day kept.
+    """
+    s = audience_sizes
+    if before is not None:
+        query = sa.select(sa.func.max(s.c.as_of)).where(s.c.as_of < before)
+    else:
+        query = sa.select(sa.func.min(s.c.as_of)).where(s.c.as_of > after)
+    return conn.execute(query.where(s.c.size > 0)).scalar_one()
 
 
 def _history_for(conn: sa.Connection, day: dt.date, previous: dt.date | None) -> None:

@@ -7,6 +7,9 @@
 - `audience_sizes`: one row per audience and day, including empty and skipped audiences, so a
   listing shows an audience that has no members (and why). Entries and exits are read from
   `audience_history`, which a re-run of an earlier day can refresh.
+- Every read and delete of the stage is by day (and audience, contact), so a day costs the same
+  however many days are kept: DuckDB skips other days through its per-row-group min/max (rows
+  are written a day at a time); PostgreSQL gets the `_DAY_INDEXES` below.
 - `suppression_list`: people never exported (by contact id and/or the SHA-256 of the trimmed,
   lowercased email), whatever audience they are in.
 """
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from crm_pipeline.warehouse.engine import is_duckdb
 from crm_pipeline.warehouse.schema import metadata
 
 audience_members = sa.Table(
@@ -59,7 +63,27 @@ suppression_list = sa.Table(
 
 AUDIENCE_TABLES = [audience_members, audience_history, audience_sizes, suppression_list]
 
+# PostgreSQL only: keyed reads of one day. On DuckDB an index (in memory, kept on every insert and
+# delete) would cost more than it saves: its row-group min/max already skip the other days.
+_DAY_INDEXES = (
+    ("ix_audience_members_day", "audience_members", "as_of, audience, contact_id"),
+    ("ix_audience_history_day", "audience_history", "as_of"),
+    ("ix_audience_sizes_day", "audience_sizes", "as_of"),
+)
+
 
 def create_audience_tables(bind: sa.Engine | sa.Connection) -> None:
-    """Create the audience tables if they are missing (safe to call on every run)."""
+    """Create the audience tables (and, on PostgreSQL, their day indexes) if missing; safe on every run."""
     metadata.create_all(bind, tables=AUDIENCE_TABLES)
+    if is_duckdb(bind):
+        return
+    # Plain DDL rather than sa.Index: an Index object on the shared Table would be created on DuckDB too.
+    statements = [sa.text(f"CREATE INDEX IF NOT EXISTS {name} ON {table} ({columns})")
+                  for name, table, columns in _DAY_INDEXES]
+    if isinstance(bind, sa.Connection):
+        for statement in statements:
+            bind.execute(statement)
+        return
+    with bind.begin() as conn:
+        for statement in statements:
+            conn.execute(statement)

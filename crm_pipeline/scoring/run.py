@@ -31,6 +31,41 @@ FROM engagement_scores WHERE as_of = :as_of
 """
 
 
+def _refresh_aggregates(conn: sa.Connection, clock: StepClock, config: ScoringConfig, as_of: dt.date,
+                        timeline_as_of: dt.date | None, full_refresh: bool) -> tuple:
+    """Rewrite the daily aggregates of the contacts that need it (all on a full run): plan, reasons, count."""
+    plan = incremental.plan_run(conn, as_of, incremental.config_key(config), full_refresh=full_refresh)
+    reasons = {} if plan.full else clock.run("changes", incremental.select_recompute, conn, plan, timeline_as_of)
+    recomputed = None if plan.full else incremental.recompute_count(conn)
+    clock.run("scratch", create_products, conn)
+    if plan.full or recomputed:
+        clock.run("daily", partial(build_daily, full=plan.full), conn, config)
+    clock.run("sources", partial(incremental.remember_sources, full=plan.full), conn)
+    if plan.full:
+        recomputed = conn.execute(sa.text("SELECT COUNT(DISTINCT contact_id) FROM scoring_daily")).scalar_one()
+    return plan, reasons, recomputed
+
+
+def _derive_due(conn: sa.Connection, clock: StepClock, config: ScoringConfig, params: dict,
+                plan: incremental.Plan) -> int | None:
+    """Channel, preferences and lifecycle of the day: only for the contacts whose rows can change, the rest
+    carried forward from the previous run (everyone on a full run: returns None, else the due contacts)."""
+    as_of = params["as_of"]
+    carried = None if plan.full else clock.run("due", carry.create_due, conn, config, plan.previous_as_of, as_of)
+    incremental.drop_plan_tables(conn)
+    due = None if carried is None else carry.DUE
+    if due:
+        carry.stash(conn, plan.previous_as_of)
+    create_daily_purchases(conn, day_number(as_of), due)
+    clock.run("channel", build_channels, conn, config, params, due)
+    clock.run("preferences", build_preferences, conn, config, params, due)
+    clock.run("lifecycle", build_lifecycle, conn, config, params, carry.KNOWN_DUE if due else "tmp_scoring_known")
+    if due:
+        clock.run("carry", carry.restore, conn, as_of)
+    carry.drop(conn)
+    return carried
+
+
 def run_scoring(engine: sa.Engine, *, as_of: dt.date, config: ScoringConfig | None = None,
                 config_file: str | Path | None = None, truth_dir: Path | None = None,
                 full_refresh: bool = False) -> dict:
@@ -57,32 +92,12 @@ def run_scoring(engine: sa.Engine, *, as_of: dt.date, config: ScoringConfig | No
     create_scoring_tables(engine)
     with engine.begin() as conn:
         timeline_as_of = conn.execute(sa.text("SELECT MAX(as_of) FROM timeline")).scalar()
-        plan = incremental.plan_run(conn, as_of, key, full_refresh=full_refresh)
-        reasons = {} if plan.full else clock.run("changes", incremental.select_recompute, conn, plan, timeline_as_of)
-        recomputed = None if plan.full else incremental.recompute_count(conn)
-        clock.run("scratch", create_products, conn)
-        if plan.full or recomputed:
-            clock.run("daily", partial(build_daily, full=plan.full), conn, config)
-        clock.run("sources", partial(incremental.remember_sources, full=plan.full), conn)
-        if plan.full:
-            recomputed = conn.execute(sa.text("SELECT COUNT(DISTINCT contact_id) FROM scoring_daily")).scalar_one()
+        plan, reasons, recomputed = _refresh_aggregates(conn, clock, config, as_of, timeline_as_of, full_refresh)
         reason = plan.reason if plan.full else ", ".join(f"{k} {v}" for k, v in reasons.items())
         incremental.log_run(conn, as_of, plan, reason, recomputed, key, timeline_as_of)
         scored = clock.run("engagement", build_engagement, conn, config, params)
         conn.execute(sa.text(_KNOWN_SQL), {"as_of": as_of})
-        # preferences, channel and lifecycle: only the contacts whose rows can change; the rest carried forward
-        carried = None if plan.full else clock.run("due", carry.create_due, conn, config, plan.previous_as_of, as_of)
-        incremental.drop_plan_tables(conn)
-        due = None if carried is None else carry.DUE
-        if due:
-            carry.stash(conn, plan.previous_as_of)
-        create_daily_purchases(conn, day_number(as_of), due)
-        clock.run("channel", build_channels, conn, config, params, due)
-        clock.run("preferences", build_preferences, conn, config, params, due)
-        clock.run("lifecycle", build_lifecycle, conn, config, params, carry.KNOWN_DUE if due else "tmp_scoring_known")
-        if due:
-            clock.run("carry", carry.restore, conn, as_of)
-        carry.drop(conn)
+        carried = _derive_due(conn, clock, config, params, plan)
         channels, preferences = (conn.execute(sa.text(f"SELECT COUNT(*) FROM {t} WHERE as_of = :d"), {"d": as_of})
                                  .scalar_one() for t in ("channel_preferences", "contact_preferences"))
         unscored = clock.run("unscored", add_unscored, conn, params)

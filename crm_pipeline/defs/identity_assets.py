@@ -43,7 +43,7 @@ def _change_metadata(report) -> dict:
     c = report.changes
     if report.mode == "unchanged":
         return {"mode": "unchanged", "contacts_touched": 0}
-    return {"mode": report.mode, "identity_run": c.run_number, "contacts_touched": c.contacts_touched,
+    return {"mode": report.mode, "graph_reclustered": not report.graph_reused, "identity_run": c.run_number, "contacts_touched": c.contacts_touched,
             "contacts_created": c.contacts_created, "contacts_changed": c.contacts_changed,
             "contacts_retired": c.contacts_retired, "records_added": c.records_added,
             "records_removed": c.records_removed, "records_reassigned": c.records_reassigned,
@@ -54,6 +54,9 @@ def _model_metadata(report) -> dict:
     """The trained model, its threshold and the borderline pairs, for the contacts page."""
     if report.mode == "unchanged":
         return {"probabilistic_model": "not run: no staged record, decision or setting changed since the last run"}
+    if report.graph_reused:
+        return {"probabilistic_model": "not run: the graph is as the last run clustered it (new records joined "
+                                       "known nodes only)"}
     match = report.match
     if match is None or match.model is None:
         return {"probabilistic_model": "not trained this run (too few named records, or disabled)"}

@@ -18,7 +18,7 @@ from crm_pipeline.identity.graph import components
 from crm_pipeline.identity.guards import guard_identifiers
 from crm_pipeline.identity.nodes import all_nodes, direct_edges, identifier_edges, person_records
 from crm_pipeline.identity.match_store import match_digest, stored_match, store_match
-from crm_pipeline.identity.runs import fingerprint, last_fingerprint
+from crm_pipeline.identity.runs import fingerprint, graph_digest, last_run, with_graph
 from crm_pipeline.identity.stable_ids import assign_contact_ids, id_number
 from crm_pipeline.identity.write import ChangeCounts, write_by_difference
 from crm_pipeline.warehouse.bulk import insert_arrow, read_frame
@@ -47,6 +47,7 @@ class IdentityReport:
     cannot_links: int = 0
     cannot_links_unenforceable: list[str] = field(default_factory=list)  # pairs a shared identifier joins
     match: object | None = None  # the probabilistic pass's MatchResult (model, threshold, borderline)
+    graph_reused: bool = False  # the graph was as the last run clustered it: its nodes' contacts were kept
     match_reused: bool = False  # the probabilistic pass's input was unchanged: its stored result was used
     mode: str = "full"  # full (first run or asked for) / incremental / unchanged (nothing read changed)
     changes: ChangeCounts = field(default_factory=ChangeCounts)
@@ -64,9 +65,9 @@ def resolve_identities(engine: sa.Engine, *, as_of: date, config: IdentityConfig
     create_identity_tables(engine)
     with engine.connect() as conn:
         signature = fingerprint(conn, config, probabilistic=config.probabilistic_enabled and find_pairs is not None)
-        previous_signature = last_fingerprint(conn)
+        previous_signature, previous_graph, previous_as_of = last_run(conn)
         if previous_signature == signature and not full_refresh:
-            _fill_from_stored(conn, report, config)
+            _fill_from_stored(conn, report, config, as_of, "unchanged")
             report.seconds["total"] = time.perf_counter() - clock
             return report
     report.mode = "full" if full_refresh or previous_signature is None else "incremental"
@@ -85,6 +86,16 @@ def resolve_identities(engine: sa.Engine, *, as_of: date, config: IdentityConfig
         erased = conn.execute(sa.text("SELECT MAX(retired_contact_number) FROM erasure_requests")).scalar() \
             if sa.inspect(conn).has_table("erasure_requests") else None
     report.seconds["read"] = time.perf_counter() - clock
+    graph = graph_digest([nodes[["node_id"]], edges, direct, people, decisions], signature)
+    signature = with_graph(signature, graph)
+    if graph == previous_graph and not full_refresh:
+        # The same graph clusters as last time: the stored nodes stand; only new or gone records are written.
+        report.graph_reused = True
+        report.changes = _write_records_only(engine, as_of, previous_as_of, signature)
+        with engine.connect() as conn:
+            _fill_from_stored(conn, report, config, as_of, "incremental")
+        report.seconds["total"] = time.perf_counter() - clock
+        return report
 
     guarded = guard_identifiers(edges, people, config)
     # A reviewer's must-link is as certain as a shared identifier: the pair is one cluster before scoring.
@@ -236,9 +247,14 @@ def _alerts(guarded, oversized: pd.Series, config: IdentityConfig, as_of: date) 
     return alerts
 
 
-def _fill_from_stored(conn: sa.Connection, report: IdentityReport, config: IdentityConfig) -> None:
-    """An unchanged run's figures, read from the tables it leaves as they are (small aggregates)."""
-    report.mode = "unchanged"
+def _fill_from_stored(conn: sa.Connection, report: IdentityReport, config: IdentityConfig, as_of: date,
+                      mode: str) -> None:
+    """The figures of a run that kept every node's contact, read from the tables (small aggregates)."""
+    report.mode = mode
+    report.junk_values, report.capped_values, report.probabilistic_pairs = (int(n) for n in conn.execute(sa.text(
+        "SELECT (SELECT COUNT(*) FROM identity_alerts WHERE as_of = :d AND kind = 'junk_identifier'), "
+        "(SELECT COUNT(*) FROM identity_alerts WHERE as_of = :d AND kind = 'identifier_capped'), "
+        "(SELECT COUNT(*) FROM identity_pairs)"), {"d": as_of}).one())
     report.records, report.nodes = (int(n) for n in conn.execute(sa.text(
         "SELECT (SELECT COUNT(*) FROM identity_map), (SELECT COUNT(*) FROM identity_nodes)")).one())
     report.contacts, largest = conn.execute(sa.text(
@@ -247,6 +263,19 @@ def _fill_from_stored(conn: sa.Connection, report: IdentityReport, config: Ident
     report.oversized_clusters = list(conn.execute(sa.text(
         "SELECT contact_id FROM contacts WHERE node_count > :cap ORDER BY contact_id"),
         {"cap": config.max_cluster_size}).scalars())
+
+
+def _write_records_only(engine: sa.Engine, as_of: date, previous_as_of: date, signature: str) -> ChangeCounts:
+    """Keep every node's contact; write the new and gone records; the day's alerts and borderline pairs are
+    the last run's (a resolution of the same graph finds the same)."""
+    with engine.begin() as conn:
+        if previous_as_of != as_of:
+            conn.execute(identity_alerts.delete().where(identity_alerts.c.as_of == as_of))
+            conn.execute(sa.text("INSERT INTO identity_alerts (kind, subject, detail, as_of) "
+                                 "SELECT kind, subject, detail, :d FROM identity_alerts WHERE as_of = :p"),
+                         {"d": as_of, "p": previous_as_of})
+            conn.execute(identity_borderline.update().values(as_of=as_of))  # the same sample, shown as of today
+        return write_by_difference(conn, None, as_of=as_of, mode="incremental", fingerprint=signature)
 
 
 def _write(engine: sa.Engine, nodes: pd.DataFrame, assignment, alerts: pd.DataFrame, as_of: date,

@@ -54,7 +54,31 @@ def settings_digest(config: IdentityConfig, probabilistic: bool) -> str:
     return hashlib.sha256(json.dumps(raw, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def last_fingerprint(conn: sa.Connection) -> str | None:
-    """The fingerprint of the last run that resolved (None before the first one)."""
-    return conn.execute(sa.text(
-        "SELECT fingerprint FROM identity_runs ORDER BY run_number DESC LIMIT 1")).scalar()
+def last_run(conn: sa.Connection) -> tuple[str | None, str | None, object]:
+    """The last resolution's input fingerprint, graph digest and as-of day (Nones before the first one).
+
+    The stored fingerprint is the input fingerprint with the graph digest added under "graph"."""
+    row = conn.execute(sa.text(
+        "SELECT fingerprint, as_of FROM identity_runs ORDER BY run_number DESC LIMIT 1")).first()
+    if row is None:
+        return None, None, None
+    parts = json.loads(row[0])
+    graph = parts.pop("graph", None)
+    return json.dumps(parts, sort_keys=True), graph, row[1]
+
+
+def with_graph(signature: str, graph: str | None) -> str:
+    return json.dumps({**json.loads(signature), "graph": graph}, sort_keys=True)
+
+
+def graph_digest(frames: list, signature: str) -> str:
+    """A digest of the graph a resolution clusters (node ids, identifier and direct edges, person
+    records, decisions, each in a fixed order) and of the settings: equal digests cluster alike."""
+    import pandas as pd
+
+    digest = hashlib.sha256(json.loads(signature)["settings"].encode())
+    for frame in frames:
+        ordered = frame.sort_values(list(frame.columns), ignore_index=True)
+        digest.update(str(list(frame.columns)).encode())
+        digest.update(pd.util.hash_pandas_object(ordered, index=False).to_numpy().tobytes())
+    return digest.hexdigest()

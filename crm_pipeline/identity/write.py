@@ -50,27 +50,16 @@ class ChangeCounts:
         return self.contacts_created + self.contacts_changed + self.contacts_retired
 
 
-def write_by_difference(conn: sa.Connection, node_rows: pd.DataFrame, *, as_of: date, mode: str,
+def write_by_difference(conn: sa.Connection, node_rows: pd.DataFrame | None, *, as_of: date, mode: str,
                         fingerprint: str) -> ChangeCounts:
     """Bring identity_nodes, identity_map and contacts to `node_rows`' state; log the run and its contacts."""
     counts = ChangeCounts()
     _drop_scratch(conn)
-    _next_nodes.create(conn)
-    insert_arrow(conn, _next_nodes, pa.Table.from_pandas(node_rows[[c.name for c in _next_nodes.columns]],
-                                                         preserve_index=False))
-    conn.execute(sa.text("""
-        CREATE TEMPORARY TABLE id_node_diff AS
-        SELECT COALESCE(n.node_id, o.node_id) AS node_id, o.contact_id AS old_contact, n.contact_id AS new_contact,
-               n.node_id IS NOT NULL AS present
-        FROM identity_nodes o FULL OUTER JOIN identity_nodes_next n ON n.node_id = o.node_id
-        WHERE o.node_id IS NULL OR n.node_id IS NULL OR o.contact_id <> n.contact_id OR o.match_type <> n.match_type
-           OR o.match_probability IS DISTINCT FROM n.match_probability OR o.first_seen_as_of <> n.first_seen_as_of
-    """))
-    conn.execute(sa.text("DELETE FROM identity_nodes WHERE node_id IN (SELECT node_id FROM id_node_diff)"))
-    conn.execute(sa.text(
-        "INSERT INTO identity_nodes (node_id, contact_id, match_type, match_probability, first_seen_as_of) "
-        "SELECT node_id, contact_id, match_type, match_probability, first_seen_as_of FROM identity_nodes_next "
-        "WHERE node_id IN (SELECT node_id FROM id_node_diff WHERE present)"))
+    if node_rows is None:  # the nodes stand as stored (same graph as the last run): no node differs
+        conn.execute(sa.text("CREATE TEMPORARY TABLE id_node_diff AS SELECT node_id, contact_id AS old_contact, "
+                             "contact_id AS new_contact, TRUE AS present FROM identity_nodes WHERE 1 = 0"))
+    else:
+        _write_nodes(conn, node_rows)
     counts.nodes_written = int(conn.execute(sa.text("SELECT COUNT(*) FROM id_node_diff")).scalar_one())
 
     # A map row is named by its staged row's lineage (never changed in place): new and gone rows are
@@ -157,6 +146,26 @@ def write_by_difference(conn: sa.Connection, node_rows: pd.DataFrame, *, as_of: 
                    "now": datetime.now(timezone.utc)})
     _drop_scratch(conn)
     return counts
+
+
+def _write_nodes(conn: sa.Connection, node_rows: pd.DataFrame) -> None:
+    """Replace the identity_nodes rows that differ from `node_rows`; id_node_diff says which (old and new contact)."""
+    _next_nodes.create(conn)
+    insert_arrow(conn, _next_nodes, pa.Table.from_pandas(node_rows[[c.name for c in _next_nodes.columns]],
+                                                         preserve_index=False))
+    conn.execute(sa.text("""
+        CREATE TEMPORARY TABLE id_node_diff AS
+        SELECT COALESCE(n.node_id, o.node_id) AS node_id, o.contact_id AS old_contact, n.contact_id AS new_contact,
+               n.node_id IS NOT NULL AS present
+        FROM identity_nodes o FULL OUTER JOIN identity_nodes_next n ON n.node_id = o.node_id
+        WHERE o.node_id IS NULL OR n.node_id IS NULL OR o.contact_id <> n.contact_id OR o.match_type <> n.match_type
+           OR o.match_probability IS DISTINCT FROM n.match_probability OR o.first_seen_as_of <> n.first_seen_as_of
+    """))
+    conn.execute(sa.text("DELETE FROM identity_nodes WHERE node_id IN (SELECT node_id FROM id_node_diff)"))
+    conn.execute(sa.text(
+        "INSERT INTO identity_nodes (node_id, contact_id, match_type, match_probability, first_seen_as_of) "
+        "SELECT node_id, contact_id, match_type, match_probability, first_seen_as_of FROM identity_nodes_next "
+        "WHERE node_id IN (SELECT node_id FROM id_node_diff WHERE present)"))
 
 
 def _drop_scratch(conn: sa.Connection) -> None:

@@ -182,6 +182,18 @@ def test_a_drop_of_known_visitors_events_reuses_the_matching_and_gives_a_full_re
     for name in STATE:
         pd.testing.assert_frame_equal(incremental[name], rebuilt[name], obj=name)
 
+    # The same visitors again, next day: no new node or identifier, so the graph is not clustered again.
+    land(tmp_path / "landing", {"brand_a/web_events/w2.csv": pd.DataFrame({
+        "event_id": ["W3"], "cookie_id": ["K1"], "session_id": ["S3"], "customer_id": ["rec-1-org"], "email": [""],
+        "event_type": ["page_view"], "url": ["/cart"], "sku": [""], "occurred_at": ["2025-06-02T10:00:00Z"]})})
+    report = stage_and_resolve(engine, tmp_path / "landing", D2 + dt.timedelta(days=1), find_pairs=match_people)
+    assert report.mode == "incremental" and report.graph_reused
+    assert (report.changes.records_added, report.changes.contacts_touched) == (1, 1)
+    incremental = state(engine)
+    rebuilt = full_refresh_of_a_copy(engine, path, D2 + dt.timedelta(days=1), match_people)
+    for name in STATE:
+        pd.testing.assert_frame_equal(incremental[name], rebuilt[name], obj=name)
+
 
 def test_a_review_decision_or_a_new_setting_makes_identity_resolve_again(generated, tmp_path):
     engine = make_engine(f"duckdb:///{tmp_path / 'w.duckdb'}")

@@ -2,10 +2,10 @@
 
 score(day) = sum over interactions on or before `day` of points * 0.5 ** ((day - interaction day) /
 half_life_days). The score 7 and 30 days earlier is recomputed from the same data (interactions on
-or before that day), so a fresh warehouse has growth on its first run; one pass over the timeline
-gives all three (each day's points decayed to each of the three days). The pass reads `scoring_daily`
-(points per contact, brand and UTC day), not the timeline: decay is linear, so a day's interactions
-decay together and the sum over days equals the sum over interactions. Ages are whole UTC
+or before that day), so a fresh warehouse has growth on its first run; one pass gives all three
+(each day's points decayed to each of the three days). The pass reads `scoring_daily` (points per
+contact, brand and UTC day), not the timeline: decay is linear, so a day's interactions decay
+together and the sum over days equals the sum over interactions. Ages are whole UTC
 days (as_of minus the interaction's UTC day), so an interaction on as_of counts in full.
 
 Across brands (brand '') the score is the sum of the brand scores (decay is linear).

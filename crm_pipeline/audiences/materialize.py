@@ -34,6 +34,7 @@ from crm_pipeline.audiences.sql import sha256_hex
 from crm_pipeline.warehouse.audience_schema import (
     audience_history, audience_members, audience_sizes, create_audience_tables,
 )
+from crm_pipeline.warehouse.engine import is_postgresql
 from crm_pipeline.warehouse.profile_schema import profile_360
 
 ALL_BRANDS = ""  # brand_scope of audiences computed across all brands
@@ -153,6 +154,10 @@ def build_members(conn: sa.Connection, config: AudienceConfig, as_of: dt.date) -
                 .where(~sa.exists().where(suppressed.c.contact_id == hits.c.contact_id)))
         conn.execute(sa.insert(audience_members).from_select(
             ["as_of", "audience", "contact_id", "email", "phone", "first_name", "last_name", "brand_scope"], rows))
+        if is_postgresql(conn):
+            # the new day is not in the planner's statistics yet: estimated at one row, the history diff
+            # would run as a nested loop over the two days (minutes). ANALYZE samples a bounded number of rows.
+            conn.execute(sa.text("ANALYZE audience_members"))
     sizes = dict(conn.execute(sa.select(audience_members.c.audience, sa.func.count())
                               .where(audience_members.c.as_of == as_of).group_by(audience_members.c.audience)).all())
     conn.execute(audience_sizes.delete().where(audience_sizes.c.as_of == as_of))

@@ -136,8 +136,8 @@ def write_by_difference(conn: sa.Connection, node_rows: pd.DataFrame | None, *, 
                                           "GROUP BY change"), {"run": counts.run_number}).all():
         setattr(counts, f"contacts_{change}", int(n))
     conn.execute(sa.text(
-        "INSERT INTO identity_runs (run_number, as_of, mode, fingerprint, records_added, records_removed, "
-        "records_reassigned, contacts_created, contacts_changed, contacts_retired, finished_at) "
+        "INSERT INTO identity_runs (run_number, as_of, mode, fingerprint, records_added_count, records_removed_count, "
+        "records_reassigned_count, contacts_created_count, contacts_changed_count, contacts_retired_count, finished_at) "
         "VALUES (:run, :as_of, :mode, :fingerprint, :added, :removed, :reassigned, :created, :changed, :retired, "
         ":now)"), {"run": counts.run_number, "as_of": as_of, "mode": mode, "fingerprint": fingerprint,
                    "added": counts.records_added, "removed": counts.records_removed,

@@ -68,7 +68,7 @@ def erase(engine: sa.Engine, *, email: str | None = None, contact_id: str | None
 
 
 def _remove(conn: sa.Connection, person: Person, rules: list[TableRule], request_id: int) -> list[tuple[str, int]]:
-    params = {"contacts": person.contact_ids, "subjects": _alert_subjects(person),
+    params = {"contacts": person.contact_ids, "subjects": _alert_subjects(person), "nodes": person.node_ids,
               "email_hashes": {sha256_text(e) for e in person.values.get("email", set())}}
     by_name = {r.table: r for r in rules}
     per_file = _per_file_counts(conn, rules, params)

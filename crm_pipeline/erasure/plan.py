@@ -89,6 +89,7 @@ class Person:
 
     contact_ids: set[str] = field(default_factory=set)
     merged_ids: set[str] = field(default_factory=set)  # of those, ids merged into another (kept in old snapshots)
+    node_ids: set[str] = field(default_factory=set)  # identity nodes of their records (pairs and review decisions)
     values: dict[str, set[str]] = field(default_factory=dict)
     targets: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(
         {"entity": pd.Series(dtype=str), "file_id": pd.Series(dtype="int64"),
@@ -165,6 +166,7 @@ def _add_contact_facts(conn: sa.Connection, person: Person, tables: set[str], gu
         "SELECT entity, brand, source_key, node_id, _file_id AS file_id, _row_number AS row_number "
         "FROM identity_map WHERE contact_id IN :ids").bindparams(in_list("ids", person.contact_ids)))
     _add_targets(conn, person, records[["entity", "file_id", "row_number"]])
+    person.node_ids |= set(records["node_id"].dropna().astype(str))
     node = records["node_id"].astype(str).str.split("|", n=2, expand=True)
     if len(node.columns) == 3:
         for node_kind, kind in _NODE_KINDS.items():

@@ -14,6 +14,10 @@ forgotten; each gets the first rule that fits:
   `_file_id`, `_row_number` (`row_outcomes`, `rule_hits`, `row_violations`, `identity_map`); tables
   with `entity`, `file_id`, `row_number` (`quarantine`; `dedup_log` also by its kept row). The rows
   are those `plan.find_person` found; a `contact_id` column matches too.
+- nodes: tables naming a pair of identity nodes (`node_a`, `node_b`: `identity_pairs`,
+  `identity_borderline`, `identity_decisions`) lose every pair one of the person's nodes is in.
+- derived: `identity_match` (the stored Splink model and its borderline sample name nodes) is
+  cleared whole; the next identity run trains again.
 - contact: any other table with `contact_id` (contacts, identity_nodes, golden_records, profiles,
   timeline, features, predictions, audience_members, audience_history ...).
 - no person data: a table with none of `PERSONAL_COLUMNS` (model_runs ...).
@@ -36,14 +40,15 @@ COUNTS = {"files", "typed_files", "file_quality"}
 AGGREGATES = {"audience_sizes", "dq_results"}
 PERSONAL_COLUMNS = {"email", "phone", "first_name", "last_name", "address_line1", "address_line2", "birth_date",
                     "postal_code", "email_sha256", "phone_sha256", "customer_id", "subscriber_id", "cookie_id",
-                    "contact_id", "raw_value", "source_key", "subject", "value", "sample_values", "node_id"}
+                    "contact_id", "raw_value", "source_key", "subject", "value", "sample_values", "node_id",
+                    "node_a", "node_b", "borderline"}
 _LAYERED = re.compile(r"(raw|typed|stg)_(\w+)")
 
 
 @dataclass(frozen=True)
 class TableRule:
     table: str
-    rule: str  # keep / counts / aggregate / contact_ids / lineage / contact / no_person_data
+    rule: str  # keep / counts / aggregate / contact_ids / nodes / derived / lineage / contact / no_person_data
     where: str | None = None  # SQL over the table's own name; binds :contacts, :subjects, :email_hashes, :entity
     entity: str | None = None  # for raw_/typed_/stg_ tables
 
@@ -73,6 +78,10 @@ def rule_for(name: str, columns: set[str], quoted: str) -> TableRule:
         return TableRule(name, "contact_ids", f"{t}.subject IN :subjects")
     if name == "suppression_list":
         return TableRule(name, "contact_ids", f"{t}.contact_id IN :contacts OR {t}.email_sha256 IN :email_hashes")
+    if name == "identity_match":
+        return TableRule(name, "derived", "1 = 1")
+    if {"node_a", "node_b"} <= columns:
+        return TableRule(name, "nodes", f"{t}.node_a IN :nodes OR {t}.node_b IN :nodes")
     by_contact = [f"{t}.contact_id IN :contacts"] if "contact_id" in columns else []
     layered = _LAYERED.fullmatch(name)
     if layered and layered.group(2) in ENTITIES and {"_file_id", "_row_number"} <= columns:

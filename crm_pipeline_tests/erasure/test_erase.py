@@ -169,3 +169,34 @@ def test_an_identifier_shared_by_many_people_is_refused_and_nothing_changes(ware
     with pytest.raises(ErasureRefused, match="contacts"):
         erase(warehouse.engine, email=shared, requested_at=REQUESTED_AT)
     assert table_counts(warehouse.engine) == before
+
+
+def test_pairs_and_review_decisions_naming_the_person_go_and_the_stored_model_is_cleared(warehouse):
+    """Identity pairs, borderline pairs and clerical decisions name records by node id (brand, kind, source key):
+    the person's go, everyone else's stay, and the stored Splink model (whose sample names nodes) is dropped."""
+    from crm_pipeline.identity.review import record_decision
+
+    person = people(warehouse.engine).iloc[0]
+    with warehouse.engine.connect() as conn:
+        mine = conn.execute(sa.text("SELECT node_id FROM identity_nodes WHERE contact_id = :c ORDER BY node_id"),
+                            {"c": person["contact_id"]}).scalars().first()
+        a, b = conn.execute(sa.text("SELECT node_id FROM identity_nodes WHERE contact_id <> :c ORDER BY node_id "
+                                    "LIMIT 2"), {"c": person["contact_id"]}).scalars().all()
+    when = dict(now=REQUESTED_AT, as_of=REQUESTED_AT.date())
+    record_decision(warehouse.engine, mine, a, "cannot_link", **when)
+    record_decision(warehouse.engine, a, b, "must_link", **when)
+    with warehouse.engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO identity_pairs (node_a, node_b, match_probability) "
+                             "VALUES (:m, :a, 0.9), (:a, :b, 0.8)"), {"m": mine, "a": a, "b": b})
+        stored = conn.execute(sa.text("SELECT COUNT(*) FROM identity_match")).scalar_one()
+
+    removed = removed_by_table(erase(warehouse.engine, email=person["email"], requested_at=REQUESTED_AT))
+
+    assert removed["identity_decisions"] == 1 and removed["identity_pairs"] == 1
+    assert removed.get("identity_match", 0) == stored
+    with warehouse.engine.connect() as conn:
+        for table in ("identity_decisions", "identity_pairs", "identity_borderline"):
+            left = conn.execute(sa.text(f"SELECT node_a, node_b FROM {table}")).all()
+            assert all(mine not in pair for pair in left), table
+        assert conn.execute(sa.text("SELECT node_a, node_b FROM identity_decisions")).all() == [tuple(sorted((a, b)))]
+        assert conn.execute(sa.text("SELECT COUNT(*) FROM identity_match")).scalar_one() == 0

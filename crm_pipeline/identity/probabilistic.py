@@ -133,7 +133,7 @@ def match_people(records: pd.DataFrame, *, threshold: float | None = None, max_p
         predictions = linker.inference.predict(threshold_match_probability=SCORED_FLOOR).physical_name
         chosen = model_threshold(con, predictions) if threshold is None else float(threshold)
         pairs = _accepted_pairs(con, predictions, chosen, max_pairs_per_record)
-        return MatchResult(pairs, chosen, int(candidates), linker.misc.save_model_to_json(),
+        return MatchResult(pairs, chosen, int(candidates), _stored_model(linker),
                            _borderline(con, predictions, chosen, borderline_sample))
     finally:
         con.close()
@@ -151,6 +151,12 @@ def candidate_pairs(records: pd.DataFrame) -> pd.DataFrame:
                        f"greatest(join_key_l, join_key_r) AS node_b FROM {blocked}").df()
     finally:
         con.close()
+
+
+def _stored_model(linker) -> dict:
+    """The trained model as Splink saves it, less the random id it gives each linker, so that the same
+    records give the same stored model on every run and backend."""
+    return {k: v for k, v in linker.misc.save_model_to_json().items() if k != "linker_uid"}
 
 
 def model_threshold(con: duckdb.DuckDBPyConnection, predictions: str) -> float:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from crm_pipeline.warehouse.schema import metadata
+from crm_pipeline.warehouse.schema import add_missing_columns, metadata
 
 features = sa.Table(
     "features", metadata,
@@ -78,26 +78,8 @@ PREDICT_TABLES = [features, predictions, model_runs]
 
 def create_predict_tables(bind: sa.Engine | sa.Connection) -> None:
     metadata.create_all(bind, tables=PREDICT_TABLES)
-    _add_new_columns(bind)
+    add_missing_columns(bind, _ADDED)
 
 
 # Columns added after a warehouse may have been built: added (empty for earlier days) when missing.
 _ADDED = {"predictions": ("risk_percentile", "churn_lift")}
-
-
-def _add_new_columns(bind: sa.Engine | sa.Connection) -> None:
-    def add(conn: sa.Connection) -> None:
-        for name, columns in _ADDED.items():
-            table = metadata.tables[name]
-            # the column names from an empty result: the inspector's column query does not run on DuckDB
-            present = set(conn.execute(sa.text(f"SELECT * FROM {name} WHERE 1 = 0")).keys())
-            for column in columns:
-                if column not in present:
-                    ddl = sa.schema.CreateColumn(table.c[column]).compile(dialect=conn.dialect)
-                    conn.execute(sa.text(f"ALTER TABLE {name} ADD COLUMN {ddl}"))
-
-    if isinstance(bind, sa.Connection):
-        add(bind)
-        return
-    with bind.begin() as conn:
-        add(conn)

@@ -71,7 +71,7 @@ def create_ingest_tables(bind: sa.Engine | sa.Connection) -> None:
     from crm_pipeline.warehouse.erasure_schema import ERASURE_TABLES  # on this metadata; it imports this module
 
     metadata.create_all(bind, tables=[files, *raw_tables.values(), *ERASURE_TABLES])
-    _add_new_columns(bind)
+    add_missing_columns(bind, _ADDED)
 
 
 # Columns added after a warehouse may have been built: added (empty for the files it already holds) when missing.
@@ -79,9 +79,11 @@ def create_ingest_tables(bind: sa.Engine | sa.Connection) -> None:
 _ADDED = {"files": ("mtime_ns",)}
 
 
-def _add_new_columns(bind: sa.Engine | sa.Connection) -> None:
+def add_missing_columns(bind: sa.Engine | sa.Connection, added: dict[str, tuple[str, ...]]) -> None:
+    """Columns a later version added to tables an older warehouse already has (`added`: table -> columns, as the
+    metadata defines them): added empty where missing, so an existing warehouse keeps its rows."""
     def add(conn: sa.Connection) -> None:
-        for name, columns in _ADDED.items():
+        for name, columns in added.items():
             table = metadata.tables[name]
             # the column names from an empty result: the inspector's column query does not run on DuckDB
             present = set(conn.execute(sa.text(f"SELECT * FROM {name} WHERE 1 = 0")).keys())

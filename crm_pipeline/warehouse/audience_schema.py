@@ -18,8 +18,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from crm_pipeline.warehouse.engine import is_duckdb
-from crm_pipeline.warehouse.schema import metadata
+from crm_pipeline.warehouse.schema import create_server_indexes, metadata
 
 audience_members = sa.Table(
     "audience_members", metadata,
@@ -75,15 +74,4 @@ _DAY_INDEXES = (
 def create_audience_tables(bind: sa.Engine | sa.Connection) -> None:
     """Create the audience tables (and, on PostgreSQL, their day indexes) if missing; safe on every run."""
     metadata.create_all(bind, tables=AUDIENCE_TABLES)
-    if is_duckdb(bind):
-        return
-    # Plain DDL rather than sa.Index: an Index object on the shared Table would be created on DuckDB too.
-    statements = [sa.text(f"CREATE INDEX IF NOT EXISTS {name} ON {table} ({columns})")
-                  for name, table, columns in _DAY_INDEXES]
-    if isinstance(bind, sa.Connection):
-        for statement in statements:
-            bind.execute(statement)
-        return
-    with bind.begin() as conn:
-        for statement in statements:
-            conn.execute(statement)
+    create_server_indexes(bind, _DAY_INDEXES)

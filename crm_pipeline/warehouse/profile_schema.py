@@ -27,8 +27,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from crm_pipeline.warehouse.engine import is_duckdb
-from crm_pipeline.warehouse.schema import metadata
+from crm_pipeline.warehouse.schema import add_missing_columns, create_server_indexes, metadata
 
 GOLDEN_FIELDS = ("first_name", "last_name", "email", "phone", "address_line1", "address_line2", "city",
                  "region", "postal_code", "country", "birth_date")
@@ -220,35 +219,6 @@ _SERVING_INDEXES = (
 def create_profile_tables(bind: sa.Engine | sa.Connection) -> None:
     """Create the profile tables if they are missing (safe to call on every run)."""
     metadata.create_all(bind, tables=PROFILE_TABLES + PROFILE_STATE_TABLES)
-    _add_scoring_columns(bind)
-    if is_duckdb(bind):
-        return
-    # Plain DDL rather than sa.Index: an Index object would attach to the shared Table and
-    # then be created on DuckDB by the next create_all too.
-    statements = [sa.text(f"CREATE INDEX IF NOT EXISTS {name} ON {table} ({column})")
-                  for name, table, column in _SERVING_INDEXES]
-    if isinstance(bind, sa.Connection):
-        for statement in statements:
-            bind.execute(statement)
-        return
-    with bind.begin() as conn:
-        for statement in statements:
-            conn.execute(statement)
-
-
-def _add_scoring_columns(bind: sa.Engine | sa.Connection) -> None:
-    """A warehouse built before the scoring columns existed gets them; a no-op (no DDL, no lock) when present."""
-    def add(conn: sa.Connection) -> None:
-        for table in (profile_360, profile_360_brand):
-            # the column names from an empty result: the inspector's column query does not run on DuckDB
-            present = set(conn.execute(sa.text(f"SELECT * FROM {table.name} WHERE 1 = 0")).keys())
-            for name in SCORING_COLUMNS:
-                if name not in present:
-                    column = sa.schema.CreateColumn(table.c[name]).compile(dialect=conn.dialect)
-                    conn.execute(sa.text(f"ALTER TABLE {table.name} ADD COLUMN {column}"))
-
-    if isinstance(bind, sa.Connection):
-        add(bind)
-        return
-    with bind.begin() as conn:
-        add(conn)
+    # a warehouse built before the scoring columns existed gets them (no DDL when present)
+    add_missing_columns(bind, {profile_360.name: SCORING_COLUMNS, profile_360_brand.name: SCORING_COLUMNS})
+    create_server_indexes(bind, _SERVING_INDEXES)

@@ -72,9 +72,7 @@ def cmd_identity_review(args: argparse.Namespace) -> int:
 def evaluate_febrl(files: list[str | Path], work: str | Path) -> dict:
     """Map FEBRL files (brand_a, brand_b ... in order) into `work`, materialize every asset headless on a
     fresh Dagster instance and warehouse there, and score the people records against the truth."""
-    import dagster as dg
-
-    from crm_pipeline.defs.headless import materialize_all
+    from crm_pipeline.defs.headless import instance_at, materialize_all
     from crm_pipeline.identity.evaluate import PEOPLE, blocking_recall, evaluate_identity
     from crm_pipeline.identity.febrl import febrl_to_landing
     from crm_pipeline.settings import load_settings
@@ -85,9 +83,8 @@ def evaluate_febrl(files: list[str | Path], work: str | Path) -> dict:
     febrl_to_landing(brands, work)
     settings = load_settings(None, env={}, landing_dir=str(work / "landing"), home_dir=str(work / "home"),
                              warehouse_url=f"duckdb:///{work / 'warehouse.duckdb'}")
-    (work / "dagster").mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    with dg.instance_for_test(temp_dir=str(work / "dagster")) as instance:
+    with instance_at(work / "dagster") as instance:
         result = materialize_all(settings, FEBRL_AS_OF, instance=instance)
     seconds = time.perf_counter() - started
     if not result.success:

@@ -50,12 +50,22 @@ freshness:
 def local_instance(settings: Settings) -> dg.DagsterInstance:
     """The instance under $DAGSTER_HOME, or under the project's home folder; never a temporary one."""
     home = os.environ.get("DAGSTER_HOME") or str(settings.home_dir / "dagster")
-    Path(home).mkdir(parents=True, exist_ok=True)
-    config = Path(home) / "dagster.yaml"
-    if not config.exists():  # a quiet local instance, as the project's deploy/dagster.yaml describes
-        config.write_text(INSTANCE_YAML, encoding="utf-8")
+    _write_instance_yaml(Path(home))
     os.environ["DAGSTER_HOME"] = home
     return dg.DagsterInstance.get()
+
+
+def instance_at(home: Path) -> dg.DagsterInstance:
+    """A real, persistent local instance in `home` (an evaluation's own folder), leaving $DAGSTER_HOME alone."""
+    _write_instance_yaml(home)
+    return dg.DagsterInstance.from_config(str(home))
+
+
+def _write_instance_yaml(home: Path) -> None:
+    home.mkdir(parents=True, exist_ok=True)
+    config = home / "dagster.yaml"
+    if not config.exists():  # a quiet local instance, as the project's deploy/dagster.yaml describes
+        config.write_text(INSTANCE_YAML, encoding="utf-8")
 
 
 def materialize_all(settings: Settings, as_of: date, instance: dg.DagsterInstance | None = None,

@@ -1,0 +1,27 @@
+"""One local Spark session (`local[2]`) for every test in this folder: a JVM start costs tens of seconds."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from crm_pipeline.warehouse.spark import SparkWarehouse, build_session, unavailable_reason
+
+_databases = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def spark(tmp_path_factory):
+    reason = unavailable_reason()
+    if reason:
+        pytest.skip(f"no Spark here: {reason}")
+    session = build_session(tmp_path_factory.mktemp("spark_warehouse"), master="local[2]", driver_memory="1g")
+    yield session
+    session.stop()
+
+
+@pytest.fixture
+def spark_warehouse(spark, tmp_path) -> SparkWarehouse:
+    """An empty warehouse: its own folder and its own catalog database in the shared session."""
+    return SparkWarehouse(spark, tmp_path / "spark_warehouse", database=f"crm_test_{next(_databases)}")

@@ -38,6 +38,8 @@ def fit(frequency, monetary, *, maxiter: int = 500, start: dict | None = None) -
     m = np.asarray(monetary, dtype=float)
     keep = (x >= 1) & np.isfinite(m) & (m > 0)
     x, m = x[keep], m[keep]
+    order = np.lexsort((m, x))     # sums in value order: the same customers give the same fit in any row order
+    x, m = x[order], m[order]
     n = len(x)
     if n < 10:
         return FitResult({}, float("nan"), False, f"only {n} repeat customers with spend; need >= 10", n=n)

@@ -48,6 +48,9 @@ class Settings:
     truth_dir: str = ""
     # The first day of the daily partitions (predictions, scoring, audiences): far enough back for real history.
     partition_start_date: date = date(1990, 1, 1)
+    # Predictions retrain their models every this many days (cadence counted from partition_start_date); the
+    # days between score with the stored models. 1: every day.
+    predict_retrain_days: int = 7
     # DuckDB only (ignored on PostgreSQL): memory cap before spilling ("6GB"; empty: DuckDB's default, 80% of RAM),
     # threads (0: one per core) and the spill folder (empty: <home_dir>/duckdb_tmp).
     warehouse_memory_limit: str = ""
@@ -66,6 +69,8 @@ class Settings:
         if self.warehouse_memory_limit and not _MEMORY.fullmatch(self.warehouse_memory_limit):
             raise SettingsError(f"warehouse_memory_limit: {self.warehouse_memory_limit!r} is not a size like 6GB or "
                                 "512MiB")
+        if self.predict_retrain_days < 1:
+            raise SettingsError(f"predict_retrain_days: {self.predict_retrain_days} must be at least 1 (1: every day)")
         if self.warehouse_threads < 0:
             raise SettingsError(f"warehouse_threads: {self.warehouse_threads} must not be negative (0: one per core)")
         if not self.warehouse_temp_dir:

@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from crm_pipeline.defs.ingest_assets import KINDS, OWNERS
 from crm_pipeline.defs.partitions import DAILY
 from crm_pipeline.defs.resources import CrmSettingsResource, WarehouseResource, transient_warehouse_errors_retried
+from crm_pipeline.defs.run_tags import is_full_refresh
 from crm_pipeline.markdown import image, to_markdown
 
 GROUP = "predict"
@@ -32,7 +33,9 @@ SPECS = [
                              "probability of buying in 30 days."),
     dg.AssetSpec("model_runs", group_name=GROUP, owners=OWNERS, kinds={"python", "scikit-learn"},
                  deps=["features"], partitions_def=DAILY,
-                 description="A table of model fits per day: parameters, log-likelihood, held-out metrics, status."),
+                 description="A table of the models each day scored with: parameters, log-likelihood, held-out "
+                             "metrics, status, training day and age. The models themselves are trained every "
+                             "`predict_retrain_days` and stored in `predict_models`."),
 ]
 
 
@@ -43,15 +46,18 @@ SPECS = [
 ])
 def predict_customers(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
                       crm_settings: CrmSettingsResource):
-    """RFM, BG/NBD + Gamma-Gamma CLV, and the churn / next-purchase classifiers for the partition's day."""
+    """RFM, BG/NBD + Gamma-Gamma CLV, and the churn / next-purchase classifiers for the partition's day, with the
+    models of its training day (trained now when missing or stale, else read back)."""
     from crm_pipeline.predict.run import evaluation_table, run_predictions  # scikit-learn only in runs that fit
 
     settings = crm_settings.load()
     as_of = crm_settings.as_of_date(context.partition_key)
-    charts_dir = settings.home_dir / "charts" / as_of.isoformat()
     with transient_warehouse_errors_retried(context):
         result = run_predictions(warehouse.engine, as_of=as_of, model_dir=settings.home_dir / "models",
-                                 truth_dir=settings.truth_path)
+                                 truth_dir=settings.truth_path, retrain_days=settings.predict_retrain_days,
+                                 cadence_start=settings.partition_start_date, full_refresh=is_full_refresh(context))
+    training = result["training"]
+    charts_dir = settings.home_dir / "charts" / training["trained_on"]   # drawn when the models were trained
     charts_dir.mkdir(parents=True, exist_ok=True)
     images = []
     for name, png in result.get("charts", {}).items():
@@ -62,19 +68,23 @@ def predict_customers(context: dg.AssetExecutionContext, warehouse: WarehouseRes
         fits = conn.execute(sa.text("SELECT COUNT(*) FROM model_runs WHERE as_of = :d"), {"d": as_of}).scalar_one()
     churn = result["classifiers"].get("churn", {})
     yield dg.MaterializeResult(asset_key="features", metadata={"dagster/row_count": result["contacts_with_features"]})
+    model = {"retrained": training["retrained"], "training_reason": training["reason"],
+             "trained_on": training["trained_on"], "model_age_days": training["model_age_days"]}
     yield dg.MaterializeResult(asset_key="predictions", metadata={
-        "dagster/row_count": result["customers_scored"], "scored_by": result["scored_by"],
+        "dagster/row_count": result["customers_scored"], "scored_by": result["scored_by"], **model,
         "mean_predicted_clv": result["mean_predicted_clv"],
         "risk_bands": dg.MetadataValue.json(result["risk_bands"]),
         "segments": dg.MetadataValue.md(to_markdown(pd.Series(result["segments"], name="contacts")
                                                     .rename_axis("segment").reset_index())),
     })
     yield dg.MaterializeResult(asset_key="model_runs", metadata={
-        "dagster/row_count": int(fits),
+        "dagster/row_count": int(fits), **model,
         "evaluation": dg.MetadataValue.md(to_markdown(evaluation)),
         "bgnbd": dg.MetadataValue.json(json.loads(json.dumps(result["bgnbd"], default=float))),
         "churn_vs_true_dropout": dg.MetadataValue.json(_json(result["churn_truth"])),
-        "charts": dg.MetadataValue.md("\n\n".join(images) or "_no classifier this run_"),
+        "charts": dg.MetadataValue.md("\n\n".join(images) or (
+            f"_models trained on {training['trained_on']}: charts in the folder below_" if not training["retrained"]
+            else "_no classifier this run_")),
         "charts_folder": dg.MetadataValue.path(str(charts_dir)),
     })
     metrics = churn.get("metrics") or {}

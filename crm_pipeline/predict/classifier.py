@@ -81,6 +81,7 @@ class TaskOutcome:
     probabilities: np.ndarray | None = None     # at as_of, aligned with the scoring frame
     charts: dict[str, bytes] = field(default_factory=dict)
     model_path: str | None = None
+    scorer: Scorer | None = None     # what scores later days (ok outcomes)
 
 
 def cutoffs(task: Task, as_of: dt.date) -> tuple[dt.date, list[dt.date]]:
@@ -186,10 +187,43 @@ def _baselines(frame: pd.DataFrame, task: Task) -> dict[str, np.ndarray]:
     return {"recency": recency, "bgnbd_expected_purchases": -expected}
 
 
+@dataclass
+class Scorer:
+    """What scores a task on later days: the calibrated booster on its feature columns, or the winning
+    baseline's input through its logistic map (`fill`: the input's training median, for a missing input)."""
+    used: str
+    features: list[str]
+    model: CalibratedBooster | None = None
+    baseline_map: LogisticRegression | None = None
+    fill: float = 0.0
+
+    def probabilities(self, frame: pd.DataFrame) -> np.ndarray:
+        """P(the task's event) per row of `frame` (features with `add_model_columns`)."""
+        if self.model is not None:
+            return self.model.predict_proba(frame[self.features].to_numpy(dtype=float))[:, 1]
+        x = np.nan_to_num(frame[BASELINE_COLUMNS[self.used]].to_numpy(dtype=float), nan=self.fill)
+        return self.baseline_map.predict_proba(np.log1p(np.maximum(x, 0))[:, None])[:, 1]
+
+
 def run_task(task: Task, train: pd.DataFrame, evaluate: pd.DataFrame, score: pd.DataFrame, *,
              y_train: np.ndarray, y_eval: np.ndarray, model_dir: Path, as_of: dt.date,
              windows: dict) -> TaskOutcome:
     """Train, compare with the baselines on the held-out window, and score `score` with the winner."""
+    outcome = train_task(task, train, evaluate, score, y_train=y_train, y_eval=y_eval, model_dir=model_dir,
+                         as_of=as_of, windows=windows)
+    if outcome.scorer is not None:
+        outcome.probabilities = outcome.scorer.probabilities(score)
+    return outcome
+
+
+def train_task(task: Task, train: pd.DataFrame, evaluate: pd.DataFrame, reference: pd.DataFrame, *,
+               y_train: np.ndarray, y_eval: np.ndarray, model_dir: Path, as_of: dt.date,
+               windows: dict) -> TaskOutcome:
+    """Train, compare with the baselines on the held-out window, and keep the winner's `Scorer`.
+
+    `reference` holds the buyers of the training day (with `add_model_columns`): a baseline whose input
+    is empty there cannot score the days that use this model.
+    """
     if len(np.unique(y_train)) < 2 or len(np.unique(y_eval)) < 2:
         return TaskOutcome(task.name, "skipped", "none", f"{task.name}: a window has only one label class")
     used_features = [c for c in MODEL_FEATURES if train[c].notna().any()]   # an all-empty source adds nothing
@@ -206,44 +240,40 @@ def run_task(task: Task, train: pd.DataFrame, evaluate: pd.DataFrame, score: pd.
         if not ok.any():
             metrics[f"baseline_{name}"]["cannot_score"] = "no BG/NBD fit at the evaluation cutoff"
     auc = {name: metrics[f"baseline_{name}"]["roc_auc"] for name in baselines}
-    # A baseline can score only if its input exists at the evaluation cutoff and at as_of: without a BG/NBD fit
-    # (none converged, no earlier good one) its probabilities are empty, and the next best baseline scores instead.
-    valid = {k: v for k, v in auc.items() if not np.isnan(v) and _can_score(k, score)}
+    # A baseline can score only if its input exists at the evaluation cutoff and on the training day: without
+    # a BG/NBD fit (none converged, no earlier good one) its probabilities are empty, and the next best scores.
+    valid = {k: v for k, v in auc.items() if not np.isnan(v) and _can_score(k, reference)}
     best_baseline = max(valid, key=valid.get) if valid else None
     classifier_auc = metrics["classifier"]["roc_auc"]
     versus = ", ".join(f"{k} {v:.3f}" if not np.isnan(v) else f"{k} cannot score" for k, v in auc.items())
     if best_baseline is None or classifier_auc > valid[best_baseline]:
-        used, probabilities = "classifier", model.predict_proba(score[used_features].to_numpy(dtype=float))[:, 1]
+        scorer = Scorer("classifier", used_features, model=model)
         message = f"{task.name}: classifier AUC {classifier_auc:.3f} beats every baseline ({versus}); classifier scores"
     else:
-        used = best_baseline
+        scorer = _baseline_scorer(best_baseline, train, y_train)
         message = (f"{task.name}: classifier AUC {classifier_auc:.3f} does not beat the {best_baseline} baseline "
                    f"({versus}); the {best_baseline} baseline scores")
-        probabilities = _baseline_probabilities(best_baseline, task, train, y_train, score)
-    metrics["used"] = used
+    metrics["used"] = scorer.used
     model_dir.mkdir(parents=True, exist_ok=True)
     path = model_dir / f"{task.name}_{as_of.isoformat()}.joblib"
-    joblib.dump({"model": model, "features": used_features, "task": task.name, "label_days": task.label_days,
-                 "windows": windows, "metrics": metrics, "used": used}, path)
+    joblib.dump({"model": model, "scorer": scorer, "features": used_features, "task": task.name,
+                 "label_days": task.label_days, "windows": windows, "metrics": metrics, "used": scorer.used}, path)
     charts = {f"{task.name}_calibration.png": calibration_png(y_eval, p_eval, f"{task.name}: held-out calibration"),
               f"{task.name}_gains.png": lift_png(y_eval, {"classifier": p_eval, **baselines}, f"{task.name}: gains")}
-    return TaskOutcome(task.name, "ok", used, message, metrics, probabilities, charts, str(path))
+    return TaskOutcome(task.name, "ok", scorer.used, message, metrics, None, charts, str(path), scorer)
 
 
 def _can_score(name: str, score: pd.DataFrame) -> bool:
     return bool(np.isfinite(score[BASELINE_COLUMNS[name]].to_numpy(dtype=float)).any())
 
 
-def _baseline_probabilities(name: str, task: Task, train: pd.DataFrame, y_train: np.ndarray,
-                            score: pd.DataFrame) -> np.ndarray:
+def _baseline_scorer(name: str, train: pd.DataFrame, y_train: np.ndarray) -> Scorer:
     """The baseline's input mapped to a probability of the event by a logistic fit on the training windows.
 
     The map is strictly monotone in log(1 + input), so the published probabilities rank buyers exactly as
     the baseline does (an isotonic map would merge them into steps and lose part of the AUC that won).
     """
-    column = BASELINE_COLUMNS[name]
-    x_train = train[column].to_numpy(dtype=float)
+    x_train = train[BASELINE_COLUMNS[name]].to_numpy(dtype=float)
     ok = np.isfinite(x_train)
     fit = LogisticRegression(C=1e6).fit(np.log1p(np.maximum(x_train[ok], 0))[:, None], y_train[ok])
-    x = np.nan_to_num(score[column].to_numpy(dtype=float), nan=np.nanmedian(x_train))
-    return fit.predict_proba(np.log1p(np.maximum(x, 0))[:, None])[:, 1]
+    return Scorer(name, [BASELINE_COLUMNS[name]], baseline_map=fit, fill=float(np.nanmedian(x_train)))

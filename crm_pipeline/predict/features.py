@@ -43,13 +43,16 @@ _EXACT = ["purchase_count", "total_cents", "repeat_cents", "t_x_days", "T_days",
 _PURCHASE = is_purchase("o.status")
 
 # Dates with training = 1 (classifier windows) keep only buyers, and only every :every-th contact with an
-# order in contact_id order (a deterministic subsample, the same at every date); training = 0 keeps everyone.
+# order before :sample_cutoff in contact_id order (a deterministic subsample, the same at every date and
+# unmoved by later orders); training = 0 keeps everyone.
 _SQL = f"""
 WITH cutoffs (as_of, day, training) AS (VALUES {{cutoffs}}),
 sampled AS (
     SELECT contact_id FROM (
         SELECT contact_id, ROW_NUMBER() OVER (ORDER BY contact_id) AS rn
-        FROM (SELECT DISTINCT contact_id FROM identity_map WHERE entity = 'orders') d
+        FROM (SELECT DISTINCT m.contact_id FROM identity_map m
+              JOIN stg_orders o ON m.entity = 'orders' AND m.brand = o._brand AND m.source_key = o.order_id
+              WHERE o.ordered_at < :sample_cutoff) d
     ) s WHERE MOD(rn, :every) = 0
 ),
 purchases AS (
@@ -203,13 +206,13 @@ def _dates(value) -> list[dt.date]:
 
 
 def features_query(as_ofs: dt.date | Sequence[dt.date] = (), *, training: Sequence[dt.date] = (),
-                   every: int = 1) -> sa.TextClause:
+                   every: int = 1, sample_until: dt.date | None = None) -> sa.TextClause:
     """One row per contact known at each date (rows carry their `as_of`), in one pass; sums are exact
     integers (money in cents) that `compute_features` turns into the feature columns.
 
     Dates in `as_ofs` get every contact; dates in `training` only contacts with a purchase and,
-    when `every` > 1, only every n-th contact with an order (by contact_id: the same sample at
-    every date and run), to bound the classifier's training rows.
+    when `every` > 1, only every n-th contact with an order up to `sample_until` (default: the last
+    date; by contact_id: the same sample at every date and run), to bound the classifier's training rows.
     """
     training = set(_dates(training)) - set(_dates(as_ofs))
     dates = sorted(set(_dates(as_ofs)) | training)
@@ -217,13 +220,16 @@ def features_query(as_ofs: dt.date | Sequence[dt.date] = (), *, training: Sequen
     sampled = every > 1 and training
     in_sample = "CASE WHEN m.contact_id IN (SELECT contact_id FROM sampled) THEN 1 ELSE 0 END" if sampled else "1"
     sql = _SQL.replace("{cutoffs}", values).replace("{in_sample}", in_sample)
-    return sa.text(sql).bindparams(**params, cutoff=cutoff_of(dates[-1]), every=max(int(every), 1))
+    return sa.text(sql).bindparams(**params, cutoff=cutoff_of(dates[-1]), every=max(int(every), 1),
+                                   sample_cutoff=cutoff_of(sample_until or dates[-1]))
 
 
 def compute_features(conn: sa.Connection, as_ofs: dt.date | Sequence[dt.date] = (), *,
-                     training: Sequence[dt.date] = (), every: int = 1) -> pd.DataFrame:
+                     training: Sequence[dt.date] = (), every: int = 1,
+                     sample_until: dt.date | None = None) -> pd.DataFrame:
     """Features (and the model-only columns) at the dates, sorted by as_of then contact_id (see features_query)."""
-    frame = _derived(read_frame(conn, features_query(as_ofs, training=training, every=every)))
+    query = features_query(as_ofs, training=training, every=every, sample_until=sample_until)
+    frame = _derived(read_frame(conn, query))
     frame["as_of"] = pd.to_datetime(frame["as_of"]).dt.date
     return frame.sort_values(["as_of", "contact_id"], ignore_index=True)
 

@@ -1,60 +1,84 @@
 """The predict stage's entry point: features, RFM, BG/NBD + Gamma-Gamma CLV and the classifiers for one as-of date.
 
 `run_predictions` replaces the `features`, `predictions` and `model_runs` rows of `as_of`
-(delete-then-insert, one transaction). A BG/NBD or Gamma-Gamma fit that does not converge
-is recorded as `not_converged` and the latest good parameters from `model_runs` (as_of <=
-this date) are used instead; without any, those columns stay empty. Risk bands are shares of the
-day's scored buyers (`risk`); with the generator's truth at hand the churn score is also judged
-against true dropout (`truth`), in the churn classifier's `model_runs` metrics.
+(delete-then-insert, one transaction). The models come from the training day of `as_of`
+(`cadence`): trained there and stored in `predict_models` when that day's stored models are
+missing, stale or a full refresh is asked for, otherwise read back and reused, so a new day between
+two training days costs a feature pass and a scoring pass. A BG/NBD or Gamma-Gamma fit that does not
+converge is recorded as `not_converged` and the latest good parameters of an earlier training day are
+used instead; without any, those columns stay empty. Risk bands are shares of the day's scored buyers
+(`risk`); with the generator's truth at hand the churn score is also judged against true dropout
+(`truth`), in the churn classifier's `model_runs` metrics.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import joblib
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import sqlalchemy as sa
 from threadpoolctl import threadpool_limits
 
-from crm_pipeline.predict import bgnbd, classifier, gamma_gamma, rfm
+from crm_pipeline.predict import bgnbd, cadence, classifier, gamma_gamma, rfm
+from crm_pipeline.predict.features import compute_features, cutoff_of, first_purchase_after, store_features
 from crm_pipeline.predict.risk import risk_bands
 from crm_pipeline.predict.truth import evaluate_churn
-from crm_pipeline.predict.features import compute_features, first_purchase_after, store_features
 from crm_pipeline.profiles.sql import day_number
 from crm_pipeline.warehouse.bulk import insert_arrow, read_frame
-from crm_pipeline.warehouse.predict_schema import create_predict_tables, model_runs, predictions
+from crm_pipeline.warehouse.predict_schema import create_predict_tables, model_runs, predict_models, predictions
 
 CHURN_DAYS = 90
 PREDICT_MODELS = ("bgnbd", "gamma_gamma", "churn_classifier", "next_purchase_classifier")
+# Buyers scored per batch: the BG/NBD, CLV and classifier arrays of one batch are what scoring holds at once.
+SCORE_BATCH_ROWS = 50_000
+# Part of the settings key: raise it when a change to the training code must retrain the stored models.
+MODEL_VERSION = 1
 
 
-def _previous_params(conn: sa.Connection, model: str, as_of: dt.date) -> tuple[dict | None, str | None]:
-    row = conn.execute(sa.select(model_runs.c.params, model_runs.c.as_of)
-                       .where(model_runs.c.model == model, model_runs.c.status == "ok", model_runs.c.as_of <= as_of)
-                       .order_by(model_runs.c.as_of.desc()).limit(1)).first()
-    return (json.loads(row.params), row.as_of.isoformat()) if row else (None, None)
+@dataclass
+class Models:
+    """The models of one training day, freshly trained or read back from `predict_models`."""
+    trained_on: dt.date
+    rows: dict[str, dict]                       # model -> its predict_models row
+    outcomes: dict[str, classifier.TaskOutcome]
+    retrained: bool
+    reason: str
+    fit_seconds: dict[str, float] = field(default_factory=dict)
+
+    def used_params(self, model: str) -> dict | None:
+        return json.loads(self.rows[model]["metrics"]).get("used_params")
 
 
-def _fit_row(model: str, as_of: dt.date, fit, used: dict | None, used_from: str | None, extra: dict) -> dict:
+def _previous_params(conn: sa.Connection, model: str, day: dt.date) -> tuple[dict | None, str | None]:
+    row = conn.execute(sa.select(predict_models.c.params, predict_models.c.trained_on)
+                       .where(predict_models.c.model == model, predict_models.c.status == "ok",
+                              predict_models.c.trained_on < day)
+                       .order_by(predict_models.c.trained_on.desc()).limit(1)).first()
+    return (json.loads(row.params), row.trained_on.isoformat()) if row else (None, None)
+
+
+def fit_with_fallback(conn, model: str, day: dt.date, fit) -> tuple[dict | None, str | None]:
+    """The parameters to use: this fit's if it converged, else the latest good ones of an earlier training day."""
+    if fit.converged:
+        return fit.params, day.isoformat()
+    return _previous_params(conn, model, day)
+
+
+def _fit_row(model: str, fit, used: dict | None, used_from: str | None, extra: dict) -> dict:
     status = "ok" if fit.converged else "not_converged"
     message = fit.message if fit.converged else (
-        f"{fit.message}; using parameters from the run of {used_from}" if used else f"{fit.message}; no good parameters yet")
-    metrics = {"n": fit.n, "iterations": fit.iterations, "seconds": round(fit.seconds, 3), "used_params": used,
-               "used_params_from": used_from, **extra}
+        f"{fit.message}; using parameters trained on {used_from}" if used else f"{fit.message}; no good parameters yet")
+    metrics = {"n": fit.n, "iterations": fit.iterations, "used_params": used, "used_params_from": used_from, **extra}
     ll = fit.log_likelihood if np.isfinite(fit.log_likelihood) else None
-    return {"model": model, "as_of": as_of, "time_unit": "week", "params": json.dumps(fit.params), "log_likelihood": ll,
-            "metrics": json.dumps(metrics), "status": status, "message": message}
-
-
-def fit_with_fallback(conn, model: str, as_of: dt.date, fit) -> tuple[dict | None, str | None]:
-    """The parameters to use: this fit's if it converged, else the latest good ones before the delete."""
-    if fit.converged:
-        return fit.params, as_of.isoformat()
-    return _previous_params(conn, model, as_of)
+    return {"model": model, "params": json.dumps(fit.params), "log_likelihood": ll, "metrics": json.dumps(metrics),
+            "status": status, "message": message, "estimator": None}
 
 
 def _bgnbd_at(frame: pd.DataFrame, maxiter: int = 500):
@@ -62,30 +86,33 @@ def _bgnbd_at(frame: pd.DataFrame, maxiter: int = 500):
     return bgnbd.fit(buyers["frequency"], buyers["t_x_weeks"], buyers["T_weeks"], maxiter=maxiter)
 
 
-def _plan(conn, as_of: dt.date) -> tuple[dict, int, str | None]:
-    """Evaluation and training cutoffs per task, the training sample step, or why there is too little history."""
-    first = conn.execute(sa.text("SELECT MIN(ordered_at) FROM stg_orders")).scalar()
-    history_days = 0 if first is None else day_number(as_of) - day_number(first.date())
+def _plan(conn, day: dt.date) -> tuple[dict, int, str | None]:
+    """Evaluation and training cutoffs per task, the training sample step, or why there is too little history
+    (all from the orders up to `day`, so later orders do not change what is trained on it)."""
+    first, customers = conn.execute(sa.text(
+        "SELECT MIN(o.ordered_at), COUNT(DISTINCT m.contact_id) FROM stg_orders o "
+        "JOIN identity_map m ON m.entity = 'orders' AND m.brand = o._brand AND m.source_key = o.order_id "
+        "WHERE o.ordered_at < :cutoff"), {"cutoff": cutoff_of(day)}).one()
+    history_days = 0 if first is None else day_number(day) - day_number(first.date())
     reason = classifier.too_little_history(history_days, CHURN_DAYS)
     if reason:
         return {}, 1, reason
-    customers = conn.execute(sa.text("SELECT COUNT(DISTINCT contact_id) FROM identity_map WHERE entity = 'orders'"))
-    plan = {t.name: classifier.cutoffs(t, as_of) for t in classifier.TASKS}
-    return plan, classifier.sample_every(int(customers.scalar() or 0)), None
+    plan = {t.name: classifier.cutoffs(t, day) for t in classifier.TASKS}
+    return plan, classifier.sample_every(int(customers or 0)), None
 
 
-def _classifiers(conn, as_of: dt.date, scoring: pd.DataFrame, bg_params: dict | None, model_dir: Path,
+def _classifiers(conn, day: dt.date, buyers: pd.DataFrame, bg_params: dict | None, model_dir: Path,
                  plan: dict, windows: pd.DataFrame, every: int, reason: str | None, maxiter: int = 500) -> dict:
-    """Both classifier tasks on the training/evaluation windows, or the reason they were skipped.
+    """Both classifier tasks trained on the windows before `day` and judged on the last one, or why skipped.
 
     BG/NBD is refitted at each cutoff on that cutoff's data only (no look-ahead). A cutoff whose
     fit does not converge gets no BG/NBD columns: the classifier trains without them and the
     BG/NBD baseline is reported as unable to score there, never crashed on.
     """
-    reason = reason or classifier.too_few_buyers(len(scoring))
+    reason = reason or classifier.too_few_buyers(len(buyers))
     if reason:
         return {t.name: classifier.TaskOutcome(t.name, "skipped", "none", reason) for t in classifier.TASKS}
-    first_after = first_purchase_after(conn, sorted(set(windows["as_of"])), as_of)
+    first_after = first_purchase_after(conn, sorted(set(windows["as_of"])), day)
     by_cutoff = {c: f.reset_index(drop=True) for c, f in windows.groupby("as_of", sort=True)}
     params = {}
     for cutoff, frame in by_cutoff.items():
@@ -103,120 +130,218 @@ def _classifiers(conn, as_of: dt.date, scoring: pd.DataFrame, bg_params: dict | 
                     for c in (evaluate_at, *train_at)}
         train = pd.concat([prepared[c] for c in train_at], ignore_index=True)
         evaluate = prepared[evaluate_at]
-        score = classifier.add_model_columns(scoring, bg_params, task.label_days)
+        reference = classifier.add_model_columns(buyers, bg_params, task.label_days)
         meta = {"train_cutoffs": [c.isoformat() for c in train_at], "eval_cutoff": evaluate_at.isoformat(),
                 "label_days": task.label_days, "sample_every": every}
-        outcomes[task.name] = classifier.run_task(
-            task, train, evaluate, score, y_train=classifier.labels(train, first_after, task),
-            y_eval=classifier.labels(evaluate, first_after, task), model_dir=model_dir, as_of=as_of, windows=meta)
+        outcomes[task.name] = classifier.train_task(
+            task, train, evaluate, reference, y_train=classifier.labels(train, first_after, task),
+            y_eval=classifier.labels(evaluate, first_after, task), model_dir=model_dir, as_of=day, windows=meta)
     return outcomes
 
 
-def run_predictions(engine: sa.Engine, *, as_of: dt.date, model_dir: Path, horizons=(90, 365), clv_months: int = 12,
-                    monthly_discount: float = 0.01, bgnbd_maxiter: int = 500, truth_dir: Path | None = None) -> dict:
-    """Write features, predictions and model_runs for `as_of`; return figures, metrics and PNG charts.
+def _train(conn, day: dt.date, at_day: pd.DataFrame, windows: pd.DataFrame, plan: dict, every: int,
+           reason: str | None, model_dir: Path, maxiter: int) -> tuple[dict[str, dict], dict, dict]:
+    """Fit BG/NBD and Gamma-Gamma on the buyers of `day` and train the classifiers: predict_models rows."""
+    buyers = at_day[at_day["purchase_count"] > 0].reset_index(drop=True)
+    x, t_x, T = (buyers[c].to_numpy(dtype=float) for c in ("frequency", "t_x_weeks", "T_weeks"))
+    bg_fit = bgnbd.fit(x, t_x, T, maxiter=maxiter)
+    bg_params, bg_from = fit_with_fallback(conn, "bgnbd", day, bg_fit)
+    gg_fit = gamma_gamma.fit(buyers["frequency"], buyers["monetary_repeat"])
+    gg_params, gg_from = fit_with_fallback(conn, "gamma_gamma", day, gg_fit)
+    outcomes = _classifiers(conn, day, buyers, bg_params, model_dir, plan, windows, every, reason, maxiter)
+    rows = {"bgnbd": _fit_row("bgnbd", bg_fit, bg_params, bg_from, {}),
+            "gamma_gamma": _fit_row("gamma_gamma", gg_fit, gg_params, gg_from, {})}
+    for outcome in outcomes.values():
+        estimator = None
+        if outcome.scorer is not None:
+            buffer = io.BytesIO()
+            joblib.dump(outcome.scorer, buffer)
+            estimator = buffer.getvalue()
+        rows[f"{outcome.task}_classifier"] = {
+            "model": f"{outcome.task}_classifier", "params": json.dumps({"model_path": outcome.model_path,
+                                                                         "used": outcome.used}),
+            "log_likelihood": None, "metrics": json.dumps(outcome.metrics, default=float), "status": outcome.status,
+            "message": outcome.message, "estimator": estimator}
+    return rows, outcomes, {"bgnbd": bg_fit.seconds, "gamma_gamma": gg_fit.seconds}
 
-    NumPy's BLAS and scikit-learn's OpenMP run on one thread here: beside DuckDB's own threads
-    and other runs on a small machine, their spinning worker threads made the stage several
-    times slower (bench/predict.py on a busy 2-core machine: the churn classifier at 100k took
+
+def _stored(conn, day: dt.date) -> dict[str, dict]:
+    result = conn.execute(sa.select(predict_models).where(predict_models.c.trained_on == day))
+    return {row["model"]: dict(row) for row in result.mappings()}
+
+
+def _outcomes_of(rows: dict[str, dict]) -> dict[str, classifier.TaskOutcome]:
+    """The classifier outcomes stored for a training day, with their scorers read back."""
+    outcomes = {}
+    for task in classifier.TASKS:
+        row = rows[f"{task.name}_classifier"]
+        params = json.loads(row["params"])
+        scorer = joblib.load(io.BytesIO(row["estimator"])) if row["estimator"] is not None else None
+        outcomes[task.name] = classifier.TaskOutcome(task.name, row["status"], params["used"], row["message"],
+                                                     json.loads(row["metrics"]), model_path=params["model_path"],
+                                                     scorer=scorer)
+    return outcomes
+
+
+def _models(conn, as_of: dt.date, *, retrain_days: int, cadence_start: dt.date | None, full_refresh: bool,
+            model_dir: Path, maxiter: int) -> tuple[Models, pd.DataFrame]:
+    """The models for `as_of` (trained now or read back) and the features of `as_of` (every contact)."""
+    day = cadence.training_day(as_of, retrain_days=retrain_days, start=cadence_start)
+    key = cadence.settings_key(version=MODEL_VERSION, bgnbd_maxiter=maxiter, churn_days=CHURN_DAYS,
+                               min_buyers=classifier.MIN_BUYERS, train_windows=classifier.TRAIN_WINDOWS,
+                               window_step_days=classifier.WINDOW_STEP_DAYS,
+                               max_rows_per_window=classifier.MAX_ROWS_PER_WINDOW,
+                               holdout_share=classifier.HOLDOUT_SHARE, isotonic_min_rows=classifier.ISOTONIC_MIN_ROWS)
+    fingerprint = cadence.training_fingerprint(conn, day)
+    stored = _stored(conn, day)
+    decision = cadence.decide(stored, PREDICT_MODELS, fingerprint=fingerprint, key=key, full_refresh=full_refresh)
+    if not decision.retrain:
+        feats = compute_features(conn, as_of)
+        return Models(day, stored, _outcomes_of(stored), False, decision.reason), feats
+    plan, every, reason = _plan(conn, day)
+    training = sorted({c for evaluate_at, train_at in plan.values() for c in (evaluate_at, *train_at)})
+    # One pass: every contact at as_of and at the training day, sampled buyers at the classifier's cutoffs.
+    frame = compute_features(conn, sorted({as_of, day}), training=training, every=every, sample_until=day)
+    feats = frame[frame["as_of"] == as_of].reset_index(drop=True)
+    at_day = feats if day == as_of else frame[frame["as_of"] == day].reset_index(drop=True)
+    windows = frame[~frame["as_of"].isin([as_of, day])].reset_index(drop=True)
+    rows, outcomes, seconds = _train(conn, day, at_day, windows, plan, every, reason, model_dir, maxiter)
+    for row in rows.values():
+        row.update(trained_on=day, input_fingerprint=fingerprint, settings_key=key)
+    # Training again for the same day replaces its models (a back-dated change, a full refresh).
+    conn.execute(predict_models.delete().where(predict_models.c.trained_on == day))
+    conn.execute(predict_models.insert(), list(rows.values()))
+    return Models(day, rows, outcomes, True, decision.reason, seconds), feats
+
+
+def _score_batch(batch: pd.DataFrame, models: Models, horizons, clv_months: int,
+                 monthly_discount: float) -> dict[str, np.ndarray]:
+    """The model scores of one batch of buyers with the stored parameters and scorers."""
+    bg_params, gg_params = models.used_params("bgnbd"), models.used_params("gamma_gamma")
+    x, t_x, T = (batch[c].to_numpy(dtype=float) for c in ("frequency", "t_x_weeks", "T_weeks"))
+    nan = np.full(len(batch), np.nan)
+    out = dict.fromkeys(("p_alive", "e1", "e2", "churn", "p30", "wait_days", "clv"), nan)
+    if bg_params:
+        out.update(p_alive=bgnbd.p_alive(bg_params, x, t_x, T),
+                   e1=bgnbd.expected_purchases(bg_params, x, t_x, T, horizons[0] / 7.0),
+                   e2=bgnbd.expected_purchases(bg_params, x, t_x, T, horizons[1] / 7.0),
+                   churn=bgnbd.p_no_purchase(bg_params, x, t_x, T, CHURN_DAYS / 7.0),
+                   p30=1.0 - bgnbd.p_no_purchase(bg_params, x, t_x, T, 30 / 7.0),
+                   wait_days=bgnbd.median_wait_if_alive(bg_params, x, T) * 7.0)
+        if gg_params:
+            out["clv"] = gamma_gamma.clv(bg_params, gg_params, x, t_x, T, batch["monetary_repeat"].to_numpy(dtype=float),
+                                         months=clv_months, monthly_discount=monthly_discount)
+    for task, column in ((classifier.CHURN, "churn"), (classifier.NEXT_PURCHASE, "p30")):
+        outcome = models.outcomes[task.name]
+        if outcome.status == "ok":
+            out[column] = outcome.scorer.probabilities(classifier.add_model_columns(batch, bg_params, task.label_days))
+    return out
+
+
+def _score(buyers: pd.DataFrame, models: Models, as_of: dt.date, horizons, clv_months: int,
+           monthly_discount: float) -> tuple[pd.DataFrame, str]:
+    """The `predictions` rows of the day's buyers: model scores batch by batch, then the day's rankings."""
+    parts = [_score_batch(buyers.iloc[i:i + SCORE_BATCH_ROWS], models, horizons, clv_months, monthly_discount)
+             for i in range(0, len(buyers), SCORE_BATCH_ROWS)]
+    scores = {k: np.concatenate([p[k] for p in parts]) if parts else np.zeros(0) for k in
+              ("p_alive", "e1", "e2", "churn", "p30", "wait_days", "clv")}
+    scored_by = "bgnbd" if models.used_params("bgnbd") else "rfm_only"
+    churn_outcome = models.outcomes["churn"]
+    if churn_outcome.status == "ok":
+        scored_by = {"classifier": "classifier", "bgnbd_expected_purchases": "bgnbd",
+                     "recency": "rfm_only"}[churn_outcome.used]
+    out = rfm.score(buyers)
+    out.insert(0, "as_of", as_of)
+    wait_days = scores["wait_days"]
+    next_date = pd.Series(pd.Timestamp(as_of) + pd.to_timedelta(np.where(wait_days <= 365, np.ceil(wait_days), np.nan),
+                                                               unit="D")).dt.date
+    out = out.assign(p_alive=scores["p_alive"], expected_purchases_90d=scores["e1"],
+                     expected_purchases_365d=scores["e2"], predicted_clv=scores["clv"],
+                     churn_probability=scores["churn"], p_purchase_30d=scores["p30"],
+                     expected_next_order_date=next_date.to_numpy(), scored_by=scored_by,
+                     low_history=(buyers["frequency"] == 0).to_numpy())
+    out = out.join(risk_bands(out["churn_probability"], out["contact_id"]))
+    out["expected_next_order_date"] = out["expected_next_order_date"].where(out["expected_next_order_date"].notna(),
+                                                                            None)
+    return out, scored_by
+
+
+def _day_runs(models: Models, as_of: dt.date, horizons, clv_months: int, monthly_discount: float,
+              truth: dict) -> list[dict]:
+    """The `model_runs` rows of `as_of`: each model used, from the training day it was trained on."""
+    extra = {"bgnbd": {"horizons_days": list(horizons)},
+             "gamma_gamma": {"clv_months": clv_months, "monthly_discount": monthly_discount},
+             "churn_classifier": {"truth": truth}}
+    runs = []
+    for model in PREDICT_MODELS:
+        row = models.rows[model]
+        metrics = {**json.loads(row["metrics"]), "trained_on": models.trained_on.isoformat(),
+                   "model_age_days": (as_of - models.trained_on).days, **extra.get(model, {})}
+        runs.append({"model": model, "as_of": as_of, "time_unit": "week" if model in ("bgnbd", "gamma_gamma") else "day",
+                     "params": row["params"], "log_likelihood": row["log_likelihood"],
+                     "metrics": json.dumps(metrics, default=float), "status": row["status"], "message": row["message"]})
+    return runs
+
+
+def run_predictions(engine: sa.Engine, *, as_of: dt.date, model_dir: Path, horizons=(90, 365), clv_months: int = 12,
+                    monthly_discount: float = 0.01, bgnbd_maxiter: int = 500, truth_dir: Path | None = None,
+                    retrain_days: int = 1, cadence_start: dt.date | None = None, full_refresh: bool = False) -> dict:
+    """Write features, predictions and model_runs for `as_of`; return figures, metrics, PNG charts (when trained)
+    and `training`: whether the models were trained or reused, their training day and age.
+
+    The models are those of the training day `cadence.training_day(as_of, retrain_days, cadence_start)`
+    (every day with the defaults). NumPy's BLAS and scikit-learn's OpenMP run on one thread here: beside
+    DuckDB's own threads and other runs on a small machine, their spinning worker threads made the stage
+    several times slower (bench/predict.py on a busy 2-core machine: the churn classifier at 100k took
     95 s on 2 threads, 16 s on one).
     """
-    with threadpool_limits(limits=1):
-        return _run(engine, as_of, model_dir, horizons, clv_months, monthly_discount, bgnbd_maxiter, truth_dir)
-
-
-def _run(engine, as_of, model_dir, horizons, clv_months, monthly_discount, bgnbd_maxiter, truth_dir) -> dict:
     if len(horizons) != 2:
         raise ValueError("horizons: two day counts, for expected_purchases_90d and expected_purchases_365d")
-    create_predict_tables(engine)
-    with engine.begin() as conn:
-        plan, every, reason = _plan(conn, as_of)
-        training = sorted({c for evaluate_at, train_at in plan.values() for c in (evaluate_at, *train_at)})
-        # One pass: every contact at as_of, sampled buyers at the classifier's cutoffs.
-        frame = compute_features(conn, as_of, training=training, every=every)
-        feats = frame[frame["as_of"] == as_of].reset_index(drop=True)
-        windows = frame[frame["as_of"] != as_of].reset_index(drop=True)
-        store_features(conn, as_of, feats)
-        n_features = len(feats)
-        buyers = feats[feats["purchase_count"] > 0].reset_index(drop=True)
-        x, t_x, T = (buyers[c].to_numpy(dtype=float) for c in ("frequency", "t_x_weeks", "T_weeks"))
+    with threadpool_limits(limits=1):
+        create_predict_tables(engine)
+        with engine.begin() as conn:
+            models, feats = _models(conn, as_of, retrain_days=retrain_days, cadence_start=cadence_start,
+                                    full_refresh=full_refresh, model_dir=model_dir, maxiter=bgnbd_maxiter)
+            store_features(conn, as_of, feats)
+            buyers = feats[feats["purchase_count"] > 0].reset_index(drop=True)
+            out, scored_by = _score(buyers, models, as_of, horizons, clv_months, monthly_discount)
+            truth = evaluate_churn(conn, truth_dir, as_of, out.assign(recency_days=buyers["recency_days"].to_numpy()))
+            models.outcomes["churn"].metrics["truth"] = truth
+            # For backfills and re-runs, replace everything of this as_of in one transaction.
+            conn.execute(predictions.delete().where(predictions.c.as_of == as_of))
+            conn.execute(model_runs.delete().where(model_runs.c.as_of == as_of,
+                                                   model_runs.c.model.in_(PREDICT_MODELS)))
+            columns = [c.name for c in predictions.columns]
+            insert_arrow(conn, predictions, pa.Table.from_pandas(out[columns], preserve_index=False))
+            conn.execute(model_runs.insert(), _day_runs(models, as_of, horizons, clv_months, monthly_discount, truth))
+    return _result(models, as_of, feats, out, scored_by, truth)
 
-        bg_fit = bgnbd.fit(x, t_x, T, maxiter=bgnbd_maxiter)
-        bg_params, bg_from = fit_with_fallback(conn, "bgnbd", as_of, bg_fit)
-        gg_fit = gamma_gamma.fit(buyers["frequency"], buyers["monetary_repeat"])
-        gg_params, gg_from = fit_with_fallback(conn, "gamma_gamma", as_of, gg_fit)
-        outcomes = _classifiers(conn, as_of, buyers, bg_params, model_dir, plan, windows, every, reason,
-                                bgnbd_maxiter)
 
-        out = rfm.score(buyers)
-        out.insert(0, "as_of", as_of)
-        n = len(buyers)
-        nan = np.full(n, np.nan)
-        if bg_params:
-            alive = bgnbd.p_alive(bg_params, x, t_x, T)
-            e1, e2 = (bgnbd.expected_purchases(bg_params, x, t_x, T, h / 7.0) for h in horizons)
-            churn = bgnbd.p_no_purchase(bg_params, x, t_x, T, CHURN_DAYS / 7.0)
-            p30 = 1.0 - bgnbd.p_no_purchase(bg_params, x, t_x, T, 30 / 7.0)
-            wait_days = bgnbd.median_wait_if_alive(bg_params, x, T) * 7.0
-            scored_by = "bgnbd"
-        else:
-            alive = e1 = e2 = churn = p30 = wait_days = nan
-            scored_by = "rfm_only"
-        clv = (gamma_gamma.clv(bg_params, gg_params, x, t_x, T, buyers["monetary_repeat"].to_numpy(dtype=float),
-                               months=clv_months, monthly_discount=monthly_discount)
-               if bg_params and gg_params else nan)
-        churn_outcome, next_outcome = outcomes["churn"], outcomes["next_purchase"]
-        if churn_outcome.status == "ok":
-            churn = churn_outcome.probabilities
-            scored_by = {"classifier": "classifier", "bgnbd_expected_purchases": "bgnbd",
-                         "recency": "rfm_only"}[churn_outcome.used]
-        if next_outcome.status == "ok":
-            p30 = next_outcome.probabilities
-        as_of_ts = pd.Timestamp(as_of)
-        next_date = pd.Series(as_of_ts + pd.to_timedelta(np.where(wait_days <= 365, np.ceil(wait_days), np.nan),
-                                                         unit="D")).dt.date
-        out = out.assign(p_alive=alive, expected_purchases_90d=e1, expected_purchases_365d=e2, predicted_clv=clv,
-                         churn_probability=churn, p_purchase_30d=p30, expected_next_order_date=next_date.to_numpy(),
-                         scored_by=scored_by, low_history=(buyers["frequency"] == 0).to_numpy())
-        out = out.join(risk_bands(out["churn_probability"], out["contact_id"]))
-        out["expected_next_order_date"] = out["expected_next_order_date"].where(out["expected_next_order_date"].notna(),
-                                                                                None)
+def _fit_result(models: Models, model: str) -> dict:
+    row = models.rows[model]
+    metrics = json.loads(row["metrics"])
+    return {"params": json.loads(row["params"]), "log_likelihood": row["log_likelihood"],
+            "converged": row["status"] == "ok", "used_params": metrics.get("used_params"),
+            "used_params_from": metrics.get("used_params_from"), "message": row["message"],
+            "seconds": models.fit_seconds.get(model)}
 
-        runs = [
-            _fit_row("bgnbd", as_of, bg_fit, bg_params, bg_from, {"horizons_days": list(horizons)}),
-            _fit_row("gamma_gamma", as_of, gg_fit, gg_params, gg_from,
-                     {"clv_months": clv_months, "monthly_discount": monthly_discount}),
-        ]
-        truth = evaluate_churn(conn, truth_dir, as_of, out.assign(recency_days=buyers["recency_days"].to_numpy()))
-        outcomes["churn"].metrics["truth"] = truth
-        for outcome in outcomes.values():
-            runs.append({"model": f"{outcome.task}_classifier", "as_of": as_of, "time_unit": "day", "params":
-                         json.dumps({"model_path": outcome.model_path, "used": outcome.used}), "log_likelihood": None,
-                         "metrics": json.dumps(outcome.metrics, default=float), "status": outcome.status,
-                         "message": outcome.message})
-        # For backfills and re-runs, replace everything of this as_of in one transaction.
-        conn.execute(predictions.delete().where(predictions.c.as_of == as_of))
-        conn.execute(model_runs.delete().where(model_runs.c.as_of == as_of, model_runs.c.model.in_(PREDICT_MODELS)))
-        columns = [c.name for c in predictions.columns]
-        insert_arrow(conn, predictions, pa.Table.from_pandas(out[columns], preserve_index=False))
-        conn.execute(model_runs.insert(), runs)
 
-    charts = {k: v for o in outcomes.values() for k, v in o.charts.items()}
+def _result(models: Models, as_of: dt.date, feats: pd.DataFrame, out: pd.DataFrame, scored_by: str,
+            truth: dict) -> dict:
+    clv = out["predicted_clv"].to_numpy(dtype=float)
     return {
-        "as_of": as_of.isoformat(), "contacts_with_features": int(n_features), "customers_scored": int(n),
-        "bgnbd": {"params": bg_fit.params, "log_likelihood": bg_fit.log_likelihood, "converged": bg_fit.converged,
-                  "used_params": bg_params, "used_params_from": bg_from, "message": bg_fit.message},
-        "gamma_gamma": {"params": gg_fit.params, "log_likelihood": gg_fit.log_likelihood,
-                        "converged": gg_fit.converged, "used_params": gg_params, "used_params_from": gg_from,
-                        "message": gg_fit.message},
+        "as_of": as_of.isoformat(), "contacts_with_features": len(feats), "customers_scored": len(out),
+        "training": {"retrained": models.retrained, "reason": models.reason,
+                     "trained_on": models.trained_on.isoformat(), "model_age_days": (as_of - models.trained_on).days},
+        "bgnbd": _fit_result(models, "bgnbd"), "gamma_gamma": _fit_result(models, "gamma_gamma"),
         "classifiers": {k: {"status": o.status, "used": o.used, "message": o.message, "metrics": o.metrics,
-                            "model_path": o.model_path} for k, o in outcomes.items()},
+                            "model_path": o.model_path} for k, o in models.outcomes.items()},
         "segments": out["rfm_segment"].value_counts().to_dict(),
         "risk_bands": {b: int(n) for b, n in out["risk_band"].value_counts().items()},
         "churn_truth": truth,
         "scored_by": str(scored_by),
-        "mean_predicted_clv": float(np.nanmean(clv)) if n and np.isfinite(clv).any() else None,
-        "charts": charts,
+        "mean_predicted_clv": float(np.nanmean(clv)) if len(clv) and np.isfinite(clv).any() else None,
+        "charts": {k: v for o in models.outcomes.values() for k, v in o.charts.items()},
     }
 
 

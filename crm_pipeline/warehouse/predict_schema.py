@@ -73,7 +73,22 @@ model_runs = sa.Table(
     sa.Column("message", sa.String),
 )
 
-PREDICT_TABLES = [features, predictions, model_runs]
+predict_models = sa.Table(
+    "predict_models", metadata,
+    sa.Column("model", sa.String, nullable=False, comment="bgnbd / gamma_gamma / churn_classifier / next_purchase_classifier"),
+    sa.Column("trained_on", sa.Date, nullable=False, comment="the training day: data up to it trained the model"),
+    sa.Column("input_fingerprint", sa.String, nullable=False,
+              comment="digest of the staged records up to trained_on and their grouping into contacts"),
+    sa.Column("settings_key", sa.String, nullable=False, comment="digest of the model settings it was trained with"),
+    sa.Column("status", sa.String, nullable=False, comment="ok / not_converged / skipped"),
+    sa.Column("message", sa.String),
+    sa.Column("params", sa.String, comment="JSON: fitted and used parameters (BG/NBD, Gamma-Gamma), scorer (classifiers)"),
+    sa.Column("log_likelihood", sa.Double),
+    sa.Column("metrics", sa.String, comment="JSON: the held-out evaluation computed when training"),
+    sa.Column("estimator", sa.LargeBinary, comment="joblib bytes of the fitted scorer (classifiers)"),
+)
+
+PREDICT_TABLES = [features, predictions, model_runs, predict_models]
 
 
 def create_predict_tables(bind: sa.Engine | sa.Connection) -> None:

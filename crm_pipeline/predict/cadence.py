@@ -1,0 +1,112 @@
+"""When the predict stage trains its models, and when it scores with the ones it stored.
+
+Models are trained on a training day derived from the as-of day alone: the latest cadence boundary
+on or before it, counting `retrain_days` from the first partition day. Every as-of day between two
+boundaries scores with the models of the last boundary (`predict_models`), so a new day costs one
+feature pass and a scoring pass, not a refit of every model.
+
+The stored models are trained again when the training day moves, on a full refresh, when the model
+settings changed (`settings_key`), and when the training inputs as of the training day changed
+(`training_fingerprint`): a back-dated correction, a late file with old records, a merge of two
+contacts. Because the training day and the fingerprint are functions of the data as of that day,
+a full refresh and a sequence of incremental runs train the same models.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from crm_pipeline.predict.features import cutoff_of
+
+# Row hashes are reduced modulo a prime before summing, so per-contact sums stay exact in BIGINT;
+# per-contact sums go through a non-linear mix so a merge or split of contacts changes the total.
+_PRIME = 2147483647
+_FINGERPRINT_SQL = f"""
+WITH rows AS (
+    SELECT m.contact_id, MOD(o._row_hash, {_PRIME}) AS h
+    FROM stg_orders o
+    JOIN identity_map m ON m.entity = 'orders' AND m.brand = o._brand AND m.source_key = o.order_id
+    WHERE o.ordered_at < :cutoff
+    UNION ALL
+    SELECT m.contact_id, MOD(i._row_hash, {_PRIME})
+    FROM stg_order_items i
+    JOIN stg_orders o ON o._brand = i._brand AND o.order_id = i.order_id
+    JOIN identity_map m ON m.entity = 'orders' AND m.brand = o._brand AND m.source_key = o.order_id
+    WHERE o.ordered_at < :cutoff
+    UNION ALL
+    SELECT m.contact_id, MOD(e._row_hash, {_PRIME})
+    FROM stg_email_events e
+    JOIN identity_map m ON m.entity = 'email_events' AND m.brand = e._brand AND m.source_key = e.event_id
+    WHERE e.occurred_at < :cutoff
+    UNION ALL
+    SELECT m.contact_id, MOD(w._row_hash, {_PRIME})
+    FROM stg_web_events w
+    JOIN identity_map m ON m.entity = 'web_events' AND m.brand = w._brand AND m.source_key = w.event_id
+    WHERE w.occurred_at < :cutoff
+    UNION ALL
+    SELECT m.contact_id, MOD(s._row_hash, {_PRIME})
+    FROM stg_subscribers s
+    JOIN identity_map m ON m.entity = 'subscribers' AND m.brand = s._brand AND m.source_key = s.subscriber_id
+    WHERE s.subscribed_at < :cutoff
+),
+per_contact AS (SELECT COUNT(*) AS n, SUM(h) AS s FROM rows GROUP BY contact_id)
+SELECT 'contacts' AS part, COUNT(*) AS a, SUM(n) AS b,
+       SUM(MOD(s, 1000003) * MOD(s + n, 999983) + MOD(n * 7919, 1000003)) AS c
+FROM per_contact
+UNION ALL
+SELECT 'products', COUNT(*), SUM(MOD(_row_hash, {_PRIME})), SUM(MOD(MOD(_row_hash, {_PRIME}), 1000003)
+                                                                 * MOD(MOD(_row_hash, 999983) + 1, 999983))
+FROM stg_products
+"""
+
+
+def training_day(as_of: dt.date, *, retrain_days: int = 1, start: dt.date | None = None) -> dt.date:
+    """The latest cadence boundary on or before `as_of`: `start` + k * `retrain_days` (every day when 1)."""
+    if retrain_days < 1:
+        raise ValueError(f"retrain_days: {retrain_days} must be at least 1")
+    start = start or as_of
+    return start + dt.timedelta(days=(as_of - start).days // retrain_days * retrain_days)
+
+
+def training_fingerprint(conn: sa.Connection, day: dt.date) -> str:
+    """A digest of the staged records dated up to `day` (their content hashes), grouped as identity groups
+    them, and of the catalogue: what the models trained on that day read.
+
+    Contact ids themselves do not enter (only which records share a contact), so a warehouse that numbers
+    its contacts in another order gets the same fingerprint for the same data.
+    """
+    rows = conn.execute(sa.text(_FINGERPRINT_SQL).bindparams(cutoff=cutoff_of(day))).all()
+    text = ";".join(f"{part}:{a}:{b}:{c}" for part, a, b, c in sorted(rows))
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+def settings_key(**settings) -> str:
+    """A digest of the settings a model's training depends on: a change trains again."""
+    return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Decision:
+    retrain: bool
+    reason: str
+
+
+def decide(stored: dict[str, dict], models: tuple[str, ...], *, fingerprint: str, key: str,
+           full_refresh: bool) -> Decision:
+    """Train again or score with `stored` (model -> its stored row of the training day)."""
+    if full_refresh:
+        return Decision(True, "full refresh requested")
+    missing = [m for m in models if m not in stored]
+    if missing:
+        return Decision(True, "no stored model for the training day" if len(missing) == len(models)
+                        else f"stored models incomplete ({', '.join(missing)} missing)")
+    if any(stored[m]["settings_key"] != key for m in models):
+        return Decision(True, "model settings changed")
+    if any(stored[m]["input_fingerprint"] != fingerprint for m in models):
+        return Decision(True, "training data as of the training day changed")
+    return Decision(False, "stored models reused")

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from datetime import datetime, timezone
+import shutil
+from datetime import date, datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -53,3 +54,38 @@ def dagster_instance(tmp_path):
     home.mkdir()
     with dg.instance_for_test(temp_dir=str(home)) as instance:
         yield instance
+
+
+@pytest.fixture(scope="session")
+def resolved_2000(tmp_path_factory) -> tuple[Path, Path]:
+    """The generator's default 2,000 people to 2025-06-30, ingested, typed, published and resolved
+    (deterministic identity): (warehouse file, generated folder with landing/ and truth/).
+
+    Built once per session, because predictions and scoring both test on it; a test that writes copies
+    the file first (`copy_warehouse`), so each module starts from the same staged warehouse."""
+    from crm_pipeline.identity.config import load_identity_config
+    from crm_pipeline.identity.resolve import resolve_identities
+    from crm_pipeline.landing.ingest import ingest_folder
+    from crm_pipeline.quality.publish import publish
+    from crm_pipeline.quality.typing_run import type_new_files
+    from crm_pipeline.synth.generate import generate
+
+    end, now = date(2025, 6, 30), datetime(2025, 7, 1, tzinfo=timezone.utc)
+    root = tmp_path_factory.mktemp("resolved_2000")
+    generate(root / "gen", people=2000, end_date=end)
+    path = root / "warehouse.duckdb"
+    engine = make_engine(f"duckdb:///{path}")
+    ingest_folder(engine, LandingFolder(root / "gen" / "landing"), now=now)
+    type_new_files(engine, now=now)
+    publish(engine, hold_share=0.05)
+    resolve_identities(engine, as_of=end, config=load_identity_config(), find_pairs=None)
+    engine.dispose()  # the file is closed and complete: copies of it are whole warehouses
+    return path, root / "gen"
+
+
+def copy_warehouse(source: Path, folder: Path):
+    """An engine on a private copy of the warehouse file `source`, in `folder`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / source.name
+    shutil.copyfile(source, target)
+    return make_engine(f"duckdb:///{target}")

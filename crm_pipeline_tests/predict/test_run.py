@@ -10,42 +10,31 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from crm_pipeline.identity.config import load_identity_config
-from crm_pipeline.identity.resolve import resolve_identities
-from crm_pipeline.landing.ingest import ingest_folder
-from crm_pipeline.landing.scan import LandingFolder
 from crm_pipeline.predict.features import compute_features
 from crm_pipeline.predict.run import evaluation_table, run_predictions
-from crm_pipeline.quality.publish import publish
-from crm_pipeline.quality.typing_run import type_new_files
-from crm_pipeline.synth.generate import generate
-from crm_pipeline.warehouse.engine import make_engine
+from crm_pipeline_tests.conftest import copy_warehouse
 
 END = dt.date(2025, 6, 30)
-NOW = dt.datetime(2025, 7, 1, tzinfo=dt.timezone.utc)
 
 
 @pytest.fixture(scope="module")
-def warehouse(tmp_path_factory):
+def warehouse(tmp_path_factory, resolved_2000):
+    """The session's 2,000 generated people to END, staged and resolved: this module's own copy."""
+    source, generated = resolved_2000
     root = tmp_path_factory.mktemp("predict")
-    generate(root / "gen", people=2000, end_date=END)
-    engine = make_engine(f"duckdb:///{root / 'warehouse.duckdb'}")
-    ingest_folder(engine, LandingFolder(root / "gen" / "landing"), now=NOW)
-    type_new_files(engine, now=NOW)
-    publish(engine, hold_share=0.05)
-    resolve_identities(engine, as_of=END, config=load_identity_config(), find_pairs=None)
-    yield engine, root
+    engine = copy_warehouse(source, root)
+    yield engine, root, generated / "truth"
     engine.dispose()
 
 
 @pytest.fixture(scope="module")
 def full_run(warehouse):
-    engine, root = warehouse
-    return run_predictions(engine, as_of=END, model_dir=root / "models", truth_dir=root / "gen" / "truth")
+    engine, root, truth = warehouse
+    return run_predictions(engine, as_of=END, model_dir=root / "models", truth_dir=truth)
 
 
 def test_an_order_after_as_of_does_not_change_features(warehouse):
-    engine, _ = warehouse
+    engine, *_ = warehouse
     as_of = dt.date(2025, 3, 31)
     with engine.connect() as conn:
         before = compute_features(conn, as_of)
@@ -74,7 +63,7 @@ def test_an_order_after_as_of_does_not_change_features(warehouse):
 
 
 def test_run_writes_every_table_and_is_idempotent(warehouse, full_run):
-    engine, root = warehouse
+    engine, root, truth = warehouse
     assert full_run["bgnbd"]["converged"] and full_run["gamma_gamma"]["converged"]
     with engine.connect() as conn:
         counts = {t: conn.execute(sa.text(f"SELECT COUNT(*) FROM {t} WHERE as_of = :d"), {"d": END}).scalar()
@@ -89,7 +78,7 @@ def test_run_writes_every_table_and_is_idempotent(warehouse, full_run):
     assert first["p_alive"].between(0, 1).all() and first["churn_probability"].between(0, 1).all()
     assert (first["predicted_clv"] >= 0).all()
     assert set(first["scored_by"]) <= {"classifier", "bgnbd", "rfm_only"}
-    run_predictions(engine, as_of=END, model_dir=root / "models", truth_dir=root / "gen" / "truth")
+    run_predictions(engine, as_of=END, model_dir=root / "models", truth_dir=truth)
     with engine.connect() as conn:
         again = pd.read_sql(sa.text("SELECT * FROM predictions ORDER BY contact_id"), conn)
     pd.testing.assert_frame_equal(first, again)
@@ -127,7 +116,7 @@ def test_classifier_beats_every_baseline_on_a_later_window(full_run, capsys):
 
 
 def test_risk_bands_split_the_scored_buyers_and_hold_their_shares_day_to_day(warehouse, full_run, tmp_path):
-    engine, root = warehouse
+    engine, *_ = warehouse
     bands = full_run["risk_bands"]
     scored = sum(bands.values())
     assert set(bands) == {"high", "medium", "low"} and scored == full_run["customers_scored"]
@@ -148,7 +137,7 @@ def test_risk_bands_split_the_scored_buyers_and_hold_their_shares_day_to_day(war
 
 
 def test_churn_is_judged_against_true_dropout(warehouse, full_run, capsys):
-    engine, _ = warehouse
+    engine, *_ = warehouse
     truth = full_run["churn_truth"]
     assert truth["status"] == "ok" and truth["matched_buyers"] > 0.9 * full_run["customers_scored"]
     auc = truth["auc"]
@@ -168,7 +157,7 @@ def test_churn_is_judged_against_true_dropout(warehouse, full_run, capsys):
 
 
 def test_evaluation_table_and_charts(warehouse, full_run):
-    engine, root = warehouse
+    engine, root, _ = warehouse
     assert all(v[:8] == b"\x89PNG\r\n\x1a\n" for v in full_run["charts"].values()) and len(full_run["charts"]) == 4
     assert (root / "models" / f"churn_{END}.joblib").exists()
     with engine.connect() as conn:
@@ -178,7 +167,7 @@ def test_evaluation_table_and_charts(warehouse, full_run):
 
 
 def test_small_history_skips_the_classifier_but_still_scores(warehouse, tmp_path):
-    engine, _ = warehouse
+    engine, *_ = warehouse
     early = dt.date(2023, 10, 31)     # four months into the generated history
     result = run_predictions(engine, as_of=early, model_dir=tmp_path)
     for outcome in result["classifiers"].values():
@@ -193,7 +182,7 @@ def test_small_history_skips_the_classifier_but_still_scores(warehouse, tmp_path
 
 
 def test_a_fit_that_does_not_converge_keeps_the_previous_good_parameters(warehouse, full_run, tmp_path):
-    engine, _ = warehouse
+    engine, *_ = warehouse
     later = END + dt.timedelta(days=1)
     result = run_predictions(engine, as_of=later, model_dir=tmp_path, bgnbd_maxiter=1)
     assert not result["bgnbd"]["converged"]

@@ -9,32 +9,20 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from crm_pipeline.identity.config import load_identity_config
-from crm_pipeline.identity.resolve import resolve_identities
-from crm_pipeline.landing.ingest import ingest_folder
-from crm_pipeline.landing.scan import LandingFolder
 from crm_pipeline.profiles.build import build_profiles
-from crm_pipeline.quality.publish import publish
-from crm_pipeline.quality.typing_run import type_new_files
 from crm_pipeline.scoring.run import run_scoring
-from crm_pipeline.synth.generate import generate
-from crm_pipeline.warehouse.engine import make_engine
+from crm_pipeline_tests.conftest import copy_warehouse
 
 END = dt.date(2025, 6, 30)
-NOW = dt.datetime(2025, 7, 1, tzinfo=dt.timezone.utc)
 
 
 @pytest.fixture(scope="module")
-def scored(tmp_path_factory):
-    root = tmp_path_factory.mktemp("scored")
-    generate(root / "gen", people=2000, end_date=END)
-    engine = make_engine(f"duckdb:///{root / 'warehouse.duckdb'}")
-    ingest_folder(engine, LandingFolder(root / "gen" / "landing"), now=NOW)
-    type_new_files(engine, now=NOW)
-    publish(engine, hold_share=0.05)
-    resolve_identities(engine, as_of=END, config=load_identity_config(), find_pairs=None)
+def scored(tmp_path_factory, resolved_2000):
+    """The session's 2,000 generated people to END, staged and resolved (a copy), profiled and scored."""
+    source, generated = resolved_2000
+    engine = copy_warehouse(source, tmp_path_factory.mktemp("scored"))
     build_profiles(engine, as_of=END)
-    result = run_scoring(engine, as_of=END, truth_dir=root / "gen" / "truth")
+    result = run_scoring(engine, as_of=END, truth_dir=generated / "truth")
     yield engine, result
     engine.dispose()
 

@@ -26,33 +26,23 @@ from crm_pipeline.predict.features import cutoff_of
 # Row hashes are reduced modulo a prime before summing, so per-contact sums stay exact in BIGINT;
 # per-contact sums go through a non-linear mix so a merge or split of contacts changes the total.
 _PRIME = 2147483647
+# (staged table, identity entity, its key, the column that dates a row); order lines are dated by their order.
+_DATED = (("stg_orders", "orders", "order_id", "ordered_at"), ("stg_email_events", "email_events", "event_id",
+          "occurred_at"), ("stg_web_events", "web_events", "event_id", "occurred_at"),
+          ("stg_subscribers", "subscribers", "subscriber_id", "subscribed_at"))
+_ROWS = " UNION ALL ".join(
+    f"SELECT m.contact_id, MOD(t._row_hash, {_PRIME}) AS h FROM {table} t JOIN identity_map m "
+    f"ON m.entity = '{entity}' AND m.brand = t._brand AND m.source_key = t.{key} WHERE t.{dated} < :cutoff"
+    for table, entity, key, dated in _DATED)
 _FINGERPRINT_SQL = f"""
 WITH rows AS (
-    SELECT m.contact_id, MOD(o._row_hash, {_PRIME}) AS h
-    FROM stg_orders o
-    JOIN identity_map m ON m.entity = 'orders' AND m.brand = o._brand AND m.source_key = o.order_id
-    WHERE o.ordered_at < :cutoff
+    {_ROWS}
     UNION ALL
     SELECT m.contact_id, MOD(i._row_hash, {_PRIME})
     FROM stg_order_items i
     JOIN stg_orders o ON o._brand = i._brand AND o.order_id = i.order_id
     JOIN identity_map m ON m.entity = 'orders' AND m.brand = o._brand AND m.source_key = o.order_id
     WHERE o.ordered_at < :cutoff
-    UNION ALL
-    SELECT m.contact_id, MOD(e._row_hash, {_PRIME})
-    FROM stg_email_events e
-    JOIN identity_map m ON m.entity = 'email_events' AND m.brand = e._brand AND m.source_key = e.event_id
-    WHERE e.occurred_at < :cutoff
-    UNION ALL
-    SELECT m.contact_id, MOD(w._row_hash, {_PRIME})
-    FROM stg_web_events w
-    JOIN identity_map m ON m.entity = 'web_events' AND m.brand = w._brand AND m.source_key = w.event_id
-    WHERE w.occurred_at < :cutoff
-    UNION ALL
-    SELECT m.contact_id, MOD(s._row_hash, {_PRIME})
-    FROM stg_subscribers s
-    JOIN identity_map m ON m.entity = 'subscribers' AND m.brand = s._brand AND m.source_key = s.subscriber_id
-    WHERE s.subscribed_at < :cutoff
 ),
 per_contact AS (SELECT COUNT(*) AS n, SUM(h) AS s FROM rows GROUP BY contact_id)
 SELECT 'contacts' AS part, COUNT(*) AS a, SUM(n) AS b,

@@ -13,6 +13,7 @@ used instead; without any, those columns stay empty. Risk bands are shares of th
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import io
 import json
@@ -156,7 +157,7 @@ def _train(conn, day: dt.date, at_day: pd.DataFrame, windows: pd.DataFrame, plan
         if outcome.scorer is not None:
             buffer = io.BytesIO()
             joblib.dump(outcome.scorer, buffer)
-            estimator = buffer.getvalue()
+            estimator = base64.b64encode(buffer.getvalue()).decode("ascii")
         rows[f"{outcome.task}_classifier"] = {
             "model": f"{outcome.task}_classifier", "params": json.dumps({"model_path": outcome.model_path,
                                                                          "used": outcome.used}),
@@ -176,7 +177,7 @@ def _outcomes_of(rows: dict[str, dict]) -> dict[str, classifier.TaskOutcome]:
     for task in classifier.TASKS:
         row = rows[f"{task.name}_classifier"]
         params = json.loads(row["params"])
-        scorer = joblib.load(io.BytesIO(row["estimator"])) if row["estimator"] is not None else None
+        scorer = joblib.load(io.BytesIO(base64.b64decode(row["estimator"]))) if row["estimator"] else None
         outcomes[task.name] = classifier.TaskOutcome(task.name, row["status"], params["used"], row["message"],
                                                      json.loads(row["metrics"]), model_path=params["model_path"],
                                                      scorer=scorer)

@@ -85,7 +85,8 @@ predict_models = sa.Table(
     sa.Column("params", sa.String, comment="JSON: fitted and used parameters (BG/NBD, Gamma-Gamma), scorer (classifiers)"),
     sa.Column("log_likelihood", sa.Double),
     sa.Column("metrics", sa.String, comment="JSON: the held-out evaluation computed when training"),
-    sa.Column("estimator", sa.LargeBinary, comment="joblib bytes of the fitted scorer (classifiers)"),
+    sa.Column("estimator", sa.String, comment="base64 of the joblib bytes of the fitted scorer (classifiers); text "
+                                             "reads back the same on every backend"),
 )
 
 PREDICT_TABLES = [features, predictions, model_runs, predict_models]

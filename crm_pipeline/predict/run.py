@@ -347,21 +347,23 @@ def _result(models: Models, as_of: dt.date, feats: pd.DataFrame, out: pd.DataFra
 
 
 def evaluation_table(conn: sa.Connection, as_of: dt.date) -> pd.DataFrame:
-    """One row per model and scorer of `as_of`: status, AUC, log loss, Brier, lift, capture (for the CLI)."""
+    """One row per model and scorer of `as_of`: status, AUC, log loss, Brier, lift, capture, and the day the
+    model was trained on (for the CLI)."""
     runs = read_frame(conn, sa.select(model_runs).where(model_runs.c.as_of == as_of).order_by(model_runs.c.model))
     rows = []
     for run in runs.itertuples():
         metrics = json.loads(run.metrics) if isinstance(run.metrics, str) else {}
         scorers = {k: v for k, v in metrics.items() if isinstance(v, dict) and "roc_auc" in v}
+        trained = {"trained_on": metrics.get("trained_on")}
         if not scorers:
             rows.append({"model": run.model, "scorer": "", "status": run.status, "used": "",
-                         "log_likelihood": run.log_likelihood, "message": run.message})
+                         "log_likelihood": run.log_likelihood, **trained, "message": run.message})
         for name, m in scorers.items():
             rows.append({"model": run.model, "scorer": name, "status": run.status,
                          "used": "yes" if metrics.get("used") == name.removeprefix("baseline_") else "",
                          "n": m.get("n"), "roc_auc": m.get("roc_auc"), "log_loss": m.get("log_loss"),
                          "brier": m.get("brier"), "top_decile_lift": m.get("top_decile_lift"),
-                         "top_decile_capture": m.get("top_decile_capture"), "message": run.message})
+                         "top_decile_capture": m.get("top_decile_capture"), **trained, "message": run.message})
         truth = metrics.get("truth") or {}
         for name, auc in (truth.get("auc") or {}).items():   # against the generator's true dropout
             rows.append({"model": run.model, "scorer": f"vs_true_dropout:{name}", "status": truth.get("status"),

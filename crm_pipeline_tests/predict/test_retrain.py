@@ -20,7 +20,7 @@ import sqlalchemy as sa
 
 from crm_pipeline.predict.cadence import training_day
 from crm_pipeline.predict.features import cutoff_of
-from crm_pipeline.predict.run import run_predictions
+from crm_pipeline.predict.run import evaluation_table, run_predictions
 from crm_pipeline.profiles.sql import is_purchase
 from crm_pipeline.settings import SettingsError, load_settings
 from crm_pipeline.warehouse.engine import make_engine
@@ -142,6 +142,10 @@ def test_stored_bgnbd_and_classifiers_score_a_later_day_as_a_fresh_training_does
     stored = tables(engine, later, CALIBRATION_END)
     assert stored["predictions"]["churn_probability"].notna().all() and stored["predictions"]["p_alive"].notna().all()
     assert stored["predict_models"]["estimator"].notna().sum() == 2       # the two classifiers' scorers
+    with engine.connect() as conn:     # what `crm-pipeline evaluate predictions` prints: the held-out evaluation
+        evaluation = evaluation_table(conn, later)   # of the training day, for every model used on the later day
+    assert set(evaluation["trained_on"]) == {CALIBRATION_END.isoformat()}
+    assert evaluation.loc[evaluation["scorer"] == "classifier", "roc_auc"].notna().all()
 
     engine.dispose()
     copy = path.with_name("copy.duckdb")

@@ -403,7 +403,9 @@ def _accepted_pairs(con: duckdb.DuckDBPyConnection, predictions: str, threshold:
             SELECT least(node_id_l, node_id_r) AS node_a, greatest(node_id_l, node_id_r) AS node_b,
                    round(match_probability, 9) AS match_probability
             FROM {predictions}
-            WHERE match_probability >= {float(threshold)!r} AND cluster_id_l <> cluster_id_r
+            -- compared as rounded, as `model_threshold` rounds the probability it picks: the pair that
+            -- set the threshold is kept whichever way its last digits fall
+            WHERE round(match_probability, 9) >= {float(threshold)!r} AND cluster_id_l <> cluster_id_r
               AND {_MORE_THAN_NAMES}
         ),
         ends AS (

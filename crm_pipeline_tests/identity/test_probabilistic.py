@@ -174,3 +174,21 @@ def test_too_few_records_give_no_pairs():
 def test_records_without_the_fields_to_compare_give_no_pairs():
     blank = _background(200).assign(birth_date=pd.NaT, address_line1=None, postal_code="")
     assert probabilistic_pairs(blank).empty
+
+
+def test_the_pair_that_sets_the_threshold_is_merged():
+    """The threshold is the probability of the pair where the model's expected F1 peaks; that pair is kept
+    however its probability's last digits round (0.7150737956 rounds up to 0.715073796)."""
+    import duckdb
+
+    from crm_pipeline.identity.probabilistic import _accepted_pairs, model_threshold
+
+    con = duckdb.connect(":memory:")
+    con.execute("CREATE TABLE predictions AS SELECT * FROM (VALUES "
+                "('a', 'b', 0.99, 'ca', 'cb', 3.0, 0.0), ('c', 'd', 0.7150737956, 'cc', 'cd', 0.0, 12.4), "
+                "('e', 'f', 0.2, 'ce', 'cf', 1.0, 0.0)) "
+                "t(node_id_l, node_id_r, match_probability, cluster_id_l, cluster_id_r, mw_birth_date, mw_location)")
+    threshold = model_threshold(con, "predictions")
+    assert threshold == 0.715073796 > 0.7150737956
+    pairs = _accepted_pairs(con, "predictions", threshold, 5)
+    assert list(zip(pairs["node_a"], pairs["node_b"])) == [("a", "b"), ("c", "d")]

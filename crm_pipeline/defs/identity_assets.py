@@ -108,6 +108,7 @@ def resolve_identity(context: dg.AssetExecutionContext, warehouse: WarehouseReso
         "largest_cluster": report.largest_cluster, "probabilistic_pairs": report.probabilistic_pairs,
         "share_resolved_probabilistically": round(report.probabilistic_share, 4),
         "junk_identifiers_ignored": report.junk_values, "identifiers_capped": report.capped_values,
+        "devices_shared": report.shared_devices,
         "seconds": dg.MetadataValue.json({k: round(v, 2) for k, v in report.seconds.items()}), **quality,
         **_change_metadata(report), **_model_metadata(report),
     })

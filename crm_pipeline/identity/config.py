@@ -19,6 +19,7 @@ class IdentityConfig:
     junk_email_patterns: tuple[re.Pattern, ...]
     junk_phones: frozenset[str]
     max_people_per_identifier: int
+    max_people_per_device: int
     max_cluster_size: int
     probabilistic_enabled: bool
     probabilistic_threshold: float | None  # None: chosen from the trained model on every run
@@ -58,6 +59,7 @@ def _build(raw: dict[str, Any]) -> IdentityConfig:
         junk_email_patterns=tuple(patterns),
         junk_phones=frozenset(str(p).strip() for p in junk.get("phones") or []),
         max_people_per_identifier=number("max_people_per_identifier", raw["max_people_per_identifier"], int, 1),
+        max_people_per_device=number("max_people_per_device", raw["max_people_per_device"], int, 1),
         max_cluster_size=number("max_cluster_size", raw["max_cluster_size"], int, 2),
         probabilistic_enabled=bool(prob["enabled"]),
         probabilistic_threshold=(None if str(prob["threshold"]).strip().lower() == "auto"

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from crm_pipeline.identity.config import IdentityConfig
 from crm_pipeline.identity.graph import components
-from crm_pipeline.identity.guards import guard_identifiers
+from crm_pipeline.identity.guards import guard_devices, guard_identifiers
 from crm_pipeline.identity.nodes import all_nodes, direct_edges, identifier_edges, person_records
 from crm_pipeline.identity.match_store import match_digest, stored_match, store_match
 from crm_pipeline.identity.runs import fingerprint, graph_digest, last_run, with_graph
@@ -41,6 +41,7 @@ class IdentityReport:
     probabilistic_share: float = 0.0  # share of records whose contact needed a probabilistic edge
     junk_values: int = 0
     capped_values: int = 0
+    shared_devices: int = 0
     oversized_clusters: list[str] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
     must_links: int = 0  # reviewers' decisions honoured this run
@@ -98,6 +99,8 @@ def resolve_identities(engine: sa.Engine, *, as_of: date, config: IdentityConfig
         return report
 
     guarded = guard_identifiers(edges, people, config)
+    devices = guard_devices(direct, guarded.edges, people, config)
+    guarded.edges, direct = devices.edges, devices.direct
     # A reviewer's must-link is as certain as a shared identifier: the pair is one cluster before scoring.
     must = decisions.loc[decisions["decision"] == "must_link", ["node_a", "node_b"]]
     cannot = decisions.loc[decisions["decision"] == "cannot_link", ["node_a", "node_b"]]
@@ -133,7 +136,7 @@ def resolve_identities(engine: sa.Engine, *, as_of: date, config: IdentityConfig
 
     sizes = node_frame.groupby("contact_id").size()
     oversized = sizes[sizes > config.max_cluster_size]
-    alerts = _alerts(guarded, oversized, config, as_of)
+    alerts = _alerts(guarded, devices.shared, oversized, config, as_of)
     report.changes = _write(engine, node_frame, assignment, alerts, as_of,
                             _borderline_rows(report.match, pairs, as_of), mode=report.mode, signature=signature,
                             new_match=new_match)
@@ -148,6 +151,7 @@ def resolve_identities(engine: sa.Engine, *, as_of: date, config: IdentityConfig
     prob_records = nodes["record_count"][node_frame["match_type"].eq("probabilistic").values].sum()
     report.probabilistic_share = float(prob_records / max(report.records, 1))
     report.junk_values, report.capped_values = len(guarded.junk), len(guarded.capped)
+    report.shared_devices = len(devices.shared)
     report.oversized_clusters = list(oversized.index)
     return report
 
@@ -233,13 +237,17 @@ def _next_number(current: pd.Series, retired: pd.Series) -> int:
     return int(id_number(ids).max()) + 1 if len(ids) else 1
 
 
-def _alerts(guarded, oversized: pd.Series, config: IdentityConfig, as_of: date) -> pd.DataFrame:
+def _alerts(guarded, shared_devices: pd.DataFrame, oversized: pd.Series, config: IdentityConfig,
+            as_of: date) -> pd.DataFrame:
     rows = [pd.DataFrame({"kind": "junk_identifier", "subject": guarded.junk["kind"] + ":" + guarded.junk["value"],
                           "detail": guarded.junk["nodes"].astype(str) + " records carried it; never used to join"}),
             pd.DataFrame({"kind": "identifier_capped",
                           "subject": guarded.capped["kind"] + ":" + guarded.capped["value"],
                           "detail": guarded.capped["people"].astype(str) + " distinct people share it (cap "
                                     + str(config.max_people_per_identifier) + "); not used to join"}),
+            pd.DataFrame({"kind": "device_shared", "subject": "device:" + shared_devices["device"],
+                          "detail": shared_devices["people"].astype(str) + " distinct people logged in on it (cap "
+                                    + str(config.max_people_per_device) + "); not used to join"}),
             pd.DataFrame({"kind": "cluster_too_large", "subject": oversized.index.astype(str),
                           "detail": oversized.astype(str).values + f" nodes (max {config.max_cluster_size})"})]
     alerts = pd.concat(rows, ignore_index=True)
@@ -251,9 +259,11 @@ def _fill_from_stored(conn: sa.Connection, report: IdentityReport, config: Ident
                       mode: str) -> None:
     """The figures of a run that kept every node's contact, read from the tables (small aggregates)."""
     report.mode = mode
-    report.junk_values, report.capped_values, report.probabilistic_pairs = (int(n) for n in conn.execute(sa.text(
+    (report.junk_values, report.capped_values, report.shared_devices,
+     report.probabilistic_pairs) = (int(n) for n in conn.execute(sa.text(
         "SELECT (SELECT COUNT(*) FROM identity_alerts WHERE as_of = :d AND kind = 'junk_identifier'), "
         "(SELECT COUNT(*) FROM identity_alerts WHERE as_of = :d AND kind = 'identifier_capped'), "
+        "(SELECT COUNT(*) FROM identity_alerts WHERE as_of = :d AND kind = 'device_shared'), "
         "(SELECT COUNT(*) FROM identity_pairs)"), {"d": as_of}).one())
     report.records, report.nodes = (int(n) for n in conn.execute(sa.text(
         "SELECT (SELECT COUNT(*) FROM identity_map), (SELECT COUNT(*) FROM identity_nodes)")).one())

@@ -59,7 +59,7 @@ merge_log = sa.Table(
 
 identity_alerts = sa.Table(
     "identity_alerts", metadata,
-    sa.Column("kind", sa.String, nullable=False, comment="cluster_too_large / identifier_capped / junk_identifier"),
+    sa.Column("kind", sa.String, nullable=False, comment="cluster_too_large / identifier_capped / junk_identifier / device_shared"),
     sa.Column("subject", sa.String, nullable=False, comment="the contact id or identifier value concerned"),
     sa.Column("detail", sa.String, nullable=False),
     sa.Column("as_of", sa.Date, nullable=False),

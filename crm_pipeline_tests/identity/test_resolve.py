@@ -77,6 +77,32 @@ def test_junk_identifiers_and_a_shared_store_email_do_not_fuse_people(engine, fo
     assert alerts["email:test@test.com"] == "junk_identifier"
 
 
+def test_a_device_shared_by_two_people_joins_nobody(engine, folder, landing_dir):
+    files = {
+        # K1: a family computer; Ann and Bob each log in, and someone signs up for the newsletter on it.
+        # K2: Cy's phone, on which she logs in to both her accounts (one person, two accounts).
+        "brand_a/web_events/w.csv": WEB
+        + "W1,K1,S1,A1,,page_view,/account,,2025-03-01T10:00:00Z\n"
+        + "W2,K1,S2,B1,,page_view,/account,,2025-03-02T10:00:00Z\n"
+        + "W3,K1,S3,,ann.lee@x.com,page_view,/newsletter/subscribed,,2025-03-03T10:00:00Z\n"
+        + "W4,K2,S4,C1,,page_view,/account,,2025-03-04T10:00:00Z\n"
+        + "W5,K2,S5,C2,,page_view,/account,,2025-03-05T10:00:00Z\n",
+        "brand_a/customers/c.csv": CUSTOMERS
+        + "A1,,,Ann,Lee,,,US,2025-01-01T00:00:00Z\n" + "B1,,,Bob,Ray,,,US,2025-01-01T00:00:00Z\n"
+        + "C1,cy@x.com,,Cy,Zed,,,US,2025-01-01T00:00:00Z\n" + "C2,zed.cy@x.com,,Cy,Zed,,,US,2025-01-01T00:00:00Z\n",
+        "brand_a/subscribers/s.csv": SUBSCRIBERS + "S1,ann.lee@x.com,subscribed,2025-03-03T00:00:00Z,,\n",
+    }
+    report = run(engine, folder, landing_dir, files)
+    contacts = contact_of(engine)
+    a, b = contacts[("brand_a", "customers", "A1")], contacts[("brand_a", "customers", "B1")]
+    assert a != b and contacts[("brand_a", "subscribers", "S1")] not in (a, b)
+    assert contacts[("brand_a", "customers", "C1")] == contacts[("brand_a", "customers", "C2")]
+    assert report.shared_devices == 1
+    with engine.connect() as conn:
+        alerts = dict(conn.execute(sa.text("SELECT subject, kind FROM identity_alerts")).all())
+    assert alerts["device:brand_a|cookie|K1"] == "device_shared"
+
+
 def test_a_household_sharing_an_address_stays_apart(engine, folder, landing_dir):
     rows = ("H1,ann@x.com,,Ann,Lee,1 Main St,02134,US,2025-01-01T00:00:00Z\n"
             "H2,bob@x.com,,Bob,Lee,1 Main St,02134,US,2025-01-01T00:00:00Z\n")

@@ -4,6 +4,9 @@ A person has 1-3 cookies (devices). A session is anonymous (cookie only) unless 
 logs in during it (customer_id and email from that event on) or arrives from an email click
 (email on every event of the session). Web/app orders come with a checkout session just before
 the order (product views of the basket, an add to cart, a login for account holders, checkout).
+A sign-up form submitted on the site (`email_activity.Signups`) is a short session too: a page,
+then the form's confirmation page, which carries the address (the tracker's identify call); the
+account page's opt-in is ticked logged in, so both events carry the account.
 
 Browse sessions of a browsing member (a steady trickle, Gamma-Poisson, from 60 days before
 their first contact with the brand) run to the end date, except for a buyer who has silently
@@ -39,6 +42,8 @@ ALIVE_SESSIONS_PER_PURCHASE = 3.0   # a buyer's visits while alive, per purchase
 PRE_PURCHASE_SESSIONS = 1.0    # mean browse sessions in the PRE_PURCHASE_DAYS before each purchase
 PRE_PURCHASE_DAYS = 21
 PAGES = ("/", "/c/new-in", "/c/sale", "/c/women", "/c/men", "/c/home", "/stores", "/help/returns")
+# The form's confirmation page, per subscriber source code: pop-up, preference centre, account page.
+FORM_PAGES = ("/newsletter/subscribed", "/preferences/saved", "/account/newsletter")
 
 
 def build_web(ctx: BrandContext, accounts: Accounts, orders: Orders, clicks: Clicks, cat: Catalogue
@@ -155,7 +160,6 @@ def build_web(ctx: BrandContext, accounts: Accounts, orders: Orders, clicks: Cli
     email = pick(logged | guest_checkout, login_email, pa.nulls(m, STR))
     email = pick(kind == 2, click_email, email)
 
-    keep = at < ctx.t_end
     eid_prefix = f"{letter}w_"
     columns = {
         "event_id": ids(eid_prefix, np.arange(1, m + 1), 10), "cookie_id": cookies.take(pa.array(s_cookie[ev_s])),
@@ -163,6 +167,33 @@ def build_web(ctx: BrandContext, accounts: Accounts, orders: Orders, clicks: Cli
         "event_type": table_take(EVENT_TYPES, etype), "url": url, "sku": sku,
         "occurred_at": ctx.ts(at, person, rng),
     }
+    if clicks.signups is not None and clicks.signups.pb.size:
+        # Drawn from their own stream and numbered after the other sessions: the rest stays as it was.
+        frng = ctx.rng("web", "forms")
+        f = clicks.signups
+        f_local = local[f.pb]
+        f_cookie = cookie_start[f_local] + (frng.random(f.pb.size) * n_cookies[f_local]).astype(np.int64)
+        f_ev = np.repeat(np.arange(f.pb.size), 2)
+        submit = np.tile([False, True], f.pb.size)
+        f_at = np.where(submit, f.at[f_ev], f.at[f_ev] - frng.integers(30, 300, f_ev.size))
+        f_person = f.person[f_ev]
+        k = f_ev.size
+        arrival = join(base, table_take(PAGES, frng.integers(0, len(PAGES), k)))
+        confirmation = join(base, table_take(FORM_PAGES, f.form[f_ev]))
+        f_acct = np.where(f.form[f_ev] == 2, accounts.of_pb[f.pb[f_ev]], -1)
+        form_columns = {
+            "event_id": ids(eid_prefix, np.arange(m + 1, m + k + 1), 10),
+            "cookie_id": cookies.take(pa.array(f_cookie[f_ev])),
+            "session_id": ids(f"{letter}s_", n_s + 1 + f_ev, 9),
+            "customer_id": accounts.customer_id.take(pa.array(np.maximum(f_acct, 0), mask=f_acct < 0)),
+            "email": pick(submit, f.email.take(pa.array(f_ev)), pa.nulls(k, STR)),
+            "event_type": table_take(EVENT_TYPES, np.zeros(k, np.int64)),
+            "url": pick(submit, confirmation, arrival), "sku": pa.nulls(k, STR),
+            "occurred_at": ctx.ts(f_at, f_person, frng),
+        }
+        columns = {c: pa.concat_arrays([v, form_columns[c].cast(v.type)]) for c, v in columns.items()}
+        person, at = np.concatenate([person, f_person]), np.concatenate([at, f_at])
+    keep = at < ctx.t_end
     if not keep.all():
         k = pa.array(np.flatnonzero(keep))
         columns = {c: v.take(k) for c, v in columns.items()}

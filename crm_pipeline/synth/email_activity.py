@@ -10,6 +10,13 @@ Engagement follows buying, as it does for real shoppers: after a buyer's silent 
 `AFTER_DROPOUT_FACTOR` as often (clicks follow opens, so they fall alike), and in the
 `BEFORE_PURCHASE_DAYS` before one of their purchases they open `BEFORE_PURCHASE_FACTOR` times
 as often. Subscribers who never buy keep their plain propensity.
+
+Where a subscription comes from decides what ties it to the rest of a person's records, as
+with a real shop and ESP: an opt-in ticked on the account (`account`) reaches the ESP with the
+account's own address (the platform syncs it), and a form on the brand's site (`popup`,
+`preference_center`, and the account page's opt-in, ticked while logged in) is seen by the site's
+tracker, which records the address on the visitor's cookie for the sign-ups whose visitor allowed
+tracking (`FORM_TRACKED_SHARE`; see `browsing`). Imports and in-store sign-ups carry only the address.
 """
 
 from __future__ import annotations
@@ -19,12 +26,14 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from crm_pipeline.synth import reference as ref
 from crm_pipeline.synth import variations as var
 from crm_pipeline.synth.columns import STR, choice, expand, ids, join, num_str, pick, table_take
 from crm_pipeline.synth.commerce import Accounts, BrandContext, Orders, person_email
 from crm_pipeline.synth.landed import LandedFile
+from crm_pipeline.synth.population import Population
 from crm_pipeline.synth.timestamps import DAY, ISO
 
 CAMPAIGN_EVERY_DAYS = 7
@@ -36,6 +45,8 @@ EVENT_TYPES = ("send", "open", "click", "bounce", "unsubscribe", "complaint")
 AFTER_DROPOUT_FACTOR = 0.2     # open propensity of a buyer who has silently stopped buying
 BEFORE_PURCHASE_DAYS = 14
 BEFORE_PURCHASE_FACTOR = 1.5   # open propensity in the days before a purchase
+FORM_SOURCES = (0, 1, 2)       # popup, preference_center, account: forms on the brand's site
+FORM_TRACKED_SHARE = 0.65      # sign-ups whose visitor allowed the site's tracker (cookie consent)
 
 
 def _preferences() -> list[str]:
@@ -52,14 +63,26 @@ PREFERENCES = _preferences()
 
 
 @dataclass
+class Signups:
+    """Sign-up forms submitted on the brand's site and seen by its tracker: the address typed, on a cookie."""
+
+    person: np.ndarray
+    pb: np.ndarray
+    at: np.ndarray
+    email: pa.Array
+    form: np.ndarray  # the source code of the form (see FORM_SOURCES); the account's is filled in logged in
+
+
+@dataclass
 class Clicks:
-    """Email clicks that may continue as a web session."""
+    """Email clicks that may continue as a web session (and the site's tracked sign-up forms)."""
 
     person: np.ndarray
     pb: np.ndarray
     at: np.ndarray
     url: pa.Array
     email: pa.Array
+    signups: Signups | None = None
 
 
 def site(brand: str) -> str:
@@ -167,6 +190,9 @@ def build_email(ctx: BrandContext, accounts: Accounts, orders: Orders) -> tuple[
     else:
         source = np.where(source == 3, 0, source)
     source = np.where((source == 2) & (accounts.of_pb[pb] < 0), 0, source)
+    base_email, email = _account_opt_in(accounts, pop, pb, person, source == 2, base_email, email)
+    if ctx.b == 2:
+        sub_id = base_email
     subscribed_at = np.where(status == 3, -1, signup)
     updated = np.where(status == 3, signup, np.where(status == 0, signup + (rng.random(n) * 0.2 * (ctx.t_end - signup)).astype(np.int64), stop))
     updated = np.minimum(updated, ctx.t_end - 1)
@@ -208,5 +234,23 @@ def build_email(ctx: BrandContext, accounts: Accounts, orders: Orders) -> tuple[
     events = LandedFile(ctx.brand, "email_events", name, ev_columns, ev_person, {"occurred_at": ISO})
 
     clicks = np.flatnonzero(ev_type == 2)
+    forms = np.flatnonzero(np.isin(source, FORM_SOURCES)
+                           & (ctx.rng("email", "forms").random(n) < FORM_TRACKED_SHARE))
+    signups = Signups(person[forms], pb[forms], signup[forms], email.take(pa.array(forms)), source[forms])
     return [subscribers, events], Clicks(ev_person[clicks], pb[ev_owner[clicks]], ev_at[clicks],
-                                         url.take(pa.array(clicks)), base_email.take(pa.array(ev_owner[clicks])))
+                                         url.take(pa.array(clicks)), base_email.take(pa.array(ev_owner[clicks])),
+                                         signups)
+
+
+def _account_opt_in(accounts: Accounts, pop: Population, pb: np.ndarray, person: np.ndarray, opt_in: np.ndarray,
+                    base_email: pa.Array, email: pa.Array) -> tuple[pa.Array, pa.Array]:
+    """Subscriptions ticked on the account carry the account's address (as the platform holds it), where that
+    is one of the person's own addresses (not blank, not a shop's or a placeholder address)."""
+    acct = accounts.of_pb[pb]
+    written = accounts.email.take(pa.array(np.maximum(acct, 0)))
+    address = pc.utf8_lower(pc.utf8_trim_whitespace(written))
+    idx = pa.array(person)
+    own = pc.fill_null(pc.or_kleene(pc.equal(address, pop.email.take(idx)), pc.equal(address, pop.email2.take(idx))),
+                       False).to_numpy(zero_copy_only=False)
+    use = opt_in & (acct >= 0) & own
+    return pick(use, address, base_email), pick(use, written, email)

@@ -24,6 +24,7 @@ import joblib
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import sklearn
 import sqlalchemy as sa
 from threadpoolctl import threadpool_limits
 
@@ -188,7 +189,9 @@ def _models(conn, as_of: dt.date, *, retrain_days: int, cadence_start: dt.date |
             model_dir: Path, maxiter: int) -> tuple[Models, pd.DataFrame]:
     """The models for `as_of` (trained now or read back) and the features of `as_of` (every contact)."""
     day = cadence.training_day(as_of, retrain_days=retrain_days, start=cadence_start)
-    key = cadence.settings_key(version=MODEL_VERSION, bgnbd_maxiter=maxiter, churn_days=CHURN_DAYS,
+    # scikit-learn's version too: a stored scorer is a pickle that another version may not read back.
+    key = cadence.settings_key(version=MODEL_VERSION, sklearn=sklearn.__version__, bgnbd_maxiter=maxiter,
+                               churn_days=CHURN_DAYS,
                                min_buyers=classifier.MIN_BUYERS, train_windows=classifier.TRAIN_WINDOWS,
                                window_step_days=classifier.WINDOW_STEP_DAYS,
                                max_rows_per_window=classifier.MAX_ROWS_PER_WINDOW,

@@ -199,6 +199,9 @@ def test_a_back_dated_correction_retrains_and_a_later_record_does_not(generated,
         rows = conn.execute(sa.text("SELECT model, params FROM predict_models")).all()
     assert len(rows) == stored                                   # replaced, not added
     assert dict(rows)["gamma_gamma"] != params_before            # the tripled spend moved the spend model
+    # Other model settings: trained again too.
+    changed = predict(engine, day + dt.timedelta(days=2), models, bgnbd_maxiter=300)["training"]
+    assert (changed["retrained"], changed["reason"]) == (True, "model settings changed")
     engine.dispose()
 
 

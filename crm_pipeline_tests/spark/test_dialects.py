@@ -173,7 +173,7 @@ def spark_views(spark):
 
 
 @pytest.mark.parametrize("name", [*STATEMENTS, "buys"])
-def test_a_stage_statement_gives_the_same_rows_on_every_engine(name, engines, spark_views):
+def test_a_stage_statement_gives_the_same_rows_on_every_engine(name, spark_views, engines):
     params = as_of_params(AS_OF)
     expected = _run_sa(engines["duckdb"], name, params)
     assert len(expected) > 1

@@ -96,8 +96,9 @@ def test_our_generator_at_3000_people(tmp_path):
         people = evaluate_identity(conn, tmp_path / "data" / "truth").set_index("scope").loc[PEOPLE]
         blocked = blocking_recall(conn, tmp_path / "data" / "truth")
     engine.dispose()
-    # Issue #14 asks for F1 0.985; name-only subscribers with another email hold recall at 0.96.
-    assert people["precision"] >= 0.99 and people["f1"] >= 0.978, people
+    # Issue #14: precision 0.99, F1 0.985 (measured 1.0 / 0.9857). Most pairs still missed are subscribers
+    # with another address who never signed up on the site: a name is all they share with the rest.
+    assert people["precision"] >= 0.99 and people["f1"] >= 0.985, people
     assert blocked >= people["recall"]
 
 

@@ -89,3 +89,10 @@ def copy_warehouse(source: Path, folder: Path):
     target = folder / source.name
     shutil.copyfile(source, target)
     return make_engine(f"duckdb:///{target}")
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """The shared PostgreSQL server (crm_pipeline_tests.postgres.conftest) ends with the session."""
+    from crm_pipeline_tests.postgres.conftest import stop_shared_server
+
+    stop_shared_server()

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from crm_pipeline.defs.resources import default_resources
 from crm_pipeline.settings import SettingsError, load_settings
 from crm_pipeline.warehouse.engine import make_engine
+from crm_pipeline_tests.postgres.conftest import postgres_server  # noqa: F401  (the session's server)
 
 
 def _duckdb_settings(conn: sa.Connection) -> tuple:
@@ -82,22 +83,13 @@ def test_the_daily_partitions_start_on_the_configured_day(tmp_path):
     assert shown.stdout.split() == ["1985-03-01", "False"], shown.stderr
 
 
-def test_postgresql_ignores_the_duckdb_tuning(tmp_path):
-    from crm_pipeline_tests.postgres.server import start_server
-
-    try:
-        server = start_server()
-    except LookupError as reason:
-        pytest.skip(f"no PostgreSQL server for this test: {reason}")
-    try:
-        settings = load_settings(env={}, home_dir=tmp_path, warehouse_url=server.url(),
-                                 warehouse_memory_limit="1GB", warehouse_threads=1)
-        engine = make_engine(settings.warehouse_url, **settings.engine_options)
-        with engine.connect() as conn:  # PostgreSQL would refuse `SET memory_limit`: nothing of it is sent
-            assert conn.execute(sa.text("SELECT current_setting('TimeZone')")).scalar_one() == "UTC"
-        engine.dispose()
-    finally:
-        server.stop()
+def test_postgresql_ignores_the_duckdb_tuning(tmp_path, postgres_server):
+    settings = load_settings(env={}, home_dir=tmp_path, warehouse_url=postgres_server.create_database("tuning"),
+                             warehouse_memory_limit="1GB", warehouse_threads=1)
+    engine = make_engine(settings.warehouse_url, **settings.engine_options)
+    with engine.connect() as conn:  # PostgreSQL would refuse `SET memory_limit`: nothing of it is sent
+        assert conn.execute(sa.text("SELECT current_setting('TimeZone')")).scalar_one() == "UTC"
+    engine.dispose()
 
 
 def test_settings_built_directly_with_text_paths_spill_under_their_home(tmp_path):

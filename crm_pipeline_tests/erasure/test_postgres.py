@@ -19,22 +19,19 @@ from crm_pipeline.warehouse.engine import make_engine
 from crm_pipeline.warehouse.erasure_schema import create_erasure_tables
 from crm_pipeline.warehouse.schema import metadata
 from crm_pipeline_tests.erasure.helpers import people, table_counts
+from crm_pipeline_tests.postgres.conftest import postgres_server  # noqa: F401  (the session's server)
 
 REQUESTED_AT = dt.datetime(2025, 7, 1, 9, 30, tzinfo=dt.timezone.utc)
 
 
 @pytest.fixture
-def postgres_copy(warehouse):
-    """The built warehouse's tables, created from the project's definitions on a throwaway PostgreSQL server."""
-    from crm_pipeline_tests.postgres.server import start_server
-
-    try:
-        server = start_server()
-    except LookupError as reason:
-        pytest.skip(f"no PostgreSQL server for this test: {reason}")
+def postgres_copy(warehouse, postgres_server, tmp_path):
+    """The built warehouse's tables, created from the project's definitions in a new database on the
+    session's throwaway PostgreSQL server."""
     engine = None
     try:
-        engine = make_engine(server.url().replace("postgresql://", "postgresql+psycopg2://"))
+        url = postgres_server.create_database(f"erasure_{tmp_path.name}".lower()[:60])
+        engine = make_engine(url.replace("postgresql://", "postgresql+psycopg2://"))
         create_erasure_tables(engine)
         with warehouse.engine.connect() as source:
             names = [t for t in sa.inspect(source).get_table_names() if t in metadata.tables]
@@ -48,7 +45,6 @@ def postgres_copy(warehouse):
     finally:
         if engine is not None:
             engine.dispose()
-        server.stop()
 
 
 def test_erasure_on_postgresql_matches_duckdb(warehouse, postgres_copy):

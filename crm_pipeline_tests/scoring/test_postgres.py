@@ -11,6 +11,7 @@ from crm_pipeline.scoring.lifecycle import funnel
 from crm_pipeline.warehouse.engine import make_engine
 from crm_pipeline_tests.profiles.warehouse import AS_OF, Warehouse
 from crm_pipeline_tests.scoring import test_channel, test_engagement, test_lifecycle, test_preferences
+from crm_pipeline_tests.postgres.conftest import postgres_server  # noqa: F401  (the session's server)
 from crm_pipeline_tests.scoring.conftest import score
 
 TABLES = ("engagement_scores", "contact_preferences", "channel_preferences",
@@ -18,17 +19,9 @@ TABLES = ("engagement_scores", "contact_preferences", "channel_preferences",
 
 
 @pytest.fixture(scope="module")
-def postgres_url():
-    from crm_pipeline_tests.postgres.server import start_server
-
-    try:
-        server = start_server()
-    except LookupError as reason:
-        pytest.skip(f"no PostgreSQL server for this test: {reason}")
-    try:
-        yield server.create_database("crm_scoring")
-    finally:
-        server.stop()
+def postgres_url(postgres_server):
+    """A database of its own on the session's throwaway server."""
+    return postgres_server.create_database("crm_scoring")
 
 
 def _scored(url: str) -> dict[str, pd.DataFrame]:

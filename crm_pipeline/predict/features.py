@@ -17,7 +17,7 @@ bit-identical features.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -41,6 +41,7 @@ _EXACT = ["purchase_count", "total_cents", "repeat_cents", "t_x_days", "T_days",
           "units_bought", "units_returned"]
 
 _PURCHASE = is_purchase("o.status")
+_SCRATCH = "tmp_predict_features"
 
 # Dates with training = 1 (classifier windows) keep only buyers, and only every :every-th contact with an
 # order before :sample_cutoff in contact_id order (a deterministic subsample, the same at every date and
@@ -214,14 +215,39 @@ def features_query(as_ofs: dt.date | Sequence[dt.date] = (), *, training: Sequen
     when `every` > 1, only every n-th contact with an order up to `sample_until` (default: the last
     date; by contact_id: the same sample at every date and run), to bound the classifier's training rows.
     """
+    sql, params = _features_sql(as_ofs, training, every, sample_until)
+    return sa.text(sql).bindparams(**params)
+
+
+def _features_sql(as_ofs, training, every: int, sample_until: dt.date | None) -> tuple[str, dict]:
     training = set(_dates(training)) - set(_dates(as_ofs))
     dates = sorted(set(_dates(as_ofs)) | training)
     values, params = _cutoffs(dates, training)
     sampled = every > 1 and training
     in_sample = "CASE WHEN m.contact_id IN (SELECT contact_id FROM sampled) THEN 1 ELSE 0 END" if sampled else "1"
     sql = _SQL.replace("{cutoffs}", values).replace("{in_sample}", in_sample)
-    return sa.text(sql).bindparams(**params, cutoff=cutoff_of(dates[-1]), every=max(int(every), 1),
-                                   sample_cutoff=cutoff_of(sample_until or dates[-1]))
+    return sql, {**params, "cutoff": cutoff_of(dates[-1]), "every": max(int(every), 1),
+                 "sample_cutoff": cutoff_of(sample_until or dates[-1])}
+
+
+def feature_batches(conn: sa.Connection, as_of: dt.date, batch_rows: int) -> Iterator[pd.DataFrame]:
+    """The features of every contact at `as_of` (as `compute_features`), `batch_rows` contacts at a time in
+    contact_id order: the grouped pass runs once into a scratch table, Python sees one batch at a time."""
+    sql, params = _features_sql(as_of, (), 1, None)
+    conn.execute(sa.text(f"DROP TABLE IF EXISTS {_SCRATCH}"))
+    conn.execute(sa.text(f"CREATE TEMPORARY TABLE {_SCRATCH} AS {sql}").bindparams(**params))
+    after = None
+    while True:
+        page = sa.text(f"SELECT * FROM {_SCRATCH} {'' if after is None else 'WHERE contact_id > :after'} "
+                       "ORDER BY contact_id LIMIT :n").bindparams(n=batch_rows)
+        raw = read_frame(conn, page.bindparams(after=after) if after is not None else page)
+        if raw.empty:
+            break
+        after = raw["contact_id"].iloc[-1]
+        frame = _derived(raw)
+        frame["as_of"] = pd.to_datetime(frame["as_of"]).dt.date
+        yield frame
+    conn.execute(sa.text(f"DROP TABLE IF EXISTS {_SCRATCH}"))
 
 
 def compute_features(conn: sa.Connection, as_ofs: dt.date | Sequence[dt.date] = (), *,
@@ -256,9 +282,15 @@ def _derived(raw: pd.DataFrame) -> pd.DataFrame:
     return out[[c.name for c in features.columns] + MODEL_ONLY_COLUMNS]
 
 
-def store_features(conn: sa.Connection, as_of: dt.date, frame: pd.DataFrame) -> int:
-    """Replace the `features` rows of `as_of` with `frame` (delete-then-insert, in the caller's transaction)."""
+def delete_features(conn: sa.Connection, as_of: dt.date) -> None:
     conn.execute(features.delete().where(features.c.as_of == as_of))
+
+
+def store_features(conn: sa.Connection, as_of: dt.date, frame: pd.DataFrame, *, replace: bool = True) -> int:
+    """Write `frame` as `features` rows of `as_of`, first deleting that day's rows when `replace` (the first of
+    several batches); in the caller's transaction."""
+    if replace:
+        delete_features(conn, as_of)
     rows = frame[[c.name for c in features.columns]]
     return insert_arrow(conn, features, pa.Table.from_pandas(rows, preserve_index=False))
 

@@ -17,6 +17,7 @@ import base64
 import datetime as dt
 import io
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,7 +30,8 @@ import sqlalchemy as sa
 from threadpoolctl import threadpool_limits
 
 from crm_pipeline.predict import bgnbd, cadence, classifier, gamma_gamma, rfm
-from crm_pipeline.predict.features import compute_features, cutoff_of, first_purchase_after, store_features
+from crm_pipeline.predict.features import (compute_features, cutoff_of, delete_features, feature_batches,
+                                           first_purchase_after, store_features)
 from crm_pipeline.predict.risk import risk_bands
 from crm_pipeline.predict.truth import evaluate_churn
 from crm_pipeline.profiles.sql import day_number
@@ -38,8 +40,11 @@ from crm_pipeline.warehouse.predict_schema import create_predict_tables, model_r
 
 CHURN_DAYS = 90
 PREDICT_MODELS = ("bgnbd", "gamma_gamma", "churn_classifier", "next_purchase_classifier")
-# Buyers scored per batch: the BG/NBD, CLV and classifier arrays of one batch are what scoring holds at once.
+# Contacts per batch: the features and model arrays of one batch are what scoring holds at once; across
+# batches only the columns the day's rankings read (`_RANKED_INPUTS`) and the scores are kept.
 SCORE_BATCH_ROWS = 50_000
+_RANKED_INPUTS = ["contact_id", "recency_days", "purchase_count", "monetary", "frequency"]
+_SCORES = ["p_alive", "e1", "e2", "churn", "p30", "wait_days", "clv"]
 # Part of the settings key: raise it when a change to the training code must retrain the stored models.
 MODEL_VERSION = 1
 
@@ -186,8 +191,9 @@ def _outcomes_of(rows: dict[str, dict]) -> dict[str, classifier.TaskOutcome]:
 
 
 def _models(conn, as_of: dt.date, *, retrain_days: int, cadence_start: dt.date | None, full_refresh: bool,
-            model_dir: Path, maxiter: int) -> tuple[Models, pd.DataFrame]:
-    """The models for `as_of` (trained now or read back) and the features of `as_of` (every contact)."""
+            model_dir: Path, maxiter: int) -> tuple[Models, pd.DataFrame | None]:
+    """The models for `as_of` (trained now or read back) and, when trained now, the features of `as_of` that
+    the training pass computed with the windows (every contact)."""
     day = cadence.training_day(as_of, retrain_days=retrain_days, start=cadence_start)
     # scikit-learn's version too: a stored scorer is a pickle that another version may not read back.
     key = cadence.settings_key(version=MODEL_VERSION, sklearn=sklearn.__version__, bgnbd_maxiter=maxiter,
@@ -200,8 +206,7 @@ def _models(conn, as_of: dt.date, *, retrain_days: int, cadence_start: dt.date |
     stored = _stored(conn, day)
     decision = cadence.decide(stored, PREDICT_MODELS, fingerprint=fingerprint, key=key, full_refresh=full_refresh)
     if not decision.retrain:
-        feats = compute_features(conn, as_of)
-        return Models(day, stored, _outcomes_of(stored), False, decision.reason), feats
+        return Models(day, stored, _outcomes_of(stored), False, decision.reason), None
     plan, every, reason = _plan(conn, day)
     training = sorted({c for evaluate_at, train_at in plan.values() for c in (evaluate_at, *train_at)})
     # One pass: every contact at as_of and at the training day, sampled buyers at the classifier's cutoffs.
@@ -224,7 +229,9 @@ def _score_batch(batch: pd.DataFrame, models: Models, horizons, clv_months: int,
     bg_params, gg_params = models.used_params("bgnbd"), models.used_params("gamma_gamma")
     x, t_x, T = (batch[c].to_numpy(dtype=float) for c in ("frequency", "t_x_weeks", "T_weeks"))
     nan = np.full(len(batch), np.nan)
-    out = dict.fromkeys(("p_alive", "e1", "e2", "churn", "p30", "wait_days", "clv"), nan)
+    out = dict.fromkeys(_SCORES, nan)
+    if batch.empty:     # scikit-learn refuses to score no rows
+        return out
     if bg_params:
         out.update(p_alive=bgnbd.p_alive(bg_params, x, t_x, T),
                    e1=bgnbd.expected_purchases(bg_params, x, t_x, T, horizons[0] / 7.0),
@@ -242,28 +249,38 @@ def _score_batch(batch: pd.DataFrame, models: Models, horizons, clv_months: int,
     return out
 
 
-def _score(buyers: pd.DataFrame, models: Models, as_of: dt.date, horizons, clv_months: int,
-           monthly_discount: float) -> tuple[pd.DataFrame, str]:
-    """The `predictions` rows of the day's buyers: model scores batch by batch, then the day's rankings."""
-    parts = [_score_batch(buyers.iloc[i:i + SCORE_BATCH_ROWS], models, horizons, clv_months, monthly_discount)
-             for i in range(0, len(buyers), SCORE_BATCH_ROWS)]
-    scores = {k: np.concatenate([p[k] for p in parts]) if parts else np.zeros(0) for k in
-              ("p_alive", "e1", "e2", "churn", "p30", "wait_days", "clv")}
+def _day_batches(conn, as_of: dt.date, feats: pd.DataFrame | None) -> Iterator[pd.DataFrame]:
+    """The day's features in batches: slices of the frame a training pass holds, else streamed from SQL."""
+    if feats is None:
+        yield from feature_batches(conn, as_of, SCORE_BATCH_ROWS)
+        return
+    for i in range(0, len(feats), SCORE_BATCH_ROWS):
+        yield feats.iloc[i:i + SCORE_BATCH_ROWS]
+
+
+def _scored(buyers: pd.DataFrame, models: Models, horizons, clv_months: int, monthly_discount: float) -> pd.DataFrame:
+    """One batch of buyers reduced to what the day's rankings read, beside its model scores."""
+    scores = _score_batch(buyers, models, horizons, clv_months, monthly_discount)
+    return buyers[_RANKED_INPUTS].reset_index(drop=True).assign(**scores)
+
+
+def _predictions(scored: pd.DataFrame, models: Models, as_of: dt.date) -> tuple[pd.DataFrame, str]:
+    """The `predictions` rows of the day's buyers from their scores: RFM and risk ranks over all of them."""
     scored_by = "bgnbd" if models.used_params("bgnbd") else "rfm_only"
     churn_outcome = models.outcomes["churn"]
     if churn_outcome.status == "ok":
         scored_by = {"classifier": "classifier", "bgnbd_expected_purchases": "bgnbd",
                      "recency": "rfm_only"}[churn_outcome.used]
-    out = rfm.score(buyers)
+    out = rfm.score(scored)
     out.insert(0, "as_of", as_of)
-    wait_days = scores["wait_days"]
+    wait_days = scored["wait_days"].to_numpy(dtype=float)
     next_date = pd.Series(pd.Timestamp(as_of) + pd.to_timedelta(np.where(wait_days <= 365, np.ceil(wait_days), np.nan),
                                                                unit="D")).dt.date
-    out = out.assign(p_alive=scores["p_alive"], expected_purchases_90d=scores["e1"],
-                     expected_purchases_365d=scores["e2"], predicted_clv=scores["clv"],
-                     churn_probability=scores["churn"], p_purchase_30d=scores["p30"],
+    out = out.assign(p_alive=scored["p_alive"].to_numpy(), expected_purchases_90d=scored["e1"].to_numpy(),
+                     expected_purchases_365d=scored["e2"].to_numpy(), predicted_clv=scored["clv"].to_numpy(),
+                     churn_probability=scored["churn"].to_numpy(), p_purchase_30d=scored["p30"].to_numpy(),
                      expected_next_order_date=next_date.to_numpy(), scored_by=scored_by,
-                     low_history=(buyers["frequency"] == 0).to_numpy())
+                     low_history=(scored["frequency"] == 0).to_numpy())
     out = out.join(risk_bands(out["churn_probability"], out["contact_id"]))
     out["expected_next_order_date"] = out["expected_next_order_date"].where(out["expected_next_order_date"].notna(),
                                                                             None)
@@ -306,10 +323,15 @@ def run_predictions(engine: sa.Engine, *, as_of: dt.date, model_dir: Path, horiz
         with engine.begin() as conn:
             models, feats = _models(conn, as_of, retrain_days=retrain_days, cadence_start=cadence_start,
                                     full_refresh=full_refresh, model_dir=model_dir, maxiter=bgnbd_maxiter)
-            store_features(conn, as_of, feats)
-            buyers = feats[feats["purchase_count"] > 0].reset_index(drop=True)
-            out, scored_by = _score(buyers, models, as_of, horizons, clv_months, monthly_discount)
-            truth = evaluate_churn(conn, truth_dir, as_of, out.assign(recency_days=buyers["recency_days"].to_numpy()))
+            delete_features(conn, as_of)
+            contacts, parts = 0, []
+            for batch in _day_batches(conn, as_of, feats):
+                contacts += store_features(conn, as_of, batch, replace=False)
+                buyers = batch[batch["purchase_count"] > 0]
+                parts.append(_scored(buyers, models, horizons, clv_months, monthly_discount))
+            scored = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=_RANKED_INPUTS + _SCORES)
+            out, scored_by = _predictions(scored, models, as_of)
+            truth = evaluate_churn(conn, truth_dir, as_of, out.assign(recency_days=scored["recency_days"].to_numpy()))
             models.outcomes["churn"].metrics["truth"] = truth
             # For backfills and re-runs, replace everything of this as_of in one transaction.
             conn.execute(predictions.delete().where(predictions.c.as_of == as_of))
@@ -318,7 +340,7 @@ def run_predictions(engine: sa.Engine, *, as_of: dt.date, model_dir: Path, horiz
             columns = [c.name for c in predictions.columns]
             insert_arrow(conn, predictions, pa.Table.from_pandas(out[columns], preserve_index=False))
             conn.execute(model_runs.insert(), _day_runs(models, as_of, horizons, clv_months, monthly_discount, truth))
-    return _result(models, as_of, feats, out, scored_by, truth)
+    return _result(models, as_of, contacts, out, scored_by, truth)
 
 
 def _fit_result(models: Models, model: str) -> dict:
@@ -330,11 +352,11 @@ def _fit_result(models: Models, model: str) -> dict:
             "seconds": models.fit_seconds.get(model)}
 
 
-def _result(models: Models, as_of: dt.date, feats: pd.DataFrame, out: pd.DataFrame, scored_by: str,
+def _result(models: Models, as_of: dt.date, contacts: int, out: pd.DataFrame, scored_by: str,
             truth: dict) -> dict:
     clv = out["predicted_clv"].to_numpy(dtype=float)
     return {
-        "as_of": as_of.isoformat(), "contacts_with_features": len(feats), "customers_scored": len(out),
+        "as_of": as_of.isoformat(), "contacts_with_features": contacts, "customers_scored": len(out),
         "training": {"retrained": models.retrained, "reason": models.reason,
                      "trained_on": models.trained_on.isoformat(), "model_age_days": (as_of - models.trained_on).days},
         "bgnbd": _fit_result(models, "bgnbd"), "gamma_gamma": _fit_result(models, "gamma_gamma"),

@@ -24,6 +24,7 @@ from crm_pipeline.predict.run import evaluation_table, run_predictions
 from crm_pipeline.profiles.sql import is_purchase
 from crm_pipeline.settings import SettingsError, load_settings
 from crm_pipeline.warehouse.engine import make_engine
+from crm_pipeline_tests.postgres.conftest import postgres_server  # noqa: F401 (the fixture)
 from crm_pipeline_tests.profiles.test_incremental import D1, D2, D3, generated, stage  # noqa: F401 (fixture)
 from crm_pipeline_tests.quality.test_incremental import drops, land
 
@@ -118,20 +119,28 @@ def test_runs_reuse_the_models_of_the_training_day_and_equal_a_full_refresh(gene
     full.dispose()
 
 
-def test_stored_bgnbd_and_classifiers_score_a_later_day_as_a_fresh_training_does(tmp_path):
+@pytest.mark.parametrize("backend", ["duckdb", "postgresql"])
+def test_stored_bgnbd_and_classifiers_score_a_later_day_as_a_fresh_training_does(tmp_path, request, backend):
     """On CDNOW (2,357 buyers: BG/NBD converges, both classifiers train) the models trained on the calibration
-    day, stored and read back, score a later day exactly as the models a full refresh trains."""
+    day, stored and read back, score a later day (features streamed in batches) exactly as the models a full
+    refresh trains on another warehouse loaded alike (contact ids are the customer ids in both)."""
     from crm_pipeline_tests.predict.test_cdnow_holdout import CALIBRATION_END, _load, _transactions
 
-    path = tmp_path / "w.duckdb"
-    engine = make_engine(f"duckdb:///{path}")
-    _load(engine, _transactions())          # every transaction: the later day sees purchases after training
-    later = CALIBRATION_END + dt.timedelta(days=3)
+    def warehouse(name: str) -> sa.Engine:
+        if backend == "duckdb":
+            engine = make_engine(f"duckdb:///{tmp_path / name}.duckdb")
+        else:
+            server = request.getfixturevalue("postgres_server")
+            engine = make_engine(server.create_database(f"retrain_{name}_{tmp_path.name}".lower()[:60]))
+        _load(engine, _transactions())          # every transaction: the later day sees purchases after training
+        return engine
 
     def predict_cdnow(engine: sa.Engine, as_of: dt.date, **kw) -> dict:
         return run_predictions(engine, as_of=as_of, model_dir=tmp_path / "models", retrain_days=EVERY,
                                cadence_start=CALIBRATION_END, **kw)
 
+    engine = warehouse("step")
+    later = CALIBRATION_END + dt.timedelta(days=3)
     first = predict_cdnow(engine, CALIBRATION_END)
     assert first["training"]["retrained"] and first["bgnbd"]["converged"]
     assert [c["status"] for c in first["classifiers"].values()] == ["ok", "ok"]
@@ -146,14 +155,12 @@ def test_stored_bgnbd_and_classifiers_score_a_later_day_as_a_fresh_training_does
         evaluation = evaluation_table(conn, later)   # of the training day, for every model used on the later day
     assert set(evaluation["trained_on"]) == {CALIBRATION_END.isoformat()}
     assert evaluation.loc[evaluation["scorer"] == "classifier", "roc_auc"].notna().all()
-
     engine.dispose()
-    copy = path.with_name("copy.duckdb")
-    shutil.copyfile(path, copy)
-    other = make_engine(f"duckdb:///{copy}")
-    assert predict_cdnow(other, later, full_refresh=True)["training"]["retrained"]
-    assert_same(stored, tables(other, later, CALIBRATION_END), "full refresh of a copy")
-    other.dispose()
+
+    fresh = warehouse("fresh")
+    assert predict_cdnow(fresh, later, full_refresh=True)["training"]["retrained"]
+    assert_same(stored, tables(fresh, later, CALIBRATION_END), "a full refresh on a warehouse loaded alike")
+    fresh.dispose()
 
 
 def _shift_an_order(conn: sa.Connection, *, before: bool, day: dt.date) -> None:

@@ -57,19 +57,29 @@ def publish(engine: sa.Engine, *, hold_share: float, full_refresh: bool = False)
     """Bring staging, quarantine, dedup log and per-file accounting up to date with the typed rows.
 
     Incremental unless `full_refresh`: only keys touched by new files, newly superseded files,
-    files whose held state changed and (for order lines) re-resolved orders are re-resolved.
+    files whose held state changed and (for order lines) re-resolved orders are re-resolved. An entity never
+    published before (a first run) takes the full statements: its scope would be every key anyway.
     """
     create_quality_tables(engine)
     done: dict[str, Republished] = {}
     with engine.begin() as conn:
         scopes: dict[str, Scope] = {}
         for name in ORDER_OF_ENTITIES:
-            scope = scopes[name] = Scope(ENTITIES[name], full=full_refresh)
+            whole = (full_refresh or _never_published(conn, name)
+                     or (name == "order_items" and scopes["orders"].full))  # lines follow a full re-resolve of orders
+            scope = scopes[name] = Scope(ENTITIES[name], full=whole)
             scope.start(conn, scopes["orders"] if name == "order_items" else None)
             done[name] = _publish_entity(conn, ENTITIES[name], hold_share, scope)
         for scope in scopes.values():
             scope.drop(conn)
     return PublishReport("full" if full_refresh else "incremental", done)
+
+
+def _never_published(conn: sa.Connection, entity: str) -> bool:
+    """No file of the entity has accounting yet (a first run): every typed row is new, so the incremental scope
+    would hold every key, and the full statements give the same tables without building and joining it."""
+    return not conn.execute(sa.text("SELECT EXISTS (SELECT 1 FROM file_quality WHERE entity = :e)"),
+                            {"e": entity}).scalar_one()
 
 
 def _publish_entity(conn: sa.Connection, entity: Entity, hold_share: float, scope: Scope) -> Republished:
@@ -232,18 +242,32 @@ def _find_rule_hits(conn: sa.Connection, entity: Entity, scope: Scope, params: d
         f'WHERE entity = :e AND {scope.has_row("v")}'
     ), params)
     # A second, different row under a key the same file already used, with nothing saying which is newer.
+    # Only keys a file repeats can conflict, so the pairs are looked for among those rows (a hash aggregate
+    # finds them; most keys appear once). A join, not a correlated EXISTS: DuckDB 1.5.6 answers
+    # `EXISTS (... p.r < t.r AND p.h <> t.h)` with no rows at all.
+    key_cols = ", ".join(_q(k) for k in entity.key)
+    key_cols_t = ", ".join(f"t.{_q(k)}" for k in entity.key)
+    key_match_r = " AND ".join(f"r.{_q(k)} = c.{_q(k)}" for k in entity.key)
+    updated = ", t.updated_at" if entity.has_column("updated_at") else ""
     conn.execute(sa.text(f"""
         INSERT INTO rule_hits (entity, _file_id, _row_number, "column", rule, raw_value)
-        SELECT :e, t._file_id, t._row_number, :key_name, :rule, {source_key_sql(entity)}
-        FROM {typed} t
-        WHERE {scope.has_row('t')}
-          AND NOT EXISTS (SELECT 1 FROM row_violations v WHERE v.entity = :e
-                          AND v._file_id = t._file_id AND v._row_number = t._row_number)
-          AND EXISTS (SELECT 1 FROM {typed} p WHERE p._file_id = t._file_id AND p._brand = t._brand
-                      AND {key_match} AND p._row_number < t._row_number
-                      AND p._row_hash <> t._row_hash AND {same_updated} AND {scope.has_row('p')}
-                      AND NOT EXISTS (SELECT 1 FROM row_violations pv WHERE pv.entity = :e
-                                      AND pv._file_id = p._file_id AND pv._row_number = p._row_number))
+        WITH clean AS (
+          SELECT t._file_id, t._row_number, t._brand, {key_cols_t}, t._row_hash{updated},
+                 {source_key_sql(entity)} AS source_key
+          FROM {typed} t
+          WHERE {scope.has_row('t')}
+            AND NOT EXISTS (SELECT 1 FROM row_violations v WHERE v.entity = :e
+                            AND v._file_id = t._file_id AND v._row_number = t._row_number)),
+        repeated AS (
+          SELECT c.* FROM clean c
+          JOIN (SELECT _file_id, _brand, {key_cols} FROM clean GROUP BY _file_id, _brand, {key_cols}
+                HAVING COUNT(*) > 1) r
+            ON r._file_id = c._file_id AND r._brand = c._brand AND {key_match_r})
+        SELECT DISTINCT CAST(:e AS VARCHAR), t._file_id, t._row_number, CAST(:key_name AS VARCHAR),
+               CAST(:rule AS VARCHAR), t.source_key
+        FROM repeated t
+        JOIN repeated p ON p._file_id = t._file_id AND p._brand = t._brand AND {key_match}
+                       AND p._row_number < t._row_number AND p._row_hash <> t._row_hash AND {same_updated}
     """), {**params, "key_name": "|".join(entity.key), "rule": conflict_rule(entity)})
     if e == "order_items":
         # An order line whose order no orders file of the brand has (checked again whenever an order of

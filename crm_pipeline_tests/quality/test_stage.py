@@ -74,6 +74,19 @@ def test_the_same_key_twice_in_one_file_with_different_content_is_a_conflict(eng
     assert query(engine, "SELECT total FROM stg_orders WHERE order_id = 'O3'")["total"].tolist() == [10.0]
 
 
+def test_a_key_repeated_identically_is_deduplicated_and_a_different_third_copy_quarantined(engine, folder, landing_dir):
+    orders = "order_id,customer_id,ordered_at,total\n" + "".join(
+        f"O{i},C1,2025-03-01T10:00:00Z,10.00\n" for i in range(40))
+    orders += "O3,C1,2025-03-01T10:00:00Z,10.00\n" + "O3,C2,2025-03-09T10:00:00Z,99.00\n"  # rows 41 and 42
+    drop(landing_dir, "brand_a/orders/o.csv", orders)
+    stage(engine, folder)
+    q = query(engine, "SELECT row_number, rule FROM quarantine")
+    assert q.to_dict("records") == [{"row_number": 42, "rule": "duplicated_order_id"}]
+    log = query(engine, "SELECT row_number, kept_row_number, reason FROM dedup_log WHERE source_key = 'O3'")
+    assert log.to_dict("records") == [{"row_number": 4, "kept_row_number": 41, "reason": "identical_row"}]
+    assert query(engine, "SELECT total FROM stg_orders WHERE order_id = 'O3'")["total"].tolist() == [10.0]
+
+
 def test_order_lines_wait_for_their_order_and_link_up_when_it_lands(engine, folder, landing_dir):
     items = "order_id,line_number,sku,quantity,unit_price\n" + "".join(f"O{i},1,S1,1,5.00\n" for i in range(20))
     drop(landing_dir, "brand_a/order_items/i.csv", items)

@@ -477,7 +477,8 @@ def run_validation_by_file(
     """
     entity = get_entity(entity_name)
     started = time.perf_counter()
-    batch = _prepare(entity, df[df["_file_id"].isin(list(files))])
+    mine = df["_file_id"].isin(list(files))
+    batch = _prepare(entity, df if mine.all() else df[mine])  # a filter copies every column: only when needed
     present, codes = np.unique(batch["_file_id"].to_numpy(dtype="int64"), return_inverse=True)
     present = [int(f) for f in present]
     runs, rows = [], None

@@ -10,6 +10,7 @@ import pandas as pd
 import pyarrow as pa
 import sqlalchemy as sa
 
+from crm_pipeline.contract import get_entity
 from crm_pipeline.quality import expectations
 from crm_pipeline.quality.publish import PublishReport, publish
 from crm_pipeline.quality.typing_run import TypedFile, type_new_files
@@ -94,7 +95,12 @@ def store_results(engine: sa.Engine, typed: list[TypedFile], runs: list) -> pd.D
 
 
 def staged_rows_of_files(conn: sa.Connection, entity: str, file_ids: list[int]) -> pd.DataFrame:
-    """Some files' staged rows, in file and row order, plus the referential-integrity columns their suite checks."""
+    """Some files' staged rows, in file and row order, plus the referential-integrity columns their suite checks.
+
+    Only the columns a suite reads (lineage and the contract's): the derived ones (`_flags`, `_row_hash`,
+    `email_match_key`) are sorted, converted and copied by every expectation's filter for nothing."""
+    columns = ", ".join(f't."{c}"' for c in (*expectations.LINEAGE_COLUMNS, *get_entity(entity).column_names))
     extra = "".join(f", ({sql}) AS {name}" for name, sql in _REFERENCES.get(entity, {}).items())
-    query = sa.text(f"SELECT t.*{extra} FROM stg_{entity} t WHERE t._file_id IN :ids ORDER BY t._file_id, t._row_number")
+    query = sa.text(f"SELECT {columns}{extra} FROM stg_{entity} t WHERE t._file_id IN :ids "
+                    "ORDER BY t._file_id, t._row_number")
     return read_frame(conn, query.bindparams(sa.bindparam("ids", file_ids, expanding=True)))

@@ -31,6 +31,8 @@ STAGES = {"ingest_files": "ingest", "stage_entities": "quality", "dq_report": "q
           "resolve_identity": "identity", "build_profile_tables": "profiles", "predict_customers": "predictions",
           "score_contacts": "scoring", "materialize_audience_tables": "audiences"}
 STAGE_ORDER = ["ingest", "quality", "identity", "profiles", "predictions", "scoring", "audiences"]
+# The warehouse settings the bench passes on to every pipeline run (--memory-limit, --threads).
+WAREHOUSE_LIMITS = ("CRM_WAREHOUSE_MEMORY_LIMIT", "CRM_WAREHOUSE_THREADS")
 TARGETS = {"full_x_floor": 5.0, "peak_gib_1m": 6.0, "drop_share": 0.05, "new_day_share": 0.10}
 
 
@@ -55,8 +57,9 @@ def _watched_child(args, step: str, *extra: str, log: Path) -> Watched:
 
 
 def _pipeline_env(run_dir: Path) -> dict:
-    """The caller's environment without CRM_* settings, with this run's own Dagster instance and home."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CRM_")}
+    """The caller's environment without CRM_* settings (but the warehouse's memory limit and threads, which the
+    bench sets from its own options), with this run's own Dagster instance and home."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CRM_") or k in WAREHOUSE_LIMITS}
     env.update(DAGSTER_HOME=str(run_dir / "dagster"), CRM_HOME_DIR=str(run_dir / "home"))
     return env
 
@@ -276,6 +279,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-rss-gb", type=float, default=20.0,
                         help="kill a step whose process tree passes this many GiB (default 20)")
     parser.add_argument("--drop-share", type=float, default=0.01, help="the drop's rows as a share of all rows")
+    parser.add_argument("--memory-limit", default="4GB",
+                        help="the warehouse's DuckDB memory limit for the pipeline runs (default 4GB, so a run "
+                             "fits issue #13's 6 GiB with room for Python; '' keeps DuckDB's own 80%% of RAM)")
     parser.add_argument("--json", type=Path, help="also write the figures here (default: <root>/e2e_<people>.json)")
     parser.add_argument("--from-json", type=Path, help="print the table of an earlier run's JSON, run nothing")
     args = parser.parse_args(argv)
@@ -283,9 +289,13 @@ def main(argv: list[str] | None = None) -> None:
         _print(json.loads(args.from_json.read_text(encoding="utf-8")))
         return
     args.root = args.root.resolve()
+    os.environ.pop(WAREHOUSE_LIMITS[0], None)
+    if args.memory_limit:  # children inherit it; _pipeline_env passes it on to the runs
+        os.environ[WAREHOUSE_LIMITS[0]] = args.memory_limit
     started, load0 = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), load_1min()
     result = measure(args)
-    result.update(started=started, drop_share=args.drop_share, load_at_start=load0, nproc=os.cpu_count())
+    result.update(started=started, drop_share=args.drop_share, memory_limit=args.memory_limit or "DuckDB default",
+                  load_at_start=load0, nproc=os.cpu_count())
     path = args.json or args.root / f"e2e_{args.people}_seed{args.seed}.json"
     path.write_text(json.dumps(result, indent=1, default=str), encoding="utf-8")
     _print(result)
@@ -293,7 +303,8 @@ def main(argv: list[str] | None = None) -> None:
 
 def _print(result: dict) -> None:
     print(f"\n{result.get('people', 0):,} people, {result.get('rows_total', 0):,} rows (seed {result.get('seed')}); "
-          f"drop {result.get('drop_rows', 0):,} rows; started {result.get('started')}")
+          f"drop {result.get('drop_rows', 0):,} rows; warehouse memory limit "
+          f"{result.get('memory_limit', 'DuckDB default')}; started {result.get('started')}")
     print(table(result))
     loads = [v for r in result["rows"].values() for v in r.get("load", ())]
     if loads:

@@ -119,10 +119,16 @@ class Scope:
     def counts(self, conn: sa.Connection) -> tuple[int, int]:
         """(keys, rows) re-resolved in this run."""
         if self.full:
+            # A key has one staged row, or none when all its rows are quarantined or held (a deduplicated row
+            # always has a staged winner): counting those is a quarter of a DISTINCT over every row.
             e = self.entity.name
             return tuple(conn.execute(sa.text(
-                "SELECT (SELECT COUNT(*) FROM (SELECT DISTINCT _brand, source_key FROM row_outcomes "
-                "        WHERE entity = :e AND source_key IS NOT NULL) k), "
+                "SELECT (SELECT COUNT(*) FROM row_outcomes WHERE entity = :e AND outcome = 'staged' "
+                "        AND source_key IS NOT NULL) "
+                "     + (SELECT COUNT(*) FROM (SELECT DISTINCT _brand, source_key FROM row_outcomes "
+                "        WHERE entity = :e AND outcome IN ('quarantined', 'held') AND source_key IS NOT NULL) q "
+                "        WHERE NOT EXISTS (SELECT 1 FROM row_outcomes s WHERE s.entity = :e AND s.outcome = 'staged' "
+                "                          AND s._brand = q._brand AND s.source_key = q.source_key)), "
                 "       (SELECT COUNT(*) FROM row_outcomes WHERE entity = :e)"), {"e": e}).one())
         return tuple(conn.execute(sa.text(
             f"SELECT (SELECT COUNT(*) FROM {self.keys}), (SELECT COUNT(*) FROM {self.rows})")).one())

@@ -100,9 +100,13 @@ def test_a_second_spark_load_adds_nothing(both_loads):
 CUSTOMERS = "customer_id,email,first_name\n{rows}"
 
 
-def test_copies_corrections_and_new_files_follow_the_duckdb_manifest(spark_warehouse, tmp_path):
+@pytest.mark.parametrize("writer", ["pyarrow", "spark"])
+def test_copies_corrections_and_new_files_follow_the_duckdb_manifest(spark_warehouse, tmp_path, monkeypatch, writer):
     """Step by step on both engines: the same bytes under another name are a duplicate; corrected bytes
-    under an old name load again under a new file id; an already loaded file is left alone."""
+    under an old name load again under a new file id; an already loaded file is left alone. Both ways of
+    writing partitions: pyarrow into a local folder, and Spark's own writer (what an object store gets)."""
+    if writer == "spark":
+        monkeypatch.setattr(SparkWarehouse, "is_local", property(lambda self: False))
     landing = tmp_path / "landing"
     duck = make_engine(f"duckdb:///{tmp_path / 'warehouse.duckdb'}")
     folder = LandingFolder(landing)

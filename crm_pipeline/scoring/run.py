@@ -32,15 +32,14 @@ FROM engagement_scores WHERE as_of = :as_of
 
 
 def _refresh_aggregates(conn: sa.Connection, clock: StepClock, config: ScoringConfig, as_of: dt.date,
-                        timeline_as_of: dt.date | None, full_refresh: bool) -> tuple:
+                        full_refresh: bool) -> tuple:
     """Rewrite the daily aggregates of the contacts that need it (all on a full run): plan, reasons, count."""
     plan = incremental.plan_run(conn, as_of, incremental.config_key(config), full_refresh=full_refresh)
-    reasons = {} if plan.full else clock.run("changes", incremental.select_recompute, conn, plan, timeline_as_of)
+    reasons = {} if plan.full else clock.run("changes", incremental.select_recompute, conn, plan)
     recomputed = None if plan.full else incremental.recompute_count(conn)
     clock.run("scratch", create_products, conn)
     if plan.full or recomputed:
         clock.run("daily", partial(build_daily, full=plan.full), conn, config)
-    clock.run("sources", partial(incremental.remember_sources, full=plan.full), conn)
     if plan.full:
         recomputed = conn.execute(sa.text("SELECT COUNT(DISTINCT contact_id) FROM scoring_daily")).scalar_one()
     return plan, reasons, recomputed
@@ -73,9 +72,9 @@ def run_scoring(engine: sa.Engine, *, as_of: dt.date, config: ScoringConfig | No
     web events up to the end of `as_of` (UTC); nothing later counts.
 
     The day's tables are derived from the daily aggregates (`scoring_daily`, `scoring_daily_values`);
-    only the aggregates of contacts a drop touched or the new day brought records to are rewritten
-    (see `incremental`), all of them when `full_refresh`, on a first run, an earlier day or changed
-    settings. Either way the tables are the same.
+    only the aggregates of contacts whose timeline the profile builds since the last run rewrote are
+    rewritten (see `incremental`), all of them when `full_refresh`, on a first run, an earlier day,
+    changed settings or after a full profile build. Either way the tables are the same.
 
     The config is validated before any SQL runs. All tables are replaced for the day in one
     transaction (delete-then-insert), so a re-run gives identical rows. When `profile_360` is a
@@ -92,7 +91,7 @@ def run_scoring(engine: sa.Engine, *, as_of: dt.date, config: ScoringConfig | No
     create_scoring_tables(engine)
     with engine.begin() as conn:
         timeline_as_of = conn.execute(sa.text("SELECT MAX(as_of) FROM timeline")).scalar()
-        plan, reasons, recomputed = _refresh_aggregates(conn, clock, config, as_of, timeline_as_of, full_refresh)
+        plan, reasons, recomputed = _refresh_aggregates(conn, clock, config, as_of, full_refresh)
         reason = plan.reason if plan.full else ", ".join(f"{k} {v}" for k, v in reasons.items())
         incremental.log_run(conn, as_of, plan, reason, recomputed, key, timeline_as_of)
         scored = clock.run("engagement", build_engagement, conn, config, params)

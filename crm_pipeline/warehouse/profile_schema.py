@@ -4,7 +4,8 @@ All four are one snapshot as of one day (`as_of`): a build rewrites, in one tran
 the contacts it recomputes (all of them on a full build), so a re-run for the same inputs gives
 identical tables and readers never see a half-built profile. The state tables below
 (`contact_daily`, `profile_*sources`, `profile_builds`) are what lets a build redo only the contacts
-a drop touched or a day moved (`crm_pipeline/profiles/incremental.py`).
+a drop touched or a day moved (`crm_pipeline/profiles/incremental.py`); `profile_changes` names them per
+build, for the scoring stage, which reads the timeline and `contact_daily` these builds wrote.
 
 - `golden_records`: one row per contact and golden field, with the value survivorship
   chose and where it came from (source entity, brand, key, record time, rule).
@@ -199,9 +200,20 @@ profile_builds = sa.Table(  # one row per build: the day it was as of, how it ra
     sa.Column("rules_key", sa.String, nullable=False, comment="the survivorship rules the build used"),
 )
 
+# The contacts each incremental build recomputed and why (a full build recomputes everyone and logs none):
+# the stages after profiles redo what the builds since their last run redid, without a lineage copy of their own.
+profile_changes = sa.Table(
+    "profile_changes", metadata,
+    sa.Column("build_number", sa.Integer, nullable=False),
+    sa.Column("contact_id", sa.String, nullable=False),
+    sa.Column("reason", sa.String, nullable=False,
+              comment="records / order_lines / catalogue / new_day (records dated into the build's day) / "
+                      "windows (opens or clicks left a 30, 90 or 365-day window)"),
+)
+
 PROFILE_TABLES = [golden_records, profile_360, profile_360_brand, timeline]
 PROFILE_STATE_TABLES = [contact_daily, profile_sources, profile_line_sources, profile_product_sources,
-                        profile_builds]
+                        profile_builds, profile_changes]
 
 # Lookups by contact on a serving database. DuckDB scans columnar data fast without them, and an
 # ART index there slows the bulk delete-then-insert, so they are created on other backends only.

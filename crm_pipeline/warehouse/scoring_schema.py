@@ -21,8 +21,9 @@ table rebuilt empty on the next scoring run: the tables are derived, so backfill
 - `lifecycle_transitions`: per day and brand, how many contacts moved from one stage to another that
   day (`from_stage` 'new' = first seen that day).
 
-The stage's memory (`scoring_daily`, `scoring_daily_values`, `scoring_*sources`, `scoring_builds`) lets a
-run redo only the contacts a drop touched: the day's tables are derived from the daily aggregates.
+The stage's memory (`scoring_daily`, `scoring_daily_values`, `scoring_builds`) lets a run redo only the
+contacts the profile builds since its last run redid (their `profile_changes`): the day's tables are derived
+from the daily aggregates.
 """
 
 from __future__ import annotations
@@ -154,24 +155,6 @@ scoring_daily_values = sa.Table(
     sa.Column("weight", sa.Double, nullable=False),
 )
 
-# What the last scoring run read (identity_map lineage, order lines, the catalogue): comparing them with the
-# tables as they are now names the contacts a drop touched.
-scoring_sources = sa.Table(
-    "scoring_sources", metadata,
-    sa.Column("entity", sa.String, nullable=False), sa.Column("brand", sa.String, nullable=False),
-    sa.Column("source_key", sa.String, nullable=False), sa.Column("contact_id", sa.String, nullable=False),
-    sa.Column("_file_id", sa.Integer, nullable=False), sa.Column("_row_number", sa.Integer, nullable=False),
-)
-scoring_line_sources = sa.Table(
-    "scoring_line_sources", metadata,
-    sa.Column("brand", sa.String, nullable=False), sa.Column("order_id", sa.String, nullable=False),
-    sa.Column("_file_id", sa.Integer, nullable=False), sa.Column("_row_number", sa.Integer, nullable=False),
-)
-scoring_product_sources = sa.Table(
-    "scoring_product_sources", metadata,
-    sa.Column("brand", sa.String, nullable=False), sa.Column("sku", sa.String, nullable=False),
-    sa.Column("_file_id", sa.Integer, nullable=False), sa.Column("_row_number", sa.Integer, nullable=False),
-)
 scoring_builds = sa.Table(  # one row per scoring run: its day, how it ran, how many contacts' aggregates it redid
     "scoring_builds", metadata,
     sa.Column("build_number", sa.Integer, nullable=False),
@@ -181,16 +164,21 @@ scoring_builds = sa.Table(  # one row per scoring run: its day, how it ran, how 
     sa.Column("contacts_recomputed", sa.Integer, nullable=False),
     sa.Column("config_key", sa.String, nullable=False, comment="the scoring settings the aggregates follow"),
     sa.Column("timeline_as_of", sa.Date, comment="the day of the timeline the aggregates were read from"),
+    sa.Column("profile_build", sa.Integer, comment="the newest profile build whose changes the run took in"),
 )
 
 SCORING_TABLES = [engagement_scores, contact_preferences, channel_preferences,
-                  lifecycle_stages, lifecycle_transitions, scoring_daily, scoring_daily_values,
-                  scoring_sources, scoring_line_sources, scoring_product_sources, scoring_builds]
+                  lifecycle_stages, lifecycle_transitions, scoring_daily, scoring_daily_values, scoring_builds]
+# Tables an earlier version kept (its own copy of identity_map's lineage, order lines and catalogue), dropped.
+RETIRED_TABLES = ("scoring_sources", "scoring_line_sources", "scoring_product_sources")
 
 
 def create_scoring_tables(bind: sa.Engine | sa.Connection) -> None:
-    """Create the tables; one left by an earlier version with other columns is dropped and created again."""
+    """Create the tables; one left by an earlier version with other columns is dropped and created again,
+    one it kept and this version does not is dropped."""
     def ensure(conn: sa.Connection) -> None:
+        for name in RETIRED_TABLES:
+            conn.execute(sa.text(f"DROP TABLE IF EXISTS {name}"))
         for table in SCORING_TABLES:
             if sa.inspect(conn).has_table(table.name):
                 # the column names from an empty result: the inspector's column query does not run on DuckDB

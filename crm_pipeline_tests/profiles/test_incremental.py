@@ -97,8 +97,11 @@ def test_three_drops_and_a_new_day_incrementally_give_the_tables_of_a_full_rebui
     profiled = [f["contacts_profiled"] for f in figures]
     assert 0 < figures[1]["contacts_recomputed"] < profiled[1]  # the same-day drop redid only its contacts
     new_day = figures[3]
-    assert new_day["contacts_by_reason"]["records"] == 0  # no file: nothing touched, only the day moved
-    assert 0 < new_day["contacts_by_reason"]["new_day"] == new_day["contacts_recomputed"] < profiled[3]
+    by_reason = new_day["contacts_by_reason"]
+    assert by_reason["records"] == 0  # no file: nothing touched, only the day moved
+    # the days after D2 hold no record: only opens and clicks leaving a window make contacts due
+    assert (by_reason["new_day"], by_reason["catalogue"]) == (0, 0)
+    assert 0 < by_reason["windows"] == new_day["contacts_recomputed"] < profiled[3]
     assert (incremental["profile_360"]["as_of"] == D3).all() and (incremental["timeline"]["as_of"] == D3).all()
 
     # The same landing all at once, staged and profiled with full refreshes, as of the last day.

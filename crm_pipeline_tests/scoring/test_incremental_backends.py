@@ -3,8 +3,8 @@
 A hand-built warehouse goes through the changes one at a time (new records of a known and a new contact,
 a merge, a split and a re-staged record in `identity_map`, new order lines, a catalogue change, a removed
 contact, new days moving the windows and thresholds), each followed by an incremental profile build and
-scoring run; then a full scoring run of the same warehouse must leave the day's scoring tables and the
-daily aggregates as they were.
+scoring run (which redoes the contacts the profile build redid); then a full scoring run of the same
+warehouse must leave the day's scoring tables and the daily aggregates as they were.
 """
 
 from __future__ import annotations
@@ -85,6 +85,9 @@ def test_every_kind_of_change_gives_the_scores_of_a_full_run(wh):  # noqa: F811
     for days in (1, 3, 12, 60, 400):  # new days: future records come in, windows and thresholds pass
         assert score_and_check(wh, AS_OF + dt.timedelta(days=days))["mode"] == "incremental"
     last = AS_OF + dt.timedelta(days=400)
+    # a full profile build may have rewritten any contact's timeline: the scores are redone for all
+    build_profiles(wh.engine, as_of=last, full_refresh=True)
+    assert run_scoring(wh.engine, as_of=last, config=SHORT)["reason"] == "the profiles were rebuilt in full"
     # other lookbacks: the rows carried forward would follow the old ones, so every contact is redone
     assert run_scoring(wh.engine, as_of=last)["reason"] == "scoring settings changed"
     build_profiles(wh.engine, as_of=AS_OF)

@@ -27,8 +27,8 @@ def build_profiles(engine: sa.Engine, *, as_of: dt.date, survivorship_file: str 
     (UTC). Incremental unless `full_refresh` (or a first build, an earlier as-of day, changed
     rules: see `incremental`): only the contacts a drop touched or the new day moved are
     rewritten, and the result equals a full rebuild. The survivorship rules are validated
-    before any SQL runs. One transaction (delete-then-insert per contact), so a re-run gives
-    identical tables and a failure leaves the previous build in place. Returns figures for
+    before any SQL runs. One transaction (the recomputed contacts' rows written by difference, see
+    `rewrite`), so a re-run gives identical tables and a failure leaves the previous build in place. Returns figures for
     the asset's metadata: `mode`, `contacts_recomputed` and why.
     """
     rules = load_rules(survivorship_file)
@@ -52,7 +52,7 @@ def build_profiles(engine: sa.Engine, *, as_of: dt.date, survivorship_file: str 
             clock.run("profile_360", partial(build_profile_360, full=full), conn, params)
             clock.run("timeline", partial(build_timeline, full=full), conn, params)
             drop_scratch(conn)
-        elif plan.previous_as_of != as_of:
+        if not full and plan.previous_as_of != as_of:
             attach_scoring(conn, as_of)  # kept rows lost the old day's scores; the new day's may exist already
         clock.run("sources", partial(incremental.remember_sources, full=full), conn)
         figures = {name: conn.execute(sa.text(f"SELECT COUNT(*) FROM {name}")).scalar_one() for name in

@@ -5,16 +5,17 @@ times: an event, an order placed or changed, a subscribe or unsubscribe, an acco
 also days after the build's `as_of`. So a new day's windows are sums over a contact-sized
 table, and the same table answers which contacts a new day changes: those with a record
 dated between the previous build's day and today, and those with opens or clicks on a day
-that just left a window. The rows of a recomputed contact are rewritten whole, from the
+that just left a window. The rows of a recomputed contact are recomputed whole, from the
 build's scratch tables (email and web events) and its staged orders, subscribers and
-customer accounts.
+customer accounts, and written by difference (`rewrite`: a drop's new day is one row).
 """
 
 from __future__ import annotations
 
 import sqlalchemy as sa
 
-from crm_pipeline.profiles.sql import delete_recomputed, is_purchase, latest_of, only_recomputed, utc_day_date
+from crm_pipeline.profiles import rewrite
+from crm_pipeline.profiles.sql import RECOMPUTE, is_purchase, latest_of, only_recomputed, utc_day_date
 
 _OPT_OUT = "('unsubscribe', 'bounce', 'complaint')"
 _NO_TIME = "CAST(NULL AS TIMESTAMP WITH TIME ZONE)"
@@ -39,7 +40,7 @@ def _staged(entity: str, key: str, columns: str, full: bool) -> str:
             f"{only_recomputed('m', full)}) x")
 
 
-def _daily_sql(full: bool) -> str:
+def _daily_sql(full: bool, into: str) -> str:
     orders = _staged("orders", "order_id",
                      f"s.ordered_at, s.updated_at, CASE WHEN {is_purchase('s.status')} THEN 1 ELSE 0 END AS buy, "
                      "CAST(CAST(s.total AS DECIMAL(18, 2)) AS DOUBLE PRECISION) AS total", full)
@@ -72,7 +73,7 @@ def _daily_sql(full: bool) -> str:
     sums = ", ".join(f"SUM({c})" for c in _COUNTS)
     latest = ", ".join(f"MAX({c})" for c in _LATEST)
     return f"""
-    INSERT INTO contact_daily (contact_id, brand, day, {", ".join(_COUNTS)}, {", ".join(_LATEST)})
+    INSERT INTO {into} (contact_id, brand, day, {", ".join(_COUNTS)}, {", ".join(_LATEST)})
     SELECT contact_id, brand, day, {sums}, {latest}
     FROM ({union}) d
     GROUP BY contact_id, brand, day"""
@@ -80,6 +81,7 @@ def _daily_sql(full: bool) -> str:
 
 def build_contact_daily(conn: sa.Connection, *, full: bool = True) -> int:
     """Rewrite the recomputed contacts' `contact_daily` rows (all when `full`) after `create_scratch`."""
-    conn.execute(sa.text(delete_recomputed("contact_daily", full)))
-    conn.execute(sa.text(_daily_sql(full)))
+    into = rewrite.begin(conn, "contact_daily", full=full)
+    conn.execute(sa.text(_daily_sql(full, into)))
+    rewrite.finish(conn, "contact_daily", ("contact_id", "brand", "day"), RECOMPUTE, full=full)
     return conn.execute(sa.text("SELECT COUNT(*) FROM contact_daily")).scalar_one()

@@ -30,7 +30,8 @@ import re
 
 import sqlalchemy as sa
 
-from crm_pipeline.profiles.sql import ENGAGEMENT_WINDOWS, delete_recomputed, only_recomputed, string_list_agg, utc_date
+from crm_pipeline.profiles import rewrite
+from crm_pipeline.profiles.sql import ENGAGEMENT_WINDOWS, RECOMPUTE, only_recomputed, string_list_agg, utc_date
 from crm_pipeline.warehouse.profile_schema import GOLDEN_FIELDS, SCORING_COLUMNS, profile_360, profile_360_brand
 
 OVERALL = ""  # the brand value of the across-brands rows in the scratch table
@@ -202,7 +203,7 @@ _BRAND_COLUMNS = ["contact_id", "brand", "as_of", *FIGURE_COLUMNS, "subscription
 assert set(_BRAND_COLUMNS) | set(SCORING_COLUMNS) == {c.name for c in profile_360_brand.columns}
 
 _BRAND_SQL = f"""
-INSERT INTO profile_360_brand ({", ".join(_BRAND_COLUMNS)})
+INSERT INTO {{into}} ({", ".join(_BRAND_COLUMNS)})
 SELECT contact_id, brand, :as_of, {", ".join(FIGURE_COLUMNS)}, subscription_status, subscribed_date,
        email_consent = 1
 FROM tmp_profile_figures WHERE brand <> '{OVERALL}'
@@ -222,7 +223,7 @@ def _golden_pivot() -> str:
 
 
 _OVERALL_SQL = f"""
-INSERT INTO profile_360 ({", ".join(_OVERALL_COLUMNS)})
+INSERT INTO {{into}} ({", ".join(_OVERALL_COLUMNS)})
 WITH per_brand AS (
     SELECT contact_id, {string_list_agg('brand')} AS brands, COUNT(*) AS brand_count,
            {string_list_agg("CASE WHEN subscription_status = 'subscribed' THEN brand END")} AS subscribed_brands,
@@ -250,12 +251,15 @@ def build_profile_360(conn: sa.Connection, params: dict, *, full: bool = True) -
     figures = _figures_sql(full)
     conn.execute(sa.text("DROP TABLE IF EXISTS tmp_profile_figures"))
     conn.execute(sa.text(figures), _bound(figures, params))
-    conn.execute(sa.text(delete_recomputed("profile_360_brand", full)))
-    conn.execute(sa.text(delete_recomputed("profile_360", full)))
-    conn.execute(sa.text(_BRAND_SQL), {"as_of": params["as_of"]})
-    conn.execute(sa.text(_OVERALL_SQL.replace("{scope}", only_recomputed("g", full))), {"as_of": params["as_of"]})
+    brand, overall = (rewrite.begin(conn, t, full=full) for t in ("profile_360_brand", "profile_360"))
+    conn.execute(sa.text(_BRAND_SQL.replace("{into}", brand)), {"as_of": params["as_of"]})
+    conn.execute(sa.text(_OVERALL_SQL.replace("{into}", overall).replace("{scope}", only_recomputed("g", full))),
+                 {"as_of": params["as_of"]})
     conn.execute(sa.text("DROP TABLE tmp_profile_figures"))
-    attach_scoring(conn, params["as_of"])  # a rebuilt profile keeps the day's scores, when they exist
+    # a rebuilt profile keeps the day's scores, when they exist (the kept rows have theirs)
+    attach_scoring(conn, params["as_of"], into=(overall, brand))
+    for table, key in (("profile_360_brand", ("contact_id", "brand")), ("profile_360", ("contact_id",))):
+        rewrite.finish(conn, table, key, RECOMPUTE, full=full)
     return conn.execute(sa.text("SELECT COUNT(*) FROM profile_360")).scalar_one()
 
 
@@ -277,8 +281,9 @@ _SET = ("engagement_score = s.score, engagement_change_7d = s.change_7d, engagem
         "preferred_channel = s.preferred_channel, lifecycle_stage = s.stage")
 
 
-def attach_scoring(conn: sa.Connection, as_of) -> int:
-    """Fill the scoring columns of `profile_360` / `profile_360_brand` from the scoring tables of `as_of`.
+def attach_scoring(conn: sa.Connection, as_of, into: tuple[str, str] = ("profile_360", "profile_360_brand")) -> int:
+    """Fill the scoring columns of `profile_360` / `profile_360_brand` (or of the tables `into` names in their
+    place: a build's rows before they are written) from the scoring tables of `as_of`.
 
     Only when the profile snapshot is of the same day (a backfill of an older day leaves the current
     profile alone) and the scoring tables exist. Contacts without a score keep NULL. Returns the
@@ -287,17 +292,18 @@ def attach_scoring(conn: sa.Connection, as_of) -> int:
     inspector = sa.inspect(conn)
     if not all(inspector.has_table(t) for t in ("engagement_scores", "channel_preferences", "lifecycle_stages")):
         return 0
-    if conn.execute(sa.text("SELECT MAX(as_of) FROM profile_360")).scalar() != as_of:
+    overall, brand = into
+    if conn.execute(sa.text(f"SELECT MAX(as_of) FROM {overall}")).scalar() != as_of:
         return 0
     # Scores into temporary tables first: DuckDB runs UPDATE ... FROM a plain table in a fraction of a second,
     # but UPDATE ... FROM (a join) over a million rows took minutes.
     for name, scope in (("tmp_profile_scores", "= ''"), ("tmp_profile_brand_scores", "<> ''")):
         conn.execute(sa.text(f"DROP TABLE IF EXISTS {name}"))
         conn.execute(sa.text(f"CREATE TEMPORARY TABLE {name} AS {_SCORES} AND e.brand {scope}"), {"as_of": as_of})
-    conn.execute(sa.text(f"UPDATE profile_360 SET {_SET} FROM tmp_profile_scores s "
-                         "WHERE s.contact_id = profile_360.contact_id"))
-    conn.execute(sa.text(f"UPDATE profile_360_brand SET {_SET} FROM tmp_profile_brand_scores s "
-                         "WHERE s.contact_id = profile_360_brand.contact_id AND s.brand = profile_360_brand.brand"))
+    conn.execute(sa.text(f"UPDATE {overall} SET {_SET} FROM tmp_profile_scores s "
+                         f"WHERE s.contact_id = {overall}.contact_id"))
+    conn.execute(sa.text(f"UPDATE {brand} SET {_SET} FROM tmp_profile_brand_scores s "
+                         f"WHERE s.contact_id = {brand}.contact_id AND s.brand = {brand}.brand"))
     for name in ("tmp_profile_scores", "tmp_profile_brand_scores"):
         conn.execute(sa.text(f"DROP TABLE {name}"))
-    return conn.execute(sa.text("SELECT COUNT(*) FROM profile_360 WHERE engagement_score IS NOT NULL")).scalar_one()
+    return conn.execute(sa.text(f"SELECT COUNT(*) FROM {overall} WHERE engagement_score IS NOT NULL")).scalar_one()

@@ -40,11 +40,6 @@ def only_recomputed(alias: str, full: bool) -> str:
     return "" if full else f" JOIN {RECOMPUTE} rc_{alias} ON rc_{alias}.contact_id = {alias}.contact_id"
 
 
-def delete_recomputed(table: str, full: bool) -> str:
-    """Clear the rows a build rewrites: the recomputed contacts' rows, or all on a full build."""
-    return f"DELETE FROM {table}" + ("" if full else f" WHERE contact_id IN (SELECT contact_id FROM {RECOMPUTE})")
-
-
 def counts(column: str | None, as_of_end: str = ":as_of_end") -> str:
     """A record counts when its time is before the end of `as_of`; an undated record always counts."""
     return "1 = 1" if column is None else f"({column} IS NULL OR {column} < {as_of_end})"

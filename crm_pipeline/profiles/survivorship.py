@@ -19,7 +19,8 @@ from typing import Any
 import sqlalchemy as sa
 import yaml
 
-from crm_pipeline.profiles.sql import counts, delete_recomputed, latest_of, only_recomputed, text
+from crm_pipeline.profiles import rewrite
+from crm_pipeline.profiles.sql import RECOMPUTE, counts, latest_of, only_recomputed, text
 from crm_pipeline.warehouse.profile_schema import GOLDEN_FIELDS
 
 RULES = ("most_recent", "most_frequent", "source_priority")
@@ -175,7 +176,7 @@ def _candidates_sql(source: Source, rules: dict[str, FieldRule], full: bool = Tr
         WHERE {counts(source.record_at)}"""
 
 
-def golden_records_sql(rules: dict[str, FieldRule], full: bool = True) -> str:
+def golden_records_sql(rules: dict[str, FieldRule], full: bool = True, into: str = "golden_records") -> str:
     """INSERT ... SELECT of the winning value per contact and field (binds :as_of, :as_of_end).
 
     Every contact when `full`, else the contacts in `tmp_profile_recompute` only.
@@ -188,7 +189,7 @@ def golden_records_sql(rules: dict[str, FieldRule], full: bool = True) -> str:
     parts = [sql for source in SOURCES.values() if (sql := _candidates_sql(source, rules, full))]
     union = "\n        UNION ALL".join(parts)
     return f"""
-    INSERT INTO golden_records (as_of, contact_id, field, value, rule, source_entity, brand, source_key,
+    INSERT INTO {into} (as_of, contact_id, field, value, rule, source_entity, brand, source_key,
                                 record_at, candidate_count)
     WITH candidates AS ({union}
     ),
@@ -213,6 +214,7 @@ def build_golden_records(conn: sa.Connection, params: dict, rules: dict[str, Fie
     """Rewrite the recomputed contacts' `golden_records` (all when `full`; inside the caller's transaction).
 
     Returns the table's rows."""
-    conn.execute(sa.text(delete_recomputed("golden_records", full)))
-    conn.execute(sa.text(golden_records_sql(rules, full)), {k: params[k] for k in ("as_of", "as_of_end")})
+    into = rewrite.begin(conn, "golden_records", full=full)
+    conn.execute(sa.text(golden_records_sql(rules, full, into)), {k: params[k] for k in ("as_of", "as_of_end")})
+    rewrite.finish(conn, "golden_records", ("contact_id", "field"), RECOMPUTE, full=full)
     return conn.execute(sa.text("SELECT COUNT(*) FROM golden_records")).scalar_one()

@@ -14,7 +14,8 @@ from __future__ import annotations
 import pandas as pd
 import sqlalchemy as sa
 
-from crm_pipeline.profiles.sql import delete_recomputed, money_text, text
+from crm_pipeline.profiles import rewrite
+from crm_pipeline.profiles.sql import RECOMPUTE, money_text, text
 from crm_pipeline.warehouse.bulk import read_frame
 from crm_pipeline.warehouse.profile_schema import TIMELINE_EVENT_TYPES, timeline
 
@@ -79,7 +80,7 @@ _EVENTS = f"""
 _RANK = " ".join(f"WHEN '{t}' THEN {i}" for i, t in enumerate(TIMELINE_EVENT_TYPES))
 
 _TIMELINE_SQL = f"""
-INSERT INTO timeline (contact_id, event_number, brand, occurred_at, event_type, detail, source_entity,
+INSERT INTO {{into}} (contact_id, event_number, brand, occurred_at, event_type, detail, source_entity,
                       source_key, as_of)
 SELECT contact_id,
        ROW_NUMBER() OVER (PARTITION BY contact_id
@@ -94,8 +95,10 @@ def build_timeline(conn: sa.Connection, params: dict, *, full: bool = True) -> i
     """Rewrite the recomputed contacts' `timeline` rows (all when `full`) from the scratch tables, inside the
     caller's transaction; returns the table's rows. Numbering is per contact, so one contact's renumbering
     never touches another's rows."""
-    conn.execute(sa.text(delete_recomputed("timeline", full)))
-    conn.execute(sa.text(_TIMELINE_SQL), {"as_of": params["as_of"], "as_of_end": params["as_of_end"]})
+    into = rewrite.begin(conn, "timeline", full=full)
+    conn.execute(sa.text(_TIMELINE_SQL.replace("{into}", into)),
+                 {"as_of": params["as_of"], "as_of_end": params["as_of_end"]})
+    rewrite.finish(conn, "timeline", ("contact_id", "event_number"), RECOMPUTE, full=full)
     return conn.execute(sa.text("SELECT COUNT(*) FROM timeline")).scalar_one()
 
 

@@ -6,14 +6,15 @@ figures: points (decay is linear, so a day's points decay together), positive po
 purchases, discounts, the channels a purchase day converted through (email attribution looks only
 backwards from the purchase, so it never changes with the as-of day) and the weighted values each
 preference dimension ranks. So a new day reads these contact-sized tables, never the timeline.
-Rows of a recomputed contact are rewritten whole from its timeline and staged orders, order lines,
-products and web events (all contacts on a full build).
+Rows of a recomputed contact are recomputed whole from its timeline and staged orders, order lines,
+products and web events (all contacts on a full build) and written by difference (`profiles.rewrite`).
 """
 
 from __future__ import annotations
 
 import sqlalchemy as sa
 
+from crm_pipeline.profiles import rewrite
 from crm_pipeline.profiles.sql import is_purchase, utc_day
 from crm_pipeline.scoring.config import ORDER_CHANNELS, ScoringConfig
 from crm_pipeline.scoring.sql import utc_hour, weekday_index
@@ -21,6 +22,8 @@ from crm_pipeline.scoring.sql import utc_hour, weekday_index
 RECOMPUTE = "tmp_scoring_recompute"
 CHANNEL_COLUMNS = (*ORDER_CHANNELS, "email")
 _BUYS = "tmp_scoring_buys"
+_KEYS = {"scoring_daily": ("contact_id", "brand", "day"),
+         "scoring_daily_values": ("contact_id", "day", "dimension", "value")}
 _WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
 
@@ -53,7 +56,7 @@ JOIN stg_orders o ON o._brand = t.brand AND o.order_id = t.source_key
 WHERE t.event_type = 'order' AND {is_purchase('o.status')}"""
 
 
-def _daily_sql(config: ScoringConfig, full: bool) -> str:
+def _daily_sql(config: ScoringConfig, full: bool, into: str) -> str:
     order_chans = ", ".join(f"'{c}'" for c in config.channels if c != "email")
     if "email" in config.channels:
         attributed = f"""CASE WHEN EXISTS (
@@ -69,7 +72,7 @@ def _daily_sql(config: ScoringConfig, full: bool) -> str:
     columns = ("points, positive_points, interaction_count, purchase_count, discount_rate_sum, discount_rate_count, "
                "discounted_count, " + ", ".join(f"{c}_conversion" for c in CHANNEL_COLUMNS))
     return f"""
-INSERT INTO scoring_daily (contact_id, brand, day, {columns})
+INSERT INTO {into} (contact_id, brand, day, {columns})
 WITH facts AS (
     SELECT t.contact_id, t.brand, {utc_day('t.occurred_at')} AS day, {_points_case(config)} AS points,
            1 AS n, 0 AS buys, CAST(0 AS DOUBLE PRECISION) AS rate_sum, 0 AS rate_n, 0 AS discounted, {zero_conv}
@@ -90,7 +93,7 @@ SELECT contact_id, brand, day, SUM(points), SUM(CASE WHEN points > 0 THEN points
 FROM facts GROUP BY contact_id, brand, day"""
 
 
-def _values_sql(full: bool) -> str:
+def _values_sql(full: bool, into: str) -> str:
     """The preference dimensions' values per contact and day (dimension = index in `preferences.DIMENSIONS`)."""
     weekday = (f"CASE {weekday_index(utc_day('t.occurred_at'))} "
                + " ".join(f"WHEN {i} THEN '{d}'" for i, d in enumerate(_WEEKDAYS)) + " END")
@@ -120,7 +123,7 @@ def _values_sql(full: bool) -> str:
              "SELECT contact_id, day, 8, hour, CAST(1 AS DOUBLE PRECISION) FROM email"]
     union = "\n    UNION ALL ".join(parts)
     return f"""
-INSERT INTO scoring_daily_values (contact_id, day, dimension, value, weight)
+INSERT INTO {into} (contact_id, day, dimension, value, weight)
 WITH bought AS ({bought}), browsed AS ({browsed}), email AS ({email})
 SELECT contact_id, day, dimension, value, SUM(weight) FROM (
     {union}
@@ -130,15 +133,15 @@ SELECT contact_id, day, dimension, value, SUM(weight) FROM (
 def build_daily(conn: sa.Connection, config: ScoringConfig, *, full: bool) -> int:
     """Rewrite the recomputed contacts' daily rows (all when `full`); needs `tmp_scoring_products`.
     Returns the rows of `scoring_daily`."""
-    for table in ("scoring_daily", "scoring_daily_values"):
-        conn.execute(sa.text(f"DELETE FROM {table}" + (
-            "" if full else f" WHERE contact_id IN (SELECT contact_id FROM {RECOMPUTE})")))
     conn.execute(sa.text(f"DROP TABLE IF EXISTS {_BUYS}"))
     conn.execute(sa.text(_buys_sql(full)))
     bound = points_params(config)
     if "email" in config.channels:
         bound["attribution"] = int(config.email_attribution_days)
-    conn.execute(sa.text(_daily_sql(config, full)), bound)
-    conn.execute(sa.text(_values_sql(full)))
+    for table, key in _KEYS.items():
+        into = rewrite.begin(conn, table, full=full)
+        conn.execute(sa.text(_daily_sql(config, full, into) if table == "scoring_daily" else _values_sql(full, into)),
+                     bound if table == "scoring_daily" else {})
+        rewrite.finish(conn, table, key, RECOMPUTE, full=full)
     conn.execute(sa.text(f"DROP TABLE {_BUYS}"))
     return conn.execute(sa.text("SELECT COUNT(*) FROM scoring_daily")).scalar_one()

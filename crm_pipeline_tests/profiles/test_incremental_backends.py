@@ -25,13 +25,17 @@ KEYS = {"golden_records": ["contact_id", "field"], "profile_360": ["contact_id"]
         "contact_daily": ["contact_id", "brand", "day"]}
 
 
+def backend_engine(request, tmp_path, prefix: str) -> sa.Engine:
+    """A fresh warehouse on the fixture's backend: a DuckDB file, or a database on the throwaway PostgreSQL server."""
+    if request.param == "duckdb":
+        return make_engine(f"duckdb:///{tmp_path / 'w.duckdb'}")
+    server = request.getfixturevalue("postgres_server")
+    return make_engine(server.create_database(f"{prefix}_{tmp_path.name}".lower()[:60]))
+
+
 @pytest.fixture(params=["duckdb", "postgresql"])
 def wh(request, tmp_path):
-    if request.param == "duckdb":
-        engine = make_engine(f"duckdb:///{tmp_path / 'w.duckdb'}")
-    else:
-        server = request.getfixturevalue("postgres_server")
-        engine = make_engine(server.create_database(f"profiles_{tmp_path.name}".lower()[:60]))
+    engine = backend_engine(request, tmp_path, "profiles")
     yield Warehouse(engine)
     engine.dispose()
 

@@ -1,0 +1,73 @@
+"""Rewriting the rows of recomputed contacts by difference: only the rows that changed are deleted and inserted.
+
+An incremental build recomputes every row of the contacts it touched, yet most come out as they were:
+a drop adds a day of events to contacts with two years of history. Deleting and inserting all their
+rows cost the 1% drop most of its time on DuckDB, and not in the statements: the checkpoint at commit
+compacts ("vacuums") every row group that lost rows, which rewrites most of a table when the touched
+contacts are spread over it (17 s for the timeline at 100k people on a busy machine, 5 s for
+profile_360), whereas an UPDATE of the same rows checkpoints in a fraction of a second. So an
+incremental build writes its rows into an empty temporary copy of the table (`begin`), and `finish`
+applies only the difference against the contacts' rows as stored, found in one full outer join on
+the key: a row whose values differ updates the stored one, a new key is inserted, a key the copy no
+longer has is deleted. A full build writes the table directly. The key must name one row.
+IS DISTINCT FROM, row-value IN and UPDATE ... FROM, which DuckDB and PostgreSQL both run.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+_DIFF = "tmp_rewrite_diff"
+
+
+def _next(table: str) -> str:
+    return f"tmp_next_{table}"
+
+
+def begin(conn: sa.Connection, table: str, *, full: bool) -> str:
+    """The table a build inserts its rows into: `table` itself, emptied, when `full`; else an empty temporary
+    copy of it, for `finish`."""
+    if full:
+        conn.execute(sa.text(f"DELETE FROM {table}"))
+        return table
+    conn.execute(sa.text(f"DROP TABLE IF EXISTS {_next(table)}"))
+    conn.execute(sa.text(f"CREATE TEMPORARY TABLE {_next(table)} AS SELECT * FROM {table} WHERE 1 = 0"))
+    return _next(table)
+
+
+def finish(conn: sa.Connection, table: str, key: tuple[str, ...], contacts: str, *, full: bool) -> int | None:
+    """Bring the rows of the contacts in `contacts` (a table of contact_id) to the copy `begin` gave; returns the
+    rows updated, inserted and deleted (None when `full`: the build wrote the table itself)."""
+    if full:
+        return None
+    columns = list(conn.execute(sa.text(f"SELECT * FROM {table} WHERE 1 = 0")).keys())
+    values = [c for c in columns if c not in key]
+    first = key[0]
+    # one pass: the copy against the contacts' stored rows, by key; a row differs when a value is distinct
+    picked = ", ".join(f"COALESCE(n.{c}, s.{c}) AS {c}" if c in key else f"n.{c}" for c in columns)
+    differs = " OR ".join(f"n.{c} IS DISTINCT FROM s.{c}" for c in values) or "1 = 0"
+    conn.execute(sa.text(f"DROP TABLE IF EXISTS {_DIFF}"))
+    conn.execute(sa.text(f"""
+        CREATE TEMPORARY TABLE {_DIFF} AS
+        SELECT {picked}, CASE WHEN s.{first} IS NULL THEN 'insert' WHEN n.{first} IS NULL THEN 'delete'
+                              ELSE 'update' END AS action
+        FROM {_next(table)} n
+        FULL OUTER JOIN (SELECT t.* FROM {table} t JOIN {contacts} r ON r.contact_id = t.contact_id) s
+          ON {_same(key, 'n', 's')}
+        WHERE n.{first} IS NULL OR s.{first} IS NULL OR {differs}"""))
+    written = conn.execute(sa.text(f"SELECT COUNT(*) FROM {_DIFF}")).scalar_one()
+    if written:
+        keys = ", ".join(key)
+        conn.execute(sa.text(f"UPDATE {table} SET {', '.join(f'{c} = n.{c}' for c in values)} FROM {_DIFF} n "
+                             f"WHERE n.action = 'update' AND {_same(key, 'n', table)}"))
+        conn.execute(sa.text(f"INSERT INTO {table} ({', '.join(columns)}) SELECT {', '.join(columns)} "
+                             f"FROM {_DIFF} WHERE action = 'insert'"))
+        conn.execute(sa.text(f"DELETE FROM {table} WHERE ({keys}) IN (SELECT {keys} FROM {_DIFF} "
+                             f"WHERE action = 'delete')"))
+    for name in (_DIFF, _next(table)):
+        conn.execute(sa.text(f"DROP TABLE {name}"))
+    return int(written)
+
+
+def _same(key: tuple[str, ...], a: str, b: str) -> str:
+    return " AND ".join(f"{a}.{k} = {b}.{k}" for k in key)

@@ -103,14 +103,6 @@ def test_run_prints_each_stage_as_it_finishes_and_the_files_ingested(cdnow_run):
     assert "crm_pipeline as of 1997-09-30" in ran.stdout  # the summary stays on standard output
 
 
-def test_a_quiet_backfill_prints_only_its_days(cdnow_run):
-    url, _, env = cdnow_run
-    quiet = cli("backfill", "--from", AS_OF, "--to", AS_OF, "--warehouse", url, "--quiet", env=env)
-    assert quiet.returncode == 0, quiet.stderr
-    assert stage_lines(quiet.stderr) == [] and "files" not in quiet.stderr
-    assert quiet.stdout.startswith(f"{AS_OF}  ok")
-
-
 @pytest.mark.parametrize("args", [
     ["run", "--as-of", "1989-12-31"], ["backfill", "--from", "1989-12-31", "--to", AS_OF],
     ["evaluate", "predictions", "--as-of", "1989-12-31"], ["funnel", "--as-of", "1989-12-31"],

@@ -113,15 +113,18 @@ def test_the_funnel_command_prints_lifecycle_moves_per_brand(demo):
     assert "first_time" in ran.stdout or "repeat" in ran.stdout, ran.stdout
 
 
-def test_a_backfill_refreshes_each_past_day_with_that_days_profiles(demo):
+def test_a_quiet_backfill_refreshes_each_past_day_with_that_days_profiles_and_prints_only_its_days(demo):
     """Runs last in this module: it moves the profiles back to the backfill's last day."""
+    from crm_pipeline_tests.test_cli_cdnow import stage_lines
+
     root, engine, _ = demo
     engine.dispose()  # the CLI process writes the warehouse file
     env = {**os.environ, "DAGSTER_HOME": str(root / "dagster"), "CRM_HOME_DIR": str(root / "home")}
     url = f"duckdb:///{root / 'warehouse.duckdb'}"
-    ran = cli("backfill", "--from", "2025-06-01", "--to", "2025-06-02", "--warehouse", url, env=env)
+    ran = cli("backfill", "--from", "2025-06-01", "--to", "2025-06-02", "--warehouse", url, "--quiet", env=env)
     assert ran.returncode == 0, ran.stdout + ran.stderr
-    assert "2025-06-01  ok" in ran.stdout and "2025-06-02  ok" in ran.stdout
+    assert ran.stdout.startswith("2025-06-01  ok") and "2025-06-02  ok" in ran.stdout
+    assert stage_lines(ran.stderr) == [] and "files" not in ran.stderr  # --quiet: no stage or file progress
     with engine.connect() as conn:
         days = lambda table: {str(d) for (d,) in conn.execute(sa.text(f"SELECT DISTINCT as_of FROM {table}"))}
         assert {"2025-06-01", "2025-06-02", END} <= days("audience_sizes")

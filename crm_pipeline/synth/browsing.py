@@ -167,10 +167,13 @@ def build_web(ctx: BrandContext, accounts: Accounts, orders: Orders, clicks: Cli
         "event_type": table_take(EVENT_TYPES, etype), "url": url, "sku": sku,
         "occurred_at": ctx.ts(at, person, rng),
     }
-    if clicks.signups is not None and clicks.signups.pb.size:
+    f = clicks.signups
+    if f is not None:
+        # A lapsed buyer no longer visits (see above): a later sign-up of theirs did not come through the site.
+        f = f.where(f.at < orders.dropout_at[f.pb] + BROWSE_AFTER_DROPOUT_DAYS * DAY)
+    if f is not None and f.pb.size:
         # Drawn from their own stream and numbered after the other sessions: the rest stays as it was.
         frng = ctx.rng("web", "forms")
-        f = clicks.signups
         f_local = local[f.pb]
         f_cookie = cookie_start[f_local] + (frng.random(f.pb.size) * n_cookies[f_local]).astype(np.int64)
         f_ev = np.repeat(np.arange(f.pb.size), 2)

@@ -72,6 +72,10 @@ class Signups:
     email: pa.Array
     form: np.ndarray  # the source code of the form (see FORM_SOURCES); the account's is filled in logged in
 
+    def where(self, keep: np.ndarray) -> Signups:
+        return Signups(self.person[keep], self.pb[keep], self.at[keep], self.email.filter(pa.array(keep)),
+                       self.form[keep])
+
 
 @dataclass
 class Clicks:

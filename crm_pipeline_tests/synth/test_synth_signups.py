@@ -37,7 +37,7 @@ def test_a_share_of_site_sign_ups_is_seen_by_the_tracker_on_the_persons_cookie(l
     assert (seen["person_id"] == seen["person_id_sub"]).all()  # ... typed by that subscriber
     assert (seen["source"] == seen["source_sub"]).all()
     on_site = subs[subs["source"].isin(FORM_PAGES.values())]
-    assert 0.55 < len(forms) / len(on_site) < 0.75  # the rest declined the tracker
+    assert 0.5 < len(forms) / len(on_site) < 0.75  # the rest declined the tracker (or had stopped visiting)
     # The account page's opt-in is ticked logged in: the person's own account; the other forms anonymous.
     account = seen[seen["source"] == "account"]
     assert len(account) > 30 and (account["customer_id"] != "").all()

@@ -58,25 +58,32 @@ def create_due(conn: sa.Connection, config: ScoringConfig, previous: dt.date | N
     return conn.execute(sa.text(f"SELECT COUNT(*) FROM {DUE}")).scalar_one()
 
 
-def stash(conn: sa.Connection, previous: dt.date) -> None:
-    """Keep the previous run's rows of known contacts that are not due (before the day's rows are replaced)."""
-    for table in CARRIED:
-        brand = "t.brand" if "brand" in table.c else f"'{ALL_BRANDS}'"
-        conn.execute(sa.text(f"""
-            CREATE TEMPORARY TABLE tmp_carry_{table.name} AS
-            SELECT t.* FROM {table.name} t
+def _kept(table: sa.Table) -> str:
+    """The previous run's rows (of :previous) of known contacts that are not due."""
+    brand = "t.brand" if "brand" in table.c else f"'{ALL_BRANDS}'"
+    return f"""SELECT t.* FROM {table.name} t
             JOIN tmp_scoring_known k ON k.contact_id = t.contact_id AND k.brand = {brand}
             LEFT JOIN {DUE} d ON d.contact_id = t.contact_id
-            WHERE t.as_of = :previous AND d.contact_id IS NULL"""), {"previous": previous})
+            WHERE t.as_of = :previous AND d.contact_id IS NULL"""
 
 
-def restore(conn: sa.Connection, as_of: dt.date) -> None:
+def stash(conn: sa.Connection, previous: dt.date, as_of: dt.date) -> None:
+    """On a re-run of the same day, keep the rows to carry aside: the day's builders replace that day's rows.
+    On a new day the previous day's rows stay in place and `restore` reads them directly (no copy)."""
+    if previous != as_of:
+        return
+    for table in CARRIED:
+        conn.execute(sa.text(f"CREATE TEMPORARY TABLE tmp_carry_{table.name} AS {_kept(table)}"),
+                     {"previous": previous})
+
+
+def restore(conn: sa.Connection, previous: dt.date, as_of: dt.date) -> None:
     """Write the kept rows as the new day's (after the due contacts' rows were computed)."""
     for table in CARRIED:
-        rest = [c.name for c in table.columns if c.name != "as_of"]
-        conn.execute(sa.text(f"INSERT INTO {table.name} (as_of, {', '.join(rest)}) "
-                             f"SELECT CAST(:as_of AS DATE), {', '.join(rest)} FROM tmp_carry_{table.name}"),
-                     {"as_of": as_of})
+        rest = ", ".join(c.name for c in table.columns if c.name != "as_of")
+        kept = f"tmp_carry_{table.name}" if previous == as_of else f"({_kept(table)}) kept"
+        conn.execute(sa.text(f"INSERT INTO {table.name} (as_of, {rest}) SELECT CAST(:as_of AS DATE), {rest} "
+                             f"FROM {kept}"), {"as_of": as_of, "previous": previous})
 
 
 def only_due(alias: str, due: str | None) -> str:

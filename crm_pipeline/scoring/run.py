@@ -54,13 +54,13 @@ def _derive_due(conn: sa.Connection, clock: StepClock, config: ScoringConfig, pa
     incremental.drop_plan_tables(conn)
     due = None if carried is None else carry.DUE
     if due:
-        carry.stash(conn, plan.previous_as_of)
+        carry.stash(conn, plan.previous_as_of, as_of)
     create_daily_purchases(conn, day_number(as_of), due)
     clock.run("channel", build_channels, conn, config, params, due)
     clock.run("preferences", build_preferences, conn, config, params, due)
     clock.run("lifecycle", build_lifecycle, conn, config, params, carry.KNOWN_DUE if due else "tmp_scoring_known")
     if due:
-        clock.run("carry", carry.restore, conn, as_of)
+        clock.run("carry", carry.restore, conn, plan.previous_as_of, as_of)
     carry.drop(conn)
     return carried
 

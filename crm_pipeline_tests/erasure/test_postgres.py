@@ -15,6 +15,7 @@ import crm_pipeline.warehouse.profile_schema  # noqa: F401
 import crm_pipeline.warehouse.quality_schema  # noqa: F401
 import crm_pipeline.warehouse.scoring_schema  # noqa: F401
 from crm_pipeline.erasure.erase import erase
+from crm_pipeline.warehouse.bulk import insert_arrow
 from crm_pipeline.warehouse.engine import make_engine
 from crm_pipeline.warehouse.erasure_schema import create_erasure_tables
 from crm_pipeline.warehouse.schema import metadata
@@ -36,11 +37,10 @@ def postgres_copy(warehouse, postgres_server, tmp_path):
         with warehouse.engine.connect() as source:
             names = [t for t in sa.inspect(source).get_table_names() if t in metadata.tables]
             metadata.create_all(engine, tables=[metadata.tables[t] for t in names])
-            with engine.begin() as target:
+            with engine.begin() as target:  # through the warehouse's own bulk path (COPY), not row INSERTs
                 for name in names:
-                    frame = pd.read_sql(sa.text(f'SELECT * FROM "{name}"'), source)
-                    if len(frame):
-                        frame.to_sql(name, target, if_exists="append", index=False, method="multi", chunksize=2000)
+                    rows = source.connection.driver_connection.execute(f'SELECT * FROM "{name}"').arrow()
+                    insert_arrow(target, metadata.tables[name], rows.read_all() if hasattr(rows, "read_all") else rows)
         yield engine
     finally:
         if engine is not None:

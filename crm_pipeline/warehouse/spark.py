@@ -239,3 +239,49 @@ _ARROW_TYPES = {"int": pa.int32(), "bigint": pa.int64(), "string": pa.string(), 
 
 def _literal(text: str) -> str:
     return text.replace("\\", "\\\\").replace("'", "\\'")
+
+
+class SparkConnection:
+    """The domain rooms' read queries on Spark, unchanged: SQLAlchemy Core is compiled for DuckDB with its
+    values inlined, `text()` keeps its `:name` parameters for Spark to bind, and both are rendered for Spark
+    by `dialects.render`. For figures and checks whose results are small (they are collected to the
+    driver); tables are written through `SparkWarehouse`."""
+
+    def __init__(self, warehouse: SparkWarehouse) -> None:
+        self.warehouse = warehouse
+
+    def execute(self, query: sa.Executable, params: dict | None = None) -> SparkResult:
+        from duckdb_engine import Dialect as DuckDBDialect
+
+        if isinstance(query, sa.TextClause):
+            return SparkResult(self.warehouse.sql(query.text, params).collect())
+        compiled = query.compile(dialect=DuckDBDialect(), compile_kwargs={"literal_binds": True})
+        return SparkResult(self.warehouse.sql(str(compiled)).collect())
+
+
+class SparkResult:
+    """The part of SQLAlchemy's Result the domain rooms use, over collected rows."""
+
+    def __init__(self, rows: list) -> None:
+        self.rows = [tuple(row) for row in rows]
+        self.keys = list(rows[0].__fields__) if rows else []
+
+    def __iter__(self):
+        return iter(self.rows)
+
+    def all(self) -> list[tuple]:
+        return self.rows
+
+    def first(self) -> tuple | None:
+        return self.rows[0] if self.rows else None
+
+    def scalar_one(self):
+        if len(self.rows) != 1 or len(self.rows[0]) != 1:
+            raise ValueError(f"expected one row of one value, got {len(self.rows)} row(s)")
+        return self.rows[0][0]
+
+    def scalars(self) -> list:
+        return [row[0] for row in self.rows]
+
+    def mappings(self) -> list[dict]:
+        return [dict(zip(self.keys, row)) for row in self.rows]

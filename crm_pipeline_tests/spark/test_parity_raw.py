@@ -19,13 +19,16 @@ import sqlalchemy as sa
 
 from crm_pipeline.erasure.suppression import add_suppressions
 from crm_pipeline.landing.ingest import ingest_folder
+from crm_pipeline.landing.report import (
+    loaded_row_totals, manifest_counts, raw_row_counts, raw_rows_not_matching_manifest,
+)
 from crm_pipeline.landing.scan import LandingFolder
 from crm_pipeline.spark.ingest import ingest_folder_to_spark
 from crm_pipeline.synth.generate import generate
 from crm_pipeline.warehouse.engine import make_engine
 from crm_pipeline.warehouse.erasure_schema import erasure_row_counts, erasure_suppressions
 from crm_pipeline.warehouse.schema import create_ingest_tables, files, raw_column_order, raw_tables
-from crm_pipeline.warehouse.spark import SparkWarehouse
+from crm_pipeline.warehouse.spark import SparkConnection, SparkWarehouse
 from crm_pipeline_tests.conftest import drop
 from crm_pipeline_tests.postgres.test_parity import compare
 
@@ -148,3 +151,27 @@ def test_partitions_of_a_run_that_died_before_its_manifest_rows_are_cleared(spar
     assert "ghost@x.com" not in set(tables["raw_customers"]["email"])
     assert mismatches(duckdb_tables(duck), tables) == {}
     duck.dispose()
+
+
+def test_the_ingest_checks_and_figures_read_the_same_on_spark(both_loads):
+    """`landing.report`'s queries, unchanged, through `SparkConnection`: the manifest check that guards
+    the ingest stage finds nothing on either engine, and the figures agree."""
+    duck, warehouse, _, _ = both_loads
+    on_spark = SparkConnection(warehouse)
+    with duck.connect() as conn:
+        for figures in (raw_row_counts, loaded_row_totals, manifest_counts):
+            assert figures(on_spark) == figures(conn)
+        assert raw_rows_not_matching_manifest(conn) == [] == raw_rows_not_matching_manifest(on_spark)
+        assert raw_rows_not_matching_manifest(on_spark, from_file_id=5) == []
+    assert sum(raw_row_counts(on_spark).values()) > 5_000
+
+
+def test_the_manifest_check_catches_rows_of_no_loaded_file_on_spark(spark_warehouse, tmp_path):
+    landing = tmp_path / "landing"
+    drop(landing, "brand_a/customers/c1.csv", CUSTOMERS.format(rows="1,a@x.com,Ann\n"))
+    ingest_folder_to_spark(spark_warehouse, LandingFolder(landing), now=NOW)
+    stray = pa.table({c: pa.array([7], pa.int32()) if c in ("_file_id", "_row_number") else pa.array(["x"])
+                      for c in raw_column_order("customers")})
+    spark_warehouse.write("raw_customers", stray, overwrite=True)
+    assert raw_rows_not_matching_manifest(SparkConnection(spark_warehouse)) == [
+        "raw_customers: 1 rows whose _file_id is not a loaded file"]

@@ -212,6 +212,13 @@ def changed_contacts(conn: sa.Connection, table: str, after: int | None, upto: i
     return {why: int(counts.get(why, 0)) for why in reasons}
 
 
+def forget_changes(conn: sa.Connection, upto: int | None) -> None:
+    """Drop the log of the builds up to `upto` once the stage that reads it took them in (it would grow with
+    every build)."""
+    if upto is not None:
+        conn.execute(sa.text("DELETE FROM profile_changes WHERE build_number <= :upto"), {"upto": upto})
+
+
 def drop_plan_tables(conn: sa.Connection) -> None:
     for name in (RECOMPUTE, _CHANGED_RECORDS, _CHANGED_LINES, _CHANGED_ORDERS, _CHANGED_BRANDS, _WHY):
         conn.execute(sa.text(f"DROP TABLE IF EXISTS {name}"))

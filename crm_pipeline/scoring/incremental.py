@@ -87,6 +87,7 @@ def log_run(conn: sa.Connection, as_of: dt.date, plan: Plan, reason: str, recomp
         ":timeline, :profile_build FROM scoring_builds"),
         {"as_of": as_of, "mode": "full" if plan.full else "incremental", "reason": reason, "n": recomputed,
          "key": key, "timeline": timeline_as_of, "profile_build": plan.profile_build})
+    profile_changes.forget_changes(conn, plan.profile_build)
 
 
 def drop_plan_tables(conn: sa.Connection) -> None:

@@ -63,7 +63,7 @@ DAILY_SQL = """
 
 def small_drop(engine: sa.Engine, day: dt.date, every: int = 100) -> int:
     """One new product view at noon of `day` for every `every`-th contact, as a drop's stages leave it: a staged
-    web event of a new file, its identity_map row, its timeline row and its contact_daily day."""
+    web event of a new file, its identity_map row, its timeline row, its contact_daily day and the build's log."""
     at = f"TIMESTAMPTZ '{day.isoformat()} 12:00:00+00'"
     raw = engine.raw_connection()
     try:
@@ -87,6 +87,14 @@ def small_drop(engine: sa.Engine, day: dt.date, every: int = 100) -> int:
             SELECT contact_id, 100000, brand, {at}, 'product_view', 'viewed SKU7', 'web_events', event_id,
                    (SELECT MAX(as_of) FROM timeline) FROM dropped""")
         db.execute(DAILY_SQL.format(where="source_key LIKE 'D-%'"))
+        # Scoring redoes what the profile builds since its last run redid: log the drop as a profile build does.
+        db.execute("""
+            INSERT INTO profile_builds (build_number, as_of, mode, reason, contacts_recomputed, rules_key)
+            SELECT COALESCE(MAX(build_number), 0) + 1, (SELECT MAX(as_of) FROM timeline), 'incremental', 'bench drop',
+                   (SELECT COUNT(*) FROM dropped), '' FROM profile_builds""")
+        db.execute("""
+            INSERT INTO profile_changes (build_number, contact_id, reason)
+            SELECT (SELECT MAX(build_number) FROM profile_builds), contact_id, 'records' FROM dropped""")
         n = db.execute("SELECT COUNT(*) FROM dropped").fetchone()[0]
         db.execute("DROP TABLE dropped")
         raw.commit()

@@ -59,8 +59,8 @@ def build_web(ctx: BrandContext, accounts: Accounts, orders: Orders, clicks: Cli
     cookies = hex_ids(rng, int(n_cookies.sum()), 16)
 
     # Sessions: (membership row, start, kind, number of events, login rank, email-arrival flag).
-    # 1) checkout sessions before web/app orders (of the shared-weights draw, see `commerce.build_orders`)
-    web_orders = np.flatnonzero((orders.shared_channel <= 1)
+    # 1) checkout sessions before web/app orders
+    web_orders = np.flatnonzero((orders.channel <= 1)
                                 & (rng.random(orders.channel.size) < TRACKED_CHECKOUT_SHARE))
     lines_per_order = np.bincount(orders.line_order, minlength=orders.ordered_at.size)
     o_lines = lines_per_order[web_orders]

@@ -9,10 +9,8 @@ random stream, so drawing them consumes nothing from any brand's order stream.
 An order's channel maps that order's uniform draw (the one the shared weights used to read)
 through a maximal coupling of the shared weights and the person's mix: the order keeps the
 channel the shared weights give it wherever the person's mix has room for it, and only the
-excess moves. So the fewest orders change channel relative to the shared-weights draw, which
-the order's other columns (shipping fee, contact details, ship-to) and its tracked checkout still
-follow, keeping every byte but `channel` the same for a seed. The cost: those columns reflect the
-shared draw, so some store orders carry a shipping fee or ship-to country and some web orders none.
+excess moves. So the fewest orders change channel relative to the shared-weights draw. The
+order's shipping, ship-to and contact details follow the channel it lands in (see `commerce`).
 """
 
 from __future__ import annotations
@@ -27,6 +25,7 @@ CHANNEL_WEIGHTS = (62, 20, 10, 8)
 # and each channel is the favourite of about its weight's share of shoppers.
 CONCENTRATION = 0.5
 STORE = CHANNELS.index("store")
+MARKETPLACE = CHANNELS.index("marketplace")
 
 
 def shared_cdf() -> np.ndarray:

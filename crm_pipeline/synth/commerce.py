@@ -11,6 +11,16 @@ first purchase), Nov/Dec lift the rate (an inhomogeneous Poisson process, simula
 change, which is equivalent to thinning) and spend per buyer varies (Gamma-Gamma-like tiers).
 Totals add up in integer cents: subtotal - discount_total + shipping_total + tax_total = total,
 where subtotal sums the positive lines (a return line of a partially refunded order is excluded).
+
+An order's shipping, ship-to and contact details follow its channel, as a shop's systems record
+them: web and app checkouts always ask for an email, ship to a country unless collected in store
+(`COLLECT_SHARE`, then free) and charge shipping below the free-shipping threshold. A till sale
+ships nothing and charges no shipping; it carries an email only when the buyer asks for an
+e-receipt (always a guest without an account; more often a subscriber of the brand, who gives
+the address they subscribed with: see `stamp_receipts`), and a phone when they are looked up
+by it (loyalty; till buyers always).
+A marketplace passes on its relay address for the buyer (one per buyer and brand) or none (not
+for a guest), and ships to the buyer's country.
 """
 
 from __future__ import annotations
@@ -23,8 +33,8 @@ import pyarrow.compute as pc
 
 from crm_pipeline.synth import reference as ref
 from crm_pipeline.synth import variations as var
-from crm_pipeline.synth.channel_mix import CHANNELS, STORE, own_channel, shared_channel
-from crm_pipeline.synth.columns import STR, choice, expand, ids, money, num_str, pick, table_take
+from crm_pipeline.synth.channel_mix import CHANNELS, MARKETPLACE, STORE, own_channel
+from crm_pipeline.synth.columns import STR, choice, expand, hex_ids, ids, join, money, num_str, pick, table_take
 from crm_pipeline.synth.landed import LandedFile, quarter_labels, split_files
 from crm_pipeline.synth.memberships import Memberships
 from crm_pipeline.synth.population import Address, Population
@@ -38,6 +48,12 @@ BASKET_SIZES = (35, 30, 18, 11, 6)   # weights of 1..5 lines
 GUEST_SHARE_OF_ACCOUNT_HOLDERS = 0.02
 JUNK_SHARE = 0.003
 STORE_EMAIL_ACCOUNTS = 50
+COLLECT_SHARE = 0.08            # web/app orders collected in store: no ship-to country, no shipping fee
+RECEIPT_SHARE = (0.6, 0.2)      # till sales with an e-receipt: buyer on the brand's email list, other buyers
+LOYALTY_PHONE_SHARE = 0.4       # till sales (not till accounts) where the buyer is looked up by phone
+ONLINE_PHONE_SHARE = 0.15       # web, app and marketplace orders with a phone
+RELAY_SHARE = 0.7               # marketplace orders passed on with the marketplace's relay address
+RELAY_DOMAIN = "relay.marketplace.example"
 STILL_ACTIVE = 2 ** 62          # dropout_at of a buyer still alive at the end date, and of non-buyers
 
 
@@ -83,10 +99,10 @@ class Orders:
     pb: np.ndarray
     ordered_at: np.ndarray
     channel: np.ndarray       # the channel landed: from the buyer's own mix
-    shared_channel: np.ndarray  # the population weights' channel for the same draw (see build_orders)
     guest: np.ndarray
     customer_id: pa.Array     # null for guests
-    email: pa.Array           # as written on the order, may be null
+    email: pa.Array           # as written on the order, may be null (see `stamp_receipts`)
+    receipt: np.ndarray       # till sale with an e-receipt to a subscriber of the brand (see `stamp_receipts`)
     line_order: np.ndarray    # order row of each line (positive lines only)
     line_product: np.ndarray  # catalogue row of each line
     dropout_at: np.ndarray    # per membership row: seconds of the silent dropout (STILL_ACTIVE: none)
@@ -260,13 +276,9 @@ def build_orders(ctx: BrandContext, accounts: Accounts, cat: Catalogue
     acct = accounts.of_pb[pb]
     guest = (acct < 0) | (~till & (rng.random(n) < GUEST_SHARE_OF_ACCOUNT_HOLDERS))
     # One uniform per order picks its channel through the buyer's own mix; till buyers buy in store.
-    # The order's shipping, contact details and ship-to (and the tracked checkout in `browsing`)
-    # follow the channel the population weights give the same uniform, `shared`: it keeps every
-    # column but `channel` the same bytes as before per-person mixes (the mix moves as few orders as
-    # it can, see `channel_mix.own_channel`).
     u = rng.random(n)
     channel = np.where(till, STORE, own_channel(ctx.channel_mix[person], u))
-    shared = np.where(till, STORE, shared_channel(u))
+    store, marketplace = channel == STORE, channel == MARKETPLACE
     order_id = order_id_for(ctx, np.arange(1, n + 1) + 1000)
 
     # Lines: basket size, products by the buyer's spend tier, quantities, line discounts.
@@ -283,10 +295,7 @@ def build_orders(ctx: BrandContext, accounts: Accounts, cat: Catalogue
 
     subtotal = np.bincount(line_order, unit * qty, n).astype(np.int64)
     discount = np.bincount(line_order, line_discount, n).astype(np.int64)
-    free_shipping = (shared == STORE) | (subtotal >= 7500)
-    shipping = np.where(free_shipping, 0, np.round(595 * fx)).astype(np.int64)
     tax = np.round((subtotal - discount) * np.asarray(ref.TAX_RATES)[country]).astype(np.int64)
-    total = subtotal - discount + shipping + tax
 
     age = ctx.t_end - t
     r = rng.random(n)
@@ -299,16 +308,28 @@ def build_orders(ctx: BrandContext, accounts: Accounts, cat: Catalogue
                                rng.integers(10 * DAY, 30 * DAY, n), rng.integers(10 * DAY, 30 * DAY, n)])
     updated = np.maximum(t, np.minimum(t + delay, ctx.t_end - 1))
 
-    # Who the order says it is from.
+    # Who the order says it is from, and where it goes, per channel (see the module docstring). The
+    # draws are the ones this stream made before contact details followed the channel, so the
+    # stream's later columns keep their bytes.
     cust = accounts.customer_id.take(pa.array(np.where(guest, 0, acct), mask=guest))
     email = var.email_variant(person_email(pop, person, rng, 0.2), rng)
-    has_email = guest | np.where(shared == STORE, rng.random(n) < 0.3, rng.random(n) < 0.7)
-    email = pick(has_email & ~till, email, pa.nulls(n, STR))
+    u_receipt, u_relay = rng.random(n), rng.random(n)
     phone = var.phone_variant(pop.nsn.take(pa.array(person)), country, rng)
-    has_phone = till | ((shared == STORE) & (rng.random(n) < 0.4)) | (rng.random(n) < 0.15)
+    u_loyalty, u_phone = rng.random(n), rng.random(n)
+    u_collect = rng.random(n)
+    ship_to = var.country_variant(country, rng)
+    # An order names its buyer by account or email (the data contract): a guest always leaves an address.
+    receipt = store & (guest | (u_receipt < np.where(mem.subscriber[pb], *RECEIPT_SHARE)))
+    relay = marketplace & (guest | (u_relay < RELAY_SHARE))
+    email = pick(relay, _relay_addresses(ctx, person), email)
+    email = pick(relay | receipt | ~(store | marketplace), email, pa.nulls(n, STR))
+    has_phone = till | np.where(store, u_loyalty < LOYALTY_PHONE_SHARE, u_phone < ONLINE_PHONE_SHARE)
     phone = pick(has_phone, phone, pa.nulls(n, STR))
-    ship_country = pick((shared != STORE) & (rng.random(n) < 0.92), var.country_variant(country, rng),
-                        pa.nulls(n, STR))
+    collect = (channel <= 1) & (u_collect >= 1 - COLLECT_SHARE)
+    ship_country = pick(~store & ~collect, ship_to, pa.nulls(n, STR))
+    free_shipping = store | collect | (subtotal >= 7500)
+    shipping = np.where(free_shipping, 0, np.round(595 * fx)).astype(np.int64)
+    total = subtotal - discount + shipping + tax
     ordered_style = TILL if ctx.is_till_brand else ISO
     labels, names = quarter_labels(t)
     columns = {
@@ -345,6 +366,37 @@ def build_orders(ctx: BrandContext, accounts: Accounts, cat: Catalogue
     }
     item_files = split_files(ctx.brand, "order_items", item_columns, person[all_order], labels[all_order],
                              [f"order_items_{q}.csv" for q in names], all_order * 8 + all_number)
-    facts = Orders(person, pb, t, channel, shared, guest, cust, email, line_order, product, dropout_at,
-                   purchase_rate)
+    facts = Orders(person, pb, t, channel, guest, cust, email, receipt & mem.subscriber[pb], line_order, product,
+                   dropout_at, purchase_rate)
     return facts, order_files, item_files
+
+
+def _relay_addresses(ctx: BrandContext, person: np.ndarray) -> pa.Array:
+    """Per order, the marketplace's relay address for its buyer: one per buyer and brand, from its own stream."""
+    buyers, of_order = np.unique(person, return_inverse=True)
+    local = hex_ids(ctx.rng("orders", "relay"), buyers.size, 12)
+    return join(local.take(pa.array(of_order)), f"@{ctx.brand.replace('_', '')}.{RELAY_DOMAIN}")
+
+
+def stamp_receipts(orders: Orders, order_files: list[LandedFile], subscribers: LandedFile) -> None:
+    """Give the e-receipts of subscribers the address they subscribed with (as written on the list, trimmed
+    and lower-cased), in `orders` and in the landed order files.
+
+    Runs after the brand's email list is drawn (that list follows the orders, see `email_activity`), so the
+    list's stream is untouched. The order files hold the orders in order (`split_files` by quarter of the
+    sorted order times, by order row within), so they are consecutive slices of the order rows.
+    """
+    sub_person = subscribers.person
+    by_person = np.argsort(sub_person, kind="stable")
+    address = pc.utf8_lower(pc.utf8_trim_whitespace(subscribers.columns["email"]))
+    rows = np.flatnonzero(orders.receipt)
+    at = by_person[np.searchsorted(sub_person[by_person], orders.person[rows])]
+    assert (sub_person[at] == orders.person[rows]).all(), "an e-receipt subscriber missing from the list"
+    pos = np.full(orders.person.size, 0, dtype=np.int64)
+    pos[rows] = at
+    orders.email = pick(orders.receipt, address.take(pa.array(pos)), orders.email)
+    assert sum(f.n_rows for f in order_files) == orders.person.size
+    start = 0
+    for f in order_files:
+        f.columns["email"] = orders.email.slice(start, f.n_rows)
+        start += f.n_rows

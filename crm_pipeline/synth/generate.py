@@ -24,7 +24,7 @@ from crm_pipeline.synth.behaviour import BrandBehaviour, write_behaviour
 from crm_pipeline.synth.browsing import build_web
 from crm_pipeline.synth.channel_mix import person_mixes
 from crm_pipeline.synth.columns import stream
-from crm_pipeline.synth.commerce import BrandContext, build_customers, build_orders, order_id_for
+from crm_pipeline.synth.commerce import BrandContext, build_customers, build_orders, order_id_for, stamp_receipts
 from crm_pipeline.synth.email_activity import build_email
 from crm_pipeline.synth.landed import LandedFile
 from crm_pipeline.synth.memberships import brand_names, build_memberships, till_brand
@@ -56,6 +56,7 @@ def build_files(people: int, brands: int, days: int, seed: int, end_date: dt.dat
         orders, order_files, item_files = build_orders(ctx, accounts, catalogue)
         behaviour.append(BrandBehaviour(ctx.rows, orders.dropout_at, orders.purchase_rate))
         email_files, clicks = build_email(ctx, accounts, orders)
+        stamp_receipts(orders, order_files, next(f for f in email_files if f.entity == "subscribers"))
         web_files = build_web(ctx, accounts, orders, clicks, catalogue)
         files += [product_file, *customer_files, *order_files, *item_files, *email_files, *web_files]
         orphan_makers[brand] = _orphan_ids(ctx)

@@ -30,6 +30,23 @@ def read_landed(path: Path, entity: str) -> pd.DataFrame:
     return df.fillna("").astype(str)
 
 
+def landed_with_people(out: Path, entity: str) -> pd.DataFrame:
+    """The good (not planted) rows of every landed file of `entity`, with the truth's brand and person_id."""
+    records = pd.read_csv(out / "truth" / "records.csv", dtype=str, keep_default_na=False)
+    records = records[(records["entity"] == entity) & (records["person_id"] != "")]
+    frames = []
+    for path in sorted((out / "landing").glob(f"*/{entity}/*")):
+        frame = read_landed(path, entity)
+        frame["file"] = path.relative_to(out / "landing").as_posix()
+        frame["row_number"] = (pd.RangeIndex(len(frame)) + 1).astype(str)
+        frames.append(frame)
+    landed = pd.concat(frames, ignore_index=True)
+    bad = pd.read_csv(out / "truth" / "bad_rows.csv", dtype=str, keep_default_na=False)   # planted defects
+    landed = landed.merge(bad[["file", "row_number"]], how="left", indicator=True)
+    landed = landed[landed["_merge"] == "left_only"].drop(columns="_merge")
+    return landed.merge(records[["file", "row_number", "brand", "person_id"]], on=["file", "row_number"])
+
+
 @pytest.fixture(scope="session")
 def synth_out(tmp_path_factory) -> tuple[Path, dict]:
     out = tmp_path_factory.mktemp("synth")

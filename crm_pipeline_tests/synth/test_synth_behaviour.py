@@ -4,23 +4,11 @@ from __future__ import annotations
 
 import pandas as pd
 
-from crm_pipeline_tests.synth.conftest import read_landed
+from crm_pipeline_tests.synth.conftest import landed_with_people
 
 
 def _orders(out) -> pd.DataFrame:
-    records = pd.read_csv(out / "truth" / "records.csv", dtype=str, keep_default_na=False)
-    records = records[(records["entity"] == "orders") & (records["person_id"] != "")]
-    frames = []
-    for path in sorted((out / "landing").glob("*/orders/*")):
-        frame = read_landed(path, "orders")
-        frame["file"] = path.relative_to(out / "landing").as_posix()
-        frame["row_number"] = (pd.RangeIndex(len(frame)) + 1).astype(str)
-        frames.append(frame)
-    landed = pd.concat(frames, ignore_index=True)
-    bad = pd.read_csv(out / "truth" / "bad_rows.csv", dtype=str, keep_default_na=False)   # planted defects
-    landed = landed.merge(bad[["file", "row_number"]], how="left", indicator=True)
-    landed = landed[landed["_merge"] == "left_only"].drop(columns="_merge")
-    return landed.merge(records[["file", "row_number", "brand", "person_id"]], on=["file", "row_number"])
+    return landed_with_people(out, "orders")
 
 
 def test_a_dropped_out_buyer_never_orders_after_the_dropout_day(synth_out):

@@ -96,10 +96,10 @@ def test_our_generator_at_3000_people(tmp_path):
         people = evaluate_identity(conn, tmp_path / "data" / "truth").set_index("scope").loc[PEOPLE]
         blocked = blocking_recall(conn, tmp_path / "data" / "truth")
     engine.dispose()
-    # Issue #14 asks for F1 0.985; measured precision 1.0, F1 0.9849 (one pair short). Most pairs still missed
+    # Issue #14 asks for F1 0.985; measured precision 1.0, F1 0.9885 (with till e-receipts). Most pairs still missed
     # are subscribers with another address who signed up off the site (in store, import) or untracked, or across
     # brands: a name is all they share with the rest.
-    assert people["precision"] >= 0.99 and people["f1"] >= 0.984, people
+    assert people["precision"] >= 0.99 and people["f1"] >= 0.985, people
     assert blocked >= people["recall"]
 
 

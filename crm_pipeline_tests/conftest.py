@@ -96,3 +96,13 @@ def pytest_sessionfinish(session, exitstatus):
     from crm_pipeline_tests.postgres.conftest import stop_shared_server
 
     stop_shared_server()
+
+
+def canonical_contact_ids(conn) -> dict:
+    """Each contact id mapped to its smallest record key: the same person compares equal across two warehouses
+    that numbered their contacts differently (a full refresh against a run in drops)."""
+    import sqlalchemy as sa
+
+    return dict(conn.execute(sa.text(
+        "SELECT contact_id, MIN(entity || '|' || brand || '|' || source_key) FROM identity_map "
+        "GROUP BY contact_id")).all())

@@ -27,6 +27,7 @@ from crm_pipeline.warehouse.engine import make_engine
 from crm_pipeline_tests.postgres.conftest import postgres_server  # noqa: F401 (the fixture)
 from crm_pipeline_tests.profiles.test_incremental import D1, D2, D3, generated, stage  # noqa: F401 (fixture)
 from crm_pipeline_tests.quality.test_incremental import drops, land
+from crm_pipeline_tests.conftest import canonical_contact_ids
 
 START = D1                      # cadence boundaries D1, D1 + 7, ... (D3 is one: 56 days later)
 EVERY = 7
@@ -37,6 +38,9 @@ STEPS = [(0, D1, True), (1, D1, True), (None, D1 + dt.timedelta(days=1), False),
 DAY_TABLES = {"features": ["contact_id"], "predictions": ["contact_id"], "model_runs": ["model"]}
 # Ranks break ties by contact_id, which a warehouse filled all at once numbers in another order.
 RANKED = ["rfm_r", "rfm_f", "rfm_m", "rfm_segment", "risk_band", "risk_percentile"]
+# What BG/NBD's parameters feed (the classifiers are skipped on this short history, so churn too).
+BGNBD_FED = ["p_alive", "expected_purchases_90d", "expected_purchases_365d", "predicted_clv", "churn_probability",
+             "churn_lift", "p_purchase_30d", "expected_next_order_date", "scored_by"]
 
 
 def predict(engine: sa.Engine, as_of: dt.date, models: Path, **kw) -> dict:
@@ -47,9 +51,7 @@ def tables(engine: sa.Engine, as_of: dt.date, start: dt.date = START) -> dict[st
     """The day's features, predictions and model_runs and the models of its training day, contact ids as their
     smallest record key, in key order."""
     with engine.connect() as conn:
-        canon = dict(conn.execute(sa.text(
-            "SELECT contact_id, MIN(entity || '|' || brand || '|' || source_key) FROM identity_map "
-            "GROUP BY contact_id")).all())
+        canon = canonical_contact_ids(conn)
         frames = {t: pd.read_sql(sa.text(f"SELECT * FROM {t} WHERE as_of = :d"), conn, params={"d": as_of})
                   for t in DAY_TABLES}
         frames["predict_models"] = pd.read_sql(sa.text("SELECT * FROM predict_models WHERE trained_on = :d"), conn,
@@ -115,7 +117,15 @@ def test_runs_reuse_the_models_of_the_training_day_and_equal_a_full_refresh(gene
         land(tmp_path / "full", files)
     stage(full, tmp_path / "full", LAST, full_refresh=True)
     assert predict(full, LAST, models, full_refresh=True)["training"]["trained_on"] == D3.isoformat()
-    assert_same(incremental, tables(full, LAST), "all at once", skip=RANKED)
+    at_once = tables(full, LAST)
+    skip = RANKED
+    if (incremental["model_runs"].set_index("model").loc["bgnbd", "status"]) == "not_converged":
+        # A BG/NBD fit that does not converge on the training day falls back to the latest good parameters of an
+        # earlier training day: the warehouse built in steps has them, one built all at once has none (a known
+        # departure from full-refresh equality, in the closing note). Everything else must still be equal.
+        assert at_once["model_runs"].set_index("model").loc["bgnbd", "message"].endswith("no good parameters yet")
+        skip = RANKED + BGNBD_FED + ["message", "metrics"]  # metrics name the parameters used and their day
+    assert_same(incremental, at_once, "all at once", skip=skip)
     full.dispose()
 
 

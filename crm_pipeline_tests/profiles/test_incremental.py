@@ -25,6 +25,7 @@ from crm_pipeline.quality.publish import publish
 from crm_pipeline.synth.generate import generate
 from crm_pipeline.warehouse.engine import make_engine
 from crm_pipeline_tests.quality.test_incremental import drops, land, load
+from crm_pipeline_tests.conftest import canonical_contact_ids
 
 D1, D2, D3 = dt.date(2025, 6, 20), dt.date(2025, 6, 30), dt.date(2025, 8, 15)
 # (drop index or None for a day without files, the build's as-of day)
@@ -50,9 +51,7 @@ def stage(engine: sa.Engine, landing: Path, as_of: dt.date, *, full_refresh: boo
 def tables(engine: sa.Engine) -> dict[str, pd.DataFrame]:
     """The profile tables, contact ids replaced by their smallest record key, rows in key order."""
     with engine.connect() as conn:
-        canon = dict(conn.execute(sa.text(
-            "SELECT contact_id, MIN(entity || '|' || brand || '|' || source_key) FROM identity_map "
-            "GROUP BY contact_id")).all())
+        canon = canonical_contact_ids(conn)
         frames = {t: pd.read_sql(sa.text(f"SELECT * FROM {t}"), conn) for t in KEYS}
     out = {}
     for name, frame in frames.items():

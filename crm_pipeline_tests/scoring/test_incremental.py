@@ -23,6 +23,7 @@ from crm_pipeline.settings import merge_override
 from crm_pipeline.warehouse.engine import make_engine
 from crm_pipeline_tests.profiles.test_incremental import D1, D2, D3, STEPS, generated, stage  # noqa: F401 (fixture)
 from crm_pipeline_tests.quality.test_incremental import drops, land
+from crm_pipeline_tests.conftest import canonical_contact_ids
 
 # Tables of one day (compared as of that day), then the aggregates (compared whole); each with its key.
 DAY_KEYS = {"engagement_scores": ["contact_id", "brand"], "contact_preferences": ["contact_id"],
@@ -38,9 +39,7 @@ STATE_KEYS = {"scoring_daily": ["contact_id", "brand", "day"],
 def tables(engine: sa.Engine, as_of: dt.date) -> dict[str, pd.DataFrame]:
     """The scoring tables of `as_of` and the aggregates, contact ids as their smallest record key, in key order."""
     with engine.connect() as conn:
-        canon = dict(conn.execute(sa.text(
-            "SELECT contact_id, MIN(entity || '|' || brand || '|' || source_key) FROM identity_map "
-            "GROUP BY contact_id")).all())
+        canon = canonical_contact_ids(conn)
         frames = {t: pd.read_sql(sa.text(f"SELECT * FROM {t} WHERE as_of = :d"), conn, params={"d": as_of})
                   for t in DAY_KEYS}
         frames.update({t: pd.read_sql(sa.text(f"SELECT * FROM {t}"), conn) for t in STATE_KEYS})

@@ -10,7 +10,7 @@ incremental build writes its rows into an empty temporary copy of the table (`be
 applies only the difference against the contacts' rows as stored, found in one full outer join on
 the key: a row whose values differ updates the stored one, a new key is inserted, a key the copy no
 longer has is deleted. A full build writes the table directly. The key must name one row.
-IS DISTINCT FROM, row-value IN and UPDATE ... FROM, which DuckDB and PostgreSQL both run.
+Portable: IS DISTINCT FROM, row-value IN and UPDATE ... FROM run on DuckDB and PostgreSQL alike.
 """
 
 from __future__ import annotations

@@ -60,13 +60,13 @@ purchases AS (
     SELECT m.contact_id, o._brand AS brand, o.order_id, o.total, {utc_day('o.ordered_at')} AS day,
            {{in_sample}} AS in_sample
     FROM stg_orders o
-    JOIN identity_map m ON m.entity = 'orders' AND m.brand = o._brand AND m.source_key = o.order_id
+    JOIN identity_map m ON m.entity = 'orders' AND m.brand = o._brand AND m.source_key = o.order_id{{scope}}
     WHERE o.ordered_at < :cutoff AND {_PURCHASE}
 ),
 orders_first AS (
     SELECT m.contact_id, MAX({{in_sample}}) AS in_sample, MIN({utc_day('o.ordered_at')}) AS day
     FROM stg_orders o
-    JOIN identity_map m ON m.entity = 'orders' AND m.brand = o._brand AND m.source_key = o.order_id
+    JOIN identity_map m ON m.entity = 'orders' AND m.brand = o._brand AND m.source_key = o.order_id{{scope}}
     WHERE o.ordered_at < :cutoff
     GROUP BY m.contact_id
 ),
@@ -108,7 +108,7 @@ email_days AS (
            SUM(CASE WHEN e.event_type = 'open' THEN 1 ELSE 0 END) AS opens,
            SUM(CASE WHEN e.event_type = 'click' THEN 1 ELSE 0 END) AS clicks
     FROM stg_email_events e
-    JOIN identity_map m ON m.entity = 'email_events' AND m.brand = e._brand AND m.source_key = e.event_id
+    JOIN identity_map m ON m.entity = 'email_events' AND m.brand = e._brand AND m.source_key = e.event_id{{scope}}
     WHERE e.occurred_at < :cutoff
     GROUP BY m.contact_id, {utc_day('e.occurred_at')}
 ),
@@ -127,7 +127,7 @@ email_agg AS (
 web_days AS (
     SELECT m.contact_id, MAX({{in_sample}}) AS in_sample, {utc_day('w.occurred_at')} AS day, COUNT(*) AS events
     FROM stg_web_events w
-    JOIN identity_map m ON m.entity = 'web_events' AND m.brand = w._brand AND m.source_key = w.event_id
+    JOIN identity_map m ON m.entity = 'web_events' AND m.brand = w._brand AND m.source_key = w.event_id{{scope}}
     WHERE w.occurred_at < :cutoff
     GROUP BY m.contact_id, {utc_day('w.occurred_at')}
 ),
@@ -143,7 +143,7 @@ subs AS (
     SELECT c.as_of, s.contact_id, MIN(s.day) AS first_day
     FROM (SELECT m.contact_id, {{in_sample}} AS in_sample, {utc_day('s.subscribed_at')} AS day
           FROM stg_subscribers s
-          JOIN identity_map m ON m.entity = 'subscribers' AND m.brand = s._brand AND m.source_key = s.subscriber_id
+          JOIN identity_map m ON m.entity = 'subscribers' AND m.brand = s._brand AND m.source_key = s.subscriber_id{{scope}}
           WHERE s.subscribed_at < :cutoff) s
     JOIN cutoffs c ON s.day <= c.day AND (c.training = 0 OR s.in_sample = 1)
     GROUP BY c.as_of, s.contact_id
@@ -219,15 +219,104 @@ def features_query(as_ofs: dt.date | Sequence[dt.date] = (), *, training: Sequen
     return sa.text(sql).bindparams(**params)
 
 
-def _features_sql(as_ofs, training, every: int, sample_until: dt.date | None) -> tuple[str, dict]:
+def _features_sql(as_ofs, training, every: int, sample_until: dt.date | None,
+                  only: str | None = None) -> tuple[str, dict]:
     training = set(_dates(training)) - set(_dates(as_ofs))
     dates = sorted(set(_dates(as_ofs)) | training)
     values, params = _cutoffs(dates, training)
     sampled = every > 1 and training
     in_sample = "CASE WHEN m.contact_id IN (SELECT contact_id FROM sampled) THEN 1 ELSE 0 END" if sampled else "1"
-    sql = _SQL.replace("{cutoffs}", values).replace("{in_sample}", in_sample)
+    scope = f" AND m.contact_id IN (SELECT contact_id FROM {only})" if only else ""
+    sql = _SQL.replace("{cutoffs}", values).replace("{in_sample}", in_sample).replace("{scope}", scope)
     return sql, {**params, "cutoff": cutoff_of(dates[-1]), "every": max(int(every), 1),
                  "sample_cutoff": cutoff_of(sample_until or dates[-1])}
+
+
+def features_of(conn: sa.Connection, as_of: dt.date, contacts: str) -> pd.DataFrame:
+    """Features (and the model-only columns) at `as_of` of the contacts in the table `contacts` (contact_id):
+    the grouped pass over their records only, exactly as for everyone (no feature reads another contact)."""
+    sql, params = _features_sql(as_of, (), 1, None, only=contacts)
+    frame = _derived(read_frame(conn, sa.text(sql).bindparams(**params)))
+    frame["as_of"] = pd.to_datetime(frame["as_of"]).dt.date
+    return frame
+
+
+# The day's features of every contact with the model-only columns: what a run writes to `features` and scores.
+DAY = sa.Table("tmp_predict_day", sa.MetaData(), *(sa.Column(c.name, c.type, nullable=c.nullable) for c in features.columns),
+               *(sa.Column(c, sa.Integer, nullable=False) for c in MODEL_ONLY_COLUMNS), prefixes=["TEMPORARY"])
+
+# Day-counted columns a day later: the same last purchase, first record, open, click, visit, subscription.
+_SHIFTED = ("recency_days", "tenure_days", "days_since_open", "days_since_click", "days_since_browse",
+            "subscription_age_days")
+# Window counts summed from `contact_daily` (the profiles' per contact, brand and day counts): (column, daily
+# sum, window in days, end of the window in days before as_of). A purchase day is a day with any purchase.
+_WINDOWS = (("email_open_30d_count", "opens", 30, 0), ("email_open_90d_count", "opens", 90, 0),
+            ("email_click_30d_count", "clicks", 30, 0), ("email_click_90d_count", "clicks", 90, 0),
+            ("browse_30d_count", "visits", 30, 0), ("browse_90d_count", "visits", 90, 0),
+            ("purchase_90d_count", "bought", 90, 0), ("purchase_prev_90d_count", "bought", 90, 90))
+
+
+def create_day(conn: sa.Connection) -> None:
+    DAY.drop(conn, checkfirst=True)
+    DAY.create(conn)
+
+
+def add_to_day(conn: sa.Connection, frame: pd.DataFrame) -> int:
+    return insert_arrow(conn, DAY, pa.Table.from_pandas(frame[[c.name for c in DAY.columns]], preserve_index=False))
+
+
+def carry_to_day(conn: sa.Connection, previous: dt.date, as_of: dt.date, recomputed: str) -> None:
+    """The features at `as_of` of the contacts stored at `previous` and not in `recomputed`, into the day table.
+
+    Such a contact has no record dated after `previous` up to `as_of` and no changed record (the caller's
+    `recomputed` holds those), so its sums stay and its day counts move by the days between; its 30- and 90-day
+    windows are summed again from `contact_daily`, a narrow read of the last 180 days, never the events.
+    """
+    delta = (as_of - previous).days
+    day_sums = ("SELECT contact_id, day, SUM(email_open_count) AS opens, SUM(email_click_count) AS clicks, "
+                "SUM(web_event_count) AS visits, MAX(CASE WHEN purchase_count > 0 THEN 1 ELSE 0 END) AS bought "
+                "FROM contact_daily WHERE day > :since AND day <= :as_of GROUP BY contact_id, day")
+    windows = ", ".join(f"SUM(CASE WHEN day > :from_{n} AND day <= :to_{n} THEN {what} ELSE 0 END) AS {n}"
+                        for n, what, _, _ in _WINDOWS)
+    picked = []
+    for column in DAY.columns:
+        name = column.name
+        if name == "as_of":
+            picked.append("CAST(:as_of AS DATE)")
+        elif name in _SHIFTED:
+            picked.append(f"f.{name} + {delta}")
+        elif name == "T_weeks":     # T in whole days, a day later, in weeks (the division pandas does)
+            picked.append(f'(ROUND(f."T_weeks" * 7) + {delta}) / 7.0')
+        elif name in {w[0] for w in _WINDOWS}:
+            picked.append(f"COALESCE(w.{name}, 0)")
+        else:
+            picked.append(f'f."{name}"')
+    params = {"as_of": as_of, "previous": previous, "since": as_of - dt.timedelta(days=180)}
+    for n, _, length, end in _WINDOWS:
+        params[f"to_{n}"] = as_of - dt.timedelta(days=end)
+        params[f"from_{n}"] = as_of - dt.timedelta(days=end + length)
+    columns = ", ".join(f'"{c.name}"' for c in DAY.columns)
+    conn.execute(sa.text(f"""
+        INSERT INTO {DAY.name} ({columns})
+        SELECT {", ".join(picked)}
+        FROM features f
+        LEFT JOIN (SELECT contact_id, {windows} FROM ({day_sums}) d GROUP BY contact_id) w
+          ON w.contact_id = f.contact_id
+        WHERE f.as_of = :previous AND f.contact_id NOT IN (SELECT contact_id FROM {recomputed})"""), params)
+
+
+def day_batches(conn: sa.Connection, batch_rows: int, where: str = "1 = 1") -> Iterator[pd.DataFrame]:
+    """Rows of the day table matching `where`, `batch_rows` at a time in contact_id order."""
+    after = None
+    while True:
+        page = sa.text(f"SELECT * FROM {DAY.name} WHERE {where}{'' if after is None else ' AND contact_id > :after'} "
+                       "ORDER BY contact_id LIMIT :n").bindparams(n=batch_rows)
+        frame = read_frame(conn, page.bindparams(after=after) if after is not None else page)
+        if frame.empty:
+            return
+        after = frame["contact_id"].iloc[-1]
+        frame["as_of"] = pd.to_datetime(frame["as_of"]).dt.date
+        yield frame
 
 
 def feature_batches(conn: sa.Connection, as_of: dt.date, batch_rows: int) -> Iterator[pd.DataFrame]:
@@ -280,19 +369,6 @@ def _derived(raw: pd.DataFrame) -> pd.DataFrame:
         return_rate=f["units_returned"] / f["units_bought"].where(f["units_bought"] > 0),
     )
     return out[[c.name for c in features.columns] + MODEL_ONLY_COLUMNS]
-
-
-def delete_features(conn: sa.Connection, as_of: dt.date) -> None:
-    conn.execute(features.delete().where(features.c.as_of == as_of))
-
-
-def store_features(conn: sa.Connection, as_of: dt.date, frame: pd.DataFrame, *, replace: bool = True) -> int:
-    """Write `frame` as `features` rows of `as_of`, first deleting that day's rows when `replace` (the first of
-    several batches); in the caller's transaction."""
-    if replace:
-        delete_features(conn, as_of)
-    rows = frame[[c.name for c in features.columns]]
-    return insert_arrow(conn, features, pa.Table.from_pandas(rows, preserve_index=False))
 
 
 def first_purchase_after(conn: sa.Connection, cutoffs: Sequence[dt.date], until: dt.date) -> pd.DataFrame:

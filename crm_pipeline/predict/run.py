@@ -29,14 +29,15 @@ import sklearn
 import sqlalchemy as sa
 from threadpoolctl import threadpool_limits
 
-from crm_pipeline.predict import bgnbd, cadence, classifier, gamma_gamma, rfm
-from crm_pipeline.predict.features import (compute_features, cutoff_of, delete_features, feature_batches,
-                                           first_purchase_after, store_features)
+from crm_pipeline.predict import bgnbd, cadence, classifier, gamma_gamma, incremental, rfm
+from crm_pipeline.predict.features import (DAY, add_to_day, carry_to_day, compute_features, create_day, cutoff_of,
+                                           day_batches, feature_batches, features_of, first_purchase_after)
 from crm_pipeline.predict.risk import risk_bands
 from crm_pipeline.predict.truth import evaluate_churn
 from crm_pipeline.profiles.sql import day_number
 from crm_pipeline.warehouse.bulk import insert_arrow, read_frame
-from crm_pipeline.warehouse.predict_schema import create_predict_tables, model_runs, predict_models, predictions
+from crm_pipeline.warehouse.predict_schema import (create_predict_tables, features, model_runs, predict_models,
+                                                   predictions)
 
 CHURN_DAYS = 90
 PREDICT_MODELS = ("bgnbd", "gamma_gamma", "churn_classifier", "next_purchase_classifier")
@@ -249,19 +250,25 @@ def _score_batch(batch: pd.DataFrame, models: Models, horizons, clv_months: int,
     return out
 
 
-def _day_batches(conn, as_of: dt.date, feats: pd.DataFrame | None) -> Iterator[pd.DataFrame]:
-    """The day's features in batches: slices of the frame a training pass holds, else streamed from SQL."""
-    if feats is None:
-        yield from feature_batches(conn, as_of, SCORE_BATCH_ROWS)
-        return
-    for i in range(0, len(feats), SCORE_BATCH_ROWS):
-        yield feats.iloc[i:i + SCORE_BATCH_ROWS]
-
-
-def _scored(buyers: pd.DataFrame, models: Models, horizons, clv_months: int, monthly_discount: float) -> pd.DataFrame:
+def _scored(buyers: pd.DataFrame, models: Models, as_of: dt.date, horizons, clv_months: int,
+            monthly_discount: float) -> pd.DataFrame:
     """One batch of buyers reduced to what the day's rankings read, beside its model scores."""
     scores = _score_batch(buyers, models, horizons, clv_months, monthly_discount)
-    return buyers[_RANKED_INPUTS].reset_index(drop=True).assign(**scores)
+    wait_days = scores.pop("wait_days")
+    next_date = pd.Series(pd.Timestamp(as_of) + pd.to_timedelta(
+        np.where(wait_days <= 365, np.ceil(wait_days), np.nan), unit="D")).dt.date
+    return buyers[_RANKED_INPUTS].reset_index(drop=True).assign(**scores, next_date=next_date.to_numpy())
+
+
+def _kept_scores(conn, as_of: dt.date) -> pd.DataFrame:
+    """The stored scores of the day's buyers a same-day run did not recompute, beside their ranking inputs."""
+    return read_frame(conn, sa.text(f"""
+        SELECT d.contact_id, d.recency_days, d.purchase_count, d.monetary, d.frequency, p.p_alive,
+               p.expected_purchases_90d AS e1, p.expected_purchases_365d AS e2, p.churn_probability AS churn,
+               p.p_purchase_30d AS p30, p.predicted_clv AS clv, p.expected_next_order_date AS next_date
+        FROM {DAY.name} d JOIN predictions p ON p.as_of = :as_of AND p.contact_id = d.contact_id
+        WHERE d.purchase_count > 0 AND d.contact_id NOT IN (SELECT contact_id FROM {incremental.RECOMPUTE})
+    """).bindparams(as_of=as_of))
 
 
 def _predictions(scored: pd.DataFrame, models: Models, as_of: dt.date) -> tuple[pd.DataFrame, str]:
@@ -273,13 +280,10 @@ def _predictions(scored: pd.DataFrame, models: Models, as_of: dt.date) -> tuple[
                      "recency": "rfm_only"}[churn_outcome.used]
     out = rfm.score(scored)
     out.insert(0, "as_of", as_of)
-    wait_days = scored["wait_days"].to_numpy(dtype=float)
-    next_date = pd.Series(pd.Timestamp(as_of) + pd.to_timedelta(np.where(wait_days <= 365, np.ceil(wait_days), np.nan),
-                                                               unit="D")).dt.date
     out = out.assign(p_alive=scored["p_alive"].to_numpy(), expected_purchases_90d=scored["e1"].to_numpy(),
                      expected_purchases_365d=scored["e2"].to_numpy(), predicted_clv=scored["clv"].to_numpy(),
                      churn_probability=scored["churn"].to_numpy(), p_purchase_30d=scored["p30"].to_numpy(),
-                     expected_next_order_date=next_date.to_numpy(), scored_by=scored_by,
+                     expected_next_order_date=scored["next_date"].to_numpy(), scored_by=scored_by,
                      low_history=(scored["frequency"] == 0).to_numpy())
     out = out.join(risk_bands(out["churn_probability"], out["contact_id"]))
     out["expected_next_order_date"] = out["expected_next_order_date"].where(out["expected_next_order_date"].notna(),
@@ -323,13 +327,18 @@ def run_predictions(engine: sa.Engine, *, as_of: dt.date, model_dir: Path, horiz
         with engine.begin() as conn:
             models, feats = _models(conn, as_of, retrain_days=retrain_days, cadence_start=cadence_start,
                                     full_refresh=full_refresh, model_dir=model_dir, maxiter=bgnbd_maxiter)
-            delete_features(conn, as_of)
-            contacts, parts = 0, []
-            for batch in _day_batches(conn, as_of, feats):
-                contacts += store_features(conn, as_of, batch, replace=False)
-                buyers = batch[batch["purchase_count"] > 0]
-                parts.append(_scored(buyers, models, horizons, clv_months, monthly_discount))
-            scored = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=_RANKED_INPUTS + _SCORES)
+            plan = incremental.plan_run(conn, as_of, full_refresh=full_refresh, retrained=models.retrained)
+            reasons, only_recomputed = _day_features(conn, as_of, plan, feats)
+            contacts = conn.execute(sa.text(f"SELECT COUNT(*) FROM {DAY.name}")).scalar_one()
+            buyers = "purchase_count > 0" + (f" AND contact_id IN (SELECT contact_id FROM {incremental.RECOMPUTE})"
+                                             if only_recomputed else "")
+            parts = [_scored(batch, models, as_of, horizons, clv_months, monthly_discount)
+                     for batch in day_batches(conn, SCORE_BATCH_ROWS, buyers)]
+            rescored = sum(len(p) for p in parts)
+            if only_recomputed:      # the same day's other buyers keep their scores; the day's ranks are redone
+                parts.append(_kept_scores(conn, as_of))
+            scored = (pd.concat(parts, ignore_index=True).sort_values("contact_id", ignore_index=True) if parts
+                      else pd.DataFrame(columns=[*_RANKED_INPUTS, *_SCORES, "next_date"]))
             out, scored_by = _predictions(scored, models, as_of)
             truth = evaluate_churn(conn, truth_dir, as_of, out.assign(recency_days=scored["recency_days"].to_numpy()))
             models.outcomes["churn"].metrics["truth"] = truth
@@ -340,7 +349,40 @@ def run_predictions(engine: sa.Engine, *, as_of: dt.date, model_dir: Path, horiz
             columns = [c.name for c in predictions.columns]
             insert_arrow(conn, predictions, pa.Table.from_pandas(out[columns], preserve_index=False))
             conn.execute(model_runs.insert(), _day_runs(models, as_of, horizons, clv_months, monthly_discount, truth))
-    return _result(models, as_of, contacts, out, scored_by, truth)
+            recomputed = contacts if plan.full else incremental.recompute_count(conn)
+            incremental.log_run(conn, as_of, plan, recomputed, rescored)
+            DAY.drop(conn)
+            incremental.drop_plan_tables(conn)
+    run = {"mode": "full" if plan.full else "incremental", "reason": plan.reason, "contacts_recomputed": recomputed,
+           "contacts_rescored": rescored, "recomputed_because": reasons}
+    return {**_result(models, as_of, contacts, out, scored_by, truth), "run": run}
+
+
+def _day_features(conn, as_of: dt.date, plan: incremental.Plan, feats: pd.DataFrame | None) -> tuple[dict, bool]:
+    """Fill the day table with every contact's features at `as_of` and write them to `features`; returns the
+    contacts recomputed per reason and whether only they need scoring (a same-day incremental run).
+
+    A full run computes everyone (the frame a training pass holds, else streamed from SQL) and replaces the day;
+    an incremental one computes the recomputed contacts from their records and carries the others from the last
+    run's day, and on that same day rewrites only the recomputed contacts' rows.
+    """
+    create_day(conn)
+    if plan.full:
+        batches = feature_batches(conn, as_of, SCORE_BATCH_ROWS) if feats is None else (
+            feats.iloc[i:i + SCORE_BATCH_ROWS] for i in range(0, len(feats), SCORE_BATCH_ROWS))
+        for batch in batches:
+            add_to_day(conn, batch)
+        reasons, same_day = {}, False
+    else:
+        reasons = incremental.select_recompute(conn, plan, as_of)
+        carry_to_day(conn, plan.previous_as_of, as_of, incremental.RECOMPUTE)
+        add_to_day(conn, features_of(conn, as_of, incremental.RECOMPUTE))
+        same_day = as_of == plan.previous_as_of
+    columns = ", ".join(f'"{c.name}"' for c in features.columns)
+    scope = f" AND contact_id IN (SELECT contact_id FROM {incremental.RECOMPUTE})" if same_day else ""
+    conn.execute(sa.text(f"DELETE FROM features WHERE as_of = :as_of{scope}"), {"as_of": as_of})
+    conn.execute(sa.text(f"INSERT INTO features ({columns}) SELECT {columns} FROM {DAY.name} WHERE 1 = 1{scope}"))
+    return reasons, same_day
 
 
 def _fit_result(models: Models, model: str) -> dict:

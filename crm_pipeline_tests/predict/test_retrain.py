@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from crm_pipeline.predict.cadence import training_day
 from crm_pipeline.predict.features import cutoff_of
 from crm_pipeline.predict.run import evaluation_table, run_predictions
+from crm_pipeline.profiles.build import build_profiles
 from crm_pipeline.profiles.sql import is_purchase
 from crm_pipeline.settings import SettingsError, load_settings
 from crm_pipeline.warehouse.engine import make_engine
@@ -78,13 +79,21 @@ def test_runs_reuse_the_models_of_the_training_day_and_equal_a_full_refresh(gene
     path, models = tmp_path / "step.duckdb", tmp_path / "models"
     step = make_engine(f"duckdb:///{path}")
     training = []
+    runs = []
     for drop, as_of, _ in STEPS:
         if drop is not None:
             land(tmp_path / "step", three[drop])
         stage(step, tmp_path / "step", as_of)
-        training.append(predict(step, as_of, models)["training"])
+        build_profiles(step, as_of=as_of)      # the profile memory (contact_daily, profile_changes) runs follow
+        result = predict(step, as_of, models)
+        training.append(result["training"])
+        runs.append(result["run"])
 
     assert [t["retrained"] for t in training] == [trained for *_, trained in STEPS], training
+    # A day that reuses its models carries the contacts without new records from the day before; a run that
+    # trained computes everyone (its training pass does anyway).
+    assert [r["mode"] for r in runs] == ["full" if trained else "incremental" for *_, trained in STEPS], runs
+    print(runs)
     assert training[0]["reason"] == "no stored model for the training day"
     # The second drop brings orders dated before the training day: the models of that day are trained again.
     assert training[1]["reason"] == "training data as of the training day changed"

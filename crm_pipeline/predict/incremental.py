@@ -1,0 +1,122 @@
+"""Which contacts a prediction run computes the features of from their records, and the memory that lets it know.
+
+A run is full when asked (`full_refresh`), on a warehouse's first run, when the as-of day moves
+backwards, when the models were trained in this run (the training pass computes everyone's features
+anyway), when the warehouse has no profile builds to follow, when a profile build since the last run
+was full, and when the log of the builds since the last run is gone (`profile_changes` is cleared by
+the scoring stage once it has read it: a run after scoring finds nothing to follow). Otherwise the
+features of a contact are computed from its records only when:
+- the profile builds since the last run recomputed it for a changed record, order line or catalogue
+  (`profile_changes`, the reasons the scoring stage follows too), or for a record dated into a new day;
+- it has a record dated after the last run's day up to today (`new_day`, from `contact_daily`).
+Every other contact is carried from the last run's features: its sums stay, its day counts move by the
+days between, its 30- and 90-day windows are summed again from `contact_daily` (`features.carry_to_day`).
+On the same day (a drop) the models score only the recomputed contacts; the others keep their scores,
+and only the day's ranks (RFM, risk bands, lift) are redone over everyone. On a new day every buyer is
+scored again: BG/NBD's age T moves for everyone, and the classifiers read the moved features.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from crm_pipeline.profiles import incremental as profile_changes
+from crm_pipeline.warehouse.schema import metadata
+
+RECOMPUTE = "tmp_predict_recompute"
+# The profile builds' reasons that mean a contact's records changed (`windows` only moved its 360 figures).
+REASONS = ("records", "order_lines", "catalogue", "new_day")
+
+predict_builds = sa.Table(  # one row per prediction run: its day, how it ran, what it redid, the profile build it followed
+    "predict_builds", metadata,
+    sa.Column("build_number", sa.Integer, nullable=False),
+    sa.Column("as_of", sa.Date, nullable=False),
+    sa.Column("mode", sa.String, nullable=False, comment="full / incremental"),
+    sa.Column("reason", sa.String, nullable=False),
+    sa.Column("contacts_recomputed", sa.Integer, nullable=False,
+              comment="contacts whose features were computed from their records"),
+    sa.Column("contacts_rescored", sa.Integer, nullable=False, comment="buyers the models scored"),
+    sa.Column("profile_build", sa.Integer, comment="the latest profile build the run had followed"),
+)
+
+
+@dataclass(frozen=True)
+class Plan:
+    full: bool
+    reason: str
+    previous_as_of: dt.date | None
+    previous_profile_build: int | None
+    profile_build: int | None
+
+
+def _has(conn: sa.Connection, table: str) -> bool:
+    return sa.inspect(conn).has_table(table)
+
+
+def plan_run(conn: sa.Connection, as_of: dt.date, *, full_refresh: bool, retrained: bool) -> Plan:
+    predict_builds.create(conn, checkfirst=True)
+    last = conn.execute(sa.select(predict_builds.c.as_of, predict_builds.c.profile_build)
+                        .order_by(predict_builds.c.build_number.desc()).limit(1)).first()
+    following = _has(conn, "profile_builds") and _has(conn, "profile_changes") and _has(conn, "contact_daily")
+    before = last.profile_build if last is not None else None
+    since = profile_changes.changes_since(conn, before) if following else None
+    previous = (last.as_of if last is not None else None, before, since.latest if since else None)
+    if full_refresh:
+        return Plan(True, "full refresh requested", *previous)
+    if retrained:
+        return Plan(True, "models trained in this run", *previous)
+    if last is None:
+        return Plan(True, "first run", *previous)
+    if as_of < last.as_of:
+        return Plan(True, f"as_of moved back from {last.as_of}", *previous)
+    if since is None or since.latest is None:
+        return Plan(True, "no profile build to follow", *previous)
+    if since.full:
+        return Plan(True, "the profiles were rebuilt in full", *previous)
+    if _forgotten(conn, before):
+        return Plan(True, "the profile changes since the last run were cleared by a later stage", *previous)
+    return Plan(False, "incremental", *previous)
+
+
+def _forgotten(conn: sa.Connection, before: int | None) -> bool:
+    """True when the scoring stage took in (and cleared) profile builds this stage had not followed yet."""
+    if not _has(conn, "scoring_builds"):
+        return False
+    cleared = conn.execute(sa.text("SELECT MAX(profile_build) FROM scoring_builds")).scalar()
+    return cleared is not None and (before is None or cleared > before)
+
+
+def select_recompute(conn: sa.Connection, plan: Plan, as_of: dt.date) -> dict[str, int]:
+    """Create `tmp_predict_recompute` (contact_id) for an incremental run; returns contacts per reason."""
+    drop_plan_tables(conn)
+    counts = profile_changes.changed_contacts(conn, RECOMPUTE, plan.previous_profile_build, plan.profile_build,
+                                              REASONS)
+    if as_of > plan.previous_as_of:
+        params = {"previous": plan.previous_as_of, "as_of": as_of}
+        counts["dated_since_last_run"] = conn.execute(sa.text(
+            "SELECT COUNT(DISTINCT contact_id) FROM contact_daily WHERE day > :previous AND day <= :as_of"),
+            params).scalar_one()
+        conn.execute(sa.text(f"INSERT INTO {RECOMPUTE} (contact_id) SELECT DISTINCT contact_id FROM contact_daily "
+                             f"WHERE day > :previous AND day <= :as_of "
+                             f"AND contact_id NOT IN (SELECT contact_id FROM {RECOMPUTE})"), params)
+    return counts
+
+
+def recompute_count(conn: sa.Connection) -> int:
+    return conn.execute(sa.text(f"SELECT COUNT(*) FROM {RECOMPUTE}")).scalar_one()
+
+
+def log_run(conn: sa.Connection, as_of: dt.date, plan: Plan, recomputed: int, rescored: int) -> None:
+    conn.execute(sa.text(
+        "INSERT INTO predict_builds (build_number, as_of, mode, reason, contacts_recomputed, contacts_rescored, "
+        "profile_build) SELECT COALESCE(MAX(build_number), 0) + 1, :as_of, :mode, :reason, :recomputed, :rescored, "
+        ":profile_build FROM predict_builds"),
+        {"as_of": as_of, "mode": "full" if plan.full else "incremental", "reason": plan.reason,
+         "recomputed": recomputed, "rescored": rescored, "profile_build": plan.profile_build})
+
+
+def drop_plan_tables(conn: sa.Connection) -> None:
+    conn.execute(sa.text(f"DROP TABLE IF EXISTS {RECOMPUTE}"))

@@ -1,5 +1,6 @@
 """Resources: the settings, the warehouse engine and the landing folder. Nothing global."""
 
+import dataclasses
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,10 +23,13 @@ class CrmSettingsResource(dg.ConfigurableResource):
     landing_dir: str | None = None
     home_dir: str | None = None
     as_of: str | None = None
+    # Every other setting the run was given that is not the default (an identity or scoring YAML, a threshold),
+    # as text: without it a step would read only the YAML file and environment, and lose the caller's values.
+    overrides: dict[str, str] = {}
 
     def load(self) -> Settings:
         return load_settings(self.config_file, warehouse_url=self.warehouse_url, landing_dir=self.landing_dir,
-                             home_dir=self.home_dir, as_of=self.as_of)
+                             home_dir=self.home_dir, as_of=self.as_of, **self.overrides)
 
     def as_of_date(self, partition_key: str | None = None) -> date:
         """The day a run computes for: the partition, else the configured day, else today (UTC)."""
@@ -108,6 +112,17 @@ class LandingResource(dg.ConfigurableResource):
         return LandingFolder(self.root)
 
 
+# The settings the resources carry in their own fields; the rest travel in `CrmSettingsResource.overrides`.
+_OWN_FIELDS = {"warehouse_url", "landing_dir", "home_dir", "as_of"}
+
+
+def _overrides(settings: Settings) -> dict[str, str]:
+    """The settings that differ from the defaults, as text (`load_settings` reads them as it reads the YAML)."""
+    default = Settings(home_dir=settings.home_dir)  # the defaults derived from the home (the spill folder) too
+    return {f.name: str(getattr(settings, f.name)) for f in dataclasses.fields(Settings)
+            if f.name not in _OWN_FIELDS and getattr(settings, f.name) != getattr(default, f.name)}
+
+
 def default_resources(settings: Settings | None = None) -> dict[str, dg.ConfigurableResource]:
     settings = settings or load_settings()
     # A URL from the environment stays an env var reference, so a PostgreSQL password never shows in the UI.
@@ -117,6 +132,7 @@ def default_resources(settings: Settings | None = None) -> dict[str, dg.Configur
         "crm_settings": CrmSettingsResource(
             warehouse_url=url, landing_dir=str(settings.landing_dir),
             home_dir=str(settings.home_dir), as_of=settings.as_of.isoformat() if settings.as_of else None,
+            overrides=_overrides(settings),
         ),
         "warehouse": WarehouseResource(url=url, **settings.engine_options),
         "landing": LandingResource(root=str(settings.landing_dir)),

@@ -92,7 +92,10 @@ BASE = sa.table("tmp_audience_base", sa.column("contact_id", sa.String()), sa.co
                 sa.column("opted_out", sa.Integer()), *[sa.column(n, sa_type(k)) for n, k in PROFILE_FIELDS.items()])
 
 _PREDICTION_NEEDS = ("as_of", "contact_id")
-_SCRATCH = ("tmp_audience_base", "tmp_audience_suppressed")
+_NEXT = "tmp_audience_next"        # the day's members as this run computes them
+_CHANGED = "tmp_audience_changed"  # (audience, contact_id, action) of a re-run day's rows that differ
+_SCRATCH = ("tmp_audience_base", "tmp_audience_suppressed", _NEXT)
+_DETAILS = ("email", "phone", "first_name", "last_name", "brand_scope")
 
 
 def materialize_audiences(engine: sa.Engine, *, as_of: dt.date, audiences_file=None) -> pd.DataFrame:
@@ -100,9 +103,11 @@ def materialize_audiences(engine: sa.Engine, *, as_of: dt.date, audiences_file=N
     config = load_audiences(audiences_file)
     create_audience_tables(engine)
     with engine.begin() as conn:
-        build_members(conn, config, as_of)
-        write_history(conn, as_of)
-        return audience_summary(conn, as_of)
+        _, changed = build_members(conn, config, as_of)
+        history_written = write_history(conn, as_of, changed)
+        summary = audience_summary(conn, as_of)
+    summary.attrs.update({"members_written": changed, "history_written": history_written})
+    return summary
 
 
 def fields_used(config: AudienceConfig) -> list[str]:
@@ -127,8 +132,9 @@ def fields_used(config: AudienceConfig) -> list[str]:
     return sorted(found)
 
 
-def build_members(conn: sa.Connection, config: AudienceConfig, as_of: dt.date) -> list[dict]:
-    """Write the day's `audience_members` and `audience_sizes`; returns the audiences planned."""
+def build_members(conn: sa.Connection, config: AudienceConfig, as_of: dt.date) -> tuple[list[dict], int | None]:
+    """Write the day's `audience_members` and `audience_sizes`; returns the audiences planned and, on a re-run
+    of the day, the membership rows that changed (None: the day was written whole, see `_write_members`)."""
     for name in _SCRATCH:
         conn.execute(sa.text(f"DROP TABLE IF EXISTS {name}"))
     conn.execute(sa.text(base_sql(fields_used(config))))
@@ -141,8 +147,9 @@ def build_members(conn: sa.Connection, config: AudienceConfig, as_of: dt.date) -
         plan.extend(_plan(conn, audience, config, as_of, brands, predictions))
 
     _suppressed(conn)
-    conn.execute(audience_members.delete().where(audience_members.c.as_of == as_of))
     queries = [p["query"] for p in plan if p["query"] is not None]
+    conn.execute(sa.text(f"DROP TABLE IF EXISTS {_NEXT}"))
+    conn.execute(sa.text(f"CREATE TEMPORARY TABLE {_NEXT} AS SELECT * FROM audience_members WHERE 1 = 0"))
     if queries:
         # one statement: every audience's members, with the golden contact details, minus suppressions
         hits = (sa.union_all(*queries) if len(queries) > 1 else queries[0]).subquery("hits")
@@ -152,12 +159,13 @@ def build_members(conn: sa.Connection, config: AudienceConfig, as_of: dt.date) -
                           p360.c.email, p360.c.phone, p360.c.first_name, p360.c.last_name, hits.c.brand_scope)
                 .select_from(hits.join(p360, p360.c.contact_id == hits.c.contact_id))
                 .where(~sa.exists().where(suppressed.c.contact_id == hits.c.contact_id)))
-        conn.execute(sa.insert(audience_members).from_select(
+        conn.execute(sa.insert(sa.table(_NEXT, *[sa.column(c.name) for c in audience_members.columns])).from_select(
             ["as_of", "audience", "contact_id", "email", "phone", "first_name", "last_name", "brand_scope"], rows))
-        if is_postgresql(conn):
-            # the new day is not in the planner's statistics yet: estimated at one row, the history diff
-            # would run as a nested loop over the two days (minutes). ANALYZE samples a bounded number of rows.
-            conn.execute(sa.text("ANALYZE audience_members"))
+    changed = _write_members(conn, as_of)
+    if is_postgresql(conn):
+        # the new day is not in the planner's statistics yet: estimated at one row, the history diff
+        # would run as a nested loop over the two days (minutes). ANALYZE samples a bounded number of rows.
+        conn.execute(sa.text("ANALYZE audience_members"))
     sizes = dict(conn.execute(sa.select(audience_members.c.audience, sa.func.count())
                               .where(audience_members.c.as_of == as_of).group_by(audience_members.c.audience)).all())
     conn.execute(audience_sizes.delete().where(audience_sizes.c.as_of == as_of))
@@ -167,7 +175,43 @@ def build_members(conn: sa.Connection, config: AudienceConfig, as_of: dt.date) -
         conn.execute(audience_sizes.insert(), rows)
     for name in _SCRATCH:
         conn.execute(sa.text(f"DROP TABLE IF EXISTS {name}"))
-    return plan
+    return plan, changed
+
+
+def _write_members(conn: sa.Connection, as_of: dt.date) -> int | None:
+    """Store the day's members computed in `tmp_audience_next`.
+
+    A day run for the first time is inserted whole (returns None). A re-run of a day (a drop on the same day)
+    writes by difference: only the (audience, contact) rows that entered, left or whose contact details
+    changed are deleted and inserted, listed in `tmp_audience_changed` for `write_history` (returns their
+    number). Deleting and inserting the whole day again cost a drop more than a full run: the day's rows
+    and its history, rewritten although nearly all come out the same."""
+    conn.execute(sa.text(f"DROP TABLE IF EXISTS {_CHANGED}"))
+    day = {"d": as_of}
+    ran = conn.execute(sa.select(audience_sizes.c.as_of).where(audience_sizes.c.as_of == as_of).limit(1)).first()
+    if ran is None:
+        conn.execute(audience_members.delete().where(audience_members.c.as_of == as_of))
+        conn.execute(sa.text(f"INSERT INTO audience_members SELECT * FROM {_NEXT}"))
+        return None
+    differs = " OR ".join(f"n.{c} IS DISTINCT FROM s.{c}" for c in _DETAILS)
+    conn.execute(sa.text(f"""
+        CREATE TEMPORARY TABLE {_CHANGED} AS
+        SELECT COALESCE(n.audience, s.audience) AS audience, COALESCE(n.contact_id, s.contact_id) AS contact_id,
+               CASE WHEN s.contact_id IS NULL THEN 'insert' WHEN n.contact_id IS NULL THEN 'delete'
+                    ELSE 'update' END AS action
+        FROM {_NEXT} n
+        FULL OUTER JOIN (SELECT * FROM audience_members WHERE as_of = :d) s
+          ON s.audience = n.audience AND s.contact_id = n.contact_id
+        WHERE n.contact_id IS NULL OR s.contact_id IS NULL OR {differs}"""), day)
+    changed = conn.execute(sa.text(f"SELECT COUNT(*) FROM {_CHANGED}")).scalar_one()
+    if changed:
+        conn.execute(sa.text(f"""
+            DELETE FROM audience_members WHERE as_of = :d AND (audience, contact_id) IN (
+                SELECT audience, contact_id FROM {_CHANGED} WHERE action <> 'insert')"""), day)
+        conn.execute(sa.text(f"""
+            INSERT INTO audience_members SELECT n.* FROM {_NEXT} n
+            JOIN {_CHANGED} c ON c.audience = n.audience AND c.contact_id = n.contact_id"""))
+    return int(changed)
 
 
 def _entry(name, audience: Audience, scope: str, query, note=None) -> dict:
@@ -291,13 +335,24 @@ def _suppressed(conn: sa.Connection) -> None:
         """))
 
 
-def write_history(conn: sa.Connection, as_of: dt.date) -> None:
+def write_history(conn: sa.Connection, as_of: dt.date, changed: int | None = None) -> int:
     """Entries and exits of `as_of` against the previous snapshot; then those of the next snapshot
-    (its previous snapshot is now this one), so re-running a past day keeps later history true."""
-    _history_for(conn, as_of, snapshot_day(conn, before=as_of))
+    (its previous snapshot is now this one), so re-running a past day keeps later history true.
+
+    After a re-run written by difference (`changed`, from `build_members`), only the history of the changed
+    (audience, contact) pairs is redone, when the day's stored history is against the same previous day: a
+    pair whose membership did not change keeps its entry or exit. Returns the day's history rows written."""
+    previous = snapshot_day(conn, before=as_of)
+    against = conn.execute(sa.text("SELECT COUNT(*) FROM audience_history WHERE as_of = :d "
+                                   "AND previous_as_of IS DISTINCT FROM :p").bindparams(
+        sa.bindparam("d", type_=sa.Date()), sa.bindparam("p", type_=sa.Date())),
+        {"d": as_of, "p": previous}).scalar_one() if changed is not None else None
+    written = _history_for(conn, as_of, previous, only=_CHANGED if against == 0 else None)
     following = snapshot_day(conn, after=as_of)
     if following is not None:
         _history_for(conn, following, as_of)
+    conn.execute(sa.text(f"DROP TABLE IF EXISTS {_CHANGED}"))
+    return written
 
 
 def snapshot_day(conn: sa.Connection, *, before: dt.date | None = None, after: dt.date | None = None):
@@ -314,23 +369,36 @@ def snapshot_day(conn: sa.Connection, *, before: dt.date | None = None, after: d
     return conn.execute(query.where(s.c.size > 0)).scalar_one()
 
 
-def _history_for(conn: sa.Connection, day: dt.date, previous: dt.date | None) -> None:
-    conn.execute(audience_history.delete().where(audience_history.c.as_of == day))
-    conn.execute(sa.text("""
+def _history_for(conn: sa.Connection, day: dt.date, previous: dt.date | None, only: str | None = None) -> int:
+    """Rewrite the `day`'s entries and exits against `previous` (of the pairs listed in the table `only`, when
+    given); returns the rows written."""
+    dates = (sa.bindparam("day", type_=sa.Date()), sa.bindparam("previous", type_=sa.Date()))
+    pairs = "" if only is None else f" AND (audience, contact_id) IN (SELECT audience, contact_id FROM {only})"
+    conn.execute(sa.text(f"DELETE FROM audience_history WHERE as_of = :day{pairs}").bindparams(dates[0]),
+                 {"day": day})
+    if only is not None and conn.execute(sa.text(f"SELECT 1 FROM {only} LIMIT 1")).first() is None:
+        return 0
+
+    def listed(alias: str) -> str:
+        return "" if only is None else \
+            f" JOIN {only} x ON x.audience = {alias}.audience AND x.contact_id = {alias}.contact_id"
+
+    conn.execute(sa.text(f"""
         INSERT INTO audience_history (as_of, audience, contact_id, event, previous_as_of)
         SELECT CAST(:day AS DATE), c.audience, c.contact_id, 'entered', CAST(:previous AS DATE)
-        FROM audience_members c
+        FROM audience_members c{listed("c")}
         WHERE c.as_of = :day AND NOT EXISTS (
             SELECT 1 FROM audience_members p
             WHERE p.as_of = :previous AND p.audience = c.audience AND p.contact_id = c.contact_id)
         UNION ALL
         SELECT CAST(:day AS DATE), p.audience, p.contact_id, 'exited', CAST(:previous AS DATE)
-        FROM audience_members p
+        FROM audience_members p{listed("p")}
         WHERE p.as_of = :previous AND NOT EXISTS (
             SELECT 1 FROM audience_members c
             WHERE c.as_of = :day AND c.audience = p.audience AND c.contact_id = p.contact_id)
-    """).bindparams(sa.bindparam("day", type_=sa.Date()), sa.bindparam("previous", type_=sa.Date())),
-        {"day": day, "previous": previous})
+    """).bindparams(*dates), {"day": day, "previous": previous})
+    return conn.execute(sa.text(f"SELECT COUNT(*) FROM audience_history WHERE as_of = :day{pairs}")
+                        .bindparams(dates[0]), {"day": day}).scalar_one()
 
 
 def audience_summary(conn: sa.Connection, as_of: dt.date) -> pd.DataFrame:

@@ -51,6 +51,8 @@ def materialize_audience_tables(context: dg.AssetExecutionContext, warehouse: Wa
     across = listing[listing["brand_scope"] == ""]
     yield dg.MaterializeResult(asset_key="audience_members", metadata={
         "dagster/row_count": int(sizes["size"].sum()), "audiences": len(sizes),
+        # a re-run of the day (a drop) writes only the rows that changed; a new day is written whole
+        "rows_written": "whole day" if sizes.attrs["members_written"] is None else sizes.attrs["members_written"],
         "sizes": dg.MetadataValue.md(to_markdown(across[["audience", "size", "change", "entered", "exited", "note"]])),
         "sizes_per_brand": dg.MetadataValue.md(to_markdown(
             listing[listing["brand_scope"] != ""][["audience", "size", "change"]])),
@@ -60,5 +62,6 @@ def materialize_audience_tables(context: dg.AssetExecutionContext, warehouse: Wa
         # the partition's rows: counting the whole table would grow with every day kept
         "dagster/row_count": int(history["contacts"].sum()),
         "entered": int(sizes["entered"].sum()), "exited": int(sizes["exited"].sum()),
+        "rows_written": sizes.attrs["history_written"],
         "events_this_day": dg.MetadataValue.md(to_markdown(history)),
     })

@@ -59,8 +59,8 @@ def _schema(table: sa.Table) -> pa.Schema:
 class Profiles:
     """Contacts with per-brand rows; the overall row is derived (sum of counts, latest dates)."""
 
-    def __init__(self, tmp_path):
-        self.engine = make_engine(f"duckdb:///{tmp_path}/w.duckdb")
+    def __init__(self, tmp_path, url: str | None = None):
+        self.engine = make_engine(url or f"duckdb:///{tmp_path}/w.duckdb")
         create_profile_tables(self.engine)
         self.contacts: dict[str, dict] = {}
         self.brand_rows: list[dict] = []

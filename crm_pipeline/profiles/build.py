@@ -9,9 +9,10 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from crm_pipeline.profiles import incremental
+from crm_pipeline.profiles.browse import build_browse_daily, contact_browse_daily, create_browse_table
 from crm_pipeline.profiles.daily import build_contact_daily
 from crm_pipeline.profiles.profile360 import attach_scoring, build_profile_360
-from crm_pipeline.profiles.scratch import create_scratch, drop_scratch
+from crm_pipeline.profiles.scratch import create_new_scratch, create_scratch, create_window_scratch, drop_scratch
 from crm_pipeline.profiles.sql import as_of_params
 from crm_pipeline.profiles.survivorship import build_golden_records, load_rules
 from crm_pipeline.profiles.timeline import build_timeline
@@ -37,20 +38,29 @@ def build_profiles(engine: sa.Engine, *, as_of: dt.date, survivorship_file: str 
     clock = StepClock()
 
     create_profile_tables(engine)
+    new_state = contact_browse_daily.name if create_browse_table(engine) else ""
     with engine.begin() as conn:
-        plan = incremental.plan_build(conn, as_of, key, full_refresh=full_refresh)
+        plan = incremental.plan_build(conn, as_of, key, full_refresh=full_refresh, new_state=new_state)
         full, due = plan.full, {}
         if not full:
             due = clock.run("changes", incremental.select_recompute, conn, plan, as_of)
             if plan.previous_as_of != as_of:
                 clock.run("advance_day", incremental.advance_day, conn, as_of)
         recomputed = None if full else incremental.recompute_count(conn)
+        # the previous build's day end, when the day moved: records dated from it on join the timelines
+        since = None if full or plan.previous_as_of == as_of else as_of_params(plan.previous_as_of)["as_of_end"]
         if full or recomputed:
-            clock.run("scratch", partial(create_scratch, full=full), conn, params)
-            clock.run("contact_daily", partial(build_contact_daily, full=full), conn)
+            whole = full or incremental.whole_count(conn) > 0
+            clock.run("scratch", partial(create_scratch, full=full, whole=whole), conn, params)
+            if not full:
+                clock.run("new_records", create_new_scratch, conn, params)
+            if since is not None:
+                clock.run("day_records", create_window_scratch, conn, params, since)
+            clock.run("contact_daily", partial(build_contact_daily, full=full, whole=whole), conn)
+            clock.run("browse_daily", partial(build_browse_daily, full=full, whole=whole), conn)
             clock.run("golden_records", partial(build_golden_records, full=full), conn, params, rules)
             clock.run("profile_360", partial(build_profile_360, full=full), conn, params)
-            clock.run("timeline", partial(build_timeline, full=full), conn, params)
+            clock.run("timeline", partial(build_timeline, full=full, whole=whole, since=since), conn, params)
             drop_scratch(conn)
         if not full and plan.previous_as_of != as_of:
             attach_scoring(conn, as_of)  # kept rows lost the old day's scores; the new day's may exist already

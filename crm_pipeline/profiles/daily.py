@@ -15,7 +15,11 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from crm_pipeline.profiles import rewrite
-from crm_pipeline.profiles.sql import RECOMPUTE, is_purchase, latest_of, only_recomputed, utc_day_date
+from crm_pipeline.profiles.scratch import NEW_LINK, map_link
+from crm_pipeline.profiles.sql import WHOLE, is_purchase, latest_of, only_recomputed, utc_day_date
+
+KEY = ("contact_id", "brand", "day")
+_DELTA = "tmp_profile_daily_delta"
 
 _OPT_OUT = "('unsubscribe', 'bounce', 'complaint')"
 _NO_TIME = "CAST(NULL AS TIMESTAMP WITH TIME ZONE)"
@@ -34,23 +38,20 @@ def _part(source: str, at: str, where: str = "", **values: str) -> str:
             f"FROM {source} WHERE {at} IS NOT NULL{where}")
 
 
-def _staged(entity: str, key: str, columns: str, full: bool) -> str:
-    return (f"(SELECT m.contact_id, s._brand AS brand, {columns} FROM stg_{entity} s "
-            f"JOIN identity_map m ON m.entity = '{entity}' AND m.brand = s._brand AND m.source_key = s.{key}"
-            f"{only_recomputed('m', full)}) x")
+def _staged(entity: str, key: str, columns: str, link: str) -> str:
+    return f"(SELECT m.contact_id, s._brand AS brand, {columns} FROM stg_{entity} s {link.format(entity=entity, key=key)}) x"
 
 
-def _daily_sql(full: bool, into: str) -> str:
-    orders = _staged("orders", "order_id",
-                     f"s.ordered_at, s.updated_at, CASE WHEN {is_purchase('s.status')} THEN 1 ELSE 0 END AS buy, "
-                     "CAST(CAST(s.total AS DECIMAL(18, 2)) AS DOUBLE PRECISION) AS total", full)
+def _daily_sql(into: str, email: str, web: str, link: str, *, orders: bool = True) -> str:
+    """Daily rows from the email and web event tables `email`, `web` and the staged orders (unless not
+    `orders`), subscribers and customer accounts joined to their contact by `link` (see `scratch`)."""
     subscribers = _staged("subscribers", "subscriber_id",
                           "s.subscribed_at, s.unsubscribed_at, "
                           f"COALESCE(s.updated_at, {latest_of('s.subscribed_at', 's.unsubscribed_at')}) AS record_at",
-                          full)
-    customers = _staged("customers", "customer_id", "COALESCE(s.updated_at, s.created_at) AS record_at", full)
+                          link)
+    customers = _staged("customers", "customer_id", "COALESCE(s.updated_at, s.created_at) AS record_at", link)
     parts = [
-        _part("tmp_profile_email_all", "occurred_at",
+        _part(email, "occurred_at",
               email_send_count="CASE WHEN event_type = 'send' THEN 1 ELSE 0 END",
               email_open_count="CASE WHEN event_type = 'open' THEN 1 ELSE 0 END",
               email_click_count="CASE WHEN event_type = 'click' THEN 1 ELSE 0 END",
@@ -58,17 +59,21 @@ def _daily_sql(full: bool, into: str) -> str:
               last_open_at=f"CASE WHEN event_type = 'open' THEN occurred_at END",
               last_click_at=f"CASE WHEN event_type = 'click' THEN occurred_at END",
               last_opt_out_at=f"CASE WHEN event_type IN {_OPT_OUT} THEN occurred_at END"),
-        _part("tmp_profile_web_all", "occurred_at", web_event_count="1",
+        _part(web, "occurred_at", web_event_count="1",
               product_view_count="CASE WHEN event_type = 'product_view' THEN 1 ELSE 0 END",
               last_browse_at="occurred_at"),
-        _part(orders, "ordered_at", order_count="1", purchase_count="buy",
-              revenue="CASE WHEN buy = 1 THEN COALESCE(total, 0) ELSE 0 END"),
-        _part(orders, "updated_at"),  # an order's change dates its returns
         _part(subscribers, "subscribed_at"),
         _part(subscribers, "unsubscribed_at"),
         _part(subscribers, "record_at"),
         _part(customers, "record_at"),
     ]
+    if orders:
+        staged = _staged("orders", "order_id",
+                         f"s.ordered_at, s.updated_at, CASE WHEN {is_purchase('s.status')} THEN 1 ELSE 0 END AS buy, "
+                         "CAST(CAST(s.total AS DECIMAL(18, 2)) AS DOUBLE PRECISION) AS total", link)
+        parts += [_part(staged, "ordered_at", order_count="1", purchase_count="buy",
+                        revenue="CASE WHEN buy = 1 THEN COALESCE(total, 0) ELSE 0 END"),
+                  _part(staged, "updated_at")]  # an order's change dates its returns
     union = "\n    UNION ALL ".join(parts)
     sums = ", ".join(f"SUM({c})" for c in _COUNTS)
     latest = ", ".join(f"MAX({c})" for c in _LATEST)
@@ -79,9 +84,17 @@ def _daily_sql(full: bool, into: str) -> str:
     GROUP BY contact_id, brand, day"""
 
 
-def build_contact_daily(conn: sa.Connection, *, full: bool = True) -> int:
-    """Rewrite the recomputed contacts' `contact_daily` rows (all when `full`) after `create_scratch`."""
-    into = rewrite.begin(conn, "contact_daily", full=full)
-    conn.execute(sa.text(_daily_sql(full, into)))
-    rewrite.finish(conn, "contact_daily", ("contact_id", "brand", "day"), RECOMPUTE, full=full)
-    return conn.execute(sa.text("SELECT COUNT(*) FROM contact_daily")).scalar_one()
+def build_contact_daily(conn: sa.Connection, *, full: bool = True, whole: bool = True) -> None:
+    """Rewrite the `contact_daily` rows of the contacts rebuilt whole (all when `full`; none unless `whole`) after
+    `create_scratch`, and add the appended contacts' new records to theirs (after `create_new_scratch`)."""
+    if whole:
+        into = rewrite.begin(conn, "contact_daily", full=full)
+        conn.execute(sa.text(_daily_sql(into, "tmp_profile_email_all", "tmp_profile_web_all",
+                                        map_link(only_recomputed("m", full, WHOLE)))))
+        rewrite.finish(conn, "contact_daily", KEY, WHOLE, full=full)
+    if not full:
+        conn.execute(sa.text(f"CREATE TEMPORARY TABLE {_DELTA} AS SELECT * FROM contact_daily WHERE 1 = 0"))
+        conn.execute(sa.text(_daily_sql(_DELTA, "tmp_profile_new_email_all", "tmp_profile_new_web_all", NEW_LINK,
+                                        orders=False)))
+        rewrite.add(conn, "contact_daily", KEY, _DELTA, sums=_COUNTS, latest=_LATEST)
+        conn.execute(sa.text(f"DROP TABLE {_DELTA}"))

@@ -28,7 +28,9 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from crm_pipeline.profiles.sql import ENGAGEMENT_WINDOWS, RECOMPUTE
+from crm_pipeline.profiles.sql import (APPEND, ENGAGEMENT_WINDOWS, GOLDEN, NEW, RECOMPUTE, WHOLE, as_of_params,
+                                       fast_row_hash)
+from crm_pipeline.profiles.survivorship import dated_into_day_sql
 from crm_pipeline.warehouse.profile_schema import SCORING_COLUMNS
 
 _MAP = "entity, brand, source_key, contact_id, _file_id, _row_number"
@@ -41,6 +43,8 @@ _CHANGED_BRANDS = "tmp_profile_changed_brands"
 _CHANGED_RECORDS = "tmp_profile_changed_records"
 _CHANGED_LINES = "tmp_profile_changed_lines"
 _WHY = "tmp_profile_why"
+_CHANGED_FILES = "tmp_profile_changed_files"
+_CHANGED_LINE_FILES = "tmp_profile_changed_line_files"
 # Reasons a build logs; `windows` changes the 360 figures only, not the timeline or the daily rows.
 REASONS = ("records", "order_lines", "catalogue", "new_day", "windows")
 
@@ -58,7 +62,9 @@ def rules_key(rules: dict) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def plan_build(conn: sa.Connection, as_of: dt.date, key: str, *, full_refresh: bool) -> Plan:
+def plan_build(conn: sa.Connection, as_of: dt.date, key: str, *, full_refresh: bool, new_state: str = "") -> Plan:
+    """Full or incremental, and why; `new_state` names a state table this build created (a warehouse profiled
+    before it existed: a full build fills it)."""
     last = conn.execute(sa.text("SELECT as_of, rules_key FROM profile_builds "
                                 "ORDER BY build_number DESC LIMIT 1")).first()
     previous = last.as_of if last is not None else None
@@ -66,6 +72,8 @@ def plan_build(conn: sa.Connection, as_of: dt.date, key: str, *, full_refresh: b
         return Plan(True, "full refresh requested", previous)
     if last is None:
         return Plan(True, "first build", previous)
+    if new_state:
+        return Plan(True, f"new state table {new_state}", previous)
     if as_of < last.as_of:
         return Plan(True, f"as_of moved back from {last.as_of}", previous)
     if key != last.rules_key:
@@ -85,6 +93,23 @@ def _lineage_diff(current: str, kept: str, columns: str) -> str:
             f"WHERE c._file_id IS NULL OR k._file_id IS NULL{differ}")
 
 
+def _changed_files(conn: sa.Connection, current: str, kept: str, columns: str, name: str) -> tuple[str, str]:
+    """`current` and `kept` narrowed to the files (`_file_id`) whose rows differ: per file a row count and a sum
+    of row hashes, on both sides (far cheaper than the row-by-row join, which then reads the changed files only;
+    a new day without a new file compares no row). Unchanged where the backend has no fast hash."""
+    hashed = fast_row_hash(conn, f"CAST(_row_number AS BIGINT), {columns}")  # one type on both sides
+    if hashed is None:
+        return current, kept
+    conn.execute(sa.text(f"""
+        CREATE TEMPORARY TABLE {name} AS SELECT COALESCE(c._file_id, k._file_id) AS _file_id
+        FROM (SELECT _file_id, COUNT(*) AS n, SUM({hashed}) AS h FROM ({current}) x GROUP BY _file_id) c
+        FULL OUTER JOIN (SELECT _file_id, COUNT(*) AS n, SUM({hashed}) AS h FROM {kept} GROUP BY _file_id) k
+          ON k._file_id = c._file_id
+        WHERE c.n IS DISTINCT FROM k.n OR c.h IS DISTINCT FROM k.h"""))
+    within = f"WHERE _file_id IN (SELECT _file_id FROM {name})"
+    return f"SELECT * FROM ({current}) x {within}", f"(SELECT * FROM {kept} {within})"
+
+
 def _both_ways(current: str, kept: str, columns: str, out: str) -> str:
     """Rows in one table and not the other, either way: `out` columns of what changed."""
     return (f"SELECT {out} FROM (SELECT {current} EXCEPT SELECT {columns} FROM {kept}) a "
@@ -95,11 +120,14 @@ def select_recompute(conn: sa.Connection, plan: Plan, as_of: dt.date) -> dict[st
     """Create `tmp_profile_recompute` (contact_id) for an incremental build; returns contacts per reason."""
     drop_plan_tables(conn)
     # hash joins on the two integers of the lineage: 2.4x faster than on the three text keys over millions of rows
-    conn.execute(sa.text(f"CREATE TEMPORARY TABLE {_CHANGED_RECORDS} AS " + _lineage_diff(
-        "SELECT _file_id, _row_number, contact_id FROM identity_map", "profile_sources", "contact_id")))
-    conn.execute(sa.text(f"CREATE TEMPORARY TABLE {_CHANGED_LINES} AS " + _lineage_diff(
-        "SELECT _file_id, _row_number, _brand AS brand, order_id FROM stg_order_items", "profile_line_sources",
-        "brand, order_id")))
+    current, kept = _changed_files(conn, "SELECT _file_id, _row_number, contact_id, entity FROM identity_map",
+                                   "profile_sources", "contact_id", _CHANGED_FILES)
+    conn.execute(sa.text(f"CREATE TEMPORARY TABLE {_CHANGED_RECORDS} AS " +
+                         _lineage_diff(current, kept, "contact_id, entity")))
+    current, kept = _changed_files(conn, "SELECT _file_id, _row_number, _brand AS brand, order_id FROM stg_order_items",
+                                   "profile_line_sources", "brand, order_id", _CHANGED_LINE_FILES)
+    conn.execute(sa.text(f"CREATE TEMPORARY TABLE {_CHANGED_LINES} AS " +
+                         _lineage_diff(current, kept, "brand, order_id")))
     products = _both_ways(f"{_STG_PRODUCTS} FROM stg_products", "profile_product_sources", _PRODUCTS, "brand")
     conn.execute(sa.text(f"CREATE TEMPORARY TABLE {_CHANGED_ORDERS} AS SELECT DISTINCT brand, order_id FROM ("
                          f"SELECT now_brand AS brand, now_order_id AS order_id FROM {_CHANGED_LINES} "
@@ -129,12 +157,48 @@ def select_recompute(conn: sa.Connection, plan: Plan, as_of: dt.date) -> dict[st
                                for i, (why, sql) in enumerate(parts.items()))
     conn.execute(sa.text(f"CREATE TEMPORARY TABLE {_WHY} AS SELECT DISTINCT contact_id, why FROM ({union}) u"), params)
     conn.execute(sa.text(f"CREATE TEMPORARY TABLE {RECOMPUTE} AS SELECT DISTINCT contact_id FROM {_WHY}"))
+    _split(conn, params)
     counts = dict(conn.execute(sa.text(f"SELECT why, COUNT(*) FROM {_WHY} GROUP BY why")).all())
     return {why: int(counts.get(why, 0)) for why in parts}
 
 
+# Entities whose new records an appended contact takes in by adding their events (a new order comes with its
+# lines, which `order_lines` names: that contact is rebuilt whole).
+APPENDED_ENTITIES = ("email_events", "web_events", "customers", "subscribers")
+
+
+def _split(conn: sa.Connection, params: dict) -> None:
+    """Split the recomputed contacts: `WHOLE` (a record removed from or moved to another contact, on either side;
+    a new record of another entity; changed order lines or catalogue) are rebuilt from all their records; the
+    rest (`APPEND`) take in their new records (`NEW`) and what the new day dates into their history. `GOLDEN`:
+    the contacts whose golden records can change."""
+    appended = ", ".join(f"'{e}'" for e in APPENDED_ENTITIES)  # fixed names from this module
+    conn.execute(sa.text(f"""
+        CREATE TEMPORARY TABLE {WHOLE} AS SELECT DISTINCT contact_id FROM (
+            SELECT was_contact_id AS contact_id FROM {_CHANGED_RECORDS} WHERE was_contact_id IS NOT NULL
+            UNION ALL SELECT now_contact_id FROM {_CHANGED_RECORDS}
+            WHERE now_contact_id IS NOT NULL AND (was_contact_id IS NOT NULL OR now_entity NOT IN ({appended}))
+            UNION ALL SELECT contact_id FROM {_WHY} WHERE why IN ('order_lines', 'catalogue')) w"""))
+    conn.execute(sa.text(f"CREATE TEMPORARY TABLE {APPEND} AS SELECT contact_id FROM {RECOMPUTE} "
+                         f"WHERE contact_id NOT IN (SELECT contact_id FROM {WHOLE})"))
+    conn.execute(sa.text(f"""
+        CREATE TEMPORARY TABLE {NEW} AS
+        SELECT _file_id, _row_number, now_entity AS entity, now_contact_id AS contact_id FROM {_CHANGED_RECORDS}
+        WHERE was_contact_id IS NULL AND now_contact_id IN (SELECT contact_id FROM {APPEND})"""))
+    dated = f" UNION {dated_into_day_sql(APPEND)}" if "prev" in params else ""
+    conn.execute(sa.text(f"""
+        CREATE TEMPORARY TABLE {GOLDEN} AS SELECT contact_id FROM {WHOLE}
+        UNION SELECT contact_id FROM {NEW} WHERE entity IN ('customers', 'subscribers'){dated}"""),
+        {"since": as_of_params(params["prev"])["as_of_end"], "as_of_end": as_of_params(params["as_of"])["as_of_end"]}
+        if dated else {})
+
+
 def recompute_count(conn: sa.Connection) -> int:
     return conn.execute(sa.text(f"SELECT COUNT(*) FROM {RECOMPUTE}")).scalar_one()
+
+
+def whole_count(conn: sa.Connection) -> int:
+    return conn.execute(sa.text(f"SELECT COUNT(*) FROM {WHOLE}")).scalar_one()
 
 
 def advance_day(conn: sa.Connection, as_of: dt.date) -> None:
@@ -220,5 +284,5 @@ def forget_changes(conn: sa.Connection, upto: int | None) -> None:
 
 
 def drop_plan_tables(conn: sa.Connection) -> None:
-    for name in (RECOMPUTE, _CHANGED_RECORDS, _CHANGED_LINES, _CHANGED_ORDERS, _CHANGED_BRANDS, _WHY):
+    for name in (_CHANGED_FILES, _CHANGED_LINE_FILES, GOLDEN, NEW, APPEND, WHOLE, RECOMPUTE, _CHANGED_RECORDS, _CHANGED_LINES, _CHANGED_ORDERS, _CHANGED_BRANDS, _WHY):
         conn.execute(sa.text(f"DROP TABLE IF EXISTS {name}"))

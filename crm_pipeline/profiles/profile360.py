@@ -94,9 +94,15 @@ FIGURE_COLUMNS = [
 
 def _figures_sql(full: bool) -> str:
     """The figures of the recomputed contacts (all when `full`); the email and browse figures come from
-    `contact_daily` up to as_of."""
+    `contact_daily` and `contact_browse_daily` up to as_of, never from the events."""
     daily = f"(SELECT d.* FROM contact_daily d{only_recomputed('d', full)} WHERE d.day <= :as_of) x"
-    return _FIGURES_SQL.replace("{daily}", daily)
+    browsed = (f"(SELECT b.* FROM contact_browse_daily b{only_recomputed('b', full)} WHERE b.day <= :as_of) x")
+    return _FIGURES_SQL.replace("{daily}", daily).replace("{browsed}", browsed)
+
+
+# A brand with email or web events up to as_of (the contract's six email event types are all counted)
+_EVENT_DAYS = ("email_send_count + email_open_count + email_click_count + email_opt_out_count + web_event_count "
+               "> 0")
 
 
 _FIGURES_SQL = f"""
@@ -106,8 +112,7 @@ keys AS (
     SELECT contact_id, brand FROM tmp_profile_customers
     UNION SELECT contact_id, brand FROM tmp_profile_subscribers
     UNION SELECT contact_id, brand FROM tmp_profile_orders
-    UNION SELECT contact_id, brand FROM tmp_profile_email
-    UNION SELECT contact_id, brand FROM tmp_profile_web
+    UNION SELECT contact_id, brand FROM {{daily}} WHERE {_EVENT_DAYS}
 ),
 all_keys AS (
     SELECT contact_id, brand FROM keys UNION ALL SELECT DISTINCT contact_id, '{OVERALL}' FROM keys
@@ -154,8 +159,7 @@ lines AS (
     ("last_browse_at", "MAX(last_browse_at)", "MAX(last_browse_at)"),
     *_engagement(),
 ])},
-{_top('browsed', "(SELECT * FROM tmp_profile_web WHERE top_category IS NOT NULL) x",
-      'top_category', 'COUNT(*)', 'top_category')},
+{_top('browsed', "{browsed}", 'top_category', 'SUM(web_event_count)', 'top_category')},
 subs AS (
     SELECT contact_id, brand, status, subscribed_at, state_at FROM (
         SELECT s.*, ROW_NUMBER() OVER (

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from crm_pipeline.profiles.sql import latest_of
+
 _DIFF = "tmp_rewrite_diff"
 
 
@@ -35,11 +37,15 @@ def begin(conn: sa.Connection, table: str, *, full: bool) -> str:
     return _next(table)
 
 
-def finish(conn: sa.Connection, table: str, key: tuple[str, ...], contacts: str, *, full: bool) -> int | None:
+def finish(conn: sa.Connection, table: str, key: tuple[str, ...], contacts: str, *, full: bool,
+           stored: str | None = None) -> int | None:
     """Bring the rows of the contacts in `contacts` (a table of contact_id) to the copy `begin` gave; returns the
-    rows updated, inserted and deleted (None when `full`: the build wrote the table itself)."""
+    rows updated, inserted and deleted (None when `full`: the build wrote the table itself). `stored`, when
+    given, narrows the rows replaced to a SELECT of some of the table's rows (alias `t`): the copy replaces
+    those only (a timeline's tail)."""
     if full:
         return None
+    stored = stored or f"SELECT t.* FROM {table} t JOIN {contacts} r ON r.contact_id = t.contact_id"
     columns = list(conn.execute(sa.text(f"SELECT * FROM {table} WHERE 1 = 0")).keys())
     values = [c for c in columns if c not in key]
     first = key[0]
@@ -52,9 +58,17 @@ def finish(conn: sa.Connection, table: str, key: tuple[str, ...], contacts: str,
         SELECT {picked}, CASE WHEN s.{first} IS NULL THEN 'insert' WHEN n.{first} IS NULL THEN 'delete'
                               ELSE 'update' END AS action
         FROM {_next(table)} n
-        FULL OUTER JOIN (SELECT t.* FROM {table} t JOIN {contacts} r ON r.contact_id = t.contact_id) s
+        FULL OUTER JOIN ({stored}) s
           ON {_same(key, 'n', 's')}
         WHERE n.{first} IS NULL OR s.{first} IS NULL OR {differs}"""))
+    written = _apply(conn, table, key, columns)
+    conn.execute(sa.text(f"DROP TABLE {_next(table)}"))
+    return written
+
+
+def _apply(conn: sa.Connection, table: str, key: tuple[str, ...], columns: list[str]) -> int:
+    """Apply the actions of the diff table to `table`; returns the rows written."""
+    values = [c for c in columns if c not in key]
     written = conn.execute(sa.text(f"SELECT COUNT(*) FROM {_DIFF}")).scalar_one()
     if written:
         keys = ", ".join(key)
@@ -64,9 +78,32 @@ def finish(conn: sa.Connection, table: str, key: tuple[str, ...], contacts: str,
                              f"FROM {_DIFF} WHERE action = 'insert'"))
         conn.execute(sa.text(f"DELETE FROM {table} WHERE ({keys}) IN (SELECT {keys} FROM {_DIFF} "
                              f"WHERE action = 'delete')"))
-    for name in (_DIFF, _next(table)):
-        conn.execute(sa.text(f"DROP TABLE {name}"))
+    conn.execute(sa.text(f"DROP TABLE {_DIFF}"))
     return int(written)
+
+
+def add(conn: sa.Connection, table: str, key: tuple[str, ...], delta: str, *, sums: tuple[str, ...],
+        latest: tuple[str, ...] = ()) -> int:
+    """Add the rows of `delta` (one per key, the table's columns) to `table`: a key already stored gets the sums
+    of `sums` and the later of the times in `latest`, a new key is inserted. What new records bring to per-day
+    counts, without reading the days they left alone. Returns the rows written."""
+    columns = list(conn.execute(sa.text(f"SELECT * FROM {table} WHERE 1 = 0")).keys())
+    merged = []
+    for c in columns:
+        if c in key:
+            merged.append(f"d.{c}")
+        elif c in sums:
+            merged.append(f"COALESCE(t.{c}, 0) + d.{c} AS {c}")
+        elif c in latest:
+            merged.append(f"{latest_of('t.' + c, 'd.' + c)} AS {c}")
+        else:
+            merged.append(f"COALESCE(d.{c}, t.{c}) AS {c}")
+    conn.execute(sa.text(f"DROP TABLE IF EXISTS {_DIFF}"))
+    conn.execute(sa.text(f"""
+        CREATE TEMPORARY TABLE {_DIFF} AS
+        SELECT {", ".join(merged)}, CASE WHEN t.{key[0]} IS NULL THEN 'insert' ELSE 'update' END AS action
+        FROM {delta} d LEFT JOIN {table} t ON {_same(key, 'd', 't')}"""))
+    return _apply(conn, table, key, columns)
 
 
 def _same(key: tuple[str, ...], a: str, b: str) -> str:

@@ -31,13 +31,28 @@ def as_of_params(as_of: dt.date) -> dict:
     return params
 
 
-# The contacts a build recomputes (every contact on a full build, when no such table is joined in).
+# The contacts an incremental build recomputes (every contact on a full build, when no such table is joined in):
+# all of them get new 360 figures; of those, WHOLE are rebuilt from all their records (a record removed or moved
+# to another contact, changed order lines or catalogue, a new order), the others (APPEND) only gain the events of
+# their new records (NEW: the lineage of those records) and of the records dated into a new day; GOLDEN are
+# those whose golden records can change.
 RECOMPUTE = "tmp_profile_recompute"
+WHOLE = "tmp_profile_whole"
+APPEND = "tmp_profile_append"
+NEW = "tmp_profile_new"
+GOLDEN = "tmp_profile_golden"
 
 
-def only_recomputed(alias: str, full: bool) -> str:
-    """A join keeping the rows of `alias` whose contact the build recomputes; nothing on a full build."""
-    return "" if full else f" JOIN {RECOMPUTE} rc_{alias} ON rc_{alias}.contact_id = {alias}.contact_id"
+def only_recomputed(alias: str, full: bool, scope: str = RECOMPUTE) -> str:
+    """A join keeping the rows of `alias` whose contact is in `scope` (a table of contact_id); nothing on a full
+    build."""
+    return "" if full else f" JOIN {scope} rc_{alias} ON rc_{alias}.contact_id = {alias}.contact_id"
+
+
+def fast_row_hash(conn, columns: str) -> str | None:
+    """An integer hash of `columns` of a row where the backend has a fast one (DuckDB's `hash`, DuckDB-only
+    syntax); None elsewhere, where a caller compares the rows themselves."""
+    return f"hash({columns})" if conn.dialect.name == "duckdb" else None
 
 
 def counts(column: str | None, as_of_end: str = ":as_of_end") -> str:

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 import yaml
 
 from crm_pipeline.profiles import rewrite
-from crm_pipeline.profiles.sql import RECOMPUTE, counts, latest_of, only_recomputed, text
+from crm_pipeline.profiles.sql import GOLDEN, counts, latest_of, only_recomputed, text
 from crm_pipeline.warehouse.profile_schema import GOLDEN_FIELDS
 
 RULES = ("most_recent", "most_frequent", "source_priority")
@@ -171,7 +171,7 @@ def _candidates_sql(source: Source, rules: dict[str, FieldRule], full: bool = Tr
                {source.record_at} AS record_at
         FROM stg_{source.entity} s
         JOIN identity_map m ON m.entity = '{source.entity}' AND m.brand = s._brand AND m.source_key = s.{source.key}
-        {only_recomputed("m", full)}
+        {only_recomputed("m", full, GOLDEN)}
         CROSS JOIN (VALUES {values}) AS f(field, rule, priority, by_frequency)
         WHERE {counts(source.record_at)}"""
 
@@ -179,7 +179,7 @@ def _candidates_sql(source: Source, rules: dict[str, FieldRule], full: bool = Tr
 def golden_records_sql(rules: dict[str, FieldRule], full: bool = True, into: str = "golden_records") -> str:
     """INSERT ... SELECT of the winning value per contact and field (binds :as_of, :as_of_end).
 
-    Every contact when `full`, else the contacts in `tmp_profile_recompute` only.
+    Every contact when `full`, else the contacts in `tmp_profile_golden` only.
 
     Field names, rules and sources are embedded as literals only after validation against
     the fixed vocabularies above; nothing user-typed reaches the SQL otherwise.
@@ -209,12 +209,21 @@ def golden_records_sql(rules: dict[str, FieldRule], full: bool = True, into: str
     FROM ranked WHERE pick = 1"""
 
 
+def dated_into_day_sql(scope: str) -> str:
+    """The contacts of `scope` with a record of a golden source dated from :since to the end of as_of: on a new
+    day, the only contacts (besides those with new or changed records) whose candidates change."""
+    return " UNION ".join(
+        f"SELECT m.contact_id FROM stg_{s.entity} s JOIN identity_map m ON m.entity = '{s.entity}' "
+        f"AND m.brand = s._brand AND m.source_key = s.{s.key}{only_recomputed('m', False, scope)} "
+        f"WHERE {s.record_at} >= :since AND {s.record_at} < :as_of_end" for s in SOURCES.values())
+
+
 def build_golden_records(conn: sa.Connection, params: dict, rules: dict[str, FieldRule], *,
                          full: bool = True) -> int:
-    """Rewrite the recomputed contacts' `golden_records` (all when `full`; inside the caller's transaction).
-
-    Returns the table's rows."""
-    into = rewrite.begin(conn, "golden_records", full=full)
-    conn.execute(sa.text(golden_records_sql(rules, full, into)), {k: params[k] for k in ("as_of", "as_of_end")})
-    rewrite.finish(conn, "golden_records", ("contact_id", "field"), RECOMPUTE, full=full)
+    """Rewrite the golden records of the contacts in `tmp_profile_golden` (all when `full`; inside the caller's
+    transaction). Returns the table's rows."""
+    if full or conn.execute(sa.text(f"SELECT COUNT(*) FROM {GOLDEN}")).scalar_one():
+        into = rewrite.begin(conn, "golden_records", full=full)
+        conn.execute(sa.text(golden_records_sql(rules, full, into)), {k: params[k] for k in ("as_of", "as_of_end")})
+        rewrite.finish(conn, "golden_records", ("contact_id", "field"), GOLDEN, full=full)
     return conn.execute(sa.text("SELECT COUNT(*) FROM golden_records")).scalar_one()

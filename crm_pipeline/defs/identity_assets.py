@@ -58,11 +58,13 @@ def _model_metadata(report) -> dict:
         return {"probabilistic_model": "not run: the graph is as the last run clustered it (new records joined "
                                        "known nodes only)"}
     match = report.match
+    blocking = _blocking_metadata(match)
     if match is None or match.model is None:
-        return {"probabilistic_model": "not trained this run (too few named records, or disabled)"}
+        return {"probabilistic_model": "not trained this run (too few named records, no blocking rule within the "
+                                       "comparison budget, or disabled)", **blocking}
     from crm_pipeline.identity.model_report import match_weights_png, parameters, prior_weight
 
-    return {
+    return {**blocking,
         "probabilistic_model": "reused: the person records and their clusters are as the last pass saw them"
         if report.match_reused else "trained this run",
         "threshold": float(match.threshold), "candidate_pairs": match.candidate_pairs,
@@ -73,6 +75,20 @@ def _model_metadata(report) -> dict:
         "borderline_pairs": dg.MetadataValue.md(to_markdown(match.borderline.replace(r"\|", r"\\|", regex=True))),
         "reviewed_must_link": report.must_links, "reviewed_cannot_link": report.cannot_links,
     }
+
+
+def _blocking_metadata(match) -> dict:
+    """Each blocking rule's comparisons against the budget, and which were tightened or skipped (also alerts)."""
+    rules = getattr(match, "blocking", None)
+    if rules is None or not len(rules):
+        return {}
+    cut = rules[rules["status"] != "kept"]
+    return {"blocking_rules": dg.MetadataValue.md(to_markdown(rules)),
+            "blocking_rules_tightened": int((rules["status"] == "tightened").sum()),
+            "blocking_rules_skipped": int((rules["status"] == "skipped").sum()),
+            "blocking_keys_oversized": len(match.oversized_keys),
+            **({"blocking_budget_alert": dg.MetadataValue.text("; ".join(cut["rule"] + " " + cut["status"] + ": "
+                                                                         + cut["reason"]))} if len(cut) else {})}
 
 
 @dg.multi_asset(specs=SPECS, name="resolve_identity", check_specs=[

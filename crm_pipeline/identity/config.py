@@ -10,6 +10,7 @@ from typing import Any
 
 import yaml
 
+from crm_pipeline.identity.blocking import BlockingBudget
 from crm_pipeline.settings import SettingsError, merge_override
 
 
@@ -25,6 +26,7 @@ class IdentityConfig:
     probabilistic_threshold: float | None  # None: chosen from the trained model on every run
     max_pairs_per_record: int
     seed: int
+    blocking: BlockingBudget = BlockingBudget()
 
 
 def load_identity_config(path: str | Path | None = None) -> IdentityConfig:
@@ -48,6 +50,7 @@ def _build(raw: dict[str, Any]) -> IdentityConfig:
         return v
 
     junk, prob = raw["junk"], raw["probabilistic"]
+    blocking = prob["blocking"]
     patterns = []
     for pattern in junk.get("email_patterns") or []:
         try:
@@ -66,4 +69,9 @@ def _build(raw: dict[str, Any]) -> IdentityConfig:
                                  else number("probabilistic.threshold", prob["threshold"], float, 0.5, 1.0)),
         max_pairs_per_record=number("probabilistic.max_pairs_per_record", prob["max_pairs_per_record"], int, 1),
         seed=number("probabilistic.seed", prob["seed"], int, 0),
+        blocking=BlockingBudget(
+            comparisons_per_record=number("probabilistic.blocking.comparisons_per_record",
+                                          blocking["comparisons_per_record"], float, 1e-9),
+            max_block_size=number("probabilistic.blocking.max_block_size", blocking["max_block_size"],
+                                  int, 2)),
     )

@@ -29,7 +29,10 @@ from crm_pipeline.warehouse.identity_schema import identity_match, identity_pair
 
 _MODEL_COLUMNS = ("node_id", "cluster_id", "first_name", "last_name", "birth_date", "address_line1",
                   "postal_code", "country", "city", "region")
-_CODE = ("probabilistic.py", "splink_settings.py", "nicknames.py")
+_CODE = ("probabilistic.py", "splink_settings.py", "nicknames.py", "blocking.py")
+# The blocking plan (what the comparison budget did to each rule) travels in the stored model's JSON
+# under this key, so that a reused pass reports it as the pass that made it did.
+_BLOCKING_KEY = "crm_blocking_plan"
 
 
 def match_digest(records: pd.DataFrame, config: IdentityConfig, finder: object) -> str:
@@ -41,7 +44,7 @@ def match_digest(records: pd.DataFrame, config: IdentityConfig, finder: object) 
     for name in _CODE:
         digest.update((here / name).read_bytes())
     digest.update(json.dumps([config.probabilistic_threshold, config.max_pairs_per_record, config.seed,
-                              _name(finder), package_metadata.version("splink")],
+                              _name(finder), package_metadata.version("splink"), config.blocking],
                              default=str).encode())
     return digest.hexdigest()
 
@@ -65,8 +68,10 @@ def stored_match(conn: sa.Connection, digest: str):
                                        identity_pairs.c.match_probability)
                        .order_by(identity_pairs.c.node_a, identity_pairs.c.node_b))
     borderline = pd.read_json(io.StringIO(row["borderline"]), orient="split") if row["borderline"] else pd.DataFrame()
-    return MatchResult(pairs, row["threshold"], int(row["candidate_pairs"]),
-                       json.loads(row["model"]) if row["model"] else None, borderline)
+    model = json.loads(row["model"]) if row["model"] else {}
+    plan = model.pop(_BLOCKING_KEY, {})
+    return MatchResult(pairs, row["threshold"], int(row["candidate_pairs"]), model or None, borderline,
+                       pd.DataFrame(plan.get("rules", [])), pd.DataFrame(plan.get("oversized_keys", [])))
 
 
 def store_match(conn: sa.Connection, digest: str, found, as_of: date) -> None:
@@ -75,7 +80,11 @@ def store_match(conn: sa.Connection, digest: str, found, as_of: date) -> None:
     conn.execute(identity_match.delete())
     conn.execute(identity_pairs.delete())
     borderline = getattr(found, "borderline", None)
-    model = getattr(found, "model", None)
+    model = dict(getattr(found, "model", None) or {})
+    plan = {name: getattr(found, attr).to_dict("records") for name, attr in
+            (("rules", "blocking"), ("oversized_keys", "oversized_keys")) if len(getattr(found, attr, ()))}
+    if plan:
+        model[_BLOCKING_KEY] = plan
     conn.execute(identity_match.insert().values(
         digest=digest, threshold=getattr(found, "threshold", None),
         candidate_pairs=int(getattr(found, "candidate_pairs", 0)), model=json.dumps(model) if model else None,

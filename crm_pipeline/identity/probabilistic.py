@@ -24,6 +24,7 @@ from splink import DuckDBAPI, Linker, block_on
 from splink.internals.splink_dataframe import SplinkDataFrame
 
 from crm_pipeline.identity import splink_settings as model
+from crm_pipeline.identity.blocking import BlockingBudget, BlockingPlan, plan_blocking
 from crm_pipeline.identity.nicknames import nickname_rows
 
 logger = logging.getLogger(__name__)
@@ -59,6 +60,10 @@ MIN_RECORDS = 50
 U_MAX_PAIRS = 1.2e6
 # Pairs per expectation-maximisation session; sampled down (deterministically) above this.
 EM_MAX_PAIRS = 2e6
+# Candidate pairs scored per chunk of predict: each chunk's blocked pairs and comparison vectors
+# are materialised at once, so this bounds the pass's working set (about 10 GB per 100M wide
+# rows otherwise spilled to disk) whatever the comparison budget allows.
+PREDICT_CHUNK_PAIRS = 20_000_000
 # Pairs scored below this probability are dropped at once: they can never be accepted, and
 # they add nothing to the expected count of true pairs the threshold is chosen from.
 SCORED_FLOOR = 0.001
@@ -90,10 +95,13 @@ class MatchResult:
     model: dict | None = None  # Splink's trained model (settings with m and u per level)
     # pairs just below and above the threshold, with each comparison's weight (bits)
     borderline: pd.DataFrame = field(default_factory=pd.DataFrame)
+    # what the comparison budget did to each blocking rule, and the keys it left out (see blocking.py)
+    blocking: pd.DataFrame = field(default_factory=pd.DataFrame)
+    oversized_keys: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def probabilistic_pairs(records: pd.DataFrame, *, threshold: float | None = None, max_pairs_per_record: int = 5,
-                        seed: int = 7) -> pd.DataFrame:
+                        seed: int = 7, blocking: BlockingBudget | None = None) -> pd.DataFrame:
     """Pairs of person records in different deterministic clusters that are likely one person.
 
     `records` has one row per person node (see INPUT_COLUMNS; standardized values, may be
@@ -103,13 +111,15 @@ def probabilistic_pairs(records: pd.DataFrame, *, threshold: float | None = None
     most `max_pairs_per_record` edges (its most probable), so one bad record cannot
     chain many clusters into one. The same input and `seed` give the same output. With
     fewer than MIN_RECORDS named records there is too little to train on and the result
-    is empty.
+    is empty. `blocking` holds candidate pairs to a budget (default: BlockingBudget()).
     """
-    return match_people(records, threshold=threshold, max_pairs_per_record=max_pairs_per_record, seed=seed).pairs
+    return match_people(records, threshold=threshold, max_pairs_per_record=max_pairs_per_record, seed=seed,
+                        blocking=blocking).pairs
 
 
 def match_people(records: pd.DataFrame, *, threshold: float | None = None, max_pairs_per_record: int = 5,
-                 seed: int = 7, borderline_sample: int = 20, duckdb_settings: dict | None = None) -> MatchResult:
+                 seed: int = 7, borderline_sample: int = 20, duckdb_settings: dict | None = None,
+                 blocking: BlockingBudget | None = None) -> MatchResult:
     """`probabilistic_pairs` with the trained model, the threshold used and borderline pairs.
 
     `duckdb_settings` (memory_limit, threads, temp_directory) bound the pass's own DuckDB
@@ -125,32 +135,49 @@ def match_people(records: pd.DataFrame, *, threshold: float | None = None, max_p
         named = _prepare(con, _input_frame(records))
         if named < MIN_RECORDS:
             return empty
-        linker = _trained_linker(DuckDBAPI(con).register("person_records"), con, seed)
+        plan = _blocking_plan(con, blocking)
+        found = MatchResult(_empty(), blocking=plan.report, oversized_keys=plan.oversized_keys)
+        if not plan.rules:
+            logger.warning("probabilistic_pairs: the comparison budget left no blocking rule; no probabilistic edges")
+            return found
+        linker = _trained_linker(DuckDBAPI(con).register("person_records"), con, seed, plan.rules)
         if linker is None:
-            return empty
-        blocked = linker.inference.compute_blocked_pairs_for_predict().physical_name
-        candidates = con.sql(f"SELECT count(*) FROM {blocked}").fetchone()[0]
-        predictions = linker.inference.predict(threshold_match_probability=SCORED_FLOOR).physical_name
-        chosen = model_threshold(con, predictions) if threshold is None else float(threshold)
-        pairs = _accepted_pairs(con, predictions, chosen, max_pairs_per_record)
-        return MatchResult(pairs, chosen, int(candidates), _stored_model(linker),
-                           _borderline(con, predictions, chosen, borderline_sample))
+            return found
+        # Chunks of the left-hand records: each chunk's blocked pairs and comparison vectors are built,
+        # thresholded and dropped before the next, so memory and spill stay bounded.
+        chunks = max(1, math.ceil(plan.comparisons / PREDICT_CHUNK_PAIRS))
+        predictions = linker.inference.predict(threshold_match_probability=SCORED_FLOOR,
+                                               num_chunks_left=chunks, num_chunks_right=1).physical_name
+        found.threshold = model_threshold(con, predictions) if threshold is None else float(threshold)
+        found.pairs = _accepted_pairs(con, predictions, found.threshold, max_pairs_per_record)
+        found.candidate_pairs, found.model = plan.comparisons, _stored_model(linker)
+        found.borderline = _borderline(con, predictions, found.threshold, borderline_sample)
+        return found
     finally:
         con.close()
 
 
-def candidate_pairs(records: pd.DataFrame) -> pd.DataFrame:
+def candidate_pairs(records: pd.DataFrame, blocking: BlockingBudget | None = None) -> pd.DataFrame:
     """`node_a, node_b` of every cross-cluster pair the blocking rules send to scoring (no training)."""
     _check(records, None, 1)
     con = duckdb.connect(":memory:")
     try:
         _prepare(con, _input_frame(records))
-        linker = Linker(DuckDBAPI(con).register("person_records"), model.settings(), log_level=LOG_LEVEL)
+        plan = _blocking_plan(con, blocking)
+        if not plan.rules:
+            return pd.DataFrame({"node_a": pd.Series(dtype="str"), "node_b": pd.Series(dtype="str")})
+        linker = Linker(DuckDBAPI(con).register("person_records"), model.settings(plan.rules), log_level=LOG_LEVEL)
         blocked = linker.inference.compute_blocked_pairs_for_predict().physical_name
         return con.sql(f"SELECT DISTINCT least(join_key_l, join_key_r) AS node_a, "
                        f"greatest(join_key_l, join_key_r) AS node_b FROM {blocked}").df()
     finally:
         con.close()
+
+
+def _blocking_plan(con: duckdb.DuckDBPyConnection, budget: BlockingBudget | None) -> BlockingPlan:
+    """The prediction rules held to the comparison budget, with their block columns added to person_records."""
+    return plan_blocking(con, "person_records", model.PREDICTION_BLOCKING_FIELDS, budget or BlockingBudget(),
+                         extra_condition=model.OTHER_CLUSTER)
 
 
 def _stored_model(linker) -> dict:
@@ -285,19 +312,21 @@ def _prepare(con: duckdb.DuckDBPyConnection, records: pd.DataFrame) -> int:
                    "OR last_name IS NOT NULL").fetchone()[0]
 
 
-def _trained_linker(records: SplinkDataFrame, con: duckdb.DuckDBPyConnection, seed: int) -> Linker | None:
+def _trained_linker(records: SplinkDataFrame, con: duckdb.DuckDBPyConnection, seed: int,
+                    blocking_rules: list[str]) -> Linker | None:
     """Estimate the model unsupervised; None when the data cannot support an estimate.
 
     The prior (how often two random records match) comes from near-certain rules, the u
     probabilities (chance agreement) from a seeded random sample of pairs, the m
     probabilities (agreement among true matches) from expectation maximisation. Between
     steps the model is passed through `_guarded` and a fresh Linker (Splink's public way
-    to set parameters).
+    to set parameters); the settings were validated by the first, so the later ones skip it
+    (validation costs more than the rest of building a Linker).
     """
     recall = model.DETERMINISTIC_RECALL * _rule_coverage(con)
     rows = con.sql("SELECT count(*) FROM person_records").fetchone()[0]
     u_floor = 1 / min(U_MAX_PAIRS, rows * (rows - 1) / 2)
-    linker = Linker(records, model.settings(), log_level=LOG_LEVEL)
+    linker = Linker(records, model.settings(blocking_rules), log_level=LOG_LEVEL)
     if recall <= 0:
         return None
     try:
@@ -309,7 +338,8 @@ def _trained_linker(records: SplinkDataFrame, con: duckdb.DuckDBPyConnection, se
         logger.info("probabilistic_pairs: no near-certain pairs to learn from; no probabilistic edges")
         return None
     linker.training.estimate_u_using_random_sampling(max_pairs=U_MAX_PAIRS, seed=seed, num_chunks=1)
-    linker = Linker(records, _guarded(linker.misc.save_model_to_json(), u_floor), log_level=LOG_LEVEL)
+    linker = Linker(records, _guarded(linker.misc.save_model_to_json(), u_floor), log_level=LOG_LEVEL,
+                    validate_settings=False)
     for columns in model.EM_BLOCKING_COLUMNS:
         # Sample only when needed: below max_pairs, Splink's sampling probe finds nothing and warns.
         sample = _pair_count(con, columns) > EM_MAX_PAIRS
@@ -322,7 +352,7 @@ def _trained_linker(records: SplinkDataFrame, con: duckdb.DuckDBPyConnection, se
     trained = _guarded(linker.misc.save_model_to_json(), u_floor)
     trained["probability_two_random_records_match"] = _cross_cluster_prior(
         con, trained["probability_two_random_records_match"])
-    return Linker(records, trained, log_level=LOG_LEVEL)
+    return Linker(records, trained, log_level=LOG_LEVEL, validate_settings=False)
 
 
 def _cross_cluster_prior(con: duckdb.DuckDBPyConnection, prior: float) -> float:

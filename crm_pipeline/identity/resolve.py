@@ -118,7 +118,8 @@ def resolve_identities(engine: sa.Engine, *, as_of: date, config: IdentityConfig
         report.match_reused = found is not None
         if found is None:
             found = find_pairs(records, threshold=config.probabilistic_threshold,
-                               max_pairs_per_record=config.max_pairs_per_record, seed=config.seed)
+                               max_pairs_per_record=config.max_pairs_per_record, seed=config.seed,
+                               blocking=config.blocking)
             new_match = (digest, found)
         pairs, report.match = getattr(found, "pairs", found), (found if hasattr(found, "pairs") else None)
     report.seconds["probabilistic"] = time.perf_counter() - clock
@@ -136,7 +137,7 @@ def resolve_identities(engine: sa.Engine, *, as_of: date, config: IdentityConfig
 
     sizes = node_frame.groupby("contact_id").size()
     oversized = sizes[sizes > config.max_cluster_size]
-    alerts = _alerts(guarded, devices.shared, oversized, config, as_of)
+    alerts = _alerts(guarded, devices.shared, oversized, config, as_of, report.match)
     report.changes = _write(engine, node_frame, assignment, alerts, as_of,
                             _borderline_rows(report.match, pairs, as_of), mode=report.mode, signature=signature,
                             new_match=new_match)
@@ -238,7 +239,7 @@ def _next_number(current: pd.Series, retired: pd.Series) -> int:
 
 
 def _alerts(guarded, shared_devices: pd.DataFrame, oversized: pd.Series, config: IdentityConfig,
-            as_of: date) -> pd.DataFrame:
+            as_of: date, match=None) -> pd.DataFrame:
     rows = [pd.DataFrame({"kind": "junk_identifier", "subject": guarded.junk["kind"] + ":" + guarded.junk["value"],
                           "detail": guarded.junk["nodes"].astype(str) + " records carried it; never used to join"}),
             pd.DataFrame({"kind": "identifier_capped",
@@ -249,10 +250,29 @@ def _alerts(guarded, shared_devices: pd.DataFrame, oversized: pd.Series, config:
                           "detail": shared_devices["people"].astype(str) + " distinct people logged in on it (cap "
                                     + str(config.max_people_per_device) + "); not used to join"}),
             pd.DataFrame({"kind": "cluster_too_large", "subject": oversized.index.astype(str),
-                          "detail": oversized.astype(str).values + f" nodes (max {config.max_cluster_size})"})]
+                          "detail": oversized.astype(str).values + f" nodes (max {config.max_cluster_size})"}),
+            *_blocking_alerts(match)]
     alerts = pd.concat(rows, ignore_index=True)
     alerts["as_of"] = as_of
     return alerts
+
+
+def _blocking_alerts(match) -> list[pd.DataFrame]:
+    """What the comparison budget left out of probabilistic matching: each rule tightened or skipped, and each
+    key too widely shared to pair anyone (see blocking.py)."""
+    rules = getattr(match, "blocking", None)
+    keys = getattr(match, "oversized_keys", None)
+    frames = []
+    if rules is not None and len(rules):
+        cut = rules[rules["status"] != "kept"]
+        frames.append(pd.DataFrame({"kind": "blocking_rule_" + cut["status"], "subject": "blocking rule: " + cut["rule"],
+                                    "detail": cut["reason"]}))
+    if keys is not None and len(keys):
+        frames.append(pd.DataFrame({"kind": "blocking_key_oversized",
+                                    "subject": "blocking rule: " + keys["rule"] + " = " + keys["key"],
+                                    "detail": keys["records"].astype(str) + " records share this key; "
+                                              "it pairs nobody for probabilistic matching"}))
+    return frames
 
 
 def _fill_from_stored(conn: sa.Connection, report: IdentityReport, config: IdentityConfig, as_of: date,

@@ -27,28 +27,30 @@ UNIQUE_ID = "node_id"
 CLUSTER = "cluster_id"
 
 # Pairs already in one deterministic cluster are never scored: they need no edge.
-_OTHER_CLUSTER = f"l.{CLUSTER} <> r.{CLUSTER}"
+OTHER_CLUSTER = f"l.{CLUSTER} <> r.{CLUSTER}"
 
 # Each rule is an equi-join on two fields a person rarely shares with a stranger, so
 # candidate pairs grow with records, not with records squared. Every identifying field
 # appears in several rules and no two rules share both fields, so a typo in any one
 # field (or two, mostly) leaves a rule that still pairs the records: a name typo, a
-# moved address, a mistyped birth date or postal code, a blank field.
-PREDICTION_BLOCKING_RULES = tuple(f"{rule} AND {_OTHER_CLUSTER}" for rule in (
-    "l.first_name = r.first_name AND l.last_name = r.last_name",
-    "l.last_name = r.last_name AND l.birth_date = r.birth_date",
-    "l.first_name = r.first_name AND l.birth_date = r.birth_date",
-    "l.postal_code = r.postal_code AND l.birth_date = r.birth_date",
-    "l.postal_code = r.postal_code AND l.last_initial = r.last_initial",
-    "l.postal_code = r.postal_code AND l.first_name = r.first_name",
-    "l.street_name = r.street_name AND l.street_number = r.street_number",
-    "l.city = r.city AND l.birth_date = r.birth_date",
-    "l.city = r.city AND l.last_name = r.last_name",
-    "l.street_name = r.street_name AND l.first_name = r.first_name",
-    "l.birth_date = r.birth_date AND l.street_number = r.street_number",
-    "l.postal_code = r.postal_code AND l.street_number = r.street_number",
-    "l.last_initial = r.last_initial AND l.birth_date = r.birth_date",
-))
+# moved address, a mistyped birth date or postal code, a blank field. Most telling first:
+# `blocking.py` holds them to a comparison budget, and Splink scores a pair under the
+# first rule that finds it.
+PREDICTION_BLOCKING_FIELDS = (
+    ("first_name", "last_name"),
+    ("last_name", "birth_date"),
+    ("first_name", "birth_date"),
+    ("postal_code", "birth_date"),
+    ("postal_code", "last_initial"),
+    ("postal_code", "first_name"),
+    ("street_name", "street_number"),
+    ("city", "birth_date"),
+    ("city", "last_name"),
+    ("street_name", "first_name"),
+    ("birth_date", "street_number"),
+    ("postal_code", "street_number"),
+    ("last_initial", "birth_date"),
+)
 
 # Rules precise enough to count as matches when estimating how often two random records
 # are the same person. DETERMINISTIC_RECALL is the share of true pairs they are assumed
@@ -203,13 +205,14 @@ def _location():
     )
 
 
-def settings() -> SettingsCreator:
-    """The untrained model: parameters are estimated from the data on every run."""
+def settings(blocking_rules: list[str]) -> SettingsCreator:
+    """The untrained model: parameters are estimated from the data on every run; `blocking_rules` are
+    the prediction rules the comparison budget left (see `blocking.plan_blocking`)."""
     return SettingsCreator(
         link_type="dedupe_only",
         unique_id_column_name=UNIQUE_ID,
         comparisons=comparisons(),
-        blocking_rules_to_generate_predictions=list(PREDICTION_BLOCKING_RULES),
+        blocking_rules_to_generate_predictions=list(blocking_rules),
         additional_columns_to_retain=[CLUSTER],
         retain_matching_columns=False,
         retain_intermediate_calculation_columns=True,  # per-comparison weights, for review

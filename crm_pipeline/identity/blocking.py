@@ -1,0 +1,150 @@
+"""A comparison budget for blocking: candidate pairs held to a number that grows with the records, not their square.
+
+Each blocking rule is an equi-join on a few fields; the pairs it sends to scoring are the
+sum of n * (n - 1) / 2 over its blocks (records sharing one key). Blocks grow with the
+population, so the pairs grow with its square: at a million people the 13 two-field rules
+asked for more pairs than fit on disk. Before anything is scored, the block sizes are
+counted in SQL and two limits applied:
+
+- a key shared by more than `max_block_size` records (a default phone, a test address, a
+  placeholder name) is no evidence of one person: its block is left out, by key, and named;
+- all rules together may ask for at most `comparisons_per_record` x records pairs. When
+  they ask for more, the largest blocks go first, across every rule alike (one block-size
+  cap, the largest that fits): a big block is the least telling (a common name, a crowded
+  postal code), and a pair it holds is usually also found by a smaller block of another
+  rule. A rule that loses blocks is *tightened*; a rule left with none is *skipped*.
+
+Each rule then joins on one integer column, `block_<k>`: the number of its record's block,
+NULL where a field is missing or the block was left out. Joining on that column pairs
+exactly the records the rule's fields would, less the blocks left out. The SQL is plain
+GROUP BY, window and join: it runs on any engine Splink targets.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+# Oversized keys named per rule in the plan (the rest are counted).
+KEYS_SHOWN = 5
+
+
+@dataclass(frozen=True)
+class BlockingBudget:
+    """How many candidate pairs scoring may cost: per record, and per key."""
+
+    comparisons_per_record: float = 50.0
+    max_block_size: int = 1000
+
+    def __post_init__(self):
+        if self.comparisons_per_record <= 0 or self.max_block_size < 2:
+            raise ValueError("BlockingBudget: comparisons_per_record must be > 0 and max_block_size >= 2")
+
+
+@dataclass
+class BlockingPlan:
+    """What the budget made of the rules: the rules to score with and, per rule, why."""
+
+    rules: list[str]  # Splink blocking rules (SQL over l. and r.) of the rules kept or tightened
+    budget: int  # the pairs all rules together may ask for
+    block_cap: int  # the largest block kept (max_block_size when the budget did not bind)
+    # one row per rule: rule, status (kept / tightened / skipped), comparisons asked for, comparisons kept,
+    # blocks_left_out, records_left_out, largest_block, reason
+    report: pd.DataFrame
+    # one row per key shared by more than max_block_size records (at most KEYS_SHOWN per rule): rule, key, records
+    oversized_keys: pd.DataFrame
+
+    @property
+    def comparisons(self) -> int:
+        """Pairs the kept blocks ask for: an upper bound of the pairs scored (a pair two rules find, or one
+        inside a deterministic cluster, counts here but is scored once or not at all)."""
+        return int(self.report["comparisons_kept"].sum()) if len(self.report) else 0
+
+
+def rule_text(fields: tuple[str, ...]) -> str:
+    return ", ".join(fields)
+
+
+def plan_blocking(con, table: str, rules: tuple[tuple[str, ...], ...], budget: BlockingBudget,
+                  extra_condition: str = "") -> BlockingPlan:
+    """Count each rule's blocks in `table`, apply `budget`, and add the columns `block_<k>` the kept rules join on.
+
+    `rules` are tuples of field names of `table`, most telling first (the order Splink excludes
+    already-found pairs in). `extra_condition` (SQL over l. and r.) is added to every rule.
+    `con` is a DuckDB connection (any DB-API connection with `execute` and `sql(...).fetchall()`).
+    """
+    records = con.sql(f"SELECT count(*) FROM {table}").fetchone()[0]
+    allowed = int(budget.comparisons_per_record * records)
+    for k, fields in enumerate(rules):
+        keys = ", ".join(fields)
+        present = " AND ".join(f"{f} IS NOT NULL" for f in fields)
+        con.execute(f"DROP TABLE IF EXISTS _blocks_{k}")
+        con.execute(f"""
+            CREATE TABLE _blocks_{k} AS
+            SELECT {keys}, count(*) AS n, row_number() OVER (ORDER BY {keys}) AS block_id
+            FROM {table} WHERE {present} GROUP BY {keys} HAVING count(*) > 1
+        """)
+    sizes = " UNION ALL ".join(f"SELECT {k} AS rule, n FROM _blocks_{k}" for k in range(len(rules)))
+    # The largest block size s such that all blocks of at most s records (and at most max_block_size) fit.
+    cap = con.sql(f"""
+        WITH by_size AS (SELECT n, sum(n * (n - 1) / 2) AS pairs FROM ({sizes}) s
+                         WHERE n <= {int(budget.max_block_size)} GROUP BY n),
+             running AS (SELECT n, sum(pairs) OVER (ORDER BY n) AS upto FROM by_size)
+        SELECT coalesce(max(n), 1) FROM running WHERE upto <= {allowed}
+    """).fetchone()[0]
+    total = con.sql(f"SELECT coalesce(sum(n * (n - 1) / 2), 0) FROM ({sizes}) s "
+                    f"WHERE n <= {int(budget.max_block_size)}").fetchone()[0]
+    block_cap = int(budget.max_block_size) if total <= allowed else int(cap)
+    stats = con.sql(f"""
+        SELECT rule, coalesce(sum(n * (n - 1) / 2), 0) AS asked,
+               coalesce(sum(CASE WHEN n <= {block_cap} THEN n * (n - 1) / 2 END), 0) AS kept,
+               count(CASE WHEN n > {block_cap} THEN 1 END) AS blocks_out,
+               coalesce(sum(CASE WHEN n > {block_cap} THEN n END), 0) AS records_out,
+               count(CASE WHEN n > {int(budget.max_block_size)} THEN 1 END) AS oversized,
+               coalesce(max(n), 0) AS largest
+        FROM ({sizes}) s GROUP BY rule
+    """).fetchall()
+    by_rule = {int(r[0]): r[1:] for r in stats}
+    rows, kept_rules, oversized_rows = [], [], []
+    for k, fields in enumerate(rules):
+        asked, kept, blocks_out, records_out, oversized, largest = (int(v) for v in by_rule.get(k, (0,) * 6))
+        status, reason = "kept", ""
+        if blocks_out:
+            reasons = []
+            if oversized:
+                reasons.append(f"{oversized:,} key(s) shared by more than {budget.max_block_size:,} records "
+                               "(max_block_size) left out")
+            if blocks_out > oversized:
+                reasons.append(f"{blocks_out - oversized:,} block(s) of more than {block_cap:,} records left out to "
+                               f"hold all rules to {allowed:,} comparisons ({budget.comparisons_per_record:g} per "
+                               f"record x {records:,} records)")
+            status = "tightened" if kept else "skipped"
+            reason = f"{asked:,} comparisons asked for, {kept:,} kept: " + "; ".join(reasons)
+        if status != "skipped":
+            kept_rules.append(f"l.block_{k} = r.block_{k}" + (f" AND {extra_condition}" if extra_condition else ""))
+        rows.append({"rule": rule_text(fields), "status": status, "comparisons": asked, "comparisons_kept": kept,
+                     "blocks_left_out": blocks_out, "records_left_out": records_out, "largest_block": largest,
+                     "reason": reason})
+        if oversized:
+            keys = ", ".join(fields)
+            shown = con.sql(f"SELECT concat_ws(' | ', {', '.join(f'CAST({f} AS VARCHAR)' for f in fields)}), n "
+                            f"FROM _blocks_{k} WHERE n > {int(budget.max_block_size)} "
+                            f"ORDER BY n DESC, {keys} LIMIT {KEYS_SHOWN}").fetchall()
+            oversized_rows += [{"rule": rule_text(fields), "key": key, "records": int(n)} for key, n in shown]
+    _add_block_columns(con, table, rules, block_cap, [r["status"] != "skipped" for r in rows])
+    return BlockingPlan(kept_rules, allowed, block_cap, pd.DataFrame(rows),
+                        pd.DataFrame(oversized_rows, columns=["rule", "key", "records"]))
+
+
+def _add_block_columns(con, table: str, rules, block_cap: int, used: list[bool]) -> None:
+    """Add `block_<k>` per used rule to `table`: the record's block number, NULL when left out.
+
+    An UPDATE in place: rebuilding the wide table with thirteen joins costs several times more."""
+    for k, fields in enumerate(rules):
+        if used[k]:
+            on = " AND ".join(f"b.{f} = {table}.{f}" for f in fields)
+            con.execute(f"ALTER TABLE {table} ADD COLUMN block_{k} BIGINT")
+            con.execute(f"UPDATE {table} SET block_{k} = b.block_id "
+                        f"FROM (SELECT * FROM _blocks_{k} WHERE n <= {block_cap}) AS b WHERE {on}")
+        con.execute(f"DROP TABLE IF EXISTS _blocks_{k}")

@@ -13,7 +13,10 @@ cached as bench/out/predict_<contacts>.duckdb; `--rebuild` makes it again.
 
 Parts are timed one by one (peak memory per part via Linux's VmHWM, reset before each part),
 then `run_predictions` runs the whole stage (features, windows, fits, two classifiers trained,
-evaluated and scored, predictions written) once more, as the Dagster asset does.
+evaluated and scored, predictions written) once more, as the Dagster asset does. Last, on a copy
+with the profile memory the stage follows (`contact_daily`, `profile_changes`), the runs a pipeline
+makes: a full run that trains, a 1% drop (a web-events file dated that day) and a new day without
+files, each as a share of the full run (`--runs-only` prints only these).
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import math
+import os
+import shutil
 import time
 from pathlib import Path
 
@@ -32,6 +37,7 @@ from threadpoolctl import threadpool_limits
 from crm_pipeline.predict import bgnbd, classifier, gamma_gamma
 from crm_pipeline.predict.features import compute_features, first_purchase_after
 from crm_pipeline.predict.run import _bgnbd_at, run_predictions
+from crm_pipeline.profiles.build import build_profiles
 from crm_pipeline.warehouse.bulk import insert_arrow
 from crm_pipeline.warehouse.engine import make_engine
 from crm_pipeline.warehouse.identity_schema import create_identity_tables, identity_map
@@ -41,15 +47,22 @@ AS_OF = dt.date(2025, 6, 30)
 DAYS = 730
 BASE = np.datetime64("2023-07-01T00:00:00")
 OUT = Path(__file__).parent / "out"
+# The runs' training day: the drop (dated AS_OF) and the new day come after it and reuse its models.
+TRAINED_ON = AS_OF - dt.timedelta(days=3)
 
 
 def _timestamps(day: np.ndarray) -> pa.Array:
     return pa.array(BASE + (day * 86400).astype("timedelta64[s]"), pa.timestamp("us", tz="UTC"))
 
 
-def _staged(columns: dict, n: int, table: str) -> pa.Table:
+# One file per staged table: a record's lineage (file, row) names it alone, as the profile stage expects.
+FILE_IDS = {"orders": 1, "order_items": 2, "email_events": 3, "web_events": 4}
+
+
+def _staged(columns: dict, n: int, table: str, file_id: int | None = None) -> pa.Table:
     """Lineage columns plus `columns`, in the staged table's column order (missing ones NULL)."""
-    base = {"_file_id": pa.array(np.ones(n, np.int32)), "_row_number": pa.array(np.arange(n, dtype=np.int32)),
+    file_id = FILE_IDS[table] if file_id is None else file_id
+    base = {"_file_id": pa.array(np.full(n, file_id, np.int32)), "_row_number": pa.array(np.arange(n, dtype=np.int32)),
             "_brand": pa.array(np.full(n, "brand_a")), "_row_hash": pa.array(np.zeros(n, np.int64))}
     return pa.table({**base, **columns})
 
@@ -105,7 +118,7 @@ def synth_warehouse(n: int, seed: int = 7) -> dict[str, pa.Table]:
         return pa.table({"brand": pa.array(np.full(rows, "brand_a")), "entity": pa.array(np.full(rows, entity)),
                          "source_key": keys, "node_id": pa.array(contact[owner]), "contact_id": pa.array(contact[owner]),
                          "match_type": pa.array(np.full(rows, "deterministic")),
-                         "_file_id": pa.array(np.ones(rows, np.int32)),
+                         "_file_id": pa.array(np.full(rows, FILE_IDS[entity], np.int32)),
                          "_row_number": pa.array(np.arange(rows, dtype=np.int32))})
     imap = pa.concat_tables([mapped("orders", order_id, cid), mapped("email_events", email["event_id"], e_who),
                              mapped("web_events", web["event_id"], w_who)])
@@ -160,11 +173,77 @@ class Parts:
         return result
 
 
+def _a_drop(conn, share: float, day: dt.date, seed: int = 3) -> int:
+    """A new file of web events, `share` of the staged web events' count, of contacts drawn at random, dated
+    `day` (as the end-to-end bench's 1% drop: one web-events file): staged rows and their identity rows."""
+    total = conn.exec_driver_sql("SELECT COUNT(*) FROM stg_web_events").scalar()
+    contacts = conn.exec_driver_sql("SELECT DISTINCT contact_id FROM identity_map ORDER BY 1").scalars().all()
+    rng = np.random.default_rng(seed)
+    n = max(int(total * share), 1)
+    who = np.asarray(contacts, dtype=object)[rng.integers(0, len(contacts), n)]
+    file_id = conn.exec_driver_sql("SELECT MAX(_file_id) + 1 FROM identity_map").scalar()
+    keys = pa.array(np.char.add(f"D{file_id}-", np.arange(n).astype(str)))
+    when = np.datetime64(day.isoformat()) + (rng.random(n) * 86400).astype("timedelta64[s]")
+    web = _staged({"event_id": keys, "event_type": pa.array(np.full(n, "page_view")),
+                   "occurred_at": pa.array(when, pa.timestamp("us", tz="UTC"))}, n, "web_events", file_id)
+    mapped = pa.table({"brand": pa.array(np.full(n, "brand_a")), "entity": pa.array(np.full(n, "web_events")),
+                       "source_key": keys, "node_id": pa.array(who.astype(str)), "contact_id": pa.array(who.astype(str)),
+                       "match_type": pa.array(np.full(n, "deterministic")),
+                       "_file_id": pa.array(np.full(n, file_id, np.int32)),
+                       "_row_number": pa.array(np.arange(n, dtype=np.int32))})
+    insert_arrow(conn, stg_tables["web_events"], web)
+    insert_arrow(conn, identity_map, mapped)
+    return n
+
+
+def runs(n: int, rebuild: bool) -> None:
+    """Full, 1% drop and new-day runs of the stage as the pipeline makes them, on a copy of the warehouse with
+    the profile memory the stage follows (a full profile build first; an incremental one before each run)."""
+    cached, _ = warehouse(n, rebuild)
+    cached.dispose()
+    db = OUT / f"predict_runs_{n}.duckdb"
+    shutil.copyfile(OUT / f"predict_{n}.duckdb", db)
+    engine = make_engine(f"duckdb:///{db}")
+    models = OUT / "models"
+    started = time.perf_counter()
+    build_profiles(engine, as_of=AS_OF, full_refresh=True)
+    print(f"profile memory for {n:,} contacts built in {time.perf_counter() - started:.0f} s "
+          f"(load {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
+    rows = []
+
+    def run(name: str, as_of: dt.date, **kw) -> None:
+        profiles_started = time.perf_counter()
+        build_profiles(engine, as_of=as_of)
+        profiles = time.perf_counter() - profiles_started
+        started = time.perf_counter()
+        result = run_predictions(engine, as_of=as_of, model_dir=models, retrain_days=7, cadence_start=TRAINED_ON, **kw)
+        seconds = time.perf_counter() - started
+        rows.append(seconds)
+        r = result["run"]
+        print(f"  {name:10s} predictions {seconds:6.1f} s  {seconds / rows[0]:6.1%} of full  "
+              f"[{r['mode']}; {'trained' if result['training']['retrained'] else 'models reused'}; "
+              f"{r['contacts_recomputed']:,} contacts from their records, {r['contacts_rescored']:,} buyers scored]"
+              f"{' ' + str(r['recomputed_because']) if r['recomputed_because'] else ''}"
+              f"  (profile build before it {profiles:.1f} s; load {os.getloadavg()[0]:.1f})", flush=True)
+
+    run("full", AS_OF, full_refresh=True)
+    with engine.begin() as conn:
+        added = _a_drop(conn, 0.01, AS_OF)
+    print(f"  drop: {added:,} web events dated {AS_OF}")
+    run("1% drop", AS_OF)
+    run("new day", AS_OF + dt.timedelta(days=1))
+    engine.dispose()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--contacts", type=int, default=100_000)
     parser.add_argument("--rebuild", action="store_true")
+    parser.add_argument("--runs-only", action="store_true", help="only the full / 1%% drop / new-day runs")
     args = parser.parse_args()
+    if args.runs_only:
+        runs(args.contacts, args.rebuild)
+        return
     engine, built = warehouse(args.contacts, args.rebuild)
     with engine.connect() as conn:
         counts = {t: conn.exec_driver_sql(f"SELECT COUNT(*) FROM {t}").scalar()
@@ -208,6 +287,7 @@ def main() -> None:
     print(f"  scored {result['customers_scored']:,} customers of {result['contacts_with_features']:,} contacts; "
           + "; ".join(f"{k}: {v['used']}" for k, v in result["classifiers"].items()))
     engine.dispose()
+    runs(args.contacts, False)
 
 
 if __name__ == "__main__":

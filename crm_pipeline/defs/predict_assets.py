@@ -18,8 +18,10 @@ GROUP = "predict"
 def _json(value) -> dict:
     """JSON-safe (NaN -> null) for Dagster metadata."""
     return json.loads(json.dumps(value, default=float).replace("NaN", "null"))
+# The timeline too: a run follows the profile builds (`profile_changes`, `contact_daily`) to know which contacts
+# new data touched (crm_pipeline/predict/incremental.py).
 DEPS = ["identity_map", "stg_orders", "stg_order_items", "stg_products", "stg_email_events", "stg_web_events",
-        "stg_subscribers"]
+        "stg_subscribers", "timeline"]
 
 SPECS = [
     dg.AssetSpec("features", group_name=GROUP, owners=OWNERS, kinds=KINDS, deps=DEPS, partitions_def=DAILY,
@@ -39,7 +41,10 @@ SPECS = [
 ]
 
 
-@dg.multi_asset(specs=SPECS, name="predict_customers", partitions_def=DAILY, check_specs=[
+# Before the scoring stage when both are ready: scoring clears the profile builds' change log once it has read it,
+# and a prediction run that finds it cleared recomputes every contact.
+@dg.multi_asset(specs=SPECS, name="predict_customers", partitions_def=DAILY, op_tags={"dagster/priority": "1"},
+                check_specs=[
     dg.AssetCheckSpec("churn_model_beats_recency", asset="model_runs",
                       description="The churn classifier's held-out AUC is at least the recency baseline's; "
                                   "when it is not, the baseline scores instead and this check says so."),
@@ -67,11 +72,16 @@ def predict_customers(context: dg.AssetExecutionContext, warehouse: WarehouseRes
         evaluation = evaluation_table(conn, as_of)
         fits = conn.execute(sa.text("SELECT COUNT(*) FROM model_runs WHERE as_of = :d"), {"d": as_of}).scalar_one()
     churn = result["classifiers"].get("churn", {})
-    yield dg.MaterializeResult(asset_key="features", metadata={"dagster/row_count": result["contacts_with_features"]})
+    run = result["run"]
+    yield dg.MaterializeResult(asset_key="features", metadata={
+        "dagster/row_count": result["contacts_with_features"], "mode": run["mode"], "mode_reason": run["reason"],
+        "contacts_recomputed": run["contacts_recomputed"],
+        "recomputed_because": dg.MetadataValue.json(run["recomputed_because"])})
     model = {"retrained": training["retrained"], "training_reason": training["reason"],
              "trained_on": training["trained_on"], "model_age_days": training["model_age_days"]}
     yield dg.MaterializeResult(asset_key="predictions", metadata={
         "dagster/row_count": result["customers_scored"], "scored_by": result["scored_by"], **model,
+        "mode": run["mode"], "contacts_rescored": run["contacts_rescored"],
         "mean_predicted_clv": result["mean_predicted_clv"],
         "risk_bands": dg.MetadataValue.json(result["risk_bands"]),
         "segments": dg.MetadataValue.md(to_markdown(pd.Series(result["segments"], name="contacts")

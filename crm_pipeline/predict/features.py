@@ -242,7 +242,8 @@ def features_of(conn: sa.Connection, as_of: dt.date, contacts: str) -> pd.DataFr
 
 
 # The day's features of every contact with the model-only columns: what a run writes to `features` and scores.
-DAY = sa.Table("tmp_predict_day", sa.MetaData(), *(sa.Column(c.name, c.type, nullable=c.nullable) for c in features.columns),
+DAY = sa.Table("tmp_predict_day", sa.MetaData(),
+               *(sa.Column(c.name, c.type, nullable=c.nullable) for c in features.columns),
                *(sa.Column(c, sa.Integer, nullable=False) for c in MODEL_ONLY_COLUMNS), prefixes=["TEMPORARY"])
 
 # Day-counted columns a day later: the same last purchase, first record, open, click, visit, subscription.

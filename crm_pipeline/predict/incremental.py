@@ -30,7 +30,8 @@ RECOMPUTE = "tmp_predict_recompute"
 # The profile builds' reasons that mean a contact's records changed (`windows` only moved its 360 figures).
 REASONS = ("records", "order_lines", "catalogue", "new_day")
 
-predict_builds = sa.Table(  # one row per prediction run: its day, how it ran, what it redid, the profile build it followed
+# One row per prediction run: its day, how it ran, what it redid, the latest profile build it had followed.
+predict_builds = sa.Table(
     "predict_builds", metadata,
     sa.Column("build_number", sa.Integer, nullable=False),
     sa.Column("as_of", sa.Date, nullable=False),

@@ -1,10 +1,13 @@
 """The predict stage's entry point: features, RFM, BG/NBD + Gamma-Gamma CLV and the classifiers for one as-of date.
 
-`run_predictions` replaces the `features`, `predictions` and `model_runs` rows of `as_of`
-(delete-then-insert, one transaction). The models come from the training day of `as_of`
-(`cadence`): trained there and stored in `predict_models` when that day's stored models are
-missing, stale or a full refresh is asked for, otherwise read back and reused, so a new day between
-two training days costs a feature pass and a scoring pass. A BG/NBD or Gamma-Gamma fit that does not
+`run_predictions` brings the `features`, `predictions` and `model_runs` rows of `as_of` up to date
+in one transaction. The models come from the training day of `as_of` (`cadence`): trained there and
+stored in `predict_models` when that day's stored models are missing, stale or a full refresh is
+asked for, otherwise read back and reused. Between training days a run follows new data
+(`incremental`): only the contacts new records touched are computed from their records, the others
+are carried from the last run's features, and a drop on the same day rescores only the touched
+buyers; a new day scores every buyer from a narrow read of the day's features, since BG/NBD's age
+moves for everyone. A BG/NBD or Gamma-Gamma fit that does not
 converge is recorded as `not_converged` and the latest good parameters of an earlier training day are
 used instead; without any, those columns stay empty. Risk bands are shares of the day's scored buyers
 (`risk`); with the generator's truth at hand the churn score is also judged against true dropout
@@ -311,8 +314,9 @@ def _day_runs(models: Models, as_of: dt.date, horizons, clv_months: int, monthly
 def run_predictions(engine: sa.Engine, *, as_of: dt.date, model_dir: Path, horizons=(90, 365), clv_months: int = 12,
                     monthly_discount: float = 0.01, bgnbd_maxiter: int = 500, truth_dir: Path | None = None,
                     retrain_days: int = 1, cadence_start: dt.date | None = None, full_refresh: bool = False) -> dict:
-    """Write features, predictions and model_runs for `as_of`; return figures, metrics, PNG charts (when trained)
-    and `training`: whether the models were trained or reused, their training day and age.
+    """Write features, predictions and model_runs for `as_of`; return figures, metrics, PNG charts (when trained),
+    `training`: whether the models were trained or reused, their training day and age, and `run`: full or
+    incremental, why, the contacts computed from their records and the buyers scored (as `predict_builds` logs).
 
     The models are those of the training day `cadence.training_day(as_of, retrain_days, cadence_start)`
     (every day with the defaults). NumPy's BLAS and scikit-learn's OpenMP run on one thread here: beside

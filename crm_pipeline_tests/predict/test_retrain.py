@@ -93,7 +93,7 @@ def test_runs_reuse_the_models_of_the_training_day_and_equal_a_full_refresh(gene
     # A day that reuses its models carries the contacts without new records from the day before; a run that
     # trained computes everyone (its training pass does anyway).
     assert [r["mode"] for r in runs] == ["full" if trained else "incremental" for *_, trained in STEPS], runs
-    print(runs)
+    assert 0 < runs[2]["contacts_recomputed"] < runs[2]["contacts_rescored"], runs[2]
     assert training[0]["reason"] == "no stored model for the training day"
     # The second drop brings orders dated before the training day: the models of that day are trained again.
     assert training[1]["reason"] == "training data as of the training day changed"

@@ -249,12 +249,17 @@ DAY = sa.Table("tmp_predict_day", sa.MetaData(),
 # Day-counted columns a day later: the same last purchase, first record, open, click, visit, subscription.
 _SHIFTED = ("recency_days", "tenure_days", "days_since_open", "days_since_click", "days_since_browse",
             "subscription_age_days")
-# Window counts summed from `contact_daily` (the profiles' per contact, brand and day counts): (column, daily
-# sum, window in days, end of the window in days before as_of). A purchase day is a day with any purchase.
-_WINDOWS = (("email_open_30d_count", "opens", 30, 0), ("email_open_90d_count", "opens", 90, 0),
-            ("email_click_30d_count", "clicks", 30, 0), ("email_click_90d_count", "clicks", 90, 0),
-            ("browse_30d_count", "visits", 30, 0), ("browse_90d_count", "visits", 90, 0),
-            ("purchase_90d_count", "bought", 90, 0), ("purchase_prev_90d_count", "bought", 90, 90))
+# Window counts from `contact_daily` (the profiles' per contact, brand and day counts): (column, its count over
+# the rows in the window, window in days, end of the window in days before as_of). A purchase day is a day with a
+# purchase in any brand.
+_WINDOWS = (("email_open_30d_count", "SUM({in} email_open_count ELSE 0 END)", 30, 0),
+            ("email_open_90d_count", "SUM({in} email_open_count ELSE 0 END)", 90, 0),
+            ("email_click_30d_count", "SUM({in} email_click_count ELSE 0 END)", 30, 0),
+            ("email_click_90d_count", "SUM({in} email_click_count ELSE 0 END)", 90, 0),
+            ("browse_30d_count", "SUM({in} web_event_count ELSE 0 END)", 30, 0),
+            ("browse_90d_count", "SUM({in} web_event_count ELSE 0 END)", 90, 0),
+            ("purchase_90d_count", "COUNT(DISTINCT {in} CASE WHEN purchase_count > 0 THEN day END END)", 90, 0),
+            ("purchase_prev_90d_count", "COUNT(DISTINCT {in} CASE WHEN purchase_count > 0 THEN day END END)", 90, 90))
 
 
 def create_day(conn: sa.Connection) -> None:
@@ -274,11 +279,8 @@ def carry_to_day(conn: sa.Connection, previous: dt.date, as_of: dt.date, recompu
     windows are summed again from `contact_daily`, a narrow read of the last 180 days, never the events.
     """
     delta = (as_of - previous).days
-    day_sums = ("SELECT contact_id, day, SUM(email_open_count) AS opens, SUM(email_click_count) AS clicks, "
-                "SUM(web_event_count) AS visits, MAX(CASE WHEN purchase_count > 0 THEN 1 ELSE 0 END) AS bought "
-                "FROM contact_daily WHERE day > :since AND day <= :as_of GROUP BY contact_id, day")
-    windows = ", ".join(f"SUM(CASE WHEN day > :from_{n} AND day <= :to_{n} THEN {what} ELSE 0 END) AS {n}"
-                        for n, what, _, _ in _WINDOWS)
+    windows = ", ".join(count.replace("{in}", f"CASE WHEN day > :from_{n} AND day <= :to_{n} THEN") + f" AS {n}"
+                        for n, count, _, _ in _WINDOWS)
     picked = []
     for column in DAY.columns:
         name = column.name
@@ -301,7 +303,8 @@ def carry_to_day(conn: sa.Connection, previous: dt.date, as_of: dt.date, recompu
         INSERT INTO {DAY.name} ({columns})
         SELECT {", ".join(picked)}
         FROM features f
-        LEFT JOIN (SELECT contact_id, {windows} FROM ({day_sums}) d GROUP BY contact_id) w
+        LEFT JOIN (SELECT contact_id, {windows} FROM contact_daily WHERE day > :since AND day <= :as_of
+                   GROUP BY contact_id) w
           ON w.contact_id = f.contact_id
         WHERE f.as_of = :previous AND f.contact_id NOT IN (SELECT contact_id FROM {recomputed})"""), params)
 

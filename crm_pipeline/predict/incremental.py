@@ -18,6 +18,7 @@ scored again: BG/NBD's age T moves for everyone, and the classifiers read the mo
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from dataclasses import dataclass
 
@@ -41,6 +42,9 @@ predict_builds = sa.Table(
               comment="contacts whose features were computed from their records"),
     sa.Column("contacts_rescored", sa.Integer, nullable=False, comment="buyers the models scored"),
     sa.Column("profile_build", sa.Integer, comment="the latest profile build the run had followed"),
+    sa.Column("trained_on", sa.Date, nullable=False, comment="the training day of the models it scored with"),
+    sa.Column("input_fingerprint", sa.String, nullable=False,
+              comment="the training inputs' digest it checked the stored models against"),
 )
 
 
@@ -51,24 +55,37 @@ class Plan:
     previous_as_of: dt.date | None
     previous_profile_build: int | None
     profile_build: int | None
+    previous_trained_on: dt.date | None = None
+    previous_fingerprint: str | None = None
+
+    def known_fingerprint(self, conn: sa.Connection, training_day: dt.date) -> str | None:
+        """The training inputs' digest without reading them, when the last run checked it for the same training day
+        and no record changed since (records dated after that day are not its inputs); else None."""
+        if self.full or self.previous_trained_on != training_day:
+            return None
+        changed = conn.execute(sa.text(
+            "SELECT COUNT(*) FROM profile_changes WHERE build_number > :after AND build_number <= :upto "
+            "AND reason IN ('records', 'order_lines', 'catalogue')"),
+            {"after": -1 if self.previous_profile_build is None else self.previous_profile_build,
+             "upto": self.profile_build}).scalar_one()
+        return None if changed else self.previous_fingerprint
 
 
 def _has(conn: sa.Connection, table: str) -> bool:
     return sa.inspect(conn).has_table(table)
 
 
-def plan_run(conn: sa.Connection, as_of: dt.date, *, full_refresh: bool, retrained: bool) -> Plan:
+def plan_run(conn: sa.Connection, as_of: dt.date, *, full_refresh: bool) -> Plan:
+    """Full or incremental, before the models are known (a run that trains them is made full: `trained`)."""
     predict_builds.create(conn, checkfirst=True)
-    last = conn.execute(sa.select(predict_builds.c.as_of, predict_builds.c.profile_build)
-                        .order_by(predict_builds.c.build_number.desc()).limit(1)).first()
+    last = conn.execute(sa.select(predict_builds).order_by(predict_builds.c.build_number.desc()).limit(1)).first()
     following = _has(conn, "profile_builds") and _has(conn, "profile_changes") and _has(conn, "contact_daily")
     before = last.profile_build if last is not None else None
     since = profile_changes.changes_since(conn, before) if following else None
-    previous = (last.as_of if last is not None else None, before, since.latest if since else None)
+    previous = (last.as_of if last is not None else None, before, since.latest if since else None,
+                last.trained_on if last is not None else None, last.input_fingerprint if last is not None else None)
     if full_refresh:
         return Plan(True, "full refresh requested", *previous)
-    if retrained:
-        return Plan(True, "models trained in this run", *previous)
     if last is None:
         return Plan(True, "first run", *previous)
     if as_of < last.as_of:
@@ -80,6 +97,11 @@ def plan_run(conn: sa.Connection, as_of: dt.date, *, full_refresh: bool, retrain
     if _forgotten(conn, before):
         return Plan(True, "the profile changes since the last run were cleared by a later stage", *previous)
     return Plan(False, "incremental", *previous)
+
+
+def trained(plan: Plan) -> Plan:
+    """The plan of a run whose models were trained now: full, as the training pass computes everyone anyway."""
+    return plan if plan.full else dataclasses.replace(plan, full=True, reason="models trained in this run")
 
 
 def _forgotten(conn: sa.Connection, before: int | None) -> bool:
@@ -110,13 +132,15 @@ def recompute_count(conn: sa.Connection) -> int:
     return conn.execute(sa.text(f"SELECT COUNT(*) FROM {RECOMPUTE}")).scalar_one()
 
 
-def log_run(conn: sa.Connection, as_of: dt.date, plan: Plan, recomputed: int, rescored: int) -> None:
+def log_run(conn: sa.Connection, as_of: dt.date, plan: Plan, recomputed: int, rescored: int, trained_on: dt.date,
+            fingerprint: str) -> None:
     conn.execute(sa.text(
         "INSERT INTO predict_builds (build_number, as_of, mode, reason, contacts_recomputed, contacts_rescored, "
-        "profile_build) SELECT COALESCE(MAX(build_number), 0) + 1, :as_of, :mode, :reason, :recomputed, :rescored, "
-        ":profile_build FROM predict_builds"),
+        "profile_build, trained_on, input_fingerprint) SELECT COALESCE(MAX(build_number), 0) + 1, :as_of, :mode, "
+        ":reason, :recomputed, :rescored, :profile_build, :trained_on, :fingerprint FROM predict_builds"),
         {"as_of": as_of, "mode": "full" if plan.full else "incremental", "reason": plan.reason,
-         "recomputed": recomputed, "rescored": rescored, "profile_build": plan.profile_build})
+         "recomputed": recomputed, "rescored": rescored, "profile_build": plan.profile_build,
+         "trained_on": trained_on, "fingerprint": fingerprint})
 
 
 def drop_plan_tables(conn: sa.Connection) -> None:

@@ -62,6 +62,7 @@ class Models:
     retrained: bool
     reason: str
     fit_seconds: dict[str, float] = field(default_factory=dict)
+    fingerprint: str = ""                      # the training inputs' digest they were checked against
 
     def used_params(self, model: str) -> dict | None:
         return json.loads(self.rows[model]["metrics"]).get("used_params")
@@ -194,10 +195,11 @@ def _outcomes_of(rows: dict[str, dict]) -> dict[str, classifier.TaskOutcome]:
     return outcomes
 
 
-def _models(conn, as_of: dt.date, *, retrain_days: int, cadence_start: dt.date | None, full_refresh: bool,
-            model_dir: Path, maxiter: int) -> tuple[Models, pd.DataFrame | None]:
+def _models(conn, as_of: dt.date, *, plan: incremental.Plan, retrain_days: int, cadence_start: dt.date | None,
+            full_refresh: bool, model_dir: Path, maxiter: int) -> tuple[Models, pd.DataFrame | None]:
     """The models for `as_of` (trained now or read back) and, when trained now, the features of `as_of` that
-    the training pass computed with the windows (every contact)."""
+    the training pass computed with the windows (every contact). The training inputs' digest is read from the
+    last run when no record changed since (`Plan.known_fingerprint`), else computed over the staged history."""
     day = cadence.training_day(as_of, retrain_days=retrain_days, start=cadence_start)
     # scikit-learn's version too: a stored scorer is a pickle that another version may not read back.
     key = cadence.settings_key(version=MODEL_VERSION, sklearn=sklearn.__version__, bgnbd_maxiter=maxiter,
@@ -206,11 +208,11 @@ def _models(conn, as_of: dt.date, *, retrain_days: int, cadence_start: dt.date |
                                window_step_days=classifier.WINDOW_STEP_DAYS,
                                max_rows_per_window=classifier.MAX_ROWS_PER_WINDOW,
                                holdout_share=classifier.HOLDOUT_SHARE, isotonic_min_rows=classifier.ISOTONIC_MIN_ROWS)
-    fingerprint = cadence.training_fingerprint(conn, day)
+    fingerprint = plan.known_fingerprint(conn, day) or cadence.training_fingerprint(conn, day)
     stored = _stored(conn, day)
     decision = cadence.decide(stored, PREDICT_MODELS, fingerprint=fingerprint, key=key, full_refresh=full_refresh)
     if not decision.retrain:
-        return Models(day, stored, _outcomes_of(stored), False, decision.reason), None
+        return Models(day, stored, _outcomes_of(stored), False, decision.reason, fingerprint=fingerprint), None
     plan, every, reason = _plan(conn, day)
     training = sorted({c for evaluate_at, train_at in plan.values() for c in (evaluate_at, *train_at)})
     # One pass: every contact at as_of and at the training day, sampled buyers at the classifier's cutoffs.
@@ -224,7 +226,7 @@ def _models(conn, as_of: dt.date, *, retrain_days: int, cadence_start: dt.date |
     # Training again for the same day replaces its models (a back-dated change, a full refresh).
     conn.execute(predict_models.delete().where(predict_models.c.trained_on == day))
     conn.execute(predict_models.insert(), list(rows.values()))
-    return Models(day, rows, outcomes, True, decision.reason, seconds), feats
+    return Models(day, rows, outcomes, True, decision.reason, seconds, fingerprint), feats
 
 
 def _score_batch(batch: pd.DataFrame, models: Models, horizons, clv_months: int,
@@ -329,9 +331,11 @@ def run_predictions(engine: sa.Engine, *, as_of: dt.date, model_dir: Path, horiz
     with threadpool_limits(limits=1):
         create_predict_tables(engine)
         with engine.begin() as conn:
-            models, feats = _models(conn, as_of, retrain_days=retrain_days, cadence_start=cadence_start,
+            plan = incremental.plan_run(conn, as_of, full_refresh=full_refresh)
+            models, feats = _models(conn, as_of, plan=plan, retrain_days=retrain_days, cadence_start=cadence_start,
                                     full_refresh=full_refresh, model_dir=model_dir, maxiter=bgnbd_maxiter)
-            plan = incremental.plan_run(conn, as_of, full_refresh=full_refresh, retrained=models.retrained)
+            if models.retrained:
+                plan = incremental.trained(plan)
             reasons, only_recomputed = _day_features(conn, as_of, plan, feats)
             contacts = conn.execute(sa.text(f"SELECT COUNT(*) FROM {DAY.name}")).scalar_one()
             buyers = "purchase_count > 0" + (f" AND contact_id IN (SELECT contact_id FROM {incremental.RECOMPUTE})"
@@ -354,7 +358,7 @@ def run_predictions(engine: sa.Engine, *, as_of: dt.date, model_dir: Path, horiz
             insert_arrow(conn, predictions, pa.Table.from_pandas(out[columns], preserve_index=False))
             conn.execute(model_runs.insert(), _day_runs(models, as_of, horizons, clv_months, monthly_discount, truth))
             recomputed = contacts if plan.full else incremental.recompute_count(conn)
-            incremental.log_run(conn, as_of, plan, recomputed, rescored)
+            incremental.log_run(conn, as_of, plan, recomputed, rescored, models.trained_on, models.fingerprint)
             DAY.drop(conn)
             incremental.drop_plan_tables(conn)
     run = {"mode": "full" if plan.full else "incremental", "reason": plan.reason, "contacts_recomputed": recomputed,
@@ -380,7 +384,8 @@ def _day_features(conn, as_of: dt.date, plan: incremental.Plan, feats: pd.DataFr
     else:
         reasons = incremental.select_recompute(conn, plan, as_of)
         carry_to_day(conn, plan.previous_as_of, as_of, incremental.RECOMPUTE)
-        add_to_day(conn, features_of(conn, as_of, incremental.RECOMPUTE))
+        if incremental.recompute_count(conn):
+            add_to_day(conn, features_of(conn, as_of, incremental.RECOMPUTE))
         same_day = as_of == plan.previous_as_of
     columns = ", ".join(f'"{c.name}"' for c in features.columns)
     scope = f" AND contact_id IN (SELECT contact_id FROM {incremental.RECOMPUTE})" if same_day else ""

@@ -11,6 +11,9 @@ warehouse and prints, per scale, each part's wall seconds, CPU seconds and rows/
 - publish: rules across rows, dedup, holds and accounting, in SQL.
 - GX validation: reading each file's staged rows, its suite, storing `dq_results`; then Data Docs.
 
+The raw-load floor (DuckDB reading the same landing files into all-VARCHAR tables, bench/e2e.py's
+floor) is measured in the same run; the stage and each part are printed as a ratio against it.
+
 rows/s per core = rows / CPU seconds of the part (CPU seconds = wall seconds x cores
 used; the CPU clock is the fair one on a shared machine). GX's share is of the stage's wall time.
 Targets: standardization >= 500,000 rows/s per core; GX <= 50% of the stage.
@@ -22,6 +25,7 @@ same state: the drop's stage seconds against the full stage's.
 
 from __future__ import annotations
 
+import os
 import sys
 import tempfile
 import time
@@ -74,7 +78,7 @@ def stage_parts(engine, full_refresh: bool) -> tuple[dict, dict, int, list, obje
 def run_one(root: Path, people: int) -> None:
     import shutil
 
-    from bench._e2e_data import write_drop
+    from bench._e2e_data import raw_load_floor, write_drop
     from crm_pipeline.landing.ingest import ingest_folder
     from crm_pipeline.landing.scan import LandingFolder
     from crm_pipeline.quality.publish import publish
@@ -84,6 +88,9 @@ def run_one(root: Path, people: int) -> None:
     landing = root / f"quality_{people}_landing"
     shutil.rmtree(landing, ignore_errors=True)
     shutil.copytree(data_set(root, people, seed=SEED) / "landing", landing)
+    started = time.perf_counter()
+    raw_load_floor(landing, root / f"quality_{people}_floor.duckdb")
+    floor = time.perf_counter() - started
     db = root / f"quality_{people}.duckdb"
     db.unlink(missing_ok=True)
     engine = make_engine(f"duckdb:///{db}")
@@ -92,11 +99,12 @@ def run_one(root: Path, people: int) -> None:
     wall, cpu, rows, typed, _ = stage_parts(engine, full_refresh=False)
     stage = sum(wall[p] for p in PARTS)
     gx = wall["GX validation"] + wall["GX data docs"]
-    print(f"people={people:>9,}  rows={rows:>11,}  files={len(typed)}  stage={stage:7.1f} s  "
-          f"peak_mem={peak_rss_mb():7.0f} MB")
-    print(f"   {'part':<15}{'wall s':>8}{'cpu s':>8}{'rows/s':>12}{'rows/s/core':>13}")
+    print(f"people={people:>9,}  rows={rows:>11,}  files={len(typed)}  stage={stage:7.1f} s = "
+          f"{stage / floor:.2f}x the raw-load floor ({floor:.1f} s)  peak_mem={peak_rss_mb():7.0f} MB  "
+          f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    print(f"   {'part':<15}{'wall s':>8}{'x floor':>8}{'cpu s':>8}{'rows/s':>12}{'rows/s/core':>13}")
     for part in PARTS:
-        print(f"   {part:<15}{wall[part]:>8.1f}{cpu[part]:>8.1f}{rows / wall[part]:>12,.0f}"
+        print(f"   {part:<15}{wall[part]:>8.1f}{wall[part] / floor:>8.2f}{cpu[part]:>8.1f}{rows / wall[part]:>12,.0f}"
               f"{rows / cpu[part]:>13,.0f}")
     print(f"   standardization: {rows / cpu['standardize']:,.0f} rows/s per core (target >= 500,000; "
           f"cores used = CPU/wall = {cpu['standardize'] / wall['standardize']:.2f}, below 1 while other jobs share the CPU)")

@@ -1,8 +1,9 @@
 """Audience membership for one day: every configured audience, across all brands and per brand.
 
-One transaction per run: the day's snapshot in `audience_members` and its `audience_sizes` are
-deleted and inserted again, then `audience_history` for that day (and for the next snapshot day,
-if one exists, since its comparison point changed) is rebuilt, so re-running a day rewrites the
+One transaction per run: a new day's snapshot in `audience_members` is inserted and its
+`audience_history` (and that of the next snapshot day, if one exists, since its comparison point
+changed) built; a re-run of a day (a drop) writes only the membership rows that changed and the
+history of those (audience, contact) pairs; `audience_sizes` is replaced. Re-running a day gives the
 same rows. Every statement reads or deletes one day (the previous snapshot day is found in the small
 `audience_sizes`), so a day costs the same however many days are kept. The heavy work is SQL: one scratch table of profile rows (one across brands, brand
 '', plus one per contact and brand, carrying only the fields the rules read and an `opted_out`
@@ -31,6 +32,7 @@ from crm_pipeline.audiences.compile import Compiler, sa_type
 from crm_pipeline.audiences.config import Audience, AudienceConfig, load_audiences
 from crm_pipeline.audiences.rules import PREDICTION_FIELDS, PROFILE_FIELDS, All, AnyOf, FieldCondition, Not
 from crm_pipeline.audiences.sql import sha256_hex
+from crm_pipeline.scoring import day_rows
 from crm_pipeline.warehouse.audience_schema import (
     audience_history, audience_members, audience_sizes, create_audience_tables,
 )
@@ -92,10 +94,7 @@ BASE = sa.table("tmp_audience_base", sa.column("contact_id", sa.String()), sa.co
                 sa.column("opted_out", sa.Integer()), *[sa.column(n, sa_type(k)) for n, k in PROFILE_FIELDS.items()])
 
 _PREDICTION_NEEDS = ("as_of", "contact_id")
-_NEXT = "tmp_audience_next"        # the day's members as this run computes them
-_CHANGED = "tmp_audience_changed"  # (audience, contact_id, action) of a re-run day's rows that differ
-_SCRATCH = ("tmp_audience_base", "tmp_audience_suppressed", _NEXT)
-_DETAILS = ("email", "phone", "first_name", "last_name", "brand_scope")
+_SCRATCH = ("tmp_audience_base", "tmp_audience_suppressed")
 
 
 def materialize_audiences(engine: sa.Engine, *, as_of: dt.date, audiences_file=None) -> pd.DataFrame:
@@ -134,7 +133,7 @@ def fields_used(config: AudienceConfig) -> list[str]:
 
 def build_members(conn: sa.Connection, config: AudienceConfig, as_of: dt.date) -> tuple[list[dict], int | None]:
     """Write the day's `audience_members` and `audience_sizes`; returns the audiences planned and, on a re-run
-    of the day, the membership rows that changed (None: the day was written whole, see `_write_members`)."""
+    of the day, the membership rows that changed (None: a new day, written whole)."""
     for name in _SCRATCH:
         conn.execute(sa.text(f"DROP TABLE IF EXISTS {name}"))
     conn.execute(sa.text(base_sql(fields_used(config))))
@@ -148,8 +147,12 @@ def build_members(conn: sa.Connection, config: AudienceConfig, as_of: dt.date) -
 
     _suppressed(conn)
     queries = [p["query"] for p in plan if p["query"] is not None]
-    conn.execute(sa.text(f"DROP TABLE IF EXISTS {_NEXT}"))
-    conn.execute(sa.text(f"CREATE TEMPORARY TABLE {_NEXT} AS SELECT * FROM audience_members WHERE 1 = 0"))
+    # a day run before (a drop re-runs it) is written by difference; a new day straight into the table
+    rerun = conn.execute(sa.select(audience_sizes.c.as_of).where(audience_sizes.c.as_of == as_of).limit(1)).first()
+    into = day_rows.begin(conn, "audience_members", full=False) if rerun else "audience_members"
+    day_rows.drop(conn)
+    if not rerun:
+        conn.execute(audience_members.delete().where(audience_members.c.as_of == as_of))
     if queries:
         # one statement: every audience's members, with the golden contact details, minus suppressions
         hits = (sa.union_all(*queries) if len(queries) > 1 else queries[0]).subquery("hits")
@@ -159,9 +162,12 @@ def build_members(conn: sa.Connection, config: AudienceConfig, as_of: dt.date) -
                           p360.c.email, p360.c.phone, p360.c.first_name, p360.c.last_name, hits.c.brand_scope)
                 .select_from(hits.join(p360, p360.c.contact_id == hits.c.contact_id))
                 .where(~sa.exists().where(suppressed.c.contact_id == hits.c.contact_id)))
-        conn.execute(sa.insert(sa.table(_NEXT, *[sa.column(c.name) for c in audience_members.columns])).from_select(
+        conn.execute(sa.insert(sa.table(into, *[sa.column(c.name) for c in audience_members.columns])).from_select(
             ["as_of", "audience", "contact_id", "email", "phone", "first_name", "last_name", "brand_scope"], rows))
-    changed = _write_members(conn, as_of)
+    # A re-run writes only the (audience, contact) rows that entered, left or whose contact details changed,
+    # listed in `day_rows.CHANGED` for `write_history`: deleting and inserting the whole day and its history
+    # again cost a drop more than a full run.
+    changed = day_rows.finish(conn, "audience_members", ("audience", "contact_id"), as_of) if rerun else None
     if is_postgresql(conn):
         # the new day is not in the planner's statistics yet: estimated at one row, the history diff
         # would run as a nested loop over the two days (minutes). ANALYZE samples a bounded number of rows.
@@ -176,42 +182,6 @@ def build_members(conn: sa.Connection, config: AudienceConfig, as_of: dt.date) -
     for name in _SCRATCH:
         conn.execute(sa.text(f"DROP TABLE IF EXISTS {name}"))
     return plan, changed
-
-
-def _write_members(conn: sa.Connection, as_of: dt.date) -> int | None:
-    """Store the day's members computed in `tmp_audience_next`.
-
-    A day run for the first time is inserted whole (returns None). A re-run of a day (a drop on the same day)
-    writes by difference: only the (audience, contact) rows that entered, left or whose contact details
-    changed are deleted and inserted, listed in `tmp_audience_changed` for `write_history` (returns their
-    number). Deleting and inserting the whole day again cost a drop more than a full run: the day's rows
-    and its history, rewritten although nearly all come out the same."""
-    conn.execute(sa.text(f"DROP TABLE IF EXISTS {_CHANGED}"))
-    day = {"d": as_of}
-    ran = conn.execute(sa.select(audience_sizes.c.as_of).where(audience_sizes.c.as_of == as_of).limit(1)).first()
-    if ran is None:
-        conn.execute(audience_members.delete().where(audience_members.c.as_of == as_of))
-        conn.execute(sa.text(f"INSERT INTO audience_members SELECT * FROM {_NEXT}"))
-        return None
-    differs = " OR ".join(f"n.{c} IS DISTINCT FROM s.{c}" for c in _DETAILS)
-    conn.execute(sa.text(f"""
-        CREATE TEMPORARY TABLE {_CHANGED} AS
-        SELECT COALESCE(n.audience, s.audience) AS audience, COALESCE(n.contact_id, s.contact_id) AS contact_id,
-               CASE WHEN s.contact_id IS NULL THEN 'insert' WHEN n.contact_id IS NULL THEN 'delete'
-                    ELSE 'update' END AS action
-        FROM {_NEXT} n
-        FULL OUTER JOIN (SELECT * FROM audience_members WHERE as_of = :d) s
-          ON s.audience = n.audience AND s.contact_id = n.contact_id
-        WHERE n.contact_id IS NULL OR s.contact_id IS NULL OR {differs}"""), day)
-    changed = conn.execute(sa.text(f"SELECT COUNT(*) FROM {_CHANGED}")).scalar_one()
-    if changed:
-        conn.execute(sa.text(f"""
-            DELETE FROM audience_members WHERE as_of = :d AND (audience, contact_id) IN (
-                SELECT audience, contact_id FROM {_CHANGED} WHERE action <> 'insert')"""), day)
-        conn.execute(sa.text(f"""
-            INSERT INTO audience_members SELECT n.* FROM {_NEXT} n
-            JOIN {_CHANGED} c ON c.audience = n.audience AND c.contact_id = n.contact_id"""))
-    return int(changed)
 
 
 def _entry(name, audience: Audience, scope: str, query, note=None) -> dict:
@@ -347,11 +317,11 @@ def write_history(conn: sa.Connection, as_of: dt.date, changed: int | None = Non
                                    "AND previous_as_of IS DISTINCT FROM :p").bindparams(
         sa.bindparam("d", type_=sa.Date()), sa.bindparam("p", type_=sa.Date())),
         {"d": as_of, "p": previous}).scalar_one() if changed is not None else None
-    written = _history_for(conn, as_of, previous, only=_CHANGED if against == 0 else None)
+    written = _history_for(conn, as_of, previous, only=day_rows.CHANGED if against == 0 else None)
     following = snapshot_day(conn, after=as_of)
     if following is not None:
         _history_for(conn, following, as_of)
-    conn.execute(sa.text(f"DROP TABLE IF EXISTS {_CHANGED}"))
+    day_rows.drop(conn)
     return written
 
 

@@ -11,6 +11,8 @@ rewritten. So, on an incremental run with the previous run's rows in place, the 
 Every stage move of the day belongs to a due contact (a move happens on a purchase day, a threshold day
 or a first day), so the day's transitions are counted from them alone. Everyone else keeps the previous
 run's row with the new day on it: the row a full computation gives, since none of its inputs moved.
+On a new day those rows are copied to it (`restore`); on a re-run of the same day (a drop) they are already
+the day's, so only the due contacts' rows are written, by difference (`write_due`).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import datetime as dt
 import sqlalchemy as sa
 
 from crm_pipeline.profiles.sql import day_number
+from crm_pipeline.scoring import day_rows
 from crm_pipeline.scoring.config import ScoringConfig
 from crm_pipeline.scoring.daily import RECOMPUTE
 from crm_pipeline.scoring.engagement import ALL_BRANDS
@@ -28,6 +31,8 @@ from crm_pipeline.warehouse.scoring_schema import channel_preferences, contact_p
 DUE = "tmp_scoring_due"
 KNOWN_DUE = "tmp_scoring_known_due"
 CARRIED = (contact_preferences, channel_preferences, lifecycle_stages)
+KEYS = {"contact_preferences": ("contact_id",), "channel_preferences": ("contact_id", "brand"),
+        "lifecycle_stages": ("contact_id", "brand")}
 
 
 def _in_span(expr: str) -> str:
@@ -67,23 +72,22 @@ def _kept(table: sa.Table) -> str:
             WHERE t.as_of = :previous AND d.contact_id IS NULL"""
 
 
-def stash(conn: sa.Connection, previous: dt.date, as_of: dt.date) -> None:
-    """On a re-run of the same day, keep the rows to carry aside: the day's builders replace that day's rows.
-    On a new day the previous day's rows stay in place and `restore` reads them directly (no copy)."""
-    if previous != as_of:
-        return
-    for table in CARRIED:
-        conn.execute(sa.text(f"CREATE TEMPORARY TABLE tmp_carry_{table.name} AS {_kept(table)}"),
-                     {"previous": previous})
-
-
 def restore(conn: sa.Connection, previous: dt.date, as_of: dt.date) -> None:
-    """Write the kept rows as the new day's (after the due contacts' rows were computed)."""
+    """Copy the kept rows of the previous run's day to the new day (after the due contacts' rows were computed)."""
     for table in CARRIED:
         rest = ", ".join(c.name for c in table.columns if c.name != "as_of")
-        kept = f"tmp_carry_{table.name}" if previous == as_of else f"({_kept(table)}) kept"
         conn.execute(sa.text(f"INSERT INTO {table.name} (as_of, {rest}) SELECT CAST(:as_of AS DATE), {rest} "
-                             f"FROM {kept}"), {"as_of": as_of, "previous": previous})
+                             f"FROM ({_kept(table)}) kept"), {"as_of": as_of, "previous": previous})
+
+
+def copies(conn: sa.Connection) -> dict[str, str]:
+    """Empty copies to compute a re-run day's rows of the due contacts into (`day_rows`)."""
+    return {table.name: day_rows.begin(conn, table.name, full=False) for table in CARRIED}
+
+
+def write_due(conn: sa.Connection, as_of: dt.date) -> dict[str, int]:
+    """Bring the due contacts' rows of the day to those computed into the copies; returns rows written per table."""
+    return {table.name: day_rows.finish(conn, table.name, KEYS[table.name], as_of, scope=DUE) for table in CARRIED}
 
 
 def only_due(alias: str, due: str | None) -> str:
@@ -92,5 +96,6 @@ def only_due(alias: str, due: str | None) -> str:
 
 
 def drop(conn: sa.Connection) -> None:
-    for name in (DUE, KNOWN_DUE, *(f"tmp_carry_{t.name}" for t in CARRIED)):
+    for name in (DUE, KNOWN_DUE, *(day_rows.next_table(t.name) for t in CARRIED)):
         conn.execute(sa.text(f"DROP TABLE IF EXISTS {name}"))
+    day_rows.drop(conn)

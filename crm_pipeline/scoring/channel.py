@@ -24,7 +24,7 @@ from crm_pipeline.scoring.engagement import ALL_BRANDS
 ALL_CHANNELS = (*ORDER_CHANNELS, "email")
 
 
-def channel_sql(config: ScoringConfig, due: str | None = None) -> str:
+def channel_sql(config: ScoringConfig, due: str | None = None, into: str = "channel_preferences") -> str:
     """INSERT of `channel_preferences` for :as_of, one row per key in tmp_scoring_known (of the `due` contacts only,
     when given).
 
@@ -34,7 +34,7 @@ def channel_sql(config: ScoringConfig, due: str | None = None) -> str:
     ties = " + ".join(f"CASE WHEN n_{c} = top THEN 1 ELSE 0 END" for c in chans)
     pick = " ".join(f"WHEN n_{c} = top THEN '{c}'" for c in chans)
     return f"""
-INSERT INTO channel_preferences (as_of, contact_id, brand, preferred_channel, preferred_channel_share,
+INSERT INTO {into} (as_of, contact_id, brand, preferred_channel, preferred_channel_share,
                                  web_conversion_count, app_conversion_count, store_conversion_count,
                                  marketplace_conversion_count, email_conversion_count, evidence_count, reason)
 WITH per_brand AS (
@@ -67,12 +67,16 @@ FROM judged
 """
 
 
-def build_channels(conn: sa.Connection, config: ScoringConfig, params: dict, due: str | None = None) -> int:
-    """Replace the day's `channel_preferences` (inside the caller's transaction); returns rows written."""
-    conn.execute(sa.text("DELETE FROM channel_preferences WHERE as_of = :as_of"), {"as_of": params["as_of"]})
+def build_channels(conn: sa.Connection, config: ScoringConfig, params: dict, due: str | None = None,
+                   into: str | None = None) -> int:
+    """Replace the day's `channel_preferences` (inside the caller's transaction), or fill the empty copy `into`;
+    returns rows written."""
+    if into is None:
+        conn.execute(sa.text("DELETE FROM channel_preferences WHERE as_of = :as_of"), {"as_of": params["as_of"]})
+    table = into or "channel_preferences"
     as_of_day = day_number(params["as_of"])
     bound = {"as_of": params["as_of"], "as_of_day": as_of_day, "min_evidence": int(config.min_evidence),
              "since_day": as_of_day + 1 - config.channel_lookback_days}  # the lookback's first UTC day
-    conn.execute(sa.text(channel_sql(config, due)), bound)
-    return conn.execute(sa.text("SELECT COUNT(*) FROM channel_preferences WHERE as_of = :as_of"),
+    conn.execute(sa.text(channel_sql(config, due, table)), bound)
+    return conn.execute(sa.text(f"SELECT COUNT(*) FROM {table} WHERE as_of = :as_of"),
                         {"as_of": params["as_of"]}).scalar_one()

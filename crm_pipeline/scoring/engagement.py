@@ -40,13 +40,13 @@ def _decayed(age: str, lag: int) -> str:
             f"/ :half_life) ELSE 0 END")
 
 
-def engagement_sql(config: ScoringConfig) -> str:
-    """INSERT of `engagement_scores` for :as_of (reads `scoring_daily` up to :as_of_day)."""
+def engagement_sql(config: ScoringConfig, into: str = "engagement_scores") -> str:
+    """INSERT of `engagement_scores` (or of the copy `into`) for :as_of (reads `scoring_daily` up to :as_of_day)."""
     window = int(config.band_window_days)
     base = "CASE WHEN previous_activity > :min_base THEN previous_activity ELSE :min_base END"
     rate = f"(activity - previous_activity) / {base}"
     return f"""
-INSERT INTO engagement_scores (as_of, contact_id, brand, score, score_7d_ago, score_30d_ago, change_7d, change_30d,
+INSERT INTO {into} (as_of, contact_id, brand, score, score_7d_ago, score_30d_ago, change_7d, change_30d,
                                activity_points, previous_activity_points, growth_rate, growth_band, top_percent,
                                interaction_count, first_interaction_date, last_interaction_date)
 WITH days AS (
@@ -94,9 +94,12 @@ def engagement_params(config: ScoringConfig, params: dict) -> dict:
              "falling_at": float(config.falling_at)}
 
 
-def build_engagement(conn: sa.Connection, config: ScoringConfig, params: dict) -> int:
-    """Replace the day's `engagement_scores` (inside the caller's transaction); returns rows written."""
-    conn.execute(sa.text("DELETE FROM engagement_scores WHERE as_of = :as_of"), {"as_of": params["as_of"]})
-    conn.execute(sa.text(engagement_sql(config)), engagement_params(config, params))
-    return conn.execute(sa.text("SELECT COUNT(*) FROM engagement_scores WHERE as_of = :as_of"),
+def build_engagement(conn: sa.Connection, config: ScoringConfig, params: dict, into: str | None = None) -> int:
+    """Replace the day's `engagement_scores` (inside the caller's transaction), or fill the empty copy `into`;
+    returns the rows computed."""
+    if into is None:
+        conn.execute(sa.text("DELETE FROM engagement_scores WHERE as_of = :as_of"), {"as_of": params["as_of"]})
+    table = into or "engagement_scores"
+    conn.execute(sa.text(engagement_sql(config, table)), engagement_params(config, params))
+    return conn.execute(sa.text(f"SELECT COUNT(*) FROM {table} WHERE as_of = :as_of"),
                         {"as_of": params["as_of"]}).scalar_one()

@@ -100,16 +100,17 @@ SELECT * FROM changes WHERE change_day <= :as_of_day AND from_stage <> to_stage
 
 
 def build_lifecycle(conn: sa.Connection, config: ScoringConfig, params: dict,
-                    known: str = "tmp_scoring_known") -> dict:
-    """Replace the day's `lifecycle_stages` and the day's `lifecycle_transitions` (scratch tables ready) of the
-    contacts in `known` (the purchases scratch holds theirs)."""
+                    known: str = "tmp_scoring_known", into: str | None = None) -> dict:
+    """Replace the day's `lifecycle_stages` (or fill the empty copy `into`) and the day's `lifecycle_transitions`
+    (scratch tables ready) of the contacts in `known` (the purchases scratch holds theirs)."""
     as_of = params["as_of"]
     conn.execute(sa.text("DROP TABLE IF EXISTS tmp_scoring_changes"))
     conn.execute(sa.text(f"CREATE TEMPORARY TABLE tmp_scoring_changes AS {changes_sql(config, known)}"),
                  {"as_of_day": day_number(as_of)})
-    conn.execute(sa.text("DELETE FROM lifecycle_stages WHERE as_of = :as_of"), {"as_of": as_of})
+    if into is None:
+        conn.execute(sa.text("DELETE FROM lifecycle_stages WHERE as_of = :as_of"), {"as_of": as_of})
     conn.execute(sa.text(f"""
-        INSERT INTO lifecycle_stages (as_of, contact_id, brand, stage, stage_since_date, purchase_count,
+        INSERT INTO {into or "lifecycle_stages"} (as_of, contact_id, brand, stage, stage_since_date, purchase_count,
                                       last_purchase_date)
         SELECT CAST(:as_of AS DATE), contact_id, brand, to_stage, {day_date('change_day')}, purchase_count,
                {day_date('last_purchase_day')}
@@ -124,7 +125,7 @@ def build_lifecycle(conn: sa.Connection, config: ScoringConfig, params: dict,
         WHERE change_day = :as_of_day GROUP BY brand, from_stage, to_stage"""),
                  {"as_of": as_of, "as_of_day": day_number(as_of)})
     stages = dict(conn.execute(sa.text(
-        "SELECT stage, COUNT(*) FROM lifecycle_stages WHERE as_of = :as_of AND brand = '' GROUP BY stage"),
+        f"SELECT stage, COUNT(*) FROM {into or 'lifecycle_stages'} WHERE as_of = :as_of AND brand = '' GROUP BY stage"),
         {"as_of": as_of}).all())
     conn.execute(sa.text("DROP TABLE tmp_scoring_changes"))
     return {stage: int(stages.get(stage, 0)) for stage in STAGES}

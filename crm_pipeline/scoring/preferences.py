@@ -85,7 +85,7 @@ def _per_contact(i: int, top_n: int) -> str:
             + f" FROM tmp_scoring_pref_{i} WHERE rank <= {top_n} GROUP BY contact_id)")
 
 
-def _wide_sql(top_n: int, due: str | None) -> str:
+def _wide_sql(top_n: int, due: str | None, into: str = "contact_preferences") -> str:
     columns, values, joins, parts = [], [], [], []
     for i, (_, _, _, _, _, column, listed) in enumerate(DIMENSIONS):
         parts.append(_per_contact(i, int(top_n)))
@@ -100,7 +100,7 @@ def _wide_sql(top_n: int, due: str | None) -> str:
                                             for key in (("brand", "bought"), ("brand", "browsed"),
                                                         ("email_weekday", "email")))
     return f"""
-INSERT INTO contact_preferences (as_of, contact_id, {", ".join(columns)}, average_discount_rate,
+INSERT INTO {into} (as_of, contact_id, {", ".join(columns)}, average_discount_rate,
                                  discounted_order_share, bought_unit_count, browsed_product_count,
                                  email_engagement_count)
 WITH discounts AS (
@@ -123,8 +123,10 @@ WHERE k.brand = '{ALL_BRANDS}'
 """
 
 
-def build_preferences(conn: sa.Connection, config: ScoringConfig, params: dict, due: str | None = None) -> int:
-    """Replace the day's `contact_preferences` (of the `due` contacts only, when given); returns contacts written."""
+def build_preferences(conn: sa.Connection, config: ScoringConfig, params: dict, due: str | None = None,
+                      into: str | None = None) -> int:
+    """Replace the day's `contact_preferences` (of the `due` contacts only, when given), or fill the empty copy
+    `into`; returns contacts written."""
     as_of = params["as_of"]
     as_of_day = day_number(as_of)
     bound = {"as_of": as_of, "as_of_day": as_of_day, "since_day": as_of_day + 1 - config.preference_lookback_days}
@@ -133,12 +135,14 @@ def build_preferences(conn: sa.Connection, config: ScoringConfig, params: dict, 
     for i in range(len(DIMENSIONS)):
         sql = _ranked_sql(i, due)
         conn.execute(sa.text(sql), _only(sql, bound))
-    conn.execute(sa.text("DELETE FROM contact_preferences WHERE as_of = :as_of"), {"as_of": as_of})
-    wide = _wide_sql(config.top_n, due)
+    if into is None:
+        conn.execute(sa.text("DELETE FROM contact_preferences WHERE as_of = :as_of"), {"as_of": as_of})
+    table = into or "contact_preferences"
+    wide = _wide_sql(config.top_n, due, table)
     conn.execute(sa.text(wide), _only(wide, bound))
     for name in _TEMPS:
         conn.execute(sa.text(f"DROP TABLE IF EXISTS {name}"))
-    return conn.execute(sa.text("SELECT COUNT(*) FROM contact_preferences WHERE as_of = :as_of"),
+    return conn.execute(sa.text(f"SELECT COUNT(*) FROM {table} WHERE as_of = :as_of"),
                         {"as_of": as_of}).scalar_one()
 
 

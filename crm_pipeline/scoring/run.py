@@ -16,10 +16,10 @@ from crm_pipeline.scoring.engagement import build_engagement
 from crm_pipeline.scoring.lifecycle import build_lifecycle
 from crm_pipeline.scoring.preferences import build_preferences
 from crm_pipeline.scoring import truth as channel_truth
-from crm_pipeline.scoring import carry, incremental
+from crm_pipeline.scoring import carry, day_rows, incremental
 from crm_pipeline.scoring.daily import build_daily
 from crm_pipeline.scoring.scratch import create_daily_purchases, create_products, drop_scratch
-from crm_pipeline.scoring.unscored import add_unscored
+from crm_pipeline.scoring.unscored import add_unscored, remove_unscored
 from crm_pipeline.step_clock import StepClock
 from crm_pipeline.warehouse.scoring_schema import create_scoring_tables
 
@@ -46,23 +46,42 @@ def _refresh_aggregates(conn: sa.Connection, clock: StepClock, config: ScoringCo
 
 
 def _derive_due(conn: sa.Connection, clock: StepClock, config: ScoringConfig, params: dict,
-                plan: incremental.Plan) -> int | None:
+                plan: incremental.Plan, written: dict) -> int | None:
     """Channel, preferences and lifecycle of the day: only for the contacts whose rows can change, the rest
-    carried forward from the previous run (everyone on a full run: returns None, else the due contacts)."""
+    carried forward from the previous run (everyone on a full run: returns None, else the due contacts).
+    A re-run of the same day writes the due contacts' rows by difference (counted in `written`)."""
     as_of = params["as_of"]
     carried = None if plan.full else clock.run("due", carry.create_due, conn, config, plan.previous_as_of, as_of)
     incremental.drop_plan_tables(conn)
     due = None if carried is None else carry.DUE
-    if due:
-        carry.stash(conn, plan.previous_as_of, as_of)
+    same_day = due is not None and plan.previous_as_of == as_of
+    into = carry.copies(conn) if same_day else {}
     create_daily_purchases(conn, day_number(as_of), due)
-    clock.run("channel", build_channels, conn, config, params, due)
-    clock.run("preferences", build_preferences, conn, config, params, due)
-    clock.run("lifecycle", build_lifecycle, conn, config, params, carry.KNOWN_DUE if due else "tmp_scoring_known")
-    if due:
+    clock.run("channel", build_channels, conn, config, params, due, into.get("channel_preferences"))
+    clock.run("preferences", build_preferences, conn, config, params, due, into.get("contact_preferences"))
+    clock.run("lifecycle", build_lifecycle, conn, config, params, carry.KNOWN_DUE if due else "tmp_scoring_known",
+              into.get("lifecycle_stages"))
+    if same_day:
+        written.update(clock.run("write_due", carry.write_due, conn, as_of))
+    elif due:
         clock.run("carry", carry.restore, conn, plan.previous_as_of, as_of)
     carry.drop(conn)
     return carried
+
+
+def _engagement(conn: sa.Connection, clock: StepClock, config: ScoringConfig, params: dict,
+                plan: incremental.Plan, written: dict) -> int:
+    """The day's engagement scores, for everyone (they decay daily and `top_percent` ranks everyone); a re-run
+    of the same day writes the rows that changed (counted in `written`) instead of the whole day again."""
+    as_of = params["as_of"]
+    if plan.full or plan.previous_as_of != as_of:
+        return clock.run("engagement", build_engagement, conn, config, params)
+    remove_unscored(conn, as_of)  # `add_unscored` adds back those still unknown
+    into = day_rows.begin(conn, "engagement_scores", full=False)
+    scored = clock.run("engagement", build_engagement, conn, config, params, into)
+    written["engagement_scores"] = clock.run("write_engagement", day_rows.finish, conn, "engagement_scores",
+                                             ("contact_id", "brand"), as_of)
+    return scored
 
 
 def run_scoring(engine: sa.Engine, *, as_of: dt.date, config: ScoringConfig | None = None,
@@ -77,7 +96,8 @@ def run_scoring(engine: sa.Engine, *, as_of: dt.date, config: ScoringConfig | No
     changed settings or after a full profile build. Either way the tables are the same.
 
     The config is validated before any SQL runs. All tables are replaced for the day in one
-    transaction (delete-then-insert), so a re-run gives identical rows. When `profile_360` is a
+    transaction, so a re-run gives identical rows: a new day is inserted whole, a re-run of the same day
+    (a drop) writes only the rows that differ (`day_rows`; counted in `rows_written`). When `profile_360` is a
     snapshot of the same day, its engagement, channel and lifecycle columns are filled too. Every
     contact gets a row: one with nothing to score is `unknown` with the reason (`unscored`). With the
     generator's truth, the channel is judged against it and recorded in `model_runs`.
@@ -94,9 +114,10 @@ def run_scoring(engine: sa.Engine, *, as_of: dt.date, config: ScoringConfig | No
         plan, reasons, recomputed = _refresh_aggregates(conn, clock, config, as_of, full_refresh)
         reason = plan.reason if plan.full else ", ".join(f"{k} {v}" for k, v in reasons.items())
         incremental.log_run(conn, as_of, plan, reason, recomputed, key, timeline_as_of)
-        scored = clock.run("engagement", build_engagement, conn, config, params)
+        written: dict[str, int] = {}
+        scored = _engagement(conn, clock, config, params, plan, written)
         conn.execute(sa.text(_KNOWN_SQL), {"as_of": as_of})
-        carried = _derive_due(conn, clock, config, params, plan)
+        carried = _derive_due(conn, clock, config, params, plan, written)
         channels, preferences = (conn.execute(sa.text(f"SELECT COUNT(*) FROM {t} WHERE as_of = :d"), {"d": as_of})
                                  .scalar_one() for t in ("channel_preferences", "contact_preferences"))
         unscored = clock.run("unscored", add_unscored, conn, params)
@@ -132,6 +153,8 @@ def run_scoring(engine: sa.Engine, *, as_of: dt.date, config: ScoringConfig | No
         "contacts_recomputed": int(recomputed),
         "contacts_by_reason": reasons,
         "contacts_rederived": int(sum(bands.values()) if carried is None else carried),
+        # a re-run of the same day (a drop): the rows it wrote by difference, per table (else the whole day)
+        "rows_written": written or None,
         "engagement_rows": int(scored),
         "contacts_scored": int(sum(bands.values())),
         "growth_bands": {band: int(bands.get(band, 0)) for band in GROWTH_BANDS},

@@ -64,6 +64,16 @@ _INSERTS = (
 )
 
 
+def remove_unscored(conn: sa.Connection, as_of) -> None:
+    """Delete the day's `unknown` rows (before a re-run of the day writes the scored rows by difference and
+    `add_unscored` adds those that are still unknown)."""
+    for table in ("lifecycle_stages", "channel_preferences", "engagement_scores"):  # engagement, which names them, last
+        conn.execute(sa.text(f"""
+            DELETE FROM {table} WHERE as_of = :as_of AND brand = '{ALL_BRANDS}' AND contact_id IN (
+                SELECT contact_id FROM engagement_scores WHERE as_of = :as_of AND brand = '{ALL_BRANDS}'
+                AND growth_band = 'unknown')"""), {"as_of": as_of})
+
+
 def add_unscored(conn: sa.Connection, params: dict) -> dict[str, int]:
     """Insert the `unknown` rows of the day (after the scored rows); returns contacts per reason."""
     conn.execute(sa.text("DROP TABLE IF EXISTS tmp_scoring_unscored"))

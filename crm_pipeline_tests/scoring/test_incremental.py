@@ -124,6 +124,10 @@ def test_a_drop_touching_one_contact_recomputes_one_contact(generated, tmp_path)
     figures = run_scoring(engine, as_of=D2)
 
     assert (figures["mode"], figures["contacts_recomputed"]) == ("incremental", 1)
+    # a re-run of the day writes by difference: at most that contact's rows (one across brands, one per brand)
+    written = figures["rows_written"]
+    assert written["contact_preferences"] <= 1
+    assert written["channel_preferences"] <= 4 and written["lifecycle_stages"] <= 4
     assert_same(tables(engine, D2), full_run_on_a_copy(engine, path, D2), "one more view")
     engine.dispose()
 

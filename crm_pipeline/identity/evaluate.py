@@ -52,10 +52,11 @@ def _joined(conn: sa.Connection, truth_dir: str | Path) -> pd.DataFrame:
     return mapped.merge(truth[["file", "row_number", "person_id"]], on=["file", "row_number"], how="inner")
 
 
-def blocking_recall(conn: sa.Connection, truth_dir: str | Path) -> float:
+def blocking_recall(conn: sa.Connection, truth_dir: str | Path, blocking=None) -> float:
     """Share of true pairs of person nodes (customers, subscribers) that reach the model's scoring: a
-    candidate pair of the blocking rules, or already joined by a shared identifier. Recall can never
-    beat it, so a low figure points at blocking, a high one at the comparisons or the threshold."""
+    candidate pair of the blocking rules (held to the comparison budget `blocking`, a BlockingBudget;
+    default: the packaged one), or already joined by a shared identifier. Recall can never beat it, so
+    a low figure points at blocking, a high one at the comparisons or the threshold."""
     from crm_pipeline.identity.nodes import person_records
     from crm_pipeline.identity.probabilistic import candidate_pairs
 
@@ -66,7 +67,7 @@ def blocking_recall(conn: sa.Connection, truth_dir: str | Path) -> float:
     if not len(true):
         return 1.0
     records = person_records(conn).drop_duplicates("node_id")
-    blocked = candidate_pairs(records.assign(cluster_id=records["node_id"]))
+    blocked = candidate_pairs(records.assign(cluster_id=records["node_id"]), blocking)
     key = true["node_id_a"] + "\x1f" + true["node_id_b"]
     covered = key.isin(blocked["node_a"] + "\x1f" + blocked["node_b"]) | (
         (true["contact_id_a"] == true["contact_id_b"])

@@ -242,6 +242,7 @@ def main() -> None:
               f"{len(truth):,} planted, precision {score['precision']:.3f}, recall {score['recall']:.3f}, "
               f"peak memory {peak_mb:,.0f} MB, DuckDB spill {watch.peak / 2**20:,.0f} MB "
               f"(memory_limit {args.memory_limit})\n"
+              f"    seconds by step: {result.seconds}\n"
               f"    recall by variation: {recall_by_variation(found, truth)}\n"
               + "".join(f"    blocking rule {r.rule}: {r.status}, {r.reason}\n" for r in cut.itertuples()),
               end="", flush=True)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 
 from dataclasses import dataclass, field
 
@@ -60,9 +61,9 @@ MIN_RECORDS = 50
 U_MAX_PAIRS = 1.2e6
 # Pairs per expectation-maximisation session; sampled down (deterministically) above this.
 EM_MAX_PAIRS = 2e6
-# Candidate pairs scored per chunk of predict: each chunk's blocked pairs and comparison vectors
-# are materialised at once, so this bounds the pass's working set (about 10 GB per 100M wide
-# rows otherwise spilled to disk) whatever the comparison budget allows.
+# Candidate pairs scored per chunk of predict. Splink materialises a chunk's blocked pairs (and
+# the records they touch) before scoring them, and keeps only the pairs over SCORED_FLOOR: so
+# the working set, and what DuckDB may spill, follows this figure, not the whole budget.
 PREDICT_CHUNK_PAIRS = 20_000_000
 # Pairs scored below this probability are dropped at once: they can never be accepted, and
 # they add nothing to the expected count of true pairs the threshold is chosen from.
@@ -91,13 +92,16 @@ class MatchResult:
 
     pairs: pd.DataFrame  # node_a, node_b, match_probability: the accepted edges
     threshold: float | None = None  # the match probability a pair needed
-    candidate_pairs: int = 0  # pairs the blocking rules let through to scoring
+    # pairs the blocking rules let through to scoring, as the comparison budget counts them (an upper bound:
+    # a pair two rules find, or one inside a deterministic cluster, is counted but scored once or not at all)
+    candidate_pairs: int = 0
     model: dict | None = None  # Splink's trained model (settings with m and u per level)
     # pairs just below and above the threshold, with each comparison's weight (bits)
     borderline: pd.DataFrame = field(default_factory=pd.DataFrame)
     # what the comparison budget did to each blocking rule, and the keys it left out (see blocking.py)
     blocking: pd.DataFrame = field(default_factory=pd.DataFrame)
     oversized_keys: pd.DataFrame = field(default_factory=pd.DataFrame)
+    seconds: dict[str, float] = field(default_factory=dict)  # per step: prepare, blocking, training, predict, pairs
 
 
 def probabilistic_pairs(records: pd.DataFrame, *, threshold: float | None = None, max_pairs_per_record: int = 5,
@@ -131,16 +135,24 @@ def match_people(records: pd.DataFrame, *, threshold: float | None = None, max_p
     if len(records) < MIN_RECORDS:
         return empty
     con = duckdb.connect(":memory:", config={k: str(v) for k, v in (duckdb_settings or {}).items() if v})
+    clock, seconds = time.perf_counter(), {}
+
+    def lap(step: str) -> None:
+        seconds[step] = round(time.perf_counter() - clock - sum(seconds.values()), 2)
+
     try:
         named = _prepare(con, _input_frame(records))
         if named < MIN_RECORDS:
             return empty
+        lap("prepare")
         plan = _blocking_plan(con, blocking)
-        found = MatchResult(_empty(), blocking=plan.report, oversized_keys=plan.oversized_keys)
+        lap("blocking")
+        found = MatchResult(_empty(), blocking=plan.report, oversized_keys=plan.oversized_keys, seconds=seconds)
         if not plan.rules:
             logger.warning("probabilistic_pairs: the comparison budget left no blocking rule; no probabilistic edges")
             return found
         linker = _trained_linker(DuckDBAPI(con).register("person_records"), con, seed, plan.rules)
+        lap("training")
         if linker is None:
             return found
         # Chunks of the left-hand records: each chunk's blocked pairs and comparison vectors are built,
@@ -148,10 +160,12 @@ def match_people(records: pd.DataFrame, *, threshold: float | None = None, max_p
         chunks = max(1, math.ceil(plan.comparisons / PREDICT_CHUNK_PAIRS))
         predictions = linker.inference.predict(threshold_match_probability=SCORED_FLOOR,
                                                num_chunks_left=chunks, num_chunks_right=1).physical_name
+        lap("predict")
         found.threshold = model_threshold(con, predictions) if threshold is None else float(threshold)
         found.pairs = _accepted_pairs(con, predictions, found.threshold, max_pairs_per_record)
         found.candidate_pairs, found.model = plan.comparisons, _stored_model(linker)
         found.borderline = _borderline(con, predictions, found.threshold, borderline_sample)
+        lap("pairs")
         return found
     finally:
         con.close()

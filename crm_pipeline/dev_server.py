@@ -37,6 +37,7 @@ def supervise(command: list[str], grace_seconds: float = GRACE_SECONDS) -> int:
     """Run `command` in its own process group until it ends or a stop signal comes; return an exit code:
     0 after a requested stop (its processes all ended, by themselves or killed), else the command's own."""
     received: list[int] = []
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # a mask inherited from the starter must not hide them
     for sig in STOP_SIGNALS:  # set before starting: the child then starts with default handling (exec resets it)
         signal.signal(sig, lambda signum, _frame: received.append(signum))
     child = subprocess.Popen(command, process_group=0)

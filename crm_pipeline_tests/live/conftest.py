@@ -163,11 +163,19 @@ def ui_command(port: int) -> list[str]:
 
 def _interruptible() -> None:
     """Ctrl-C semantics even when pytest itself was started with SIGINT ignored (a background job of a shell)."""
+    _no_signal_blocked()
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _sigint_ignored() -> None:
+    _no_signal_blocked()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _no_signal_blocked() -> None:
+    """Start as a terminal or a service manager starts a process: with no signal blocked, whatever the mask of
+    the test process's forking thread (a child inherits it, and a blocked SIGTERM would never reach make)."""
+    signal.pthread_sigmask(signal.SIG_SETMASK, set())
 
 
 @dataclass(frozen=True)

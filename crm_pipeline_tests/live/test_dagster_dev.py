@@ -7,6 +7,7 @@ import shutil
 import signal
 import time
 from datetime import date, timedelta
+from pathlib import Path
 
 import duckdb
 import pytest
@@ -173,6 +174,21 @@ def test_dagster_dev_stops_cleanly_on_ctrl_c(live_dagster):
 STOP_WITHIN_SECONDS = 10
 
 
+def signal_states(pids) -> str:
+    """Each process's state and signal masks (pending, blocked, ignored, caught) as /proc shows them: when a
+    process outlives a stop signal, they tell whether the signal is still pending, blocked or ignored there."""
+    lines = []
+    for pid in pids:
+        try:
+            status = Path(f"/proc/{pid}/status").read_text().splitlines()
+        except OSError:
+            continue
+        keep = [line.replace("\t", " ") for line in status
+                if line.startswith(("State", "SigQ", "SigPnd", "ShdPnd", "SigBlk", "SigIgn", "SigCgt"))]
+        lines.append(f"{pid}: " + "; ".join(keep))
+    return "\n".join(lines)
+
+
 @pytest.mark.parametrize("how", ["SIGTERM to make, SIGINT ignored", "Ctrl-C"])
 def test_make_ui_ends_within_ten_seconds_leaving_no_process(tmp_path, how):
     """`make ui` itself, on a temporary home and a free port: once it serves, SIGTERM to make (as `kill` or a
@@ -203,7 +219,8 @@ def test_make_ui_ends_within_ten_seconds_leaving_no_process(tmp_path, how):
             os.killpg(live.proc.pid, signal.SIGINT)
         left = wait_for_end(tree, STOP_WITHIN_SECONDS)
         seconds = time.monotonic() - started
-        assert not left, f"alive {STOP_WITHIN_SECONDS} s after {how}: {left}\n{live.log_tail()}"
+        assert not left, (f"alive {STOP_WITHIN_SECONDS} s after {how}: {left}\n"
+                          f"{signal_states(p.pid for p in tree[:2])}\n{live.log_tail()}")
         assert live.proc.poll() is not None
         print(f"make ui ({len(tree)} processes) ended {seconds:.1f} s after {how}")
     finally:

@@ -91,6 +91,26 @@ def copy_warehouse(source: Path, folder: Path):
     return make_engine(f"duckdb:///{target}")
 
 
+# `make test` runs two pytest-xdist workers (`--dist loadgroup`). A module's tests stay on one worker, so
+# its module fixtures are built once. A package whose fixtures are costly and shared across its modules is one
+# unit: the live UI (a Dagster server), Spark (a JVM), erasure (a built warehouse), synth (generated sets).
+# The longest units go first (the Makefile passes --no-loadscope-reorder to keep this order): a long unit
+# started last would leave the other worker idle at the end.
+_ONE_UNIT_PACKAGES = ("live", "spark", "erasure", "synth")
+_LONGEST_FIRST = ("live", "identity", "erasure", "faults", "synth", "spark")
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the marks
+def pytest_collection_modifyitems(config, items):
+    root = Path(__file__).parent
+    for item in items:
+        path = Path(str(item.fspath)).relative_to(root)
+        unit = path.parts[0] if path.parts[0] in _ONE_UNIT_PACKAGES else path.as_posix()
+        item.add_marker(pytest.mark.xdist_group(unit))
+    rank = {package: n for n, package in enumerate(_LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(Path(str(item.fspath)).relative_to(root).parts[0], len(rank)))
+
+
 def pytest_sessionfinish(session, exitstatus):
     """The shared PostgreSQL server (crm_pipeline_tests.postgres.conftest) ends with the session."""
     from crm_pipeline_tests.postgres.conftest import stop_shared_server

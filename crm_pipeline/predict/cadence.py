@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from crm_pipeline.predict.features import cutoff_of
+from crm_pipeline.warehouse.schema import metadata
 
 # Row hashes are reduced modulo a prime before summing, so per-contact sums stay exact in BIGINT;
 # per-contact sums go through a non-linear mix so a merge or split of contacts changes the total.
@@ -31,28 +32,39 @@ _DATED = (("stg_orders", "orders", "order_id", "ordered_at"), ("stg_email_events
           "occurred_at"), ("stg_web_events", "web_events", "event_id", "occurred_at"),
           ("stg_subscribers", "subscribers", "subscriber_id", "subscribed_at"))
 _ROWS = " UNION ALL ".join(
-    f"SELECT m.contact_id, MOD(t._row_hash, {_PRIME}) AS h FROM {table} t JOIN identity_map m "
+    f"SELECT m.contact_id, MOD(t._row_hash, {_PRIME}) AS h FROM {table} t JOIN {{identity}} m "
     f"ON m.entity = '{entity}' AND m.brand = t._brand AND m.source_key = t.{key} WHERE t.{dated} < :cutoff"
     for table, entity, key, dated in _DATED)
-_FINGERPRINT_SQL = f"""
-WITH rows AS (
+# Per contact: its dated rows' count and hash sum, stored per training day (`predict_fingerprint_parts`).
+_PARTS_SQL = f"""
+INSERT INTO predict_fingerprint_parts (trained_on, contact_id, n, s)
+SELECT CAST(:day AS DATE), contact_id, COUNT(*), SUM(h) FROM (
     {_ROWS}
     UNION ALL
     SELECT m.contact_id, MOD(i._row_hash, {_PRIME})
     FROM stg_order_items i
     JOIN stg_orders o ON o._brand = i._brand AND o.order_id = i.order_id
-    JOIN identity_map m ON m.entity = 'orders' AND m.brand = o._brand AND m.source_key = o.order_id
+    JOIN {{identity}} m ON m.entity = 'orders' AND m.brand = o._brand AND m.source_key = o.order_id
     WHERE o.ordered_at < :cutoff
-),
-per_contact AS (SELECT COUNT(*) AS n, SUM(h) AS s FROM rows GROUP BY contact_id)
+) r GROUP BY contact_id
+"""
+_FINGERPRINT_SQL = f"""
 SELECT 'contacts' AS part, COUNT(*) AS a, SUM(n) AS b,
        SUM(MOD(s, 1000003) * MOD(s + n, 999983) + MOD(n * 7919, 1000003)) AS c
-FROM per_contact
+FROM predict_fingerprint_parts WHERE trained_on = :day
 UNION ALL
 SELECT 'products', COUNT(*), SUM(MOD(_row_hash, {_PRIME})), SUM(MOD(MOD(_row_hash, {_PRIME}), 1000003)
                                                                  * MOD(MOD(_row_hash, 999983) + 1, 999983))
 FROM stg_products
 """
+
+fingerprint_parts = sa.Table(   # what a training day's digest sums, kept so a drop recomputes only its contacts
+    "predict_fingerprint_parts", metadata,
+    sa.Column("trained_on", sa.Date, nullable=False),
+    sa.Column("contact_id", sa.String, nullable=False),
+    sa.Column("n", sa.BigInteger, nullable=False, comment="the contact's staged rows dated up to trained_on"),
+    sa.Column("s", sa.BigInteger, nullable=False, comment="the sum of their content hashes mod a prime"),
+)
 
 
 def training_day(as_of: dt.date, *, retrain_days: int = 1, start: dt.date | None = None) -> dt.date:
@@ -63,14 +75,29 @@ def training_day(as_of: dt.date, *, retrain_days: int = 1, start: dt.date | None
     return start + dt.timedelta(days=(as_of - start).days // retrain_days * retrain_days)
 
 
-def training_fingerprint(conn: sa.Connection, day: dt.date) -> str:
+def training_fingerprint(conn: sa.Connection, day: dt.date, changed: tuple[str, str] | None = None) -> str:
     """A digest of the staged records dated up to `day` (their content hashes), grouped as identity groups
     them, and of the catalogue: what the models trained on that day read.
 
     Contact ids themselves do not enter (only which records share a contact), so a warehouse that numbers
-    its contacts in another order gets the same fingerprint for the same data.
+    its contacts in another order gets the same fingerprint for the same data. The per-contact parts are
+    kept for `day`: given `changed` (a table of contact_id: every contact whose records changed since they
+    were kept, and a table of their `identity_map` rows), only those contacts' parts are computed again;
+    otherwise all of them.
     """
-    rows = conn.execute(sa.text(_FINGERPRINT_SQL).bindparams(cutoff=cutoff_of(day))).all()
+    fingerprint_parts.create(conn, checkfirst=True)
+    params = {"day": day, "cutoff": cutoff_of(day)}
+    kept = changed is not None and conn.execute(sa.select(sa.func.count()).select_from(fingerprint_parts)
+                                                .where(fingerprint_parts.c.trained_on == day)).scalar_one()
+    if kept:
+        contacts, identity_rows = changed
+        conn.execute(sa.text(f"DELETE FROM predict_fingerprint_parts WHERE trained_on = :day "
+                             f"AND contact_id IN (SELECT contact_id FROM {contacts})"), params)
+        conn.execute(sa.text(_PARTS_SQL.replace("{identity}", identity_rows)), params)
+    else:   # the parts of one training day are kept: the ones of an earlier day are not read again
+        conn.execute(fingerprint_parts.delete())
+        conn.execute(sa.text(_PARTS_SQL.replace("{identity}", "identity_map")), params)
+    rows = conn.execute(sa.text(_FINGERPRINT_SQL), params).all()
     text = ";".join(f"{part}:{a}:{b}:{c}" for part, a, b, c in sorted(rows))
     return hashlib.sha256(text.encode()).hexdigest()[:24]
 

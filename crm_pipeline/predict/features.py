@@ -60,13 +60,13 @@ purchases AS (
     SELECT m.contact_id, o._brand AS brand, o.order_id, o.total, {utc_day('o.ordered_at')} AS day,
            {{in_sample}} AS in_sample
     FROM stg_orders o
-    JOIN identity_map m ON m.entity = 'orders' AND m.brand = o._brand AND m.source_key = o.order_id{{scope}}
+    JOIN identity_map m ON m.entity = 'orders' AND m.brand = o._brand AND m.source_key = o.order_id
     WHERE o.ordered_at < :cutoff AND {_PURCHASE}
 ),
 orders_first AS (
     SELECT m.contact_id, MAX({{in_sample}}) AS in_sample, MIN({utc_day('o.ordered_at')}) AS day
     FROM stg_orders o
-    JOIN identity_map m ON m.entity = 'orders' AND m.brand = o._brand AND m.source_key = o.order_id{{scope}}
+    JOIN identity_map m ON m.entity = 'orders' AND m.brand = o._brand AND m.source_key = o.order_id
     WHERE o.ordered_at < :cutoff
     GROUP BY m.contact_id
 ),
@@ -108,7 +108,7 @@ email_days AS (
            SUM(CASE WHEN e.event_type = 'open' THEN 1 ELSE 0 END) AS opens,
            SUM(CASE WHEN e.event_type = 'click' THEN 1 ELSE 0 END) AS clicks
     FROM stg_email_events e
-    JOIN identity_map m ON m.entity = 'email_events' AND m.brand = e._brand AND m.source_key = e.event_id{{scope}}
+    JOIN identity_map m ON m.entity = 'email_events' AND m.brand = e._brand AND m.source_key = e.event_id
     WHERE e.occurred_at < :cutoff
     GROUP BY m.contact_id, {utc_day('e.occurred_at')}
 ),
@@ -127,7 +127,7 @@ email_agg AS (
 web_days AS (
     SELECT m.contact_id, MAX({{in_sample}}) AS in_sample, {utc_day('w.occurred_at')} AS day, COUNT(*) AS events
     FROM stg_web_events w
-    JOIN identity_map m ON m.entity = 'web_events' AND m.brand = w._brand AND m.source_key = w.event_id{{scope}}
+    JOIN identity_map m ON m.entity = 'web_events' AND m.brand = w._brand AND m.source_key = w.event_id
     WHERE w.occurred_at < :cutoff
     GROUP BY m.contact_id, {utc_day('w.occurred_at')}
 ),
@@ -143,7 +143,7 @@ subs AS (
     SELECT c.as_of, s.contact_id, MIN(s.day) AS first_day
     FROM (SELECT m.contact_id, {{in_sample}} AS in_sample, {utc_day('s.subscribed_at')} AS day
           FROM stg_subscribers s
-          JOIN identity_map m ON m.entity = 'subscribers' AND m.brand = s._brand AND m.source_key = s.subscriber_id{{scope}}
+          JOIN identity_map m ON m.entity = 'subscribers' AND m.brand = s._brand AND m.source_key = s.subscriber_id
           WHERE s.subscribed_at < :cutoff) s
     JOIN cutoffs c ON s.day <= c.day AND (c.training = 0 OR s.in_sample = 1)
     GROUP BY c.as_of, s.contact_id
@@ -226,19 +226,18 @@ def _features_sql(as_ofs, training, every: int, sample_until: dt.date | None,
     values, params = _cutoffs(dates, training)
     sampled = every > 1 and training
     in_sample = "CASE WHEN m.contact_id IN (SELECT contact_id FROM sampled) THEN 1 ELSE 0 END" if sampled else "1"
-    scope = f" AND m.contact_id IN (SELECT contact_id FROM {only})" if only else ""
-    sql = _SQL.replace("{cutoffs}", values).replace("{in_sample}", in_sample).replace("{scope}", scope)
+    sql = _SQL.replace("{cutoffs}", values).replace("{in_sample}", in_sample)
+    if only:    # the identity rows of those contacts only: the staged tables are probed against a small table
+        sql = sql.replace("JOIN identity_map m ON", f"JOIN {only} m ON")
     return sql, {**params, "cutoff": cutoff_of(dates[-1]), "every": max(int(every), 1),
                  "sample_cutoff": cutoff_of(sample_until or dates[-1])}
 
 
-def features_of(conn: sa.Connection, as_of: dt.date, contacts: str) -> pd.DataFrame:
-    """Features (and the model-only columns) at `as_of` of the contacts in the table `contacts` (contact_id):
-    the grouped pass over their records only, exactly as for everyone (no feature reads another contact)."""
-    sql, params = _features_sql(as_of, (), 1, None, only=contacts)
-    frame = _derived(read_frame(conn, sa.text(sql).bindparams(**params)))
-    frame["as_of"] = pd.to_datetime(frame["as_of"]).dt.date
-    return frame
+def features_of(conn: sa.Connection, as_of: dt.date, identity_rows: str) -> pd.DataFrame:
+    """Features (and the model-only columns) at `as_of` of some contacts, given a table of their `identity_map`
+    rows: the grouped pass over their records only, exactly as for everyone (no feature reads another contact)."""
+    sql, params = _features_sql(as_of, (), 1, None, only=identity_rows)
+    return _dated(_derived(read_frame(conn, sa.text(sql).bindparams(**params))))
 
 
 # The day's features of every contact with the model-only columns: what a run writes to `features` and scores.
@@ -309,18 +308,27 @@ def carry_to_day(conn: sa.Connection, previous: dt.date, as_of: dt.date, recompu
         WHERE f.as_of = :previous AND f.contact_id NOT IN (SELECT contact_id FROM {recomputed})"""), params)
 
 
-def day_batches(conn: sa.Connection, batch_rows: int, where: str = "1 = 1") -> Iterator[pd.DataFrame]:
-    """Rows of the day table matching `where`, `batch_rows` at a time in contact_id order."""
+def _pages(conn: sa.Connection, table: str, batch_rows: int, where: str = "1 = 1") -> Iterator[pd.DataFrame]:
+    """Rows of `table` matching `where`, `batch_rows` at a time in contact_id order."""
     after = None
     while True:
-        page = sa.text(f"SELECT * FROM {DAY.name} WHERE {where}{'' if after is None else ' AND contact_id > :after'} "
+        page = sa.text(f"SELECT * FROM {table} WHERE {where}{'' if after is None else ' AND contact_id > :after'} "
                        "ORDER BY contact_id LIMIT :n").bindparams(n=batch_rows)
         frame = read_frame(conn, page.bindparams(after=after) if after is not None else page)
         if frame.empty:
             return
         after = frame["contact_id"].iloc[-1]
-        frame["as_of"] = pd.to_datetime(frame["as_of"]).dt.date
         yield frame
+
+
+def _dated(frame: pd.DataFrame) -> pd.DataFrame:
+    frame["as_of"] = pd.to_datetime(frame["as_of"]).dt.date
+    return frame
+
+
+def day_batches(conn: sa.Connection, batch_rows: int, where: str = "1 = 1") -> Iterator[pd.DataFrame]:
+    """Rows of the day table matching `where`, `batch_rows` at a time in contact_id order."""
+    return (_dated(frame) for frame in _pages(conn, DAY.name, batch_rows, where))
 
 
 def feature_batches(conn: sa.Connection, as_of: dt.date, batch_rows: int) -> Iterator[pd.DataFrame]:
@@ -329,17 +337,8 @@ def feature_batches(conn: sa.Connection, as_of: dt.date, batch_rows: int) -> Ite
     sql, params = _features_sql(as_of, (), 1, None)
     conn.execute(sa.text(f"DROP TABLE IF EXISTS {_SCRATCH}"))
     conn.execute(sa.text(f"CREATE TEMPORARY TABLE {_SCRATCH} AS {sql}").bindparams(**params))
-    after = None
-    while True:
-        page = sa.text(f"SELECT * FROM {_SCRATCH} {'' if after is None else 'WHERE contact_id > :after'} "
-                       "ORDER BY contact_id LIMIT :n").bindparams(n=batch_rows)
-        raw = read_frame(conn, page.bindparams(after=after) if after is not None else page)
-        if raw.empty:
-            break
-        after = raw["contact_id"].iloc[-1]
-        frame = _derived(raw)
-        frame["as_of"] = pd.to_datetime(frame["as_of"]).dt.date
-        yield frame
+    for raw in _pages(conn, _SCRATCH, batch_rows):
+        yield _dated(_derived(raw))
     conn.execute(sa.text(f"DROP TABLE IF EXISTS {_SCRATCH}"))
 
 
@@ -348,9 +347,7 @@ def compute_features(conn: sa.Connection, as_ofs: dt.date | Sequence[dt.date] = 
                      sample_until: dt.date | None = None) -> pd.DataFrame:
     """Features (and the model-only columns) at the dates, sorted by as_of then contact_id (see features_query)."""
     query = features_query(as_ofs, training=training, every=every, sample_until=sample_until)
-    frame = _derived(read_frame(conn, query))
-    frame["as_of"] = pd.to_datetime(frame["as_of"]).dt.date
-    return frame.sort_values(["as_of", "contact_id"], ignore_index=True)
+    return _dated(_derived(read_frame(conn, query))).sort_values(["as_of", "contact_id"], ignore_index=True)
 
 
 def _derived(raw: pd.DataFrame) -> pd.DataFrame:
@@ -391,6 +388,4 @@ def first_purchase_after(conn: sa.Connection, cutoffs: Sequence[dt.date], until:
         FROM days d JOIN cutoffs c ON d.day > c.day
         GROUP BY c.as_of, d.contact_id
     """).bindparams(start=cutoff_of(dates[0]), end=cutoff_of(until), **params)
-    frame = read_frame(conn, query)
-    frame["as_of"] = pd.to_datetime(frame["as_of"]).dt.date
-    return frame
+    return _dated(read_frame(conn, query))

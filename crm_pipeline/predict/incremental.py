@@ -28,6 +28,7 @@ from crm_pipeline.profiles import incremental as profile_changes
 from crm_pipeline.warehouse.schema import metadata
 
 RECOMPUTE = "tmp_predict_recompute"
+RECOMPUTE_MAP = "tmp_predict_recompute_map"     # their identity rows: the staged tables are probed against these
 # The profile builds' reasons that mean a contact's records changed (`windows` only moved its 360 figures).
 REASONS = ("records", "order_lines", "catalogue", "new_day")
 
@@ -113,7 +114,8 @@ def _forgotten(conn: sa.Connection, before: int | None) -> bool:
 
 
 def select_recompute(conn: sa.Connection, plan: Plan, as_of: dt.date) -> dict[str, int]:
-    """Create `tmp_predict_recompute` (contact_id) for an incremental run; returns contacts per reason."""
+    """Create `tmp_predict_recompute` (contact_id) for an incremental run, and `tmp_predict_recompute_map` (their
+    identity rows); returns contacts per reason."""
     drop_plan_tables(conn)
     counts = profile_changes.changed_contacts(conn, RECOMPUTE, plan.previous_profile_build, plan.profile_build,
                                               REASONS)
@@ -125,6 +127,8 @@ def select_recompute(conn: sa.Connection, plan: Plan, as_of: dt.date) -> dict[st
         conn.execute(sa.text(f"INSERT INTO {RECOMPUTE} (contact_id) SELECT DISTINCT contact_id FROM contact_daily "
                              f"WHERE day > :previous AND day <= :as_of "
                              f"AND contact_id NOT IN (SELECT contact_id FROM {RECOMPUTE})"), params)
+    conn.execute(sa.text(f"CREATE TEMPORARY TABLE {RECOMPUTE_MAP} AS SELECT m.entity, m.brand, m.source_key, "
+                         f"m.contact_id FROM identity_map m JOIN {RECOMPUTE} r ON r.contact_id = m.contact_id"))
     return counts
 
 
@@ -144,4 +148,5 @@ def log_run(conn: sa.Connection, as_of: dt.date, plan: Plan, recomputed: int, re
 
 
 def drop_plan_tables(conn: sa.Connection) -> None:
-    conn.execute(sa.text(f"DROP TABLE IF EXISTS {RECOMPUTE}"))
+    for name in (RECOMPUTE, RECOMPUTE_MAP):
+        conn.execute(sa.text(f"DROP TABLE IF EXISTS {name}"))

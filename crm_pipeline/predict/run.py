@@ -208,7 +208,8 @@ def _models(conn, as_of: dt.date, *, plan: incremental.Plan, retrain_days: int, 
                                window_step_days=classifier.WINDOW_STEP_DAYS,
                                max_rows_per_window=classifier.MAX_ROWS_PER_WINDOW,
                                holdout_share=classifier.HOLDOUT_SHARE, isotonic_min_rows=classifier.ISOTONIC_MIN_ROWS)
-    fingerprint = plan.known_fingerprint(conn, day) or cadence.training_fingerprint(conn, day)
+    fingerprint = plan.known_fingerprint(conn, day) or cadence.training_fingerprint(
+        conn, day, None if plan.full else (incremental.RECOMPUTE, incremental.RECOMPUTE_MAP))
     stored = _stored(conn, day)
     decision = cadence.decide(stored, PREDICT_MODELS, fingerprint=fingerprint, key=key, full_refresh=full_refresh)
     if not decision.retrain:
@@ -332,11 +333,13 @@ def run_predictions(engine: sa.Engine, *, as_of: dt.date, model_dir: Path, horiz
         create_predict_tables(engine)
         with engine.begin() as conn:
             plan = incremental.plan_run(conn, as_of, full_refresh=full_refresh)
+            reasons = {} if plan.full else incremental.select_recompute(conn, plan, as_of)
             models, feats = _models(conn, as_of, plan=plan, retrain_days=retrain_days, cadence_start=cadence_start,
                                     full_refresh=full_refresh, model_dir=model_dir, maxiter=bgnbd_maxiter)
             if models.retrained:
                 plan = incremental.trained(plan)
-            reasons, only_recomputed = _day_features(conn, as_of, plan, feats)
+            only_recomputed = _day_features(conn, as_of, plan, feats)
+            reasons = {} if plan.full else reasons
             contacts = conn.execute(sa.text(f"SELECT COUNT(*) FROM {DAY.name}")).scalar_one()
             buyers = "purchase_count > 0" + (f" AND contact_id IN (SELECT contact_id FROM {incremental.RECOMPUTE})"
                                              if only_recomputed else "")
@@ -366,9 +369,9 @@ def run_predictions(engine: sa.Engine, *, as_of: dt.date, model_dir: Path, horiz
     return {**_result(models, as_of, contacts, out, scored_by, truth), "run": run}
 
 
-def _day_features(conn, as_of: dt.date, plan: incremental.Plan, feats: pd.DataFrame | None) -> tuple[dict, bool]:
-    """Fill the day table with every contact's features at `as_of` and write them to `features`; returns the
-    contacts recomputed per reason and whether only they need scoring (a same-day incremental run).
+def _day_features(conn, as_of: dt.date, plan: incremental.Plan, feats: pd.DataFrame | None) -> bool:
+    """Fill the day table with every contact's features at `as_of` and write them to `features`; returns whether
+    only the recomputed contacts (`incremental.select_recompute`) need scoring (a same-day incremental run).
 
     A full run computes everyone (the frame a training pass holds, else streamed from SQL) and replaces the day;
     an incremental one computes the recomputed contacts from their records and carries the others from the last
@@ -380,18 +383,17 @@ def _day_features(conn, as_of: dt.date, plan: incremental.Plan, feats: pd.DataFr
             feats.iloc[i:i + SCORE_BATCH_ROWS] for i in range(0, len(feats), SCORE_BATCH_ROWS))
         for batch in batches:
             add_to_day(conn, batch)
-        reasons, same_day = {}, False
+        same_day = False
     else:
-        reasons = incremental.select_recompute(conn, plan, as_of)
         carry_to_day(conn, plan.previous_as_of, as_of, incremental.RECOMPUTE)
         if incremental.recompute_count(conn):
-            add_to_day(conn, features_of(conn, as_of, incremental.RECOMPUTE))
+            add_to_day(conn, features_of(conn, as_of, incremental.RECOMPUTE_MAP))
         same_day = as_of == plan.previous_as_of
     columns = ", ".join(f'"{c.name}"' for c in features.columns)
     scope = f" AND contact_id IN (SELECT contact_id FROM {incremental.RECOMPUTE})" if same_day else ""
     conn.execute(sa.text(f"DELETE FROM features WHERE as_of = :as_of{scope}"), {"as_of": as_of})
     conn.execute(sa.text(f"INSERT INTO features ({columns}) SELECT {columns} FROM {DAY.name} WHERE 1 = 1{scope}"))
-    return reasons, same_day
+    return same_day
 
 
 def _fit_result(models: Models, model: str) -> dict:

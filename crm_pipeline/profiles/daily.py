@@ -5,9 +5,11 @@ times: an event, an order placed or changed, a subscribe or unsubscribe, an acco
 also days after the build's `as_of`. So a new day's windows are sums over a contact-sized
 table, and the same table answers which contacts a new day changes: those with a record
 dated between the previous build's day and today, and those with opens or clicks on a day
-that just left a window. The rows of a recomputed contact are recomputed whole, from the
-build's scratch tables (email and web events) and its staged orders, subscribers and
-customer accounts, and written by difference (`rewrite`: a drop's new day is one row).
+that just left a window. It does not move with the day. The rows of a contact rebuilt whole
+are recomputed from the build's scratch tables (email and web events) and its staged orders,
+subscribers and customer accounts, and written by difference (`rewrite`); an appended
+contact's new records add their counts to its rows (`rewrite.add`: a drop's new day is one
+row, and no other day of the contact is read).
 """
 
 from __future__ import annotations

@@ -12,6 +12,12 @@ them all) and when the survivorship rules changed. Otherwise it recomputes only:
 - due contacts, when the day moved forward: those with a record dated after the previous
   build's day up to today (`new_day`), and those with opens or clicks on a day that left a 30,
   90 or 365-day window (`windows`; both read from `contact_daily`, never from the events).
+Of those, the contacts whose only change is new records of the entities in `APPENDED_ENTITIES` (or the
+new day) are appended to: their new records' events, daily counts and browse counts are added, their
+timelines renumbered from the earliest new event on, their 360 figures recomputed from the per-day
+tables; the others (a record removed or moved to another contact, a new order, changed order lines
+or catalogue) are rebuilt from all their records (`_split`). Changes are found per file first
+(`_changed_files`), so a day without a new file compares no rows.
 Every other contact's rows stay as they are; only their `as_of` moves with the day (and
 their scoring columns empty until the scoring stage attaches the new day's). The copies are
 brought up to date by difference (only the lineage rows that changed), and each incremental

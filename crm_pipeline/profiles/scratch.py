@@ -1,13 +1,17 @@
 """Scratch tables of one profile build: each source joined to its contact once, cut at `as_of`.
 
-The 360 figures and the timeline both read a contact's orders, email events and web
-events; joining the big staging tables to `identity_map` once, into temporary tables,
-keeps the build to one pass over each. Temporary tables are private to the build's
-connection and dropped at its end (plain `CREATE TEMPORARY TABLE ... AS SELECT`, which
-DuckDB and PostgreSQL both run). An incremental build joins only the contacts it
-recomputes (`tmp_profile_recompute`). Email and web events are kept whole
-(`tmp_profile_email_all`, `tmp_profile_web_all`: `contact_daily` holds every day, also
-those after `as_of`); `tmp_profile_email` and `tmp_profile_web` are views of them cut at `as_of`.
+The 360 figures and the timeline read a contact's orders, subscriber records and accounts; the
+timeline and the daily counts its email and web events. Joining the staging tables to their
+contacts once, into temporary tables, keeps the build to one pass over each. Temporary tables
+are private to the build's connection and dropped at its end (plain `CREATE TEMPORARY TABLE
+... AS SELECT`, which DuckDB and PostgreSQL both run). An incremental build reads:
+- orders, subscriber records and accounts of the contacts it recomputes (`tmp_profile_recompute`),
+  email and web events only of those it rebuilds whole (`tmp_profile_whole`): kept whole
+  (`tmp_profile_email_all`, `tmp_profile_web_all`: `contact_daily` holds every day, also those
+  after `as_of`), `tmp_profile_email` and `tmp_profile_web` are views of them cut at `as_of`;
+- the appended contacts' new records, by lineage from the new files only (`create_new_scratch`);
+- on a new day, the appended contacts' records dated into it (`create_window_scratch`).
+No step of an incremental build reads the history of a contact's events.
 """
 
 from __future__ import annotations

@@ -123,3 +123,41 @@ def test_kept_rows_carry_the_scores_a_full_build_would_attach(wh):
     run_scoring(wh.engine, as_of=later)
     assert build_and_check(wh, later)["contacts_recomputed"] == 0
     assert wh.one("SELECT COUNT(*) AS n FROM profile_360 WHERE engagement_score IS NOT NULL")["n"] == 2
+
+
+def test_new_events_are_taken_in_without_rebuilding_the_contact(wh):
+    wh.product("A1", 10.0, "Women > Shoes")
+    wh.product("A2", 50.0, "Men > Shirts")
+    wh.customer("K1", "C1", first_name="Ann", email="ann@x.com", updated_at=days_before(50))
+    wh.customer("K2", "C2", first_name="Bo", email="bo@x.com", updated_at=days_before(40))
+    wh.order("K1", "O1", days_before(30), 30.0, lines=[("A1", 1, 10.0)])
+    wh.web_event("K1", "product_view", days_before(10), sku="A1")
+    wh.email_event("K1", "open", days_before(5))
+    wh.email_event("K1", "open", days_before(1))
+    wh.email_event("K2", "send", days_before(2))
+    build_profiles(wh.engine, as_of=AS_OF)
+
+    # dated before K1's latest events (its timeline is renumbered from there on), on as_of, and after it
+    wh.web_event("K1", "product_view", days_before(3), sku="A2")
+    wh.web_event("K1", "add_to_cart", days_before(3), sku="A2")
+    wh.email_event("K1", "click", days_before(0), url="https://shop/x")
+    wh.email_event("K1", "click", days_before(-2), url="https://shop/y")
+    wh.subscriber("K1", "S1", "ann@x.com", "subscribed", subscribed_at=days_before(4))
+    wh.customer("K3", "C3", first_name="Cy", updated_at=days_before(1))  # a new contact
+    figures = build_and_check(wh, AS_OF)
+    assert (figures["contacts_recomputed"], figures["contacts_rebuilt_whole"]) == (2, 0)
+    events = wh.frame("SELECT event_number, event_type FROM timeline WHERE contact_id = 'K1' ORDER BY event_number")
+    assert events["event_number"].tolist() == list(range(1, 9))
+    assert events["event_type"].tolist() == ["order", "product_view", "email_open", "subscribe", "product_view",
+                                             "add_to_cart", "email_open", "email_click"]
+    assert wh.one("SELECT top_category_browsed FROM profile_360 WHERE contact_id = 'K1'") == {
+        "top_category_browsed": "Men"}  # two events on Men's products against one on Women's
+
+    for days in (1, 2, 40):  # the click after as_of joins the timeline; windows move
+        figures = build_and_check(wh, AS_OF + dt.timedelta(days=days))
+        assert figures["contacts_rebuilt_whole"] == 0
+    assert wh.one("SELECT COUNT(*) AS n FROM timeline WHERE contact_id = 'K1'")["n"] == 9
+
+    execute(wh, "DROP TABLE contact_browse_daily")  # a warehouse profiled before the table existed
+    figures = build_profiles(wh.engine, as_of=AS_OF + dt.timedelta(days=40))
+    assert (figures["mode"], figures["reason"]) == ("full", "new state table contact_browse_daily")

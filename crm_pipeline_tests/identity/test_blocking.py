@@ -126,3 +126,16 @@ def test_a_budget_of_nothing_stops_the_run_naming_the_key(tmp_path):
         load_identity_config(path)
     path.write_text("probabilistic:\n  blocking:\n    max_block_size: 500\n", encoding="utf-8")
     assert load_identity_config(path).blocking == BlockingBudget(comparisons_per_record=50, max_block_size=500)
+
+
+def test_predicting_in_chunks_gives_the_pairs_of_one_pass(tight, monkeypatch):
+    """A million people are scored a chunk of records at a time (bounded memory and spill); the pairs, threshold
+    and borderline sample are those of scoring everything at once."""
+    from crm_pipeline.identity import probabilistic
+
+    records, whole = tight
+    monkeypatch.setattr(probabilistic, "PREDICT_CHUNK_PAIRS", whole.candidate_pairs // 4 + 1)  # four chunks
+    chunked = match_people(records, threshold=THRESHOLD, blocking=BlockingBudget(comparisons_per_record=3))
+    pd.testing.assert_frame_equal(chunked.pairs, whole.pairs)
+    pd.testing.assert_frame_equal(chunked.borderline, whole.borderline)
+    assert chunked.threshold == whole.threshold

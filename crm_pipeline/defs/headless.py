@@ -9,6 +9,7 @@ import dagster as dg
 from crm_pipeline.defs.resources import default_resources
 from crm_pipeline.defs.run_progress import LOGGER_KEY, progress_logger
 from crm_pipeline.defs.run_tags import FULL_REFRESH_TAG
+from crm_pipeline.defs.sqlite_instance import sqlite_instance_kept_open
 from crm_pipeline.progress import ProgressPrinter
 from crm_pipeline.settings import Settings
 
@@ -113,11 +114,12 @@ def _materialize(settings: Settings, as_of: date, instance: dg.DagsterInstance |
     defs = dg.Definitions(jobs=[dg.define_asset_job(EPHEMERAL_JOB_NAME, selection=selection)], assets=ALL_ASSETS,
                           resources=default_resources(settings), loggers=loggers)
     try:
-        return defs.resolve_job_def(EPHEMERAL_JOB_NAME).execute_in_process(
-            run_config=run_config, instance=instance,
-            partition_key=as_of.isoformat(),  # the daily-partitioned stages compute for this day
-            raise_on_error=False, tags=tags,
-        )
+        with sqlite_instance_kept_open(instance):  # ~200 events, each committed without a checkpoint
+            return defs.resolve_job_def(EPHEMERAL_JOB_NAME).execute_in_process(
+                run_config=run_config, instance=instance,
+                partition_key=as_of.isoformat(),  # the daily-partitioned stages compute for this day
+                raise_on_error=False, tags=tags,
+            )
     finally:
         if progress is not None:
             progress.close()

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
 
 
 def components(nodes: pd.Series, identifier_edges: pd.DataFrame, node_edges: pd.DataFrame) -> pd.Series:
     """Component label per node (aligned to `nodes`), joining nodes that share an identifier
     (`kind`, `value`) or are tied directly (`node_a`, `node_b`). Labels are the smallest node
     id of the component, so they do not depend on input order."""
+    # SciPy takes a second to import: only the runs that cluster pay for it, not every load of the code.
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
     node_index = pd.Index(nodes.unique())
     n = len(node_index)
     ident = (identifier_edges["kind"].astype("str") + ":" + identifier_edges["value"].astype("str"))

@@ -18,7 +18,6 @@ import pandas as pd
 import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 import sqlalchemy as sa
-from sklearn.metrics import roc_auc_score
 
 from crm_pipeline.warehouse.bulk import read_frame
 
@@ -47,6 +46,8 @@ def churn_truth(truth_dir: Path, as_of: dt.date) -> pd.DataFrame:
 
 
 def _auc(y: np.ndarray, score: np.ndarray) -> float:
+    from sklearn.metrics import roc_auc_score  # scikit-learn takes seconds to import: only when a run scores truth
+
     ok = np.isfinite(score)
     y, score = y[ok], score[ok]
     return float(roc_auc_score(y, score)) if 0 < y.sum() < len(y) else float("nan")

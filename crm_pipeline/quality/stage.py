@@ -5,18 +5,21 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import pyarrow as pa
 import sqlalchemy as sa
 
 from crm_pipeline.contract import get_entity
-from crm_pipeline.quality import expectations
 from crm_pipeline.quality.publish import PublishReport, publish
 from crm_pipeline.quality.typing_run import TypedFile, type_new_files
 from crm_pipeline.warehouse.bulk import insert_arrow, read_frame
 from crm_pipeline.warehouse.quality_schema import dq_results
 from crm_pipeline.warehouse.schema import files
+
+if TYPE_CHECKING:
+    from crm_pipeline.quality import expectations
 
 # Referential integrity as columns the suites can check: a reference that is empty counts as known.
 _REFERENCES = {
@@ -46,7 +49,11 @@ def run_quality_stage(engine: sa.Engine, *, hold_share: float, docs_dir: Path | 
     published = publish(engine, hold_share=hold_share, full_refresh=full_refresh)
     runs = validate_files(engine, typed)
     results = store_results(engine, typed, runs)
-    docs_index = expectations.build_data_docs(runs, docs_dir) if (docs_dir and runs) else None
+    docs_index = None
+    if docs_dir and runs:
+        from crm_pipeline.quality import expectations
+
+        docs_index = expectations.build_data_docs(runs, docs_dir)
     return StageReport(typed, results, docs_index, runs, published)
 
 
@@ -59,6 +66,8 @@ def validate_files(engine: sa.Engine, typed: list[TypedFile]) -> list[expectatio
     day the files were written (the suite's as-of), up to `VALIDATION_BATCH_ROWS` rows; results per file."""
     if not typed:
         return []
+    from crm_pipeline.quality import expectations  # Great Expectations takes seconds to import: only to validate
+
     with engine.connect() as conn:
         info = {r.file_id: r for r in conn.execute(
             sa.select(files.c.file_id, files.c.path, files.c.modified_at, files.c.ingested_at)
@@ -99,7 +108,9 @@ def staged_rows_of_files(conn: sa.Connection, entity: str, file_ids: list[int]) 
 
     Only the columns a suite reads (lineage and the contract's): the derived ones (`_flags`, `_row_hash`,
     `email_match_key`) are sorted, converted and copied by every expectation's filter for nothing."""
-    columns = ", ".join(f't."{c}"' for c in (*expectations.LINEAGE_COLUMNS, *get_entity(entity).column_names))
+    from crm_pipeline.quality.expectations import LINEAGE_COLUMNS
+
+    columns = ", ".join(f't."{c}"' for c in (*LINEAGE_COLUMNS, *get_entity(entity).column_names))
     extra = "".join(f", ({sql}) AS {name}" for name, sql in _REFERENCES.get(entity, {}).items())
     query = sa.text(f"SELECT {columns}{extra} FROM stg_{entity} t WHERE t._file_id IN :ids "
                     "ORDER BY t._file_id, t._row_number")

@@ -253,3 +253,34 @@ def test_one_run_over_several_files_gives_each_file_the_results_of_its_own_run()
     assert len(runs) == 2 and runs[0].file_label.endswith("(+2 files)")  # one batch run, one for the empty file
     assert failures(together[together["file_id"] == 1]) == ["expect_column_values_to_be_in_set(status)"]
     assert len(failures(together[together["file_id"] == 2])) == 4  # key, one_of, phone format, customer known
+
+
+def test_results_do_not_depend_on_how_the_warehouse_chunked_the_batch():
+    """A batch read from the warehouse holds its text in several Arrow chunks: same verdicts, counts and
+    sample rows as the same rows in one chunk (samples are picked by position across the chunks)."""
+    import numpy as np
+    import pyarrow as pa
+
+    from crm_pipeline.quality.expectations import run_validation_by_file
+
+    first, second = staged_orders(), staged_orders()
+    first["_file_id"], second["_file_id"] = 1, 2
+    second["order_id"] = ["O5", "O6", "O7", "O8"]
+    first.loc[3, "status"] = "lost"
+    second.loc[2, "status"] = "stolen"  # in the second chunk
+    whole = pd.concat([first, second], ignore_index=True)
+    text = pd.StringDtype("pyarrow", na_value=np.nan)
+    table = pa.Table.from_pandas(whole, preserve_index=False)
+    chunked = pa.Table.from_batches(table.to_batches(max_chunksize=3)).to_pandas(
+        types_mapper={pa.string(): text, pa.large_string(): text}.get)
+    assert pa.array(chunked["status"].array).num_chunks > 1  # the case under test
+    files = {1: "acme/orders/1.csv", 2: "acme/orders/2.csv"}
+    results = [pd.concat([r.results for r in run_validation_by_file("orders", frame, as_of=AS_OF, files=files,
+                                                                    label="batch")], ignore_index=True)
+               for frame in (whole, chunked)]
+    pd.testing.assert_frame_equal(results[0], results[1])
+    status = results[1][results[1]["expectation"] == "expect_column_values_to_be_in_set(status)"]
+    assert [json.loads(v) for v in status["sample_values"]] == [["lost"], ["stolen"]]
+    assert json.loads(status["sample_rows"].iloc[1]) == [
+        {"_file_id": 2, "_row_number": 4, "order_id": "O7", "customer_id": None}
+    ]

@@ -9,11 +9,14 @@ features of a contact are computed from its records only when:
 - the profile builds since the last run recomputed it for a changed record, order line or catalogue
   (`profile_changes`, the reasons the scoring stage follows too), or for a record dated into a new day;
 - it has a record dated after the last run's day up to today (`new_day`, from `contact_daily`).
-Every other contact is carried from the last run's features: its sums stay, its day counts move by the
-days between, its 30- and 90-day windows are summed again from `contact_daily` (`features.carry_to_day`).
-On the same day (a drop) the models score only the recomputed contacts; the others keep their scores,
-and only the day's ranks (RFM, risk bands, lift) are redone over everyone. On a new day every buyer is
-scored again: BG/NBD's age T moves for everyone, and the classifiers read the moved features.
+On a new day every other contact is carried from the last run's features: its sums stay, its day counts
+move by the days between, its 30- and 90-day windows are summed again from `contact_daily`
+(`features.carry_to_day`), and every buyer is scored again (BG/NBD's age T moves for everyone, and the
+classifiers read the moved features) from a narrow read of the day's table. On the same day (a drop)
+only the recomputed contacts' rows are rewritten and scored; the others keep theirs, and only the day's
+ranks (RFM, risk bands, lift) are redone over everyone. The stored models are checked against the
+training inputs without reading them when no record changed since the last run, else by recomputing
+the recomputed contacts' parts of the digest (`cadence.training_fingerprint`).
 """
 
 from __future__ import annotations

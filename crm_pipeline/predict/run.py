@@ -269,11 +269,12 @@ def _scored(buyers: pd.DataFrame, models: Models, as_of: dt.date, horizons, clv_
 def _kept_scores(conn, as_of: dt.date) -> pd.DataFrame:
     """The stored scores of the day's buyers a same-day run did not recompute, beside their ranking inputs."""
     return read_frame(conn, sa.text(f"""
-        SELECT d.contact_id, d.recency_days, d.purchase_count, d.monetary, d.frequency, p.p_alive,
+        SELECT f.contact_id, f.recency_days, f.purchase_count, f.monetary, f.frequency, p.p_alive,
                p.expected_purchases_90d AS e1, p.expected_purchases_365d AS e2, p.churn_probability AS churn,
                p.p_purchase_30d AS p30, p.predicted_clv AS clv, p.expected_next_order_date AS next_date
-        FROM {DAY.name} d JOIN predictions p ON p.as_of = :as_of AND p.contact_id = d.contact_id
-        WHERE d.purchase_count > 0 AND d.contact_id NOT IN (SELECT contact_id FROM {incremental.RECOMPUTE})
+        FROM features f JOIN predictions p ON p.as_of = f.as_of AND p.contact_id = f.contact_id
+        WHERE f.as_of = :as_of AND f.purchase_count > 0
+          AND f.contact_id NOT IN (SELECT contact_id FROM {incremental.RECOMPUTE})
     """).bindparams(as_of=as_of))
 
 
@@ -340,11 +341,10 @@ def run_predictions(engine: sa.Engine, *, as_of: dt.date, model_dir: Path, horiz
                 plan = incremental.trained(plan)
             only_recomputed = _day_features(conn, as_of, plan, feats)
             reasons = {} if plan.full else reasons
-            contacts = conn.execute(sa.text(f"SELECT COUNT(*) FROM {DAY.name}")).scalar_one()
-            buyers = "purchase_count > 0" + (f" AND contact_id IN (SELECT contact_id FROM {incremental.RECOMPUTE})"
-                                             if only_recomputed else "")
+            contacts = conn.execute(sa.select(sa.func.count()).select_from(features)
+                                    .where(features.c.as_of == as_of)).scalar_one()
             parts = [_scored(batch, models, as_of, horizons, clv_months, monthly_discount)
-                     for batch in day_batches(conn, SCORE_BATCH_ROWS, buyers)]
+                     for batch in day_batches(conn, SCORE_BATCH_ROWS, "purchase_count > 0")]
             rescored = sum(len(p) for p in parts)
             if only_recomputed:      # the same day's other buyers keep their scores; the day's ranks are redone
                 parts.append(_kept_scores(conn, as_of))
@@ -370,12 +370,13 @@ def run_predictions(engine: sa.Engine, *, as_of: dt.date, model_dir: Path, horiz
 
 
 def _day_features(conn, as_of: dt.date, plan: incremental.Plan, feats: pd.DataFrame | None) -> bool:
-    """Fill the day table with every contact's features at `as_of` and write them to `features`; returns whether
-    only the recomputed contacts (`incremental.select_recompute`) need scoring (a same-day incremental run).
+    """Fill the day table with the features at `as_of` of the contacts to score and write them to `features`;
+    returns whether they are only the recomputed contacts (`incremental.select_recompute`: a same-day run).
 
     A full run computes everyone (the frame a training pass holds, else streamed from SQL) and replaces the day;
-    an incremental one computes the recomputed contacts from their records and carries the others from the last
-    run's day, and on that same day rewrites only the recomputed contacts' rows.
+    an incremental one computes the recomputed contacts from their records: on a new day it carries the others
+    from the last run's day and replaces the day, on the same day it rewrites only the recomputed contacts' rows
+    (the others' rows and scores stand).
     """
     create_day(conn)
     if plan.full:
@@ -385,14 +386,15 @@ def _day_features(conn, as_of: dt.date, plan: incremental.Plan, feats: pd.DataFr
             add_to_day(conn, batch)
         same_day = False
     else:
-        carry_to_day(conn, plan.previous_as_of, as_of, incremental.RECOMPUTE)
+        same_day = as_of == plan.previous_as_of
+        if not same_day:
+            carry_to_day(conn, plan.previous_as_of, as_of, incremental.RECOMPUTE)
         if incremental.recompute_count(conn):
             add_to_day(conn, features_of(conn, as_of, incremental.RECOMPUTE_MAP))
-        same_day = as_of == plan.previous_as_of
     columns = ", ".join(f'"{c.name}"' for c in features.columns)
     scope = f" AND contact_id IN (SELECT contact_id FROM {incremental.RECOMPUTE})" if same_day else ""
     conn.execute(sa.text(f"DELETE FROM features WHERE as_of = :as_of{scope}"), {"as_of": as_of})
-    conn.execute(sa.text(f"INSERT INTO features ({columns}) SELECT {columns} FROM {DAY.name} WHERE 1 = 1{scope}"))
+    conn.execute(sa.text(f"INSERT INTO features ({columns}) SELECT {columns} FROM {DAY.name}"))
     return same_day
 
 

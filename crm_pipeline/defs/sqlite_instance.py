@@ -26,13 +26,16 @@ def sqlite_instance_kept_open(instance) -> Iterator[None]:
     """Within the block, every SQLite file under the instance's folder is kept open and synced as WAL allows."""
     root = Path(instance.root_directory).resolve()
     kept: dict[str, sqlite3.Connection] = {}
+    mine: dict[str, bool] = {}  # path -> whether it is one of the instance's files (a connection per event)
     lock = threading.Lock()  # Dagster may store events from more than one thread
 
     def on_connect(dbapi_connection, _record) -> None:
         if not isinstance(dbapi_connection, sqlite3.Connection):
             return  # the warehouse (DuckDB, PostgreSQL) and a PostgreSQL instance
         path = next((row[2] for row in dbapi_connection.execute("PRAGMA database_list") if row[1] == "main"), "")
-        if not path or not Path(path).resolve().is_relative_to(root):
+        if path not in mine:
+            mine[path] = bool(path) and Path(path).resolve().is_relative_to(root)
+        if not mine[path]:
             return  # an in-memory instance, or a SQLite file that is not the instance's
         dbapi_connection.execute("PRAGMA synchronous=NORMAL")
         with lock:

@@ -124,6 +124,9 @@ def _overrides(settings: Settings) -> dict[str, str]:
 
 
 def default_resources(settings: Settings | None = None) -> dict[str, dg.ConfigurableResource]:
+    """The resources for `settings` (a headless run's, a test's), else for the YAML and environment, which the
+    steps then re-read at every run (an edited YAML counts from the next run, as the code location loaded it)."""
+    given = settings is not None
     settings = settings or load_settings()
     # A URL from the environment stays an env var reference, so a PostgreSQL password never shows in the UI.
     url = dg.EnvVar("CRM_WAREHOUSE_URL") if os.environ.get("CRM_WAREHOUSE_URL") == settings.warehouse_url \
@@ -132,7 +135,7 @@ def default_resources(settings: Settings | None = None) -> dict[str, dg.Configur
         "crm_settings": CrmSettingsResource(
             warehouse_url=url, landing_dir=str(settings.landing_dir),
             home_dir=str(settings.home_dir), as_of=settings.as_of.isoformat() if settings.as_of else None,
-            overrides=_overrides(settings),
+            overrides=_overrides(settings) if given else {},
         ),
         "warehouse": WarehouseResource(url=url, **settings.engine_options),
         "landing": LandingResource(root=str(settings.landing_dir)),

@@ -42,3 +42,13 @@ def test_other_non_default_settings_reach_the_steps_and_defaults_stay_out_of_the
     assert seen.warehouse_temp_dir == settings.warehouse_temp_dir
     assert default_resources(settings)["crm_settings"].overrides == {
         "predict_retrain_days": "1", "quarantine_hold_share": "0.2"}
+
+
+def test_the_code_locations_resources_leave_the_yaml_and_environment_to_be_read_at_each_run(tmp_path, monkeypatch):
+    monkeypatch.delenv("CRM_CONFIG", raising=False)
+    monkeypatch.setenv("CRM_HOME_DIR", str(tmp_path / "home"))
+    monkeypatch.setenv("CRM_PREDICT_RETRAIN_DAYS", "1")
+    resource = default_resources()["crm_settings"]
+    assert resource.overrides == {}  # nothing frozen when the definitions load
+    monkeypatch.setenv("CRM_PREDICT_RETRAIN_DAYS", "3")
+    assert resource.load().predict_retrain_days == 3  # a later change counts from the next run

@@ -124,8 +124,8 @@ def _overrides(settings: Settings) -> dict[str, str]:
 
 
 def default_resources(settings: Settings | None = None) -> dict[str, dg.ConfigurableResource]:
-    """The resources for `settings` (a headless run's, a test's), else for the YAML and environment, which the
-    steps then re-read at every run (an edited YAML counts from the next run, as the code location loaded it)."""
+    """The resources for `settings` (a headless run's, a test's), all of them carried to the steps; without it,
+    for the YAML and environment, which the steps re-read at every run (an edited YAML counts from the next run)."""
     given = settings is not None
     settings = settings or load_settings()
     # A URL from the environment stays an env var reference, so a PostgreSQL password never shows in the UI.

@@ -40,18 +40,29 @@ def _decayed(age: str, lag: int) -> str:
             f"/ :half_life) ELSE 0 END")
 
 
-def engagement_sql(config: ScoringConfig, into: str = "engagement_scores") -> str:
-    """INSERT of `engagement_scores` (or of the copy `into`) for :as_of (reads `scoring_daily` up to :as_of_day)."""
+_COLUMNS = ("score, score_7d_ago, score_30d_ago, change_7d, change_30d, activity_points, previous_activity_points, "
+            "growth_rate, growth_band, interaction_count, first_interaction_date, last_interaction_date")
+
+
+def engagement_sql(config: ScoringConfig, into: str = "engagement_scores", only: str | None = None) -> str:
+    """INSERT of `engagement_scores` (or of the copy `into`) for :as_of (reads `scoring_daily` up to :as_of_day).
+
+    With `only` (a table of contact_id; a re-run of the day whose stored rows are in place, the unknown ones
+    removed) only those contacts are summed; everyone else's stored row of the day stands (their aggregates did
+    not change) and joins them for the ranking (`top_percent` ranks everyone)."""
     window = int(config.band_window_days)
     base = "CASE WHEN previous_activity > :min_base THEN previous_activity ELSE :min_base END"
     rate = f"(activity - previous_activity) / {base}"
+    restricted = "" if only is None else f" JOIN {only} o ON o.contact_id = s.contact_id"
+    kept = "" if only is None else f"""
+    UNION ALL
+    SELECT e.contact_id, e.brand, {_COLUMNS} FROM engagement_scores e
+    WHERE e.as_of = :as_of AND NOT EXISTS (SELECT 1 FROM {only} o WHERE o.contact_id = e.contact_id)"""
     return f"""
-INSERT INTO {into} (as_of, contact_id, brand, score, score_7d_ago, score_30d_ago, change_7d, change_30d,
-                               activity_points, previous_activity_points, growth_rate, growth_band, top_percent,
-                               interaction_count, first_interaction_date, last_interaction_date)
+INSERT INTO {into} (as_of, contact_id, brand, {_COLUMNS}, top_percent)
 WITH days AS (
-    SELECT contact_id, brand, :as_of_day - day AS age, points, positive_points, interaction_count
-    FROM scoring_daily WHERE day <= :as_of_day
+    SELECT s.contact_id, brand, :as_of_day - day AS age, points, positive_points, interaction_count
+    FROM scoring_daily s{restricted} WHERE day <= :as_of_day
 ),
 per_brand AS (
     SELECT contact_id, brand, SUM({_decayed('age', 0)}) AS score, SUM({_decayed('age', 7)}) AS score_7d_ago,
@@ -69,20 +80,23 @@ rolled AS (
            SUM(previous_activity), SUM(interaction_count), MAX(oldest_age), MIN(newest_age)
     FROM per_brand GROUP BY contact_id
 ),
-rated AS (
-    SELECT r.*, CASE WHEN activity > 0 THEN {rate} END AS growth_rate,
-           RANK() OVER (PARTITION BY brand ORDER BY score DESC) AS score_rank,
-           COUNT(*) OVER (PARTITION BY brand) AS scored
-    FROM rolled r
+rates AS (SELECT r.*, CASE WHEN activity > 0 THEN {rate} END AS growth_rate FROM rolled r),
+scored AS (
+    SELECT contact_id, brand, score, score_7d_ago, score_30d_ago, score - score_7d_ago AS change_7d,
+           score - score_30d_ago AS change_30d, activity AS activity_points,
+           previous_activity AS previous_activity_points, growth_rate,
+           CASE WHEN activity <= 0 THEN 'dormant' WHEN activity + previous_activity < :min_volume THEN 'steady'
+                WHEN growth_rate >= :rising_at THEN 'rising' WHEN growth_rate <= :falling_at THEN 'falling'
+                ELSE 'steady' END AS growth_band,
+           CAST(interaction_count AS INTEGER) AS interaction_count,
+           {day_date(':as_of_day - oldest_age')} AS first_interaction_date,
+           {day_date(':as_of_day - newest_age')} AS last_interaction_date
+    FROM rates{kept}
 )
-SELECT CAST(:as_of AS DATE), contact_id, brand, score, score_7d_ago, score_30d_ago, score - score_7d_ago,
-       score - score_30d_ago, activity, previous_activity, growth_rate,
-       CASE WHEN activity <= 0 THEN 'dormant' WHEN activity + previous_activity < :min_volume THEN 'steady'
-            WHEN growth_rate >= :rising_at THEN 'rising' WHEN growth_rate <= :falling_at THEN 'falling'
-            ELSE 'steady' END,
-       CAST(score_rank AS DOUBLE PRECISION) * 100.0 / scored, CAST(interaction_count AS INTEGER),
-       {day_date(':as_of_day - oldest_age')}, {day_date(':as_of_day - newest_age')}
-FROM rated
+SELECT CAST(:as_of AS DATE), contact_id, brand, {_COLUMNS},
+       CAST(RANK() OVER (PARTITION BY brand ORDER BY score DESC) AS DOUBLE PRECISION) * 100.0
+           / COUNT(*) OVER (PARTITION BY brand)
+FROM scored
 """
 
 
@@ -94,12 +108,13 @@ def engagement_params(config: ScoringConfig, params: dict) -> dict:
              "falling_at": float(config.falling_at)}
 
 
-def build_engagement(conn: sa.Connection, config: ScoringConfig, params: dict, into: str | None = None) -> int:
-    """Replace the day's `engagement_scores` (inside the caller's transaction), or fill the empty copy `into`;
-    returns the rows computed."""
+def build_engagement(conn: sa.Connection, config: ScoringConfig, params: dict, into: str | None = None,
+                     only: str | None = None) -> int:
+    """Replace the day's `engagement_scores` (inside the caller's transaction), or fill the empty copy `into`
+    (summing the contacts in `only` alone, see `engagement_sql`); returns the rows computed."""
     if into is None:
         conn.execute(sa.text("DELETE FROM engagement_scores WHERE as_of = :as_of"), {"as_of": params["as_of"]})
     table = into or "engagement_scores"
-    conn.execute(sa.text(engagement_sql(config, table)), engagement_params(config, params))
+    conn.execute(sa.text(engagement_sql(config, table, only)), engagement_params(config, params))
     return conn.execute(sa.text(f"SELECT COUNT(*) FROM {table} WHERE as_of = :as_of"),
                         {"as_of": params["as_of"]}).scalar_one()

@@ -48,19 +48,20 @@ DIMENSIONS = (
 # `Women 83%; Men 17%`: a value and its share in whole percent, best first
 # Half up on every backend (PostgreSQL rounds a double's half to even, DuckDB away from zero): 12.5% -> 13%.
 _LISTED = "value || ' ' || CAST(CAST(FLOOR(100.0 * weight / total + 0.5) AS INTEGER) AS VARCHAR) || '%'"
+_DUE_VALUES = "tmp_scoring_due_values"
 _TEMPS = tuple(f"tmp_scoring_pref_{i}" for i in range(len(DIMENSIONS)))
 
 
-def _ranked_sql(i: int, due: str | None) -> str:
+def _ranked_sql(i: int, values: str) -> str:
     """One dimension's values per contact within the lookback, weighted and ranked (ties: alphabetically
-    first), from `scoring_daily_values`.
+    first), from `scoring_daily_values` (or `values`, the due contacts' rows of it).
 
     (A total over the rank's own ordered window with a full frame ran twenty times slower on DuckDB.)"""
     return f"""
 CREATE TEMPORARY TABLE tmp_scoring_pref_{i} AS
 WITH weighted AS (
     SELECT v.contact_id, value, SUM(weight) AS weight
-    FROM scoring_daily_values v{only_due('v', due)}
+    FROM {values} v
     WHERE dimension = {i} AND day >= :since_day AND day <= :as_of_day
     GROUP BY v.contact_id, value
 )
@@ -132,9 +133,18 @@ def build_preferences(conn: sa.Connection, config: ScoringConfig, params: dict, 
     bound = {"as_of": as_of, "as_of_day": as_of_day, "since_day": as_of_day + 1 - config.preference_lookback_days}
     for name in _TEMPS:
         conn.execute(sa.text(f"DROP TABLE IF EXISTS {name}"))
+    values = "scoring_daily_values"
+    if due is not None:
+        # the due contacts' values read once, not once per dimension (nine scans of the whole table)
+        values = _DUE_VALUES
+        conn.execute(sa.text(f"DROP TABLE IF EXISTS {values}"))
+        conn.execute(sa.text(f"CREATE TEMPORARY TABLE {values} AS SELECT v.* FROM scoring_daily_values v"
+                             f"{only_due('v', due)} WHERE day >= :since_day AND day <= :as_of_day"),
+                     {"since_day": bound["since_day"], "as_of_day": as_of_day})
     for i in range(len(DIMENSIONS)):
-        sql = _ranked_sql(i, due)
+        sql = _ranked_sql(i, values)
         conn.execute(sa.text(sql), _only(sql, bound))
+    conn.execute(sa.text(f"DROP TABLE IF EXISTS {_DUE_VALUES}"))
     if into is None:
         conn.execute(sa.text("DELETE FROM contact_preferences WHERE as_of = :as_of"), {"as_of": as_of})
     table = into or "contact_preferences"

@@ -17,7 +17,7 @@ from crm_pipeline.scoring.lifecycle import build_lifecycle
 from crm_pipeline.scoring.preferences import build_preferences
 from crm_pipeline.scoring import truth as channel_truth
 from crm_pipeline.scoring import carry, day_rows, incremental
-from crm_pipeline.scoring.daily import build_daily
+from crm_pipeline.scoring.daily import RECOMPUTE, build_daily
 from crm_pipeline.scoring.scratch import create_daily_purchases, create_products, drop_scratch
 from crm_pipeline.scoring.unscored import add_unscored, remove_unscored
 from crm_pipeline.step_clock import StepClock
@@ -72,13 +72,14 @@ def _derive_due(conn: sa.Connection, clock: StepClock, config: ScoringConfig, pa
 def _engagement(conn: sa.Connection, clock: StepClock, config: ScoringConfig, params: dict,
                 plan: incremental.Plan, written: dict) -> int:
     """The day's engagement scores, for everyone (they decay daily and `top_percent` ranks everyone); a re-run
-    of the same day writes the rows that changed (counted in `written`) instead of the whole day again."""
+    of the same day sums the recomputed contacts' aggregates alone, ranks them with everyone's stored rows and
+    writes the rows that changed (counted in `written`) instead of the whole day again."""
     as_of = params["as_of"]
     if plan.full or plan.previous_as_of != as_of:
         return clock.run("engagement", build_engagement, conn, config, params)
     remove_unscored(conn, as_of)  # `add_unscored` adds back those still unknown
     into = day_rows.begin(conn, "engagement_scores", full=False)
-    scored = clock.run("engagement", build_engagement, conn, config, params, into)
+    scored = clock.run("engagement", build_engagement, conn, config, params, into, RECOMPUTE)
     written["engagement_scores"] = clock.run("write_engagement", day_rows.finish, conn, "engagement_scores",
                                              ("contact_id", "brand"), as_of)
     return scored

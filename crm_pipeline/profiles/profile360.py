@@ -31,7 +31,7 @@ import re
 import sqlalchemy as sa
 
 from crm_pipeline.profiles import rewrite
-from crm_pipeline.profiles.sql import ENGAGEMENT_WINDOWS, RECOMPUTE, only_recomputed, string_list_agg, utc_date
+from crm_pipeline.profiles.sql import BROWSED, ENGAGEMENT_WINDOWS, PROFILED, only_recomputed, string_list_agg, utc_date
 from crm_pipeline.warehouse.profile_schema import GOLDEN_FIELDS, SCORING_COLUMNS, profile_360, profile_360_brand
 
 OVERALL = ""  # the brand value of the across-brands rows in the scratch table
@@ -100,12 +100,16 @@ def _figures_sql(full: bool) -> str:
     `contact_daily` and `contact_browse_daily` up to as_of, never from the events. An incremental build reads
     its contacts' daily rows once, into `tmp_profile_daily` (`_DAILY_SQL`): the figures read them twice."""
     daily = "(SELECT * FROM contact_daily WHERE day <= :as_of) x" if full else _DAILY
-    browsed = (f"(SELECT b.* FROM contact_browse_daily b{only_recomputed('b', full)} WHERE b.day <= :as_of) x")
+    browsed = f"(SELECT b.* FROM contact_browse_daily b{only_recomputed('b', full, PROFILED)} WHERE b.day <= :as_of) x"
     return _FIGURES_SQL.replace("{daily}", daily).replace("{browsed}", browsed)
 
 
-_DAILY_SQL = (f"CREATE TEMPORARY TABLE {_DAILY} AS SELECT d.* FROM contact_daily d{only_recomputed('d', False)} "
-              "WHERE d.day <= :as_of")
+# the daily columns the figures read (a narrower scan of a table with a row per contact, brand and day)
+_DAILY_COLUMNS = ("contact_id", "brand", "day", "email_send_count", "email_open_count", "email_click_count",
+                  "email_opt_out_count", "web_event_count", "last_open_at", "last_click_at", "last_opt_out_at",
+                  "last_browse_at")
+_DAILY_SQL = (f"CREATE TEMPORARY TABLE {_DAILY} AS SELECT {', '.join('d.' + c for c in _DAILY_COLUMNS)} "
+              f"FROM contact_daily d{only_recomputed('d', False, PROFILED)} WHERE d.day <= :as_of")
 
 
 # A brand with email or web events up to as_of (the contract's six email event types are all counted)
@@ -253,13 +257,47 @@ WHERE f.brand = '{OVERALL}'
 """
 
 
+# The browse figures of the contacts whose only new records are web events (`BROWSED`), per brand and across
+# brands ('' as in the figures), from the per-day tables: all a web event can change in a profile it is in.
+_BROWSE_FIGURES = "tmp_profile_browse_figures"
+_BROWSE_SQL = f"""
+CREATE TEMPORARY TABLE {_BROWSE_FIGURES} AS
+WITH {_two_level("last_browse", f"(SELECT d.contact_id, d.brand, d.last_browse_at FROM contact_daily d"
+                                f"{only_recomputed('d', False, BROWSED)} WHERE d.day <= :as_of) x",
+                 [("last_browse_at", "MAX(last_browse_at)", "MAX(last_browse_at)")])},
+{_top('browsed', f"(SELECT b.* FROM contact_browse_daily b{only_recomputed('b', False, BROWSED)} "
+                 "WHERE b.day <= :as_of) x", 'top_category', 'SUM(web_event_count)', 'top_category')}
+SELECT l.contact_id, l.brand_key AS brand, l.last_browse_at, t.top_value AS top_category_browsed
+FROM last_browse l LEFT JOIN browsed t ON t.contact_id = l.contact_id AND t.brand_key = l.brand_key
+"""
+
+
+def _update_browse_figures(conn: sa.Connection, params: dict) -> None:
+    """Set the browse figures of the `BROWSED` contacts' stored rows where they changed."""
+    conn.execute(sa.text(f"DROP TABLE IF EXISTS {_BROWSE_FIGURES}"))
+    conn.execute(sa.text(_BROWSE_SQL), {"as_of": params["as_of"]})
+    for table, match in (("profile_360_brand", "f.brand = profile_360_brand.brand"),
+                         ("profile_360", f"f.brand = '{OVERALL}'")):
+        conn.execute(sa.text(
+            f"UPDATE {table} SET last_browse_at = f.last_browse_at, top_category_browsed = f.top_category_browsed "
+            f"FROM {_BROWSE_FIGURES} f WHERE f.contact_id = {table}.contact_id AND {match} "
+            f"AND ({table}.last_browse_at IS DISTINCT FROM f.last_browse_at "
+            f"OR {table}.top_category_browsed IS DISTINCT FROM f.top_category_browsed)"))
+    conn.execute(sa.text(f"DROP TABLE {_BROWSE_FIGURES}"))
+
+
 def build_profile_360(conn: sa.Connection, params: dict, *, full: bool = True) -> int:
-    """Rewrite the recomputed contacts' rows (all when `full`) of `profile_360_brand` and `profile_360`
-    from the scratch tables, `contact_daily` and `golden_records`.
+    """Rewrite the rows (all when `full`, else those of `PROFILED`) of `profile_360_brand` and `profile_360`
+    from the scratch tables, `contact_daily`, `contact_browse_daily` and `golden_records`; of the contacts
+    whose only new records are web events (`BROWSED`) set the browse figures only.
 
     Runs inside the caller's transaction after `create_scratch`, `contact_daily` and the golden records;
     returns the number of contacts profiled.
     """
+    if not full:
+        _update_browse_figures(conn, params)
+        if not conn.execute(sa.text(f"SELECT COUNT(*) FROM {PROFILED}")).scalar_one():
+            return conn.execute(sa.text("SELECT COUNT(*) FROM profile_360")).scalar_one()
     figures = _figures_sql(full)
     conn.execute(sa.text("DROP TABLE IF EXISTS tmp_profile_figures"))
     if not full:
@@ -270,13 +308,14 @@ def build_profile_360(conn: sa.Connection, params: dict, *, full: bool = True) -
         conn.execute(sa.text(f"DROP TABLE {_DAILY}"))
     brand, overall = (rewrite.begin(conn, t, full=full) for t in ("profile_360_brand", "profile_360"))
     conn.execute(sa.text(_BRAND_SQL.replace("{into}", brand)), {"as_of": params["as_of"]})
-    conn.execute(sa.text(_OVERALL_SQL.replace("{into}", overall).replace("{scope}", only_recomputed("g", full))),
+    conn.execute(sa.text(_OVERALL_SQL.replace("{into}", overall).replace("{scope}",
+                                                                           only_recomputed("g", full, PROFILED))),
                  {"as_of": params["as_of"]})
     conn.execute(sa.text("DROP TABLE tmp_profile_figures"))
     # a rebuilt profile keeps the day's scores, when they exist (the kept rows have theirs)
     attach_scoring(conn, params["as_of"], into=(overall, brand))
     for table, key in (("profile_360_brand", ("contact_id", "brand")), ("profile_360", ("contact_id",))):
-        rewrite.finish(conn, table, key, RECOMPUTE, full=full)
+        rewrite.finish(conn, table, key, PROFILED, full=full)
     return conn.execute(sa.text("SELECT COUNT(*) FROM profile_360")).scalar_one()
 
 

@@ -5,7 +5,7 @@ timeline and the daily counts its email and web events. Joining the staging tabl
 contacts once, into temporary tables, keeps the build to one pass over each. Temporary tables
 are private to the build's connection and dropped at its end (plain `CREATE TEMPORARY TABLE
 ... AS SELECT`, which DuckDB and PostgreSQL both run). An incremental build reads:
-- orders, subscriber records and accounts of the contacts it recomputes (`tmp_profile_recompute`),
+- orders, subscriber records and accounts of the contacts whose 360 figures it recomputes (`PROFILED`),
   email and web events only of those it rebuilds whole (`tmp_profile_whole`): kept whole
   (`tmp_profile_email_all`, `tmp_profile_web_all`: `contact_daily` holds every day, also those
   after `as_of`), `tmp_profile_email` and `tmp_profile_web` are views of them cut at `as_of`;
@@ -21,7 +21,7 @@ import re
 
 import sqlalchemy as sa
 
-from crm_pipeline.profiles.sql import (APPEND, NEW, PRICE_TERCILE_CUTS, RECOMPUTE, WHOLE, counts, is_purchase,
+from crm_pipeline.profiles.sql import (APPEND, NEW, PRICE_TERCILE_CUTS, PROFILED, WHOLE, counts, is_purchase,
                                        latest_of, only_recomputed, top_level_category)
 
 SCRATCH = ("tmp_profile_products", "tmp_profile_orders", "tmp_profile_email_all", "tmp_profile_web_all",
@@ -119,7 +119,7 @@ def create_scratch(conn: sa.Connection, params: dict, *, full: bool = True, whol
     bound = {"as_of_end": params["as_of_end"]}
     for part in ("products", "orders", "subscribers", "customers", "email_all", "web_all"):
         events = part in ("email_all", "web_all")
-        scope = only_recomputed("m", full, WHOLE if events else RECOMPUTE)
+        scope = only_recomputed("m", full, WHOLE if events else PROFILED)
         _create(conn, f"tmp_profile_{part}", part, map_link(scope), "" if whole or not events else " AND 1 = 0",
                 bound)
     _cut_views(conn, params, {v: f"{v}_all" for v in VIEWS})

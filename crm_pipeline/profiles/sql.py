@@ -35,8 +35,12 @@ def as_of_params(as_of: dt.date) -> dict:
 # all of them get new 360 figures; of those, WHOLE are rebuilt from all their records (a record removed or moved
 # to another contact, changed order lines or catalogue, a new order), the others (APPEND) only gain the events of
 # their new records (NEW: the lineage of those records) and of the records dated into a new day; GOLDEN are
-# those whose golden records can change.
+# those whose golden records can change. BROWSED: appended contacts whose only new records are web events of
+# brands they have a profile in, on the same day: of their 360 figures only the browse ones can change; PROFILED
+# the others, whose figures are recomputed.
 RECOMPUTE = "tmp_profile_recompute"
+BROWSED = "tmp_profile_browsed"
+PROFILED = "tmp_profile_profiled"
 WHOLE = "tmp_profile_whole"
 APPEND = "tmp_profile_append"
 NEW = "tmp_profile_new"

@@ -153,6 +153,15 @@ def test_new_events_are_taken_in_without_rebuilding_the_contact(wh):
     assert wh.one("SELECT top_category_browsed FROM profile_360 WHERE contact_id = 'K1'") == {
         "top_category_browsed": "Men"}  # two events on Men's products against one on Women's
 
+    wh.web_event("K2", "product_view", days_before(1), sku="A1")  # web events only, in a brand K2 has
+    wh.web_event("K2", "page_view", days_before(-1))
+    wh.web_event("K3", "product_view", days_before(1), brand="beta", sku="A2")  # a brand K3 has no profile in
+    figures = build_and_check(wh, AS_OF)
+    assert (figures["contacts_recomputed"], figures["contacts_browse_only"]) == (2, 1)
+    assert wh.frame("SELECT contact_id, brand, COALESCE(top_category_browsed, '-') AS top FROM profile_360_brand "
+                    "WHERE contact_id IN ('K2', 'K3') ORDER BY contact_id, brand").values.tolist() == [
+        ["K2", "alpha", "Women"], ["K3", "alpha", "-"], ["K3", "beta", "-"]]  # A2 is alpha's, not beta's
+
     for days in (1, 2, 40):  # the click after as_of joins the timeline; windows move
         figures = build_and_check(wh, AS_OF + dt.timedelta(days=days))
         assert figures["contacts_rebuilt_whole"] == 0

@@ -32,7 +32,8 @@ def build_profile_tables(context: dg.AssetExecutionContext, warehouse: Warehouse
                          crm_settings: CrmSettingsResource):
     """Bring golden records, profile_360(_brand) and the timeline to the run's day: the partition of a
     scheduled or backfilled daily refresh (so that day's audiences see that day's profiles), else today.
-    Only the contacts touched since the last build or moved by the new day are recomputed; a run tagged
+    Only the contacts touched since the last build or moved by the new day are recomputed, most by taking in
+    their new records (`contacts_rebuilt_whole` were rebuilt from all their records); a run tagged
     crm/full_refresh=true, or an earlier day than the last build's, rebuilds every contact."""
     settings = crm_settings.load()
     as_of = crm_settings.as_of_date(context.run.tags.get("dagster/partition"))
@@ -49,5 +50,7 @@ def build_profile_tables(context: dg.AssetExecutionContext, warehouse: Warehouse
         "per_brand": dg.MetadataValue.md(to_markdown(per_brand)),
         "as_of": str(figures["as_of"]), "seconds": steps,
         "mode": figures["mode"], "contacts_recomputed": figures["contacts_recomputed"],
+        "contacts_rebuilt_whole": figures["contacts_rebuilt_whole"],
+        "contacts_browse_only": figures["contacts_browse_only"],
         "recompute_reason": figures["reason"]})
     yield dg.MaterializeResult(asset_key="timeline", metadata={"dagster/row_count": figures["timeline_rows"]})

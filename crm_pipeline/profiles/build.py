@@ -47,12 +47,13 @@ def build_profiles(engine: sa.Engine, *, as_of: dt.date, survivorship_file: str 
             if plan.previous_as_of != as_of:
                 clock.run("advance_day", incremental.advance_day, conn, as_of)
         recomputed = None if full else incremental.recompute_count(conn)
-        rebuilt_whole = browse_only = None
+        rebuilt_whole = browse_only = windows_only = None
         # the previous build's day end, when the day moved: records dated from it on join the timelines
         since = None if full or plan.previous_as_of == as_of else as_of_params(plan.previous_as_of)["as_of_end"]
         if full or recomputed:
             rebuilt_whole = None if full else incremental.whole_count(conn)
             browse_only = None if full else incremental.browsed_count(conn)
+            windows_only = None if full else incremental.windowed_count(conn)
             whole = full or rebuilt_whole > 0
             clock.run("scratch", partial(create_scratch, full=full, whole=whole), conn, params)
             if not full:
@@ -85,6 +86,8 @@ def build_profiles(engine: sa.Engine, *, as_of: dt.date, survivorship_file: str 
         "contacts_rebuilt_whole": int(recomputed if full else rebuilt_whole or 0),
         # of the contacts recomputed, those with new web events only: their browse figures alone are set
         "contacts_browse_only": int(browse_only or 0),
+        # ... and those due only to opens or clicks leaving a window: their engagement counts alone are set
+        "contacts_windows_only": int(windows_only or 0),
         "contacts_profiled": int(figures["profile_360"]),
         "contact_brand_rows": int(figures["profile_360_brand"]),
         "golden_values": int(figures["golden_records"]),

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from crm_pipeline.profiles.sql import (APPEND, BROWSED, ENGAGEMENT_WINDOWS, GOLDEN, NEW, PROFILED, RECOMPUTE, WHOLE,
-                                       as_of_params, fast_row_hash)
+                                       WINDOWED, as_of_params, fast_row_hash)
 from crm_pipeline.profiles.survivorship import dated_into_day_sql
 from crm_pipeline.warehouse.profile_schema import SCORING_COLUMNS
 
@@ -196,8 +196,11 @@ def _split(conn: sa.Connection, params: dict) -> None:
             SELECT 1 FROM {NEW} n LEFT JOIN profile_360_brand b ON b.contact_id = n.contact_id AND b.brand = n.brand
             WHERE n.contact_id = a.contact_id AND (n.entity <> 'web_events' OR b.contact_id IS NULL))"""
     conn.execute(sa.text(f"CREATE TEMPORARY TABLE {BROWSED} AS SELECT contact_id FROM {APPEND} a {browsed}"))
+    conn.execute(sa.text(f"CREATE TEMPORARY TABLE {WINDOWED} AS SELECT contact_id FROM {_WHY} GROUP BY contact_id "
+                         "HAVING MAX(CASE WHEN why = 'windows' THEN 0 ELSE 1 END) = 0"))
     conn.execute(sa.text(f"CREATE TEMPORARY TABLE {PROFILED} AS SELECT contact_id FROM {RECOMPUTE} "
-                         f"WHERE contact_id NOT IN (SELECT contact_id FROM {BROWSED})"))
+                         f"WHERE contact_id NOT IN (SELECT contact_id FROM {BROWSED} "
+                         f"UNION ALL SELECT contact_id FROM {WINDOWED})"))
     dated = f" UNION {dated_into_day_sql(APPEND)}" if "prev" in params else ""
     conn.execute(sa.text(f"""
         CREATE TEMPORARY TABLE {GOLDEN} AS SELECT contact_id FROM {WHOLE}
@@ -216,6 +219,10 @@ def whole_count(conn: sa.Connection) -> int:
 
 def browsed_count(conn: sa.Connection) -> int:
     return conn.execute(sa.text(f"SELECT COUNT(*) FROM {BROWSED}")).scalar_one()
+
+
+def windowed_count(conn: sa.Connection) -> int:
+    return conn.execute(sa.text(f"SELECT COUNT(*) FROM {WINDOWED}")).scalar_one()
 
 
 def advance_day(conn: sa.Connection, as_of: dt.date) -> None:
@@ -301,6 +308,6 @@ def forget_changes(conn: sa.Connection, upto: int | None) -> None:
 
 
 def drop_plan_tables(conn: sa.Connection) -> None:
-    for name in (_CHANGED_FILES, _CHANGED_LINE_FILES, PROFILED, BROWSED, GOLDEN, NEW, APPEND, WHOLE, RECOMPUTE,
+    for name in (_CHANGED_FILES, _CHANGED_LINE_FILES, PROFILED, WINDOWED, BROWSED, GOLDEN, NEW, APPEND, WHOLE, RECOMPUTE,
                  _CHANGED_RECORDS, _CHANGED_LINES, _CHANGED_ORDERS, _CHANGED_BRANDS, _WHY):
         conn.execute(sa.text(f"DROP TABLE IF EXISTS {name}"))

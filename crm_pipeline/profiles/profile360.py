@@ -31,7 +31,8 @@ import re
 import sqlalchemy as sa
 
 from crm_pipeline.profiles import rewrite
-from crm_pipeline.profiles.sql import BROWSED, ENGAGEMENT_WINDOWS, PROFILED, only_recomputed, string_list_agg, utc_date
+from crm_pipeline.profiles.sql import (BROWSED, ENGAGEMENT_WINDOWS, PROFILED, WINDOWED, only_recomputed, string_list_agg,
+                                       utc_date)
 from crm_pipeline.warehouse.profile_schema import GOLDEN_FIELDS, SCORING_COLUMNS, profile_360, profile_360_brand
 
 OVERALL = ""  # the brand value of the across-brands rows in the scratch table
@@ -257,11 +258,11 @@ WHERE f.brand = '{OVERALL}'
 """
 
 
-# The browse figures of the contacts whose only new records are web events (`BROWSED`), per brand and across
-# brands ('' as in the figures), from the per-day tables: all a web event can change in a profile it is in.
-_BROWSE_FIGURES = "tmp_profile_browse_figures"
+# Figures of contacts of whom only some can change, per brand and across brands ('' as in the figures), from
+# the per-day tables: a web event in a brand the contact has a profile in changes its browse figures only
+# (`BROWSED`); opens or clicks leaving a window change its engagement counts only (`WINDOWED`).
+_PARTIAL = "tmp_profile_partial_figures"
 _BROWSE_SQL = f"""
-CREATE TEMPORARY TABLE {_BROWSE_FIGURES} AS
 WITH {_two_level("last_browse", f"(SELECT d.contact_id, d.brand, d.last_browse_at FROM contact_daily d"
                                 f"{only_recomputed('d', False, BROWSED)} WHERE d.day <= :as_of) x",
                  [("last_browse_at", "MAX(last_browse_at)", "MAX(last_browse_at)")])},
@@ -270,32 +271,37 @@ WITH {_two_level("last_browse", f"(SELECT d.contact_id, d.brand, d.last_browse_a
 SELECT l.contact_id, l.brand_key AS brand, l.last_browse_at, t.top_value AS top_category_browsed
 FROM last_browse l LEFT JOIN browsed t ON t.contact_id = l.contact_id AND t.brand_key = l.brand_key
 """
+_WINDOWS_SQL = f"""
+WITH {_two_level("eng", f"(SELECT d.* FROM contact_daily d{only_recomputed('d', False, WINDOWED)} "
+                        "WHERE d.day <= :as_of) x", _engagement())}
+SELECT contact_id, brand_key AS brand, {", ".join(_ENGAGEMENT_COLUMNS)} FROM eng
+"""
 
 
-def _update_browse_figures(conn: sa.Connection, params: dict) -> None:
-    """Set the browse figures of the `BROWSED` contacts' stored rows where they changed."""
-    conn.execute(sa.text(f"DROP TABLE IF EXISTS {_BROWSE_FIGURES}"))
-    conn.execute(sa.text(_BROWSE_SQL), {"as_of": params["as_of"]})
+def _update_some_figures(conn: sa.Connection, params: dict, sql: str, columns: list[str]) -> None:
+    """Set `columns` of the stored rows (per brand and overall) to the figures `sql` selects, where they differ."""
+    conn.execute(sa.text(f"DROP TABLE IF EXISTS {_PARTIAL}"))
+    conn.execute(sa.text(f"CREATE TEMPORARY TABLE {_PARTIAL} AS {sql}"), _bound(sql, params))
     for table, match in (("profile_360_brand", "f.brand = profile_360_brand.brand"),
                          ("profile_360", f"f.brand = '{OVERALL}'")):
-        conn.execute(sa.text(
-            f"UPDATE {table} SET last_browse_at = f.last_browse_at, top_category_browsed = f.top_category_browsed "
-            f"FROM {_BROWSE_FIGURES} f WHERE f.contact_id = {table}.contact_id AND {match} "
-            f"AND ({table}.last_browse_at IS DISTINCT FROM f.last_browse_at "
-            f"OR {table}.top_category_browsed IS DISTINCT FROM f.top_category_browsed)"))
-    conn.execute(sa.text(f"DROP TABLE {_BROWSE_FIGURES}"))
+        differ = " OR ".join(f"{table}.{c} IS DISTINCT FROM f.{c}" for c in columns)
+        conn.execute(sa.text(f"UPDATE {table} SET {', '.join(f'{c} = f.{c}' for c in columns)} FROM {_PARTIAL} f "
+                             f"WHERE f.contact_id = {table}.contact_id AND {match} AND ({differ})"))
+    conn.execute(sa.text(f"DROP TABLE {_PARTIAL}"))
 
 
 def build_profile_360(conn: sa.Connection, params: dict, *, full: bool = True) -> int:
     """Rewrite the rows (all when `full`, else those of `PROFILED`) of `profile_360_brand` and `profile_360`
     from the scratch tables, `contact_daily`, `contact_browse_daily` and `golden_records`; of the contacts
-    whose only new records are web events (`BROWSED`) set the browse figures only.
+    whose only new records are web events (`BROWSED`) set the browse figures only, of those due only to the
+    windows (`WINDOWED`) the engagement counts.
 
     Runs inside the caller's transaction after `create_scratch`, `contact_daily` and the golden records;
     returns the number of contacts profiled.
     """
     if not full:
-        _update_browse_figures(conn, params)
+        _update_some_figures(conn, params, _BROWSE_SQL, ["last_browse_at", "top_category_browsed"])
+        _update_some_figures(conn, params, _WINDOWS_SQL, _ENGAGEMENT_COLUMNS)
         if not conn.execute(sa.text(f"SELECT COUNT(*) FROM {PROFILED}")).scalar_one():
             return conn.execute(sa.text("SELECT COUNT(*) FROM profile_360")).scalar_one()
     figures = _figures_sql(full)

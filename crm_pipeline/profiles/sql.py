@@ -36,10 +36,12 @@ def as_of_params(as_of: dt.date) -> dict:
 # to another contact, changed order lines or catalogue, a new order), the others (APPEND) only gain the events of
 # their new records (NEW: the lineage of those records) and of the records dated into a new day; GOLDEN are
 # those whose golden records can change. BROWSED: appended contacts whose only new records are web events of
-# brands they have a profile in, on the same day: of their 360 figures only the browse ones can change; PROFILED
-# the others, whose figures are recomputed.
+# brands they have a profile in, on the same day: of their 360 figures only the browse ones can change; WINDOWED:
+# those due only because opens or clicks left a window (their engagement counts alone change); PROFILED the
+# others, whose figures are recomputed.
 RECOMPUTE = "tmp_profile_recompute"
 BROWSED = "tmp_profile_browsed"
+WINDOWED = "tmp_profile_windowed"
 PROFILED = "tmp_profile_profiled"
 WHOLE = "tmp_profile_whole"
 APPEND = "tmp_profile_append"

@@ -168,29 +168,36 @@ def _publish_entity(conn: sa.Connection, entity: Entity, hold_share: float, scop
         SELECT entity, _brand, source_key, _file_id, _row_number, kept_file_id, kept_row_number, reason
         FROM {scope.outcomes} o WHERE entity = :e AND outcome = 'deduplicated'
     """), params)
-    # A quarantined row is resolved when a later file staged the same key, or replaced its whole file.
+    # A quarantined row is resolved when a later file staged the same key, or replaced its whole file. Only
+    # the staged rows of the quarantined rows' keys are looked at (a few, not every staged row's key).
     conn.execute(sa.text(f"""
         INSERT INTO quarantine (entity, brand, file_id, file, row_number, source_key, "column", rule, raw_value,
                                 status, resolved_by_file_id)
-        WITH fixes AS (
-          SELECT r.entity, r._file_id, r._row_number,
-                 MIN(CASE WHEN s._file_id > r._file_id THEN s._file_id END) AS by_key,
-                 MIN(nf.file_id) AS by_file
+        WITH hit AS (
+          SELECT o._file_id, o._row_number, o._brand, o.source_key
           FROM (SELECT DISTINCT entity, _file_id, _row_number FROM rule_hits r
                 WHERE entity = :e AND {scope.has_row('r')}) r
-          JOIN {scope.outcomes} o ON o.entity = r.entity AND o._file_id = r._file_id AND o._row_number = r._row_number
+          JOIN {scope.outcomes} o ON o.entity = r.entity AND o._file_id = r._file_id AND o._row_number = r._row_number),
+        staged_keys AS (
+          SELECT s._brand, s.source_key, s._file_id FROM {scope.outcomes} s
+          WHERE s.entity = :e AND s.outcome = 'staged'
+            AND (s._brand, s.source_key) IN (SELECT _brand, source_key FROM hit)),
+        fixes AS (
+          SELECT r._file_id, r._row_number,
+                 MIN(CASE WHEN s._file_id > r._file_id THEN s._file_id END) AS by_key,
+                 MIN(nf.file_id) AS by_file
+          FROM hit r
           JOIN files f ON f.file_id = r._file_id
-          LEFT JOIN {scope.outcomes} s ON s.entity = r.entity AND s.outcome = 'staged'
-                                  AND s._brand = o._brand AND s.source_key = o.source_key
+          LEFT JOIN staged_keys s ON s._brand = r._brand AND s.source_key = r.source_key
           LEFT JOIN files nf ON nf.path = f.path AND nf.file_id > f.file_id AND nf.status = 'loaded'
-          GROUP BY r.entity, r._file_id, r._row_number)
+          GROUP BY r._file_id, r._row_number)
         SELECT h.entity, o._brand, h._file_id, f.path, h._row_number, o.source_key, h."column", h.rule, h.raw_value,
                CASE WHEN COALESCE(x.by_key, x.by_file) IS NULL THEN 'open' ELSE 'resolved' END,
                COALESCE(x.by_key, x.by_file)
         FROM rule_hits h
-        JOIN {scope.outcomes} o ON o.entity = h.entity AND o._file_id = h._file_id AND o._row_number = h._row_number
+        JOIN hit o ON o._file_id = h._file_id AND o._row_number = h._row_number
         JOIN files f ON f.file_id = h._file_id
-        JOIN fixes x ON x.entity = h.entity AND x._file_id = h._file_id AND x._row_number = h._row_number
+        JOIN fixes x ON x._file_id = h._file_id AND x._row_number = h._row_number
         WHERE h.entity = :e
     """), params)
     conn.execute(sa.text(f"""
@@ -242,27 +249,27 @@ def _find_rule_hits(conn: sa.Connection, entity: Entity, scope: Scope, params: d
         f'WHERE entity = :e AND {scope.has_row("v")}'
     ), params)
     # A second, different row under a key the same file already used, with nothing saying which is newer.
-    # Only keys a file repeats can conflict, so the pairs are looked for among those rows (a hash aggregate
-    # finds them; most keys appear once). A join, not a correlated EXISTS: DuckDB 1.5.6 answers
+    # Only keys a file repeats can conflict, so the pairs are looked for among those rows: a hash aggregate
+    # over the key columns alone finds them (most keys appear once), and only their rows are read whole and
+    # checked for a violation of their own. A join, not a correlated EXISTS: DuckDB 1.5.6 answers
     # `EXISTS (... p.r < t.r AND p.h <> t.h)` with no rows at all.
-    key_cols = ", ".join(_q(k) for k in entity.key)
     key_cols_t = ", ".join(f"t.{_q(k)}" for k in entity.key)
-    key_match_r = " AND ".join(f"r.{_q(k)} = c.{_q(k)}" for k in entity.key)
+    key_match_r = " AND ".join(f"r.{_q(k)} = t.{_q(k)}" for k in entity.key)
     updated = ", t.updated_at" if entity.has_column("updated_at") else ""
     conn.execute(sa.text(f"""
         INSERT INTO rule_hits (entity, _file_id, _row_number, "column", rule, raw_value)
-        WITH clean AS (
+        WITH repeats AS (
+          SELECT t._file_id, t._brand, {key_cols_t} FROM {typed} t
+          WHERE {scope.has_row('t')}
+          GROUP BY t._file_id, t._brand, {key_cols_t} HAVING COUNT(*) > 1),
+        repeated AS (
           SELECT t._file_id, t._row_number, t._brand, {key_cols_t}, t._row_hash{updated},
                  {source_key_sql(entity)} AS source_key
           FROM {typed} t
+          JOIN repeats r ON r._file_id = t._file_id AND r._brand = t._brand AND {key_match_r}
           WHERE {scope.has_row('t')}
             AND NOT EXISTS (SELECT 1 FROM row_violations v WHERE v.entity = :e
-                            AND v._file_id = t._file_id AND v._row_number = t._row_number)),
-        repeated AS (
-          SELECT c.* FROM clean c
-          JOIN (SELECT _file_id, _brand, {key_cols} FROM clean GROUP BY _file_id, _brand, {key_cols}
-                HAVING COUNT(*) > 1) r
-            ON r._file_id = c._file_id AND r._brand = c._brand AND {key_match_r})
+                            AND v._file_id = t._file_id AND v._row_number = t._row_number))
         SELECT DISTINCT CAST(:e AS VARCHAR), t._file_id, t._row_number, CAST(:key_name AS VARCHAR),
                CAST(:rule AS VARCHAR), t.source_key
         FROM repeated t

@@ -338,9 +338,8 @@ def _prepare(entity: Entity, df: pd.DataFrame) -> pd.DataFrame:
     naive datetimes, so one comparison works whether staging kept dates or datetimes.
 
     Text in one Arrow chunk: picking a few rows out of a chunked column (the sample rows of every
-    expectation and file) concatenates the whole column first, which was most of a million-row
-    batch's validation time. A shallow copy otherwise: pandas' copy-on-write leaves the caller's
-    frame untouched.
+    expectation and file) concatenates the whole column first, once per pick. A shallow copy
+    otherwise: pandas' copy-on-write leaves the caller's frame untouched.
     """
     df = df.reset_index(drop=True)
     for name in df.columns:

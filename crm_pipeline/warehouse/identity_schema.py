@@ -59,7 +59,9 @@ merge_log = sa.Table(
 
 identity_alerts = sa.Table(
     "identity_alerts", metadata,
-    sa.Column("kind", sa.String, nullable=False, comment="cluster_too_large / identifier_capped / junk_identifier / device_shared"),
+    sa.Column("kind", sa.String, nullable=False,
+              comment="cluster_too_large / identifier_capped / junk_identifier / device_shared / "
+                      "blocking_rule_tightened / blocking_rule_skipped / blocking_key_oversized"),
     sa.Column("subject", sa.String, nullable=False, comment="the contact id or identifier value concerned"),
     sa.Column("detail", sa.String, nullable=False),
     sa.Column("as_of", sa.Date, nullable=False),

@@ -10,10 +10,13 @@ its peak memory is its own:
 2. same day again: nothing changed, nothing recomputed;
 3. new day: as of AS_OF + 1, no new record (contacts due: records dated on the new day,
    opens or clicks leaving a 30/90/365-day window);
-4. small drop: new web events for 1% of the contacts (a new file id), same day as 3;
+4. small drop: new web events (a new file id), same day as 3: 1% of the rows, from 14% of the contacts, as
+   bench/e2e.py's drop (`--drop-share`, `--drop-touches`);
 5. full refresh of the same state (`full_refresh=True`) on a copy of the file, and a check in
    SQL that every profile table of the incremental warehouse equals the rebuilt one.
-Prints rows per table, seconds and contacts recomputed per build, its steps and peak RSS.
+Prints rows per table, seconds and contacts recomputed per build, its steps and peak RSS, and a SUMMARY
+line: the drop and the new day as shares of the full build (issue #13's targets: 5% and 10%), with the
+machine's load.
 Per contact on average: 1.2 customer accounts, 0.6 subscriber records, 2.5 orders of
 2 lines (5% with a return line), 8 email events and 6 web events over two years; 1% of
 events fall after as_of (and must be ignored).
@@ -24,6 +27,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import resource
 import shutil
 import subprocess
@@ -210,16 +214,18 @@ def build_only(url: str, as_of: str, full_refresh: bool) -> None:
     print(json.dumps(figures))
 
 
-def small_drop(url: str, contacts: int, seed: int) -> int:
-    """New web events (file id 2) for 1% of the contacts, dated on the new day; returns the rows added."""
+def small_drop(url: str, contacts: int, seed: int, events: int, touched: float) -> int:
+    """`events` new web events (file id 2) of a `touched` share of the contacts, dated on the new day: like
+    bench/e2e.py's 1% drop, a sample of existing visitors' events (at 100k people it touches 14% of them);
+    returns the rows added."""
     from crm_pipeline.warehouse.bulk import insert_arrow
     from crm_pipeline.warehouse.engine import make_engine
     from crm_pipeline.warehouse.identity_schema import identity_map
     from crm_pipeline.warehouse.quality_schema import stg_tables
 
     rng = np.random.default_rng(seed + 1)
-    who = rng.choice(contacts, max(1, contacts // 100), replace=False)
-    owner = np.repeat(who, 3)
+    who = rng.choice(contacts, max(1, round(contacts * touched)), replace=False)
+    owner = np.sort(rng.choice(who, max(1, events)))
     n = owner.size
     day = dt.datetime.combine(AS_OF + dt.timedelta(days=1), dt.time(), tzinfo=dt.timezone.utc).timestamp()
     at = pa.array(((day + rng.integers(0, 86_400, n)) * 1_000_000).astype("int64"), pa.timestamp("us", tz="UTC"))
@@ -252,7 +258,8 @@ def differences(path: Path, other: Path) -> dict[str, int]:
     con = duckdb.connect(str(path), read_only=True)
     con.execute(f"ATTACH '{other}' AS rebuilt (READ_ONLY)")
     out = {}
-    for table in ("golden_records", "profile_360", "profile_360_brand", "timeline", "contact_daily"):
+    for table in ("golden_records", "profile_360", "profile_360_brand", "timeline", "contact_daily",
+                  "contact_browse_daily"):
         out[table] = con.execute(f"SELECT (SELECT COUNT(*) FROM (SELECT * FROM {table} EXCEPT ALL "
                                  f"SELECT * FROM rebuilt.{table})) + (SELECT COUNT(*) FROM (SELECT * FROM "
                                  f"rebuilt.{table} EXCEPT ALL SELECT * FROM {table}))").fetchone()[0]
@@ -260,13 +267,24 @@ def differences(path: Path, other: Path) -> dict[str, int]:
     return out
 
 
+load_seen: list[float] = []  # the 1-minute load average at each build's start and end
+
+
 def build(url: str, as_of: dt.date, full_refresh: bool = False) -> dict:
+    load_seen.append(os.getloadavg()[0])
+    try:
+        return _build(url, as_of, full_refresh)
+    finally:
+        load_seen.append(os.getloadavg()[0])
+
+
+def _build(url: str, as_of: dt.date, full_refresh: bool) -> dict:
     args = [sys.executable, __file__, "--build-only", url, as_of.isoformat()] + (["--full"] if full_refresh else [])
     child = subprocess.run(args, capture_output=True, text=True, check=True)
     return json.loads(child.stdout.strip().splitlines()[-1])
 
 
-def run(contacts: int, seed: int, folder: Path) -> None:
+def run(contacts: int, seed: int, folder: Path, drop_share: float, touched: float) -> None:
     path = folder / f"profiles_{contacts}.duckdb"
     url = f"duckdb:///{path}"
     t = time.perf_counter()
@@ -282,26 +300,34 @@ def run(contacts: int, seed: int, folder: Path) -> None:
     next_day = AS_OF + dt.timedelta(days=1)
     runs = [("full build", build(url, AS_OF)), ("same day, no change", build(url, AS_OF)),
             ("new day, no new record", build(url, next_day))]
-    added = small_drop(url, contacts, seed)
-    runs.append((f"small drop ({added:,} web events)", build(url, next_day)))
+    added = small_drop(url, contacts, seed, round(sum(v for k, v in rows.items() if k != 'identity_map') * drop_share), touched)
+    runs.append((f"small drop ({added:,} web events, {drop_share:.0%} of the rows)", build(url, next_day)))
     copy = path.with_name(path.stem + "_rebuilt.duckdb")
     shutil.copyfile(path, copy)
     runs.append(("full refresh of the same state", build(f"duckdb:///{copy}", next_day, full_refresh=True)))
     full_seconds = runs[0][1]["seconds"]
     for label, f in runs:
         print(f"   {label}: {f['seconds']:.1f} s ({f['seconds'] / full_seconds:.0%} of the full build), {f['mode']}, "
-              f"{f['contacts_recomputed']:,} contacts recomputed ({f['reason']}), peak RSS {f['peak_rss_mb']:,} MB")
+              f"{f['contacts_recomputed']:,} contacts recomputed ({f['reason']}; rebuilt whole "
+              f"{f.get('contacts_rebuilt_whole', 0):,}, browse figures only {f.get('contacts_browse_only', 0):,}, "
+              f"window counts only {f.get('contacts_windows_only', 0):,}), peak RSS {f['peak_rss_mb']:,} MB")
         print(f"      steps {f['step_seconds']}")
     f = runs[0][1]
     print(f"   contacts profiled {f['contacts_profiled']:,}, contact-brand rows {f['contact_brand_rows']:,}, "
           f"golden values {f['golden_values']:,}, timeline rows {f['timeline_rows']:,}")
     print(f"   incremental vs full refresh, rows differing per table: {differences(path, copy)}")
+    full, day, drop = runs[0][1]["seconds"], runs[2][1]["seconds"], runs[3][1]["seconds"]
+    print(f"   SUMMARY {contacts:,}: full {full:.1f} s | drop {drop:.1f} s = {drop / full:.1%} of full "
+          f"(issue #13: 5%) | new day {day:.1f} s = {day / full:.1%} of full (10%) | 1-min load "
+          f"{' '.join(f'{x:.1f}' for x in load_seen)} on {os.cpu_count()} CPUs")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--contacts", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--drop-share", type=float, default=0.01, help="the drop's web events as a share of all rows")
+    parser.add_argument("--drop-touches", type=float, default=0.14, help="the share of contacts the drop touches")
     parser.add_argument("--keep", type=Path, help="folder for the DuckDB files (default: a temporary one)")
     parser.add_argument("--build-only", nargs=2, help=argparse.SUPPRESS)
     parser.add_argument("--full", action="store_true", help=argparse.SUPPRESS)
@@ -313,7 +339,8 @@ def main() -> None:
     folder.mkdir(parents=True, exist_ok=True)
     try:
         for contacts in args.contacts:
-            run(contacts, args.seed, folder)
+            load_seen.clear()
+            run(contacts, args.seed, folder, args.drop_share, args.drop_touches)
     finally:
         if args.keep is None:
             shutil.rmtree(folder, ignore_errors=True)

@@ -52,5 +52,6 @@ def build_profile_tables(context: dg.AssetExecutionContext, warehouse: Warehouse
         "mode": figures["mode"], "contacts_recomputed": figures["contacts_recomputed"],
         "contacts_rebuilt_whole": figures["contacts_rebuilt_whole"],
         "contacts_browse_only": figures["contacts_browse_only"],
+        "contacts_windows_only": figures["contacts_windows_only"],
         "recompute_reason": figures["reason"]})
     yield dg.MaterializeResult(asset_key="timeline", metadata={"dagster/row_count": figures["timeline_rows"]})

@@ -98,22 +98,12 @@ def plan_run(conn: sa.Connection, as_of: dt.date, *, full_refresh: bool) -> Plan
         return Plan(True, "no profile build to follow", *previous)
     if since.full:
         return Plan(True, "the profiles were rebuilt in full", *previous)
-    if _forgotten(conn, before):
-        return Plan(True, "the profile changes since the last run were cleared by a later stage", *previous)
     return Plan(False, "incremental", *previous)
 
 
 def trained(plan: Plan) -> Plan:
     """The plan of a run whose models were trained now: full, as the training pass computes everyone anyway."""
     return plan if plan.full else dataclasses.replace(plan, full=True, reason="models trained in this run")
-
-
-def _forgotten(conn: sa.Connection, before: int | None) -> bool:
-    """True when the scoring stage took in (and cleared) profile builds this stage had not followed yet."""
-    if not _has(conn, "scoring_builds"):
-        return False
-    cleared = conn.execute(sa.text("SELECT MAX(profile_build) FROM scoring_builds")).scalar()
-    return cleared is not None and (before is None or cleared > before)
 
 
 def select_recompute(conn: sa.Connection, plan: Plan, as_of: dt.date) -> dict[str, int]:

@@ -209,20 +209,9 @@ def _split(conn: sa.Connection, params: dict) -> None:
         if dated else {})
 
 
-def recompute_count(conn: sa.Connection) -> int:
-    return conn.execute(sa.text(f"SELECT COUNT(*) FROM {RECOMPUTE}")).scalar_one()
-
-
-def whole_count(conn: sa.Connection) -> int:
-    return conn.execute(sa.text(f"SELECT COUNT(*) FROM {WHOLE}")).scalar_one()
-
-
-def browsed_count(conn: sa.Connection) -> int:
-    return conn.execute(sa.text(f"SELECT COUNT(*) FROM {BROWSED}")).scalar_one()
-
-
-def windowed_count(conn: sa.Connection) -> int:
-    return conn.execute(sa.text(f"SELECT COUNT(*) FROM {WINDOWED}")).scalar_one()
+def recompute_count(conn: sa.Connection, table: str = RECOMPUTE) -> int:
+    """The contacts in one of the build's contact tables (`RECOMPUTE`, `WHOLE`, `BROWSED`, `WINDOWED` ...)."""
+    return conn.execute(sa.text(f"SELECT COUNT(*) FROM {table}")).scalar_one()
 
 
 def advance_day(conn: sa.Connection, as_of: dt.date) -> None:
@@ -300,11 +289,21 @@ def changed_contacts(conn: sa.Connection, table: str, after: int | None, upto: i
     return {why: int(counts.get(why, 0)) for why in reasons}
 
 
+# The stages that follow the change log, each recording in its runs table the last profile build it took in.
+FOLLOWERS = ("predict_builds", "scoring_builds")
+
+
 def forget_changes(conn: sa.Connection, upto: int | None) -> None:
-    """Drop the log of the builds up to `upto` once the stage that reads it took them in (it would grow with
-    every build)."""
-    if upto is not None:
-        conn.execute(sa.text("DELETE FROM profile_changes WHERE build_number <= :upto"), {"upto": upto})
+    """Drop the log of the builds up to `upto` that every following stage has taken in (it would grow with every
+    build). A follower with no run yet is not waited for: its first run is a full one."""
+    if upto is None:
+        return
+    inspector = sa.inspect(conn)
+    for table in FOLLOWERS:
+        if inspector.has_table(table):
+            taken = conn.execute(sa.text(f"SELECT MAX(profile_build) FROM {table}")).scalar()
+            upto = upto if taken is None else min(upto, int(taken))
+    conn.execute(sa.text("DELETE FROM profile_changes WHERE build_number <= :upto"), {"upto": upto})
 
 
 def drop_plan_tables(conn: sa.Connection) -> None:

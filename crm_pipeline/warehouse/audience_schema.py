@@ -1,7 +1,8 @@
 """Tables of the audience stage: membership snapshots per day, entries and exits, sizes, suppressions.
 
 - `audience_members`: who is in each audience as of a day, with the contact details an export
-  needs. One snapshot per `as_of`: a run deletes that day's rows and inserts them again.
+  needs. One snapshot per `as_of`: a new day's run inserts it; a re-run of a day (a drop)
+  writes only the rows that differ.
 - `audience_history`: who entered or exited each audience on a day, by comparing that day's
   snapshot with the previous snapshot day (the first snapshot enters everyone).
 - `audience_sizes`: one row per audience and day, including empty and skipped audiences, so a

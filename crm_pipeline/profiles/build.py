@@ -13,7 +13,7 @@ from crm_pipeline.profiles.browse import build_browse_daily, contact_browse_dail
 from crm_pipeline.profiles.daily import build_contact_daily
 from crm_pipeline.profiles.profile360 import attach_scoring, build_profile_360
 from crm_pipeline.profiles.scratch import create_new_scratch, create_scratch, create_window_scratch, drop_scratch
-from crm_pipeline.profiles.sql import as_of_params
+from crm_pipeline.profiles.sql import BROWSED, WHOLE, WINDOWED, as_of_params
 from crm_pipeline.profiles.survivorship import build_golden_records, load_rules
 from crm_pipeline.profiles.timeline import build_timeline
 from crm_pipeline.step_clock import StepClock
@@ -26,8 +26,9 @@ def build_profiles(engine: sa.Engine, *, as_of: dt.date, survivorship_file: str 
 
     Reads the staging tables and `identity_map`; ignores everything after the end of `as_of`
     (UTC). Incremental unless `full_refresh` (or a first build, an earlier as-of day, changed
-    rules: see `incremental`): only the contacts a drop touched or the new day moved are
-    rewritten, and the result equals a full rebuild. The survivorship rules are validated
+    rules, a new state table: see `incremental`): only the contacts a drop touched or the new day
+    moved are rewritten, most by taking in their new records and the records dated into the day
+    (no step reads the history of their events), and the result equals a full rebuild. The survivorship rules are validated
     before any SQL runs. One transaction (the recomputed contacts' rows written by difference, see
     `rewrite`), so a re-run gives identical tables and a failure leaves the previous build in place. Returns figures for
     the asset's metadata: `mode`, `contacts_recomputed` and why.
@@ -51,9 +52,9 @@ def build_profiles(engine: sa.Engine, *, as_of: dt.date, survivorship_file: str 
         # the previous build's day end, when the day moved: records dated from it on join the timelines
         since = None if full or plan.previous_as_of == as_of else as_of_params(plan.previous_as_of)["as_of_end"]
         if full or recomputed:
-            rebuilt_whole = None if full else incremental.whole_count(conn)
-            browse_only = None if full else incremental.browsed_count(conn)
-            windows_only = None if full else incremental.windowed_count(conn)
+            rebuilt_whole = None if full else incremental.recompute_count(conn, WHOLE)
+            browse_only = None if full else incremental.recompute_count(conn, BROWSED)
+            windows_only = None if full else incremental.recompute_count(conn, WINDOWED)
             whole = full or rebuilt_whole > 0
             clock.run("scratch", partial(create_scratch, full=full, whole=whole), conn, params)
             if not full:

@@ -82,6 +82,8 @@ def predict_customers(context: dg.AssetExecutionContext, warehouse: WarehouseRes
     yield dg.MaterializeResult(asset_key="predictions", metadata={
         "dagster/row_count": result["customers_scored"], "scored_by": result["scored_by"], **model,
         "mode": run["mode"], "contacts_rescored": run["contacts_rescored"],
+        # rows of features, predictions and model_runs: none on a re-run of the day with nothing new
+        "rows_written": dg.MetadataValue.json(run["rows_written"]),
         "mean_predicted_clv": result["mean_predicted_clv"],
         "risk_bands": dg.MetadataValue.json(result["risk_bands"]),
         "segments": dg.MetadataValue.md(to_markdown(pd.Series(result["segments"], name="contacts")

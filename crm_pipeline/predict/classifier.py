@@ -30,12 +30,8 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import joblib
 import numpy as np
 import pandas as pd
-from sklearn.ensemble import HistGradientBoostingClassifier
-from sklearn.isotonic import IsotonicRegression
-from sklearn.linear_model import LogisticRegression
 
 from crm_pipeline.predict import bgnbd
 from crm_pipeline.predict.evaluation import calibration_png, lift_png, score_metrics
@@ -137,10 +133,12 @@ def labels(frame: pd.DataFrame, first_after: pd.DataFrame, task: Task) -> np.nda
 class CalibratedBooster:
     """A fitted booster and the calibrator of its scores (fitted on held-out training contacts)."""
 
-    def __init__(self, booster: HistGradientBoostingClassifier, calibrator):
+    def __init__(self, booster, calibrator):
         self.booster, self.calibrator = booster, calibrator
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        from sklearn.isotonic import IsotonicRegression  # loaded with the pickle already: a dictionary look-up
+
         raw = self.booster.predict_proba(X)[:, 1]
         if isinstance(self.calibrator, IsotonicRegression):
             p = self.calibrator.predict(raw)
@@ -163,6 +161,10 @@ def holdout_mask(contact_ids: pd.Series) -> np.ndarray:
 
 def fit_model(X: np.ndarray, y: np.ndarray, held: np.ndarray) -> CalibratedBooster:
     """Boosting with early stopping on the held-out contacts, then calibration on them."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.isotonic import IsotonicRegression
+    from sklearn.linear_model import LogisticRegression
+
     booster = HistGradientBoostingClassifier(
         learning_rate=0.1, max_iter=200, max_leaf_nodes=15, min_samples_leaf=50, l2_regularization=1.0,
         early_stopping=True, n_iter_no_change=20, scoring="loss", random_state=0)
@@ -194,7 +196,7 @@ class Scorer:
     used: str
     features: list[str]
     model: CalibratedBooster | None = None
-    baseline_map: LogisticRegression | None = None
+    baseline_map: object | None = None         # a fitted LogisticRegression
     fill: float = 0.0
 
     def probabilities(self, frame: pd.DataFrame) -> np.ndarray:
@@ -254,6 +256,8 @@ def train_task(task: Task, train: pd.DataFrame, evaluate: pd.DataFrame, referenc
         message = (f"{task.name}: classifier AUC {classifier_auc:.3f} does not beat the {best_baseline} baseline "
                    f"({versus}); the {best_baseline} baseline scores")
     metrics["used"] = scorer.used
+    import joblib
+
     model_dir.mkdir(parents=True, exist_ok=True)
     path = model_dir / f"{task.name}_{as_of.isoformat()}.joblib"
     joblib.dump({"model": model, "scorer": scorer, "features": used_features, "task": task.name,
@@ -273,6 +277,8 @@ def _baseline_scorer(name: str, train: pd.DataFrame, y_train: np.ndarray) -> Sco
     The map is strictly monotone in log(1 + input), so the published probabilities rank buyers exactly as
     the baseline does (an isotonic map would merge them into steps and lose part of the AUC that won).
     """
+    from sklearn.linear_model import LogisticRegression
+
     x_train = train[BASELINE_COLUMNS[name]].to_numpy(dtype=float)
     ok = np.isfinite(x_train)
     fit = LogisticRegression(C=1e6).fit(np.log1p(np.maximum(x_train[ok], 0))[:, None], y_train[ok])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
 
 from crm_pipeline.markdown import figure_png
 
@@ -22,6 +21,8 @@ def top_decile(y: np.ndarray, score: np.ndarray) -> tuple[float, float]:
 
 def score_metrics(y, score, *, is_probability: bool) -> dict:
     """The figures of one scorer; a scorer with no rows to score (e.g. BG/NBD without a fit) gets n = 0 and NaNs."""
+    from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score  # seconds to import: only runs that train
+
     y = np.asarray(y, dtype=int)
     score = np.asarray(score, dtype=float)
     out = {"n": int(len(y)), "positive_rate": float(y.mean()) if len(y) else float("nan")}

@@ -18,17 +18,16 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import importlib.metadata
 import io
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import joblib
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import sklearn
 import sqlalchemy as sa
 from threadpoolctl import threadpool_limits
 
@@ -49,6 +48,8 @@ PREDICT_MODELS = ("bgnbd", "gamma_gamma", "churn_classifier", "next_purchase_cla
 SCORE_BATCH_ROWS = 50_000
 _RANKED_INPUTS = ["contact_id", "recency_days", "purchase_count", "monetary", "frequency"]
 _SCORES = ["p_alive", "e1", "e2", "churn", "p30", "wait_days", "clv"]
+# The tables a run writes rows of (its `rows_written`): none on a re-run of the day with nothing new.
+_WRITTEN = ("features", "predictions", "model_runs")
 # Part of the settings key: raise it when a change to the training code must retrain the stored models.
 MODEL_VERSION = 1
 
@@ -66,6 +67,16 @@ class Models:
 
     def used_params(self, model: str) -> dict | None:
         return json.loads(self.rows[model]["metrics"]).get("used_params")
+
+    def load_scorers(self) -> None:
+        """Read back the stored scorers not yet in memory: they are scikit-learn pickles, and importing
+        scikit-learn costs seconds, so only a run that scores someone pays for it."""
+        import joblib
+
+        for outcome in self.outcomes.values():
+            estimator = self.rows[f"{outcome.task}_classifier"]["estimator"]
+            if outcome.scorer is None and estimator:
+                outcome.scorer = joblib.load(io.BytesIO(base64.b64decode(estimator)))
 
 
 def _previous_params(conn: sa.Connection, model: str, day: dt.date) -> tuple[dict | None, str | None]:
@@ -163,6 +174,8 @@ def _train(conn, day: dt.date, at_day: pd.DataFrame, windows: pd.DataFrame, plan
     outcomes = _classifiers(conn, day, buyers, bg_params, model_dir, plan, windows, every, reason, maxiter)
     rows = {"bgnbd": _fit_row("bgnbd", bg_fit, bg_params, bg_from, {}),
             "gamma_gamma": _fit_row("gamma_gamma", gg_fit, gg_params, gg_from, {})}
+    import joblib
+
     for outcome in outcomes.values():
         estimator = None
         if outcome.scorer is not None:
@@ -183,15 +196,14 @@ def _stored(conn, day: dt.date) -> dict[str, dict]:
 
 
 def _outcomes_of(rows: dict[str, dict]) -> dict[str, classifier.TaskOutcome]:
-    """The classifier outcomes stored for a training day, with their scorers read back."""
+    """The classifier outcomes stored for a training day; their scorers are read back when a batch is scored
+    (`Models.load_scorers`)."""
     outcomes = {}
     for task in classifier.TASKS:
         row = rows[f"{task.name}_classifier"]
         params = json.loads(row["params"])
-        scorer = joblib.load(io.BytesIO(base64.b64decode(row["estimator"]))) if row["estimator"] else None
         outcomes[task.name] = classifier.TaskOutcome(task.name, row["status"], params["used"], row["message"],
-                                                     json.loads(row["metrics"]), model_path=params["model_path"],
-                                                     scorer=scorer)
+                                                     json.loads(row["metrics"]), model_path=params["model_path"])
     return outcomes
 
 
@@ -202,7 +214,8 @@ def _models(conn, as_of: dt.date, *, plan: incremental.Plan, retrain_days: int, 
     last run when no record changed since (`Plan.known_fingerprint`), else computed over the staged history."""
     day = cadence.training_day(as_of, retrain_days=retrain_days, start=cadence_start)
     # scikit-learn's version too: a stored scorer is a pickle that another version may not read back.
-    key = cadence.settings_key(version=MODEL_VERSION, sklearn=sklearn.__version__, bgnbd_maxiter=maxiter,
+    key = cadence.settings_key(version=MODEL_VERSION, sklearn=importlib.metadata.version("scikit-learn"),
+                               bgnbd_maxiter=maxiter,
                                churn_days=CHURN_DAYS,
                                min_buyers=classifier.MIN_BUYERS, train_windows=classifier.TRAIN_WINDOWS,
                                window_step_days=classifier.WINDOW_STEP_DAYS,
@@ -239,6 +252,7 @@ def _score_batch(batch: pd.DataFrame, models: Models, horizons, clv_months: int,
     out = dict.fromkeys(_SCORES, nan)
     if batch.empty:     # scikit-learn refuses to score no rows
         return out
+    models.load_scorers()
     if bg_params:
         out.update(p_alive=bgnbd.p_alive(bg_params, x, t_x, T),
                    e1=bgnbd.expected_purchases(bg_params, x, t_x, T, horizons[0] / 7.0),
@@ -278,13 +292,18 @@ def _kept_scores(conn, as_of: dt.date) -> pd.DataFrame:
     """).bindparams(as_of=as_of))
 
 
-def _predictions(scored: pd.DataFrame, models: Models, as_of: dt.date) -> tuple[pd.DataFrame, str]:
-    """The `predictions` rows of the day's buyers from their scores: RFM and risk ranks over all of them."""
-    scored_by = "bgnbd" if models.used_params("bgnbd") else "rfm_only"
+def _scored_by(models: Models) -> str:
+    """What scores churn with these models: the classifier, BG/NBD or RFM alone."""
     churn_outcome = models.outcomes["churn"]
     if churn_outcome.status == "ok":
-        scored_by = {"classifier": "classifier", "bgnbd_expected_purchases": "bgnbd",
-                     "recency": "rfm_only"}[churn_outcome.used]
+        return {"classifier": "classifier", "bgnbd_expected_purchases": "bgnbd", "recency": "rfm_only"}[
+            churn_outcome.used]
+    return "bgnbd" if models.used_params("bgnbd") else "rfm_only"
+
+
+def _predictions(scored: pd.DataFrame, models: Models, as_of: dt.date) -> tuple[pd.DataFrame, str]:
+    """The `predictions` rows of the day's buyers from their scores: RFM and risk ranks over all of them."""
+    scored_by = _scored_by(models)
     out = rfm.score(scored)
     out.insert(0, "as_of", as_of)
     out = out.assign(p_alive=scored["p_alive"].to_numpy(), expected_purchases_90d=scored["e1"].to_numpy(),
@@ -339,39 +358,66 @@ def run_predictions(engine: sa.Engine, *, as_of: dt.date, model_dir: Path, horiz
                                     full_refresh=full_refresh, model_dir=model_dir, maxiter=bgnbd_maxiter)
             if models.retrained:
                 plan = incremental.trained(plan)
-            only_recomputed = _day_features(conn, as_of, plan, feats)
-            reasons = {} if plan.full else reasons
-            contacts = conn.execute(sa.select(sa.func.count()).select_from(features)
-                                    .where(features.c.as_of == as_of)).scalar_one()
-            parts = [_scored(batch, models, as_of, horizons, clv_months, monthly_discount)
-                     for batch in day_batches(conn, SCORE_BATCH_ROWS, "purchase_count > 0")]
-            rescored = sum(len(p) for p in parts)
-            if only_recomputed:      # the same day's other buyers keep their scores; the day's ranks are redone
-                parts.append(_kept_scores(conn, as_of))
-            scored = (pd.concat(parts, ignore_index=True).sort_values("contact_id", ignore_index=True) if parts
-                      else pd.DataFrame(columns=[*_RANKED_INPUTS, *_SCORES, "next_date"]))
-            out, scored_by = _predictions(scored, models, as_of)
-            truth = evaluate_churn(conn, truth_dir, as_of, out.assign(recency_days=scored["recency_days"].to_numpy()))
+            if _unchanged(conn, as_of, plan, models):
+                out, truth = _stored_day(conn, as_of)
+                scored_by = out["scored_by"].iloc[0] if len(out) else _scored_by(models)
+                day_contacts, recomputed, rescored, written = _day_count(conn, as_of), 0, 0, dict.fromkeys(_WRITTEN, 0)
+            else:
+                written = dict(features=_day_features(conn, as_of, plan, feats))
+                only_recomputed = as_of == plan.previous_as_of and not plan.full
+                reasons = {} if plan.full else reasons
+                day_contacts = _day_count(conn, as_of)
+                parts = [_scored(batch, models, as_of, horizons, clv_months, monthly_discount)
+                         for batch in day_batches(conn, SCORE_BATCH_ROWS, "purchase_count > 0")]
+                rescored = sum(len(p) for p in parts)
+                if only_recomputed:      # the same day's other buyers keep their scores; the day's ranks are redone
+                    parts.append(_kept_scores(conn, as_of))
+                scored = (pd.concat(parts, ignore_index=True).sort_values("contact_id", ignore_index=True) if parts
+                          else pd.DataFrame(columns=[*_RANKED_INPUTS, *_SCORES, "next_date"]))
+                out, scored_by = _predictions(scored, models, as_of)
+                truth = evaluate_churn(conn, truth_dir, as_of,
+                                       out.assign(recency_days=scored["recency_days"].to_numpy()))
+                # For backfills and re-runs, replace everything of this as_of in one transaction.
+                conn.execute(predictions.delete().where(predictions.c.as_of == as_of))
+                conn.execute(model_runs.delete().where(model_runs.c.as_of == as_of,
+                                                       model_runs.c.model.in_(PREDICT_MODELS)))
+                columns = [c.name for c in predictions.columns]
+                insert_arrow(conn, predictions, pa.Table.from_pandas(out[columns], preserve_index=False))
+                day_runs = _day_runs(models, as_of, horizons, clv_months, monthly_discount, truth)
+                conn.execute(model_runs.insert(), day_runs)
+                written.update(predictions=len(out), model_runs=len(day_runs))
+                recomputed = day_contacts if plan.full else incremental.recompute_count(conn)
+                DAY.drop(conn)
             models.outcomes["churn"].metrics["truth"] = truth
-            # For backfills and re-runs, replace everything of this as_of in one transaction.
-            conn.execute(predictions.delete().where(predictions.c.as_of == as_of))
-            conn.execute(model_runs.delete().where(model_runs.c.as_of == as_of,
-                                                   model_runs.c.model.in_(PREDICT_MODELS)))
-            columns = [c.name for c in predictions.columns]
-            insert_arrow(conn, predictions, pa.Table.from_pandas(out[columns], preserve_index=False))
-            conn.execute(model_runs.insert(), _day_runs(models, as_of, horizons, clv_months, monthly_discount, truth))
-            recomputed = contacts if plan.full else incremental.recompute_count(conn)
             incremental.log_run(conn, as_of, plan, recomputed, rescored, models.trained_on, models.fingerprint)
-            DAY.drop(conn)
             incremental.drop_plan_tables(conn)
     run = {"mode": "full" if plan.full else "incremental", "reason": plan.reason, "contacts_recomputed": recomputed,
-           "contacts_rescored": rescored, "recomputed_because": reasons}
-    return {**_result(models, as_of, contacts, out, scored_by, truth), "run": run}
+           "contacts_rescored": rescored, "recomputed_because": reasons, "rows_written": written}
+    return {**_result(models, as_of, day_contacts, out, scored_by, truth), "run": run}
 
 
-def _day_features(conn, as_of: dt.date, plan: incremental.Plan, feats: pd.DataFrame | None) -> bool:
+def _day_count(conn, as_of: dt.date) -> int:
+    return conn.execute(sa.select(sa.func.count()).select_from(features).where(features.c.as_of == as_of)).scalar_one()
+
+
+def _unchanged(conn, as_of: dt.date, plan: incremental.Plan, models: Models) -> bool:
+    """Whether the day's rows already stand as this run would write them: a re-run of the last run's day with
+    the same models and no contact to recompute (the ranks are over the same scores)."""
+    return (not plan.full and as_of == plan.previous_as_of and not models.retrained
+            and models.trained_on == plan.previous_trained_on and not incremental.recompute_count(conn))
+
+
+def _stored_day(conn, as_of: dt.date) -> tuple[pd.DataFrame, dict]:
+    """The day's stored predictions and the churn classifier's judgement against true dropout, as last written."""
+    out = read_frame(conn, sa.select(predictions).where(predictions.c.as_of == as_of))
+    metrics = conn.execute(sa.select(model_runs.c.metrics).where(
+        model_runs.c.as_of == as_of, model_runs.c.model == "churn_classifier")).scalar_one_or_none()
+    return out, (json.loads(metrics).get("truth") if metrics else None) or {}
+
+
+def _day_features(conn, as_of: dt.date, plan: incremental.Plan, feats: pd.DataFrame | None) -> int:
     """Fill the day table with the features at `as_of` of the contacts to score and write them to `features`;
-    returns whether they are only the recomputed contacts (`incremental.select_recompute`: a same-day run).
+    returns the rows written (only the recomputed contacts' on a same-day run: `incremental.select_recompute`).
 
     A full run computes everyone (the frame a training pass holds, else streamed from SQL) and replaces the day;
     an incremental one computes the recomputed contacts from their records: on a new day it carries the others
@@ -395,7 +441,7 @@ def _day_features(conn, as_of: dt.date, plan: incremental.Plan, feats: pd.DataFr
     scope = f" AND contact_id IN (SELECT contact_id FROM {incremental.RECOMPUTE})" if same_day else ""
     conn.execute(sa.text(f"DELETE FROM features WHERE as_of = :as_of{scope}"), {"as_of": as_of})
     conn.execute(sa.text(f"INSERT INTO features ({columns}) SELECT {columns} FROM {DAY.name}"))
-    return same_day
+    return conn.execute(sa.select(sa.func.count()).select_from(DAY)).scalar_one()
 
 
 def _fit_result(models: Models, model: str) -> dict:

@@ -2,8 +2,8 @@
 
 A drop that brings one record of one buyer, on a day whose models are stored, recomputes and rescores that
 buyer alone (the run's own counters, kept in `predict_builds`); the other buyers keep their scores and only
-the day's ranks move. A new day without files carries every contact without a new record from the day before.
-Both give the tables a full refresh of a copy of the warehouse gives.
+the day's ranks move. A new day without files carries every contact without a new record from the day before;
+the same day again with nothing new writes no row. Both give the tables a full refresh of a copy of the warehouse gives.
 """
 
 from __future__ import annotations
@@ -56,6 +56,17 @@ def test_a_drop_touching_one_buyer_rescores_one_buyer_and_a_new_day_carries_the_
     assert new_day["contacts_recomputed"] == new_day["recomputed_because"]["dated_since_last_run"]
     assert new_day["contacts_recomputed"] < result["contacts_with_features"] / 10
     assert new_day["contacts_rescored"] == result["customers_scored"]      # T moved for every buyer
+
+    # The same day again with nothing new writes no row and reports the day as it stands.
+    stored = tables(engine, DAY)
+    build_profiles(engine, as_of=DAY)
+    again = predict(engine, DAY, models)
+    assert again["run"]["rows_written"] == {"features": 0, "predictions": 0, "model_runs": 0}, again["run"]
+    assert (again["run"]["contacts_recomputed"], again["run"]["contacts_rescored"]) == (0, 0)
+    for key in ("contacts_with_features", "customers_scored", "segments", "risk_bands", "scored_by",
+                "mean_predicted_clv", "churn_truth", "classifiers"):
+        assert again[key] == result[key], key
+    assert_same(stored, tables(engine, DAY), "a re-run with nothing new")
 
     with engine.begin() as conn:
         contact = _one_more_visit(conn, DAY)

@@ -4,22 +4,32 @@ from __future__ import annotations
 
 import datetime as dt
 
-import matplotlib
+import pandas as pd
+import sqlalchemy as sa
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-import sqlalchemy as sa  # noqa: E402
+from crm_pipeline.markdown import figure_png
+from crm_pipeline.warehouse.audience_schema import audience_sizes
 
-from crm_pipeline.markdown import figure_png  # noqa: E402
-from crm_pipeline.warehouse.audience_schema import audience_sizes  # noqa: E402
+# Part of the stored chart's inputs (crm_pipeline/defs/stored_charts.py): raise it when the drawing changes.
+VERSION = 1
 
 
-def sizes_over_time_png(conn: sa.Connection, as_of: dt.date, *, days: int = 90, top: int = 8) -> bytes:
-    """PNG of the across-brands audiences' daily sizes in the `days` before `as_of` (the largest `top`)."""
-    frame = pd.read_sql(sa.select(audience_sizes.c.as_of, audience_sizes.c.audience, audience_sizes.c.size)
-                        .where(audience_sizes.c.as_of > as_of - dt.timedelta(days=days),
-                               audience_sizes.c.as_of <= as_of, audience_sizes.c.brand_scope == ""), conn)
+def sizes_over_time(conn: sa.Connection, as_of: dt.date, *, days: int = 90) -> pd.DataFrame:
+    """The across-brands audiences' daily sizes (as_of, audience, size) in the `days` before `as_of`: what the
+    chart draws."""
+    return pd.read_sql(sa.select(audience_sizes.c.as_of, audience_sizes.c.audience, audience_sizes.c.size)
+                       .where(audience_sizes.c.as_of > as_of - dt.timedelta(days=days),
+                              audience_sizes.c.as_of <= as_of, audience_sizes.c.brand_scope == "")
+                       .order_by(audience_sizes.c.as_of, audience_sizes.c.audience), conn)
+
+
+def sizes_over_time_png(frame: pd.DataFrame, as_of: dt.date, *, days: int = 90, top: int = 8) -> bytes:
+    """PNG of `sizes_over_time`'s frame: the largest `top` audiences' daily sizes."""
+    import matplotlib  # seconds to import: only in the runs that draw
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     figure, axes = plt.subplots(figsize=(8, 4), dpi=90)
     if not frame.empty:
         wide = frame.pivot_table(index="as_of", columns="audience", values="size", aggfunc="sum").sort_index()

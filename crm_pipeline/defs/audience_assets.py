@@ -6,11 +6,13 @@ import dagster as dg
 import pandas as pd
 import sqlalchemy as sa
 
+from crm_pipeline.audiences import chart as sizes_chart
 from crm_pipeline.audiences.export import list_audiences
 from crm_pipeline.audiences.materialize import materialize_audiences
 from crm_pipeline.defs.ingest_assets import KINDS, OWNERS
 from crm_pipeline.defs.partitions import DAILY
 from crm_pipeline.defs.resources import CrmSettingsResource, WarehouseResource, transient_warehouse_errors_retried
+from crm_pipeline.defs.stored_charts import stored_png
 from crm_pipeline.markdown import image, to_markdown
 
 GROUP = "audiences"
@@ -36,18 +38,19 @@ SPECS = [
 def materialize_audience_tables(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
                                 crm_settings: CrmSettingsResource):
     """Recompute every audience for the partition's day; a re-run rewrites that day identically."""
-    from crm_pipeline.audiences.chart import sizes_over_time_png  # matplotlib: imported only when a run draws
-
     settings = crm_settings.load()
     as_of = crm_settings.as_of_date(context.partition_key)
     with transient_warehouse_errors_retried(context):
         sizes = materialize_audiences(warehouse.engine, as_of=as_of, audiences_file=settings.audiences_config or None)
     with warehouse.engine.connect() as conn:
         listing = list_audiences(conn, as_of)
-        chart = sizes_over_time_png(conn, as_of)
+        sizes_by_day = sizes_chart.sizes_over_time(conn, as_of)
         history = pd.read_sql(sa.text(
             "SELECT event, COUNT(*) AS contacts FROM audience_history WHERE as_of = :d GROUP BY event ORDER BY event"),
             conn, params={"d": as_of})
+    chart = stored_png(settings.home_dir / "charts" / as_of.isoformat(), "audience_sizes.png",
+                       f"{sizes_chart.VERSION}|{as_of}\n{sizes_by_day.to_csv(index=False)}",
+                       lambda: sizes_chart.sizes_over_time_png(sizes_by_day, as_of))
     across = listing[listing["brand_scope"] == ""]
     yield dg.MaterializeResult(asset_key="audience_members", metadata={
         "dagster/row_count": int(sizes["size"].sum()), "audiences": len(sizes),

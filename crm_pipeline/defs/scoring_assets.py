@@ -10,7 +10,9 @@ from crm_pipeline.defs.ingest_assets import KINDS, OWNERS
 from crm_pipeline.defs.partitions import DAILY
 from crm_pipeline.defs.resources import CrmSettingsResource, WarehouseResource, transient_warehouse_errors_retried
 from crm_pipeline.defs.run_tags import is_full_refresh
+from crm_pipeline.defs.stored_charts import stored_png
 from crm_pipeline.markdown import image, to_markdown
+from crm_pipeline.scoring import chart as lifecycle_chart
 from crm_pipeline.scoring.config import load_scoring_config
 from crm_pipeline.scoring.lifecycle import funnel, stage_counts
 from crm_pipeline.scoring.run import run_scoring
@@ -64,9 +66,9 @@ def score_contacts(context: dg.AssetExecutionContext, warehouse: WarehouseResour
         stages = stage_counts(conn, as_of)
         day_rows = {t: conn.execute(sa.text(f"SELECT COUNT(*) FROM {t} WHERE as_of = :d"), {"d": as_of}).scalar_one()
                     for t in ("lifecycle_stages", "lifecycle_transitions")}
-    from crm_pipeline.scoring.chart import transitions_png  # matplotlib only in the runs that draw
-
-    chart = transitions_png(moves, as_of, config.funnel_days)
+    chart = stored_png(settings.home_dir / "charts" / as_of.isoformat(), "lifecycle_moves.png",
+                       f"{lifecycle_chart.VERSION}|{as_of}|{config.funnel_days}\n{moves.to_csv(index=False)}",
+                       lambda: lifecycle_chart.transitions_png(moves, as_of, config.funnel_days))
     yield dg.MaterializeResult(asset_key="engagement_scores", metadata={
         "dagster/row_count": result["engagement_rows"], "contacts_scored": result["contacts_scored"],
         "growth_bands": dg.MetadataValue.md(to_markdown(_counts(result["growth_bands"], "growth_band"))),

@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import datetime as dt
 
-import matplotlib
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
+from crm_pipeline.markdown import figure_png
 
-from crm_pipeline.markdown import figure_png  # noqa: E402
+# Part of the stored chart's inputs (crm_pipeline/defs/stored_charts.py): raise it when the drawing changes.
+VERSION = 1
 
 
 def transitions_png(moves: pd.DataFrame, as_of: dt.date, days: int) -> bytes:
     """PNG of `from -> to` contact counts (a funnel's `from_stage, to_stage, contacts` frame), one bar per move."""
+    import matplotlib  # seconds to import: only in the runs that draw
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     figure, axes = plt.subplots(figsize=(8, 0.8 + 0.32 * max(len(moves), 3)), dpi=90)
     if not moves.empty:
         labels = moves["from_stage"] + " -> " + moves["to_stage"]

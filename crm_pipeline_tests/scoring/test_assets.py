@@ -58,6 +58,17 @@ def test_scoring_assets_materialize_for_a_day(warehouse_url, dagster_instance):
     checks = result.get_asset_check_evaluations()
     assert [(c.check_name, c.passed) for c in checks] == [("timeline_covers_the_day", True)]
 
+    # The day again with nothing new: no row written, and the same chart, read back rather than drawn again.
+    stored = root / "home" / "charts" / END.isoformat() / "lifecycle_moves.png"
+    drawn_at = stored.stat().st_mtime_ns
+    again = dg.materialize([score_contacts], instance=dagster_instance, resources=resources,
+                           partition_key=END.isoformat())
+    rerun = {m.asset_key.to_user_string(): m.step_materialization_data.materialization.metadata
+             for m in again.get_asset_materialization_events()}
+    assert not any(rerun["engagement_scores"]["rows_written"].value.values())
+    assert rerun["lifecycle_transitions"]["chart"] == metadata["lifecycle_transitions"]["chart"]
+    assert stored.stat().st_mtime_ns == drawn_at
+
     engine = make_engine(url)
     try:
         with engine.connect() as conn:

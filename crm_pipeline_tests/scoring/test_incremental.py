@@ -113,6 +113,9 @@ def test_a_drop_touching_one_contact_recomputes_one_contact(generated, tmp_path)
     stage(engine, tmp_path / "landing", D2)
     build_profiles(engine, as_of=D2)
     run_scoring(engine, as_of=D2)
+    again = run_scoring(engine, as_of=D2)     # the same day with nothing new: no row written
+    assert again["contacts_recomputed"] == 0 and again["rows_written"], again["rows_written"]
+    assert not any(again["rows_written"].values()), again["rows_written"]
 
     # one web event of one visitor, again under a new id: one more product view for that contact
     web = next(k for k in first if k.startswith("brand_a/web_events/"))

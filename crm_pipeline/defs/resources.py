@@ -5,6 +5,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date, datetime, timezone
+from pathlib import Path
 
 import dagster as dg
 import sqlalchemy as sa
@@ -118,7 +119,7 @@ _OWN_FIELDS = {"warehouse_url", "landing_dir", "home_dir", "as_of"}
 
 def _overrides(settings: Settings) -> dict[str, str]:
     """The settings that differ from the defaults, as text (`load_settings` reads them as it reads the YAML)."""
-    default = Settings(home_dir=settings.home_dir)  # the defaults derived from the home (the spill folder) too
+    default = Settings(home_dir=Path(settings.home_dir))  # the defaults derived from the home (the spill folder) too
     return {f.name: str(getattr(settings, f.name)) for f in dataclasses.fields(Settings)
             if f.name not in _OWN_FIELDS and getattr(settings, f.name) != getattr(default, f.name)}
 

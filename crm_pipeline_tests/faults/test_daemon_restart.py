@@ -68,7 +68,7 @@ def test_daemon_killed_mid_tick_restarted_and_cursor_lost_gives_one_run_per_file
     killed = subprocess.run([sys.executable, "-m", "crm_pipeline_tests.faults.daemon", defs_file, str(t0),
                              "RUN_LAUNCHED"], env=site.env(), cwd=Path(daemon.__file__).parents[2],
                             capture_output=True, text=True, timeout=180)
-    assert killed.returncode == -int(get_terminate_signal()), killed.stderr[-2000:]
+    assert killed.returncode == -int(get_terminate_signal()), killed.stderr[-2000:] + killed.stdout[-3000:]
     assert len(ingest_runs(instance)) == 1  # one run launched (and done), then the daemon died
     assert by_path(site) == {paths[0]: ["loaded"]}
 

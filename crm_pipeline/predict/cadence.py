@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from crm_pipeline.predict.features import cutoff_of
-from crm_pipeline.warehouse.schema import metadata
+from crm_pipeline.warehouse.predict_schema import predict_fingerprint_parts as fingerprint_parts
 
 # Row hashes are reduced modulo a prime before summing, so per-contact sums stay exact in BIGINT;
 # per-contact sums go through a non-linear mix so a merge or split of contacts changes the total.
@@ -57,15 +57,6 @@ SELECT 'products', COUNT(*), SUM(MOD(_row_hash, {_PRIME})), SUM(MOD(MOD(_row_has
                                                                  * MOD(MOD(_row_hash, 999983) + 1, 999983))
 FROM stg_products
 """
-
-fingerprint_parts = sa.Table(   # what a training day's digest sums, kept so a drop recomputes only its contacts
-    "predict_fingerprint_parts", metadata,
-    sa.Column("trained_on", sa.Date, nullable=False),
-    sa.Column("contact_id", sa.String, nullable=False),
-    sa.Column("n", sa.BigInteger, nullable=False, comment="the contact's staged rows dated up to trained_on"),
-    sa.Column("s", sa.BigInteger, nullable=False, comment="the sum of their content hashes mod a prime"),
-)
-
 
 def training_day(as_of: dt.date, *, retrain_days: int = 1, start: dt.date | None = None) -> dt.date:
     """The latest cadence boundary on or before `as_of`: `start` + k * `retrain_days` (every day when 1)."""

@@ -2,9 +2,9 @@
 
 A run is full when asked (`full_refresh`), on a warehouse's first run, when the as-of day moves
 backwards, when the models were trained in this run (the training pass computes everyone's features
-anyway), when the warehouse has no profile builds to follow, when a profile build since the last run
-was full, and when the log of the builds since the last run is gone (`profile_changes` is cleared by
-the scoring stage once it has read it: a run after scoring finds nothing to follow). Otherwise the
+anyway), when the warehouse has no profile builds to follow, and when a profile build since the last
+run was full (the log of the builds, `profile_changes`, is kept until this stage and scoring have both
+read it). Otherwise the
 features of a contact are computed from its records only when:
 - the profile builds since the last run recomputed it for a changed record, order line or catalogue
   (`profile_changes`, the reasons the scoring stage follows too), or for a record dated into a new day;
@@ -28,29 +28,12 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from crm_pipeline.profiles import incremental as profile_changes
-from crm_pipeline.warehouse.schema import metadata
+from crm_pipeline.warehouse.predict_schema import predict_builds
 
 RECOMPUTE = "tmp_predict_recompute"
 RECOMPUTE_MAP = "tmp_predict_recompute_map"     # their identity rows: the staged tables are probed against these
 # The profile builds' reasons that mean a contact's records changed (`windows` only moved its 360 figures).
 REASONS = ("records", "order_lines", "catalogue", "new_day")
-
-# One row per prediction run: its day, how it ran, what it redid, the latest profile build it had followed.
-predict_builds = sa.Table(
-    "predict_builds", metadata,
-    sa.Column("build_number", sa.Integer, nullable=False),
-    sa.Column("as_of", sa.Date, nullable=False),
-    sa.Column("mode", sa.String, nullable=False, comment="full / incremental"),
-    sa.Column("reason", sa.String, nullable=False),
-    sa.Column("contacts_recomputed", sa.Integer, nullable=False,
-              comment="contacts whose features were computed from their records"),
-    sa.Column("contacts_rescored", sa.Integer, nullable=False, comment="buyers the models scored"),
-    sa.Column("profile_build", sa.Integer, comment="the latest profile build the run had followed"),
-    sa.Column("trained_on", sa.Date, nullable=False, comment="the training day of the models it scored with"),
-    sa.Column("input_fingerprint", sa.String, nullable=False,
-              comment="the training inputs' digest it checked the stored models against"),
-)
-
 
 @dataclass(frozen=True)
 class Plan:

@@ -89,7 +89,31 @@ predict_models = sa.Table(
                                              "reads back the same on every backend"),
 )
 
-PREDICT_TABLES = [features, predictions, model_runs, predict_models]
+# One row per prediction run: its day, how it ran, what it redid, the latest profile build it had followed.
+predict_builds = sa.Table(
+    "predict_builds", metadata,
+    sa.Column("build_number", sa.Integer, nullable=False),
+    sa.Column("as_of", sa.Date, nullable=False),
+    sa.Column("mode", sa.String, nullable=False, comment="full / incremental"),
+    sa.Column("reason", sa.String, nullable=False),
+    sa.Column("contacts_recomputed", sa.Integer, nullable=False,
+              comment="contacts whose features were computed from their records"),
+    sa.Column("contacts_rescored", sa.Integer, nullable=False, comment="buyers the models scored"),
+    sa.Column("profile_build", sa.Integer, comment="the latest profile build the run had followed"),
+    sa.Column("trained_on", sa.Date, nullable=False, comment="the training day of the models it scored with"),
+    sa.Column("input_fingerprint", sa.String, nullable=False,
+              comment="the training inputs' digest it checked the stored models against"),
+)
+
+predict_fingerprint_parts = sa.Table(   # what a training day's digest sums, kept so a drop recomputes only its contacts
+    "predict_fingerprint_parts", metadata,
+    sa.Column("trained_on", sa.Date, nullable=False),
+    sa.Column("contact_id", sa.String, nullable=False),
+    sa.Column("n", sa.BigInteger, nullable=False, comment="the contact's staged rows dated up to trained_on"),
+    sa.Column("s", sa.BigInteger, nullable=False, comment="the sum of their content hashes mod a prime"),
+)
+
+PREDICT_TABLES = [features, predictions, model_runs, predict_models, predict_builds, predict_fingerprint_parts]
 
 
 def create_predict_tables(bind: sa.Engine | sa.Connection) -> None:

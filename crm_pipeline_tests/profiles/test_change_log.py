@@ -11,8 +11,8 @@ import datetime as dt
 
 import sqlalchemy as sa
 
-from crm_pipeline.predict.incremental import predict_builds
 from crm_pipeline.profiles.incremental import forget_changes
+from crm_pipeline.warehouse.predict_schema import predict_builds
 from crm_pipeline.warehouse.profile_schema import create_profile_tables
 from crm_pipeline.warehouse.scoring_schema import create_scoring_tables, scoring_builds
 

@@ -35,6 +35,7 @@ RECOMPUTE_MAP = "tmp_predict_recompute_map"     # their identity rows: the stage
 # The profile builds' reasons that mean a contact's records changed (`windows` only moved its 360 figures).
 REASONS = ("records", "order_lines", "catalogue", "new_day")
 
+
 @dataclass(frozen=True)
 class Plan:
     full: bool

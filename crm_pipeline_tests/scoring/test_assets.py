@@ -9,6 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from crm_pipeline.audiences.materialize import materialize_audiences
+from crm_pipeline.defs.audience_assets import materialize_audience_tables
 from crm_pipeline.defs.profile_assets import build_profile_tables
 from crm_pipeline.defs.resources import CrmSettingsResource, WarehouseResource
 from crm_pipeline.defs.scoring_assets import score_contacts
@@ -93,3 +94,26 @@ def test_scoring_assets_materialize_for_a_day(warehouse_url, dagster_instance):
     assert 0 < sizes.loc["engaged_top_5pct", "size"] <= 0.06 * scored
     per_brand = [name for name in sizes.index if name.endswith(":engagement_rising")]
     assert len(per_brand) == 2 and (sizes.loc[per_brand, "kind"] == "engagement").all()  # one per brand
+
+
+def test_an_audience_rerun_with_nothing_new_writes_no_row_and_shows_the_stored_chart(warehouse_url,
+                                                                                       dagster_instance):
+    url, root = warehouse_url
+    resources = {"warehouse": WarehouseResource(url=url),
+                 "crm_settings": CrmSettingsResource(warehouse_url=url, home_dir=str(root / "home"),
+                                                     landing_dir=str(root / "gen" / "landing"),
+                                                     as_of=END.isoformat())}
+    stored = root / "home" / "charts" / END.isoformat() / "audience_sizes.png"
+    shown, drawn_at = [], []
+    for _ in range(2):
+        result = dg.materialize([build_profile_tables, score_contacts, materialize_audience_tables],
+                                instance=dagster_instance, resources=resources, partition_key=END.isoformat())
+        assert result.success
+        metadata = {m.asset_key.to_user_string(): m.step_materialization_data.materialization.metadata
+                    for m in result.get_asset_materialization_events()}
+        shown.append(metadata["audience_members"]["sizes_last_90_days"].value)
+        drawn_at.append(stored.stat().st_mtime_ns)
+    assert shown[0].startswith("![audience sizes](data:image/png;base64,") and shown[1] == shown[0]
+    assert drawn_at[1] == drawn_at[0]                                 # read back, not drawn again
+    assert metadata["audience_members"]["rows_written"].value == 0    # the day stands: nothing rewritten
+    assert metadata["audience_history"]["rows_written"].value == 0

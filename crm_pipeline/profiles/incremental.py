@@ -64,7 +64,7 @@ class Plan:
 
 def rules_key(rules: dict) -> str:
     """A digest of the survivorship rules in force: a change of rules redoes every golden record."""
-    text = json.dumps(sorted((r.field, r.rule, list(r.sources)) for r in rules.values()))
+    text = json.dumps(sorted((r.field, r.rule, list(r.sources), sorted(r.relay_domains)) for r in rules.values()))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 

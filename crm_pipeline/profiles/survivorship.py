@@ -7,11 +7,17 @@ rule ranks them with one window function (`most_recent`, `most_frequent`,
 source, brand and key so the choice is deterministic). The rules ship in
 `survivorship.yaml` next to this module; a user's file overrides them field by field,
 and anything it gets wrong fails before any SQL runs, naming the key.
+
+E-mail addresses at a marketplace's relay domains (`relay_email_domains`: a per-order address
+that forwards to the buyer, e.g. `...@marketplace.amazon.com`) rank below every other address of
+the contact whatever the email rule, so a marketer never mails a relay unless it is all the
+contact has.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -57,6 +63,7 @@ class FieldRule:
     field: str
     rule: str
     sources: tuple[str, ...] = ()  # source_priority only, best first
+    relay_domains: tuple[str, ...] = ()  # email only: values at these domains (or subdomains) lose to any other
 
     def allows(self, source: str) -> bool:
         carried = self.field in SOURCES[source].columns
@@ -67,28 +74,39 @@ class FieldRule:
 
 
 DEFAULT_FILE = "survivorship.yaml"
+RELAY_KEY = "relay_email_domains"
+# lower-case host names of two labels or more: safe as SQL LIKE literals (no quote, '%' or '_')
+_DOMAIN = re.compile(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+")
 
 
 def default_rules() -> dict[str, FieldRule]:
     """The rules shipped in the package."""
     text_ = resources.files("crm_pipeline.profiles").joinpath(DEFAULT_FILE).read_text(encoding="utf-8")
-    rules = parse_rules(_load_yaml(text_, DEFAULT_FILE))
+    rules, relay = _parse_section(_load_yaml(text_, DEFAULT_FILE))
     missing = [f for f in GOLDEN_FIELDS if f not in rules]
     if missing:  # a packaging mistake, not a user's
         raise SurvivorshipError(f"survivorship.fields: the packaged defaults lack {', '.join(missing)}")
-    return rules
+    return _with_relay(rules, relay or ())
 
 
 def load_rules(path: str | Path | None = None) -> dict[str, FieldRule]:
-    """The packaged rules, overridden field by field by the user's YAML file at `path` (if given)."""
+    """The packaged rules, overridden field by field by the user's YAML file at `path` (if given); the user's
+    `relay_email_domains`, when it names them, replace the packaged list (`[]` turns the demotion off)."""
     rules = default_rules()
     if path is None:
         return rules
     path = Path(path)
     if not path.is_file():
         raise SurvivorshipError(f"survivorship file not found: {path}")
-    rules.update(parse_rules(_load_yaml(path.read_text(encoding="utf-8"), str(path))))
-    return rules
+    fields, relay = _parse_section(_load_yaml(path.read_text(encoding="utf-8"), str(path)))
+    kept = rules["email"].relay_domains
+    rules.update(fields)
+    return _with_relay(rules, kept if relay is None else relay)
+
+
+def _with_relay(rules: dict[str, FieldRule], relay: tuple[str, ...]) -> dict[str, FieldRule]:
+    """`rules` with the relay domains on the email rule (whichever file that rule came from)."""
+    return {**rules, "email": replace(rules["email"], relay_domains=relay)} if "email" in rules else rules
 
 
 def _load_yaml(text_: str, label: str) -> Any:
@@ -99,19 +117,43 @@ def _load_yaml(text_: str, label: str) -> Any:
 
 
 def parse_rules(raw: Any) -> dict[str, FieldRule]:
-    """Validate a loaded YAML document (`{survivorship: {fields: {...}}}`) into rules per field."""
+    """Validate a loaded YAML document (`{survivorship: {fields: {...}}}`) into rules per field (with the
+    document's `relay_email_domains`, if any, on its email rule)."""
+    rules, relay = _parse_section(raw)
+    return _with_relay(rules, relay) if relay is not None else rules
+
+
+def _parse_section(raw: Any) -> tuple[dict[str, FieldRule], tuple[str, ...] | None]:
+    """The field rules a document names, and its relay domains (None when it names none)."""
     if not isinstance(raw, dict) or "survivorship" not in raw:
         raise SurvivorshipError("survivorship: missing; the file needs a top-level 'survivorship' mapping")
     section = raw["survivorship"]
     if not isinstance(section, dict):
         raise SurvivorshipError(f"survivorship: expected a mapping with 'fields', got {_kind(section)}")
     for key in section:
-        if key != "fields":
-            raise SurvivorshipError(f"survivorship.{key}: unknown key; expected fields")
+        if key not in ("fields", RELAY_KEY):
+            raise SurvivorshipError(f"survivorship.{key}: unknown key; expected fields, {RELAY_KEY}")
     fields = section.get("fields") or {}
     if not isinstance(fields, dict):
         raise SurvivorshipError(f"survivorship.fields: expected a mapping of field -> rule, got {_kind(fields)}")
-    return {str(name): _parse_field(str(name), spec) for name, spec in fields.items()}
+    relay = _parse_relay(section[RELAY_KEY]) if RELAY_KEY in section else None
+    return {str(name): _parse_field(str(name), spec) for name, spec in fields.items()}, relay
+
+
+def _parse_relay(domains: Any) -> tuple[str, ...]:
+    where = f"survivorship.{RELAY_KEY}"
+    if domains is None:
+        return ()
+    if not isinstance(domains, list):
+        raise SurvivorshipError(f"{where}: expected a list of domains, e.g. [marketplace.amazon.com], "
+                                f"got {_kind(domains)}")
+    parsed = []
+    for i, domain in enumerate(domains):
+        name = domain.strip().lower().lstrip("@.") if isinstance(domain, str) else domain
+        if not isinstance(name, str) or not _DOMAIN.fullmatch(name):
+            raise SurvivorshipError(f"{where}[{i}]: {domain!r} is not a domain name (e.g. marketplace.amazon.com)")
+        parsed.append(name)
+    return tuple(dict.fromkeys(parsed))
 
 
 def _parse_field(name: str, spec: Any) -> FieldRule:
@@ -186,6 +228,7 @@ def golden_records_sql(rules: dict[str, FieldRule], full: bool = True, into: str
     """
     for r in rules.values():  # defence in depth: the parser already guarantees this
         assert r.field in GOLDEN_FIELDS and r.rule in RULES and all(s in SOURCES for s in r.sources)
+        assert all(_DOMAIN.fullmatch(d) for d in r.relay_domains)
     parts = [sql for source in SOURCES.values() if (sql := _candidates_sql(source, rules, full))]
     union = "\n        UNION ALL".join(parts)
     return f"""
@@ -194,19 +237,30 @@ def golden_records_sql(rules: dict[str, FieldRule], full: bool = True, into: str
     WITH candidates AS ({union}
     ),
     counted AS (
-        SELECT c.*, COUNT(*) OVER (PARTITION BY contact_id, field, value) AS value_count
+        SELECT c.*, COUNT(*) OVER (PARTITION BY contact_id, field, value) AS value_count,
+               {_relayed_sql(rules)} AS relayed
         FROM candidates c WHERE value IS NOT NULL
     ),
     ranked AS (
         SELECT c.*,
                ROW_NUMBER() OVER (PARTITION BY contact_id, field
-                                  ORDER BY by_frequency * value_count DESC, priority,
+                                  ORDER BY relayed, by_frequency * value_count DESC, priority,
                                            record_at DESC NULLS LAST, source_entity, brand, source_key) AS pick,
                COUNT(*) OVER (PARTITION BY contact_id, field) AS candidate_count
         FROM counted c
     )
     SELECT :as_of, contact_id, field, value, rule, source_entity, brand, source_key, record_at, candidate_count
     FROM ranked WHERE pick = 1"""
+
+
+def _relayed_sql(rules: dict[str, FieldRule]) -> str:
+    """1 for a candidate at one of its field's relay domains (the domain itself or a subdomain), else 0: sorted
+    first, it makes a relay win only when the contact has nothing else."""
+    whens = " ".join(
+        f"WHEN field = '{r.field}' AND ("
+        + " OR ".join(f"LOWER(value) LIKE '%@{d}' OR LOWER(value) LIKE '%.{d}'" for d in r.relay_domains)
+        + ") THEN 1" for r in rules.values() if r.relay_domains)
+    return f"CASE {whens} ELSE 0 END" if whens else "0"
 
 
 def dated_into_day_sql(scope: str) -> str:

@@ -79,6 +79,27 @@ def full_rebuild_of_a_copy(engine: sa.Engine, path: Path, as_of: dt.date) -> dic
     return rebuilt
 
 
+def relay_choices(engine: sa.Engine) -> dict[str, int]:
+    """Contacts by how their golden email relates to the generator's marketplace relays (all records counted)."""
+    relay = "LIKE '%.relay.marketplace.example'"
+    emails = " UNION ALL ".join(
+        f"SELECT m.contact_id, LOWER(TRIM(s.email)) AS email FROM stg_{entity} s JOIN identity_map m "
+        f"ON m.entity = '{entity}' AND m.brand = s._brand AND m.source_key = s.{key}"
+        for entity, key in (("customers", "customer_id"), ("subscribers", "subscriber_id"), ("orders", "order_id")))
+    with engine.connect() as conn:
+        row = conn.execute(sa.text(f"""
+            WITH per AS (
+                SELECT contact_id, SUM(CASE WHEN email {relay} THEN 1 ELSE 0 END) AS relays,
+                       SUM(CASE WHEN email {relay} THEN 0 ELSE 1 END) AS others
+                FROM ({emails}) e WHERE email <> '' GROUP BY contact_id)
+            SELECT SUM(CASE WHEN g.value {relay} AND p.others > 0 THEN 1 ELSE 0 END) AS relay_over_other,
+                   SUM(CASE WHEN p.relays > p.others AND p.others > 0 AND g.value NOT {relay} THEN 1 ELSE 0 END)
+                       AS other_over_commoner_relay,
+                   SUM(CASE WHEN p.others = 0 AND g.value {relay} THEN 1 ELSE 0 END) AS relay_only_kept
+            FROM golden_records g JOIN per p ON p.contact_id = g.contact_id WHERE g.field = 'email'""")).one()
+    return {k: int(v or 0) for k, v in row._mapping.items()}
+
+
 def test_three_drops_and_a_new_day_incrementally_give_the_tables_of_a_full_rebuild(generated, tmp_path):
     three = drops(generated)
     path = tmp_path / "step.duckdb"
@@ -110,6 +131,10 @@ def test_three_drops_and_a_new_day_incrementally_give_the_tables_of_a_full_rebui
     stage(full, tmp_path / "full", D3, full_refresh=True)
     assert build_profiles(full, as_of=D3, full_refresh=True)["mode"] == "full"
     assert_same(incremental, tables(full), "all at once")
+    # the golden email is a marketplace relay only for contacts without another address, even where the relay
+    # is their commonest address (the generator's marketplace orders carry one)
+    relays = relay_choices(full)
+    assert relays["relay_over_other"] == 0 and relays["other_over_commoner_relay"] > 0 and relays["relay_only_kept"] > 0
     full.dispose()
     step.dispose()
 

@@ -9,12 +9,21 @@ import pytest
 from crm_pipeline.profiles.build import build_profiles
 from crm_pipeline.profiles.survivorship import SurvivorshipError, default_rules, load_rules, parse_rules
 from crm_pipeline.warehouse.profile_schema import GOLDEN_FIELDS
+from crm_pipeline_tests.postgres.conftest import postgres_server  # noqa: F401  (the fixture)
+from crm_pipeline_tests.profiles.test_incremental_backends import backend_engine
 from crm_pipeline_tests.profiles.warehouse import AS_OF, Warehouse, days_before
 
 
 @pytest.fixture
 def wh(engine) -> Warehouse:
     return Warehouse(engine)
+
+
+@pytest.fixture(params=["duckdb", "postgresql"])
+def wh_any(request, tmp_path) -> Warehouse:
+    engine = backend_engine(request, tmp_path, "survivorship")
+    yield Warehouse(engine)
+    engine.dispose()
 
 
 def golden(wh: Warehouse, contact: str = "K1") -> dict:
@@ -142,3 +151,61 @@ def test_a_missing_file_is_reported():
 
 def test_parse_rules_accepts_the_short_form():
     assert parse_rules({"survivorship": {"fields": {"email": "most_frequent"}}})["email"].rule == "most_frequent"
+
+
+RELAY = "3f9a0c1d2e4b@branda.relay.marketplace.example"  # the generator's per-buyer relay, as on its orders
+
+
+def test_a_marketplace_relay_loses_to_any_other_address_and_is_kept_when_alone(wh_any):
+    wh = wh_any
+    for i, days in enumerate((30, 20, 10, 5)):  # the relay is the commonest and the newest address
+        wh.order("K1", f"O{i}", days_before(days), 10.0, email=RELAY)
+    wh.customer("K1", "C1", email="ann@x.com", updated_at=days_before(200))
+    wh.order("K2", "O9", days_before(3), 10.0, email="Buyer7@Marketplace.Amazon.com")
+    wh.order("K2", "O8", days_before(9), 10.0, email="Buyer7@Marketplace.Amazon.com")
+    wh.subscriber("K2", "S2", "zed@y.org", "subscribed", subscribed_at=days_before(400))
+    wh.order("K3", "O7", days_before(2), 10.0, email=RELAY.replace("3f", "4e"))  # relay only: kept
+    wh.order("K4", "O6", days_before(2), 10.0, email="me@relay.marketplace.example.com")  # not the domain
+    wh.order("K4", "O5", days_before(4), 10.0, email="me@relay.marketplace.example.com")
+    wh.customer("K4", "C4", email="other@x.com", updated_at=days_before(1))
+    build_profiles(wh.engine, as_of=AS_OF)
+    assert golden(wh)["email"] == "ann@x.com"
+    w = winner(wh, "email")
+    assert (w["rule"], w["source_key"], w["candidate_count"]) == ("most_frequent", "C1", 5)
+    assert golden(wh, "K2")["email"] == "zed@y.org"  # real relay domains, whatever the case
+    assert golden(wh, "K3")["email"] == RELAY.replace("3f", "4e")
+    assert golden(wh, "K4")["email"] == "me@relay.marketplace.example.com"  # a lookalike domain is no relay
+
+
+def test_relay_domains_hold_under_any_email_rule_and_a_user_list_replaces_them(wh, tmp_path):
+    wh.order("K1", "O1", days_before(2), 10.0, email=RELAY)
+    wh.order("K1", "O2", days_before(1), 10.0, email="x1@members.ebay.com")
+    wh.customer("K1", "C1", email="ann@x.com", updated_at=days_before(200))
+    recent = write_rules(tmp_path, "survivorship:\n  fields:\n    email: most_recent\n")
+    assert load_rules(recent)["email"].relay_domains == default_rules()["email"].relay_domains
+    first = build_profiles(wh.engine, as_of=AS_OF, survivorship_file=recent)
+    assert (first["mode"], golden(wh)["email"]) == ("full", "ann@x.com")
+
+    only_ours = tmp_path / "ours.yaml"
+    only_ours.write_text("survivorship:\n  fields:\n    email: most_recent\n"
+                         "  relay_email_domains: ['@Relay.Marketplace.Example']\n", encoding="utf-8")
+    again = build_profiles(wh.engine, as_of=AS_OF, survivorship_file=only_ours)
+    assert (again["mode"], golden(wh)["email"]) == ("full", "x1@members.ebay.com")  # changed rules: all redone
+
+    off = write_rules(tmp_path, "survivorship:\n  relay_email_domains: []\n")
+    build_profiles(wh.engine, as_of=AS_OF, survivorship_file=off)
+    assert golden(wh)["email"] == "x1@members.ebay.com"  # most_frequent, a tie: the newest record
+
+
+@pytest.mark.parametrize("body, message", [
+    ("survivorship:\n  relay_email_domains: marketplace.amazon.com\n",
+     "survivorship.relay_email_domains: expected a list of domains"),
+    ("survivorship:\n  relay_email_domains: [marketplace.amazon.com, '%.com']\n",
+     "survivorship.relay_email_domains[1]: '%.com' is not a domain name"),
+    ("survivorship:\n  relay_email_domains: [localhost]\n",
+     "survivorship.relay_email_domains[0]: 'localhost' is not a domain name"),
+])
+def test_invalid_relay_domains_fail_naming_the_key(tmp_path, body, message):
+    with pytest.raises(SurvivorshipError) as caught:
+        load_rules(write_rules(tmp_path, body))
+    assert str(caught.value).startswith(message)

@@ -22,6 +22,7 @@ import importlib.metadata
 import io
 import json
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -207,8 +208,18 @@ def _outcomes_of(rows: dict[str, dict]) -> dict[str, classifier.TaskOutcome]:
     return outcomes
 
 
+def _sklearn_on_one_thread():
+    """scikit-learn's compiled parts loaded, then their OpenMP pool held to one thread (a context manager):
+    threadpoolctl limits only the libraries already loaded, and scikit-learn is imported only by runs that
+    train or score, after the run's first limit."""
+    import sklearn.ensemble  # noqa: F401 (loads its OpenMP runtime)
+
+    return threadpool_limits(limits=1)
+
+
 def _models(conn, as_of: dt.date, *, plan: incremental.Plan, retrain_days: int, cadence_start: dt.date | None,
-            full_refresh: bool, model_dir: Path, maxiter: int) -> tuple[Models, pd.DataFrame | None]:
+            full_refresh: bool, model_dir: Path, maxiter: int,
+            threads: ExitStack) -> tuple[Models, pd.DataFrame | None]:
     """The models for `as_of` (trained now or read back) and, when trained now, the features of `as_of` that
     the training pass computed with the windows (every contact). The training inputs' digest is read from the
     last run when no record changed since (`Plan.known_fingerprint`), else computed over the staged history."""
@@ -227,6 +238,7 @@ def _models(conn, as_of: dt.date, *, plan: incremental.Plan, retrain_days: int, 
     decision = cadence.decide(stored, PREDICT_MODELS, fingerprint=fingerprint, key=key, full_refresh=full_refresh)
     if not decision.retrain:
         return Models(day, stored, _outcomes_of(stored), False, decision.reason, fingerprint=fingerprint), None
+    threads.enter_context(_sklearn_on_one_thread())
     plan, every, reason = _plan(conn, day)
     training = sorted({c for evaluate_at, train_at in plan.values() for c in (evaluate_at, *train_at)})
     # One pass: every contact at as_of and at the training day, sampled buyers at the classifier's cutoffs.
@@ -349,13 +361,15 @@ def run_predictions(engine: sa.Engine, *, as_of: dt.date, model_dir: Path, horiz
     """
     if len(horizons) != 2:
         raise ValueError("horizons: two day counts, for expected_purchases_90d and expected_purchases_365d")
-    with threadpool_limits(limits=1):
+    with ExitStack() as threads:
+        threads.enter_context(threadpool_limits(limits=1))
         create_predict_tables(engine)
         with engine.begin() as conn:
             plan = incremental.plan_run(conn, as_of, full_refresh=full_refresh)
             reasons = {} if plan.full else incremental.select_recompute(conn, plan, as_of)
             models, feats = _models(conn, as_of, plan=plan, retrain_days=retrain_days, cadence_start=cadence_start,
-                                    full_refresh=full_refresh, model_dir=model_dir, maxiter=bgnbd_maxiter)
+                                    full_refresh=full_refresh, model_dir=model_dir, maxiter=bgnbd_maxiter,
+                                    threads=threads)
             if models.retrained:
                 plan = incremental.trained(plan)
             if _unchanged(conn, as_of, plan, models):
@@ -367,6 +381,8 @@ def run_predictions(engine: sa.Engine, *, as_of: dt.date, model_dir: Path, horiz
                 only_recomputed = as_of == plan.previous_as_of and not plan.full
                 reasons = {} if plan.full else reasons
                 day_contacts = _day_count(conn, as_of)
+                if any(o.status == "ok" for o in models.outcomes.values()):
+                    threads.enter_context(_sklearn_on_one_thread())
                 parts = [_scored(batch, models, as_of, horizons, clv_months, monthly_discount)
                          for batch in day_batches(conn, SCORE_BATCH_ROWS, "purchase_count > 0")]
                 rescored = sum(len(p) for p in parts)

@@ -33,16 +33,11 @@ from crm_pipeline.warehouse.predict_schema import predict_builds
 RECOMPUTE = "tmp_predict_recompute"
 RECOMPUTE_MAP = "tmp_predict_recompute_map"     # their identity rows: the staged tables are probed against these
 # The profile builds' reasons that mean a contact's records changed (`windows` only moved its 360 figures).
-REASONS = ("records", "order_lines", "catalogue", "new_day")
+REASONS = profile_changes.RECORD_REASONS
 
 
 @dataclass(frozen=True)
-class Plan:
-    full: bool
-    reason: str
-    previous_as_of: dt.date | None
-    previous_profile_build: int | None
-    profile_build: int | None
+class Plan(profile_changes.FollowerPlan):
     previous_trained_on: dt.date | None = None
     previous_fingerprint: str | None = None
 

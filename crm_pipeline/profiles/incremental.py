@@ -53,6 +53,8 @@ _CHANGED_FILES = "tmp_profile_changed_files"
 _CHANGED_LINE_FILES = "tmp_profile_changed_line_files"
 # Reasons a build logs; `windows` changes the 360 figures only, not the timeline or the daily rows.
 REASONS = ("records", "order_lines", "catalogue", "new_day", "windows")
+# The reasons that mean a contact's records changed: what the stages following the log redo a contact for.
+RECORD_REASONS = ("records", "order_lines", "catalogue", "new_day")
 
 
 @dataclass(frozen=True)
@@ -291,6 +293,17 @@ def changed_contacts(conn: sa.Connection, table: str, after: int | None, upto: i
 
 # The stages that follow the change log, each recording in its runs table the last profile build it took in.
 FOLLOWERS = ("predict_builds", "scoring_builds")
+
+
+@dataclass(frozen=True)
+class FollowerPlan:
+    """A following stage's run: full or incremental and why, its last run's day, and the profile builds it
+    follows (after `previous_profile_build`, up to `profile_build`)."""
+    full: bool
+    reason: str
+    previous_as_of: dt.date | None
+    previous_profile_build: int | None
+    profile_build: int | None
 
 
 def forget_changes(conn: sa.Connection, upto: int | None) -> None:

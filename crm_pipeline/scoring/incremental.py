@@ -21,7 +21,6 @@ import dataclasses
 import datetime as dt
 import hashlib
 import json
-from dataclasses import dataclass
 
 import sqlalchemy as sa
 
@@ -30,16 +29,8 @@ from crm_pipeline.scoring.config import ScoringConfig
 from crm_pipeline.scoring.daily import RECOMPUTE
 
 # The profile builds' reasons that changed a contact's timeline (and so its aggregates).
-REASONS = ("records", "order_lines", "catalogue", "new_day")
-
-
-@dataclass(frozen=True)
-class Plan:
-    full: bool
-    reason: str
-    previous_as_of: dt.date | None
-    previous_profile_build: int | None
-    profile_build: int | None
+REASONS = profile_changes.RECORD_REASONS
+Plan = profile_changes.FollowerPlan
 
 
 def config_key(config: ScoringConfig) -> str:

@@ -67,12 +67,9 @@ def plan_run(conn: sa.Connection, as_of: dt.date, *, full_refresh: bool) -> Plan
     since = profile_changes.changes_since(conn, before) if following else None
     previous = (last.as_of if last is not None else None, before, since.latest if since else None,
                 last.trained_on if last is not None else None, last.input_fingerprint if last is not None else None)
-    if full_refresh:
-        return Plan(True, "full refresh requested", *previous)
-    if last is None:
-        return Plan(True, "first run", *previous)
-    if as_of < last.as_of:
-        return Plan(True, f"as_of moved back from {last.as_of}", *previous)
+    why = profile_changes.follower_full_because(previous[0], as_of, full_refresh=full_refresh)
+    if why:
+        return Plan(True, why, *previous)
     if since is None or since.latest is None:
         return Plan(True, "no profile build to follow", *previous)
     if since.full:

@@ -306,6 +306,17 @@ class FollowerPlan:
     profile_build: int | None
 
 
+def follower_full_because(last_as_of: dt.date | None, as_of: dt.date, *, full_refresh: bool) -> str | None:
+    """Why a following stage's run is full whatever the log holds (asked for, a first run, an earlier day)."""
+    if full_refresh:
+        return "full refresh requested"
+    if last_as_of is None:
+        return "first run"
+    if as_of < last_as_of:
+        return f"as_of moved back from {last_as_of}"
+    return None
+
+
 def forget_changes(conn: sa.Connection, upto: int | None) -> None:
     """Drop the log of the builds up to `upto` that every following stage has taken in (it would grow with every
     build). A follower with no run yet is not waited for: its first run is a full one."""

@@ -46,12 +46,9 @@ def plan_run(conn: sa.Connection, as_of: dt.date, key: str, *, full_refresh: boo
     before = last.profile_build if last is not None else None
     since = profile_changes.changes_since(conn, before)
     previous = (last.as_of if last is not None else None, before, since.latest)
-    if full_refresh:
-        return Plan(True, "full refresh requested", *previous)
-    if last is None:
-        return Plan(True, "first run", *previous)
-    if as_of < last.as_of:
-        return Plan(True, f"as_of moved back from {last.as_of}", *previous)
+    why = profile_changes.follower_full_because(previous[0], as_of, full_refresh=full_refresh)
+    if why:
+        return Plan(True, why, *previous)
     if key != last.config_key:
         return Plan(True, "scoring settings changed", *previous)
     if since.full:

@@ -13,6 +13,7 @@ from crm_pipeline.defs.run_tags import is_full_refresh
 from crm_pipeline.markdown import to_markdown
 from crm_pipeline.quality.accounting import file_balances
 from crm_pipeline.quality.report import countries_before_after, quality_by_brand_entity
+from crm_pipeline.quality.summary import summarize_markdown
 from crm_pipeline.warehouse.bulk import read_frame
 from crm_pipeline.warehouse.quality_schema import dq_results
 
@@ -110,8 +111,6 @@ def _accounting_check(entity: str, balances) -> dg.AssetCheckResult:
 
 
 def _expectations_check(entity: str, results: pd.DataFrame, docs: dict) -> dg.AssetCheckResult:
-    from crm_pipeline.quality.expectations import summarize_markdown  # GX is imported only when a run stages
-
     mine = results[results["suite"] == entity]
     failed = mine[~mine["success"].astype(bool)]
     return dg.AssetCheckResult(

@@ -705,21 +705,3 @@ def _prune(results_store: Any, keep: int) -> None:
         keys.sort(key=lambda k: k.run_id.run_time, reverse=True)
         for key in keys[keep:]:
             results_store.remove_key(key)
-
-
-# ---------------------------------------------------------------- Markdown
-
-
-def summarize_markdown(results: pd.DataFrame) -> str:
-    """A compact Markdown table of validation results for Dagster check metadata."""
-    if results.empty:
-        return "_no expectations evaluated_"
-    several_files = results["file"].nunique() > 1
-    lines = ["| expectation | ok | unexpected | % |", "| --- | :-: | --: | --: |"]
-    for row in results.itertuples(index=False):
-        name = str(row.expectation).replace("|", "\\|")
-        if several_files:
-            name = f"{row.file}: {name}"
-        mark = "✓" if row.success else "✗"
-        lines.append(f"| {name} | {mark} | {int(row.unexpected_count):,} | {float(row.unexpected_percent):.2f} |")
-    return "\n".join(lines)

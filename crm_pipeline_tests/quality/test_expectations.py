@@ -14,9 +14,9 @@ from crm_pipeline.quality.expectations import (
     build_data_docs,
     build_suite,
     run_validation,
-    summarize_markdown,
     validate_frame,
 )
+from crm_pipeline.quality.summary import summarize_markdown
 
 AS_OF = dt.date(2024, 6, 30)
 

@@ -17,11 +17,18 @@ def day_date(expr: str) -> str:
     return f"CAST(DATE '1970-01-01' + CAST({expr} AS INTEGER) AS DATE)"
 
 
+def _non_negative_mod(expr: str, divisor: int) -> str:
+    """`expr` modulo `divisor` in 0 .. divisor - 1: SQL's MOD takes the sign of `expr`, so a moment before
+    1970 (a negative epoch) would give a negative hour or weekday."""
+    return f"MOD(MOD({expr}, {divisor}) + {divisor}, {divisor})"
+
+
 def utc_hour(expr: str) -> str:
     """The UTC hour (0-23) of a timestamp with time zone."""
-    return f"CAST(FLOOR(MOD(CAST(FLOOR(EXTRACT(EPOCH FROM {expr})) AS BIGINT), 86400) / 3600) AS INTEGER)"
+    seconds_into_day = _non_negative_mod(f"CAST(FLOOR(EXTRACT(EPOCH FROM {expr})) AS BIGINT)", 86400)
+    return f"CAST(FLOOR({seconds_into_day} / 3600) AS INTEGER)"
 
 
 def weekday_index(day_expr: str) -> str:
     """0 = Monday ... 6 = Sunday for a UTC day number (day 0, 1970-01-01, was a Thursday)."""
-    return f"MOD({day_expr} + 3, 7)"
+    return _non_negative_mod(f"{day_expr} + 3", 7)

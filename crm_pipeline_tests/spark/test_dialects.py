@@ -45,13 +45,14 @@ stg_products = sa.Table(
 
 MOMENTS = [datetime(2025, 6, 29, 23, 59, 59, 999_999, tzinfo=UTC), datetime(2025, 6, 30, 0, 0, tzinfo=UTC),
            datetime(2025, 6, 30, 13, 45, 10, 500_000, tzinfo=UTC), datetime(1999, 12, 31, 22, 30, tzinfo=UTC),
-           datetime(2024, 2, 29, 7, 0, 1, tzinfo=UTC), datetime(2025, 5, 31, 18, 0, tzinfo=UTC)]
+           datetime(2024, 2, 29, 7, 0, 1, tzinfo=UTC), datetime(2025, 5, 31, 18, 0, tzinfo=UTC),
+           datetime(1969, 12, 25, 23, 30, tzinfo=UTC)]  # before 1970: a negative epoch, still hour 23, a Thursday
 DATA = {
     timeline: pa.table({
-        "contact_id": ["C1", "C1", "C2", "C3", "C2", "C1"],
-        "brand": ["a", "a", "a", "b", "b", "a"],
-        "source_key": ["O1", "O2", "O3", "O4", "E1", "E2"],
-        "event_type": ["order", "order", "order", "order", "email_click", "email_open"],
+        "contact_id": ["C1", "C1", "C2", "C3", "C2", "C1", "C3"],
+        "brand": ["a", "a", "a", "b", "b", "a", "b"],
+        "source_key": ["O1", "O2", "O3", "O4", "E1", "E2", "E3"],
+        "event_type": ["order", "order", "order", "order", "email_click", "email_open", "email_open"],
         "occurred_at": pa.array(MOMENTS, pa.timestamp("us", tz="UTC")),
     }),
     stg_orders: pa.table({

@@ -120,6 +120,8 @@ def money_text(expr: str) -> str:
 
 
 def text(expr: str) -> str:
+    """Text of a string, date or integer, the same on every engine. Not for floating point: DuckDB renders a
+    DOUBLE 10 as '10.0', PostgreSQL as '10' (money has `money_text`)."""
     return f"CAST({expr} AS VARCHAR)"
 
 

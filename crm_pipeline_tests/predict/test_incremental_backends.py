@@ -16,7 +16,8 @@ import pandas as pd
 from crm_pipeline.predict.run import run_predictions
 from crm_pipeline.profiles.build import build_profiles
 from crm_pipeline_tests.postgres.conftest import postgres_server  # noqa: F401  (the fixture)
-from crm_pipeline_tests.profiles.test_incremental_backends import execute, wh  # noqa: F401  (the fixture)
+from crm_pipeline_tests.profiles.test_incremental_backends import (  # noqa: F401  (wh: the fixture)
+    execute, three_products_and_customers, wh)
 from crm_pipeline_tests.profiles.warehouse import AS_OF, Warehouse, days_before
 
 KEYS = {"features": ["contact_id"], "predictions": ["contact_id"]}
@@ -48,12 +49,7 @@ def predict_and_check(wh: Warehouse, as_of: dt.date, tmp_path) -> dict:  # noqa:
 
 
 def test_every_kind_of_change_gives_the_features_and_predictions_of_a_full_run(wh, tmp_path):  # noqa: F811
-    wh.product("A1", 10.0, "Women > Shoes")
-    wh.product("A2", 50.0, "Men > Shirts")
-    wh.product("A3", 90.0, "Home > Kitchen")
-    wh.customer("K1", "C1", first_name="Ann", email="ann@x.com", updated_at=days_before(50))
-    wh.customer("K2", "C2", first_name="Bo", email="bo@x.com", updated_at=days_before(20))
-    wh.customer("K3", "C3", first_name="Cy", email="cy@x.com", updated_at=days_before(5))
+    three_products_and_customers(wh)
     wh.order("K1", "O1", days_before(40), 30.0, lines=[("A1", 3, 10.0)])
     wh.order("K1", "O0", days_before(95), 30.0, lines=[("A2", 1, 50.0)])
     wh.order("K2", "O2", days_before(12), 50.0, lines=[("A2", 1, 50.0)])

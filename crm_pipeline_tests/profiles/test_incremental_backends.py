@@ -59,13 +59,18 @@ def execute(wh: Warehouse, sql: str, **params) -> None:
         conn.execute(sa.text(sql), params)
 
 
-def test_every_kind_of_change_gives_the_tables_of_a_full_rebuild(wh):
+def three_products_and_customers(wh: Warehouse) -> None:
+    """The shop the every-kind-of-change tests start from: products A1-A3, customers K1-K3 (Ann, Bo, Cy)."""
     wh.product("A1", 10.0, "Women > Shoes")
     wh.product("A2", 50.0, "Men > Shirts")
     wh.product("A3", 90.0, "Home > Kitchen")
     wh.customer("K1", "C1", first_name="Ann", email="ann@x.com", updated_at=days_before(50))
     wh.customer("K2", "C2", first_name="Bo", email="bo@x.com", updated_at=days_before(20))
     wh.customer("K3", "C3", first_name="Cy", email="cy@x.com", updated_at=days_before(5))
+
+
+def test_every_kind_of_change_gives_the_tables_of_a_full_rebuild(wh):
+    three_products_and_customers(wh)
     wh.order("K1", "O1", days_before(40), 30.0, lines=[("A1", 3, 10.0)])
     wh.email_event("K1", "open", days_before(29))
     wh.email_event("K2", "click", days_before(89))

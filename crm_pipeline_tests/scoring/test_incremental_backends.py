@@ -17,7 +17,8 @@ import sqlalchemy as sa
 from crm_pipeline.profiles.build import build_profiles
 from crm_pipeline.scoring.run import run_scoring
 from crm_pipeline_tests.postgres.conftest import postgres_server  # noqa: F401  (the fixture)
-from crm_pipeline_tests.profiles.test_incremental_backends import execute, wh  # noqa: F401  (the fixture)
+from crm_pipeline_tests.profiles.test_incremental_backends import (  # noqa: F401  (wh: the fixture)
+    execute, three_products_and_customers, wh)
 from crm_pipeline_tests.profiles.warehouse import AS_OF, Warehouse, days_before
 from crm_pipeline_tests.scoring.test_incremental import DAY_KEYS, SHORT, STATE_KEYS
 
@@ -42,12 +43,7 @@ def score_and_check(wh: Warehouse, as_of: dt.date) -> dict:  # noqa: F811
 
 
 def test_every_kind_of_change_gives_the_scores_of_a_full_run(wh):  # noqa: F811
-    wh.product("A1", 10.0, "Women > Shoes")
-    wh.product("A2", 50.0, "Men > Shirts")
-    wh.product("A3", 90.0, "Home > Kitchen")
-    wh.customer("K1", "C1", first_name="Ann", email="ann@x.com", updated_at=days_before(50))
-    wh.customer("K2", "C2", first_name="Bo", email="bo@x.com", updated_at=days_before(20))
-    wh.customer("K3", "C3", first_name="Cy", email="cy@x.com", updated_at=days_before(5))
+    three_products_and_customers(wh)
     wh.order("K1", "O1", days_before(40), 30.0, lines=[("A1", 3, 10.0)], channel="web")
     wh.order("K1", "O0", days_before(95), 30.0, lines=[("A2", 1, 50.0)], channel="store")
     wh.order("K2", "O2", days_before(12), 50.0, lines=[("A2", 1, 50.0)], channel="app", discount_total=5.0,

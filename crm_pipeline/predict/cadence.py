@@ -76,7 +76,6 @@ def training_fingerprint(conn: sa.Connection, day: dt.date, changed: tuple[str, 
     were kept, and a table of their `identity_map` rows), only those contacts' parts are computed again;
     otherwise all of them.
     """
-    fingerprint_parts.create(conn, checkfirst=True)
     params = {"day": day, "cutoff": cutoff_of(day)}
     kept = changed is not None and conn.execute(sa.select(sa.func.count()).select_from(fingerprint_parts)
                                                 .where(fingerprint_parts.c.trained_on == day)).scalar_one()

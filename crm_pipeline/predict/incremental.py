@@ -60,7 +60,6 @@ def _has(conn: sa.Connection, table: str) -> bool:
 
 def plan_run(conn: sa.Connection, as_of: dt.date, *, full_refresh: bool) -> Plan:
     """Full or incremental, before the models are known (a run that trains them is made full: `trained`)."""
-    predict_builds.create(conn, checkfirst=True)
     last = conn.execute(sa.select(predict_builds).order_by(predict_builds.c.build_number.desc()).limit(1)).first()
     following = _has(conn, "profile_builds") and _has(conn, "profile_changes") and _has(conn, "contact_daily")
     before = last.profile_build if last is not None else None

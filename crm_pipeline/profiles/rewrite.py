@@ -62,7 +62,7 @@ def finish(conn: sa.Connection, table: str, key: tuple[str, ...], contacts: str,
                               ELSE 'update' END AS action{flags}
         FROM {_next(table)} n
         FULL OUTER JOIN ({stored}) s
-          ON {_same(key, 'n', 's')}
+          ON {same(key, 'n', 's')}
         WHERE n.{first} IS NULL OR s.{first} IS NULL OR {differs}"""))
     written = _apply(conn, table, key, columns)
     conn.execute(sa.text(f"DROP TABLE {_next(table)}"))
@@ -90,7 +90,7 @@ def _apply(conn: sa.Connection, table: str, key: tuple[str, ...], columns: list[
             values = [c for c, flag in zip(values, changed) if flag]
         if values:
             conn.execute(sa.text(f"UPDATE {table} SET {', '.join(f'{c} = n.{c}' for c in values)} FROM {_DIFF} n "
-                                 f"WHERE n.action = 'update' AND {_same(key, 'n', table)}"))
+                                 f"WHERE n.action = 'update' AND {same(key, 'n', table)}"))
         conn.execute(sa.text(f"INSERT INTO {table} ({', '.join(columns)}) SELECT {', '.join(columns)} "
                              f"FROM {_DIFF} WHERE action = 'insert'"))
         conn.execute(sa.text(f"DELETE FROM {table} WHERE ({keys}) IN (SELECT {keys} FROM {_DIFF} "
@@ -119,9 +119,9 @@ def add(conn: sa.Connection, table: str, key: tuple[str, ...], delta: str, *, su
     conn.execute(sa.text(f"""
         CREATE TEMPORARY TABLE {_DIFF} AS
         SELECT {", ".join(merged)}, CASE WHEN t.{key[0]} IS NULL THEN 'insert' ELSE 'update' END AS action
-        FROM {delta} d LEFT JOIN {table} t ON {_same(key, 'd', 't')}"""))
+        FROM {delta} d LEFT JOIN {table} t ON {same(key, 'd', 't')}"""))
     return _apply(conn, table, key, columns, flagged=False)
 
 
-def _same(key: tuple[str, ...], a: str, b: str) -> str:
+def same(key: tuple[str, ...], a: str, b: str) -> str:
     return " AND ".join(f"{a}.{k} = {b}.{k}" for k in key)

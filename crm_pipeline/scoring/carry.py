@@ -1,4 +1,4 @@
-"""Carrying yesterday's rows forward: preferences, channel and lifecycle only for contacts whose rows can change.
+"""Carrying rows forward: preferences, channel and lifecycle computed only for contacts whose rows can change.
 
 The engagement score decays every day for everyone, but a contact's preferences, preferred channel and
 lifecycle stage change only when a day enters or leaves one of their windows, or their aggregates were
@@ -7,12 +7,14 @@ rewritten. So, on an incremental run with the previous run's rows in place, the 
 - contacts with an aggregate row on a day the run moved over (previous day + 1 .. as_of; as_of alone on
   a same-day run): a new interaction, a purchase, a first day (a contact becoming known);
 - contacts with a row on a day that left the preference or channel lookback in that span;
-- contacts with a purchase day whose lifecycle threshold (active_days + 1, lapsed_days + 1) falls in it.
+- contacts with a purchase day whose lifecycle threshold (active_days + 1, lapsed_days + 1) falls in it;
+- contacts with nothing to score on either day (their `unknown` rows follow their records, see `unscored`),
+  and contacts whose stored values differ between the two days (a re-run of an older day split them).
 Every stage move of the day belongs to a due contact (a move happens on a purchase day, a threshold day
 or a first day), so the day's transitions are counted from them alone. Everyone else keeps the previous
-run's row with the new day on it: the row a full computation gives, since none of its inputs moved.
-On a new day those rows are copied to it (`restore`); on a re-run of the same day (a drop) they are already
-the day's, so only the due contacts' rows are written, by difference (`write_due`).
+run's values: the row a full computation gives, since none of its inputs moved. The tables keep their rows
+as validity intervals (`spans`), so those values hold on the new day without a write; the due contacts'
+rows (and the `unknown` rows of the day) are written by difference (`write`).
 """
 
 from __future__ import annotations
@@ -22,15 +24,16 @@ import datetime as dt
 import sqlalchemy as sa
 
 from crm_pipeline.profiles.sql import day_number
-from crm_pipeline.scoring import day_rows
+from crm_pipeline.scoring import day_rows, spans
 from crm_pipeline.scoring.config import ScoringConfig
 from crm_pipeline.scoring.daily import RECOMPUTE
 from crm_pipeline.scoring.engagement import ALL_BRANDS
-from crm_pipeline.warehouse.scoring_schema import channel_preferences, contact_preferences, lifecycle_stages
+from crm_pipeline.warehouse.scoring_schema import SPANNED, spans_name
 
 DUE = "tmp_scoring_due"
 KNOWN_DUE = "tmp_scoring_known_due"
-CARRIED = (contact_preferences, channel_preferences, lifecycle_stages)
+SCOPE = "tmp_scoring_scope"
+CARRIED = SPANNED
 KEYS = {"contact_preferences": ("contact_id",), "channel_preferences": ("contact_id", "brand"),
         "lifecycle_stages": ("contact_id", "brand")}
 
@@ -51,43 +54,40 @@ def create_due(conn: sa.Connection, config: ScoringConfig, previous: dt.date | N
     lookbacks = {int(config.preference_lookback_days), int(config.channel_lookback_days)}
     leaving = " OR ".join(_in_span(f"day + {n}") for n in sorted(lookbacks))
     thresholds = " OR ".join(_in_span(f"day + {n + 1}") for n in (int(config.active_days), int(config.lapsed_days)))
+    moved = "".join(f"""
+            UNION ALL
+            SELECT contact_id FROM {spans_name(t)} t WHERE (t.valid_from > :previous AND t.valid_from <= :as_of)
+                OR (t.valid_from <= :previous AND t.valid_to > :previous AND t.valid_to <= :as_of)""" for t in CARRIED)
     conn.execute(sa.text(f"""
         CREATE TEMPORARY TABLE {DUE} AS SELECT DISTINCT contact_id FROM (
             SELECT contact_id FROM {RECOMPUTE}
             UNION ALL
             SELECT contact_id FROM scoring_daily
             WHERE {_in_span('day')} OR {leaving} OR (purchase_count > 0 AND ({thresholds}))
-        ) d"""), {"lo": lo, "hi": hi})
+            UNION ALL
+            SELECT contact_id FROM {spans_name('lifecycle_stages')} t WHERE t.stage = 'unknown'
+                AND t.valid_from <= :as_of AND (t.valid_to IS NULL OR t.valid_to > :previous){moved}
+        ) d"""), {"lo": lo, "hi": hi, "previous": previous, "as_of": as_of})
     conn.execute(sa.text(f"CREATE TEMPORARY TABLE {KNOWN_DUE} AS SELECT k.* FROM tmp_scoring_known k "
                          f"JOIN {DUE} d ON d.contact_id = k.contact_id"))
     return conn.execute(sa.text(f"SELECT COUNT(*) FROM {DUE}")).scalar_one()
 
 
-def _kept(table: sa.Table) -> str:
-    """The previous run's rows (of :previous) of known contacts that are not due."""
-    brand = "t.brand" if "brand" in table.c else f"'{ALL_BRANDS}'"
-    return f"""SELECT t.* FROM {table.name} t
-            JOIN tmp_scoring_known k ON k.contact_id = t.contact_id AND k.brand = {brand}
-            LEFT JOIN {DUE} d ON d.contact_id = t.contact_id
-            WHERE t.as_of = :previous AND d.contact_id IS NULL"""
-
-
-def restore(conn: sa.Connection, previous: dt.date, as_of: dt.date) -> None:
-    """Copy the kept rows of the previous run's day to the new day (after the due contacts' rows were computed)."""
-    for table in CARRIED:
-        rest = ", ".join(c.name for c in table.columns if c.name != "as_of")
-        conn.execute(sa.text(f"INSERT INTO {table.name} (as_of, {rest}) SELECT CAST(:as_of AS DATE), {rest} "
-                             f"FROM ({_kept(table)}) kept"), {"as_of": as_of, "previous": previous})
-
-
 def copies(conn: sa.Connection) -> dict[str, str]:
-    """Empty copies to compute a re-run day's rows of the due contacts into (`day_rows`)."""
+    """Empty copies to compute the day's rows of the due contacts (of everyone on a full run) into."""
     return {table.name: day_rows.begin(conn, table.name, full=False) for table in CARRIED}
 
 
-def write_due(conn: sa.Connection, as_of: dt.date) -> dict[str, int]:
-    """Bring the due contacts' rows of the day to those computed into the copies; returns rows written per table."""
-    return {table.name: day_rows.finish(conn, table.name, KEYS[table.name], as_of, scope=DUE) for table in CARRIED}
+def write(conn: sa.Connection, as_of: dt.date, due: str | None) -> dict[str, int]:
+    """Bring the day's rows of the due contacts and of those with nothing to score (`tmp_scoring_unscored`), of
+    everyone when `due` is None, to those computed into the copies; returns the keys written per table."""
+    scope = None
+    if due is not None:
+        conn.execute(sa.text(f"DROP TABLE IF EXISTS {SCOPE}"))
+        conn.execute(sa.text(f"CREATE TEMPORARY TABLE {SCOPE} AS SELECT contact_id FROM {due} UNION "
+                             "SELECT contact_id FROM tmp_scoring_unscored"))
+        scope = SCOPE
+    return {table.name: spans.write(conn, table, KEYS[table.name], as_of, scope) for table in CARRIED}
 
 
 def only_due(alias: str, due: str | None) -> str:
@@ -96,6 +96,6 @@ def only_due(alias: str, due: str | None) -> str:
 
 
 def drop(conn: sa.Connection) -> None:
-    for name in (DUE, KNOWN_DUE, *(day_rows.next_table(t.name) for t in CARRIED)):
+    for name in (DUE, KNOWN_DUE, SCOPE, *(day_rows.next_table(t.name) for t in CARRIED)):
         conn.execute(sa.text(f"DROP TABLE IF EXISTS {name}"))
     day_rows.drop(conn)

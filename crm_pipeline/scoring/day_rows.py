@@ -18,7 +18,7 @@ import datetime as dt
 
 import sqlalchemy as sa
 
-from crm_pipeline.profiles.rewrite import _same, begin  # noqa: F401  (begin: the empty copy a run writes into)
+from crm_pipeline.profiles.rewrite import begin, same  # noqa: F401  (begin: the empty copy a run writes into)
 from crm_pipeline.warehouse.schema import metadata
 
 CHANGED = "tmp_day_changed"
@@ -41,24 +41,24 @@ def finish(conn: sa.Connection, table: str, key: tuple[str, ...], as_of: dt.date
         " WHERE t.as_of = :as_of"
     keys = ", ".join(f"COALESCE(n.{k}, s.{k}) AS {k}" for k in key)
     floats = {c.name for c in metadata.tables[table].columns if isinstance(c.type, sa.Float)}
-    differs = " OR ".join(_differs(c, c in floats) for c in values) or "1 = 0"
+    found = " OR ".join(differs(c, c in floats) for c in values) or "1 = 0"
     day = {"as_of": as_of}
     conn.execute(sa.text(f"DROP TABLE IF EXISTS {CHANGED}"))
     conn.execute(sa.text(f"""
         CREATE TEMPORARY TABLE {CHANGED} AS
         SELECT {keys}, CASE WHEN s.{first} IS NULL THEN 'insert' WHEN n.{first} IS NULL THEN 'delete'
                             ELSE 'update' END AS action
-        FROM {next_table(table)} n FULL OUTER JOIN ({stored}) s ON {_same(key, 'n', 's')}
-        WHERE n.{first} IS NULL OR s.{first} IS NULL OR {differs}"""), day)
+        FROM {next_table(table)} n FULL OUTER JOIN ({stored}) s ON {same(key, 'n', 's')}
+        WHERE n.{first} IS NULL OR s.{first} IS NULL OR {found}"""), day)
     written = conn.execute(sa.text(f"SELECT COUNT(*) FROM {CHANGED}")).scalar_one()
     if written:
         listed = ", ".join(key)
-        changed = f"(SELECT n.* FROM {next_table(table)} n JOIN {CHANGED} c ON {_same(key, 'n', 'c')} " \
+        changed = f"(SELECT n.* FROM {next_table(table)} n JOIN {CHANGED} c ON {same(key, 'n', 'c')} " \
                   f"WHERE c.action = '%s')"
         if values:
             conn.execute(sa.text(f"UPDATE {table} SET {', '.join(f'{c} = n.{c}' for c in values)} "
                                  f"FROM {changed % 'update'} n WHERE {table}.as_of = :as_of "
-                                 f"AND {_same(key, 'n', table)}"), day)
+                                 f"AND {same(key, 'n', table)}"), day)
         conn.execute(sa.text(f"INSERT INTO {table} ({', '.join(columns)}) SELECT {', '.join(columns)} "
                              f"FROM {changed % 'insert'} n"))
         conn.execute(sa.text(f"DELETE FROM {table} WHERE as_of = :as_of AND ({listed}) IN "
@@ -67,7 +67,7 @@ def finish(conn: sa.Connection, table: str, key: tuple[str, ...], as_of: dt.date
     return int(written)
 
 
-def _differs(column: str, floating: bool) -> str:
+def differs(column: str, floating: bool) -> str:
     """The copy's value differs from the stored one; floats beyond the last bits only (a sum over the same rows
     in another order differs there, which would rewrite every row of a day on each re-run)."""
     plain = f"n.{column} IS DISTINCT FROM s.{column}"

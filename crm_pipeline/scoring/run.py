@@ -16,10 +16,10 @@ from crm_pipeline.scoring.engagement import build_engagement
 from crm_pipeline.scoring.lifecycle import build_lifecycle
 from crm_pipeline.scoring.preferences import build_preferences
 from crm_pipeline.scoring import truth as channel_truth
-from crm_pipeline.scoring import carry, day_rows, incremental
+from crm_pipeline.scoring import carry, day_rows, incremental, spans
 from crm_pipeline.scoring.daily import RECOMPUTE, build_daily
 from crm_pipeline.scoring.scratch import create_daily_purchases, create_products, drop_scratch
-from crm_pipeline.scoring.unscored import add_unscored, remove_unscored
+from crm_pipeline.scoring.unscored import add_unscored, drop_unscored, remove_unscored
 from crm_pipeline.step_clock import StepClock
 from crm_pipeline.warehouse.scoring_schema import create_scoring_tables
 
@@ -46,27 +46,26 @@ def _refresh_aggregates(conn: sa.Connection, clock: StepClock, config: ScoringCo
 
 
 def _derive_due(conn: sa.Connection, clock: StepClock, config: ScoringConfig, params: dict,
-                plan: incremental.Plan, written: dict) -> int | None:
+                plan: incremental.Plan, written: dict) -> tuple[int | None, dict]:
     """Channel, preferences and lifecycle of the day: only for the contacts whose rows can change, the rest
-    carried forward from the previous run (everyone on a full run: returns None, else the due contacts).
-    A re-run of the same day writes the due contacts' rows by difference (counted in `written`)."""
+    holding as they were (everyone on a full run); the `unknown` rows of contacts with nothing to score beside
+    them. Writes the rows that changed (counted in `written`); returns the due contacts (None on a full run)
+    and the unscored contacts per reason."""
     as_of = params["as_of"]
     carried = None if plan.full else clock.run("due", carry.create_due, conn, config, plan.previous_as_of, as_of)
     incremental.drop_plan_tables(conn)
     due = None if carried is None else carry.DUE
-    same_day = due is not None and plan.previous_as_of == as_of
-    into = carry.copies(conn) if same_day else {}
+    into = carry.copies(conn)
     create_daily_purchases(conn, day_number(as_of), due)
-    clock.run("channel", build_channels, conn, config, params, due, into.get("channel_preferences"))
-    clock.run("preferences", build_preferences, conn, config, params, due, into.get("contact_preferences"))
+    clock.run("channel", build_channels, conn, config, params, due, into["channel_preferences"])
+    clock.run("preferences", build_preferences, conn, config, params, due, into["contact_preferences"])
     clock.run("lifecycle", build_lifecycle, conn, config, params, carry.KNOWN_DUE if due else "tmp_scoring_known",
-              into.get("lifecycle_stages"))
-    if same_day:
-        written.update(clock.run("write_due", carry.write_due, conn, as_of))
-    elif due:
-        clock.run("carry", carry.restore, conn, plan.previous_as_of, as_of)
+              into["lifecycle_stages"])
+    unscored = clock.run("unscored", add_unscored, conn, params, into)
+    written.update(clock.run("write_spans", carry.write, conn, as_of, due))
+    drop_unscored(conn)
     carry.drop(conn)
-    return carried
+    return carried, unscored
 
 
 def _engagement(conn: sa.Connection, clock: StepClock, config: ScoringConfig, params: dict,
@@ -96,9 +95,11 @@ def run_scoring(engine: sa.Engine, *, as_of: dt.date, config: ScoringConfig | No
     rewritten (see `incremental`), all of them when `full_refresh`, on a first run, an earlier day,
     changed settings or after a full profile build. Either way the tables are the same.
 
-    The config is validated before any SQL runs. All tables are replaced for the day in one
-    transaction, so a re-run gives identical rows: a new day is inserted whole, a re-run of the same day
-    (a drop) writes only the rows that differ (`day_rows`; counted in `rows_written`). When `profile_360` is a
+    The config is validated before any SQL runs. All tables are written for the day in one
+    transaction, so a re-run gives identical rows: preferences, channel and lifecycle are kept as validity
+    intervals (`spans`), so any run writes only their rows that changed; engagement is inserted whole on a new
+    day, and a re-run of the same day (a drop) writes only its rows that differ (`day_rows`). Rows written
+    are counted in `rows_written`. When `profile_360` is a
     snapshot of the same day, its engagement, channel and lifecycle columns are filled too. Every
     contact gets a row: one with nothing to score is `unknown` with the reason (`unscored`). With the
     generator's truth, the channel is judged against it and recorded in `model_runs`.
@@ -115,13 +116,14 @@ def run_scoring(engine: sa.Engine, *, as_of: dt.date, config: ScoringConfig | No
         plan, reasons, recomputed = _refresh_aggregates(conn, clock, config, as_of, full_refresh)
         reason = plan.reason if plan.full else ", ".join(f"{k} {v}" for k, v in reasons.items())
         incremental.log_run(conn, as_of, plan, reason, recomputed, key, timeline_as_of)
+        spans.add_day(conn, as_of)
         written: dict[str, int] = {}
         scored = _engagement(conn, clock, config, params, plan, written)
         conn.execute(sa.text(_KNOWN_SQL), {"as_of": as_of})
-        carried = _derive_due(conn, clock, config, params, plan, written)
+        carried, unscored = _derive_due(conn, clock, config, params, plan, written)
         channels, preferences = (conn.execute(sa.text(f"SELECT COUNT(*) FROM {t} WHERE as_of = :d"), {"d": as_of})
                                  .scalar_one() for t in ("channel_preferences", "contact_preferences"))
-        unscored = clock.run("unscored", add_unscored, conn, params)
+        channels -= sum(unscored.values())  # the rows of contacts scored (each unscored one has one `unknown` row)
         attached = clock.run("profile_360", attach_scoring, conn, as_of)
         drop_scratch(conn)
         bands = dict(conn.execute(sa.text(
@@ -154,7 +156,7 @@ def run_scoring(engine: sa.Engine, *, as_of: dt.date, config: ScoringConfig | No
         "contacts_recomputed": int(recomputed),
         "contacts_by_reason": reasons,
         "contacts_rederived": int(sum(bands.values()) if carried is None else carried),
-        # a re-run of the same day (a drop): the rows it wrote by difference, per table (else the whole day)
+        # the rows written by difference, per table (engagement: on a re-run of the same day only)
         "rows_written": written or None,
         "engagement_rows": int(scored),
         "contacts_scored": int(sum(bands.values())),

@@ -52,11 +52,11 @@ _INSERTS = (
         SELECT CAST(:as_of AS DATE), contact_id, '{ALL_BRANDS}', 0, 0, 0, 0, 0, 0, 0, NULL, 'unknown', NULL, 0,
                NULL, NULL
         FROM tmp_scoring_unscored""",
-    f"""INSERT INTO lifecycle_stages (as_of, contact_id, brand, stage, stage_since_date, purchase_count,
+    f"""INSERT INTO {{lifecycle_stages}} (as_of, contact_id, brand, stage, stage_since_date, purchase_count,
             last_purchase_date, reason)
         SELECT CAST(:as_of AS DATE), contact_id, '{ALL_BRANDS}', 'unknown', CAST(:as_of AS DATE), 0, NULL, reason
         FROM tmp_scoring_unscored""",
-    f"""INSERT INTO channel_preferences (as_of, contact_id, brand, preferred_channel, preferred_channel_share,
+    f"""INSERT INTO {{channel_preferences}} (as_of, contact_id, brand, preferred_channel, preferred_channel_share,
             web_conversion_count, app_conversion_count, store_conversion_count, marketplace_conversion_count,
             email_conversion_count, evidence_count, reason)
         SELECT CAST(:as_of AS DATE), contact_id, '{ALL_BRANDS}', 'unknown', NULL, 0, 0, 0, 0, 0, 0, reason
@@ -65,21 +65,23 @@ _INSERTS = (
 
 
 def remove_unscored(conn: sa.Connection, as_of) -> None:
-    """Delete the day's `unknown` rows (before a re-run of the day writes the scored rows by difference and
-    `add_unscored` adds those that are still unknown)."""
-    for table in ("lifecycle_stages", "channel_preferences", "engagement_scores"):  # engagement, which names them, last
-        conn.execute(sa.text(f"""
-            DELETE FROM {table} WHERE as_of = :as_of AND brand = '{ALL_BRANDS}' AND contact_id IN (
-                SELECT contact_id FROM engagement_scores WHERE as_of = :as_of AND brand = '{ALL_BRANDS}'
-                AND growth_band = 'unknown')"""), {"as_of": as_of})
+    """Delete the day's `unknown` engagement rows (before a re-run of the day writes the scored rows by difference
+    and `add_unscored` adds those that are still unknown)."""
+    conn.execute(sa.text(f"DELETE FROM engagement_scores WHERE as_of = :as_of AND brand = '{ALL_BRANDS}' "
+                         "AND growth_band = 'unknown'"), {"as_of": as_of})
 
 
-def add_unscored(conn: sa.Connection, params: dict) -> dict[str, int]:
-    """Insert the `unknown` rows of the day (after the scored rows); returns contacts per reason."""
+def add_unscored(conn: sa.Connection, params: dict, into: dict[str, str]) -> dict[str, int]:
+    """Insert the `unknown` rows of the day (after the scored rows): into `engagement_scores`, and into the copies
+    `into` names for the lifecycle and channel tables; returns contacts per reason. The contacts stay in
+    `tmp_scoring_unscored` (see `drop_unscored`)."""
     conn.execute(sa.text("DROP TABLE IF EXISTS tmp_scoring_unscored"))
     conn.execute(sa.text(UNSCORED_SQL), {"as_of": params["as_of"], "as_of_end": params["as_of_end"]})
     for statement in _INSERTS:
-        conn.execute(sa.text(statement), {"as_of": params["as_of"]})
+        conn.execute(sa.text(statement.format(**into)), {"as_of": params["as_of"]})
     reasons = dict(conn.execute(sa.text("SELECT reason, COUNT(*) FROM tmp_scoring_unscored GROUP BY reason")).all())
-    conn.execute(sa.text("DROP TABLE tmp_scoring_unscored"))
     return {str(k): int(v) for k, v in reasons.items()}
+
+
+def drop_unscored(conn: sa.Connection) -> None:
+    conn.execute(sa.text("DROP TABLE IF EXISTS tmp_scoring_unscored"))

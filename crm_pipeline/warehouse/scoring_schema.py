@@ -1,8 +1,11 @@
 """Tables of the scoring stage: engagement scores, preferences, preferred channel and the lifecycle.
 
-Every table is partitioned by `as_of` (the day computed for, from data up to the end of that day):
-a run deletes that day's rows and inserts them again in one transaction, so re-running a day gives
-identical tables. Brand '' means across all brands (the per-brand set varies by installation).
+Every table is read by `as_of` (the day computed for, from data up to the end of that day); a run writes
+that day's rows in one transaction, so re-running a day gives identical tables. Brand '' means across all
+brands (the per-brand set varies by installation). `contact_preferences`, `channel_preferences` and
+`lifecycle_stages` are views: their rows are stored once per stretch of days with equal values in
+`<name>_spans` (valid_from, valid_to; see `scoring.spans`), and the view shows each day of `scoring_days`
+(the days computed) its rows, so a new day writes only the rows that changed.
 
 - `engagement_scores`: per contact and brand, the decayed points score, the same score recomputed as
   of 7 and 30 days earlier, the activity of two equal windows and the growth band they give, and the
@@ -65,8 +68,12 @@ def _top(name: str, kind=sa.String, listed: str | None = None) -> list[sa.Column
     return columns
 
 
+# The day tables shown by views over spans: defined here for their columns (readers select from them by name),
+# kept out of the warehouse metadata so that no table of these names is created.
+views = sa.MetaData()
+
 contact_preferences = sa.Table(
-    "contact_preferences", metadata,
+    "contact_preferences", views,
     sa.Column("as_of", sa.Date, nullable=False),
     sa.Column("contact_id", sa.String, nullable=False),
     *_top("top_category_bought", listed="top_categories_bought"),
@@ -84,7 +91,7 @@ contact_preferences = sa.Table(
 )
 
 channel_preferences = sa.Table(
-    "channel_preferences", metadata,
+    "channel_preferences", views,
     sa.Column("as_of", sa.Date, nullable=False),
     sa.Column("contact_id", sa.String, nullable=False),
     sa.Column("brand", sa.String, nullable=False, comment="'' = across all brands"),
@@ -103,7 +110,7 @@ channel_preferences = sa.Table(
 )
 
 lifecycle_stages = sa.Table(
-    "lifecycle_stages", metadata,
+    "lifecycle_stages", views,
     sa.Column("as_of", sa.Date, nullable=False),
     sa.Column("contact_id", sa.String, nullable=False),
     sa.Column("brand", sa.String, nullable=False, comment="'' = across all brands"),
@@ -167,8 +174,37 @@ scoring_builds = sa.Table(  # one row per scoring run: its day, how it ran, how 
     sa.Column("profile_build", sa.Integer, comment="the newest profile build whose changes the run took in"),
 )
 
-SCORING_TABLES = [engagement_scores, contact_preferences, channel_preferences,
-                  lifecycle_stages, lifecycle_transitions, scoring_daily, scoring_daily_values, scoring_builds]
+# --- Validity intervals of the viewed tables ---------------------------------------------------------------
+SPANNED = (contact_preferences, channel_preferences, lifecycle_stages)
+
+
+def spans_name(table: sa.Table | str) -> str:
+    return f"{getattr(table, 'name', table)}_spans"
+
+
+def _spans(table: sa.Table) -> sa.Table:
+    return sa.Table(
+        spans_name(table), metadata,
+        sa.Column("valid_from", sa.Date, nullable=False, comment="the first day these values hold"),
+        sa.Column("valid_to", sa.Date, comment="the day after the last they hold; empty: still holding"),
+        *[sa.Column(c.name, c.type, nullable=c.nullable, comment=c.comment) for c in table.columns
+          if c.name != "as_of"])
+
+
+SPANS = {table.name: _spans(table) for table in SPANNED}
+scoring_days = sa.Table(  # the days scoring computed: the days the views show
+    "scoring_days", metadata, sa.Column("as_of", sa.Date, nullable=False))
+
+
+def view_sql(table: sa.Table) -> str:
+    """The day rows of `table`: each computed day with the spans holding on it."""
+    columns = ", ".join(f"s.{c.name}" for c in table.columns if c.name != "as_of")
+    return (f"SELECT d.as_of, {columns} FROM scoring_days d JOIN {spans_name(table)} s "
+            f"ON s.valid_from <= d.as_of AND (s.valid_to IS NULL OR s.valid_to > d.as_of)")
+
+
+SCORING_TABLES = [engagement_scores, lifecycle_transitions, scoring_days, *SPANS.values(), scoring_daily,
+                  scoring_daily_values, scoring_builds]
 # Tables an earlier version kept (its own copy of identity_map's lineage, order lines and catalogue), dropped.
 RETIRED_TABLES = ("scoring_sources", "scoring_line_sources", "scoring_product_sources")
 
@@ -179,16 +215,35 @@ def create_scoring_tables(bind: sa.Engine | sa.Connection) -> None:
     def ensure(conn: sa.Connection) -> None:
         for name in RETIRED_TABLES:
             conn.execute(sa.text(f"DROP TABLE IF EXISTS {name}"))
+        kinds = _kinds(conn)
         for table in SCORING_TABLES:
-            if sa.inspect(conn).has_table(table.name):
+            if kinds.get(table.name) == "BASE TABLE":
                 # the column names from an empty result: the inspector's column query does not run on DuckDB
                 present = list(conn.execute(sa.text(f"SELECT * FROM {table.name} WHERE 1 = 0")).keys())
                 if present != [c.name for c in table.columns]:
+                    viewed = table.name.removesuffix("_spans")
+                    if table.name in {spans_name(t) for t in SPANNED} and kinds.get(viewed) == "VIEW":
+                        conn.execute(sa.text(f"DROP VIEW {viewed}"))  # PostgreSQL keeps a view's table
+                        kinds.pop(viewed)
                     conn.execute(sa.text(f"DROP TABLE {table.name}"))
         metadata.create_all(conn, tables=SCORING_TABLES)
+        for table in SPANNED:  # an earlier version kept the days as a table: derived, so dropped
+            if kinds.get(table.name) == "BASE TABLE":
+                conn.execute(sa.text(f"DROP TABLE {table.name}"))
+            if kinds.get(table.name) != "VIEW":
+                conn.execute(sa.text(f"CREATE VIEW {table.name} AS {view_sql(table)}"))
 
     if isinstance(bind, sa.Connection):
         ensure(bind)
         return
     with bind.begin() as conn:
         ensure(conn)
+
+
+def _kinds(conn: sa.Connection) -> dict[str, str]:
+    """'BASE TABLE' or 'VIEW' per scoring table or view present (information_schema: DuckDB and PostgreSQL)."""
+    names = [t.name for t in SCORING_TABLES] + [t.name for t in SPANNED]
+    rows = conn.execute(sa.text("SELECT table_name, table_type FROM information_schema.tables "
+                                "WHERE table_schema = current_schema() AND table_name IN :names")
+                        .bindparams(sa.bindparam("names", expanding=True)), {"names": names}).all()
+    return {name: kind for name, kind in rows}

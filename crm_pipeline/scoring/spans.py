@@ -1,0 +1,94 @@
+"""Writing a day of a table kept as validity intervals: only the keys whose values changed are written.
+
+Preferences, preferred channel and lifecycle stage change for few contacts a day, so their tables are views
+(`warehouse.scoring_schema.view_sql`) over `<table>_spans`: one row per key and stretch of days with equal
+values, from `valid_from` to the day before `valid_to` (empty: still holding), shown on each day of
+`scoring_days`. A run computes the day's rows of the contacts whose rows can change into an empty copy of the
+view (`day_rows.begin`), and `write` compares them with the spans holding on the day (of the contacts in
+`scope` only, when given) in one full outer join on the key. A key whose values differ (floats beyond the last
+bits, `day_rows.differs`) or that the copy no longer has ends its span the day before; a key with new values
+gets a span from the day on. A day after which other days are stored (a backfill, a re-run of an older day)
+keeps those days as they were: the old span goes on from the next day, the new one holds for the day alone.
+So a new day with nothing new writes nothing, and every stored day reads back as it was computed.
+Portable: IS DISTINCT FROM, row-value IN and UPDATE ... FROM run on DuckDB and PostgreSQL alike.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import sqlalchemy as sa
+
+from crm_pipeline.profiles.rewrite import same
+from crm_pipeline.scoring.day_rows import differs, next_table
+from crm_pipeline.warehouse.scoring_schema import scoring_days, spans_name
+
+CHANGED = "tmp_spans_changed"
+
+
+def add_day(conn: sa.Connection, as_of: dt.date) -> None:
+    """List `as_of` among the days the views show."""
+    conn.execute(sa.text("INSERT INTO scoring_days (as_of) SELECT CAST(:d AS DATE) "
+                         "WHERE NOT EXISTS (SELECT 1 FROM scoring_days WHERE as_of = :d)"), {"d": as_of})
+
+
+def holding(alias: str = "t") -> str:
+    """The condition that the span `alias` holds on :as_of."""
+    return f"{alias}.valid_from <= :as_of AND ({alias}.valid_to IS NULL OR {alias}.valid_to > :as_of)"
+
+
+def write(conn: sa.Connection, table: sa.Table, key: tuple[str, ...], as_of: dt.date,
+          scope: str | None = None) -> int:
+    """Bring the spans of `table` holding on `as_of` (of the contacts in the table `scope`, when given) to the
+    rows of its copy; returns the keys written (changed, new or gone). Drops the copy."""
+    spans = spans_name(table)
+    values = [c.name for c in table.columns if c.name not in key and c.name != "as_of"]
+    floats = {c.name for c in table.columns if isinstance(c.type, sa.Float)}
+    first = key[0]
+    current = (f"SELECT t.* FROM {spans} t" + ("" if scope is None else
+                                              f" JOIN {scope} sc ON sc.contact_id = t.contact_id") +
+               f" WHERE {holding()}")
+    keys = ", ".join(f"COALESCE(n.{k}, s.{k}) AS {k}" for k in key)
+    found = " OR ".join(differs(c, c in floats) for c in values) or "1 = 0"
+    day = {"as_of": as_of}
+    conn.execute(sa.text(f"DROP TABLE IF EXISTS {CHANGED}"))
+    conn.execute(sa.text(f"""
+        CREATE TEMPORARY TABLE {CHANGED} AS
+        SELECT {keys}, s.valid_from, CASE WHEN s.{first} IS NULL THEN 'insert' WHEN n.{first} IS NULL THEN 'delete'
+                                          ELSE 'update' END AS action
+        FROM {next_table(table.name)} n FULL OUTER JOIN ({current}) s ON {same(key, 'n', 's')}
+        WHERE n.{first} IS NULL OR s.{first} IS NULL OR {found}"""), day)
+    written = conn.execute(sa.text(f"SELECT COUNT(*) FROM {CHANGED}")).scalar_one()
+    if written:
+        later = conn.execute(sa.select(sa.func.min(scoring_days.c.as_of)).where(scoring_days.c.as_of > as_of)).scalar()
+        _end_old(conn, spans, key, values, as_of, later)
+        columns = ", ".join((*key, *values))
+        conn.execute(sa.text(f"""
+            INSERT INTO {spans} (valid_from, valid_to, {columns})
+            SELECT CAST(:as_of AS DATE), CAST(:until AS DATE), {', '.join(f'n.{c}' for c in (*key, *values))}
+            FROM {next_table(table.name)} n JOIN {CHANGED} c ON {same(key, 'n', 'c')} WHERE c.action <> 'delete'"""),
+                     {"as_of": as_of, "until": None if later is None else as_of + dt.timedelta(days=1)})
+    conn.execute(sa.text(f"DROP TABLE {next_table(table.name)}"))
+    conn.execute(sa.text(f"DROP TABLE {CHANGED}"))
+    return int(written)
+
+
+def _end_old(conn: sa.Connection, spans: str, key: tuple[str, ...], values: list[str], as_of: dt.date,
+             later: dt.date | None) -> None:
+    """End the changed keys' spans holding on `as_of` the day before it (a span starting on it goes); a stored
+    day after `as_of` that such a span held keeps its values: the span goes on from the next day."""
+    old = f"JOIN {CHANGED} c ON {same(key, 't', 'c')} AND c.valid_from = t.valid_from AND c.action <> 'insert'"
+    params = {"as_of": as_of}
+    if later is not None:
+        columns = ", ".join((*key, *values))
+        conn.execute(sa.text(f"""
+            INSERT INTO {spans} (valid_from, valid_to, {columns})
+            SELECT CAST(:next AS DATE), t.valid_to, {', '.join(f't.{c}' for c in (*key, *values))}
+            FROM {spans} t {old} WHERE t.valid_to IS NULL OR t.valid_to > :later"""),
+                     {"next": as_of + dt.timedelta(days=1), "later": later})
+    listed = ", ".join((*key, "valid_from"))
+    conn.execute(sa.text(f"DELETE FROM {spans} WHERE valid_from = :as_of AND ({listed}) IN "
+                         f"(SELECT {listed} FROM {CHANGED} WHERE action <> 'insert')"), params)
+    conn.execute(sa.text(f"UPDATE {spans} SET valid_to = :as_of FROM {CHANGED} c "
+                         f"WHERE {same(key, 'c', spans)} AND c.valid_from = {spans}.valid_from "
+                         f"AND c.action <> 'insert'"), params)

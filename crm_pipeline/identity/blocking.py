@@ -1,7 +1,9 @@
 """A comparison budget for blocking: candidate pairs held to a number that grows with the records, not their square.
 
 Each blocking rule is an equi-join on a few fields; the pairs it sends to scoring are the
-sum of n * (n - 1) / 2 over its blocks (records sharing one key). Blocks grow with the
+sum of n * (n - 1) / 2 over its blocks (records sharing one key), less the pairs inside one
+deterministic cluster (never scored: they need no edge; a person's customer and subscriber
+records share a name, so in real data these are many). Blocks grow with the
 population, so the pairs grow with its square: at a million people the 13 two-field rules
 asked for more pairs than fit on disk. Before anything is scored, the block sizes are
 counted in SQL and two limits applied:
@@ -57,8 +59,8 @@ class BlockingPlan:
 
     @property
     def comparisons(self) -> int:
-        """Pairs the kept blocks ask for: an upper bound of the pairs scored (a pair two rules find, or one
-        inside a deterministic cluster, counts here but is scored once or not at all)."""
+        """Pairs the kept blocks ask for: an upper bound of the pairs scored (a pair two rules find counts here
+        twice but is scored once)."""
         return int(self.report["comparisons_kept"].sum()) if len(self.report) else 0
 
 
@@ -67,11 +69,13 @@ def rule_text(fields: tuple[str, ...]) -> str:
 
 
 def plan_blocking(con, table: str, rules: tuple[tuple[str, ...], ...], budget: BlockingBudget,
-                  extra_condition: str = "") -> BlockingPlan:
+                  extra_condition: str = "", group: str | None = None) -> BlockingPlan:
     """Count each rule's blocks in `table`, apply `budget`, and add the columns `block_<k>` the kept rules join on.
 
     `rules` are tuples of field names of `table`, most telling first (the order Splink excludes
     already-found pairs in). `extra_condition` (SQL over l. and r.) is added to every rule.
+    Pairs of records with the same `group` value (a column of `table`) are not counted: the caller's
+    `extra_condition` keeps them from scoring. A block whose records all share one group pairs nobody.
     `con` is a DuckDB connection (any DB-API connection with `execute` and `sql(...).fetchall()`).
     """
     records = con.sql(f"SELECT count(*) FROM {table}").fetchone()[0]
@@ -80,25 +84,30 @@ def plan_blocking(con, table: str, rules: tuple[tuple[str, ...], ...], budget: B
         keys = ", ".join(fields)
         present = " AND ".join(f"{f} IS NOT NULL" for f in fields)
         con.execute(f"DROP TABLE IF EXISTS _blocks_{k}")
+        # n records per block, of which `pairs` are in different groups: n * (n - 1) / 2 less each group's own.
+        parts = (f"SELECT {keys}, count(*) AS m FROM {table} WHERE {present} GROUP BY {keys}, {group}" if group
+                 else f"SELECT {keys}, 1 AS m FROM {table} WHERE {present}")
         con.execute(f"""
             CREATE TABLE _blocks_{k} AS
-            SELECT {keys}, count(*) AS n, row_number() OVER (ORDER BY {keys}) AS block_id
-            FROM {table} WHERE {present} GROUP BY {keys} HAVING count(*) > 1
+            SELECT {keys}, n, pairs, row_number() OVER (ORDER BY {keys}) AS block_id
+            FROM (SELECT {keys}, sum(m) AS n, sum(m) * (sum(m) - 1) / 2 - sum(m * (m - 1) / 2) AS pairs
+                  FROM ({parts}) p GROUP BY {keys}) b
+            WHERE pairs > 0
         """)
-    sizes = " UNION ALL ".join(f"SELECT {k} AS rule, n FROM _blocks_{k}" for k in range(len(rules)))
+    sizes = " UNION ALL ".join(f"SELECT {k} AS rule, n, pairs FROM _blocks_{k}" for k in range(len(rules)))
     # The largest block size s such that all blocks of at most s records (and at most max_block_size) fit.
     cap = con.sql(f"""
-        WITH by_size AS (SELECT n, sum(n * (n - 1) / 2) AS pairs FROM ({sizes}) s
+        WITH by_size AS (SELECT n, sum(pairs) AS pairs FROM ({sizes}) s
                          WHERE n <= {int(budget.max_block_size)} GROUP BY n),
              running AS (SELECT n, sum(pairs) OVER (ORDER BY n) AS upto FROM by_size)
         SELECT coalesce(max(n), 1) FROM running WHERE upto <= {allowed}
     """).fetchone()[0]
-    total = con.sql(f"SELECT coalesce(sum(n * (n - 1) / 2), 0) FROM ({sizes}) s "
+    total = con.sql(f"SELECT coalesce(sum(pairs), 0) FROM ({sizes}) s "
                     f"WHERE n <= {int(budget.max_block_size)}").fetchone()[0]
     block_cap = int(budget.max_block_size) if total <= allowed else int(cap)
     stats = con.sql(f"""
-        SELECT rule, coalesce(sum(n * (n - 1) / 2), 0) AS asked,
-               coalesce(sum(CASE WHEN n <= {block_cap} THEN n * (n - 1) / 2 END), 0) AS kept,
+        SELECT rule, coalesce(sum(pairs), 0) AS asked,
+               coalesce(sum(CASE WHEN n <= {block_cap} THEN pairs END), 0) AS kept,
                count(CASE WHEN n > {block_cap} THEN 1 END) AS blocks_out,
                coalesce(sum(CASE WHEN n > {block_cap} THEN n END), 0) AS records_out,
                count(CASE WHEN n > {int(budget.max_block_size)} THEN 1 END) AS oversized,

@@ -93,7 +93,7 @@ class MatchResult:
     pairs: pd.DataFrame  # node_a, node_b, match_probability: the accepted edges
     threshold: float | None = None  # the match probability a pair needed
     # pairs the blocking rules let through to scoring, as the comparison budget counts them (an upper bound:
-    # a pair two rules find, or one inside a deterministic cluster, is counted but scored once or not at all)
+    # a pair two rules find is counted twice but scored once)
     candidate_pairs: int = 0
     model: dict | None = None  # Splink's trained model (settings with m and u per level)
     # pairs just below and above the threshold, with each comparison's weight (bits)
@@ -191,7 +191,7 @@ def candidate_pairs(records: pd.DataFrame, blocking: BlockingBudget | None = Non
 def _blocking_plan(con: duckdb.DuckDBPyConnection, budget: BlockingBudget | None) -> BlockingPlan:
     """The prediction rules held to the comparison budget, with their block columns added to person_records."""
     return plan_blocking(con, "person_records", model.PREDICTION_BLOCKING_FIELDS, budget or BlockingBudget(),
-                         extra_condition=model.OTHER_CLUSTER)
+                         extra_condition=model.OTHER_CLUSTER, group=model.CLUSTER)
 
 
 def _stored_model(linker) -> dict:

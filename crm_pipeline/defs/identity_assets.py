@@ -47,7 +47,9 @@ def _change_metadata(report) -> dict:
             "contacts_created": c.contacts_created, "contacts_changed": c.contacts_changed,
             "contacts_retired": c.contacts_retired, "records_added": c.records_added,
             "records_removed": c.records_removed, "records_reassigned": c.records_reassigned,
-            "nodes_written": c.nodes_written}
+            "nodes_written": c.nodes_written,
+            # Rounds of connected components run in the warehouse (none when the graph was as last clustered).
+            "component_rounds": dg.MetadataValue.json(dict(report.rounds))}
 
 
 def _model_metadata(report) -> dict:

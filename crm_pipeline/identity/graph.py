@@ -1,37 +1,126 @@
-"""Connected components of the identity graph, vectorized (SciPy's sparse graph routines)."""
+"""The identity graph in the warehouse: integer node keys, its edges, its components and how each node matched.
+
+A resolution keeps the graph in session-private scratch tables on its connection, so that clustering,
+match types and contact ids (`stable_ids.py`) are computed where the data is and Python sees only
+small sets (alerts, pairs of reviewers' decisions):
+- `id_nodes` (node_id, k, record_count): every node, keyed by its rank in node id order, so the
+  smallest key of a component is its smallest node id, as the contact id rules order components;
+- `id_base_edges` (a, b): the deterministic edges; nodes sharing an identifier are tied to the
+  smallest of them (a star per identifier value: the same components as the node-value graph, with
+  one edge per node instead of one per pair);
+- `id_det` and `id_final` (k, label): components without and with the accepted probabilistic pairs
+  (`id_pairs`), labelled by their smallest key (`components.py`);
+- `id_typed` (k, component, match_type, match_probability): how each node joined its final cluster.
+"""
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
+import pyarrow as pa
+import sqlalchemy as sa
+
+from crm_pipeline.identity.components import label_components, sqlalchemy_runner
+from crm_pipeline.identity.nodes import PERSON_NODES_SQL, all_nodes_sql
+from crm_pipeline.warehouse.bulk import insert_arrow, read_frame
+
+_scratch = sa.MetaData()
+# Rows only Python holds (the guarded identifier edges, the login and must-link ties, the model's pairs).
+_identifiers = sa.Table("id_identifiers", _scratch, sa.Column("node_id", sa.String), sa.Column("kind", sa.String),
+                        sa.Column("value", sa.String), prefixes=["TEMPORARY"])
+_direct = sa.Table("id_direct", _scratch, sa.Column("node_a", sa.String), sa.Column("node_b", sa.String),
+                   prefixes=["TEMPORARY"])
+_pairs = sa.Table("id_pairs", _scratch, sa.Column("node_a", sa.String), sa.Column("node_b", sa.String),
+                  sa.Column("match_probability", sa.Double), prefixes=["TEMPORARY"])
+SCRATCH = ("id_nodes", "id_identifiers", "id_direct", "id_base_edges", "id_det", "id_pairs", "id_final", "id_typed")
+
+_PAIR_EDGES = ("SELECT na.k AS a, nb.k AS b FROM id_pairs p JOIN id_nodes na ON na.node_id = p.node_a "
+               "JOIN id_nodes nb ON nb.node_id = p.node_b")
 
 
-def components(nodes: pd.Series, identifier_edges: pd.DataFrame, node_edges: pd.DataFrame) -> pd.Series:
-    """Component label per node (aligned to `nodes`), joining nodes that share an identifier
-    (`kind`, `value`) or are tied directly (`node_a`, `node_b`). Labels are the smallest node
-    id of the component, so they do not depend on input order."""
-    # SciPy takes a second to import: only the runs that cluster pay for it, not every load of the code.
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
+def drop_scratch(conn: sa.Connection) -> None:
+    for table in SCRATCH:
+        conn.execute(sa.text(f"DROP TABLE IF EXISTS {table}"))
 
-    node_index = pd.Index(nodes.unique())
-    n = len(node_index)
-    ident = (identifier_edges["kind"].astype("str") + ":" + identifier_edges["value"].astype("str"))
-    ident_codes, _ = pd.factorize(ident)
-    m = int(ident_codes.max()) + 1 if len(ident_codes) else 0
-    rows = [node_index.get_indexer(identifier_edges["node_id"])]
-    cols = [n + ident_codes]
-    if len(node_edges):
-        a = node_index.get_indexer(node_edges["node_a"])
-        b = node_index.get_indexer(node_edges["node_b"])
-        keep = (a >= 0) & (b >= 0)
-        rows.append(a[keep])
-        cols.append(b[keep])
-    row, col = np.concatenate(rows), np.concatenate(cols)
-    valid = row >= 0
-    graph = coo_matrix((np.ones(valid.sum(), dtype=np.int8), (row[valid], col[valid])), shape=(n + m, n + m))
-    _, labels = connected_components(graph, directed=False)
-    node_labels = pd.Series(labels[:n], index=node_index)
-    # Name each component by its smallest node id: stable and order-independent.
-    names = pd.Series(node_index, index=node_index).groupby(node_labels.values).transform("min")
-    return pd.Series(names.reindex(nodes.values).values, index=nodes.index, name="component")
+
+def load_nodes(conn: sa.Connection) -> None:
+    """`id_nodes` from staging: every node, its key and its record count."""
+    conn.execute(sa.text("CREATE TEMPORARY TABLE id_nodes AS SELECT node_id, record_count, "
+                         f"ROW_NUMBER() OVER (ORDER BY node_id) AS k FROM ({all_nodes_sql()}) n"))
+
+
+def deterministic_components(conn: sa.Connection, identifier_edges: pd.DataFrame, direct: pd.DataFrame) -> int:
+    """`id_base_edges` and `id_det` from the guarded identifier edges and direct ties; returns the rounds."""
+    for table, frame in ((_identifiers, identifier_edges), (_direct, direct)):
+        table.create(conn)
+        insert_arrow(conn, table, pa.Table.from_pandas(frame[[c.name for c in table.columns]].astype("string"),
+                                                       preserve_index=False))
+    conn.execute(sa.text("""
+        CREATE TEMPORARY TABLE id_base_edges AS
+        SELECT n.k AS a, MIN(n.k) OVER (PARTITION BY e.kind, e.value) AS b
+        FROM id_identifiers e JOIN id_nodes n ON n.node_id = e.node_id
+        UNION ALL
+        SELECT na.k, nb.k FROM id_direct d JOIN id_nodes na ON na.node_id = d.node_a
+        JOIN id_nodes nb ON nb.node_id = d.node_b"""))
+    return label_components(*sqlalchemy_runner(conn), nodes="id_nodes", edges="SELECT a, b FROM id_base_edges",
+                            out="id_det", prefix="id_cc")
+
+
+def person_clusters(conn: sa.Connection) -> pd.DataFrame:
+    """node_id, cluster_id (the deterministic component's smallest node id) of the named records' nodes."""
+    return read_frame(conn, sa.text(
+        "SELECT n.node_id, c.node_id AS cluster_id FROM id_nodes n JOIN id_det d ON d.k = n.k "
+        f"JOIN id_nodes c ON c.k = d.label WHERE n.node_id IN ({PERSON_NODES_SQL})"))
+
+
+def final_components(conn: sa.Connection, pairs: pd.DataFrame) -> int:
+    """`id_pairs` and `id_final`: the deterministic edges plus `pairs` (node_a, node_b, match_probability)."""
+    conn.execute(sa.text("DROP TABLE IF EXISTS id_pairs"))
+    _pairs.create(conn)
+    insert_arrow(conn, _pairs, pa.Table.from_pandas(
+        pd.DataFrame({"node_a": pairs["node_a"].astype("string"), "node_b": pairs["node_b"].astype("string"),
+                      "match_probability": pairs["match_probability"].astype(float)}), preserve_index=False))
+    return label_components(*sqlalchemy_runner(conn), nodes="id_nodes", out="id_final", prefix="id_cc",
+                            edges=f"SELECT a, b FROM id_base_edges UNION ALL {_PAIR_EDGES}")
+
+
+def pairs_in_one_component(conn: sa.Connection, components: str, pairs_sql: str) -> pd.DataFrame:
+    """node_a, node_b of the pairs `pairs_sql` yields whose two nodes share a component of `components`."""
+    return read_frame(conn, sa.text(
+        f"SELECT p.node_a, p.node_b FROM ({pairs_sql}) p "
+        "JOIN id_nodes na ON na.node_id = p.node_a JOIN id_nodes nb ON nb.node_id = p.node_b "
+        f"JOIN {components} ca ON ca.k = na.k JOIN {components} cb ON cb.k = nb.k WHERE ca.label = cb.label"))
+
+
+def type_matches(conn: sa.Connection) -> None:
+    """`id_typed`: deterministic / probabilistic / singleton per node, with the probability that joined it.
+
+    The anchor of a final cluster is its largest deterministic part (ties: the smallest key); its nodes are
+    deterministic (singleton when the cluster is one node), the other parts joined probabilistically, with
+    the highest probability among the accepted pairs touching their part.
+    """
+    conn.execute(sa.text("""
+        CREATE TEMPORARY TABLE id_typed AS
+        WITH f AS (
+            SELECT d.k, d.label AS det, f.label AS component,
+                   COUNT(*) OVER (PARTITION BY d.label) AS det_size, COUNT(*) OVER (PARTITION BY f.label) AS final_size
+            FROM id_det d JOIN id_final f ON f.k = d.k),
+        anchors AS (
+            SELECT component, det FROM (
+                SELECT component, det, ROW_NUMBER() OVER (PARTITION BY component ORDER BY det_size DESC, det) AS r
+                FROM (SELECT DISTINCT component, det, det_size FROM f) parts) ranked
+            WHERE r = 1),
+        touched AS (
+            SELECT d.label AS det, MAX(t.p) AS p FROM (
+                SELECT node_a AS node_id, match_probability AS p FROM id_pairs
+                UNION ALL SELECT node_b, match_probability FROM id_pairs) t
+            JOIN id_nodes n ON n.node_id = t.node_id JOIN id_det d ON d.k = n.k
+            GROUP BY d.label),
+        typed AS (
+            SELECT f.k, f.component, f.det,
+                   CASE WHEN f.final_size = 1 THEN 'singleton'
+                        WHEN f.det = a.det AND (f.det_size > 1 OR f.final_size = f.det_size) THEN 'deterministic'
+                        ELSE 'probabilistic' END AS match_type
+            FROM f JOIN anchors a ON a.component = f.component)
+        SELECT y.k, y.component, y.match_type,
+               CASE WHEN y.match_type = 'probabilistic' THEN t.p END AS match_probability
+        FROM typed y LEFT JOIN touched t ON t.det = y.det"""))

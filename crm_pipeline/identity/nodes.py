@@ -65,10 +65,20 @@ def direct_edges(conn: sa.Connection) -> pd.DataFrame:
     ))
 
 
+def all_nodes_sql() -> str:
+    """SELECT node_id, record_count: every node with the number of records joining through it."""
+    union = " UNION ALL ".join(record_nodes_sql(e) for e in RECORD_NODES)
+    return f"SELECT node_id, COUNT(*) AS record_count FROM ({union}) r GROUP BY node_id"
+
+
 def all_nodes(conn: sa.Connection) -> pd.DataFrame:
     """Every node with the number of records joining through it."""
-    union = " UNION ALL ".join(record_nodes_sql(e) for e in RECORD_NODES)
-    return read_frame(conn, sa.text(f"SELECT node_id, COUNT(*) AS record_count FROM ({union}) r GROUP BY node_id"))
+    return read_frame(conn, sa.text(all_nodes_sql()))
+
+
+# The nodes of named records (customers, subscribers): the ones `person_records` reads.
+PERSON_NODES_SQL = ("SELECT t._brand || '|customer|' || t.customer_id AS node_id FROM stg_customers t "
+                    "UNION SELECT t._brand || '|subscriber|' || t.subscriber_id FROM stg_subscribers t")
 
 
 def person_records(conn: sa.Connection) -> pd.DataFrame:

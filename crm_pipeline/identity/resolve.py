@@ -8,25 +8,26 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 import sqlalchemy as sa
 
 from crm_pipeline.identity.config import IdentityConfig
-from crm_pipeline.identity.graph import components
+from crm_pipeline.identity import graph as graph_tables
 from crm_pipeline.identity.guards import guard_devices, guard_identifiers
-from crm_pipeline.identity.nodes import all_nodes, direct_edges, identifier_edges, person_records
+from crm_pipeline.identity.nodes import direct_edges, identifier_edges, person_records
 from crm_pipeline.identity.match_store import match_digest, stored_match, store_match
 from crm_pipeline.identity.runs import fingerprint, graph_digest, last_run, with_graph
-from crm_pipeline.identity.stable_ids import assign_contact_ids, id_number
+from crm_pipeline.identity.stable_ids import SCRATCH as STABLE_ID_SCRATCH, assign_contact_ids
 from crm_pipeline.identity.write import ChangeCounts, write_by_difference
 from crm_pipeline.warehouse.bulk import insert_arrow, read_frame
 from crm_pipeline.warehouse.identity_schema import (
-    create_identity_tables, identity_alerts, identity_borderline, identity_decisions, identity_nodes, merge_log,
+    create_identity_tables, identity_alerts, identity_borderline, identity_decisions,
 )
 
 PairFinder = Callable[..., pd.DataFrame]
+_NEXT_NODES = "id_nodes_next"  # this run's identity_nodes rows, written by difference
+_CANNOT_LINKS = "SELECT node_a, node_b FROM identity_decisions WHERE decision = 'cannot_link'"
 
 
 @dataclass
@@ -44,6 +45,7 @@ class IdentityReport:
     shared_devices: int = 0
     oversized_clusters: list[str] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
+    rounds: dict[str, int] = field(default_factory=dict)  # connected-components rounds run in the warehouse
     must_links: int = 0  # reviewers' decisions honoured this run
     cannot_links: int = 0
     cannot_links_unenforceable: list[str] = field(default_factory=list)  # pairs a shared identifier joins
@@ -73,30 +75,38 @@ def resolve_identities(engine: sa.Engine, *, as_of: date, config: IdentityConfig
             return report
     report.mode = "full" if full_refresh or previous_signature is None else "incremental"
     report.seconds["fingerprint"] = time.perf_counter() - clock
+    # One connection for the rest: the graph's scratch tables are private to it, and the write commits once.
     with engine.connect() as conn:
-        nodes = all_nodes(conn)
-        edges = identifier_edges(conn)
-        direct = direct_edges(conn)
-        people = person_records(conn)
-        previous = read_frame(conn, sa.select(identity_nodes.c.node_id, identity_nodes.c.contact_id,
-                                              identity_nodes.c.first_seen_as_of))
-        retired = read_frame(conn, sa.select(merge_log.c.old_contact_id.label("contact_id")))
-        decisions = read_frame(conn, sa.select(identity_decisions.c.node_a, identity_decisions.c.node_b,
-                                               identity_decisions.c.decision))
-        # An erased person's contact id is never handed to someone new.
-        erased = conn.execute(sa.text("SELECT MAX(retired_contact_number) FROM erasure_requests")).scalar() \
-            if sa.inspect(conn).has_table("erasure_requests") else None
+        _resolve(conn, report, clock, as_of=as_of, config=config, find_pairs=find_pairs, full_refresh=full_refresh,
+                 signature=signature, previous_graph=previous_graph, previous_as_of=previous_as_of)
+    return report
+
+
+def _resolve(conn: sa.Connection, report: IdentityReport, clock: float, *, as_of: date, config: IdentityConfig,
+             find_pairs: PairFinder | None, full_refresh: bool, signature: str, previous_graph: str | None,
+             previous_as_of: date | None) -> None:
+    graph_tables.drop_scratch(conn)
+    graph_tables.load_nodes(conn)
+    nodes = read_frame(conn, sa.text("SELECT node_id FROM id_nodes"))
+    edges = identifier_edges(conn)
+    direct = direct_edges(conn)
+    people = person_records(conn)
+    decisions = read_frame(conn, sa.select(identity_decisions.c.node_a, identity_decisions.c.node_b,
+                                           identity_decisions.c.decision))
+    # An erased person's contact id is never handed to someone new.
+    erased = conn.execute(sa.text("SELECT MAX(retired_contact_number) FROM erasure_requests")).scalar() \
+        if sa.inspect(conn).has_table("erasure_requests") else None
     report.seconds["read"] = time.perf_counter() - clock
-    graph = graph_digest([nodes[["node_id"]], edges, direct, people, decisions], signature)
+    graph = graph_digest([nodes, edges, direct, people, decisions], signature)
     signature = with_graph(signature, graph)
     if graph == previous_graph and not full_refresh:
         # The same graph clusters as last time: the stored nodes stand; only new or gone records are written.
         report.graph_reused = True
-        report.changes = _write_records_only(engine, as_of, previous_as_of, signature)
-        with engine.connect() as conn:
-            _fill_from_stored(conn, report, config, as_of, "incremental")
+        report.changes = _write_records_only(conn, as_of, previous_as_of, signature)
+        _fill_from_stored(conn, report, config, as_of, "incremental")
         report.seconds["total"] = time.perf_counter() - clock
-        return report
+        return
+    del nodes
 
     guarded = guard_identifiers(edges, people, config)
     devices = guard_devices(direct, guarded.edges, people, config)
@@ -105,16 +115,15 @@ def resolve_identities(engine: sa.Engine, *, as_of: date, config: IdentityConfig
     must = decisions.loc[decisions["decision"] == "must_link", ["node_a", "node_b"]]
     cannot = decisions.loc[decisions["decision"] == "cannot_link", ["node_a", "node_b"]]
     direct = pd.concat([direct, must], ignore_index=True)
-    deterministic = components(nodes["node_id"], guarded.edges, direct)
+    report.rounds["deterministic"] = graph_tables.deterministic_components(conn, guarded.edges, direct)
     report.seconds["deterministic"] = time.perf_counter() - clock
 
-    pairs, new_match = pd.DataFrame(columns=["node_a", "node_b", "match_probability"]), None
+    pairs, new_match = pd.DataFrame({"node_a": [], "node_b": [], "match_probability": []}), None
     if config.probabilistic_enabled and find_pairs is not None and len(people):
-        records = people.drop_duplicates("node_id").assign(
-            cluster_id=lambda p: deterministic.set_axis(nodes["node_id"]).reindex(p["node_id"]).values)
+        records = people.drop_duplicates("node_id").merge(graph_tables.person_clusters(conn), on="node_id",
+                                                          how="left")
         digest = match_digest(records, config, find_pairs)
-        with engine.connect() as conn:
-            found = None if full_refresh else stored_match(conn, digest)
+        found = None if full_refresh else stored_match(conn, digest)
         report.match_reused = found is not None
         if found is None:
             found = find_pairs(records, threshold=config.probabilistic_threshold,
@@ -124,67 +133,65 @@ def resolve_identities(engine: sa.Engine, *, as_of: date, config: IdentityConfig
         pairs, report.match = getattr(found, "pairs", found), (found if hasattr(found, "pairs") else None)
     report.seconds["probabilistic"] = time.perf_counter() - clock
 
-    pairs, final, unenforceable = _honour_cannot_links(nodes, guarded.edges, direct, deterministic, pairs, cannot)
+    pairs, unenforceable = _honour_cannot_links(conn, report, pairs, cannot)
     report.must_links, report.cannot_links = len(must), len(cannot)
     report.cannot_links_unenforceable = unenforceable
-    node_frame = _match_types(nodes, deterministic, final, pairs)
-    prev = previous.set_index("node_id")
-    next_number = max(_next_number(previous["contact_id"], retired["contact_id"]), int(erased or 0) + 1)
-    assignment = assign_contact_ids(final.set_axis(nodes["node_id"]), prev["contact_id"], next_number)
-    node_frame["contact_id"] = assignment.contact_of_component.reindex(node_frame["component"]).values
-    first_seen = prev["first_seen_as_of"].reindex(node_frame["node_id"]).values
-    node_frame["first_seen_as_of"] = pd.to_datetime(pd.Series(first_seen)).fillna(pd.Timestamp(as_of)).dt.date.values
+    graph_tables.type_matches(conn)
+    assign_contact_ids(conn, at_least=int(erased or 0) + 1)
+    conn.execute(sa.text(f"DROP TABLE IF EXISTS {_NEXT_NODES}"))
+    conn.execute(sa.text(f"""
+        CREATE TEMPORARY TABLE {_NEXT_NODES} AS
+        SELECT n.node_id, c.contact_id, t.match_type, t.match_probability,
+               COALESCE(p.first_seen_as_of, :as_of) AS first_seen_as_of
+        FROM id_nodes n JOIN id_typed t ON t.k = n.k JOIN id_contact_of c ON c.component = t.component
+        LEFT JOIN identity_nodes p ON p.node_id = n.node_id"""), {"as_of": as_of})
 
-    sizes = node_frame.groupby("contact_id").size()
-    oversized = sizes[sizes > config.max_cluster_size]
+    (report.records, report.nodes, prob_records, report.merges, report.splits) = (int(v or 0) for v in conn.execute(
+        sa.text("SELECT SUM(n.record_count), COUNT(*), "
+                "SUM(CASE WHEN x.match_type = 'probabilistic' THEN n.record_count ELSE 0 END), "
+                "(SELECT COUNT(*) FROM id_log WHERE kind = 'merge'), (SELECT COUNT(*) FROM id_log WHERE kind = 'split') "
+                f"FROM id_nodes n JOIN {_NEXT_NODES} x ON x.node_id = n.node_id")).one())
+    report.contacts, report.largest_cluster = (int(v or 0) for v in conn.execute(sa.text(
+        f"SELECT COUNT(*), MAX(size) FROM (SELECT COUNT(*) AS size FROM {_NEXT_NODES} GROUP BY contact_id) s")).one())
+    oversized = read_frame(conn, sa.text(
+        f"SELECT contact_id, COUNT(*) AS size FROM {_NEXT_NODES} GROUP BY contact_id HAVING COUNT(*) > :cap "
+        "ORDER BY contact_id").bindparams(cap=config.max_cluster_size))
+    oversized = pd.Series(oversized["size"].to_numpy(), index=oversized["contact_id"].astype(str).to_numpy())
     alerts = _alerts(guarded, devices.shared, oversized, config, as_of, report.match)
-    report.changes = _write(engine, node_frame, assignment, alerts, as_of,
-                            _borderline_rows(report.match, pairs, as_of), mode=report.mode, signature=signature,
-                            new_match=new_match)
+    report.changes = _write(conn, alerts, as_of, _borderline_rows(report.match, pairs, as_of), mode=report.mode,
+                            signature=signature, new_match=new_match)
     report.seconds["total"] = time.perf_counter() - clock
 
-    report.records = int(nodes["record_count"].sum())
-    report.nodes = len(nodes)
-    report.contacts = int(sizes.size)
-    report.merges, report.splits = len(assignment.merges), len(assignment.splits)
-    report.largest_cluster = int(sizes.max()) if len(sizes) else 0
     report.probabilistic_pairs = len(pairs)
-    prob_records = nodes["record_count"][node_frame["match_type"].eq("probabilistic").values].sum()
     report.probabilistic_share = float(prob_records / max(report.records, 1))
     report.junk_values, report.capped_values = len(guarded.junk), len(guarded.capped)
     report.shared_devices = len(devices.shared)
     report.oversized_clusters = list(oversized.index)
-    return report
 
 
-def _honour_cannot_links(nodes: pd.DataFrame, identifier_edges: pd.DataFrame, direct: pd.DataFrame,
-                         deterministic: pd.Series, pairs: pd.DataFrame, cannot: pd.DataFrame):
-    """Final components with no probabilistic edge joining a cannot-link pair.
+def _honour_cannot_links(conn: sa.Connection, report: IdentityReport, pairs: pd.DataFrame,
+                         cannot: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """The accepted pairs once no probabilistic edge joins a cannot-link pair, with `id_final` built from them.
 
     The pair's own edge goes; if the two still meet through other probabilistic edges,
     every probabilistic edge touching either of them goes too. A pair that shared
     identifiers join (one email) cannot be kept apart by dropping model edges: it is
     returned for an alert.
     """
-    def final_components(p):
-        return components(nodes["node_id"], identifier_edges, pd.concat([direct, p[["node_a", "node_b"]]],
-                                                                        ignore_index=True))
-
     if len(cannot):
         key = pairs["node_a"] + "\x1f" + pairs["node_b"]
         pairs = pairs[~key.isin(cannot["node_a"] + "\x1f" + cannot["node_b"])]
-    final = final_components(pairs)
+    report.rounds["final"] = graph_tables.final_components(conn, pairs)
     if not len(cannot):
-        return pairs, final, []
-    label = final.set_axis(nodes["node_id"])
-    together = cannot[label.reindex(cannot["node_a"]).values == label.reindex(cannot["node_b"]).values]
+        return pairs, []
+    together = graph_tables.pairs_in_one_component(conn, "id_final", _CANNOT_LINKS)
     if len(together):
         touched = pd.concat([together["node_a"], together["node_b"]])
         pairs = pairs[~(pairs["node_a"].isin(touched) | pairs["node_b"].isin(touched))]
-        final = final_components(pairs)
-    det = deterministic.set_axis(nodes["node_id"])
-    stuck = cannot[det.reindex(cannot["node_a"]).values == det.reindex(cannot["node_b"]).values]
-    return pairs, final, list(stuck["node_a"] + " / " + stuck["node_b"])
+        report.rounds["final"] += graph_tables.final_components(conn, pairs)
+    stuck = graph_tables.pairs_in_one_component(conn, "id_det", _CANNOT_LINKS)
+    stuck = stuck.sort_values(["node_a", "node_b"])
+    return pairs, list(stuck["node_a"] + " / " + stuck["node_b"])
 
 
 def _borderline_rows(match, pairs: pd.DataFrame, as_of: date) -> pd.DataFrame:
@@ -202,40 +209,6 @@ def _borderline_rows(match, pairs: pd.DataFrame, as_of: date) -> pd.DataFrame:
         "field_weights": [json.dumps(row, sort_keys=True) for row in weights.to_dict("records")],
         "accepted": accepted.values, "as_of": as_of,
     }, columns=columns)
-
-
-def _match_types(nodes: pd.DataFrame, deterministic: pd.Series, final: pd.Series,
-                 pairs: pd.DataFrame) -> pd.DataFrame:
-    """deterministic / probabilistic / singleton per node, with the probability that joined it."""
-    frame = pd.DataFrame({"node_id": nodes["node_id"].values, "det": deterministic.values,
-                          "component": final.values})
-    det_size = frame.groupby("det")["node_id"].transform("size")
-    final_size = frame.groupby("component")["node_id"].transform("size")
-    # The anchor of a final cluster is its largest deterministic part; other parts joined probabilistically.
-    part_sizes = frame.assign(n=det_size).drop_duplicates("det").sort_values(["component", "n", "det"],
-                                                                             ascending=[True, False, True])
-    anchor = part_sizes.drop_duplicates("component").set_index("component")["det"]
-    is_anchor = frame["det"].values == anchor.reindex(frame["component"]).values
-    match = np.where(final_size == 1, "singleton",
-                     np.where(is_anchor & (det_size > 1), "deterministic",
-                              np.where(is_anchor & (final_size == det_size), "deterministic", "probabilistic")))
-    frame["match_type"] = match
-    probability = pd.Series(np.nan, index=frame.index)
-    if len(pairs):
-        det_of = frame.set_index("node_id")["det"]
-        touching = pd.concat([
-            pd.DataFrame({"det": det_of.reindex(pairs["node_a"]).values, "p": pairs["match_probability"].values}),
-            pd.DataFrame({"det": det_of.reindex(pairs["node_b"]).values, "p": pairs["match_probability"].values}),
-        ])
-        best = touching.groupby("det")["p"].max()
-        probability = pd.Series(best.reindex(frame["det"]).values, index=frame.index)
-    frame["match_probability"] = probability.where(frame["match_type"] == "probabilistic")
-    return frame.drop(columns=["det"])
-
-
-def _next_number(current: pd.Series, retired: pd.Series) -> int:
-    ids = pd.concat([current, retired]).dropna()
-    return int(id_number(ids).max()) + 1 if len(ids) else 1
 
 
 def _alerts(guarded, shared_devices: pd.DataFrame, oversized: pd.Series, config: IdentityConfig,
@@ -295,37 +268,39 @@ def _fill_from_stored(conn: sa.Connection, report: IdentityReport, config: Ident
         {"cap": config.max_cluster_size}).scalars())
 
 
-def _write_records_only(engine: sa.Engine, as_of: date, previous_as_of: date, signature: str) -> ChangeCounts:
+def _write_records_only(conn: sa.Connection, as_of: date, previous_as_of: date, signature: str) -> ChangeCounts:
     """Keep every node's contact; write the new and gone records; the day's alerts and borderline pairs are
     the last run's (a resolution of the same graph finds the same)."""
-    with engine.begin() as conn:
-        if previous_as_of != as_of:
-            conn.execute(identity_alerts.delete().where(identity_alerts.c.as_of == as_of))
-            conn.execute(sa.text("INSERT INTO identity_alerts (kind, subject, detail, as_of) "
-                                 "SELECT kind, subject, detail, :d FROM identity_alerts WHERE as_of = :p"),
-                         {"d": as_of, "p": previous_as_of})
-            conn.execute(identity_borderline.update().values(as_of=as_of))  # the same sample, shown as of today
-        return write_by_difference(conn, None, as_of=as_of, mode="incremental", fingerprint=signature)
-
-
-def _write(engine: sa.Engine, nodes: pd.DataFrame, assignment, alerts: pd.DataFrame, as_of: date,
-           borderline: pd.DataFrame, *, mode: str, signature: str, new_match: tuple | None) -> ChangeCounts:
-    """Update the identity state in one transaction, by difference; merges and splits are appended to the log."""
-    node_rows = nodes[["node_id", "contact_id", "match_type", "match_probability", "first_seen_as_of"]]
-    log = pd.concat([assignment.merges.assign(kind="merge", reason="clusters joined by new records"),
-                     assignment.splits.assign(kind="split", reason="records no longer linked")], ignore_index=True)
-    log["as_of"] = as_of
-    with engine.begin() as conn:
-        conn.execute(identity_borderline.delete())
-        if len(borderline):
-            insert_arrow(conn, identity_borderline, pa.Table.from_pandas(borderline, preserve_index=False))
+    if previous_as_of != as_of:
         conn.execute(identity_alerts.delete().where(identity_alerts.c.as_of == as_of))
-        if len(log):
-            insert_arrow(conn, merge_log, pa.Table.from_pandas(
-                log[["kind", "old_contact_id", "new_contact_id", "reason", "as_of"]], preserve_index=False))
-        if len(alerts):
-            insert_arrow(conn, identity_alerts, pa.Table.from_pandas(
-                alerts[["kind", "subject", "detail", "as_of"]], preserve_index=False))
-        if new_match is not None:
-            store_match(conn, *new_match, as_of)
-        return write_by_difference(conn, node_rows, as_of=as_of, mode=mode, fingerprint=signature)
+        conn.execute(sa.text("INSERT INTO identity_alerts (kind, subject, detail, as_of) "
+                             "SELECT kind, subject, detail, :d FROM identity_alerts WHERE as_of = :p"),
+                     {"d": as_of, "p": previous_as_of})
+        conn.execute(identity_borderline.update().values(as_of=as_of))  # the same sample, shown as of today
+    counts = write_by_difference(conn, None, as_of=as_of, mode="incremental", fingerprint=signature)
+    graph_tables.drop_scratch(conn)
+    conn.commit()
+    return counts
+
+
+def _write(conn: sa.Connection, alerts: pd.DataFrame, as_of: date, borderline: pd.DataFrame, *, mode: str,
+           signature: str, new_match: tuple | None) -> ChangeCounts:
+    """Update the identity state in one transaction, by difference; merges and splits are appended to the log."""
+    conn.execute(identity_borderline.delete())
+    if len(borderline):
+        insert_arrow(conn, identity_borderline, pa.Table.from_pandas(borderline, preserve_index=False))
+    conn.execute(identity_alerts.delete().where(identity_alerts.c.as_of == as_of))
+    conn.execute(sa.text(
+        "INSERT INTO merge_log (kind, old_contact_id, new_contact_id, reason, as_of) "
+        "SELECT kind, old_contact_id, new_contact_id, CASE WHEN kind = 'merge' THEN 'clusters joined by new records' "
+        "ELSE 'records no longer linked' END, :as_of FROM id_log"), {"as_of": as_of})
+    if len(alerts):
+        insert_arrow(conn, identity_alerts, pa.Table.from_pandas(
+            alerts[["kind", "subject", "detail", "as_of"]], preserve_index=False))
+    if new_match is not None:
+        store_match(conn, *new_match, as_of)
+    counts = write_by_difference(conn, _NEXT_NODES, as_of=as_of, mode=mode, fingerprint=signature)
+    for table in (*graph_tables.SCRATCH, *STABLE_ID_SCRATCH, _NEXT_NODES):
+        conn.execute(sa.text(f"DROP TABLE IF EXISTS {table}"))
+    conn.commit()
+    return counts

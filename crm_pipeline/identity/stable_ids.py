@@ -1,21 +1,26 @@
-"""Stable contact ids: a cluster keeps its id across runs; on a merge the oldest id survives.
+"""Stable contact ids, assigned in the warehouse: a cluster keeps its id across runs; on a merge the oldest survives.
 
-Ids are `C` + a zero-padded sequence number, so "oldest" is simply the smallest.
-Each previous id is owned by the new cluster holding most of its nodes (ties: the
-cluster with the smallest node id); a cluster that owns several previous ids keeps
-the oldest and records the others as merged into it; a cluster that owns none gets a
-new id, and any previous ids among its nodes are recorded as split from it.
+Ids are `C` + a zero-padded sequence number, so "oldest" is simply the smallest number.
+Each previous id is owned by the new cluster holding most of its nodes (ties: the cluster with
+the smallest node id); a cluster that owns several previous ids keeps the oldest and records the
+others as merged into it; a cluster that owns none gets a new id, numbered after the highest ever
+issued in the order of the clusters' smallest node ids, and any previous ids among its nodes are
+recorded as split from it.
+
+The statements read the final components `id_final` (k, label) and the node keys `id_nodes` of
+`graph.py` and the stored `identity_nodes`, and leave `id_contact_of` (component, contact_id) and
+`id_log` (kind, old_contact_id, new_contact_id): portable SQL, one CREATE TABLE AS per step.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import pandas as pd
+import sqlalchemy as sa
 
 ID_PREFIX = "C"
 ID_DIGITS = 10
+SCRATCH = ("id_holding", "id_owners", "id_contact_of", "id_log")
 
 
 def format_id(number: int | np.ndarray) -> str | np.ndarray:
@@ -28,34 +33,70 @@ def id_number(contact_ids: pd.Series) -> pd.Series:
     return contact_ids.str.slice(len(ID_PREFIX)).astype("int64")
 
 
-@dataclass
-class Assignment:
-    contact_of_component: pd.Series  # component -> contact id
-    merges: pd.DataFrame  # old_contact_id, new_contact_id
-    splits: pd.DataFrame  # old_contact_id, new_contact_id
+def id_number_sql(column: str) -> str:
+    return f"CAST(SUBSTR({column}, {len(ID_PREFIX) + 1}) AS BIGINT)"
 
 
-def assign_contact_ids(component: pd.Series, previous: pd.Series, next_number: int) -> Assignment:
-    """`component`: node_id -> component label; `previous`: node_id -> contact id from the last run."""
-    frame = pd.DataFrame({"component": component})
-    frame["previous"] = previous.reindex(frame.index)
-    known = frame.dropna(subset=["previous"])
-    holding = known.groupby(["previous", "component"]).size().rename("nodes").reset_index()
-    holding = holding.sort_values(["previous", "nodes", "component"], ascending=[True, False, True])
-    owners = holding.drop_duplicates("previous")  # previous id -> the component that keeps it
-    owners = owners.assign(number=id_number(owners["previous"]))
-    oldest = owners.sort_values("number").drop_duplicates("component").set_index("component")["previous"]
+def format_id_sql(number: str) -> str:
+    """The contact id of sequence number `number` (LPAD alone would cut a number longer than the padding)."""
+    text = f"CAST({number} AS VARCHAR)"
+    return (f"'{ID_PREFIX}' || CASE WHEN LENGTH({text}) >= {ID_DIGITS} THEN {text} "
+            f"ELSE LPAD({text}, {ID_DIGITS}, '0') END")
 
-    components = pd.Index(sorted(frame["component"].unique()))
-    contact = pd.Series(oldest.reindex(components).values, index=components, dtype="object")
-    fresh = contact.index[contact.isna()]
-    contact[fresh] = format_id(np.arange(next_number, next_number + len(fresh)))
 
-    merged = owners[~owners["previous"].isin(oldest.values)]
-    merges = pd.DataFrame({"old_contact_id": merged["previous"].values,
-                           "new_contact_id": contact.reindex(merged["component"]).values})
-    lost = holding.merge(owners[["previous", "component"]], on="previous", suffixes=("", "_owner"))
-    lost = lost[lost["component"] != lost["component_owner"]]
-    splits = pd.DataFrame({"old_contact_id": lost["previous"].values,
-                           "new_contact_id": contact.reindex(lost["component"]).values}).drop_duplicates()
-    return Assignment(contact, merges.reset_index(drop=True), splits.reset_index(drop=True))
+def assignment_statements(create: str = "CREATE TEMPORARY TABLE") -> list[str]:
+    """The statements, in order; `:next_number` is the first number a new id may take."""
+    return [
+        # Which previous ids' nodes each component holds, and how many.
+        f"""{create} id_holding AS
+        SELECT p.contact_id AS previous, f.label AS component, COUNT(*) AS nodes
+        FROM identity_nodes p JOIN id_nodes n ON n.node_id = p.node_id JOIN id_final f ON f.k = n.k
+        GROUP BY p.contact_id, f.label""",
+        # Each previous id's owner: the component holding most of its nodes.
+        f"""{create} id_owners AS
+        SELECT previous, component, number FROM (
+            SELECT previous, component, {id_number_sql('previous')} AS number,
+                   ROW_NUMBER() OVER (PARTITION BY previous ORDER BY nodes DESC, component) AS r
+            FROM id_holding) h
+        WHERE r = 1""",
+        # A component keeps the oldest id it owns; the others get new numbers in component order.
+        f"""{create} id_contact_of AS
+        WITH kept AS (
+            SELECT component, previous FROM (
+                SELECT component, previous, ROW_NUMBER() OVER (PARTITION BY component ORDER BY number) AS r
+                FROM id_owners) o
+            WHERE r = 1),
+        fresh AS (
+            SELECT c.component, ROW_NUMBER() OVER (ORDER BY c.component) - 1 AS fresh_rank
+            FROM (SELECT DISTINCT label AS component FROM id_final) c
+            LEFT JOIN kept k ON k.component = c.component WHERE k.component IS NULL)
+        SELECT component, previous AS contact_id FROM kept
+        UNION ALL
+        SELECT component, {format_id_sql(':next_number + fresh_rank')} FROM fresh""",
+        # Merges: owned ids a component did not keep. Splits: ids whose nodes went to other components too.
+        f"""{create} id_log AS
+        SELECT 'merge' AS kind, o.previous AS old_contact_id, c.contact_id AS new_contact_id
+        FROM id_owners o JOIN id_contact_of c ON c.component = o.component WHERE o.previous <> c.contact_id
+        UNION ALL
+        SELECT DISTINCT 'split', h.previous, c.contact_id
+        FROM id_holding h JOIN id_owners o ON o.previous = h.previous
+        JOIN id_contact_of c ON c.component = h.component WHERE h.component <> o.component""",
+    ]
+
+
+def next_number_sql() -> str:
+    """The first number never issued: past every id held by a node or retired in the merge log."""
+    return (f"SELECT COALESCE(MAX(number), 0) + 1 FROM ("
+            f"SELECT {id_number_sql('contact_id')} AS number FROM identity_nodes "
+            f"UNION ALL SELECT {id_number_sql('old_contact_id')} FROM merge_log) ids")
+
+
+def assign_contact_ids(conn: sa.Connection, *, at_least: int = 1) -> int:
+    """Run the assignment on `conn` (whose `id_final` and `id_nodes` are this run's); returns the first new
+    number it could give (`at_least` raises it, e.g. past erased people's ids)."""
+    for table in SCRATCH:
+        conn.execute(sa.text(f"DROP TABLE IF EXISTS {table}"))
+    next_number = max(int(conn.execute(sa.text(next_number_sql())).scalar_one()), at_least)
+    for statement in assignment_statements():
+        conn.execute(sa.text(statement), {"next_number": next_number})
+    return next_number

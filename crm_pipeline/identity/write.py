@@ -1,7 +1,7 @@
 """Write a resolution's result by difference: only the rows that changed are deleted and inserted.
 
 The resolution yields one row per graph node (contact id, match type, probability, first
-seen). The stored state is compared with it in SQL: nodes that differ are replaced; an
+seen) in a table of the writing connection. The stored state is compared with it in SQL: nodes that differ are replaced; an
 `identity_map` row is replaced when its staged row is new or gone, or its node changed;
 `contacts` rows are recomputed for the contacts those rows left or joined. Rewriting the
 four million map rows of 100k people took a minute; a 1% drop now writes its 1%.
@@ -13,25 +13,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 
-import pandas as pd
-import pyarrow as pa
 import sqlalchemy as sa
 
 from crm_pipeline.identity.nodes import RECORD_NODES
-from crm_pipeline.warehouse.bulk import insert_arrow
 
-_scratch = sa.MetaData()
-# This run's node rows, loaded once so the comparison with identity_nodes happens in the engine.
-_next_nodes = sa.Table(
-    "identity_nodes_next", _scratch,
-    sa.Column("node_id", sa.String, primary_key=True),
-    sa.Column("contact_id", sa.String, nullable=False),
-    sa.Column("match_type", sa.String, nullable=False),
-    sa.Column("match_probability", sa.Double),
-    sa.Column("first_seen_as_of", sa.Date, nullable=False),
-    prefixes=["TEMPORARY"],
-)
-_TEMPORARY = ("identity_nodes_next", "id_node_diff", "id_map_diff", "id_touched")
+_TEMPORARY = ("id_node_diff", "id_map_diff", "id_touched")
 
 
 @dataclass
@@ -50,16 +36,18 @@ class ChangeCounts:
         return self.contacts_created + self.contacts_changed + self.contacts_retired
 
 
-def write_by_difference(conn: sa.Connection, node_rows: pd.DataFrame | None, *, as_of: date, mode: str,
+def write_by_difference(conn: sa.Connection, next_nodes: str | None, *, as_of: date, mode: str,
                         fingerprint: str) -> ChangeCounts:
-    """Bring identity_nodes, identity_map and contacts to `node_rows`' state; log the run and its contacts."""
+    """Bring identity_nodes, identity_map and contacts to the state of table `next_nodes` (node_id,
+    contact_id, match_type, match_probability, first_seen_as_of; None: the nodes stand as stored);
+    log the run and its contacts."""
     counts = ChangeCounts()
     _drop_scratch(conn)
-    if node_rows is None:  # the nodes stand as stored (same graph as the last run): no node differs
+    if next_nodes is None:  # the nodes stand as stored (same graph as the last run): no node differs
         conn.execute(sa.text("CREATE TEMPORARY TABLE id_node_diff AS SELECT node_id, contact_id AS old_contact, "
                              "contact_id AS new_contact, TRUE AS present FROM identity_nodes WHERE 1 = 0"))
     else:
-        _write_nodes(conn, node_rows)
+        _write_nodes(conn, next_nodes)
     counts.nodes_written = int(conn.execute(sa.text("SELECT COUNT(*) FROM id_node_diff")).scalar_one())
 
     # A map row is named by its staged row's lineage (never changed in place): new and gone rows are
@@ -148,23 +136,20 @@ def write_by_difference(conn: sa.Connection, node_rows: pd.DataFrame | None, *, 
     return counts
 
 
-def _write_nodes(conn: sa.Connection, node_rows: pd.DataFrame) -> None:
-    """Replace the identity_nodes rows that differ from `node_rows`; id_node_diff says which (old and new contact)."""
-    _next_nodes.create(conn)
-    insert_arrow(conn, _next_nodes, pa.Table.from_pandas(node_rows[[c.name for c in _next_nodes.columns]],
-                                                         preserve_index=False))
-    conn.execute(sa.text("""
+def _write_nodes(conn: sa.Connection, next_nodes: str) -> None:
+    """Replace the identity_nodes rows that differ from `next_nodes`; id_node_diff says which (old and new contact)."""
+    conn.execute(sa.text(f"""
         CREATE TEMPORARY TABLE id_node_diff AS
         SELECT COALESCE(n.node_id, o.node_id) AS node_id, o.contact_id AS old_contact, n.contact_id AS new_contact,
                n.node_id IS NOT NULL AS present
-        FROM identity_nodes o FULL OUTER JOIN identity_nodes_next n ON n.node_id = o.node_id
+        FROM identity_nodes o FULL OUTER JOIN {next_nodes} n ON n.node_id = o.node_id
         WHERE o.node_id IS NULL OR n.node_id IS NULL OR o.contact_id <> n.contact_id OR o.match_type <> n.match_type
            OR o.match_probability IS DISTINCT FROM n.match_probability OR o.first_seen_as_of <> n.first_seen_as_of
     """))
     conn.execute(sa.text("DELETE FROM identity_nodes WHERE node_id IN (SELECT node_id FROM id_node_diff)"))
     conn.execute(sa.text(
         "INSERT INTO identity_nodes (node_id, contact_id, match_type, match_probability, first_seen_as_of) "
-        "SELECT node_id, contact_id, match_type, match_probability, first_seen_as_of FROM identity_nodes_next "
+        f"SELECT node_id, contact_id, match_type, match_probability, first_seen_as_of FROM {next_nodes} "
         "WHERE node_id IN (SELECT node_id FROM id_node_diff WHERE present)"))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from datetime import date
 
 import pandas as pd
@@ -148,3 +149,17 @@ def test_every_staged_person_record_is_mapped_once_with_how_it_matched(engine, f
         rows = conn.execute(sa.text("SELECT entity, source_key, match_type FROM identity_map ORDER BY 1, 2")).all()
     assert rows == [("customers", "A1", "deterministic"), ("customers", "L1", "singleton"),
                     ("subscribers", "S1", "deterministic")]
+
+
+def test_a_long_chain_of_shared_identifiers_is_one_contact(engine, folder, landing_dir):
+    # 40 accounts of one person, each sharing its email with one neighbour and its phone with the other:
+    # a path 40 nodes long, laid in shuffled id order, which takes the warehouse's components several rounds.
+    ids = [f"K{n:02d}" for n in random.Random(4).sample(range(40), 40)]
+    rows = "".join(f"{key},ann{(i + 1) // 2}@x.com,+1 415 234 56{i // 2:02d},Ann,Lee,,,US,2025-01-01T00:00:00Z\n"
+                   for i, key in enumerate(ids))
+    report = run(engine, folder, landing_dir, {"brand_a/customers/c.csv": CUSTOMERS + rows})
+    contacts = contact_of(engine)
+    assert len(contacts) == 40 and len(set(contacts.values())) == 1
+    assert report.rounds["deterministic"] >= 3 and report.largest_cluster == 40
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT DISTINCT match_type FROM identity_map")).scalars().all() == ["deterministic"]

@@ -6,7 +6,8 @@ Timed runs, in order: the first (full) run as of AS_OF; the same day again with 
 with no new file; a small drop on that day (one new product view for 1% of the contacts, written to the
 staged web events, identity_map, the timeline and contact_daily as the earlier stages would); a full
 refresh of that state. Each prints seconds, CPU seconds, the contacts whose daily aggregates it
-recomputed and its steps; the re-runs of a day also the rows they wrote by difference per table.
+recomputed and its steps, and the rows it wrote per table (by difference: the tables are kept as validity
+intervals, so a new day with nothing new writes only the rows of the contacts whose values moved).
 
 Generating a million people with `synth` and running them through ingestion, quality and identity
 would take far longer than the stage measured here, so this script builds the scoring stage's
@@ -285,7 +286,7 @@ def main() -> None:
         print(f"{name:<30} {seconds:8.2f} {cpu:7.1f} {figures['contacts_recomputed']:>11,} "
               f"{figures['contacts_rederived']:>10,}  {steps}")
     for name, _, _, figures in runs:
-        if figures["rows_written"]:  # a re-run of the same day writes only the rows that differ
+        if figures["rows_written"]:  # every run writes only the rows that differ
             print(f"rows written by difference, {name}: {figures['rows_written']}")
     print(f"funnel, last 90 days, from history (s): {funnel_seconds:.2f}   (CPU {funnel_cpu:.1f} s)")
     print(f"load average at the end {os.getloadavg()[0]:.1f}")

@@ -34,8 +34,9 @@ DUE = "tmp_scoring_due"
 KNOWN_DUE = "tmp_scoring_known_due"
 SCOPE = "tmp_scoring_scope"
 CARRIED = SPANNED
-KEYS = {"contact_preferences": ("contact_id",), "channel_preferences": ("contact_id", "brand"),
-        "lifecycle_stages": ("contact_id", "brand")}
+KEYS = {"engagement_scores": ("contact_id", "brand"), "contact_preferences": ("contact_id",),
+        "channel_preferences": ("contact_id", "brand"), "lifecycle_stages": ("contact_id", "brand")}
+KNOWN = "tmp_scoring_known"
 
 
 def _in_span(expr: str) -> str:
@@ -43,15 +44,17 @@ def _in_span(expr: str) -> str:
 
 
 def create_due(conn: sa.Connection, config: ScoringConfig, previous: dt.date | None, as_of: dt.date) -> int | None:
-    """Create `tmp_scoring_due` and `tmp_scoring_known_due` (after `tmp_scoring_known`); returns the due contacts,
-    or None when everything is computed (no previous run's rows to carry)."""
+    """Create `tmp_scoring_due`; returns the due contacts, or None when everything is computed (no previous run's
+    rows to carry)."""
     drop(conn)
-    if previous is None or conn.execute(sa.text("SELECT 1 FROM engagement_scores WHERE as_of = :d LIMIT 1"),
-                                        {"d": previous}).first() is None:
+    if previous is None or conn.execute(sa.text(f"SELECT 1 FROM {spans_name('engagement_scores')} t "
+                                                f"WHERE {spans.holding()} LIMIT 1"), {"as_of": previous}).first() is None:
         return None
     hi = day_number(as_of)
     lo = day_number(previous) if as_of > previous else hi - 1
-    lookbacks = {int(config.preference_lookback_days), int(config.channel_lookback_days)}
+    # the lookbacks, and engagement's: the scores 7 and 30 days back, the two activity windows
+    window = int(config.band_window_days)
+    lookbacks = {int(config.preference_lookback_days), int(config.channel_lookback_days), 7, 30, window, 2 * window}
     leaving = " OR ".join(_in_span(f"day + {n}") for n in sorted(lookbacks))
     thresholds = " OR ".join(_in_span(f"day + {n + 1}") for n in (int(config.active_days), int(config.lapsed_days)))
     moved = "".join(f"""
@@ -68,9 +71,25 @@ def create_due(conn: sa.Connection, config: ScoringConfig, previous: dt.date | N
             SELECT contact_id FROM {spans_name('lifecycle_stages')} t WHERE t.stage = 'unknown'
                 AND t.valid_from <= :as_of AND (t.valid_to IS NULL OR t.valid_to > :previous){moved}
         ) d"""), {"lo": lo, "hi": hi, "previous": previous, "as_of": as_of})
-    conn.execute(sa.text(f"CREATE TEMPORARY TABLE {KNOWN_DUE} AS SELECT k.* FROM tmp_scoring_known k "
-                         f"JOIN {DUE} d ON d.contact_id = k.contact_id"))
     return conn.execute(sa.text(f"SELECT COUNT(*) FROM {DUE}")).scalar_one()
+
+
+def create_known(conn: sa.Connection, as_of: dt.date, engagement: str, due: str | None) -> None:
+    """`tmp_scoring_known` (contact_id, brand, first_day): the contacts and brands known by as_of (their first
+    interaction), from the day's engagement rows computed into `engagement` and, when only the `due` contacts
+    were, the others' rows holding on the day; `tmp_scoring_known_due` the due contacts' among them."""
+    first_day = "CAST(first_interaction_date - DATE '1970-01-01' AS INTEGER)"
+    held = "" if due is None else f"""
+        UNION ALL
+        SELECT contact_id, brand, {first_day} FROM {spans_name('engagement_scores')} t
+        WHERE {spans.holding()} AND growth_band <> 'unknown'
+          AND NOT EXISTS (SELECT 1 FROM {due} d WHERE d.contact_id = t.contact_id)"""
+    conn.execute(sa.text(f"DROP TABLE IF EXISTS {KNOWN}"))
+    conn.execute(sa.text(f"CREATE TEMPORARY TABLE {KNOWN} AS SELECT contact_id, brand, {first_day} AS first_day "
+                         f"FROM {engagement}{held}"), {"as_of": as_of})
+    if due is not None:
+        conn.execute(sa.text(f"CREATE TEMPORARY TABLE {KNOWN_DUE} AS SELECT k.* FROM {KNOWN} k "
+                             f"JOIN {due} d ON d.contact_id = k.contact_id"))
 
 
 def copies(conn: sa.Connection) -> dict[str, str]:
@@ -78,7 +97,7 @@ def copies(conn: sa.Connection) -> dict[str, str]:
     return {table.name: day_rows.begin(conn, table.name, full=False) for table in CARRIED}
 
 
-def write(conn: sa.Connection, as_of: dt.date, due: str | None) -> dict[str, int]:
+def write(conn: sa.Connection, as_of: dt.date, due: str | None, half_life: float) -> dict[str, int]:
     """Bring the day's rows of the due contacts and of those with nothing to score (`tmp_scoring_unscored`), of
     everyone when `due` is None, to those computed into the copies; returns the keys written per table."""
     scope = None
@@ -87,7 +106,7 @@ def write(conn: sa.Connection, as_of: dt.date, due: str | None) -> dict[str, int
         conn.execute(sa.text(f"CREATE TEMPORARY TABLE {SCOPE} AS SELECT contact_id FROM {due} UNION "
                              "SELECT contact_id FROM tmp_scoring_unscored"))
         scope = SCOPE
-    return {table.name: spans.write(conn, table, KEYS[table.name], as_of, scope) for table in CARRIED}
+    return {table.name: spans.write(conn, table, KEYS[table.name], as_of, scope, half_life) for table in CARRIED}
 
 
 def only_due(alias: str, due: str | None) -> str:
@@ -96,6 +115,6 @@ def only_due(alias: str, due: str | None) -> str:
 
 
 def drop(conn: sa.Connection) -> None:
-    for name in (DUE, KNOWN_DUE, SCOPE, *(day_rows.next_table(t.name) for t in CARRIED)):
+    for name in (DUE, KNOWN, KNOWN_DUE, SCOPE, *(day_rows.next_table(t.name) for t in CARRIED)):
         conn.execute(sa.text(f"DROP TABLE IF EXISTS {name}"))
     day_rows.drop(conn)

@@ -44,22 +44,16 @@ _COLUMNS = ("score, score_7d_ago, score_30d_ago, change_7d, change_30d, activity
             "growth_rate, growth_band, interaction_count, first_interaction_date, last_interaction_date")
 
 
-def engagement_sql(config: ScoringConfig, into: str = "engagement_scores", only: str | None = None) -> str:
-    """INSERT of `engagement_scores` (or of the copy `into`) for :as_of (reads `scoring_daily` up to :as_of_day).
-
-    With `only` (a table of contact_id; a re-run of the day whose stored rows are in place, the unknown ones
-    removed) only those contacts are summed; everyone else's stored row of the day stands (their aggregates did
-    not change) and joins them for the ranking (`top_percent` ranks everyone)."""
+def engagement_sql(config: ScoringConfig, into: str, only: str | None = None) -> str:
+    """INSERT of the day's engagement rows into the copy `into` for :as_of (reads `scoring_daily` up to
+    :as_of_day), of the contacts in `only` alone when given. The rank (`top_percent`) is left to the view, which
+    ranks the day's rows of everyone."""
     window = int(config.band_window_days)
     base = "CASE WHEN previous_activity > :min_base THEN previous_activity ELSE :min_base END"
     rate = f"(activity - previous_activity) / {base}"
     restricted = "" if only is None else f" JOIN {only} o ON o.contact_id = s.contact_id"
-    kept = "" if only is None else f"""
-    UNION ALL
-    SELECT e.contact_id, e.brand, {_COLUMNS} FROM engagement_scores e
-    WHERE e.as_of = :as_of AND NOT EXISTS (SELECT 1 FROM {only} o WHERE o.contact_id = e.contact_id)"""
     return f"""
-INSERT INTO {into} (as_of, contact_id, brand, {_COLUMNS}, top_percent)
+INSERT INTO {into} (as_of, contact_id, brand, {_COLUMNS})
 WITH days AS (
     SELECT s.contact_id, brand, :as_of_day - day AS age, points, positive_points, interaction_count
     FROM scoring_daily s{restricted} WHERE day <= :as_of_day
@@ -91,12 +85,9 @@ scored AS (
            CAST(interaction_count AS INTEGER) AS interaction_count,
            {day_date(':as_of_day - oldest_age')} AS first_interaction_date,
            {day_date(':as_of_day - newest_age')} AS last_interaction_date
-    FROM rates{kept}
+    FROM rates
 )
-SELECT CAST(:as_of AS DATE), contact_id, brand, {_COLUMNS},
-       CAST(RANK() OVER (PARTITION BY brand ORDER BY score DESC) AS DOUBLE PRECISION) * 100.0
-           / COUNT(*) OVER (PARTITION BY brand)
-FROM scored
+SELECT CAST(:as_of AS DATE), contact_id, brand, {_COLUMNS} FROM scored
 """
 
 
@@ -108,13 +99,9 @@ def engagement_params(config: ScoringConfig, params: dict) -> dict:
              "falling_at": float(config.falling_at)}
 
 
-def build_engagement(conn: sa.Connection, config: ScoringConfig, params: dict, into: str | None = None,
+def build_engagement(conn: sa.Connection, config: ScoringConfig, params: dict, into: str,
                      only: str | None = None) -> int:
-    """Replace the day's `engagement_scores` (inside the caller's transaction), or fill the empty copy `into`
-    (summing the contacts in `only` alone, see `engagement_sql`); returns the rows computed."""
-    if into is None:
-        conn.execute(sa.text("DELETE FROM engagement_scores WHERE as_of = :as_of"), {"as_of": params["as_of"]})
-    table = into or "engagement_scores"
-    conn.execute(sa.text(engagement_sql(config, table, only)), engagement_params(config, params))
-    return conn.execute(sa.text(f"SELECT COUNT(*) FROM {table} WHERE as_of = :as_of"),
-                        {"as_of": params["as_of"]}).scalar_one()
+    """Fill the empty copy `into` with the day's engagement rows (of the contacts in `only` alone, when given;
+    inside the caller's transaction); returns the rows computed."""
+    conn.execute(sa.text(engagement_sql(config, into, only)), engagement_params(config, params))
+    return conn.execute(sa.text(f"SELECT COUNT(*) FROM {into}")).scalar_one()

@@ -16,20 +16,12 @@ from crm_pipeline.scoring.engagement import build_engagement
 from crm_pipeline.scoring.lifecycle import build_lifecycle
 from crm_pipeline.scoring.preferences import build_preferences
 from crm_pipeline.scoring import truth as channel_truth
-from crm_pipeline.scoring import carry, day_rows, incremental, spans
-from crm_pipeline.scoring.daily import RECOMPUTE, build_daily
+from crm_pipeline.scoring import carry, incremental, spans
+from crm_pipeline.scoring.daily import build_daily
 from crm_pipeline.scoring.scratch import create_daily_purchases, create_products, drop_scratch
-from crm_pipeline.scoring.unscored import add_unscored, drop_unscored, remove_unscored
+from crm_pipeline.scoring.unscored import add_unscored, drop_unscored
 from crm_pipeline.step_clock import StepClock
-from crm_pipeline.warehouse.scoring_schema import create_scoring_tables
-
-# The contacts and brands known by as_of (their first interaction), from the day's engagement rows.
-_KNOWN_SQL = """
-CREATE TEMPORARY TABLE tmp_scoring_known AS
-SELECT contact_id, brand, CAST(first_interaction_date - DATE '1970-01-01' AS INTEGER) AS first_day
-FROM engagement_scores WHERE as_of = :as_of
-"""
-
+from crm_pipeline.warehouse.scoring_schema import create_scoring_tables, spans_name
 
 def _refresh_aggregates(conn: sa.Connection, clock: StepClock, config: ScoringConfig, as_of: dt.date,
                         full_refresh: bool) -> tuple:
@@ -45,43 +37,29 @@ def _refresh_aggregates(conn: sa.Connection, clock: StepClock, config: ScoringCo
     return plan, reasons, recomputed
 
 
-def _derive_due(conn: sa.Connection, clock: StepClock, config: ScoringConfig, params: dict,
-                plan: incremental.Plan, written: dict) -> tuple[int | None, dict]:
-    """Channel, preferences and lifecycle of the day: only for the contacts whose rows can change, the rest
-    holding as they were (everyone on a full run); the `unknown` rows of contacts with nothing to score beside
-    them. Writes the rows that changed (counted in `written`); returns the due contacts (None on a full run)
-    and the unscored contacts per reason."""
+def _derive(conn: sa.Connection, clock: StepClock, config: ScoringConfig, params: dict,
+            plan: incremental.Plan, written: dict) -> tuple[int | None, dict]:
+    """Engagement, channel, preferences and lifecycle of the day: only for the contacts whose rows can change,
+    the rest holding as they were (everyone on a full run); the `unknown` rows of contacts with nothing to score
+    beside them. Writes the rows that changed (counted in `written`); returns the due contacts (None on a full
+    run) and the unscored contacts per reason."""
     as_of = params["as_of"]
     carried = None if plan.full else clock.run("due", carry.create_due, conn, config, plan.previous_as_of, as_of)
     incremental.drop_plan_tables(conn)
     due = None if carried is None else carry.DUE
     into = carry.copies(conn)
+    clock.run("engagement", build_engagement, conn, config, params, into["engagement_scores"], due)
+    carry.create_known(conn, as_of, into["engagement_scores"], due)
     create_daily_purchases(conn, day_number(as_of), due)
     clock.run("channel", build_channels, conn, config, params, due, into["channel_preferences"])
     clock.run("preferences", build_preferences, conn, config, params, due, into["contact_preferences"])
-    clock.run("lifecycle", build_lifecycle, conn, config, params, carry.KNOWN_DUE if due else "tmp_scoring_known",
+    clock.run("lifecycle", build_lifecycle, conn, config, params, carry.KNOWN_DUE if due else carry.KNOWN,
               into["lifecycle_stages"])
     unscored = clock.run("unscored", add_unscored, conn, params, into)
-    written.update(clock.run("write_spans", carry.write, conn, as_of, due))
+    written.update(clock.run("write_spans", carry.write, conn, as_of, due, float(config.half_life_days)))
     drop_unscored(conn)
     carry.drop(conn)
     return carried, unscored
-
-
-def _engagement(conn: sa.Connection, clock: StepClock, config: ScoringConfig, params: dict,
-                plan: incremental.Plan, written: dict) -> int:
-    """The day's engagement scores, for everyone (they decay daily and `top_percent` ranks everyone); a re-run
-    of the same day sums the recomputed contacts' aggregates alone, ranks them with everyone's stored rows and
-    writes the rows that changed (counted in `written`) instead of the whole day again."""
-    as_of = params["as_of"]
-    if plan.full or plan.previous_as_of != as_of:
-        return clock.run("engagement", build_engagement, conn, config, params)
-    remove_unscored(conn, as_of)  # `add_unscored` adds back those still unknown
-    into = day_rows.begin(conn, "engagement_scores", full=False)
-    scored = clock.run("engagement", build_engagement, conn, config, params, into, RECOMPUTE)
-    written["engagement_scores"] = clock.run("write_engagement", day_rows.finish, conn, "engagement_scores",
-                                             ("contact_id", "brand"), as_of)
-    return scored
 
 
 def run_scoring(engine: sa.Engine, *, as_of: dt.date, config: ScoringConfig | None = None,
@@ -96,11 +74,10 @@ def run_scoring(engine: sa.Engine, *, as_of: dt.date, config: ScoringConfig | No
     changed settings or after a full profile build. Either way the tables are the same.
 
     The config is validated before any SQL runs. All tables are written for the day in one
-    transaction, so a re-run gives identical rows: preferences, channel and lifecycle are kept as validity
-    intervals (`spans`), so any run writes only their rows that changed; engagement is inserted whole on a new
-    day, and a re-run of the same day (a drop) writes only its rows that differ (`day_rows`). Rows written
-    are counted in `rows_written`. When `profile_360` is a
-    snapshot of the same day, its engagement, channel and lifecycle columns are filled too. Every
+    transaction, so a re-run gives identical rows. The tables are kept as validity intervals (`spans`): only
+    the rows of contacts whose rows can change are computed (`carry`), and only those that changed are
+    written (counted in `rows_written`); engagement's scores decay to the day shown and are ranked there. When
+    `profile_360` is a snapshot of the same day, its engagement, channel and lifecycle columns are filled too. Every
     contact gets a row: one with nothing to score is `unknown` with the reason (`unscored`). With the
     generator's truth, the channel is judged against it and recorded in `model_runs`.
     Returns figures for the asset's metadata.
@@ -118,17 +95,17 @@ def run_scoring(engine: sa.Engine, *, as_of: dt.date, config: ScoringConfig | No
         incremental.log_run(conn, as_of, plan, reason, recomputed, key, timeline_as_of)
         spans.add_day(conn, as_of)
         written: dict[str, int] = {}
-        scored = _engagement(conn, clock, config, params, plan, written)
-        conn.execute(sa.text(_KNOWN_SQL), {"as_of": as_of})
-        carried, unscored = _derive_due(conn, clock, config, params, plan, written)
+        carried, unscored = _derive(conn, clock, config, params, plan, written)
         channels, preferences = (conn.execute(sa.text(f"SELECT COUNT(*) FROM {t} WHERE as_of = :d"), {"d": as_of})
                                  .scalar_one() for t in ("channel_preferences", "contact_preferences"))
         channels -= sum(unscored.values())  # the rows of contacts scored (each unscored one has one `unknown` row)
         attached = clock.run("profile_360", attach_scoring, conn, as_of)
         drop_scratch(conn)
-        bands = dict(conn.execute(sa.text(
-            "SELECT growth_band, COUNT(*) FROM engagement_scores WHERE as_of = :d AND brand = '' GROUP BY growth_band"),
-            {"d": as_of}).all())
+        held = f"FROM {spans_name('engagement_scores')} t WHERE {spans.holding()}"  # the view ranks everyone: not read
+        bands = dict(conn.execute(sa.text(f"SELECT growth_band, COUNT(*) {held} AND brand = '' GROUP BY growth_band"),
+                                  {"as_of": as_of}).all())
+        scored = conn.execute(sa.text(f"SELECT COUNT(*) {held} AND growth_band <> 'unknown'"),
+                              {"as_of": as_of}).scalar_one()
         chosen = dict(conn.execute(sa.text(
             "SELECT preferred_channel, COUNT(*) FROM channel_preferences WHERE as_of = :d AND brand = '' "
             "GROUP BY preferred_channel"), {"d": as_of}).all())

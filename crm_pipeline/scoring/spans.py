@@ -21,7 +21,7 @@ import sqlalchemy as sa
 
 from crm_pipeline.profiles.rewrite import same
 from crm_pipeline.scoring.day_rows import differs, next_table
-from crm_pipeline.warehouse.scoring_schema import scoring_days, spans_name
+from crm_pipeline.warehouse.scoring_schema import DECAYED, SPANS, decayed, scoring_days
 
 CHANGED = "tmp_spans_changed"
 
@@ -38,19 +38,25 @@ def holding(alias: str = "t") -> str:
 
 
 def write(conn: sa.Connection, table: sa.Table, key: tuple[str, ...], as_of: dt.date,
-          scope: str | None = None) -> int:
+          scope: str | None = None, half_life: float | None = None) -> int:
     """Bring the spans of `table` holding on `as_of` (of the contacts in the table `scope`, when given) to the
-    rows of its copy; returns the keys written (changed, new or gone). Drops the copy."""
-    spans = spans_name(table)
-    values = [c.name for c in table.columns if c.name not in key and c.name != "as_of"]
-    floats = {c.name for c in table.columns if isinstance(c.type, sa.Float)}
+    rows of its copy; returns the keys written (changed, new or gone). Drops the copy. Engagement's scores are
+    compared decayed to the day, and a new span holds them as of the day (`half_life`: their decay)."""
+    spans = SPANS[table.name]
+    stored = [c.name for c in spans.columns if c.name not in ("valid_from", "valid_to")]
+    anchored = "anchor" in stored
+    values = [c for c in stored if c not in key and c not in ("anchor", "half_life_days")]
+    floats = {c.name for c in spans.columns if isinstance(c.type, sa.Float)}
     first = key[0]
-    current = (f"SELECT t.* FROM {spans} t" + ("" if scope is None else
-                                              f" JOIN {scope} sc ON sc.contact_id = t.contact_id") +
+    held = [f"t.{c}" for c in key] + [decayed(c, "CAST(:as_of AS DATE)", "t") + f" AS {c}" if c in DECAYED
+                                      else f"t.{c}" for c in values]
+    current = (f"SELECT t.valid_from, {', '.join(held)}{', t.half_life_days' if anchored else ''} FROM {spans.name} t"
+               + ("" if scope is None else f" JOIN {scope} sc ON sc.contact_id = t.contact_id") +
                f" WHERE {holding()}")
     keys = ", ".join(f"COALESCE(n.{k}, s.{k}) AS {k}" for k in key)
-    found = " OR ".join(differs(c, c in floats) for c in values) or "1 = 0"
-    day = {"as_of": as_of}
+    found = " OR ".join([differs(c, c in floats) for c in values]
+                        + (["s.half_life_days <> :half_life"] if anchored else [])) or "1 = 0"
+    day = {"as_of": as_of, **({"half_life": half_life} if anchored else {})}
     conn.execute(sa.text(f"DROP TABLE IF EXISTS {CHANGED}"))
     conn.execute(sa.text(f"""
         CREATE TEMPORARY TABLE {CHANGED} AS
@@ -61,29 +67,28 @@ def write(conn: sa.Connection, table: sa.Table, key: tuple[str, ...], as_of: dt.
     written = conn.execute(sa.text(f"SELECT COUNT(*) FROM {CHANGED}")).scalar_one()
     if written:
         later = conn.execute(sa.select(sa.func.min(scoring_days.c.as_of)).where(scoring_days.c.as_of > as_of)).scalar()
-        _end_old(conn, spans, key, values, as_of, later)
-        columns = ", ".join((*key, *values))
+        _end_old(conn, spans.name, key, stored, as_of, later)
+        anchor = ("anchor, half_life_days, ", "CAST(:as_of AS DATE), :half_life, ") if anchored else ("", "")
         conn.execute(sa.text(f"""
-            INSERT INTO {spans} (valid_from, valid_to, {columns})
-            SELECT CAST(:as_of AS DATE), CAST(:until AS DATE), {', '.join(f'n.{c}' for c in (*key, *values))}
+            INSERT INTO {spans.name} (valid_from, valid_to, {anchor[0]}{', '.join((*key, *values))})
+            SELECT CAST(:as_of AS DATE), CAST(:until AS DATE), {anchor[1]}{', '.join(f'n.{c}' for c in (*key, *values))}
             FROM {next_table(table.name)} n JOIN {CHANGED} c ON {same(key, 'n', 'c')} WHERE c.action <> 'delete'"""),
-                     {"as_of": as_of, "until": None if later is None else as_of + dt.timedelta(days=1)})
+                     {**day, "until": None if later is None else as_of + dt.timedelta(days=1)})
     conn.execute(sa.text(f"DROP TABLE {next_table(table.name)}"))
     conn.execute(sa.text(f"DROP TABLE {CHANGED}"))
     return int(written)
 
 
-def _end_old(conn: sa.Connection, spans: str, key: tuple[str, ...], values: list[str], as_of: dt.date,
+def _end_old(conn: sa.Connection, spans: str, key: tuple[str, ...], stored: list[str], as_of: dt.date,
              later: dt.date | None) -> None:
     """End the changed keys' spans holding on `as_of` the day before it (a span starting on it goes); a stored
     day after `as_of` that such a span held keeps its values: the span goes on from the next day."""
     old = f"JOIN {CHANGED} c ON {same(key, 't', 'c')} AND c.valid_from = t.valid_from AND c.action <> 'insert'"
     params = {"as_of": as_of}
     if later is not None:
-        columns = ", ".join((*key, *values))
         conn.execute(sa.text(f"""
-            INSERT INTO {spans} (valid_from, valid_to, {columns})
-            SELECT CAST(:next AS DATE), t.valid_to, {', '.join(f't.{c}' for c in (*key, *values))}
+            INSERT INTO {spans} (valid_from, valid_to, {', '.join(stored)})
+            SELECT CAST(:next AS DATE), t.valid_to, {', '.join(f't.{c}' for c in stored)}
             FROM {spans} t {old} WHERE t.valid_to IS NULL OR t.valid_to > :later"""),
                      {"next": as_of + dt.timedelta(days=1), "later": later})
     listed = ", ".join((*key, "valid_from"))

@@ -26,8 +26,7 @@ WITH kinds AS (
            MAX(CASE WHEN m.entity = 'subscribers' THEN 1 ELSE 0 END) AS has_subscription,
            MAX(CASE WHEN m.entity = 'customers' THEN 1 ELSE 0 END) AS has_account
     FROM identity_map m
-    WHERE NOT EXISTS (SELECT 1 FROM engagement_scores e
-                      WHERE e.as_of = :as_of AND e.brand = '{ALL_BRANDS}' AND e.contact_id = m.contact_id)
+    WHERE NOT EXISTS (SELECT 1 FROM tmp_scoring_known k WHERE k.brand = '{ALL_BRANDS}' AND k.contact_id = m.contact_id)
     GROUP BY m.contact_id
 ),
 seen AS (
@@ -46,7 +45,7 @@ WHERE s.first_at IS NULL OR s.first_at < :as_of_end
 """
 
 _INSERTS = (
-    f"""INSERT INTO engagement_scores (as_of, contact_id, brand, score, score_7d_ago, score_30d_ago, change_7d,
+    f"""INSERT INTO {{engagement_scores}} (as_of, contact_id, brand, score, score_7d_ago, score_30d_ago, change_7d,
             change_30d, activity_points, previous_activity_points, growth_rate, growth_band, top_percent,
             interaction_count, first_interaction_date, last_interaction_date)
         SELECT CAST(:as_of AS DATE), contact_id, '{ALL_BRANDS}', 0, 0, 0, 0, 0, 0, 0, NULL, 'unknown', NULL, 0,
@@ -64,19 +63,12 @@ _INSERTS = (
 )
 
 
-def remove_unscored(conn: sa.Connection, as_of) -> None:
-    """Delete the day's `unknown` engagement rows (before a re-run of the day writes the scored rows by difference
-    and `add_unscored` adds those that are still unknown)."""
-    conn.execute(sa.text(f"DELETE FROM engagement_scores WHERE as_of = :as_of AND brand = '{ALL_BRANDS}' "
-                         "AND growth_band = 'unknown'"), {"as_of": as_of})
-
-
 def add_unscored(conn: sa.Connection, params: dict, into: dict[str, str]) -> dict[str, int]:
-    """Insert the `unknown` rows of the day (after the scored rows): into `engagement_scores`, and into the copies
-    `into` names for the lifecycle and channel tables; returns contacts per reason. The contacts stay in
-    `tmp_scoring_unscored` (see `drop_unscored`)."""
+    """Insert the `unknown` rows of the day of the contacts with no row in `tmp_scoring_known` into the copies
+    `into` names for the engagement, lifecycle and channel tables; returns contacts per reason. The contacts
+    stay in `tmp_scoring_unscored` (see `drop_unscored`)."""
     conn.execute(sa.text("DROP TABLE IF EXISTS tmp_scoring_unscored"))
-    conn.execute(sa.text(UNSCORED_SQL), {"as_of": params["as_of"], "as_of_end": params["as_of_end"]})
+    conn.execute(sa.text(UNSCORED_SQL), {"as_of_end": params["as_of_end"]})
     for statement in _INSERTS:
         conn.execute(sa.text(statement.format(**into)), {"as_of": params["as_of"]})
     reasons = dict(conn.execute(sa.text("SELECT reason, COUNT(*) FROM tmp_scoring_unscored GROUP BY reason")).all())

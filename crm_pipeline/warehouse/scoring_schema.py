@@ -35,8 +35,12 @@ import sqlalchemy as sa
 
 from crm_pipeline.warehouse.schema import metadata
 
+# The day tables shown by views over spans: defined here for their columns (readers select from them by name),
+# kept out of the warehouse metadata so that no table of these names is created.
+views = sa.MetaData()
+
 engagement_scores = sa.Table(
-    "engagement_scores", metadata,
+    "engagement_scores", views,
     sa.Column("as_of", sa.Date, nullable=False),
     sa.Column("contact_id", sa.String, nullable=False),
     sa.Column("brand", sa.String, nullable=False, comment="'' = across all brands (the sum of the brands)"),
@@ -53,7 +57,8 @@ engagement_scores = sa.Table(
               comment="(activity - previous) / max(previous, min_base_points); empty when dormant or unknown"),
     sa.Column("growth_band", sa.String, nullable=False, comment="rising / steady / falling / dormant / unknown"),
     sa.Column("top_percent", sa.Double,
-              comment="rank by score (highest first, ties share) * 100 / contacts scored for the brand"),
+              comment="rank by score to 1e-9 points (highest first, ties share) * 100 / contacts scored "
+                      "for the brand"),
     sa.Column("interaction_count", sa.Integer, nullable=False),
     sa.Column("first_interaction_date", sa.Date),
     sa.Column("last_interaction_date", sa.Date),
@@ -67,10 +72,6 @@ def _top(name: str, kind=sa.String, listed: str | None = None) -> list[sa.Column
                                  comment="top_n values with shares, best first: 'Women 83%; Men 17%'"))
     return columns
 
-
-# The day tables shown by views over spans: defined here for their columns (readers select from them by name),
-# kept out of the warehouse metadata so that no table of these names is created.
-views = sa.MetaData()
 
 contact_preferences = sa.Table(
     "contact_preferences", views,
@@ -175,7 +176,11 @@ scoring_builds = sa.Table(  # one row per scoring run: its day, how it ran, how 
 )
 
 # --- Validity intervals of the viewed tables ---------------------------------------------------------------
-SPANNED = (contact_preferences, channel_preferences, lifecycle_stages)
+SPANNED = (engagement_scores, contact_preferences, channel_preferences, lifecycle_stages)
+# Engagement decays every day: its spans hold the scores as of `anchor`, decayed to the day shown, and the
+# columns derived from them (the changes, the rank) are computed in the view.
+DECAYED = ("score", "score_7d_ago", "score_30d_ago")
+DERIVED = ("change_7d", "change_30d", "top_percent")
 
 
 def spans_name(table: sa.Table | str) -> str:
@@ -183,12 +188,15 @@ def spans_name(table: sa.Table | str) -> str:
 
 
 def _spans(table: sa.Table) -> sa.Table:
+    anchored = [sa.Column("anchor", sa.Date, nullable=False, comment="the day the scores are as of"),
+                sa.Column("half_life_days", sa.Double, nullable=False, comment="their decay to a later day")]
     return sa.Table(
         spans_name(table), metadata,
         sa.Column("valid_from", sa.Date, nullable=False, comment="the first day these values hold"),
         sa.Column("valid_to", sa.Date, comment="the day after the last they hold; empty: still holding"),
+        *(anchored if table is engagement_scores else []),
         *[sa.Column(c.name, c.type, nullable=c.nullable, comment=c.comment) for c in table.columns
-          if c.name != "as_of"])
+          if c.name != "as_of" and c.name not in DERIVED])
 
 
 SPANS = {table.name: _spans(table) for table in SPANNED}
@@ -196,14 +204,37 @@ scoring_days = sa.Table(  # the days scoring computed: the days the views show
     "scoring_days", metadata, sa.Column("as_of", sa.Date, nullable=False))
 
 
+def decayed(column: str, day: str, alias: str = "s") -> str:
+    """An engagement span's score column decayed from its anchor to `day` (a DATE expression)."""
+    return (f"{alias}.{column} * POWER(CAST(0.5 AS DOUBLE PRECISION), "
+            f"CAST({day} - {alias}.anchor AS DOUBLE PRECISION) / {alias}.half_life_days)")
+
+
+_UNKNOWN = "growth_band = 'unknown'"
+_RANKED = f"PARTITION BY as_of, brand, {_UNKNOWN}"
+# Ranked to a billionth of a point: a score decayed from an earlier day and the same score summed on the day
+# differ in the last bits, and equal scores must share their rank whichever way they were computed.
+_RANK_KEY = "FLOOR(score * 1000000000.0 + 0.5)"
+
+
 def view_sql(table: sa.Table) -> str:
-    """The day rows of `table`: each computed day with the spans holding on it."""
-    columns = ", ".join(f"s.{c.name}" for c in table.columns if c.name != "as_of")
-    return (f"SELECT d.as_of, {columns} FROM scoring_days d JOIN {spans_name(table)} s "
+    """The day rows of `table`: each computed day with the spans holding on it (engagement: decayed to the day,
+    with the changes and the rank among the brand's scored contacts of the day)."""
+    spans = SPANS[table.name]
+    columns = ", ".join(decayed(c.name, "d.as_of") + f" AS {c.name}" if c.name in DECAYED else f"s.{c.name}"
+                        for c in spans.columns if c.name not in ("valid_from", "valid_to", "anchor", "half_life_days"))
+    held = (f"SELECT d.as_of, {columns} FROM scoring_days d JOIN {spans.name} s "
             f"ON s.valid_from <= d.as_of AND (s.valid_to IS NULL OR s.valid_to > d.as_of)")
+    if table is not engagement_scores:
+        return held
+    derived = {"change_7d": "score - score_7d_ago", "change_30d": "score - score_30d_ago",
+               "top_percent": f"CASE WHEN {_UNKNOWN} THEN NULL ELSE CAST(RANK() OVER ({_RANKED} ORDER BY {_RANK_KEY} DESC) "
+                              f"AS DOUBLE PRECISION) * 100.0 / COUNT(*) OVER ({_RANKED}) END"}
+    listed = ", ".join(f"{derived[c.name]} AS {c.name}" if c.name in derived else c.name for c in table.columns)
+    return f"SELECT {listed} FROM ({held}) e"
 
 
-SCORING_TABLES = [engagement_scores, lifecycle_transitions, scoring_days, *SPANS.values(), scoring_daily,
+SCORING_TABLES = [lifecycle_transitions, scoring_days, *SPANS.values(), scoring_daily,
                   scoring_daily_values, scoring_builds]
 # Tables an earlier version kept (its own copy of identity_map's lineage, order lines and catalogue), dropped.
 RETIRED_TABLES = ("scoring_sources", "scoring_line_sources", "scoring_product_sources")

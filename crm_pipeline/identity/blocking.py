@@ -36,7 +36,7 @@ KEYS_SHOWN = 5
 class BlockingBudget:
     """How many candidate pairs scoring may cost: per record, and per key."""
 
-    comparisons_per_record: float = 50.0
+    comparisons_per_record: float = 10.0
     max_block_size: int = 1000
 
     def __post_init__(self):

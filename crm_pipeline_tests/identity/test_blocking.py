@@ -125,7 +125,7 @@ def test_a_budget_of_nothing_stops_the_run_naming_the_key(tmp_path):
     with pytest.raises(SettingsError, match="identity.probabilistic.blocking.comparisons_per_record"):
         load_identity_config(path)
     path.write_text("probabilistic:\n  blocking:\n    max_block_size: 500\n", encoding="utf-8")
-    assert load_identity_config(path).blocking == BlockingBudget(comparisons_per_record=50, max_block_size=500)
+    assert load_identity_config(path).blocking == BlockingBudget(comparisons_per_record=10, max_block_size=500)
 
 
 def test_predicting_in_chunks_gives_the_pairs_of_one_pass(tight, monkeypatch):

@@ -31,6 +31,8 @@ from crm_pipeline.warehouse.bulk import read_frame
 from crm_pipeline.warehouse.erasure_schema import create_erasure_tables, erasure_requests, erasure_row_counts
 
 RESULT_COLUMNS = ["table", "rows_removed"]
+# Tables of rows per file by prefix: raw rows, and typed rows (staged in stg_, or not in unstaged_).
+_LAYERS = {"raw": "raw", "typed": "typed", "stg": "typed", "unstaged": "typed"}
 
 
 def erase(engine: sa.Engine, *, email: str | None = None, contact_id: str | None = None, phone: str | None = None,
@@ -109,11 +111,11 @@ def _quote(conn: sa.Connection, name: str) -> str:
 
 
 def _per_file_counts(conn: sa.Connection, rules: list[TableRule], params: dict) -> dict[str, pd.DataFrame]:
-    """Before deleting: per file, the person's raw rows, typed rows and row outcomes."""
+    """Before deleting: per file, the person's raw rows, typed rows (staged or not) and row outcomes."""
     frames: dict[str, list[pd.DataFrame]] = {"raw": [], "typed": [], "outcomes": []}
     for rule in rules:
-        layer = rule.table.split("_", 1)[0]
-        if rule.rule == "lineage" and rule.entity and layer in ("raw", "typed"):
+        layer = _LAYERS.get(rule.table.split("_", 1)[0])
+        if rule.rule == "lineage" and rule.entity and layer:
             sql = (f"SELECT _file_id AS file_id, COUNT(*) AS n FROM {_quote(conn, rule.table)} "
                    f"WHERE {rule.where} GROUP BY _file_id")
             frames[layer].append(read_frame(conn, _statement(sql, params, rule.entity)).assign(entity=rule.entity))

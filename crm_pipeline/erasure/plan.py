@@ -29,6 +29,7 @@ from crm_pipeline.erasure.identifiers import KEY_COLUMNS, landed_identifiers, no
     sha256_text
 from crm_pipeline.erasure.suppression import Suppressions
 from crm_pipeline.warehouse.bulk import insert_arrow, read_frame
+from crm_pipeline.warehouse.quality_schema import typed_rows_sql
 
 MAX_ROUNDS = 6
 TARGETS_TABLE = "erasure_targets_tmp"
@@ -176,13 +177,14 @@ def _add_contact_facts(conn: sa.Connection, person: Person, tables: set[str], gu
     orders = records[records["entity"] == "orders"]
     person.add("order", orders["brand"].astype(str) + "|" + orders["source_key"].astype(str))
     for entity in ("customers", "orders", "subscribers", "email_events", "web_events"):
-        if f"typed_{entity}" not in tables:
+        typed = _typed_rows(entity, tables)
+        if typed is None:
             continue
         spec = ENTITIES[entity]
         columns = (["email", "email_match_key"] if spec.has_column("email") else []) + \
                   (["phone"] if spec.has_column("phone") else [])
         found = read_frame(conn, sa.text(
-            f"SELECT {', '.join('t.' + c for c in columns)} FROM typed_{entity} t JOIN identity_map m "
+            f"SELECT {', '.join('t.' + c for c in columns)} FROM {typed} t JOIN identity_map m "
             "ON m.entity = :e AND m._file_id = t._file_id AND m._row_number = t._row_number "
             "WHERE m.contact_id IN :ids").bindparams(in_list("ids", person.contact_ids), e=entity))
         for column, kind in (("email", "email"), ("email_match_key", "email_key"), ("phone", "phone")):
@@ -216,18 +218,27 @@ def _match_conditions(entity: str, person: Person) -> tuple[list[str], list[sa.B
 def _typed_matches(conn: sa.Connection, entity: str, person: Person, tables: set[str]) -> pd.DataFrame:
     """Typed rows of `entity` carrying one of the person's identifiers or keys; their keys join the person."""
     conditions, params = _match_conditions(entity, person)
-    if f"typed_{entity}" not in tables or not conditions:
+    typed = _typed_rows(entity, tables)
+    if typed is None or not conditions:
         return person.targets.iloc[0:0]
     keys = [col for col in KEY_COLUMNS.values() if ENTITIES[entity].has_column(col)]
     query = sa.text(
         f"SELECT t._file_id AS file_id, t._row_number AS row_number, t._brand{''.join(', t.' + k for k in keys)} "
-        f"FROM typed_{entity} t WHERE {' OR '.join(conditions)}"
+        f"FROM {typed} t WHERE {' OR '.join(conditions)}"
     ).bindparams(*params)
     rows = read_frame(conn, query)
     for kind, col in KEY_COLUMNS.items():
         if col in rows:
             person.add(kind, rows["_brand"].astype(str) + "|" + rows[col].astype("string"))
     return rows[["file_id", "row_number"]].assign(entity=entity)
+
+
+def _typed_rows(entity: str, tables: set[str]) -> str | None:
+    """Every typed row of `entity` as a FROM item, from its tables (erasure sees tables, not the `typed_` view);
+    None when the entity was never typed."""
+    if {f"stg_{entity}", f"unstaged_{entity}"} <= tables:
+        return f"({typed_rows_sql(entity)})"
+    return f"typed_{entity}" if f"typed_{entity}" in tables else None  # a warehouse from before the view
 
 
 def _untyped_raw_rows(conn: sa.Connection, tables: set[str]) -> dict[str, pd.DataFrame]:

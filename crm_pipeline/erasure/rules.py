@@ -10,7 +10,8 @@ forgotten; each gets the first rule that fits:
   Great Expectations sample values and sample rows scrubbed).
 - contact ids: `merge_log` (old or new id), `identity_alerts` (subject is one of the contacts, or
   an email key / phone of the person), `suppression_list` (contact id or email SHA-256).
-- lineage: `raw_/typed_/stg_<entity>` by (`_file_id`, `_row_number`); tables with `entity`,
+- lineage: `raw_/stg_/unstaged_<entity>` by (`_file_id`, `_row_number`) (`typed_<entity>` is a view of the
+  last two); tables with `entity`,
   `_file_id`, `_row_number` (`row_outcomes`, `rule_hits`, `row_violations`, `identity_map`); tables
   with `entity`, `file_id`, `row_number` (`quarantine`; `dedup_log` also by its kept row). The rows
   are those `plan.find_person` found; a `contact_id` column matches too.
@@ -42,7 +43,7 @@ PERSONAL_COLUMNS = {"email", "phone", "first_name", "last_name", "address_line1"
                     "postal_code", "email_sha256", "phone_sha256", "customer_id", "subscriber_id", "cookie_id",
                     "contact_id", "raw_value", "source_key", "subject", "value", "sample_values", "node_id",
                     "node_a", "node_b", "borderline"}
-_LAYERED = re.compile(r"(raw|typed|stg)_(\w+)")
+_LAYERED = re.compile(r"(raw|typed|stg|unstaged)_(\w+)")  # typed_: a table before it was a view
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,7 @@ class TableRule:
     table: str
     rule: str  # keep / counts / aggregate / contact_ids / nodes / derived / lineage / contact / no_person_data
     where: str | None = None  # SQL over the table's own name; binds :contacts, :subjects, :email_hashes, :entity
-    entity: str | None = None  # for raw_/typed_/stg_ tables
+    entity: str | None = None  # for raw_/stg_/unstaged_ tables
 
 
 def table_rules(conn: sa.Connection, tables: list[str]) -> list[TableRule]:

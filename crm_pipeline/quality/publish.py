@@ -3,8 +3,10 @@
 Every typed row gets exactly one outcome in `row_outcomes`: `quarantined` (it broke
 a hard rule; `rule_hits` says which), `held` (its file broke too many), `staged`
 (the surviving row of its key) or `deduplicated` (another row of the same key won:
-the newest `updated_at`, then the newest file, then the later row). `stg_<entity>`,
-`dedup_log`, `quarantine` and `file_quality` are derived from it.
+the newest `updated_at`, then the newest file, then the later row). `dedup_log`,
+`quarantine` and `file_quality` are derived from it, and each typed row is in `stg_<entity>`
+if it is staged, in `unstaged_<entity>` if not: publishing moves only the rows whose place
+changes (typing writes new rows to staging), never copying the staged rows again.
 
 By default a run re-resolves only the keys that changed (see `quality/scope.py`): their rows
 in every one of those tables are deleted and inserted again, all entities in one
@@ -84,7 +86,7 @@ def _never_published(conn: sa.Connection, entity: str) -> bool:
 
 def _publish_entity(conn: sa.Connection, entity: Entity, hold_share: float, scope: Scope) -> Republished:
     e = entity.name
-    typed, stg = f"typed_{e}", f"stg_{e}"
+    typed = f"typed_{e}"
     key_cols = ", ".join(f"t.{_q(k)}" for k in entity.key)
     updated = "t.updated_at" if entity.has_column("updated_at") else "CAST(NULL AS TIMESTAMP)"
     params = {"e": e, "share": hold_share, "follows": rules.ORDER_QUARANTINED}
@@ -110,7 +112,6 @@ def _publish_entity(conn: sa.Connection, entity: Entity, hold_share: float, scop
     for table in ("row_outcomes", "dedup_log", "quarantine"):
         lineage = ("_file_id", "_row_number") if table == "row_outcomes" else ("file_id", "row_number")
         conn.execute(sa.text(f"DELETE FROM {table} WHERE entity = :e AND {scope.has_row(table, *lineage)}"), params)
-    conn.execute(sa.text(f"DELETE FROM {stg} WHERE {scope.has_row(stg)}"))
     # Accounting of every file with a re-resolved row, and of files no longer loaded.
     conn.execute(sa.text(
         f"DELETE FROM file_quality WHERE entity = :e AND ({scope.has_file('file_quality')} OR NOT EXISTS ("
@@ -158,11 +159,7 @@ def _publish_entity(conn: sa.Connection, entity: Entity, hold_share: float, scop
         conn.execute(sa.text(f"CREATE TEMPORARY TABLE {scope.outcomes} AS {outcomes}"), params)
         conn.execute(sa.text(f"INSERT INTO row_outcomes ({columns}) SELECT {columns} FROM {scope.outcomes}"))
 
-    conn.execute(sa.text(f"""
-        INSERT INTO {stg} SELECT t.* FROM {typed} t
-        JOIN {scope.outcomes} o ON o.entity = :e AND o._file_id = t._file_id AND o._row_number = t._row_number
-        WHERE o.outcome = 'staged'
-    """), params)
+    _move_rows(conn, e, scope, params)
     conn.execute(sa.text(f"""
         INSERT INTO dedup_log (entity, brand, source_key, file_id, row_number, kept_file_id, kept_row_number, reason)
         SELECT entity, _brand, source_key, _file_id, _row_number, kept_file_id, kept_row_number, reason
@@ -234,6 +231,19 @@ def _publish_entity(conn: sa.Connection, entity: Entity, hold_share: float, scop
         f"SELECT COUNT(*) FROM {scope.outcomes} o WHERE entity = :e AND outcome = 'staged'"),
         params).scalar_one()
     return Republished(int(keys), int(rows), int(written), scope.file_ids(conn))
+
+
+def _move_rows(conn: sa.Connection, e: str, scope: Scope, params: dict) -> None:
+    """Each re-resolved row to the table of its outcome: `stg_<e>` when staged, `unstaged_<e>` when not.
+
+    Only rows whose place changes move (a first run: the few not staged, out of staging)."""
+    def moving(outcome: str, table: str) -> str:  # the rows of `table` that belong in the other one
+        return (f"({table}._file_id, {table}._row_number) IN (SELECT _file_id, _row_number FROM {scope.outcomes} "
+                f"WHERE entity = :e AND outcome {outcome} 'staged')")
+
+    for source, target, outcome in ((f"stg_{e}", f"unstaged_{e}", "<>"), (f"unstaged_{e}", f"stg_{e}", "=")):
+        conn.execute(sa.text(f"INSERT INTO {target} SELECT * FROM {source} WHERE {moving(outcome, source)}"), params)
+        conn.execute(sa.text(f"DELETE FROM {source} WHERE {moving(outcome, source)}"), params)
 
 
 def _find_rule_hits(conn: sa.Connection, entity: Entity, scope: Scope, params: dict) -> None:

@@ -1,4 +1,8 @@
-"""Standardize each newly loaded file once, into `typed_<entity>` and `row_violations`.
+"""Standardize each newly loaded file once, into `stg_<entity>` and `row_violations`.
+
+Typed rows are written once, to staging: publishing, next in the stage, moves the rows it does
+not stage to `unstaged_<entity>` (most rows stay where they are: no second wide copy). `typed_<entity>`
+is the view of both.
 
 New files of one entity are typed together, in batches of up to `batch_rows` rows:
 one read, one standardization and one transaction per batch instead of per file, so
@@ -22,7 +26,7 @@ from crm_pipeline.contract import get_entity
 from crm_pipeline.quality.rows import ROW_HASH, standardize_rows
 from crm_pipeline.warehouse.bulk import insert_arrow, read_frame
 from crm_pipeline.warehouse.engine import is_duckdb
-from crm_pipeline.warehouse.quality_schema import create_quality_tables, row_violations, typed_files, typed_tables
+from crm_pipeline.warehouse.quality_schema import create_quality_tables, row_violations, stg_tables, typed_files
 from crm_pipeline.warehouse.schema import create_ingest_tables, files, raw_tables
 
 # Rows typed in one go: large enough that fixed costs vanish, small enough to bound memory.
@@ -116,7 +120,7 @@ def _type_batch(engine: sa.Engine, batch: list[sa.Row], now: datetime, times: Ty
         rows = pa.Table.from_pandas(typed.rows, preserve_index=False)
         found = pa.Table.from_pandas(violations, preserve_index=False)
     with _Phase(times, "write"), engine.begin() as conn:
-        insert_arrow(conn, typed_tables[name], rows)
+        insert_arrow(conn, stg_tables[name], rows)
         insert_arrow(conn, row_violations, found)
         rows_per_file = typed.rows["_file_id"].value_counts()
         conn.execute(typed_files.insert(), [

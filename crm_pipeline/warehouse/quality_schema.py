@@ -1,11 +1,15 @@
 """Tables of the quality stage: typed rows, staging, quarantine, dedup log, accounting, GX results.
 
-`typed_<entity>` holds every loaded row standardized once per file (the expensive
-part, never redone for a file already typed); `stg_<entity>`, `quarantine`,
-`dedup_log`, `rule_hits`, `row_outcomes` and `file_quality` are derived from it in SQL.
-Rules across rows (a key used twice, an order line without an order, a newer file)
-change as files arrive, so each run re-derives the rows of the keys the new files
-touch (`quality/scope.py`), and a full refresh re-derives them all.
+Every loaded row is standardized once per file (the expensive part, never redone for a file
+already typed) and stored once, wide: in `stg_<entity>` when it is staged, in
+`unstaged_<entity>` when it is not (quarantined, held, deduplicated). Typing writes new rows
+to `stg_<entity>` and publishing moves the ones it does not stage; `typed_<entity>` is the view
+of both, every typed row. So staging is never a second copy of the typed rows, and downstream
+stages read (and their tests write) `stg_<entity>` as a plain table. `quarantine`, `dedup_log`,
+`rule_hits`, `row_outcomes` and `file_quality` are derived in SQL. Rules across rows (a key used
+twice, an order line without an order, a newer file) change as files arrive, so each run
+re-derives the rows of the keys the new files touch (`quality/scope.py`), and a full refresh
+re-derives them all.
 """
 
 from __future__ import annotations
@@ -32,8 +36,8 @@ def _typed_columns(entity: Entity) -> list[sa.Column]:
     return columns
 
 
-typed_tables = {name: sa.Table(f"typed_{name}", metadata, *_typed_columns(e)) for name, e in ENTITIES.items()}
 stg_tables = {name: sa.Table(f"stg_{name}", metadata, *_typed_columns(e)) for name, e in ENTITIES.items()}
+unstaged_tables = {name: sa.Table(f"unstaged_{name}", metadata, *_typed_columns(e)) for name, e in ENTITIES.items()}
 
 typed_files = sa.Table(
     "typed_files", metadata,
@@ -127,9 +131,30 @@ dq_results = sa.Table(
     sa.Column("exception", sa.String),
 )
 
-QUALITY_TABLES = [*typed_tables.values(), *stg_tables.values(), typed_files, row_violations, rule_hits,
+QUALITY_TABLES = [*stg_tables.values(), *unstaged_tables.values(), typed_files, row_violations, rule_hits,
                   row_outcomes, quarantine, dedup_log, file_quality, dq_results]
 
 
+def typed_rows_sql(entity: str) -> str:
+    """Every typed row of `entity`, staged or not (the body of the `typed_<entity>` view)."""
+    return f"SELECT * FROM stg_{entity} UNION ALL SELECT * FROM unstaged_{entity}"
+
+
 def create_quality_tables(bind: sa.Engine | sa.Connection) -> None:
+    """The tables, and the `typed_<entity>` views; a warehouse from before the views keeps its typed rows."""
+    if isinstance(bind, sa.Engine):
+        with bind.begin() as conn:
+            create_quality_tables(conn)
+        return
     metadata.create_all(bind, tables=QUALITY_TABLES)
+    inspector = sa.inspect(bind)
+    tables, views = set(inspector.get_table_names()), set(inspector.get_view_names())
+    for name in ENTITIES:
+        typed = f"typed_{name}"
+        if typed in tables:  # the former table of every typed row: its rows not staged are the unstaged ones
+            bind.execute(sa.text(
+                f"INSERT INTO unstaged_{name} SELECT t.* FROM {typed} t WHERE (t._file_id, t._row_number) "
+                f"NOT IN (SELECT _file_id, _row_number FROM stg_{name})"))
+            bind.execute(sa.text(f"DROP TABLE {typed}"))
+        if typed not in views:
+            bind.execute(sa.text(f"CREATE VIEW {typed} AS {typed_rows_sql(name)}"))

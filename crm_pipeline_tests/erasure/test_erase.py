@@ -55,7 +55,7 @@ def test_erase_by_email_removes_the_person_everywhere_and_reports_each_table(war
     after = table_counts(warehouse.engine)
     assert_counts_drop_by_exactly_what_was_reported(before, after, frame)
     removed = removed_by_table(frame)
-    for table in ("raw_customers", "typed_customers", "stg_customers", "row_outcomes", "identity_map", "contacts",
+    for table in ("raw_customers", "stg_customers", "row_outcomes", "identity_map", "contacts",
                   "identity_nodes", "golden_records", "profile_360", "timeline", "features", "predictions",
                   "audience_members", "audience_history"):
         assert removed.get(table, 0) > 0, table

@@ -119,10 +119,11 @@ def test_a_person_only_in_quarantine_is_found_by_the_identifier_itself(warehouse
     frame = erase(warehouse.engine, email="Ghost.Person@Example.com", requested_at=REQUESTED_AT)
 
     removed = dict(zip(frame["table"], frame["rows_removed"]))
-    assert {t: removed.get(t) for t in ("raw_customers", "typed_customers", "quarantine", "row_outcomes",
+    assert {t: removed.get(t) for t in ("raw_customers", "unstaged_customers", "quarantine", "row_outcomes",
                                         "row_violations", "rule_hits")} == {
-        "raw_customers": 1, "typed_customers": 1, "quarantine": 1, "row_outcomes": 1, "row_violations": 1,
+        "raw_customers": 1, "unstaged_customers": 1, "quarantine": 1, "row_outcomes": 1, "row_violations": 1,
         "rule_hits": 1}
+    assert "stg_customers" not in removed  # a quarantined row was never staged
     assert "contacts" not in removed
     assert text_hits(warehouse.engine, text="ghost.person@example.com", digits="6175550199") == {}
 

@@ -18,6 +18,7 @@ from crm_pipeline.erasure.erase import erase
 from crm_pipeline.warehouse.bulk import insert_arrow
 from crm_pipeline.warehouse.engine import make_engine
 from crm_pipeline.warehouse.erasure_schema import create_erasure_tables
+from crm_pipeline.warehouse.quality_schema import create_quality_tables
 from crm_pipeline.warehouse.schema import metadata
 from crm_pipeline_tests.erasure.helpers import people, table_counts
 from crm_pipeline_tests.postgres.conftest import postgres_server  # noqa: F401  (the session's server)
@@ -28,7 +29,7 @@ REQUESTED_AT = dt.datetime(2025, 7, 1, 9, 30, tzinfo=dt.timezone.utc)
 @pytest.fixture
 def postgres_copy(warehouse, postgres_server, tmp_path):
     """The built warehouse's tables, created from the project's definitions in a new database on the
-    session's throwaway PostgreSQL server."""
+    session's throwaway PostgreSQL server, and its views."""
     engine = None
     try:
         url = postgres_server.create_database(f"erasure_{tmp_path.name}".lower()[:60])
@@ -41,6 +42,7 @@ def postgres_copy(warehouse, postgres_server, tmp_path):
                 for name in names:
                     rows = source.connection.driver_connection.execute(f'SELECT * FROM "{name}"').arrow()
                     insert_arrow(target, metadata.tables[name], rows.read_all() if hasattr(rows, "read_all") else rows)
+        create_quality_tables(engine)  # the typed_<entity> views over the copied staged and unstaged rows
         yield engine
     finally:
         if engine is not None:

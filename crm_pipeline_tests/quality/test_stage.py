@@ -167,3 +167,20 @@ def test_future_timestamps_are_judged_against_the_day_the_file_was_written(engin
     stage(engine, folder)
     assert query(engine, "SELECT rule, raw_value FROM quarantine").to_dict("records") == [
         {"rule": "future_timestamp", "raw_value": "2099-01-01T00:00:00Z"}]
+
+
+def test_a_warehouse_with_a_typed_table_keeps_its_rows_when_typed_becomes_a_view(engine, folder, landing_dir):
+    """Before the view, `typed_<entity>` was a table of every typed row and staging a copy of some: the next
+    stage keeps the rows it did not stage (here a quarantined one), as the not-staged rows of the view."""
+    drop(landing_dir, "brand_a/customers/c.csv", HEADER + good_customers(40) + "C90,x@@y,,A,B,US,\n")
+    stage(engine, folder)
+    with engine.begin() as conn:  # the former layout: a table of every typed row, no unstaged_ rows
+        conn.execute(sa.text("CREATE TABLE typed_old AS SELECT * FROM typed_customers"))
+        conn.execute(sa.text("DROP VIEW typed_customers"))
+        conn.execute(sa.text("ALTER TABLE typed_old RENAME TO typed_customers"))
+        conn.execute(sa.text("DELETE FROM unstaged_customers"))
+    stage(engine, folder)
+    assert set(sa.inspect(engine).get_view_names()) >= {"typed_customers"}
+    assert query(engine, "SELECT customer_id FROM unstaged_customers")["customer_id"].tolist() == ["C90"]
+    assert query(engine, "SELECT COUNT(*) AS n FROM typed_customers")["n"][0] == 41
+    assert query(engine, "SELECT COUNT(*) AS n FROM stg_customers")["n"][0] == 40

@@ -85,11 +85,12 @@ def plan_blocking(con, table: str, rules: tuple[tuple[str, ...], ...], budget: B
         present = " AND ".join(f"{f} IS NOT NULL" for f in fields)
         con.execute(f"DROP TABLE IF EXISTS _blocks_{k}")
         # n records per block, of which `pairs` are in different groups: n * (n - 1) / 2 less each group's own.
+        # block_id is any number unique to the block (only equality is used): no sort of the keys.
         parts = (f"SELECT {keys}, count(*) AS m FROM {table} WHERE {present} GROUP BY {keys}, {group}" if group
                  else f"SELECT {keys}, 1 AS m FROM {table} WHERE {present}")
         con.execute(f"""
             CREATE TABLE _blocks_{k} AS
-            SELECT {keys}, n, pairs, row_number() OVER (ORDER BY {keys}) AS block_id
+            SELECT {keys}, n, pairs, row_number() OVER () AS block_id
             FROM (SELECT {keys}, sum(m) AS n, sum(m) * (sum(m) - 1) / 2 - sum(m * (m - 1) / 2) AS pairs
                   FROM ({parts}) p GROUP BY {keys}) b
             WHERE pairs > 0

@@ -32,7 +32,7 @@ from crm_pipeline.audiences.compile import Compiler, sa_type
 from crm_pipeline.audiences.config import Audience, AudienceConfig, load_audiences
 from crm_pipeline.audiences.rules import PREDICTION_FIELDS, PROFILE_FIELDS, All, AnyOf, FieldCondition, Not
 from crm_pipeline.audiences.sql import sha256_hex
-from crm_pipeline.scoring import day_rows
+from crm_pipeline.profiles import rewrite
 from crm_pipeline.warehouse.audience_schema import (
     audience_history, audience_members, audience_sizes, create_audience_tables,
 )
@@ -149,8 +149,8 @@ def build_members(conn: sa.Connection, config: AudienceConfig, as_of: dt.date) -
     queries = [p["query"] for p in plan if p["query"] is not None]
     # a day run before (a drop re-runs it) is written by difference; a new day straight into the table
     rerun = conn.execute(sa.select(audience_sizes.c.as_of).where(audience_sizes.c.as_of == as_of).limit(1)).first()
-    into = day_rows.begin(conn, "audience_members", full=False) if rerun else "audience_members"
-    day_rows.drop(conn)
+    into = rewrite.begin(conn, "audience_members", full=False) if rerun else "audience_members"
+    rewrite.drop_diff(conn)
     if not rerun:
         conn.execute(audience_members.delete().where(audience_members.c.as_of == as_of))
     if queries:
@@ -165,9 +165,11 @@ def build_members(conn: sa.Connection, config: AudienceConfig, as_of: dt.date) -
         conn.execute(sa.insert(sa.table(into, *[sa.column(c.name) for c in audience_members.columns])).from_select(
             ["as_of", "audience", "contact_id", "email", "phone", "first_name", "last_name", "brand_scope"], rows))
     # A re-run writes only the (audience, contact) rows that entered, left or whose contact details changed,
-    # listed in `day_rows.CHANGED` for `write_history`: deleting and inserting the whole day and its history
+    # listed in `rewrite.DIFF` for `write_history`: deleting and inserting the whole day and its history
     # again cost a drop more than a full run.
-    changed = day_rows.finish(conn, "audience_members", ("audience", "contact_id"), as_of) if rerun else None
+    changed = rewrite.finish(conn, "audience_members", ("as_of", "audience", "contact_id"), None, full=False,
+                             stored="SELECT t.* FROM audience_members t WHERE t.as_of = :as_of",
+                             params={"as_of": as_of}, keep=True) if rerun else None
     if is_postgresql(conn):
         # the new day is not in the planner's statistics yet: estimated at one row, the history diff
         # would run as a nested loop over the two days (minutes). ANALYZE samples a bounded number of rows.
@@ -317,11 +319,11 @@ def write_history(conn: sa.Connection, as_of: dt.date, changed: int | None = Non
                                    "AND previous_as_of IS DISTINCT FROM :p").bindparams(
         sa.bindparam("d", type_=sa.Date()), sa.bindparam("p", type_=sa.Date())),
         {"d": as_of, "p": previous}).scalar_one() if changed is not None else None
-    written = _history_for(conn, as_of, previous, only=day_rows.CHANGED if against == 0 else None)
+    written = _history_for(conn, as_of, previous, only=rewrite.DIFF if against == 0 else None)
     following = snapshot_day(conn, after=as_of)
     if following is not None:
         _history_for(conn, following, as_of)
-    day_rows.drop(conn)
+    rewrite.drop_diff(conn)
     return written
 
 

@@ -76,7 +76,7 @@ def score_contacts(context: dg.AssetExecutionContext, warehouse: WarehouseResour
         "mode": result["mode"], "contacts_recomputed": result["contacts_recomputed"],
         "contacts_rederived": result["contacts_rederived"],
         "contacts_by_reason": dg.MetadataValue.json(result["contacts_by_reason"]),
-        # the rows written by difference per table (engagement: a new day is written whole)
+        # the rows written by difference per table (the tables are kept as validity intervals)
         "rows_written": dg.MetadataValue.json(result["rows_written"]) if result["rows_written"] else "whole day",
         "seconds": dg.MetadataValue.json(result["step_seconds"]),
     })

@@ -1,8 +1,9 @@
-"""Carrying rows forward: preferences, channel and lifecycle computed only for contacts whose rows can change.
+"""Carrying rows forward: the day's rows computed only for contacts whose rows can change.
 
-The engagement score decays every day for everyone, but a contact's preferences, preferred channel and
-lifecycle stage change only when a day enters or leaves one of their windows, or their aggregates were
-rewritten. So, on an incremental run with the previous run's rows in place, the due contacts are:
+A contact's preferences, preferred channel and lifecycle stage change only when a day enters or leaves one of
+their windows, or their aggregates were rewritten; its engagement scores, kept as of an anchor day, decay by
+themselves (in the view) and otherwise change the same way, with windows of their own (the scores 7 and 30
+days back, the two activity windows: `tmp_scoring_due_engagement`). So, on an incremental run with the previous run's rows in place, the due contacts are:
 - the contacts whose daily aggregates this run rewrote (`tmp_scoring_recompute`);
 - contacts with an aggregate row on a day the run moved over (previous day + 1 .. as_of; as_of alone on
   a same-day run): a new interaction, a purchase, a first day (a contact becoming known);
@@ -24,7 +25,8 @@ import datetime as dt
 import sqlalchemy as sa
 
 from crm_pipeline.profiles.sql import day_number
-from crm_pipeline.scoring import day_rows, spans
+from crm_pipeline.profiles import rewrite
+from crm_pipeline.scoring import spans
 from crm_pipeline.scoring.config import ScoringConfig
 from crm_pipeline.scoring.daily import RECOMPUTE
 from crm_pipeline.scoring.engagement import ALL_BRANDS
@@ -32,6 +34,7 @@ from crm_pipeline.warehouse.scoring_schema import SPANNED, spans_name
 
 DUE = "tmp_scoring_due"
 KNOWN_DUE = "tmp_scoring_known_due"
+ENGAGED = "tmp_scoring_due_engagement"
 SCOPE = "tmp_scoring_scope"
 CARRIED = SPANNED
 KEYS = {"engagement_scores": ("contact_id", "brand"), "contact_preferences": ("contact_id",),
@@ -44,69 +47,76 @@ def _in_span(expr: str) -> str:
 
 
 def create_due(conn: sa.Connection, config: ScoringConfig, previous: dt.date | None, as_of: dt.date) -> int | None:
-    """Create `tmp_scoring_due`; returns the due contacts, or None when everything is computed (no previous run's
-    rows to carry)."""
+    """Create `tmp_scoring_due` (the contacts whose preferences, channel and lifecycle can change) and
+    `tmp_scoring_due_engagement` (those and the contacts whose engagement can change); returns the first count,
+    or None when everything is computed (no previous run's rows to carry)."""
     drop(conn)
     if previous is None or conn.execute(sa.text(f"SELECT 1 FROM {spans_name('engagement_scores')} t "
                                                 f"WHERE {spans.holding()} LIMIT 1"), {"as_of": previous}).first() is None:
         return None
     hi = day_number(as_of)
     lo = day_number(previous) if as_of > previous else hi - 1
-    # the lookbacks, and engagement's: the scores 7 and 30 days back, the two activity windows
-    window = int(config.band_window_days)
-    lookbacks = {int(config.preference_lookback_days), int(config.channel_lookback_days), 7, 30, window, 2 * window}
+    lookbacks = {int(config.preference_lookback_days), int(config.channel_lookback_days)}
     leaving = " OR ".join(_in_span(f"day + {n}") for n in sorted(lookbacks))
     thresholds = " OR ".join(_in_span(f"day + {n + 1}") for n in (int(config.active_days), int(config.lapsed_days)))
+    core = f"{_in_span('day')} OR {leaving} OR (purchase_count > 0 AND ({thresholds}))"
+    # engagement's: the scores 7 and 30 days back, the two activity windows
+    window = int(config.band_window_days)
+    engaged = " OR ".join(_in_span(f"day + {n}") for n in sorted({7, 30, window, 2 * window}))
     moved = "".join(f"""
             UNION ALL
-            SELECT contact_id FROM {spans_name(t)} t WHERE (t.valid_from > :previous AND t.valid_from <= :as_of)
+            SELECT contact_id, 1 FROM {spans_name(t)} t WHERE (t.valid_from > :previous AND t.valid_from <= :as_of)
                 OR (t.valid_from <= :previous AND t.valid_to > :previous AND t.valid_to <= :as_of)""" for t in CARRIED)
     conn.execute(sa.text(f"""
-        CREATE TEMPORARY TABLE {DUE} AS SELECT DISTINCT contact_id FROM (
-            SELECT contact_id FROM {RECOMPUTE}
+        CREATE TEMPORARY TABLE {ENGAGED} AS SELECT contact_id, MAX(core) AS core FROM (
+            SELECT contact_id, 1 AS core FROM {RECOMPUTE}
             UNION ALL
-            SELECT contact_id FROM scoring_daily
-            WHERE {_in_span('day')} OR {leaving} OR (purchase_count > 0 AND ({thresholds}))
+            SELECT contact_id, CASE WHEN {core} THEN 1 ELSE 0 END FROM scoring_daily WHERE {core} OR {engaged}
             UNION ALL
-            SELECT contact_id FROM {spans_name('lifecycle_stages')} t WHERE t.stage = 'unknown'
+            SELECT contact_id, 1 FROM {spans_name('lifecycle_stages')} t WHERE t.stage = 'unknown'
                 AND t.valid_from <= :as_of AND (t.valid_to IS NULL OR t.valid_to > :previous){moved}
-        ) d"""), {"lo": lo, "hi": hi, "previous": previous, "as_of": as_of})
+        ) d GROUP BY contact_id"""), {"lo": lo, "hi": hi, "previous": previous, "as_of": as_of})
+    conn.execute(sa.text(f"CREATE TEMPORARY TABLE {DUE} AS SELECT contact_id FROM {ENGAGED} WHERE core = 1"))
     return conn.execute(sa.text(f"SELECT COUNT(*) FROM {DUE}")).scalar_one()
 
 
-def create_known(conn: sa.Connection, as_of: dt.date, engagement: str, due: str | None) -> None:
+def create_known(conn: sa.Connection, as_of: dt.date, engagement: str, due: bool) -> None:
     """`tmp_scoring_known` (contact_id, brand, first_day): the contacts and brands known by as_of (their first
-    interaction), from the day's engagement rows computed into `engagement` and, when only the `due` contacts
-    were, the others' rows holding on the day; `tmp_scoring_known_due` the due contacts' among them."""
+    interaction), from the day's engagement rows computed into `engagement` and, when only the due contacts'
+    were (`due`), the others' rows holding on the day; `tmp_scoring_known_due` the due contacts' among them."""
     first_day = "CAST(first_interaction_date - DATE '1970-01-01' AS INTEGER)"
-    held = "" if due is None else f"""
+    held = "" if not due else f"""
         UNION ALL
         SELECT contact_id, brand, {first_day} FROM {spans_name('engagement_scores')} t
         WHERE {spans.holding()} AND growth_band <> 'unknown'
-          AND NOT EXISTS (SELECT 1 FROM {due} d WHERE d.contact_id = t.contact_id)"""
+          AND NOT EXISTS (SELECT 1 FROM {ENGAGED} d WHERE d.contact_id = t.contact_id)"""
     conn.execute(sa.text(f"DROP TABLE IF EXISTS {KNOWN}"))
     conn.execute(sa.text(f"CREATE TEMPORARY TABLE {KNOWN} AS SELECT contact_id, brand, {first_day} AS first_day "
                          f"FROM {engagement}{held}"), {"as_of": as_of})
-    if due is not None:
+    if due:
         conn.execute(sa.text(f"CREATE TEMPORARY TABLE {KNOWN_DUE} AS SELECT k.* FROM {KNOWN} k "
-                             f"JOIN {due} d ON d.contact_id = k.contact_id"))
+                             f"JOIN {DUE} d ON d.contact_id = k.contact_id"))
 
 
 def copies(conn: sa.Connection) -> dict[str, str]:
     """Empty copies to compute the day's rows of the due contacts (of everyone on a full run) into."""
-    return {table.name: day_rows.begin(conn, table.name, full=False) for table in CARRIED}
+    return {table.name: rewrite.begin(conn, table.name, full=False) for table in CARRIED}
 
 
-def write(conn: sa.Connection, as_of: dt.date, due: str | None, half_life: float) -> dict[str, int]:
-    """Bring the day's rows of the due contacts and of those with nothing to score (`tmp_scoring_unscored`), of
-    everyone when `due` is None, to those computed into the copies; returns the keys written per table."""
-    scope = None
-    if due is not None:
-        conn.execute(sa.text(f"DROP TABLE IF EXISTS {SCOPE}"))
-        conn.execute(sa.text(f"CREATE TEMPORARY TABLE {SCOPE} AS SELECT contact_id FROM {due} UNION "
-                             "SELECT contact_id FROM tmp_scoring_unscored"))
-        scope = SCOPE
-    return {table.name: spans.write(conn, table, KEYS[table.name], as_of, scope, half_life) for table in CARRIED}
+def write(conn: sa.Connection, as_of: dt.date, due: bool, half_life: float) -> dict[str, int]:
+    """Bring the day's rows of the due contacts (`due`; of everyone when not) and of those with nothing to score
+    (`tmp_scoring_unscored`) to those computed into the copies; returns the keys written per table."""
+    written = {}
+    for table in CARRIED:
+        scope = None
+        if due:
+            conn.execute(sa.text(f"DROP TABLE IF EXISTS {SCOPE}"))
+            conn.execute(sa.text(f"CREATE TEMPORARY TABLE {SCOPE} AS SELECT contact_id FROM "
+                                 f"{ENGAGED if table.name == 'engagement_scores' else DUE} UNION "
+                                 "SELECT contact_id FROM tmp_scoring_unscored"))
+            scope = SCOPE
+        written[table.name] = spans.write(conn, table, KEYS[table.name], as_of, scope, half_life)
+    return written
 
 
 def only_due(alias: str, due: str | None) -> str:
@@ -115,6 +125,6 @@ def only_due(alias: str, due: str | None) -> str:
 
 
 def drop(conn: sa.Connection) -> None:
-    for name in (DUE, KNOWN, KNOWN_DUE, SCOPE, *(day_rows.next_table(t.name) for t in CARRIED)):
+    for name in (DUE, ENGAGED, KNOWN, KNOWN_DUE, SCOPE, *(rewrite.next_table(t.name) for t in CARRIED)):
         conn.execute(sa.text(f"DROP TABLE IF EXISTS {name}"))
-    day_rows.drop(conn)
+    rewrite.drop_diff(conn)

@@ -48,15 +48,16 @@ def _derive(conn: sa.Connection, clock: StepClock, config: ScoringConfig, params
     incremental.drop_plan_tables(conn)
     due = None if carried is None else carry.DUE
     into = carry.copies(conn)
-    clock.run("engagement", build_engagement, conn, config, params, into["engagement_scores"], due)
-    carry.create_known(conn, as_of, into["engagement_scores"], due)
+    clock.run("engagement", build_engagement, conn, config, params, into["engagement_scores"],
+              carry.ENGAGED if due else None)
+    carry.create_known(conn, as_of, into["engagement_scores"], due is not None)
     create_daily_purchases(conn, day_number(as_of), due)
     clock.run("channel", build_channels, conn, config, params, due, into["channel_preferences"])
     clock.run("preferences", build_preferences, conn, config, params, due, into["contact_preferences"])
     clock.run("lifecycle", build_lifecycle, conn, config, params, carry.KNOWN_DUE if due else carry.KNOWN,
               into["lifecycle_stages"])
     unscored = clock.run("unscored", add_unscored, conn, params, into)
-    written.update(clock.run("write_spans", carry.write, conn, as_of, due, float(config.half_life_days)))
+    written.update(clock.run("write_spans", carry.write, conn, as_of, due is not None, float(config.half_life_days)))
     drop_unscored(conn)
     carry.drop(conn)
     return carried, unscored

@@ -4,10 +4,10 @@ Preferences, preferred channel and lifecycle stage change for few contacts a day
 (`warehouse.scoring_schema.view_sql`) over `<table>_spans`: one row per key and stretch of days with equal
 values, from `valid_from` to the day before `valid_to` (empty: still holding), shown on each day of
 `scoring_days`. A run computes the day's rows of the contacts whose rows can change into an empty copy of the
-view (`day_rows.begin`), and `write` compares them with the spans holding on the day (of the contacts in
-`scope` only, when given) in one full outer join on the key. A key whose values differ (floats beyond the last
-bits, `day_rows.differs`) or that the copy no longer has ends its span the day before; a key with new values
-gets a span from the day on. A day after which other days are stored (a backfill, a re-run of an older day)
+view (`profiles.rewrite.begin`), and `write` compares them with the spans holding on the day (of the contacts
+in `scope` only, when given) in one full outer join on the key (`profiles.rewrite.diff`). A key whose values
+differ (floats beyond the last bits: sums in another order differ there) or that the copy no longer has ends
+its span the day before; a key with new values gets a span from the day on. A day after which other days are stored (a backfill, a re-run of an older day)
 keeps those days as they were: the old span goes on from the next day, the new one holds for the day alone.
 So a new day with nothing new writes nothing, and every stored day reads back as it was computed.
 Portable: IS DISTINCT FROM, row-value IN and UPDATE ... FROM run on DuckDB and PostgreSQL alike.
@@ -19,11 +19,10 @@ import datetime as dt
 
 import sqlalchemy as sa
 
-from crm_pipeline.profiles.rewrite import same
-from crm_pipeline.scoring.day_rows import differs, next_table
+from crm_pipeline.profiles.rewrite import DIFF, diff, drop_diff, next_table, same
 from crm_pipeline.warehouse.scoring_schema import DECAYED, SPANS, decayed, scoring_days
 
-CHANGED = "tmp_spans_changed"
+TOLERANCE = 1e-12  # a float kept as stored when the recomputed one is this close (relative)
 
 
 def add_day(conn: sa.Connection, as_of: dt.date) -> None:
@@ -47,43 +46,49 @@ def write(conn: sa.Connection, table: sa.Table, key: tuple[str, ...], as_of: dt.
     anchored = "anchor" in stored
     values = [c for c in stored if c not in key and c not in ("anchor", "half_life_days")]
     floats = {c.name for c in spans.columns if isinstance(c.type, sa.Float)}
-    first = key[0]
     held = [f"t.{c}" for c in key] + [decayed(c, "CAST(:as_of AS DATE)", "t") + f" AS {c}" if c in DECAYED
                                       else f"t.{c}" for c in values]
     current = (f"SELECT t.valid_from, {', '.join(held)}{', t.half_life_days' if anchored else ''} FROM {spans.name} t"
                + ("" if scope is None else f" JOIN {scope} sc ON sc.contact_id = t.contact_id") +
                f" WHERE {holding()}")
-    keys = ", ".join(f"COALESCE(n.{k}, s.{k}) AS {k}" for k in key)
-    found = " OR ".join([differs(c, c in floats) for c in values]
-                        + (["s.half_life_days <> :half_life"] if anchored else [])) or "1 = 0"
     day = {"as_of": as_of, **({"half_life": half_life} if anchored else {})}
-    conn.execute(sa.text(f"DROP TABLE IF EXISTS {CHANGED}"))
-    conn.execute(sa.text(f"""
-        CREATE TEMPORARY TABLE {CHANGED} AS
-        SELECT {keys}, s.valid_from, CASE WHEN s.{first} IS NULL THEN 'insert' WHEN n.{first} IS NULL THEN 'delete'
-                                          ELSE 'update' END AS action
-        FROM {next_table(table.name)} n FULL OUTER JOIN ({current}) s ON {same(key, 'n', 's')}
-        WHERE n.{first} IS NULL OR s.{first} IS NULL OR {found}"""), day)
-    written = conn.execute(sa.text(f"SELECT COUNT(*) FROM {CHANGED}")).scalar_one()
-    if written:
-        later = conn.execute(sa.select(sa.func.min(scoring_days.c.as_of)).where(scoring_days.c.as_of > as_of)).scalar()
-        _end_old(conn, spans.name, key, stored, as_of, later)
-        anchor = ("anchor, half_life_days, ", "CAST(:as_of AS DATE), :half_life, ") if anchored else ("", "")
-        conn.execute(sa.text(f"""
-            INSERT INTO {spans.name} (valid_from, valid_to, {anchor[0]}{', '.join((*key, *values))})
-            SELECT CAST(:as_of AS DATE), CAST(:until AS DATE), {anchor[1]}{', '.join(f'n.{c}' for c in (*key, *values))}
-            FROM {next_table(table.name)} n JOIN {CHANGED} c ON {same(key, 'n', 'c')} WHERE c.action <> 'delete'"""),
-                     {**day, "until": None if later is None else as_of + dt.timedelta(days=1)})
+    later = conn.execute(sa.select(sa.func.min(scoring_days.c.as_of)).where(scoring_days.c.as_of > as_of)).scalar()
+    if scope is None and conn.execute(sa.text(f"SELECT 1 FROM {spans.name} t WHERE {holding()} LIMIT 1"),
+                                      day).first() is None:
+        # nothing holds on the day (a first run): every row is new
+        written = conn.execute(sa.text(f"SELECT COUNT(*) FROM {next_table(table.name)}")).scalar_one()
+        _insert(conn, table, key, values, day, later)
+    else:
+        written = diff(conn, next_table(table.name), current, key, values, picked=["s.valid_from"], params=day,
+                       floats=floats, tolerance=TOLERANCE,
+                       differs_also="s.half_life_days <> :half_life" if anchored else None)
+        if written:
+            _end_old(conn, spans.name, key, stored, as_of, later)
+            _insert(conn, table, key, values, day, later, changed=True)
     conn.execute(sa.text(f"DROP TABLE {next_table(table.name)}"))
-    conn.execute(sa.text(f"DROP TABLE {CHANGED}"))
+    drop_diff(conn)
     return int(written)
+
+
+def _insert(conn: sa.Connection, table: sa.Table, key: tuple[str, ...], values: list[str], day: dict,
+            later: dt.date | None, changed: bool = False) -> None:
+    """Spans from the day on of the copy's rows (of the keys `DIFF` lists new or changed, with `changed`): until
+    the next stored day, when there is one, else open."""
+    spans = SPANS[table.name]
+    anchor = ("anchor, half_life_days, ", "CAST(:as_of AS DATE), :half_life, ") if "half_life" in day else ("", "")
+    listed = (f" JOIN {DIFF} c ON {same(key, 'n', 'c')} WHERE c.action <> 'delete'" if changed else "")
+    conn.execute(sa.text(f"""
+        INSERT INTO {spans.name} (valid_from, valid_to, {anchor[0]}{', '.join((*key, *values))})
+        SELECT CAST(:as_of AS DATE), CAST(:until AS DATE), {anchor[1]}{', '.join(f'n.{c}' for c in (*key, *values))}
+        FROM {next_table(table.name)} n{listed}"""),
+        {**day, "until": None if later is None else day["as_of"] + dt.timedelta(days=1)})
 
 
 def _end_old(conn: sa.Connection, spans: str, key: tuple[str, ...], stored: list[str], as_of: dt.date,
              later: dt.date | None) -> None:
     """End the changed keys' spans holding on `as_of` the day before it (a span starting on it goes); a stored
     day after `as_of` that such a span held keeps its values: the span goes on from the next day."""
-    old = f"JOIN {CHANGED} c ON {same(key, 't', 'c')} AND c.valid_from = t.valid_from AND c.action <> 'insert'"
+    old = f"JOIN {DIFF} c ON {same(key, 't', 'c')} AND c.valid_from = t.valid_from AND c.action <> 'insert'"
     params = {"as_of": as_of}
     if later is not None:
         conn.execute(sa.text(f"""
@@ -93,7 +98,7 @@ def _end_old(conn: sa.Connection, spans: str, key: tuple[str, ...], stored: list
                      {"next": as_of + dt.timedelta(days=1), "later": later})
     listed = ", ".join((*key, "valid_from"))
     conn.execute(sa.text(f"DELETE FROM {spans} WHERE valid_from = :as_of AND ({listed}) IN "
-                         f"(SELECT {listed} FROM {CHANGED} WHERE action <> 'insert')"), params)
-    conn.execute(sa.text(f"UPDATE {spans} SET valid_to = :as_of FROM {CHANGED} c "
+                         f"(SELECT {listed} FROM {DIFF} WHERE action <> 'insert')"), params)
+    conn.execute(sa.text(f"UPDATE {spans} SET valid_to = :as_of FROM {DIFF} c "
                          f"WHERE {same(key, 'c', spans)} AND c.valid_from = {spans}.valid_from "
                          f"AND c.action <> 'insert'"), params)

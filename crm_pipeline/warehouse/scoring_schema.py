@@ -2,10 +2,12 @@
 
 Every table is read by `as_of` (the day computed for, from data up to the end of that day); a run writes
 that day's rows in one transaction, so re-running a day gives identical tables. Brand '' means across all
-brands (the per-brand set varies by installation). `contact_preferences`, `channel_preferences` and
-`lifecycle_stages` are views: their rows are stored once per stretch of days with equal values in
-`<name>_spans` (valid_from, valid_to; see `scoring.spans`), and the view shows each day of `scoring_days`
-(the days computed) its rows, so a new day writes only the rows that changed.
+brands (the per-brand set varies by installation). `engagement_scores`, `contact_preferences`,
+`channel_preferences` and `lifecycle_stages` are views: their rows are stored once per stretch of days with
+equal values in `<name>_spans` (valid_from, valid_to; see `scoring.spans`), and the view shows each day of
+`scoring_days` (the days computed) its rows, so a new day writes only the rows that changed. Engagement's
+spans hold the scores as of their `anchor` day with the half-life they decay by: the view decays them to the
+day shown and computes the changes and the rank (`top_percent`) there.
 
 - `engagement_scores`: per contact and brand, the decayed points score, the same score recomputed as
   of 7 and 30 days earlier, the activity of two equal windows and the growth band they give, and the
@@ -19,8 +21,9 @@ brands (the per-brand set varies by installation). `contact_preferences`, `chann
 - `lifecycle_stages`: per contact and brand, the stage on the day and since when; `unknown` with a
   reason for a contact with nothing to stage.
 
-A warehouse whose scoring table has other columns than these (built by an earlier version) has that
-table rebuilt empty on the next scoring run: the tables are derived, so backfill to refill past days.
+A warehouse whose scoring table has other columns than these (built by an earlier version; a day table
+where this version has a view) has that table rebuilt empty on the next scoring run: the tables are derived,
+so backfill to refill past days.
 - `lifecycle_transitions`: per day and brand, how many contacts moved from one stage to another that
   day (`from_stage` 'new' = first seen that day).
 

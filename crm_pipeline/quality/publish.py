@@ -30,7 +30,7 @@ ORDER_OF_ENTITIES = ("customers", "products", "orders", "order_items", "subscrib
 
 @dataclass(frozen=True)
 class Republished:
-    """What one entity's publish rewrote: natural keys re-resolved, their typed rows, staged rows written."""
+    """What one entity's publish re-resolved: natural keys, their typed rows, and how many of those are staged."""
 
     keys: int
     rows: int
@@ -125,6 +125,11 @@ def _publish_entity(conn: sa.Connection, entity: Entity, hold_share: float, scop
               "t._file_id DESC, t._row_number DESC")
     # The re-resolved rows' outcomes; an incremental run keeps them in a small table of its own too,
     # so the tables derived next read them there instead of scanning all of row_outcomes.
+    # Only keys with more than one candidate row need ranking: a hash aggregate over the key finds them
+    # (most keys have one row), and the window sorts those rows alone; a row alone under its key wins.
+    # A row with an empty key part stays with the ranked ones (PARTITION BY puts such rows together).
+    key_present = " AND ".join(f"t.{_q(k)} IS NOT NULL" for k in entity.key)
+    key_missing = " OR ".join(f"t.{_q(k)} IS NULL" for k in entity.key)
     outcomes = f"""
         WITH hits AS (SELECT DISTINCT _file_id, _row_number FROM rule_hits WHERE entity = :e),
              held AS ({held}),
@@ -134,13 +139,21 @@ def _publish_entity(conn: sa.Connection, entity: Entity, hold_share: float, scop
                FROM {typed} t {scope.join_rows('t')}
                LEFT JOIN hits h ON h._file_id = t._file_id AND h._row_number = t._row_number
                LEFT JOIN held hf ON hf.file_id = t._file_id),
+             candidates AS (SELECT * FROM marked t WHERE t.fixed IS NULL),
+             repeated AS (
+               SELECT t._brand, {key_cols} FROM candidates t WHERE {key_present}
+               GROUP BY t._brand, {key_cols} HAVING COUNT(*) > 1),
              ranked AS (
                SELECT t._file_id, t._row_number, t._brand, {source_key_sql(entity)} AS source_key, t._row_hash,
                       ROW_NUMBER() OVER ({window}) AS rn,
                       FIRST_VALUE(t._file_id) OVER ({window}) AS kept_file_id,
                       FIRST_VALUE(t._row_number) OVER ({window}) AS kept_row_number,
                       FIRST_VALUE(t._row_hash) OVER ({window}) AS kept_hash
-               FROM marked t WHERE t.fixed IS NULL)
+               FROM candidates t WHERE (t._brand, {key_cols}) IN (SELECT * FROM repeated) OR {key_missing}
+               UNION ALL
+               SELECT t._file_id, t._row_number, t._brand, {source_key_sql(entity)}, t._row_hash,
+                      1, t._file_id, t._row_number, t._row_hash
+               FROM candidates t WHERE {key_present} AND (t._brand, {key_cols}) NOT IN (SELECT * FROM repeated))
         SELECT CAST(:e AS VARCHAR) AS entity, _file_id, _row_number, _brand, source_key,
                CASE WHEN rn = 1 THEN 'staged' ELSE 'deduplicated' END AS outcome,
                CASE WHEN rn = 1 THEN NULL ELSE kept_file_id END AS kept_file_id,

@@ -80,21 +80,32 @@ def plan_blocking(con, table: str, rules: tuple[tuple[str, ...], ...], budget: B
     """
     records = con.sql(f"SELECT count(*) FROM {table}").fetchone()[0]
     allowed = int(budget.comparisons_per_record * records)
+    if group:
+        # Records sharing their group with another record: only they can form a pair inside one group.
+        columns = ", ".join(sorted({f for rule in rules for f in rule}))
+        con.execute("DROP TABLE IF EXISTS _grouped")
+        con.execute(f"CREATE TABLE _grouped AS SELECT {columns}, {group} FROM {table} WHERE {group} IN "
+                    f"(SELECT {group} FROM {table} GROUP BY {group} HAVING count(*) > 1)")
     for k, fields in enumerate(rules):
         keys = ", ".join(fields)
         present = " AND ".join(f"{f} IS NOT NULL" for f in fields)
         con.execute(f"DROP TABLE IF EXISTS _blocks_{k}")
         # n records per block, of which `pairs` are in different groups: n * (n - 1) / 2 less each group's own.
         # block_id is any number unique to the block (only equality is used): no sort of the keys.
-        parts = (f"SELECT {keys}, count(*) AS m FROM {table} WHERE {present} GROUP BY {keys}, {group}" if group
-                 else f"SELECT {keys}, 1 AS m FROM {table} WHERE {present}")
-        con.execute(f"""
-            CREATE TABLE _blocks_{k} AS
-            SELECT {keys}, n, pairs, row_number() OVER () AS block_id
-            FROM (SELECT {keys}, sum(m) AS n, sum(m) * (sum(m) - 1) / 2 - sum(m * (m - 1) / 2) AS pairs
-                  FROM ({parts}) p GROUP BY {keys}) b
-            WHERE pairs > 0
-        """)
+        blocks = f"SELECT {keys}, count(*) AS n FROM {table} WHERE {present} GROUP BY {keys} HAVING count(*) > 1"
+        if group:
+            blocks = f"""
+                SELECT {keys}, n, n * (n - 1) / 2 - coalesce(w, 0) AS pairs
+                FROM ({blocks}) b
+                LEFT JOIN (SELECT {keys}, sum(m * (m - 1) / 2) AS w
+                           FROM (SELECT {keys}, count(*) AS m FROM _grouped WHERE {present}
+                                 GROUP BY {keys}, {group} HAVING count(*) > 1) g
+                           GROUP BY {keys}) w USING ({keys})"""
+        else:
+            blocks = f"SELECT {keys}, n, n * (n - 1) / 2 AS pairs FROM ({blocks}) b"
+        con.execute(f"CREATE TABLE _blocks_{k} AS SELECT {keys}, n, pairs, row_number() OVER () AS block_id "
+                    f"FROM ({blocks}) s WHERE pairs > 0")
+    con.execute("DROP TABLE IF EXISTS _grouped")
     sizes = " UNION ALL ".join(f"SELECT {k} AS rule, n, pairs FROM _blocks_{k}" for k in range(len(rules)))
     # The largest block size s such that all blocks of at most s records (and at most max_block_size) fit.
     cap = con.sql(f"""

@@ -56,6 +56,14 @@ class WarehouseResource(dg.ConfigurableResource):
                                        temp_directory=self.temp_directory)
         return self._engine
 
+    def side_duckdb_settings(self, purpose: str) -> dict[str, str | int | None]:
+        """Memory, threads and spill folder for another DuckDB instance this process opens beside the warehouse
+        (Splink's in-memory pass). Its spill folder is a folder of its own under the warehouse's: two instances
+        spilling into one folder overwrite each other's files, and the one closing first deletes the folder,
+        taking the other's spilled rows with it (a 1M-people run died at commit on "Corrupt temporary file")."""
+        folder = str(Path(self.temp_directory) / purpose) if self.temp_directory else None
+        return {"memory_limit": self.memory_limit, "threads": self.threads, "temp_directory": folder}
+
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         # Release the DuckDB file as soon as the step ends: it admits one writing process at a time.
         if self._engine is not None:

@@ -28,13 +28,12 @@ SPECS = [
 
 def _find_pairs(warehouse: WarehouseResource):
     """Splink's probabilistic pass, imported only when it runs (it is the heaviest import of the stage),
-    its own DuckDB connection bounded by the warehouse's memory, thread and spill settings."""
+    its own DuckDB connection bounded by the warehouse's memory and threads, spilling to a folder of its own."""
     from functools import partial
 
     from crm_pipeline.identity.probabilistic import match_people
 
-    bounds = {"memory_limit": warehouse.memory_limit, "threads": warehouse.threads,
-              "temp_directory": warehouse.temp_directory}
+    bounds = warehouse.side_duckdb_settings("probabilistic")
     return partial(match_people, duckdb_settings=bounds) if any(bounds.values()) else match_people
 
 

@@ -30,3 +30,15 @@ def test_the_warehouses_spilled_rows_survive_a_side_instance_that_spills_and_clo
 
         count, largest = conn.execute(sa.text("SELECT COUNT(*), MAX(i) FROM kept")).one()
     assert (count, largest) == (ROWS, ROWS - 1)
+
+
+def test_the_probabilistic_pass_spills_to_its_own_folder_under_the_warehouses(tmp_path):
+    from crm_pipeline.defs.identity_assets import _find_pairs
+
+    warehouse = WarehouseResource(url=f"duckdb:///{tmp_path / 'w.duckdb'}", memory_limit="1GB",
+                                  temp_directory=str(tmp_path / "duckdb_tmp"))
+
+    settings = _find_pairs(warehouse).keywords["duckdb_settings"]
+
+    assert settings["memory_limit"] == "1GB"
+    assert settings["temp_directory"] == str(tmp_path / "duckdb_tmp" / "probabilistic")

@@ -57,14 +57,15 @@ OUTPUT_COLUMNS = ("node_a", "node_b", "match_probability")
 # Below this many records (with a name) the model has too few pairs to learn from, and a
 # person's duplicate is better left to the deterministic pass than to a guessed model.
 MIN_RECORDS = 50
-# The model is trained on bounded samples, whatever the number of records: its parameters are
-# a few dozen rates, which a sample estimates as well as every pair would (the pairs scored
-# are not sampled). Pairs sampled to learn how often non-matches agree by chance (u): enough
-# to see the rarest level (exact birth date, about 1 in 25,000) about twenty times. Measured
-# on the generator at 100k and 1M records, 1.2M u pairs and 2M EM pairs gave the same
-# precision and recall (to 0.001) at three times the training time.
-U_MAX_PAIRS = 5e5
-# Pairs per expectation-maximisation session; sampled down (deterministically) above this.
+# Pairs sampled to learn how often non-matches agree by chance (u): enough to see the
+# rarest level (exact birth date, about 1 in 25,000) a few dozen times, whatever the number of
+# records. (500k gave the same pairs on the generator but 3 fewer on FEBRL 4.)
+U_MAX_PAIRS = 1.2e6
+# Pairs per expectation-maximisation session; sampled down (deterministically) above this. The
+# model's parameters are a few dozen rates, which a sample estimates as well as every pair would
+# (the pairs scored are never sampled). On the generator 500k gave the pairs 2M gave (100k records:
+# the same pairs; 1M: precision and recall within 0.001) at a quarter of the session's time; FEBRL's
+# sessions are smaller than either.
 EM_MAX_PAIRS = 5e5
 # Candidate pairs scored per chunk of predict. Splink materialises a chunk's blocked pairs (and
 # the records they touch) before scoring them, and keeps only the pairs over SCORED_FLOOR: so
@@ -373,8 +374,12 @@ def _trained_linker(records: SplinkDataFrame, con: duckdb.DuckDBPyConnection, se
         # Sample only when needed: below max_pairs, Splink's sampling probe finds nothing and warns.
         sample = _pair_count(con, columns) > EM_MAX_PAIRS
         try:
+            # Iterations over the distinct comparison vectors, not over every pair with its name frequencies:
+            # half the session's time, and the same pairs on the generator (100k) and FEBRL 1, 2 and 4 (term
+            # frequencies still weigh every pair scored).
             linker.training.estimate_parameters_using_expectation_maximisation(
-                block_on(*columns), max_pairs=EM_MAX_PAIRS if sample else None)
+                block_on(*columns), max_pairs=EM_MAX_PAIRS if sample else None,
+                estimate_without_term_frequencies=True)
         except ValueError:  # Splink 5 rejects an m that EM drove to 0: too few pairs in the block to learn from
             logger.warning("probabilistic_pairs: too few pairs to train on (%s); no probabilistic edges", columns)
             return None

@@ -8,7 +8,7 @@ so that its peak memory is its own: a full resolution (`full_refresh`), the same
 of web events (bench/e2e.py's drop, staged first, not timed), again with nothing new, after 1,000
 more events of visitors already known (no new node: the graph is not clustered again), and a full
 refresh with nothing new.
-Prints seconds, peak RSS, the run's mode and what it changed.
+Prints seconds, peak RSS, the run's mode, what it changed and the rounds its connected components took.
 """
 
 from __future__ import annotations
@@ -65,7 +65,8 @@ def _resolve(db: Path, full_refresh: bool) -> dict:
             "records": report.records, "contacts": report.contacts, "records_added": c.records_added,
             "records_removed": c.records_removed, "records_reassigned": c.records_reassigned,
             "contacts_touched": c.contacts_touched, "created": c.contacts_created, "changed": c.contacts_changed,
-            "retired": c.contacts_retired, "steps": {k: round(v, 1) for k, v in report.seconds.items()}}
+            "retired": c.contacts_retired, "steps": {k: round(v, 1) for k, v in report.seconds.items()},
+            "component_rounds": dict(getattr(report, "rounds", {}))}
 
 
 def _known_visitors(landing: Path, rows: int) -> None:
@@ -137,7 +138,7 @@ def main() -> None:
     for name, r in rows:
         print(f"| {name} | {r['mode']} | {r['seconds']} | {r['peak_rss_gib']} GiB | {r['records_added']:,} / "
               f"{r['records_removed']:,} / {r['records_reassigned']:,} | {r['contacts_touched']:,} ({r['created']:,}, "
-              f"{r['changed']:,}, {r['retired']:,}) | {r['steps']} |")
+              f"{r['changed']:,}, {r['retired']:,}) | {r['steps']} {r.get('component_rounds') or ''} |")
 
 
 if __name__ == "__main__":

@@ -70,12 +70,13 @@ def label_components(execute: Callable[[str], object], count: Callable[[str], in
 
 
 def _is_star_forest(count: Callable[[str], int], d: str) -> bool:
-    """Every component a star around its smallest key: no node has two smaller neighbours, and no node's
-    smaller neighbour has a smaller neighbour of its own."""
+    """Every component a star around its smallest key: no node has two smaller neighbours, and no node is both
+    a smaller neighbour (a centre) and has a smaller neighbour itself. Linear: a hub's edges are never paired."""
     return not count(f"""SELECT COUNT(*) FROM (
         SELECT u FROM {d} WHERE v < u GROUP BY u HAVING COUNT(*) > 1
         UNION ALL
-        SELECT c.u FROM {d} c JOIN {d} p ON p.u = c.v AND p.v < p.u WHERE c.v < c.u) bad""")
+        SELECT c.u FROM (SELECT DISTINCT u FROM {d} WHERE v < u) c
+        JOIN (SELECT DISTINCT v FROM {d} WHERE v < u) p ON p.v = c.u) bad""")
 
 
 def sqlalchemy_runner(conn) -> tuple[Callable[[str], object], Callable[[str], int]]:

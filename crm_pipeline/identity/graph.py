@@ -2,12 +2,12 @@
 
 A resolution keeps the graph in session-private scratch tables on its connection, so that clustering,
 match types and contact ids (`stable_ids.py`) are computed where the data is and Python sees only
-small sets (alerts, pairs of reviewers' decisions):
+small sets (alerts, reviewers' decisions) and the model's pairs:
 - `id_nodes` (node_id, k, record_count): every node, keyed by its rank in node id order, so the
   smallest key of a component is its smallest node id, as the contact id rules order components;
-- `id_base_edges` (a, b): the deterministic edges; nodes sharing an identifier are tied to the
-  smallest of them (a star per identifier value: the same components as the node-value graph, with
-  one edge per node instead of one per pair);
+- `id_base_edges` (a, b): the deterministic edges (what the guards kept, `guards.py`, and reviewers'
+  must-links); nodes sharing an identifier are tied to the smallest of them (a star per identifier
+  value: the same components as the node-value graph, with one edge per node instead of one per pair);
 - `id_det` and `id_final` (k, label): components without and with the accepted probabilistic pairs
   (`id_pairs`), labelled by their smallest key (`components.py`);
 - `id_typed` (k, component, match_type, match_probability): how each node joined its final cluster.
@@ -20,19 +20,18 @@ import pyarrow as pa
 import sqlalchemy as sa
 
 from crm_pipeline.identity.components import label_components, sqlalchemy_runner
+from crm_pipeline.identity.guards import KEPT_IDENTIFIERS, KEPT_LOGINS, SCRATCH as GUARD_SCRATCH
 from crm_pipeline.identity.nodes import PERSON_NODES_SQL, all_nodes_sql
 from crm_pipeline.warehouse.bulk import insert_arrow, read_frame
 
 _scratch = sa.MetaData()
-# Rows only Python holds (the guarded identifier edges, the login and must-link ties, the model's pairs).
-_identifiers = sa.Table("id_identifiers", _scratch, sa.Column("node_id", sa.String), sa.Column("kind", sa.String),
-                        sa.Column("value", sa.String), prefixes=["TEMPORARY"])
-_direct = sa.Table("id_direct", _scratch, sa.Column("node_a", sa.String), sa.Column("node_b", sa.String),
-                   prefixes=["TEMPORARY"])
+# The model's accepted pairs: the one part of the graph that Python holds (Splink's output).
 _pairs = sa.Table("id_pairs", _scratch, sa.Column("node_a", sa.String), sa.Column("node_b", sa.String),
                   sa.Column("match_probability", sa.Double), prefixes=["TEMPORARY"])
-SCRATCH = ("id_nodes", "id_identifiers", "id_direct", "id_base_edges", "id_det", "id_pairs", "id_final", "id_typed")
+SCRATCH = ("id_nodes", "id_base_edges", "id_det", "id_pairs", "id_final", "id_typed", *GUARD_SCRATCH)
 
+MUST_LINKS = "SELECT node_a, node_b FROM identity_decisions WHERE decision = 'must_link'"
+CANNOT_LINKS = "SELECT node_a, node_b FROM identity_decisions WHERE decision = 'cannot_link'"
 _PAIR_EDGES = ("SELECT na.k AS a, nb.k AS b FROM id_pairs p JOIN id_nodes na ON na.node_id = p.node_a "
                "JOIN id_nodes nb ON nb.node_id = p.node_b")
 
@@ -48,19 +47,16 @@ def load_nodes(conn: sa.Connection) -> None:
                          f"ROW_NUMBER() OVER (ORDER BY node_id) AS k FROM ({all_nodes_sql()}) n"))
 
 
-def deterministic_components(conn: sa.Connection, identifier_edges: pd.DataFrame, direct: pd.DataFrame) -> int:
-    """`id_base_edges` and `id_det` from the guarded identifier edges and direct ties; returns the rounds."""
-    for table, frame in ((_identifiers, identifier_edges), (_direct, direct)):
-        table.create(conn)
-        insert_arrow(conn, table, pa.Table.from_pandas(frame[[c.name for c in table.columns]].astype("string"),
-                                                       preserve_index=False))
-    conn.execute(sa.text("""
+def deterministic_components(conn: sa.Connection) -> int:
+    """`id_base_edges` and `id_det` from the identifiers and logins the guards kept and the reviewers' must-links
+    (as certain as a shared identifier: the pair is one cluster before scoring); returns the rounds."""
+    conn.execute(sa.text(f"""
         CREATE TEMPORARY TABLE id_base_edges AS
         SELECT n.k AS a, MIN(n.k) OVER (PARTITION BY e.kind, e.value) AS b
-        FROM id_identifiers e JOIN id_nodes n ON n.node_id = e.node_id
+        FROM ({KEPT_IDENTIFIERS}) e JOIN id_nodes n ON n.node_id = e.node_id
         UNION ALL
-        SELECT na.k, nb.k FROM id_direct d JOIN id_nodes na ON na.node_id = d.node_a
-        JOIN id_nodes nb ON nb.node_id = d.node_b"""))
+        SELECT na.k, nb.k FROM ({KEPT_LOGINS} UNION ALL {MUST_LINKS}) d
+        JOIN id_nodes na ON na.node_id = d.node_a JOIN id_nodes nb ON nb.node_id = d.node_b"""))
     return label_components(*sqlalchemy_runner(conn), nodes="id_nodes", edges="SELECT a, b FROM id_base_edges",
                             out="id_det", prefix="id_cc")
 

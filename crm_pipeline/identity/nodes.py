@@ -45,24 +45,22 @@ def record_nodes_sql(entity: str) -> str:
             f"{node} AS node_id, t._file_id, t._row_number FROM stg_{entity} t WHERE {where}")
 
 
-def identifier_edges(conn: sa.Connection) -> pd.DataFrame:
-    """Distinct (node_id, kind, value) over all entities."""
+def identifier_edges_sql() -> str:
+    """SELECT node_id, kind, value: distinct identifiers of every node, over all entities."""
     parts = []
     for entity, identifiers in _IDENTIFIERS.items():
         node, _, where = RECORD_NODES[entity]
         for kind, expr in identifiers:
             parts.append(f"SELECT {node} AS node_id, '{kind}' AS kind, {expr} AS value "
                          f"FROM stg_{entity} t WHERE {where} AND {expr} IS NOT NULL")
-    return read_frame(conn, sa.text("SELECT DISTINCT node_id, kind, value FROM (" + " UNION ALL ".join(parts) + ") e"))
+    return "SELECT DISTINCT node_id, kind, value FROM (" + " UNION ALL ".join(parts) + ") e"
 
 
-def direct_edges(conn: sa.Connection) -> pd.DataFrame:
-    """Node pairs tied by the data itself: a cookie whose session logged in to a customer account."""
-    return read_frame(conn, sa.text(
-        "SELECT DISTINCT t._brand || '|cookie|' || t.cookie_id AS node_a, "
-        "t._brand || '|customer|' || t.customer_id AS node_b "
-        "FROM stg_web_events t WHERE t.cookie_id IS NOT NULL AND t.customer_id IS NOT NULL"
-    ))
+def direct_edges_sql() -> str:
+    """SELECT node_a, node_b: node pairs tied by the data itself, a cookie whose session logged in to an account."""
+    return ("SELECT DISTINCT t._brand || '|cookie|' || t.cookie_id AS node_a, "
+            "t._brand || '|customer|' || t.customer_id AS node_b "
+            "FROM stg_web_events t WHERE t.cookie_id IS NOT NULL AND t.customer_id IS NOT NULL")
 
 
 def all_nodes_sql() -> str:
@@ -71,14 +69,20 @@ def all_nodes_sql() -> str:
     return f"SELECT node_id, COUNT(*) AS record_count FROM ({union}) r GROUP BY node_id"
 
 
-def all_nodes(conn: sa.Connection) -> pd.DataFrame:
-    """Every node with the number of records joining through it."""
-    return read_frame(conn, sa.text(all_nodes_sql()))
-
-
 # The nodes of named records (customers, subscribers): the ones `person_records` reads.
 PERSON_NODES_SQL = ("SELECT t._brand || '|customer|' || t.customer_id AS node_id FROM stg_customers t "
                     "UNION SELECT t._brand || '|subscriber|' || t.subscriber_id FROM stg_subscribers t")
+
+
+def person_records_sql() -> str:
+    """SELECT the named records (customers, subscribers) with the fields the guards and probabilistic matching use."""
+    return ("SELECT t._brand || '|customer|' || t.customer_id AS node_id, t.first_name, t.last_name, t.birth_date, "
+            "t.address_line1, t.postal_code, t.city, t.region, t.country, t.email_match_key, t.phone "
+            "FROM stg_customers t "
+            "UNION ALL "
+            "SELECT t._brand || '|subscriber|' || t.subscriber_id, t.first_name, t.last_name, CAST(NULL AS DATE), "
+            "CAST(NULL AS VARCHAR), CAST(NULL AS VARCHAR), CAST(NULL AS VARCHAR), CAST(NULL AS VARCHAR), t.country, "
+            "t.email_match_key, CAST(NULL AS VARCHAR) FROM stg_subscribers t")
 
 
 def person_records(conn: sa.Connection) -> pd.DataFrame:
@@ -87,12 +91,4 @@ def person_records(conn: sa.Connection) -> pd.DataFrame:
     One row per node; when a node has several rows (a customer re-sent), the staged one wins (staging
     already keeps one row per key).
     """
-    return read_frame(conn, sa.text(
-        "SELECT t._brand || '|customer|' || t.customer_id AS node_id, t.first_name, t.last_name, t.birth_date, "
-        "t.address_line1, t.postal_code, t.city, t.region, t.country, t.email_match_key, t.phone FROM stg_customers t "
-        "UNION ALL "
-        "SELECT t._brand || '|subscriber|' || t.subscriber_id, t.first_name, t.last_name, CAST(NULL AS DATE), "
-        "CAST(NULL AS VARCHAR), CAST(NULL AS VARCHAR), CAST(NULL AS VARCHAR), CAST(NULL AS VARCHAR), t.country, "
-        "t.email_match_key, "
-        "CAST(NULL AS VARCHAR) FROM stg_subscribers t"
-    ))
+    return read_frame(conn, sa.text(person_records_sql()))

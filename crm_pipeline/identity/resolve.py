@@ -14,8 +14,8 @@ import sqlalchemy as sa
 
 from crm_pipeline.identity.config import IdentityConfig
 from crm_pipeline.identity import graph as graph_tables
-from crm_pipeline.identity.guards import guard_devices, guard_identifiers
-from crm_pipeline.identity.nodes import direct_edges, identifier_edges, person_records
+from crm_pipeline.identity import guards
+from crm_pipeline.identity.nodes import person_records, person_records_sql
 from crm_pipeline.identity.match_store import match_digest, stored_match, store_match
 from crm_pipeline.identity.runs import fingerprint, graph_digest, last_run, with_graph
 from crm_pipeline.identity.stable_ids import SCRATCH as STABLE_ID_SCRATCH, assign_contact_ids
@@ -27,7 +27,6 @@ from crm_pipeline.warehouse.identity_schema import (
 
 PairFinder = Callable[..., pd.DataFrame]
 _NEXT_NODES = "id_nodes_next"  # this run's identity_nodes rows, written by difference
-_CANNOT_LINKS = "SELECT node_a, node_b FROM identity_decisions WHERE decision = 'cannot_link'"
 
 
 @dataclass
@@ -87,17 +86,16 @@ def _resolve(conn: sa.Connection, report: IdentityReport, clock: float, *, as_of
              previous_as_of: date | None) -> None:
     graph_tables.drop_scratch(conn)
     graph_tables.load_nodes(conn)
-    nodes = read_frame(conn, sa.text("SELECT node_id FROM id_nodes"))
-    edges = identifier_edges(conn)
-    direct = direct_edges(conn)
-    people = person_records(conn)
+    guards.load_edges(conn)
     decisions = read_frame(conn, sa.select(identity_decisions.c.node_a, identity_decisions.c.node_b,
                                            identity_decisions.c.decision))
     # An erased person's contact id is never handed to someone new.
     erased = conn.execute(sa.text("SELECT MAX(retired_contact_number) FROM erasure_requests")).scalar() \
         if sa.inspect(conn).has_table("erasure_requests") else None
     report.seconds["read"] = time.perf_counter() - clock
-    graph = graph_digest([nodes, edges, direct, people, decisions], signature)
+    graph = graph_digest(conn, ["SELECT node_id FROM id_nodes", "SELECT node_id, kind, value FROM id_identifiers",
+                                "SELECT node_a, node_b FROM id_logins", person_records_sql(),
+                                "SELECT node_a, node_b, decision FROM identity_decisions"], signature)
     signature = with_graph(signature, graph)
     if graph == previous_graph and not full_refresh:
         # The same graph clusters as last time: the stored nodes stand; only new or gone records are written.
@@ -106,20 +104,14 @@ def _resolve(conn: sa.Connection, report: IdentityReport, clock: float, *, as_of
         _fill_from_stored(conn, report, config, as_of, "incremental")
         report.seconds["total"] = time.perf_counter() - clock
         return
-    del nodes
 
-    guarded = guard_identifiers(edges, people, config)
-    devices = guard_devices(direct, guarded.edges, people, config)
-    guarded.edges, direct = devices.edges, devices.direct
-    # A reviewer's must-link is as certain as a shared identifier: the pair is one cluster before scoring.
-    must = decisions.loc[decisions["decision"] == "must_link", ["node_a", "node_b"]]
-    cannot = decisions.loc[decisions["decision"] == "cannot_link", ["node_a", "node_b"]]
-    direct = pd.concat([direct, must], ignore_index=True)
-    report.rounds["deterministic"] = graph_tables.deterministic_components(conn, guarded.edges, direct)
+    rejected = guards.apply_guards(conn, config)
+    report.rounds["deterministic"] = graph_tables.deterministic_components(conn)
     report.seconds["deterministic"] = time.perf_counter() - clock
 
     pairs, new_match = pd.DataFrame({"node_a": [], "node_b": [], "match_probability": []}), None
-    if config.probabilistic_enabled and find_pairs is not None and len(people):
+    people = person_records(conn) if config.probabilistic_enabled and find_pairs is not None else []
+    if len(people):  # Splink's input: one row per named record
         records = people.drop_duplicates("node_id").merge(graph_tables.person_clusters(conn), on="node_id",
                                                           how="left")
         digest = match_digest(records, config, find_pairs)
@@ -133,8 +125,9 @@ def _resolve(conn: sa.Connection, report: IdentityReport, clock: float, *, as_of
         pairs, report.match = getattr(found, "pairs", found), (found if hasattr(found, "pairs") else None)
     report.seconds["probabilistic"] = time.perf_counter() - clock
 
+    cannot = decisions.loc[decisions["decision"] == "cannot_link", ["node_a", "node_b"]]
     pairs, unenforceable = _honour_cannot_links(conn, report, pairs, cannot)
-    report.must_links, report.cannot_links = len(must), len(cannot)
+    report.must_links, report.cannot_links = int((decisions["decision"] == "must_link").sum()), len(cannot)
     report.cannot_links_unenforceable = unenforceable
     graph_tables.type_matches(conn)
     assign_contact_ids(conn, at_least=int(erased or 0) + 1)
@@ -157,15 +150,15 @@ def _resolve(conn: sa.Connection, report: IdentityReport, clock: float, *, as_of
         f"SELECT contact_id, COUNT(*) AS size FROM {_NEXT_NODES} GROUP BY contact_id HAVING COUNT(*) > :cap "
         "ORDER BY contact_id").bindparams(cap=config.max_cluster_size))
     oversized = pd.Series(oversized["size"].to_numpy(), index=oversized["contact_id"].astype(str).to_numpy())
-    alerts = _alerts(guarded, devices.shared, oversized, config, as_of, report.match)
+    alerts = _alerts(rejected, oversized, config, as_of, report.match)
     report.changes = _write(conn, alerts, as_of, _borderline_rows(report.match, pairs, as_of), mode=report.mode,
                             signature=signature, new_match=new_match)
     report.seconds["total"] = time.perf_counter() - clock
 
     report.probabilistic_pairs = len(pairs)
     report.probabilistic_share = float(prob_records / max(report.records, 1))
-    report.junk_values, report.capped_values = len(guarded.junk), len(guarded.capped)
-    report.shared_devices = len(devices.shared)
+    report.junk_values, report.capped_values = len(rejected.junk), len(rejected.capped)
+    report.shared_devices = len(rejected.shared)
     report.oversized_clusters = list(oversized.index)
 
 
@@ -184,12 +177,12 @@ def _honour_cannot_links(conn: sa.Connection, report: IdentityReport, pairs: pd.
     report.rounds["final"] = graph_tables.final_components(conn, pairs)
     if not len(cannot):
         return pairs, []
-    together = graph_tables.pairs_in_one_component(conn, "id_final", _CANNOT_LINKS)
+    together = graph_tables.pairs_in_one_component(conn, "id_final", graph_tables.CANNOT_LINKS)
     if len(together):
         touched = pd.concat([together["node_a"], together["node_b"]])
         pairs = pairs[~(pairs["node_a"].isin(touched) | pairs["node_b"].isin(touched))]
         report.rounds["final"] += graph_tables.final_components(conn, pairs)
-    stuck = graph_tables.pairs_in_one_component(conn, "id_det", _CANNOT_LINKS)
+    stuck = graph_tables.pairs_in_one_component(conn, "id_det", graph_tables.CANNOT_LINKS)
     stuck = stuck.sort_values(["node_a", "node_b"])
     return pairs, list(stuck["node_a"] + " / " + stuck["node_b"])
 
@@ -211,16 +204,16 @@ def _borderline_rows(match, pairs: pd.DataFrame, as_of: date) -> pd.DataFrame:
     }, columns=columns)
 
 
-def _alerts(guarded, shared_devices: pd.DataFrame, oversized: pd.Series, config: IdentityConfig,
-            as_of: date, match=None) -> pd.DataFrame:
-    rows = [pd.DataFrame({"kind": "junk_identifier", "subject": guarded.junk["kind"] + ":" + guarded.junk["value"],
-                          "detail": guarded.junk["nodes"].astype(str) + " records carried it; never used to join"}),
+def _alerts(rejected: guards.Rejected, oversized: pd.Series, config: IdentityConfig, as_of: date,
+            match=None) -> pd.DataFrame:
+    rows = [pd.DataFrame({"kind": "junk_identifier", "subject": rejected.junk["kind"] + ":" + rejected.junk["value"],
+                          "detail": rejected.junk["nodes"].astype(str) + " records carried it; never used to join"}),
             pd.DataFrame({"kind": "identifier_capped",
-                          "subject": guarded.capped["kind"] + ":" + guarded.capped["value"],
-                          "detail": guarded.capped["people"].astype(str) + " distinct people share it (cap "
+                          "subject": rejected.capped["kind"] + ":" + rejected.capped["value"],
+                          "detail": rejected.capped["people"].astype(str) + " distinct people share it (cap "
                                     + str(config.max_people_per_identifier) + "); not used to join"}),
-            pd.DataFrame({"kind": "device_shared", "subject": "device:" + shared_devices["device"],
-                          "detail": shared_devices["people"].astype(str) + " distinct people logged in on it (cap "
+            pd.DataFrame({"kind": "device_shared", "subject": "device:" + rejected.shared["device"],
+                          "detail": rejected.shared["people"].astype(str) + " distinct people logged in on it (cap "
                                     + str(config.max_people_per_device) + "); not used to join"}),
             pd.DataFrame({"kind": "cluster_too_large", "subject": oversized.index.astype(str),
                           "detail": oversized.astype(str).values + f" nodes (max {config.max_cluster_size})"}),

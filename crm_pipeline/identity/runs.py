@@ -19,8 +19,10 @@ import sqlalchemy as sa
 
 from crm_pipeline.identity.config import IdentityConfig
 from crm_pipeline.identity.nodes import RECORD_NODES
+from crm_pipeline.warehouse.engine import is_duckdb
 
 RUN_MODES = ("full", "incremental", "unchanged")
+_BATCH_ROWS = 100_000
 
 
 def fingerprint(conn: sa.Connection, config: IdentityConfig, probabilistic: bool) -> str:
@@ -71,14 +73,37 @@ def with_graph(signature: str, graph: str | None) -> str:
     return json.dumps({**json.loads(signature), "graph": graph}, sort_keys=True)
 
 
-def graph_digest(frames: list, signature: str) -> str:
-    """A digest of the graph a resolution clusters (node ids, identifier and direct edges, person
-    records, decisions, each in a fixed order) and of the settings: equal digests cluster alike."""
+def graph_digest(conn: sa.Connection, queries: list[str], signature: str) -> str:
+    """A digest of the graph a resolution clusters (what `queries` select: node ids, identifier and login
+    edges, person records, decisions) and of the settings: equal digests cluster alike.
+
+    Each query is read in bounded batches and summarised without sorting: its row count and the sum
+    (modulo 2**64) of its rows' 64-bit hashes, which does not depend on the order rows arrive in.
+    """
+    import numpy as np
     import pandas as pd
 
     digest = hashlib.sha256(json.loads(signature)["settings"].encode())
-    for frame in frames:
-        ordered = frame.sort_values(list(frame.columns), ignore_index=True)
-        digest.update(str(list(frame.columns)).encode())
-        digest.update(pd.util.hash_pandas_object(ordered, index=False).to_numpy().tobytes())
+    for query in queries:
+        rows, total, columns = 0, 0, None
+        for batch in _batches(conn, query):
+            columns = list(batch.columns)
+            hashes = pd.util.hash_pandas_object(batch, index=False).to_numpy()
+            rows, total = rows + len(hashes), (total + int(hashes.sum(dtype=np.uint64))) % 2**64
+        digest.update(json.dumps([columns, rows, total]).encode())
     return digest.hexdigest()
+
+
+def _batches(conn: sa.Connection, query: str, rows: int = _BATCH_ROWS):
+    """The result of `query` as DataFrames of at most `rows` rows (DuckDB hands Arrow batches over)."""
+    import pandas as pd
+
+    if is_duckdb(conn):
+        reader = conn.connection.driver_connection.execute(query).fetch_record_batch(rows)
+        for batch in reader:
+            yield batch.to_pandas()
+        return
+    # Options on the statement, not the connection: a connection's options would stay for its later statements.
+    result = conn.execute(sa.text(query).execution_options(stream_results=True))
+    for part in result.partitions(rows):
+        yield pd.DataFrame.from_records(part, columns=list(result.keys()))

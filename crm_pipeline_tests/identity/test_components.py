@@ -14,20 +14,13 @@ import pytest
 import sqlalchemy as sa
 
 from crm_pipeline.identity.components import ComponentsDidNotConverge, label_components, sqlalchemy_runner
-from crm_pipeline.warehouse.engine import make_engine
-from crm_pipeline_tests.postgres.conftest import postgres_server  # noqa: F401  (the fixture)
 
 
-@pytest.fixture(params=["duckdb", "postgresql"])
-def conn(request, tmp_path):
-    if request.param == "duckdb":
-        engine = make_engine(f"duckdb:///{tmp_path / 'w.duckdb'}")
-    else:
-        server = request.getfixturevalue("postgres_server")
-        engine = make_engine(server.create_database(f"components_{tmp_path.name}".lower()[:60]))
-    with engine.connect() as connection:
+@pytest.fixture
+def conn(backend):
+    """A connection to a warehouse on each engine (the `backend` fixture)."""
+    with backend.connect() as connection:
         yield connection
-    engine.dispose()
 
 
 def smallest_of_component(n: int, edges: list[tuple[int, int]]) -> list[int]:

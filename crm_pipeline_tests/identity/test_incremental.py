@@ -26,7 +26,6 @@ from crm_pipeline.quality.publish import publish
 from crm_pipeline.synth.generate import generate
 from crm_pipeline.warehouse.engine import make_engine
 from crm_pipeline_tests.conftest import NOW
-from crm_pipeline_tests.postgres.conftest import postgres_server  # noqa: F401  (the fixture)
 from crm_pipeline_tests.quality.test_incremental import drops, land, load
 
 D1, D2 = dt.date(2025, 6, 20), dt.date(2025, 6, 30)
@@ -42,17 +41,6 @@ def generated(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("generated")
     generate(out, people=300, brands=2, days=120, seed=5, end_date="2025-06-30")
     return out / "landing"
-
-
-@pytest.fixture(params=["duckdb", "postgresql"])
-def backend(request, tmp_path):
-    if request.param == "duckdb":
-        engine = make_engine(f"duckdb:///{tmp_path / 'w.duckdb'}")
-    else:
-        server = request.getfixturevalue("postgres_server")
-        engine = make_engine(server.create_database(f"identity_{tmp_path.name}".lower()[:60]))
-    yield engine
-    engine.dispose()
 
 
 def stage_and_resolve(engine, landing: Path, as_of: dt.date, *, full_refresh=False, find_pairs=None):

@@ -53,8 +53,8 @@ def finish(conn: sa.Connection, table: str, key: tuple[str, ...], contacts: str 
     columns = list(conn.execute(sa.text(f"SELECT * FROM {table} WHERE 1 = 0")).keys())
     values = [c for c in columns if c not in key]
     # per value column whether it changed, so an UPDATE sets only the columns that did (`_apply`)
-    picked = [*(f"n.{c}" for c in values),
-              *(f"CASE WHEN n.{c} IS DISTINCT FROM s.{c} THEN 1 ELSE 0 END AS {_flag(i)}" for i, c in enumerate(values))]
+    picked = [*(f"n.{c}" for c in values), *(f"CASE WHEN n.{c} IS DISTINCT FROM s.{c} THEN 1 ELSE 0 END AS {_flag(i)}"
+                                              for i, c in enumerate(values))]
     diff(conn, next_table(table), stored, key, values, picked=picked, params=params)
     written = _apply(conn, table, key, columns, keep=keep)
     conn.execute(sa.text(f"DROP TABLE {next_table(table)}"))

@@ -3,7 +3,8 @@
 A contact's preferences, preferred channel and lifecycle stage change only when a day enters or leaves one of
 their windows, or their aggregates were rewritten; its engagement scores, kept as of an anchor day, decay by
 themselves (in the view) and otherwise change the same way, with windows of their own (the scores 7 and 30
-days back, the two activity windows: `tmp_scoring_due_engagement`). So, on an incremental run with the previous run's rows in place, the due contacts are:
+days back, the two activity windows: `tmp_scoring_due_engagement`). So, on an incremental run with the
+previous run's rows in place, the due contacts are:
 - the contacts whose daily aggregates this run rewrote (`tmp_scoring_recompute`);
 - contacts with an aggregate row on a day the run moved over (previous day + 1 .. as_of; as_of alone on
   a same-day run): a new interaction, a purchase, a first day (a contact becoming known);
@@ -51,8 +52,8 @@ def create_due(conn: sa.Connection, config: ScoringConfig, previous: dt.date | N
     `tmp_scoring_due_engagement` (those and the contacts whose engagement can change); returns the first count,
     or None when everything is computed (no previous run's rows to carry)."""
     drop(conn)
-    if previous is None or conn.execute(sa.text(f"SELECT 1 FROM {spans_name('engagement_scores')} t "
-                                                f"WHERE {spans.holding()} LIMIT 1"), {"as_of": previous}).first() is None:
+    held = f"SELECT 1 FROM {spans_name('engagement_scores')} t WHERE {spans.holding()} LIMIT 1"
+    if previous is None or conn.execute(sa.text(held), {"as_of": previous}).first() is None:
         return None
     hi = day_number(as_of)
     lo = day_number(previous) if as_of > previous else hi - 1

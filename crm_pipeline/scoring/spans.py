@@ -1,15 +1,16 @@
 """Writing a day of a table kept as validity intervals: only the keys whose values changed are written.
 
-Preferences, preferred channel and lifecycle stage change for few contacts a day, so their tables are views
-(`warehouse.scoring_schema.view_sql`) over `<table>_spans`: one row per key and stretch of days with equal
-values, from `valid_from` to the day before `valid_to` (empty: still holding), shown on each day of
-`scoring_days`. A run computes the day's rows of the contacts whose rows can change into an empty copy of the
-view (`profiles.rewrite.begin`), and `write` compares them with the spans holding on the day (of the contacts
-in `scope` only, when given) in one full outer join on the key (`profiles.rewrite.diff`). A key whose values
-differ (floats beyond the last bits: sums in another order differ there) or that the copy no longer has ends
-its span the day before; a key with new values gets a span from the day on. A day after which other days are stored (a backfill, a re-run of an older day)
-keeps those days as they were: the old span goes on from the next day, the new one holds for the day alone.
-So a new day with nothing new writes nothing, and every stored day reads back as it was computed.
+A contact's scores, preferences, preferred channel and lifecycle stage change on few days, so their tables are
+views (`warehouse.scoring_schema.view_sql`) over `<table>_spans`: one row per key and stretch of days with
+equal values (engagement: equal scores as of an anchor day, which the view decays), from `valid_from` to the
+day before `valid_to` (empty: still holding), shown on each day of `scoring_days`. A run computes the day's
+rows of the contacts whose rows can change (`carry`) into an empty copy of the view (`profiles.rewrite.begin`),
+and `write` compares them with the spans holding on the day (of the contacts in `scope` only, when given) in
+one full outer join on the key (`profiles.rewrite.diff`). A key whose values differ (floats beyond the last
+bits: sums in another order differ there) or that the copy no longer has ends its span the day before; a key
+with new values gets a span from the day on. A day after which other days are stored (a backfill, a re-run of
+an older day) keeps those days as they were: the old span goes on from the next day, the new one holds for the
+day alone. So a new day writes only what moved, and every stored day reads back as it was computed.
 Portable: IS DISTINCT FROM, row-value IN and UPDATE ... FROM run on DuckDB and PostgreSQL alike.
 """
 

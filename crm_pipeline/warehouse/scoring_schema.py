@@ -231,8 +231,8 @@ def view_sql(table: sa.Table) -> str:
     if table is not engagement_scores:
         return held
     derived = {"change_7d": "score - score_7d_ago", "change_30d": "score - score_30d_ago",
-               "top_percent": f"CASE WHEN {_UNKNOWN} THEN NULL ELSE CAST(RANK() OVER ({_RANKED} ORDER BY {_RANK_KEY} DESC) "
-                              f"AS DOUBLE PRECISION) * 100.0 / COUNT(*) OVER ({_RANKED}) END"}
+               "top_percent": f"CASE WHEN {_UNKNOWN} THEN NULL ELSE CAST(RANK() OVER ({_RANKED} ORDER BY "
+                              f"{_RANK_KEY} DESC) AS DOUBLE PRECISION) * 100.0 / COUNT(*) OVER ({_RANKED}) END"}
     listed = ", ".join(f"{derived[c.name]} AS {c.name}" if c.name in derived else c.name for c in table.columns)
     return f"SELECT {listed} FROM ({held}) e"
 

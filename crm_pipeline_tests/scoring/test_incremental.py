@@ -92,6 +92,9 @@ def test_three_drops_and_a_new_day_incrementally_give_the_scores_of_a_full_run(g
     assert new_day["contacts_by_reason"]["records"] == 0  # no file: nothing touched, only the day moved
     assert new_day["contacts_recomputed"] == new_day["contacts_by_reason"]["new_day"] < scored[3]
     assert figures[1]["contacts_rederived"] < scored[1]  # preferences, channel, lifecycle: only the due contacts
+    # a new day with no file writes the rows of the contacts whose values moved, not a copy of everyone's
+    written = new_day["rows_written"]
+    assert 0 < sum(written.values()) and written["engagement_scores"] < new_day["engagement_rows"]
 
     # The same landing all at once, staged, profiled and scored with full refreshes, as of the last day.
     full = make_engine(f"duckdb:///{tmp_path / 'full.duckdb'}")

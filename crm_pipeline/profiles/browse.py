@@ -14,16 +14,9 @@ import sqlalchemy as sa
 
 from crm_pipeline.profiles import rewrite
 from crm_pipeline.profiles.sql import WHOLE, utc_day_date
+from crm_pipeline.warehouse.profile_schema import contact_browse_daily
 from crm_pipeline.warehouse.schema import metadata
 
-contact_browse_daily = sa.Table(
-    "contact_browse_daily", metadata,
-    sa.Column("contact_id", sa.String, nullable=False),
-    sa.Column("brand", sa.String, nullable=False),
-    sa.Column("day", sa.Date, nullable=False, comment="UTC day of the web events"),
-    sa.Column("top_category", sa.String, nullable=False, comment="top level of the viewed product's category"),
-    sa.Column("web_event_count", sa.Integer, nullable=False, comment="web events on a product of that category"),
-)
 KEY = ("contact_id", "brand", "day", "top_category")
 _DELTA = "tmp_profile_browse_delta"
 

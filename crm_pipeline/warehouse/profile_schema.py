@@ -162,6 +162,15 @@ contact_daily = sa.Table(  # the compact history windows are summed from: one ro
     sa.Column("last_browse_at", sa.DateTime(timezone=True)),
 )
 
+contact_browse_daily = sa.Table(  # what top_category_browsed is counted from (profiles/browse.py)
+    "contact_browse_daily", metadata,
+    sa.Column("contact_id", sa.String, nullable=False),
+    sa.Column("brand", sa.String, nullable=False),
+    sa.Column("day", sa.Date, nullable=False, comment="UTC day of the web events"),
+    sa.Column("top_category", sa.String, nullable=False, comment="top level of the viewed product's category"),
+    sa.Column("web_event_count", sa.Integer, nullable=False, comment="web events on a product of that category"),
+)
+
 # What the last build read: each staged record's contact and lineage (from identity_map), order lines and the
 # catalogue. Comparing them with the tables as they are now names the contacts a drop touched.
 profile_sources = sa.Table(

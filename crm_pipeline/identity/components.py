@@ -35,12 +35,16 @@ def label_components(execute: Callable[[str], object], count: Callable[[str], in
     Returns the number of rounds (one large-star and one small-star each).
     """
     create = "CREATE TEMPORARY TABLE" if temporary else "CREATE TABLE"
-    scratch = [f"{prefix}_d", f"{prefix}_l", f"{prefix}_s"]
+    scratch = [f"{prefix}_e", f"{prefix}_d", f"{prefix}_l", f"{prefix}_s"]
     for table in (*scratch, out):
         execute(f"DROP TABLE IF EXISTS {table}")
+    # The edges once, as given: an `a <> b` over a join of `edges` could otherwise be pushed into it, and
+    # with no statistics on scratch tables DuckDB then joins the node table with itself (a nested loop).
+    execute(f"{create} {prefix}_e AS SELECT a, b FROM ({edges}) e")
     # Both directions of every edge, once: a node's neighbourhood is then the rows where it is `u`.
-    execute(f"{create} {prefix}_d AS SELECT a AS u, b AS v FROM ({edges}) e WHERE a <> b "
-            f"UNION SELECT b, a FROM ({edges}) e WHERE a <> b")
+    execute(f"{create} {prefix}_d AS SELECT a AS u, b AS v FROM {prefix}_e WHERE a <> b "
+            f"UNION SELECT b, a FROM {prefix}_e WHERE a <> b")
+    execute(f"DROP TABLE {prefix}_e")
     rounds = 0
     while count(f"SELECT COUNT(*) FROM {prefix}_d") and not _is_star_forest(count, f"{prefix}_d"):
         rounds += 1

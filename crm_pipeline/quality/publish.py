@@ -255,8 +255,27 @@ def _move_rows(conn: sa.Connection, e: str, scope: Scope, params: dict) -> None:
                 f"WHERE entity = :e AND outcome {outcome} 'staged')")
 
     for source, target, outcome in ((f"stg_{e}", f"unstaged_{e}", "<>"), (f"unstaged_{e}", f"stg_{e}", "=")):
-        conn.execute(sa.text(f"INSERT INTO {target} SELECT * FROM {source} WHERE {moving(outcome, source)}"), params)
-        conn.execute(sa.text(f"DELETE FROM {source} WHERE {moving(outcome, source)}"), params)
+        _move(conn, source, target, moving(outcome, source), params)
+
+
+def _move(conn: sa.Connection, source: str, target: str, where: str, params: dict | None = None) -> None:
+    """The rows of `source` matching `where` to `target` (the same columns: `stg_<e>` and `unstaged_<e>`)."""
+    conn.execute(sa.text(f"INSERT INTO {target} SELECT * FROM {source} WHERE {where}"), params or {})
+    conn.execute(sa.text(f"DELETE FROM {source} WHERE {where}"), params or {})
+
+
+def withdraw_unpublished(engine: sa.Engine) -> None:
+    """Move the rows of files typed but never published out of staging, into `unstaged_<entity>`.
+
+    Typing writes new rows straight into `stg_<entity>` and commits them batch by batch; publishing then
+    resolves them (duplicates, quarantine, holds). A stage that fails in between would leave unresolved
+    rows where the stages after it read: this takes them out again. The next publish re-resolves those
+    files (they have no `file_quality` row yet) and moves their staged rows back."""
+    never_published = ("_file_id IN (SELECT tf.file_id FROM typed_files tf WHERE NOT EXISTS "
+                       "(SELECT 1 FROM file_quality fq WHERE fq.file_id = tf.file_id))")
+    with engine.begin() as conn:
+        for e in ORDER_OF_ENTITIES:
+            _move(conn, f"stg_{e}", f"unstaged_{e}", never_published)
 
 
 def _find_rule_hits(conn: sa.Connection, entity: Entity, scope: Scope, params: dict) -> None:

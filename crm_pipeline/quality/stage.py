@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -12,7 +13,7 @@ import pyarrow as pa
 import sqlalchemy as sa
 
 from crm_pipeline.contract import get_entity
-from crm_pipeline.quality.publish import PublishReport, publish
+from crm_pipeline.quality.publish import PublishReport, publish, withdraw_unpublished
 from crm_pipeline.quality.typing_run import TypedFile, type_new_files
 from crm_pipeline.warehouse.bulk import insert_arrow, read_frame
 from crm_pipeline.warehouse.quality_schema import dq_results
@@ -45,8 +46,13 @@ class StageReport:
 def run_quality_stage(engine: sa.Engine, *, hold_share: float, docs_dir: Path | None, now: datetime,
                       full_refresh: bool = False) -> StageReport:
     """Type new files, publish what they change (every key with `full_refresh`), validate the new files."""
-    typed = type_new_files(engine, now=now)
-    published = publish(engine, hold_share=hold_share, full_refresh=full_refresh)
+    try:
+        typed = type_new_files(engine, now=now)
+        published = publish(engine, hold_share=hold_share, full_refresh=full_refresh)
+    except BaseException:
+        with suppress(Exception):  # the warehouse may be what failed; the stage's own error is the one to see
+            withdraw_unpublished(engine)
+        raise
     runs = validate_files(engine, typed)
     results = store_results(engine, typed, runs)
     docs_index = None

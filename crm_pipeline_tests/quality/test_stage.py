@@ -184,3 +184,30 @@ def test_a_warehouse_with_a_typed_table_keeps_its_rows_when_typed_becomes_a_view
     assert query(engine, "SELECT customer_id FROM unstaged_customers")["customer_id"].tolist() == ["C90"]
     assert query(engine, "SELECT COUNT(*) AS n FROM typed_customers")["n"][0] == 41
     assert query(engine, "SELECT COUNT(*) AS n FROM stg_customers")["n"][0] == 40
+
+
+def test_a_stage_that_fails_before_publishing_leaves_no_unresolved_rows_in_staging(engine, folder, landing_dir,
+                                                                                   monkeypatch):
+    from crm_pipeline.quality import stage as quality_stage
+
+    row = "C1,ann@example.com,,Ann,Lee,US,2025-01-01T00:00:00Z\n"
+    drop(landing_dir, "brand_a/customers/c.csv",
+         HEADER + row + row + good_customers(40, 10) + "C90,bad@@example.com,,Bo,Ray,US,2025-01-01T00:00:00Z\n")
+    ingest_folder(engine, folder, now=NOW)
+
+    def full_disk(*args, **kwargs):
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(quality_stage, "publish", full_disk)
+    with pytest.raises(OSError):
+        quality_stage.run_quality_stage(engine, hold_share=0.05, docs_dir=None, now=NOW)
+    # typed, but nothing a later stage reads: the duplicate and the bad row never reach staging
+    assert query(engine, "SELECT COUNT(*) AS n FROM stg_customers")["n"][0] == 0
+    assert query(engine, "SELECT COUNT(*) AS n FROM typed_customers")["n"][0] == 43
+
+    monkeypatch.undo()
+    quality_stage.run_quality_stage(engine, hold_share=0.05, docs_dir=None, now=NOW)
+    assert query(engine, "SELECT COUNT(*) AS n FROM stg_customers")["n"][0] == 41
+    assert query(engine, "SELECT source_key FROM quarantine")["source_key"].tolist() == ["C90"]
+    assert query(engine, "SELECT source_key FROM dedup_log")["source_key"].tolist() == ["C1"]
+    assert query(engine, "SELECT COUNT(*) AS n FROM unstaged_customers")["n"][0] == 2

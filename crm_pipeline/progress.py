@@ -18,21 +18,26 @@ FILE_PROGRESS = "crm_file_progress"
 
 class FileProgressLog:
     """A per-file callback for ingestion that logs `done/total files, rows` at most every `every_seconds`
-    (and always for the first and the last file), with the figures attached for a progress display."""
+    (and always for the first and the last file), with the figures attached for a progress display.
+    `report` serves any step that works through files in turn (the quality stage's typing: `verb` "typed")."""
 
-    def __init__(self, log: Any, every_seconds: float = 0.5, clock: Callable[[], float] = time.monotonic):
-        self._log, self._every, self._clock = log, every_seconds, clock
+    def __init__(self, log: Any, every_seconds: float = 0.5, clock: Callable[[], float] = time.monotonic,
+                 verb: str = "ingested"):
+        self._log, self._every, self._clock, self._verb = log, every_seconds, clock, verb
         self._last: float | None = None
         self._rows = 0
 
     def __call__(self, done: int, total: int, outcome: Any) -> None:
         if outcome.status == "loaded" and not outcome.already_known:
             self._rows += outcome.rows_loaded or 0
+        self.report(done, total, self._rows)
+
+    def report(self, done: int, total: int, rows: int) -> None:
         now = self._clock()
         if done == total or self._last is None or now - self._last >= self._every:
             self._last = now
-            self._log.info(f"ingested {done:,}/{total:,} files, {self._rows:,} new rows",
-                           extra={FILE_PROGRESS: {"done": done, "total": total, "rows": self._rows}})
+            self._log.info(f"{self._verb} {done:,}/{total:,} files, {rows:,} new rows",
+                           extra={FILE_PROGRESS: {"done": done, "total": total, "rows": rows}})
 
 
 class ProgressPrinter:

@@ -113,3 +113,22 @@ def test_a_headless_run_for_a_day_without_a_partition_says_which_days_have_one(t
     settings = load_settings(env={}, home_dir=tmp_path)
     with pytest.raises(ValueError, match=r"1989-12-31 is outside the daily partitions, which run from 1990-01-01"):
         refresh_day(settings, date(1989, 12, 31))
+
+
+def test_the_quality_stage_reports_its_typing_file_by_file_like_ingest(engine, folder, landing_dir):
+    from crm_pipeline.landing.ingest import ingest_folder
+    from crm_pipeline.quality.typing_run import type_new_files
+    from crm_pipeline_tests.conftest import NOW, drop
+
+    header = "customer_id,email,first_name,last_name,country,updated_at\n"
+    for n, rows in enumerate((3, 5, 7)):
+        drop(landing_dir, f"brand_a/customers/c{n}.csv", header + "".join(
+            f"C{n}_{i},p{n}_{i}@example.com,Ann,Lee,US,2025-01-01T00:00:00Z\n" for i in range(rows)))
+    ingest_folder(engine, folder, now=NOW)
+    log, records = captured_log()
+
+    type_new_files(engine, now=NOW, batch_rows=1, on_batch=FileProgressLog(log, every_seconds=0, verb="typed").report)
+
+    assert [getattr(r, FILE_PROGRESS) for r in records] == [
+        {"done": 1, "total": 3, "rows": 3}, {"done": 2, "total": 3, "rows": 8}, {"done": 3, "total": 3, "rows": 15}]
+    assert records[-1].getMessage() == "typed 3/3 files, 15 new rows"

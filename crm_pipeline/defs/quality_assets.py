@@ -11,6 +11,7 @@ from crm_pipeline.defs.ingest_assets import KINDS, OWNERS
 from crm_pipeline.defs.resources import CrmSettingsResource, WarehouseResource, transient_warehouse_errors_retried
 from crm_pipeline.defs.run_tags import is_full_refresh
 from crm_pipeline.markdown import to_markdown
+from crm_pipeline.progress import FileProgressLog
 from crm_pipeline.quality.accounting import file_balances
 from crm_pipeline.quality.report import countries_before_after, quality_by_brand_entity
 from crm_pipeline.quality.summary import summarize_markdown
@@ -60,7 +61,8 @@ def stage_entities(context: dg.AssetExecutionContext, warehouse: WarehouseResour
     with transient_warehouse_errors_retried(context):
         report = run_quality_stage(engine, hold_share=settings.quarantine_hold_share,
                                    docs_dir=settings.data_docs_dir, now=datetime.now(timezone.utc),
-                                   full_refresh=full_refresh)
+                                   full_refresh=full_refresh,
+                                   on_typed=FileProgressLog(context.log, verb="typed").report)
     published = report.published
     context.log.info(f"typed {len(report.typed)} new file(s); published ({published.mode}); "
                      f"data docs: {report.docs_index}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -44,10 +45,12 @@ class StageReport:
 
 
 def run_quality_stage(engine: sa.Engine, *, hold_share: float, docs_dir: Path | None, now: datetime,
-                      full_refresh: bool = False) -> StageReport:
-    """Type new files, publish what they change (every key with `full_refresh`), validate the new files."""
+                      full_refresh: bool = False, on_typed: Callable[[int, int, int], None] | None = None
+                      ) -> StageReport:
+    """Type new files, publish what they change (every key with `full_refresh`), validate the new files.
+    `on_typed(files done, files in all, rows typed)`: typing's progress."""
     try:
-        typed = type_new_files(engine, now=now)
+        typed = type_new_files(engine, now=now, on_batch=on_typed)
         published = publish(engine, hold_share=hold_share, full_refresh=full_refresh)
     except BaseException:
         with suppress(Exception):  # the warehouse may be what failed; the stage's own error is the one to see

@@ -14,7 +14,7 @@ batch commits all of its files or none.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -93,15 +93,20 @@ def batches(pending: list[sa.Row], batch_rows: int) -> Iterator[list[sa.Row]]:
 
 def type_new_files(
     engine: sa.Engine, *, now: datetime, batch_rows: int = BATCH_ROWS, times: TypingTimes | None = None,
+    on_batch: Callable[[int, int, int], None] | None = None,
 ) -> list[TypedFile]:
-    """Type every loaded file not typed yet; each batch of files commits with its violations in one transaction."""
+    """Type every loaded file not typed yet; each batch of files commits with its violations in one transaction.
+    `on_batch(files done, files in all, rows typed)` after each batch: progress for whoever watches."""
     create_ingest_tables(engine)
     create_quality_tables(engine)
     with engine.connect() as conn:
         pending = files_to_type(conn)
-    done = []
+    done, rows = [], 0
     for batch in batches(pending, batch_rows):
-        done += _type_batch(engine, batch, now, times)
+        typed = _type_batch(engine, batch, now, times)
+        done, rows = done + typed, rows + sum(f.rows for f in typed)
+        if on_batch is not None:
+            on_batch(len(done), len(pending), rows)
     return done
 
 

@@ -22,7 +22,7 @@ import sqlalchemy as sa
 
 from crm_pipeline.contract import ENTITIES, Entity
 from crm_pipeline.contract import violations as rules
-from crm_pipeline.quality.scope import Scope
+from crm_pipeline.quality.scope import UNPUBLISHED_FILES, Scope
 from crm_pipeline.warehouse.quality_schema import create_quality_tables
 
 ORDER_OF_ENTITIES = ("customers", "products", "orders", "order_items", "subscribers", "email_events", "web_events")
@@ -271,11 +271,9 @@ def withdraw_unpublished(engine: sa.Engine) -> None:
     resolves them (duplicates, quarantine, holds). A stage that fails in between would leave unresolved
     rows where the stages after it read: this takes them out again. The next publish re-resolves those
     files (they have no `file_quality` row yet) and moves their staged rows back."""
-    never_published = ("_file_id IN (SELECT tf.file_id FROM typed_files tf WHERE NOT EXISTS "
-                       "(SELECT 1 FROM file_quality fq WHERE fq.file_id = tf.file_id))")
     with engine.begin() as conn:
         for e in ORDER_OF_ENTITIES:
-            _move(conn, f"stg_{e}", f"unstaged_{e}", never_published)
+            _move(conn, f"stg_{e}", f"unstaged_{e}", f"_file_id IN ({UNPUBLISHED_FILES})", {"e": e})
 
 
 def _find_rule_hits(conn: sa.Connection, entity: Entity, scope: Scope, params: dict) -> None:

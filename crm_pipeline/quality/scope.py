@@ -24,6 +24,13 @@ import sqlalchemy as sa
 from crm_pipeline.contract import Entity
 
 
+# The loaded files of entity :e typed but never published (no `file_quality` row yet): a publish's new files,
+# and the rows a failed stage takes back out of staging (`publish.withdraw_unpublished`).
+UNPUBLISHED_FILES = ("SELECT tf.file_id FROM typed_files tf JOIN files f ON f.file_id = tf.file_id "
+                     "WHERE f.entity = :e AND f.status = 'loaded' "
+                     "AND NOT EXISTS (SELECT 1 FROM file_quality fq WHERE fq.file_id = tf.file_id)")
+
+
 class Scope:
     """SQL fragments that limit a publish statement to the re-resolved rows of one entity."""
 
@@ -71,9 +78,7 @@ class Scope:
         key_cols = ", ".join(f"t.{_q(k)}" for k in self.entity.key)
         conn.execute(sa.text(f"""
             CREATE TEMPORARY TABLE {self.files} AS
-            SELECT tf.file_id FROM typed_files tf JOIN files f ON f.file_id = tf.file_id
-            WHERE f.entity = :e AND f.status = 'loaded'
-              AND NOT EXISTS (SELECT 1 FROM file_quality fq WHERE fq.file_id = tf.file_id)
+            {UNPUBLISHED_FILES}
             UNION
             SELECT fq.file_id FROM file_quality fq
             WHERE fq.entity = :e

@@ -104,7 +104,8 @@ def type_new_files(
     done, rows = [], 0
     for batch in batches(pending, batch_rows):
         typed = _type_batch(engine, batch, now, times)
-        done, rows = done + typed, rows + sum(f.rows for f in typed)
+        done += typed
+        rows += sum(f.rows for f in typed)
         if on_batch is not None:
             on_batch(len(done), len(pending), rows)
     return done

@@ -14,19 +14,12 @@ The statements read the final components `id_final` (k, label) and the node keys
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
 ID_PREFIX = "C"
 ID_DIGITS = 10
 SCRATCH = ("id_holding", "id_owners", "id_contact_of", "id_log")
-
-
-def format_id(number: int | np.ndarray) -> str | np.ndarray:
-    if isinstance(number, np.ndarray):
-        return (ID_PREFIX + pd.Series(number, dtype="int64").astype(str).str.zfill(ID_DIGITS)).to_numpy(dtype=object)
-    return f"{ID_PREFIX}{number:0{ID_DIGITS}d}"
 
 
 def id_number(contact_ids: pd.Series) -> pd.Series:

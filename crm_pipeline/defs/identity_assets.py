@@ -40,9 +40,15 @@ def _find_pairs(warehouse: WarehouseResource):
 def _change_metadata(report) -> dict:
     """What this run did: its mode and, when it resolved, the rows and contacts it changed."""
     c = report.changes
+    # The part of the graph clustered again (scope.py): all of it on a full run, the touched contacts' nodes
+    # and the new nodes on an incremental one, none when the graph is as last clustered.
+    recomputed = {"nodes_recomputed": report.nodes_recomputed, "components_recomputed": report.components_recomputed,
+                  "nodes_total": report.nodes}
     if report.mode == "unchanged":
-        return {"mode": "unchanged", "contacts_touched": 0}
-    return {"mode": report.mode, "graph_reclustered": not report.graph_reused, "identity_run": c.run_number, "contacts_touched": c.contacts_touched,
+        return {"mode": "unchanged", "contacts_touched": 0, **recomputed}
+    return {"mode": report.mode, **({"full_because": report.full_reason} if report.full_reason else {}),
+            **recomputed, "graph_reclustered": not report.graph_reused, "identity_run": c.run_number,
+            "contacts_touched": c.contacts_touched,
             "contacts_created": c.contacts_created, "contacts_changed": c.contacts_changed,
             "contacts_retired": c.contacts_retired, "records_added": c.records_added,
             "records_removed": c.records_removed, "records_reassigned": c.records_reassigned,

@@ -27,6 +27,7 @@ class IdentityConfig:
     max_pairs_per_record: int
     seed: int
     blocking: BlockingBudget = BlockingBudget()
+    full_recluster_every_days: int = 30  # 0: never (only --full-refresh clusters the whole graph)
 
 
 def load_identity_config(path: str | Path | None = None) -> IdentityConfig:
@@ -74,4 +75,5 @@ def _build(raw: dict[str, Any]) -> IdentityConfig:
                                           blocking["comparisons_per_record"], float, 1e-9),
             max_block_size=number("probabilistic.blocking.max_block_size", blocking["max_block_size"],
                                   int, 2)),
+        full_recluster_every_days=number("full_recluster_every_days", raw["full_recluster_every_days"], int, 0),
     )

@@ -11,6 +11,10 @@ small sets (alerts, reviewers' decisions) and the model's pairs:
 - `id_det` and `id_final` (k, label): components without and with the accepted probabilistic pairs
   (`id_pairs`), labelled by their smallest key (`components.py`);
 - `id_typed` (k, component, match_type, match_probability): how each node joined its final cluster.
+
+Components, match types and ids are computed for the nodes of the run's scope only (`scope.py`: every
+node on a full run; on an incremental one, the stored contacts that changed edges or nodes touch, and the
+new nodes); `id_det`, `id_final` and `id_typed` hold those nodes.
 """
 
 from __future__ import annotations
@@ -22,13 +26,14 @@ import sqlalchemy as sa
 from crm_pipeline.identity.components import label_components, sqlalchemy_runner
 from crm_pipeline.identity.guards import KEPT_IDENTIFIERS, KEPT_LOGINS, SCRATCH as GUARD_SCRATCH
 from crm_pipeline.identity.nodes import PERSON_NODES_SQL, all_nodes_sql
+from crm_pipeline.identity.scope import SCRATCH as SCOPE_SCRATCH, Scope, labels_sql, stored_det_clusters_sql
 from crm_pipeline.warehouse.bulk import insert_arrow, read_frame
 
 _scratch = sa.MetaData()
 # The model's accepted pairs: the one part of the graph that Python holds (Splink's output).
 _pairs = sa.Table("id_pairs", _scratch, sa.Column("node_a", sa.String), sa.Column("node_b", sa.String),
                   sa.Column("match_probability", sa.Double), prefixes=["TEMPORARY"])
-SCRATCH = ("id_nodes", "id_base_edges", "id_det", "id_pairs", "id_final", "id_typed", *GUARD_SCRATCH)
+SCRATCH = ("id_nodes", "id_base_edges", "id_det", "id_pairs", "id_final", "id_typed", *GUARD_SCRATCH, *SCOPE_SCRATCH)
 
 MUST_LINKS = "SELECT node_a, node_b FROM identity_decisions WHERE decision = 'must_link'"
 CANNOT_LINKS = "SELECT node_a, node_b FROM identity_decisions WHERE decision = 'cannot_link'"
@@ -47,9 +52,10 @@ def load_nodes(conn: sa.Connection) -> None:
                          f"ROW_NUMBER() OVER (ORDER BY node_id) AS k FROM ({all_nodes_sql()}) n"))
 
 
-def deterministic_components(conn: sa.Connection) -> int:
-    """`id_base_edges` and `id_det` from the identifiers and logins the guards kept and the reviewers' must-links
-    (as certain as a shared identifier: the pair is one cluster before scoring); returns the rounds."""
+def deterministic_components(conn: sa.Connection, scope: Scope) -> int:
+    """`id_base_edges` from the identifiers and logins the guards kept and the reviewers' must-links (as certain
+    as a shared identifier: the pair is one cluster before scoring), the scope they make, and `id_det` over
+    the scope; returns the rounds."""
     conn.execute(sa.text(f"""
         CREATE TEMPORARY TABLE id_base_edges AS
         SELECT n.k AS a, MIN(n.k) OVER (PARTITION BY e.kind, e.value) AS b
@@ -57,34 +63,45 @@ def deterministic_components(conn: sa.Connection) -> int:
         UNION ALL
         SELECT na.k, nb.k FROM ({KEPT_LOGINS} UNION ALL {MUST_LINKS}) d
         JOIN id_nodes na ON na.node_id = d.node_a JOIN id_nodes nb ON nb.node_id = d.node_b"""))
-    return label_components(*sqlalchemy_runner(conn), nodes="id_nodes", edges="SELECT a, b FROM id_base_edges",
-                            out="id_det", prefix="id_cc")
+    scope.after_deterministic_edges(conn)
+    return _label_deterministic(conn, scope)
+
+
+def _label_deterministic(conn: sa.Connection, scope: Scope) -> int:
+    return label_components(*sqlalchemy_runner(conn), nodes="id_scope", out="id_det", prefix="id_cc",
+                            edges=scope.edges("SELECT a, b FROM id_base_edges"))
 
 
 def person_clusters(conn: sa.Connection) -> pd.DataFrame:
-    """node_id, cluster_id (the deterministic component's smallest node id) of the named records' nodes."""
+    """node_id, cluster_id (the deterministic component's smallest node id) of the named records' nodes:
+    computed in the scope, as stored outside it."""
     return read_frame(conn, sa.text(
         "SELECT n.node_id, c.node_id AS cluster_id FROM id_nodes n JOIN id_det d ON d.k = n.k "
-        f"JOIN id_nodes c ON c.k = d.label WHERE n.node_id IN ({PERSON_NODES_SQL})"))
+        f"JOIN id_nodes c ON c.k = d.label WHERE n.node_id IN ({PERSON_NODES_SQL}) "
+        f"UNION ALL {stored_det_clusters_sql(PERSON_NODES_SQL)}"))
 
 
-def final_components(conn: sa.Connection, pairs: pd.DataFrame) -> int:
-    """`id_pairs` and `id_final`: the deterministic edges plus `pairs` (node_a, node_b, match_probability)."""
+def final_components(conn: sa.Connection, pairs: pd.DataFrame, scope: Scope) -> int:
+    """`id_pairs` and `id_final` over the scope (grown by the pairs that changed; `id_det` follows): the
+    deterministic edges plus `pairs` (node_a, node_b, match_probability)."""
     conn.execute(sa.text("DROP TABLE IF EXISTS id_pairs"))
     _pairs.create(conn)
     insert_arrow(conn, _pairs, pa.Table.from_pandas(
         pd.DataFrame({"node_a": pairs["node_a"].astype("string"), "node_b": pairs["node_b"].astype("string"),
                       "match_probability": pairs["match_probability"].astype(float)}), preserve_index=False))
-    return label_components(*sqlalchemy_runner(conn), nodes="id_nodes", out="id_final", prefix="id_cc",
-                            edges=f"SELECT a, b FROM id_base_edges UNION ALL {_PAIR_EDGES}")
+    rounds = _label_deterministic(conn, scope) if scope.after_pairs(conn) else 0
+    return rounds + label_components(*sqlalchemy_runner(conn), nodes="id_scope", out="id_final", prefix="id_cc",
+                                     edges=scope.edges(f"SELECT a, b FROM id_base_edges UNION ALL {_PAIR_EDGES}"))
 
 
 def pairs_in_one_component(conn: sa.Connection, components: str, pairs_sql: str) -> pd.DataFrame:
-    """node_a, node_b of the pairs `pairs_sql` yields whose two nodes share a component of `components`."""
+    """node_a, node_b of the pairs `pairs_sql` yields whose two nodes share a component of `components`
+    (id_det or id_final, over the whole graph: see `scope.labels_sql`)."""
+    nodes = f"SELECT node_a FROM ({pairs_sql}) p UNION SELECT node_b FROM ({pairs_sql}) p"
     return read_frame(conn, sa.text(
+        f"WITH labels AS ({labels_sql(components, nodes)}) "
         f"SELECT p.node_a, p.node_b FROM ({pairs_sql}) p "
-        "JOIN id_nodes na ON na.node_id = p.node_a JOIN id_nodes nb ON nb.node_id = p.node_b "
-        f"JOIN {components} ca ON ca.k = na.k JOIN {components} cb ON cb.k = nb.k WHERE ca.label = cb.label"))
+        "JOIN labels la ON la.node_id = p.node_a JOIN labels lb ON lb.node_id = p.node_b WHERE la.label = lb.label"))
 
 
 def type_matches(conn: sa.Connection) -> None:

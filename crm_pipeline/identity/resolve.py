@@ -17,7 +17,8 @@ from crm_pipeline.identity import graph as graph_tables
 from crm_pipeline.identity import guards
 from crm_pipeline.identity.nodes import person_records, person_records_sql
 from crm_pipeline.identity.match_store import match_digest, stored_match, store_match
-from crm_pipeline.identity.runs import fingerprint, graph_digest, last_run, with_graph
+from crm_pipeline.identity.runs import fingerprint, graph_digest, last_full_as_of, last_run, with_graph
+from crm_pipeline.identity.scope import TOUCHED_CONTACTS, Scope, create_graph_table
 from crm_pipeline.identity.stable_ids import SCRATCH as STABLE_ID_SCRATCH, assign_contact_ids
 from crm_pipeline.identity.write import ChangeCounts, write_by_difference
 from crm_pipeline.warehouse.bulk import insert_arrow, read_frame
@@ -26,7 +27,10 @@ from crm_pipeline.warehouse.identity_schema import (
 )
 
 PairFinder = Callable[..., pd.DataFrame]
-_NEXT_NODES = "id_nodes_next"  # this run's identity_nodes rows, written by difference
+_NEXT_NODES = "id_nodes_next"  # this run's identity_nodes rows of the scope, written by difference
+# Every node's contact after this run: the scope's new rows, the stored ones outside it.
+_ALL_NODES = (f"SELECT node_id, contact_id, match_type FROM {_NEXT_NODES} UNION ALL "
+              f"SELECT node_id, contact_id, match_type FROM identity_nodes WHERE contact_id NOT IN ({TOUCHED_CONTACTS})")
 
 
 @dataclass
@@ -51,7 +55,10 @@ class IdentityReport:
     match: object | None = None  # the probabilistic pass's MatchResult (model, threshold, borderline)
     graph_reused: bool = False  # the graph was as the last run clustered it: its nodes' contacts were kept
     match_reused: bool = False  # the probabilistic pass's input was unchanged: its stored result was used
-    mode: str = "full"  # full (first run or asked for) / incremental / unchanged (nothing read changed)
+    mode: str = "full"  # full (first run, asked for, or the periodic re-cluster) / incremental / unchanged
+    full_reason: str = ""  # why a run was full: first run / full refresh / periodic re-cluster
+    nodes_recomputed: int = 0  # nodes whose components, match types and ids this run computed (scope.py)
+    components_recomputed: int = 0  # the contacts (final components) among them
     changes: ChangeCounts = field(default_factory=ChangeCounts)
 
 
@@ -60,11 +67,14 @@ def resolve_identities(engine: sa.Engine, *, as_of: date, config: IdentityConfig
     """Bring identity_nodes, identity_map and contacts up to date; append merges and splits to merge_log.
 
     When no staged record, review decision or setting changed since the last resolution, nothing is
-    read or written (mode `unchanged`). Otherwise the whole graph is resolved and only the rows that
-    differ from the stored state are rewritten; `full_refresh` resolves even when nothing changed.
+    read or written (mode `unchanged`). Otherwise only the part of the graph the changes touch is
+    clustered again (`scope.py`) and only the rows that differ from the stored state are rewritten. The
+    whole graph is clustered on the first run, on `full_refresh` (which also resolves when nothing changed
+    and trains the probabilistic model again) and every `full_recluster_every_days` days.
     """
     report, clock = IdentityReport(), time.perf_counter()
     create_identity_tables(engine)
+    create_graph_table(engine)
     with engine.connect() as conn:
         signature = fingerprint(conn, config, probabilistic=config.probabilistic_enabled and find_pairs is not None)
         previous_signature, previous_graph, previous_as_of = last_run(conn)
@@ -72,7 +82,12 @@ def resolve_identities(engine: sa.Engine, *, as_of: date, config: IdentityConfig
             _fill_from_stored(conn, report, config, as_of, "unchanged")
             report.seconds["total"] = time.perf_counter() - clock
             return report
-    report.mode = "full" if full_refresh or previous_signature is None else "incremental"
+        last_full = last_full_as_of(conn)
+    every = config.full_recluster_every_days
+    report.full_reason = ("full refresh" if full_refresh else "first run" if previous_signature is None
+                          else "periodic re-cluster" if every and (last_full is None or (as_of - last_full).days >= every)
+                          else "")
+    report.mode = "full" if report.full_reason else "incremental"
     report.seconds["fingerprint"] = time.perf_counter() - clock
     # One connection for the rest: the graph's scratch tables are private to it, and the write commits once.
     with engine.connect() as conn:
@@ -97,7 +112,7 @@ def _resolve(conn: sa.Connection, report: IdentityReport, clock: float, *, as_of
                                 "SELECT node_a, node_b FROM id_logins", person_records_sql(),
                                 "SELECT node_a, node_b, decision FROM identity_decisions"], signature)
     signature = with_graph(signature, graph)
-    if graph == previous_graph and not full_refresh:
+    if graph == previous_graph and report.mode != "full":
         # The same graph clusters as last time: the stored nodes stand; only new or gone records are written.
         report.graph_reused = True
         report.changes = _write_records_only(conn, as_of, previous_as_of, signature)
@@ -106,7 +121,8 @@ def _resolve(conn: sa.Connection, report: IdentityReport, clock: float, *, as_of
         return
 
     rejected = guards.apply_guards(conn, config)
-    report.rounds["deterministic"] = graph_tables.deterministic_components(conn)
+    scope = Scope(full=report.mode == "full")
+    report.rounds["deterministic"] = graph_tables.deterministic_components(conn, scope)
     report.seconds["deterministic"] = time.perf_counter() - clock
 
     pairs, new_match = pd.DataFrame({"node_a": [], "node_b": [], "match_probability": []}), None
@@ -126,7 +142,7 @@ def _resolve(conn: sa.Connection, report: IdentityReport, clock: float, *, as_of
     report.seconds["probabilistic"] = time.perf_counter() - clock
 
     cannot = decisions.loc[decisions["decision"] == "cannot_link", ["node_a", "node_b"]]
-    pairs, unenforceable = _honour_cannot_links(conn, report, pairs, cannot)
+    pairs, unenforceable = _honour_cannot_links(conn, report, pairs, cannot, scope)
     report.must_links, report.cannot_links = int((decisions["decision"] == "must_link").sum()), len(cannot)
     report.cannot_links_unenforceable = unenforceable
     graph_tables.type_matches(conn)
@@ -143,16 +159,19 @@ def _resolve(conn: sa.Connection, report: IdentityReport, clock: float, *, as_of
         sa.text("SELECT SUM(n.record_count), COUNT(*), "
                 "SUM(CASE WHEN x.match_type = 'probabilistic' THEN n.record_count ELSE 0 END), "
                 "(SELECT COUNT(*) FROM id_log WHERE kind = 'merge'), (SELECT COUNT(*) FROM id_log WHERE kind = 'split') "
-                f"FROM id_nodes n JOIN {_NEXT_NODES} x ON x.node_id = n.node_id")).one())
+                f"FROM id_nodes n JOIN ({_ALL_NODES}) x ON x.node_id = n.node_id")).one())
     report.contacts, report.largest_cluster = (int(v or 0) for v in conn.execute(sa.text(
-        f"SELECT COUNT(*), MAX(size) FROM (SELECT COUNT(*) AS size FROM {_NEXT_NODES} GROUP BY contact_id) s")).one())
+        f"SELECT COUNT(*), MAX(size) FROM (SELECT COUNT(*) AS size FROM ({_ALL_NODES}) a GROUP BY contact_id) s")).one())
+    report.nodes_recomputed = scope.nodes
+    report.components_recomputed = int(conn.execute(sa.text(
+        "SELECT COUNT(DISTINCT label) FROM id_final")).scalar_one())
     oversized = read_frame(conn, sa.text(
-        f"SELECT contact_id, COUNT(*) AS size FROM {_NEXT_NODES} GROUP BY contact_id HAVING COUNT(*) > :cap "
+        f"SELECT contact_id, COUNT(*) AS size FROM ({_ALL_NODES}) a GROUP BY contact_id HAVING COUNT(*) > :cap "
         "ORDER BY contact_id").bindparams(cap=config.max_cluster_size))
     oversized = pd.Series(oversized["size"].to_numpy(), index=oversized["contact_id"].astype(str).to_numpy())
     alerts = _alerts(rejected, oversized, config, as_of, report.match)
     report.changes = _write(conn, alerts, as_of, _borderline_rows(report.match, pairs, as_of), mode=report.mode,
-                            signature=signature, new_match=new_match)
+                            signature=signature, new_match=new_match, scope=scope)
     report.seconds["total"] = time.perf_counter() - clock
 
     report.probabilistic_pairs = len(pairs)
@@ -163,7 +182,7 @@ def _resolve(conn: sa.Connection, report: IdentityReport, clock: float, *, as_of
 
 
 def _honour_cannot_links(conn: sa.Connection, report: IdentityReport, pairs: pd.DataFrame,
-                         cannot: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+                         cannot: pd.DataFrame, scope: Scope) -> tuple[pd.DataFrame, list[str]]:
     """The accepted pairs once no probabilistic edge joins a cannot-link pair, with `id_final` built from them.
 
     The pair's own edge goes; if the two still meet through other probabilistic edges,
@@ -174,14 +193,14 @@ def _honour_cannot_links(conn: sa.Connection, report: IdentityReport, pairs: pd.
     if len(cannot):
         key = pairs["node_a"] + "\x1f" + pairs["node_b"]
         pairs = pairs[~key.isin(cannot["node_a"] + "\x1f" + cannot["node_b"])]
-    report.rounds["final"] = graph_tables.final_components(conn, pairs)
+    report.rounds["final"] = graph_tables.final_components(conn, pairs, scope)
     if not len(cannot):
         return pairs, []
     together = graph_tables.pairs_in_one_component(conn, "id_final", graph_tables.CANNOT_LINKS)
     if len(together):
         touched = pd.concat([together["node_a"], together["node_b"]])
         pairs = pairs[~(pairs["node_a"].isin(touched) | pairs["node_b"].isin(touched))]
-        report.rounds["final"] += graph_tables.final_components(conn, pairs)
+        report.rounds["final"] += graph_tables.final_components(conn, pairs, scope)
     stuck = graph_tables.pairs_in_one_component(conn, "id_det", graph_tables.CANNOT_LINKS)
     stuck = stuck.sort_values(["node_a", "node_b"])
     return pairs, list(stuck["node_a"] + " / " + stuck["node_b"])
@@ -277,7 +296,7 @@ def _write_records_only(conn: sa.Connection, as_of: date, previous_as_of: date, 
 
 
 def _write(conn: sa.Connection, alerts: pd.DataFrame, as_of: date, borderline: pd.DataFrame, *, mode: str,
-           signature: str, new_match: tuple | None) -> ChangeCounts:
+           signature: str, new_match: tuple | None, scope: Scope) -> ChangeCounts:
     """Update the identity state in one transaction, by difference; merges and splits are appended to the log."""
     conn.execute(identity_borderline.delete())
     if len(borderline):
@@ -292,7 +311,9 @@ def _write(conn: sa.Connection, alerts: pd.DataFrame, as_of: date, borderline: p
             alerts[["kind", "subject", "detail", "as_of"]], preserve_index=False))
     if new_match is not None:
         store_match(conn, *new_match, as_of)
-    counts = write_by_difference(conn, _NEXT_NODES, as_of=as_of, mode=mode, fingerprint=signature)
+    counts = write_by_difference(conn, _NEXT_NODES, as_of=as_of, mode=mode, fingerprint=signature,
+                                 stored_scope=None if scope.full else TOUCHED_CONTACTS)
+    scope.save(conn)
     for table in (*graph_tables.SCRATCH, *STABLE_ID_SCRATCH, _NEXT_NODES):
         conn.execute(sa.text(f"DROP TABLE IF EXISTS {table}"))
     conn.commit()

@@ -22,6 +22,8 @@ from crm_pipeline.identity.nodes import RECORD_NODES
 from crm_pipeline.warehouse.engine import is_duckdb
 
 RUN_MODES = ("full", "incremental", "unchanged")
+# Settings that say when the graph is clustered whole, never what it gives: outside the digest.
+_SCHEDULE = ("full_recluster_every_days",)
 _BATCH_ROWS = 100_000
 
 
@@ -51,7 +53,7 @@ def settings_digest(config: IdentityConfig, probabilistic: bool) -> str:
             return [v.pattern if isinstance(v, re.Pattern) else v for v in value]
         return value
 
-    raw = {f.name: plain(getattr(config, f.name)) for f in dataclasses.fields(config)}
+    raw = {f.name: plain(getattr(config, f.name)) for f in dataclasses.fields(config) if f.name not in _SCHEDULE}
     raw["probabilistic_pass"] = probabilistic
     return hashlib.sha256(json.dumps(raw, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -67,6 +69,11 @@ def last_run(conn: sa.Connection) -> tuple[str | None, str | None, object]:
     parts = json.loads(row[0])
     graph = parts.pop("graph", None)
     return json.dumps(parts, sort_keys=True), graph, row[1]
+
+
+def last_full_as_of(conn: sa.Connection):
+    """The as-of day of the last run that clustered the whole graph (None before one)."""
+    return conn.execute(sa.text("SELECT MAX(as_of) FROM identity_runs WHERE mode = 'full'")).scalar()
 
 
 def with_graph(signature: str, graph: str | None) -> str:

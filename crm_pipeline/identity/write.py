@@ -37,17 +37,18 @@ class ChangeCounts:
 
 
 def write_by_difference(conn: sa.Connection, next_nodes: str | None, *, as_of: date, mode: str,
-                        fingerprint: str) -> ChangeCounts:
+                        fingerprint: str, stored_scope: str | None = None) -> ChangeCounts:
     """Bring identity_nodes, identity_map and contacts to the state of table `next_nodes` (node_id,
     contact_id, match_type, match_probability, first_seen_as_of; None: the nodes stand as stored);
-    log the run and its contacts."""
+    log the run and its contacts. `stored_scope` (a SELECT of contact ids): `next_nodes` replaces only the
+    stored nodes of those contacts (an incremental run's scope); None: all of them."""
     counts = ChangeCounts()
     _drop_scratch(conn)
     if next_nodes is None:  # the nodes stand as stored (same graph as the last run): no node differs
         conn.execute(sa.text("CREATE TEMPORARY TABLE id_node_diff AS SELECT node_id, contact_id AS old_contact, "
                              "contact_id AS new_contact, TRUE AS present FROM identity_nodes WHERE 1 = 0"))
     else:
-        _write_nodes(conn, next_nodes)
+        _write_nodes(conn, next_nodes, stored_scope)
     counts.nodes_written = int(conn.execute(sa.text("SELECT COUNT(*) FROM id_node_diff")).scalar_one())
 
     # A map row is named by its staged row's lineage (never changed in place): new and gone rows are
@@ -136,13 +137,16 @@ def write_by_difference(conn: sa.Connection, next_nodes: str | None, *, as_of: d
     return counts
 
 
-def _write_nodes(conn: sa.Connection, next_nodes: str) -> None:
-    """Replace the identity_nodes rows that differ from `next_nodes`; id_node_diff says which (old and new contact)."""
+def _write_nodes(conn: sa.Connection, next_nodes: str, stored_scope: str | None) -> None:
+    """Replace the identity_nodes rows (of the contacts `stored_scope` selects) that differ from `next_nodes`;
+    id_node_diff says which (old and new contact)."""
+    stored = "identity_nodes" if stored_scope is None else \
+        f"(SELECT * FROM identity_nodes WHERE contact_id IN ({stored_scope}))"
     conn.execute(sa.text(f"""
         CREATE TEMPORARY TABLE id_node_diff AS
         SELECT COALESCE(n.node_id, o.node_id) AS node_id, o.contact_id AS old_contact, n.contact_id AS new_contact,
                n.node_id IS NOT NULL AS present
-        FROM identity_nodes o FULL OUTER JOIN {next_nodes} n ON n.node_id = o.node_id
+        FROM {stored} o FULL OUTER JOIN {next_nodes} n ON n.node_id = o.node_id
         WHERE o.node_id IS NULL OR n.node_id IS NULL OR o.contact_id <> n.contact_id OR o.match_type <> n.match_type
            OR o.match_probability IS DISTINCT FROM n.match_probability OR o.first_seen_as_of <> n.first_seen_as_of
     """))

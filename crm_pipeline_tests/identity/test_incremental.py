@@ -33,7 +33,7 @@ FEBRL = Path(__file__).parent / "fixtures" / "febrl"
 STATE = {"identity_nodes": ["node_id"], "identity_map": ["entity", "brand", "source_key"],
          "contacts": ["contact_id"], "merge_log": ["kind", "old_contact_id", "new_contact_id", "as_of"],
          "identity_alerts": ["kind", "subject", "as_of"], "identity_borderline": ["node_a", "node_b"],
-         "identity_pairs": ["node_a", "node_b"]}
+         "identity_pairs": ["node_a", "node_b"], "identity_graph": ["kind", "node_a", "node_b"]}
 
 
 @pytest.fixture(scope="module")
@@ -99,6 +99,8 @@ def test_three_drops_resolve_to_the_contacts_of_all_files_at_once(generated, tmp
             pd.testing.assert_frame_equal(incremental[name], rebuilt[name], obj=f"{name} after drop {len(reports)}")
     assert [r.mode for r in reports] == ["full", "incremental", "incremental"]
     assert all(0 < r.changes.contacts_touched < r.contacts for r in reports[1:])  # later drops touch a part
+    assert reports[0].nodes_recomputed == reports[0].nodes  # the first run clusters the whole graph ...
+    assert all(0 < r.nodes_recomputed < r.nodes for r in reports[1:])  # ... later ones the part they touch
 
     # Without the model (trained on different data in the two runs), the partition must be the same.
     resolve_identities(step, as_of=D2, config=load_identity_config(), full_refresh=True)
@@ -148,6 +150,23 @@ def test_a_drop_touching_one_person_touches_one_contact_and_a_rerun_touches_noth
         owner = conn.execute(sa.text("SELECT contact_id FROM identity_map WHERE entity = 'customers' "
                                      "AND source_key = :c"), {"c": str(customer["customer_id"].iloc[0])}).scalar_one()
     assert touched == [(owner, "changed")]
+    assert report.graph_reused and report.nodes_recomputed == 0  # no identifier changed: no clustering
+
+    # A new visitor with that customer's email joins the contact: only that contact's nodes are clustered again.
+    with engine.connect() as conn:
+        nodes = conn.execute(sa.text("SELECT node_count FROM contacts WHERE contact_id = :c"), {"c": owner}).scalar_one()
+        total = conn.execute(sa.text("SELECT COUNT(*) FROM identity_nodes")).scalar_one()
+    land(tmp_path / "landing", {"brand_a/web_events/one_visitor.csv": pd.DataFrame({
+        "event_id": ["NEW1"], "cookie_id": ["NEWCOOKIE"], "session_id": ["NEWS"], "customer_id": [""],
+        "email": [customer["email"].iloc[0]], "event_type": ["page_view"], "url": ["/"], "sku": [""],
+        "occurred_at": ["2025-06-29T10:00:00Z"]})})
+    report = stage_and_resolve(engine, tmp_path / "landing", D2)
+    assert (report.mode, report.nodes, report.contacts) == ("incremental", total + 1, len(before["contacts"]))
+    assert (report.nodes_recomputed, report.components_recomputed) == (nodes + 1, 1)
+    assert (report.changes.contacts_touched, report.changes.contacts_changed, report.merges) == (1, 1, 0)
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT contact_id FROM identity_nodes WHERE node_id = 'brand_a|cookie|NEWCOOKIE'")
+                            ).scalar_one() == owner
 
 
 def test_a_drop_of_known_visitors_events_reuses_the_matching_and_gives_a_full_resolutions_tables(tmp_path):
@@ -235,7 +254,33 @@ def test_the_asset_reports_its_mode_and_resolves_fully_when_the_run_asks(generat
 
     first = run({})
     assert first["mode"] == "full" and first["contacts_created"] == first["dagster/row_count"] > 0
-    assert {k: run({})[k] for k in ("mode", "contacts_touched")} == {"mode": "unchanged", "contacts_touched": 0}
+    assert (first["full_because"], first["nodes_recomputed"]) == ("first run", first["nodes_total"])
+    assert {k: run({})[k] for k in ("mode", "contacts_touched", "nodes_recomputed")} == \
+        {"mode": "unchanged", "contacts_touched": 0, "nodes_recomputed": 0}
+
+    # A drop touching one contact (two visits of a new visitor giving one customer's email) recomputes
+    # that contact's component alone, as the stage's counters say.
+    customers = drops(generated)[0]["brand_a/customers/customers_full.csv"]
+    customer = customers[customers["email"].fillna("").str.contains("@")].iloc[[7]]
+    with make_engine(url).connect() as conn:
+        owner, nodes = conn.execute(sa.text(
+            "SELECT c.contact_id, c.node_count FROM contacts c JOIN identity_map m ON m.contact_id = c.contact_id "
+            "WHERE m.entity = 'customers' AND m.source_key = :k"), {"k": str(customer["customer_id"].iloc[0])}).one()
+    land(tmp_path / "landing", {"brand_a/web_events/one_visitor.csv": pd.DataFrame({
+        "event_id": ["V1", "V2"], "cookie_id": ["VISITOR"] * 2, "session_id": ["VS"] * 2, "customer_id": ["", ""],
+        "email": [customer["email"].iloc[0]] * 2, "event_type": ["page_view"] * 2, "url": ["/", "/cart"],
+        "sku": ["", ""], "occurred_at": ["2025-06-19T10:00:00Z", "2025-06-19T10:01:00Z"]})})
+    engine = make_engine(url)
+    load(engine, tmp_path / "landing")
+    publish(engine, hold_share=0.05)
+    engine.dispose()
+    drop = run({})
+    assert drop["mode"] == "incremental" and drop["nodes_total"] == first["nodes_total"] + 1
+    assert (drop["nodes_recomputed"], drop["components_recomputed"]) == (nodes + 1, 1)
+    assert (drop["contacts_touched"], drop["records_added"], drop["dagster/row_count"]) == \
+        (1, 2, first["dagster/row_count"])
+
     forced = run({FULL_REFRESH_TAG: "true"})
     assert (forced["mode"], forced["contacts_touched"], forced["dagster/row_count"]) == \
         ("full", 0, first["dagster/row_count"])
+    assert (forced["full_because"], forced["nodes_recomputed"]) == ("full refresh", forced["nodes_total"])

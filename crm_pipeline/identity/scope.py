@@ -1,0 +1,178 @@
+"""The touched part of the identity graph: what an incremental resolution recomputes, and the graph it keeps.
+
+The stored result partitions the nodes into contacts (`identity_nodes`). A contact can change only if one of
+its edges or nodes did, so a run compares this run's edges with the ones the last run clustered (kept in
+`identity_graph`) and recomputes only the scope, `id_scope` (k): the nodes of every stored contact that a
+changed edge touches or a removed node (an erasure, a withdrawn file) left, and the new nodes. Every edge of a
+node in the scope ends in the scope (an unchanged edge joins two nodes of one stored contact; a changed one
+puts both ends' contacts in the scope), so the components found on the scope alone are those of the whole
+graph, and outside it the stored contacts, ids and match types stand as a full resolution would leave them.
+
+`identity_graph` rows, by `kind`:
+- `det`: a deterministic edge (an identifier the guards kept, as a star on the smallest node sharing it, a
+  login, a must-link), node_a < node_b;
+- `pair`: an accepted probabilistic edge, after reviewers' cannot-links, with its match_probability;
+- `cluster`: node_a lies in the deterministic cluster named by its smallest node, node_b (the probabilistic
+  pass reads every person's cluster, recomputed or stored).
+
+A full resolution (first run, `--full-refresh`, the periodic re-cluster) puts every node in the scope and
+rewrites the table; an incremental one changes only the rows of its diff and its scope.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+_store = sa.MetaData()
+identity_graph = sa.Table(
+    "identity_graph", _store,
+    sa.Column("node_a", sa.String, nullable=False),
+    sa.Column("node_b", sa.String, nullable=False),
+    sa.Column("kind", sa.String, nullable=False, comment="det / pair / cluster"),
+    sa.Column("match_probability", sa.Double, comment="pair edges: the accepted pair's probability"),
+)
+
+SCRATCH = ("id_det_now", "id_pair_now", "id_edge_diff", "id_removed", "id_touched_contacts", "id_touched_earlier",
+           "id_scope")
+# The stored contacts whose nodes this run recomputes (and rewrites).
+TOUCHED_CONTACTS = "SELECT contact_id FROM id_touched_contacts"
+_IN_SCOPE = "SELECT k FROM id_scope"
+
+
+@dataclass
+class Scope:
+    """Which nodes this run recomputes; `full`: all of them."""
+
+    full: bool
+    nodes: int = 0  # nodes in the scope (recomputed)
+    scoped: bool = False  # the scope tables exist
+
+    def after_deterministic_edges(self, conn: sa.Connection) -> None:
+        """`id_det_now` from `id_base_edges`, its diff with the stored edges, and the scope it makes."""
+        _run(conn, """
+            CREATE TEMPORARY TABLE id_det_now AS
+            SELECT DISTINCT na.node_id AS node_a, nb.node_id AS node_b
+            FROM id_base_edges e JOIN id_nodes na ON na.k = LEAST(e.a, e.b) JOIN id_nodes nb ON nb.k = GREATEST(e.a, e.b)
+            WHERE e.a <> e.b""")
+        _run(conn, "CREATE TEMPORARY TABLE id_edge_diff (kind VARCHAR, node_a VARCHAR, node_b VARCHAR, "
+                   "match_probability DOUBLE PRECISION, present BOOLEAN)")
+        if not self.full:
+            _run(conn, """
+                INSERT INTO id_edge_diff
+                SELECT 'det', COALESCE(n.node_a, o.node_a), COALESCE(n.node_b, o.node_b), NULL, n.node_a IS NOT NULL
+                FROM (SELECT node_a, node_b FROM identity_graph WHERE kind = 'det') o
+                FULL OUTER JOIN id_det_now n ON n.node_a = o.node_a AND n.node_b = o.node_b
+                WHERE o.node_a IS NULL OR n.node_a IS NULL""")
+        _run(conn, "CREATE TEMPORARY TABLE id_removed AS SELECT p.node_id, p.contact_id FROM identity_nodes p "
+                   "LEFT JOIN id_nodes n ON n.node_id = p.node_id WHERE n.node_id IS NULL")
+        self._rescope(conn)
+
+    def after_pairs(self, conn: sa.Connection) -> bool:
+        """`id_pair_now` from `id_pairs` and its diff with the stored pairs; True when the scope grew."""
+        _run(conn, "DROP TABLE IF EXISTS id_pair_now")
+        _run(conn, """
+            CREATE TEMPORARY TABLE id_pair_now AS
+            SELECT LEAST(node_a, node_b) AS node_a, GREATEST(node_a, node_b) AS node_b,
+                   MAX(match_probability) AS match_probability
+            FROM id_pairs GROUP BY LEAST(node_a, node_b), GREATEST(node_a, node_b)""")
+        if self.full:
+            return False
+        _run(conn, "DELETE FROM id_edge_diff WHERE kind = 'pair'")
+        _run(conn, """
+            INSERT INTO id_edge_diff
+            SELECT 'pair', o.node_a, o.node_b, o.match_probability, FALSE
+            FROM (SELECT node_a, node_b, match_probability FROM identity_graph WHERE kind = 'pair') o
+            LEFT JOIN id_pair_now n
+              ON n.node_a = o.node_a AND n.node_b = o.node_b AND n.match_probability = o.match_probability
+            WHERE n.node_a IS NULL
+            UNION ALL
+            SELECT 'pair', n.node_a, n.node_b, n.match_probability, TRUE
+            FROM id_pair_now n
+            LEFT JOIN (SELECT node_a, node_b, match_probability FROM identity_graph WHERE kind = 'pair') o
+              ON n.node_a = o.node_a AND n.node_b = o.node_b AND n.match_probability = o.match_probability
+            WHERE o.node_a IS NULL""")
+        before = self.nodes
+        self._rescope(conn)
+        return self.nodes != before
+
+    def _rescope(self, conn: sa.Connection) -> None:
+        # The scope only grows within a run (a closed superset is as exact): a second call keeps the first's.
+        earlier = " UNION ALL SELECT contact_id FROM id_touched_earlier" if self.scoped else ""
+        _run(conn, "DROP TABLE IF EXISTS id_touched_earlier")
+        if self.scoped:
+            _run(conn, "CREATE TEMPORARY TABLE id_touched_earlier AS SELECT contact_id FROM id_touched_contacts")
+        for table in ("id_touched_contacts", "id_scope"):
+            _run(conn, f"DROP TABLE IF EXISTS {table}")
+        if self.full:
+            _run(conn, "CREATE TEMPORARY TABLE id_touched_contacts AS SELECT DISTINCT contact_id FROM identity_nodes")
+            _run(conn, "CREATE TEMPORARY TABLE id_scope AS SELECT k FROM id_nodes")
+        else:
+            _run(conn, f"""
+                CREATE TEMPORARY TABLE id_touched_contacts AS
+                SELECT DISTINCT contact_id FROM (
+                    SELECT p.contact_id FROM id_edge_diff d JOIN identity_nodes p ON p.node_id = d.node_a
+                    UNION ALL SELECT p.contact_id FROM id_edge_diff d JOIN identity_nodes p ON p.node_id = d.node_b
+                    UNION ALL SELECT contact_id FROM id_removed{earlier}) t""")
+            _run(conn, f"""
+                CREATE TEMPORARY TABLE id_scope AS
+                SELECT n.k FROM id_nodes n LEFT JOIN identity_nodes p ON p.node_id = n.node_id
+                WHERE p.node_id IS NULL OR p.contact_id IN ({TOUCHED_CONTACTS})""")
+        self.nodes, self.scoped = int(conn.execute(sa.text("SELECT COUNT(*) FROM id_scope")).scalar_one()), True
+
+    def edges(self, edges_sql: str) -> str:
+        """`edges_sql` (a, b) restricted to the scope (all of it on a full run)."""
+        if self.full:
+            return edges_sql
+        return (f"SELECT e.a, e.b FROM ({edges_sql}) e JOIN id_scope sa ON sa.k = e.a "
+                "JOIN id_scope sb ON sb.k = e.b")
+
+    def save(self, conn: sa.Connection) -> None:
+        """Bring `identity_graph` to this run's edges and deterministic clusters (run after `id_det` is final)."""
+        clusters = ("INSERT INTO identity_graph (node_a, node_b, kind, match_probability) "
+                    "SELECT n.node_id, c.node_id, 'cluster', NULL FROM id_det d JOIN id_nodes n ON n.k = d.k "
+                    "JOIN id_nodes c ON c.k = d.label")
+        if self.full:
+            _run(conn, "DELETE FROM identity_graph")
+            _run(conn, "INSERT INTO identity_graph (node_a, node_b, kind, match_probability) "
+                       "SELECT node_a, node_b, 'det', NULL FROM id_det_now "
+                       "UNION ALL SELECT node_a, node_b, 'pair', match_probability FROM id_pair_now")
+            _run(conn, clusters)
+            return
+        _run(conn, "DELETE FROM identity_graph WHERE kind IN ('det', 'pair') AND (kind, node_a, node_b) IN "
+                   "(SELECT kind, node_a, node_b FROM id_edge_diff WHERE NOT present)")
+        _run(conn, "INSERT INTO identity_graph (node_a, node_b, kind, match_probability) "
+                   "SELECT node_a, node_b, kind, match_probability FROM id_edge_diff WHERE present")
+        _run(conn, "DELETE FROM identity_graph WHERE kind = 'cluster' AND node_a IN ("
+                   "SELECT node_id FROM id_removed UNION "
+                   "SELECT n.node_id FROM id_nodes n JOIN id_scope s ON s.k = n.k)")
+        _run(conn, clusters)
+
+
+def create_graph_table(bind: sa.Engine | sa.Connection) -> None:
+    _store.create_all(bind)
+
+
+def stored_det_clusters_sql(nodes_filter: str) -> str:
+    """node_id, cluster_id (smallest node id of its deterministic cluster) of the current nodes outside the
+    scope whose node_id is IN (`nodes_filter`), as the last run stored them."""
+    return ("SELECT g.node_a AS node_id, g.node_b AS cluster_id FROM identity_graph g "
+            "JOIN id_nodes n ON n.node_id = g.node_a "
+            f"WHERE g.kind = 'cluster' AND n.k NOT IN ({_IN_SCOPE}) AND g.node_a IN ({nodes_filter})")
+
+
+def labels_sql(components: str, nodes_filter: str) -> str:
+    """node_id, label of the current nodes IN (`nodes_filter`) in components `components` (id_det or id_final)
+    over the whole graph: computed in the scope, stored outside it (equal labels: one component)."""
+    stored = (f"SELECT g.node_a, 'd' || g.node_b FROM identity_graph g JOIN id_nodes n ON n.node_id = g.node_a "
+              f"WHERE g.kind = 'cluster' AND n.k NOT IN ({_IN_SCOPE}) AND g.node_a IN ({nodes_filter})"
+              if components == "id_det" else
+              f"SELECT p.node_id, 'c' || p.contact_id FROM identity_nodes p JOIN id_nodes n ON n.node_id = p.node_id "
+              f"WHERE n.k NOT IN ({_IN_SCOPE}) AND p.node_id IN ({nodes_filter})")
+    return (f"SELECT n.node_id, 'k' || CAST(c.label AS VARCHAR) AS label FROM id_nodes n "
+            f"JOIN {components} c ON c.k = n.k WHERE n.node_id IN ({nodes_filter}) UNION ALL {stored}")
+
+
+def _run(conn: sa.Connection, sql: str) -> None:
+    conn.execute(sa.text(sql))

@@ -5,6 +5,12 @@ on or before it, counting `retrain_days` from the first partition day. Every as-
 boundaries scores with the models of the last boundary (`predict_models`), so a new day costs one
 feature pass and a scoring pass, not a refit of every model.
 
+The models of a training day read only complete days: records dated up to the day before it
+(`data_through`). Files arrive all day, so the training day itself is still filling while a run
+trains; a model that read it would be trained on a partial day and trained again at every drop of
+that day. Records dated on the training day or later are scored with the stored models, never
+trained on; a late record dated before it still trains them again.
+
 The stored models are trained again when the training day moves, on a full refresh, when the model
 settings changed (`settings_key`), and when the training inputs as of the training day changed
 (`training_fingerprint`): a back-dated correction, a late file with old records, a merge of two
@@ -21,6 +27,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
+from crm_pipeline.predict import classifier
 from crm_pipeline.predict.features import cutoff_of
 from crm_pipeline.warehouse.predict_schema import predict_fingerprint_parts as fingerprint_parts
 
@@ -31,9 +38,13 @@ _PRIME = 2147483647
 _DATED = (("stg_orders", "orders", "order_id", "ordered_at"), ("stg_email_events", "email_events", "event_id",
           "occurred_at"), ("stg_web_events", "web_events", "event_id", "occurred_at"),
           ("stg_subscribers", "subscribers", "subscriber_id", "subscribed_at"))
+# Orders (with their lines) are read up to the last complete day, the other records only up to the classifiers'
+# last feature window (`classifier.features_through`): what training reads, so a late web event after that
+# window does not train again.
 _ROWS = " UNION ALL ".join(
     f"SELECT m.contact_id, MOD(t._row_hash, {_PRIME}) AS h FROM {table} t JOIN {{identity}} m "
-    f"ON m.entity = '{entity}' AND m.brand = t._brand AND m.source_key = t.{key} WHERE t.{dated} < :cutoff"
+    f"ON m.entity = '{entity}' AND m.brand = t._brand AND m.source_key = t.{key} "
+    f"WHERE t.{dated} < {':cutoff' if entity == 'orders' else ':event_cutoff'}"
     for table, entity, key, dated in _DATED)
 # Per contact: its dated rows' count and hash sum, stored per training day (`predict_fingerprint_parts`).
 _PARTS_SQL = f"""
@@ -66,9 +77,15 @@ def training_day(as_of: dt.date, *, retrain_days: int = 1, start: dt.date | None
     return start + dt.timedelta(days=(as_of - start).days // retrain_days * retrain_days)
 
 
+def data_through(day: dt.date) -> dt.date:
+    """The last day whose records the models of training day `day` read: the day before it (the last complete day)."""
+    return day - dt.timedelta(days=1)
+
+
 def training_fingerprint(conn: sa.Connection, day: dt.date, changed: tuple[str, str] | None = None) -> str:
-    """A digest of the staged records dated up to `day` (their content hashes), grouped as identity groups
-    them, and of the catalogue: what the models trained on that day read.
+    """A digest of the staged records the models of training day `day` read (their content hashes): orders and
+    their lines dated up to `data_through(day)`, other records up to the classifiers' last feature window, grouped
+    as identity groups them, and of the catalogue.
 
     Contact ids themselves do not enter (only which records share a contact), so a warehouse that numbers
     its contacts in another order gets the same fingerprint for the same data. The per-contact parts are
@@ -76,7 +93,8 @@ def training_fingerprint(conn: sa.Connection, day: dt.date, changed: tuple[str, 
     were kept, and a table of their `identity_map` rows), only those contacts' parts are computed again;
     otherwise all of them.
     """
-    params = {"day": day, "cutoff": cutoff_of(day)}
+    through = data_through(day)
+    params = {"day": day, "cutoff": cutoff_of(through), "event_cutoff": cutoff_of(classifier.features_through(through))}
     kept = changed is not None and conn.execute(sa.select(sa.func.count()).select_from(fingerprint_parts)
                                                 .where(fingerprint_parts.c.trained_on == day)).scalar_one()
     if kept:

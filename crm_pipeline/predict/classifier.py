@@ -87,6 +87,12 @@ def cutoffs(task: Task, as_of: dt.date) -> tuple[dt.date, list[dt.date]]:
     return evaluate, [newest - dt.timedelta(days=k * WINDOW_STEP_DAYS) for k in range(TRAIN_WINDOWS)]
 
 
+def features_through(as_of: dt.date) -> dt.date:
+    """The last cutoff whose features a training at `as_of` reads (the latest evaluation cutoff): later records
+    other than orders are not read (orders are, as labels up to as_of)."""
+    return max(cutoffs(task, as_of)[0] for task in TASKS)
+
+
 def sample_every(buyers: int) -> int:
     """Keep every n-th contact in each window so a window has at most MAX_ROWS_PER_WINDOW buyers."""
     return max(1, math.ceil(buyers / MAX_ROWS_PER_WINDOW))
@@ -105,6 +111,18 @@ def add_model_columns(frame: pd.DataFrame, params: dict | None, horizon_days: in
     x, t_x, T = (out[c].to_numpy(dtype=float) for c in ("frequency", "t_x_weeks", "T_weeks"))
     out["bgnbd_p_alive"] = bgnbd.p_alive(params, x, t_x, T)
     out["bgnbd_p_purchase"] = 1.0 - bgnbd.p_no_purchase(params, x, t_x, T, horizon_days / 7.0)
+    out["bgnbd_expected_purchases"] = bgnbd.expected_purchases(params, x, t_x, T, horizon_days / 7.0)
+    return out
+
+
+def baseline_inputs(buyers: pd.DataFrame, params: dict | None, horizon_days: int) -> pd.DataFrame:
+    """The baselines' inputs (`BASELINE_COLUMNS`) of `buyers` (recency_days, frequency, t_x_weeks, T_weeks): what
+    `train_task` reads of the training day's buyers to know whether a baseline can score there."""
+    out = buyers[["recency_days"]].copy()
+    if not params:
+        out["bgnbd_expected_purchases"] = np.nan
+        return out
+    x, t_x, T = (buyers[c].to_numpy(dtype=float) for c in ("frequency", "t_x_weeks", "T_weeks"))
     out["bgnbd_expected_purchases"] = bgnbd.expected_purchases(params, x, t_x, T, horizon_days / 7.0)
     return out
 
@@ -223,7 +241,7 @@ def train_task(task: Task, train: pd.DataFrame, evaluate: pd.DataFrame, referenc
                windows: dict) -> TaskOutcome:
     """Train, compare with the baselines on the held-out window, and keep the winner's `Scorer`.
 
-    `reference` holds the buyers of the training day (with `add_model_columns`): a baseline whose input
+    `reference` holds the baselines' inputs of the training buyers (`baseline_inputs`): a baseline whose input
     is empty there cannot score the days that use this model.
     """
     if len(np.unique(y_train)) < 2 or len(np.unique(y_eval)) < 2:

@@ -1,7 +1,8 @@
 """The predict stage's entry point: features, RFM, BG/NBD + Gamma-Gamma CLV and the classifiers for one as-of date.
 
 `run_predictions` brings the `features`, `predictions` and `model_runs` rows of `as_of` up to date
-in one transaction. The models come from the training day of `as_of` (`cadence`): trained there and
+in one transaction. The models come from the training day of `as_of` (`cadence`): trained there on the
+complete days before it (`cadence.data_through`: a drop of the day's own records does not train again) and
 stored in `predict_models` when that day's stored models are missing, stale or a full refresh is
 asked for, otherwise read back and reused. Between training days a run follows new data
 (`incremental`): only the contacts new records touched are computed from their records, the others
@@ -33,8 +34,8 @@ import sqlalchemy as sa
 from threadpoolctl import threadpool_limits
 
 from crm_pipeline.predict import bgnbd, cadence, classifier, gamma_gamma, incremental, rfm
-from crm_pipeline.predict.features import (DAY, add_to_day, carry_to_day, compute_features, create_day, cutoff_of,
-                                           day_batches, feature_batches, features_of, first_purchase_after)
+from crm_pipeline.predict.features import (DAY, add_to_day, buyers_at, carry_to_day, compute_features, create_day,
+                                           cutoff_of, day_batches, feature_batches, features_of, first_purchase_after)
 from crm_pipeline.predict.risk import risk_bands
 from crm_pipeline.predict.truth import evaluate_churn
 from crm_pipeline.profiles.sql import day_number
@@ -52,7 +53,7 @@ _SCORES = ["p_alive", "e1", "e2", "churn", "p30", "wait_days", "clv"]
 # The tables a run writes rows of (its `rows_written`): none on a re-run of the day with nothing new.
 _WRITTEN = ("features", "predictions", "model_runs")
 # Part of the settings key: raise it when a change to the training code must retrain the stored models.
-MODEL_VERSION = 1
+MODEL_VERSION = 2
 
 
 @dataclass
@@ -112,7 +113,7 @@ def _bgnbd_at(frame: pd.DataFrame, maxiter: int = 500):
 
 def _plan(conn, day: dt.date) -> tuple[dict, int, str | None]:
     """Evaluation and training cutoffs per task, the training sample step, or why there is too little history
-    (all from the orders up to `day`, so later orders do not change what is trained on it)."""
+    (all from the orders up to `day`, the last complete day, so later orders do not change what is trained)."""
     first, customers = conn.execute(sa.text(
         "SELECT MIN(o.ordered_at), COUNT(DISTINCT m.contact_id) FROM stg_orders o "
         "JOIN identity_map m ON m.entity = 'orders' AND m.brand = o._brand AND m.source_key = o.order_id "
@@ -125,9 +126,11 @@ def _plan(conn, day: dt.date) -> tuple[dict, int, str | None]:
     return plan, classifier.sample_every(int(customers or 0)), None
 
 
-def _classifiers(conn, day: dt.date, buyers: pd.DataFrame, bg_params: dict | None, model_dir: Path,
-                 plan: dict, windows: pd.DataFrame, every: int, reason: str | None, maxiter: int = 500) -> dict:
-    """Both classifier tasks trained on the windows before `day` and judged on the last one, or why skipped.
+def _classifiers(conn, through: dt.date, buyers: pd.DataFrame, bg_params: dict | None, model_dir: Path,
+                 plan: dict, windows: pd.DataFrame, every: int, reason: str | None, maxiter: int,
+                 trained_on: dt.date) -> dict:
+    """Both classifier tasks trained on the windows before `through` (the last complete day) and judged on the
+    last one, whose labels end on `through`, or why skipped; model files are named by `trained_on`.
 
     BG/NBD is refitted at each cutoff on that cutoff's data only (no look-ahead). A cutoff whose
     fit does not converge gets no BG/NBD columns: the classifier trains without them and the
@@ -136,7 +139,7 @@ def _classifiers(conn, day: dt.date, buyers: pd.DataFrame, bg_params: dict | Non
     reason = reason or classifier.too_few_buyers(len(buyers))
     if reason:
         return {t.name: classifier.TaskOutcome(t.name, "skipped", "none", reason) for t in classifier.TASKS}
-    first_after = first_purchase_after(conn, sorted(set(windows["as_of"])), day)
+    first_after = first_purchase_after(conn, sorted(set(windows["as_of"])), through)
     by_cutoff = {c: f.reset_index(drop=True) for c, f in windows.groupby("as_of", sort=True)}
     params = {}
     for cutoff, frame in by_cutoff.items():
@@ -154,25 +157,27 @@ def _classifiers(conn, day: dt.date, buyers: pd.DataFrame, bg_params: dict | Non
                     for c in (evaluate_at, *train_at)}
         train = pd.concat([prepared[c] for c in train_at], ignore_index=True)
         evaluate = prepared[evaluate_at]
-        reference = classifier.add_model_columns(buyers, bg_params, task.label_days)
+        reference = classifier.baseline_inputs(buyers, bg_params, task.label_days)
         meta = {"train_cutoffs": [c.isoformat() for c in train_at], "eval_cutoff": evaluate_at.isoformat(),
                 "label_days": task.label_days, "sample_every": every}
         outcomes[task.name] = classifier.train_task(
             task, train, evaluate, reference, y_train=classifier.labels(train, first_after, task),
-            y_eval=classifier.labels(evaluate, first_after, task), model_dir=model_dir, as_of=day, windows=meta)
+            y_eval=classifier.labels(evaluate, first_after, task), model_dir=model_dir, as_of=trained_on,
+            windows=meta)
     return outcomes
 
 
-def _train(conn, day: dt.date, at_day: pd.DataFrame, windows: pd.DataFrame, plan: dict, every: int,
+def _train(conn, day: dt.date, buyers: pd.DataFrame, windows: pd.DataFrame, plan: dict, every: int,
            reason: str | None, model_dir: Path, maxiter: int) -> tuple[dict[str, dict], dict, dict]:
-    """Fit BG/NBD and Gamma-Gamma on the buyers of `day` and train the classifiers: predict_models rows."""
-    buyers = at_day[at_day["purchase_count"] > 0].reset_index(drop=True)
+    """Fit BG/NBD and Gamma-Gamma on `buyers` (at the last complete day before training day `day`) and train the
+    classifiers: predict_models rows."""
     x, t_x, T = (buyers[c].to_numpy(dtype=float) for c in ("frequency", "t_x_weeks", "T_weeks"))
     bg_fit = bgnbd.fit(x, t_x, T, maxiter=maxiter)
     bg_params, bg_from = fit_with_fallback(conn, "bgnbd", day, bg_fit)
     gg_fit = gamma_gamma.fit(buyers["frequency"], buyers["monetary_repeat"])
     gg_params, gg_from = fit_with_fallback(conn, "gamma_gamma", day, gg_fit)
-    outcomes = _classifiers(conn, day, buyers, bg_params, model_dir, plan, windows, every, reason, maxiter)
+    outcomes = _classifiers(conn, cadence.data_through(day), buyers, bg_params, model_dir, plan, windows, every,
+                            reason, maxiter, trained_on=day)
     rows = {"bgnbd": _fit_row("bgnbd", bg_fit, bg_params, bg_from, {}),
             "gamma_gamma": _fit_row("gamma_gamma", gg_fit, gg_params, gg_from, {})}
     import joblib
@@ -222,8 +227,11 @@ def _models(conn, as_of: dt.date, *, plan: incremental.Plan, retrain_days: int, 
             threads: ExitStack) -> tuple[Models, pd.DataFrame | None]:
     """The models for `as_of` (trained now or read back) and, when trained now, the features of `as_of` that
     the training pass computed with the windows (every contact). The training inputs' digest is read from the
-    last run when no record changed since (`Plan.known_fingerprint`), else computed over the staged history."""
+    last run when no record changed since (`Plan.known_fingerprint`), else computed over the staged history.
+    Training reads complete days only (`cadence.data_through`): a drop of the training day's own records
+    leaves the digest, and so the models, as they are."""
     day = cadence.training_day(as_of, retrain_days=retrain_days, start=cadence_start)
+    through = cadence.data_through(day)
     # scikit-learn's version too: a stored scorer is a pickle that another version may not read back.
     key = cadence.settings_key(version=MODEL_VERSION, sklearn=importlib.metadata.version("scikit-learn"),
                                bgnbd_maxiter=maxiter,
@@ -239,14 +247,15 @@ def _models(conn, as_of: dt.date, *, plan: incremental.Plan, retrain_days: int, 
     if not decision.retrain:
         return Models(day, stored, _outcomes_of(stored), False, decision.reason, fingerprint=fingerprint), None
     threads.enter_context(_sklearn_on_one_thread())
-    plan, every, reason = _plan(conn, day)
+    plan, every, reason = _plan(conn, through)
     training = sorted({c for evaluate_at, train_at in plan.values() for c in (evaluate_at, *train_at)})
-    # One pass: every contact at as_of and at the training day, sampled buyers at the classifier's cutoffs.
-    frame = compute_features(conn, sorted({as_of, day}), training=training, every=every, sample_until=day)
+    # One pass: every contact at as_of, sampled buyers at the classifier's cutoffs; the fits' buyers at the last
+    # complete day from the orders alone.
+    frame = compute_features(conn, as_of, training=training, every=every, sample_until=through)
     feats = frame[frame["as_of"] == as_of].reset_index(drop=True)
-    at_day = feats if day == as_of else frame[frame["as_of"] == day].reset_index(drop=True)
-    windows = frame[~frame["as_of"].isin([as_of, day])].reset_index(drop=True)
-    rows, outcomes, seconds = _train(conn, day, at_day, windows, plan, every, reason, model_dir, maxiter)
+    windows = frame[frame["as_of"] != as_of].reset_index(drop=True)
+    rows, outcomes, seconds = _train(conn, day, buyers_at(conn, through), windows, plan, every, reason, model_dir,
+                                     maxiter)
     for row in rows.values():
         row.update(trained_on=day, input_fingerprint=fingerprint, settings_key=key)
     # Training again for the same day replaces its models (a back-dated change, a full refresh).

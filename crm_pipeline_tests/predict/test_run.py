@@ -98,9 +98,10 @@ def test_classifier_beats_every_baseline_on_a_later_window(full_run, capsys):
         report = f"{task} held-out AUC: " + ", ".join(f"{k} {v:.3f}" for k, v in aucs.items()) + f" -> {outcome['used']}"
         with capsys.disabled():
             print("\n" + report)
-        # Honest time split: the evaluation labels end at as_of, every training label before they start.
+        # Honest time split: the evaluation labels end on the last complete day (the day before the training day,
+        # here as_of), every training label before they start.
         evaluate_at = dt.date.fromisoformat(m["eval_cutoff"])
-        assert evaluate_at + dt.timedelta(days=label_days) == END
+        assert evaluate_at + dt.timedelta(days=label_days) == END - dt.timedelta(days=1)
         assert all(dt.date.fromisoformat(c) + dt.timedelta(days=label_days) <= evaluate_at for c in m["train_cutoffs"])
         # P(alive) is a feature, not a baseline: the baselines are the strong simple ones, and they rank well.
         assert set(k for k in m if k.startswith("baseline_")) == {"baseline_recency", "baseline_bgnbd_expected_purchases"}

@@ -62,7 +62,9 @@ def stage_entities(context: dg.AssetExecutionContext, warehouse: WarehouseResour
         report = run_quality_stage(engine, hold_share=settings.quarantine_hold_share,
                                    docs_dir=settings.data_docs_dir, now=datetime.now(timezone.utc),
                                    full_refresh=full_refresh,
-                                   on_typed=FileProgressLog(context.log, verb="typed").report)
+                                   on_typed=FileProgressLog(context.log, verb="typed").report,
+                                   on_published=FileProgressLog(context.log, verb="published").report,
+                                   on_validated=FileProgressLog(context.log, verb="validated").report)
     published = report.published
     context.log.info(f"typed {len(report.typed)} new file(s); published ({published.mode}); "
                      f"data docs: {report.docs_index}")

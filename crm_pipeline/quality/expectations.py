@@ -516,7 +516,8 @@ def run_validation_by_file(
                 suite=suite, seconds=time.perf_counter() - started,
             ))
     for file_id in [f for f in files if rows is None or f not in present]:
-        run = run_validation(entity_name, df[df["_file_id"] == file_id], as_of=as_of, file_label=files[file_id])
+        own = df[df["_file_id"] == file_id].sort_values("_row_number", kind="stable")  # samples in row order
+        run = run_validation(entity_name, own, as_of=as_of, file_label=files[file_id])
         run.results.insert(0, "file_id", file_id)
         runs.append(run)
     return runs
@@ -566,10 +567,13 @@ def _split_by_file(
     in_domain = np.bincount(codes, weights=domain, minlength=len(present)).astype(int)
     missed = None if missing is None else np.bincount(codes, weights=missing, minlength=len(present)).astype(int)
     owner = codes[positions] if len(positions) else np.empty(0, dtype=np.int64)
+    row_numbers = batch["_row_number"].to_numpy(dtype="int64")
     column = kwargs.get("column")
     out = []
     for i, file_id in enumerate(present):
         mine = np.flatnonzero(owner == i)
+        # The batch is in no particular order: a file's samples are its first unexpected rows by row number.
+        mine = mine[np.argsort(row_numbers[positions[mine]], kind="stable")]
         percent, success = _verdict(int(in_domain[i]), None if missed is None else int(missed[i]), len(mine), mostly)
         index_rows = _sample_rows(batch, positions[mine[:5]].tolist(), index_columns)
         if column in refs:

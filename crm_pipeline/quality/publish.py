@@ -16,6 +16,7 @@ statements, so both give identical tables, and a re-run gives identical tables.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -55,16 +56,21 @@ def source_key_sql(entity: Entity, alias: str = "t") -> str:
     return parts[0] if len(parts) == 1 else " || ':' || ".join(parts)
 
 
-def publish(engine: sa.Engine, *, hold_share: float, full_refresh: bool = False) -> PublishReport:
+def publish(engine: sa.Engine, *, hold_share: float, full_refresh: bool = False,
+            on_entity: Callable[[int, int, int], None] | None = None) -> PublishReport:
     """Bring staging, quarantine, dedup log and per-file accounting up to date with the typed rows.
 
     Incremental unless `full_refresh`: only keys touched by new files, newly superseded files,
     files whose held state changed and (for order lines) re-resolved orders are re-resolved. An entity never
     published before (a first run) takes the full statements: its scope would be every key anyway.
+    `on_entity(files done, files in all, rows re-resolved)` after each entity: progress counted in the loaded,
+    typed files of the entities published so far (the run re-resolves some or all of their keys).
     """
     create_quality_tables(engine)
     done: dict[str, Republished] = {}
     with engine.begin() as conn:
+        per_entity = _typed_files_per_entity(conn) if on_entity is not None else {}
+        files_done, rows_done = 0, 0
         scopes: dict[str, Scope] = {}
         for name in ORDER_OF_ENTITIES:
             whole = (full_refresh or _never_published(conn, name)
@@ -72,9 +78,18 @@ def publish(engine: sa.Engine, *, hold_share: float, full_refresh: bool = False)
             scope = scopes[name] = Scope(ENTITIES[name], full=whole)
             scope.start(conn, scopes["orders"] if name == "order_items" else None)
             done[name] = _publish_entity(conn, ENTITIES[name], hold_share, scope)
+            if on_entity is not None:
+                files_done, rows_done = files_done + per_entity.get(name, 0), rows_done + done[name].rows
+                on_entity(files_done, sum(per_entity.values()), rows_done)
         for scope in scopes.values():
             scope.drop(conn)
     return PublishReport("full" if full_refresh else "incremental", done)
+
+
+def _typed_files_per_entity(conn: sa.Connection) -> dict[str, int]:
+    return dict(conn.execute(sa.text(
+        "SELECT f.entity, COUNT(*) FROM files f JOIN typed_files tf ON tf.file_id = f.file_id "
+        "WHERE f.status = 'loaded' GROUP BY f.entity")).all())
 
 
 def _never_published(conn: sa.Connection, entity: str) -> bool:

@@ -284,3 +284,31 @@ def test_results_do_not_depend_on_how_the_warehouse_chunked_the_batch():
     assert json.loads(status["sample_rows"].iloc[1]) == [
         {"_file_id": 2, "_row_number": 4, "order_id": "O7", "customer_id": None}
     ]
+
+
+def test_results_do_not_depend_on_the_order_the_warehouse_returned_the_rows_in():
+    """Staged rows are read in no particular order: each file's sample rows are still its first failing rows
+    by row number, and every count and verdict is that of the rows in file and row order."""
+    from crm_pipeline.quality.expectations import run_validation_by_file
+
+    files = {1: "acme/orders/1.csv", 2: "acme/orders/2.csv"}
+    parts = []
+    for file_id in files:
+        for start in range(0, 8, 4):  # 8 rows per file, 7 of them with an unknown status: more than 5 samples
+            part = staged_orders()
+            part["_file_id"], part["_row_number"] = file_id, range(start + 2, start + 6)
+            part["order_id"] = [f"O{file_id}-{start + i}" for i in range(4)]
+            parts.append(part)
+    ordered = pd.concat(parts, ignore_index=True)
+    ordered.loc[ordered.index[1:8], "status"] = [f"lost{i}" for i in range(7)]
+    ordered.loc[ordered.index[9:16], "status"] = [f"gone{i}" for i in range(7)]
+    shuffled = ordered.sample(frac=1, random_state=3).reset_index(drop=True)
+    assert not shuffled["_row_number"].is_monotonic_increasing  # the case under test
+    results = [pd.concat([r.results for r in run_validation_by_file("orders", frame, as_of=AS_OF, files=files,
+                                                                    label="batch")], ignore_index=True)
+               for frame in (ordered, shuffled)]
+    pd.testing.assert_frame_equal(results[0], results[1])
+    status = results[1][results[1]["expectation"] == "expect_column_values_to_be_in_set(status)"]
+    assert [json.loads(v) for v in status["sample_values"]] == [[f"lost{i}" for i in range(5)],
+                                                                [f"gone{i}" for i in range(5)]]
+    assert [r["_row_number"] for r in json.loads(status["sample_rows"].iloc[0])] == [3, 4, 5, 6, 7]

@@ -211,3 +211,26 @@ def test_a_stage_that_fails_before_publishing_leaves_no_unresolved_rows_in_stagi
     assert query(engine, "SELECT source_key FROM quarantine")["source_key"].tolist() == ["C90"]
     assert query(engine, "SELECT source_key FROM dedup_log")["source_key"].tolist() == ["C1"]
     assert query(engine, "SELECT COUNT(*) AS n FROM unstaged_customers")["n"][0] == 2
+
+
+def test_publishing_and_validation_report_their_progress_as_typing_does(engine, folder, landing_dir):
+    """At 1M people publishing and validation each ran minutes without a line: both now report files done."""
+    from crm_pipeline.quality.stage import run_quality_stage
+
+    order_header = "order_id,customer_id,email,ordered_at,status,currency,total,updated_at\n"
+    for n, rows in enumerate((3, 5)):
+        drop(landing_dir, f"brand_a/customers/c{n}.csv", HEADER + good_customers(rows, start=100 * n))
+    drop(landing_dir, "brand_a/orders/o.csv", order_header + "O1,C0,,2025-01-02T00:00:00Z,placed,USD,9.5,"
+                                                             "2025-01-02T00:00:00Z\n")
+    ingest_folder(engine, folder, now=NOW)
+    seen: dict[str, list[tuple[int, int, int]]] = {"published": [], "validated": []}
+
+    run_quality_stage(engine, hold_share=0.05, docs_dir=None, now=NOW,
+                      on_published=lambda *a: seen["published"].append(a),
+                      on_validated=lambda *a: seen["validated"].append(a))
+
+    # One report per entity published, counting the files of the entities done so far (customers come first).
+    assert seen["published"][0] == (2, 3, 8)
+    assert seen["published"][-1] == (3, 3, 9) and len(seen["published"]) == 7
+    # One report per GX run: the two customers files together, then the orders file.
+    assert seen["validated"] == [(2, 3, 8), (3, 3, 9)]

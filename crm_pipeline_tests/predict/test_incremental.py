@@ -2,8 +2,10 @@
 
 A drop that brings one record of one buyer, on a day whose models are stored, recomputes and rescores that
 buyer alone (the run's own counters, kept in `predict_builds`); the other buyers keep their scores and only
-the day's ranks move. A new day without files carries every contact without a new record from the day before;
-the same day again with nothing new writes no row. Both give the tables a full refresh of a copy of the warehouse gives.
+the day's ranks move. On the training day itself too: its models read the complete days before it, so a
+record of the day does not train them again. A new day without files carries every contact without a new
+record from the day before; the same day again with nothing new writes no row. Both give the tables a full
+refresh of a copy of the warehouse gives.
 """
 
 from __future__ import annotations
@@ -33,10 +35,10 @@ def _one_more_visit(conn: sa.Connection, day: dt.date) -> str:
     file_id = conn.execute(sa.text("SELECT MAX(_file_id) + 1 FROM stg_web_events")).scalar_one()
     at = dt.datetime.combine(day, dt.time(12), tzinfo=dt.timezone.utc)
     keys = {"b": brand, "e": event_id, "f": file_id, "at": at}
-    conn.execute(sa.text("INSERT INTO stg_web_events SELECT * REPLACE (event_id || '-again' AS event_id, "
+    conn.execute(sa.text("INSERT INTO stg_web_events SELECT * REPLACE (event_id || '-again' || :f AS event_id, "
                          "CAST(:at AS TIMESTAMPTZ) AS occurred_at, :f AS _file_id, 1 AS _row_number, "
                          "_row_hash + 1 AS _row_hash) FROM stg_web_events WHERE _brand = :b AND event_id = :e"), keys)
-    conn.execute(sa.text("INSERT INTO identity_map SELECT * REPLACE (source_key || '-again' AS source_key, "
+    conn.execute(sa.text("INSERT INTO identity_map SELECT * REPLACE (source_key || '-again' || :f AS source_key, "
                          ":f AS _file_id, 1 AS _row_number) FROM identity_map "
                          "WHERE entity = 'web_events' AND brand = :b AND source_key = :e"), keys)
     return contact
@@ -46,10 +48,18 @@ def test_a_drop_touching_one_buyer_rescores_one_buyer_and_a_new_day_carries_the_
     path, models = tmp_path / "step.duckdb", tmp_path / "models"
     engine = make_engine(f"duckdb:///{path}")
     land(tmp_path / "landing", drops(generated)[0])
-    for as_of in (D1, DAY):
-        stage(engine, tmp_path / "landing", as_of)
-        build_profiles(engine, as_of=as_of)
-        result = predict(engine, as_of, models)
+    stage(engine, tmp_path / "landing", D1)
+    build_profiles(engine, as_of=D1)
+    assert predict(engine, D1, models)["training"]["retrained"]       # D1 is the training day
+    with engine.begin() as conn:
+        _one_more_visit(conn, D1)       # a file of the training day itself, while the day is still filling
+    build_profiles(engine, as_of=D1)
+    on_training_day = predict(engine, D1, models)
+    assert on_training_day["training"]["reason"] == "stored models reused", on_training_day["training"]
+    assert (on_training_day["run"]["contacts_recomputed"], on_training_day["run"]["contacts_rescored"]) == (1, 1)
+    stage(engine, tmp_path / "landing", DAY)
+    build_profiles(engine, as_of=DAY)
+    result = predict(engine, DAY, models)
     new_day = result["run"]
     assert not result["training"]["retrained"] and new_day["mode"] == "incremental", result["training"]
     # Contacts with a record dated on the new day were computed from their records; the rest were carried.

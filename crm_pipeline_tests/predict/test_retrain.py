@@ -182,19 +182,24 @@ def test_stored_bgnbd_and_classifiers_score_a_later_day_as_a_fresh_training_does
     fresh.dispose()
 
 
-def _shift_an_order(conn: sa.Connection, *, before: bool, day: dt.date) -> None:
-    """A corrected total (new content, new row hash) of a repeat buyer's purchase dated before or after `day`."""
+def _shift_an_order(conn: sa.Connection, *, before: bool, day: dt.date) -> dt.date:
+    """A corrected total (new content, new row hash) of a repeat buyer's purchase: the latest dated before `day`,
+    or the first dated after it, then dated on `day` itself (noon); returns its day."""
     where = "o.ordered_at < :cutoff" if before else "o.ordered_at >= :cutoff"
-    brand, order_id = conn.execute(sa.text(f"""
-        SELECT o._brand, o.order_id FROM stg_orders o
+    brand, order_id, at = conn.execute(sa.text(f"""
+        SELECT o._brand, o.order_id, o.ordered_at FROM stg_orders o
         JOIN identity_map m ON m.entity = 'orders' AND m.brand = o._brand AND m.source_key = o.order_id
         WHERE {where} AND o.total > 0 AND {is_purchase('o.status')} AND m.contact_id IN (
             SELECT r.contact_id FROM identity_map r
             JOIN stg_orders p ON r.entity = 'orders' AND r.brand = p._brand AND r.source_key = p.order_id
             WHERE {is_purchase('p.status')} GROUP BY r.contact_id HAVING COUNT(*) >= 3)
-        ORDER BY o.ordered_at DESC, o.order_id LIMIT 1"""), {"cutoff": cutoff_of(day)}).one()
-    conn.execute(sa.text("UPDATE stg_orders SET total = total * 3, _row_hash = _row_hash + 1 "
-                         "WHERE _brand = :b AND order_id = :o"), {"b": brand, "o": order_id})
+        ORDER BY o.ordered_at {'DESC' if before else 'ASC'}, o.order_id LIMIT 1"""),
+        {"cutoff": cutoff_of(day - dt.timedelta(days=1))}).one()
+    moved = {} if before else {"at": dt.datetime.combine(day, dt.time(12), tzinfo=dt.timezone.utc)}
+    conn.execute(sa.text("UPDATE stg_orders SET total = total * 3, _row_hash = _row_hash + 1"
+                         + (", ordered_at = :at" if moved else "") + " WHERE _brand = :b AND order_id = :o"),
+                 {"b": brand, "o": order_id, **moved})
+    return at.astimezone(dt.timezone.utc).date() if before else day
 
 
 def test_a_back_dated_correction_retrains_and_a_later_record_does_not(generated, tmp_path):  # noqa: F811
@@ -211,13 +216,13 @@ def test_a_back_dated_correction_retrains_and_a_later_record_does_not(generated,
     assert predict(engine, day, models)["training"]["retrained"]
     stored = count_models()
     assert predict(engine, day + dt.timedelta(days=1), models)["training"]["retrained"] is False
-    with engine.begin() as conn:       # after the training day: not an input of its models
-        _shift_an_order(conn, before=False, day=D1)
+    with engine.begin() as conn:       # dated on the training day (a day still filling) or later: not trained on
+        assert _shift_an_order(conn, before=False, day=D1) == D1
     assert predict(engine, day + dt.timedelta(days=2), models)["training"]["retrained"] is False
     with engine.connect() as conn:
         params_before = conn.execute(sa.text("SELECT params FROM predict_models WHERE model = 'gamma_gamma'")).scalar()
-    with engine.begin() as conn:       # before it: the models of D1 read it, so they are trained again
-        _shift_an_order(conn, before=True, day=D1)
+    with engine.begin() as conn:       # before it (a complete day): the models of D1 read it, so they train again
+        assert _shift_an_order(conn, before=True, day=D1) < D1
     again = predict(engine, day + dt.timedelta(days=2), models)
     assert again["training"] == {"retrained": True, "reason": "training data as of the training day changed",
                                  "trained_on": D1.isoformat(), "model_age_days": 3}

@@ -35,13 +35,26 @@ _GRID = np.array([   # rows R = 1..5, columns FM = 1..5
 ], dtype=object)
 
 
-def quintile_scores(values: pd.Series, contact_ids: pd.Series, *, descending: bool = False) -> np.ndarray:
-    """1-5 by rank: sort by value (descending if asked) then contact_id, rank 1..n, score = ceil(5 rank / n)."""
+def tie_order(contact_ids) -> np.ndarray:
+    """Each row's place in contact_id order, the tie-break of every ranking: the row number when the rows come in
+    that order already (as the stage passes them: no string sort at all), else from one sort of the ids."""
+    ids = pd.Series(np.asarray(contact_ids, dtype=object)).astype(str)
+    if ids.is_monotonic_increasing:
+        return np.arange(len(ids))
+    place = np.empty(len(ids), dtype=np.int64)
+    place[np.argsort(ids.to_numpy(), kind="stable")] = np.arange(len(ids))
+    return place
+
+
+def quintile_scores(values: pd.Series, contact_ids: pd.Series, *, descending: bool = False,
+                    ties: np.ndarray | None = None) -> np.ndarray:
+    """1-5 by rank: sort by value (descending if asked; missing values last) then contact_id (`ties`: its
+    `tie_order`, when the caller has it), rank 1..n, score = ceil(5 rank / n)."""
     n = len(values)
     if n == 0:
         return np.zeros(0, dtype=int)
-    frame = pd.DataFrame({"v": np.asarray(values, dtype=float), "c": np.asarray(contact_ids, dtype=object)})
-    order = frame.sort_values(["v", "c"], ascending=[not descending, True], kind="mergesort").index.to_numpy()
+    v = np.asarray(values, dtype=float)
+    order = np.lexsort((tie_order(contact_ids) if ties is None else ties, -v if descending else v))
     rank = np.empty(n, dtype=np.int64)
     rank[order] = np.arange(1, n + 1)
     return np.ceil(5 * rank / n).astype(int)
@@ -56,8 +69,9 @@ def score(frame: pd.DataFrame) -> pd.DataFrame:
     """contact_id, rfm_r, rfm_f, rfm_m, rfm_segment for rows with recency_days, purchase_count, monetary."""
     buyers = frame[frame["purchase_count"] > 0]
     ids = buyers["contact_id"]
-    r = quintile_scores(buyers["recency_days"], ids, descending=True)
-    f = quintile_scores(buyers["purchase_count"], ids)
-    m = quintile_scores(buyers["monetary"].fillna(0), ids)
+    ties = tie_order(ids)
+    r = quintile_scores(buyers["recency_days"], ids, descending=True, ties=ties)
+    f = quintile_scores(buyers["purchase_count"], ids, ties=ties)
+    m = quintile_scores(buyers["monetary"].fillna(0), ids, ties=ties)
     return pd.DataFrame({"contact_id": ids.to_numpy(), "rfm_r": r, "rfm_f": f, "rfm_m": m,
                          "rfm_segment": segment(r, f, m) if len(ids) else np.array([], dtype=object)})

@@ -18,6 +18,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from crm_pipeline.predict.rfm import tie_order
+
 RISK_SHARES = {"high": 0.25, "medium": 0.35, "low": 0.40}
 
 
@@ -31,7 +33,7 @@ def risk_bands(probability: pd.Series, contact_id: pd.Series) -> pd.DataFrame:
     lift = np.full(len(p), np.nan)
     if n:
         idx = np.flatnonzero(scored)
-        order = idx[np.lexsort((contact_id.to_numpy(dtype=object)[idx].astype(str), -p[idx]))]
+        order = idx[np.lexsort((tie_order(contact_id)[idx], -p[idx]))]
         rank = np.empty(n)
         rank[np.searchsorted(idx, order)] = np.arange(1, n + 1)
         share = rank / n

@@ -61,9 +61,6 @@ def _model_metadata(report) -> dict:
     """The trained model, its threshold and the borderline pairs, for the contacts page."""
     if report.mode == "unchanged":
         return {"probabilistic_model": "not run: no staged record, decision or setting changed since the last run"}
-    if report.graph_reused:
-        return {"probabilistic_model": "not run: the graph is as the last run clustered it (new records joined "
-                                       "known nodes only)"}
     match = report.match
     blocking = _blocking_metadata(match)
     if match is None or match.model is None:

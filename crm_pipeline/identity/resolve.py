@@ -17,7 +17,7 @@ from crm_pipeline.identity import graph as graph_tables
 from crm_pipeline.identity import guards
 from crm_pipeline.identity.nodes import person_records, person_records_sql
 from crm_pipeline.identity.match_store import match_digest, stored_match, store_match
-from crm_pipeline.identity.runs import fingerprint, graph_digest, last_full_as_of, last_run, with_graph
+from crm_pipeline.identity.runs import fingerprint, last_full_as_of, last_run
 from crm_pipeline.identity.scope import TOUCHED_CONTACTS, Scope, create_graph_table
 from crm_pipeline.identity.stable_ids import SCRATCH as STABLE_ID_SCRATCH, assign_contact_ids
 from crm_pipeline.identity.write import ChangeCounts, write_by_difference
@@ -53,7 +53,7 @@ class IdentityReport:
     cannot_links: int = 0
     cannot_links_unenforceable: list[str] = field(default_factory=list)  # pairs a shared identifier joins
     match: object | None = None  # the probabilistic pass's MatchResult (model, threshold, borderline)
-    graph_reused: bool = False  # the graph was as the last run clustered it: its nodes' contacts were kept
+    graph_reused: bool = False  # no edge or node changed: every node's contact was kept, none recomputed
     match_reused: bool = False  # the probabilistic pass's input was unchanged: its stored result was used
     mode: str = "full"  # full (first run, asked for, or the periodic re-cluster) / incremental / unchanged
     full_reason: str = ""  # why a run was full: first run / full refresh / periodic re-cluster
@@ -77,7 +77,7 @@ def resolve_identities(engine: sa.Engine, *, as_of: date, config: IdentityConfig
     create_graph_table(engine)
     with engine.connect() as conn:
         signature = fingerprint(conn, config, probabilistic=config.probabilistic_enabled and find_pairs is not None)
-        previous_signature, previous_graph, previous_as_of = last_run(conn)
+        previous_signature = last_run(conn)
         if previous_signature == signature and not full_refresh:
             _fill_from_stored(conn, report, config, as_of, "unchanged")
             report.seconds["total"] = time.perf_counter() - clock
@@ -92,13 +92,12 @@ def resolve_identities(engine: sa.Engine, *, as_of: date, config: IdentityConfig
     # One connection for the rest: the graph's scratch tables are private to it, and the write commits once.
     with engine.connect() as conn:
         _resolve(conn, report, clock, as_of=as_of, config=config, find_pairs=find_pairs, full_refresh=full_refresh,
-                 signature=signature, previous_graph=previous_graph, previous_as_of=previous_as_of)
+                 signature=signature)
     return report
 
 
 def _resolve(conn: sa.Connection, report: IdentityReport, clock: float, *, as_of: date, config: IdentityConfig,
-             find_pairs: PairFinder | None, full_refresh: bool, signature: str, previous_graph: str | None,
-             previous_as_of: date | None) -> None:
+             find_pairs: PairFinder | None, full_refresh: bool, signature: str) -> None:
     graph_tables.drop_scratch(conn)
     graph_tables.load_nodes(conn)
     guards.load_edges(conn)
@@ -108,18 +107,6 @@ def _resolve(conn: sa.Connection, report: IdentityReport, clock: float, *, as_of
     erased = conn.execute(sa.text("SELECT MAX(retired_contact_number) FROM erasure_requests")).scalar() \
         if sa.inspect(conn).has_table("erasure_requests") else None
     report.seconds["read"] = time.perf_counter() - clock
-    graph = graph_digest(conn, ["SELECT node_id FROM id_nodes", "SELECT node_id, kind, value FROM id_identifiers",
-                                "SELECT node_a, node_b FROM id_logins", person_records_sql(),
-                                "SELECT node_a, node_b, decision FROM identity_decisions"], signature)
-    signature = with_graph(signature, graph)
-    if graph == previous_graph and report.mode != "full":
-        # The same graph clusters as last time: the stored nodes stand; only new or gone records are written.
-        report.graph_reused = True
-        report.changes = _write_records_only(conn, as_of, previous_as_of, signature)
-        _fill_from_stored(conn, report, config, as_of, "incremental")
-        report.seconds["total"] = time.perf_counter() - clock
-        return
-
     rejected = guards.apply_guards(conn, config)
     scope = Scope(full=report.mode == "full")
     report.rounds["deterministic"] = graph_tables.deterministic_components(conn, scope)
@@ -163,6 +150,7 @@ def _resolve(conn: sa.Connection, report: IdentityReport, clock: float, *, as_of
     report.contacts, report.largest_cluster = (int(v or 0) for v in conn.execute(sa.text(
         f"SELECT COUNT(*), MAX(size) FROM (SELECT COUNT(*) AS size FROM ({_ALL_NODES}) a GROUP BY contact_id) s")).one())
     report.nodes_recomputed = scope.nodes
+    report.graph_reused = not scope.full and scope.nodes == 0 and not scope.contacts
     report.components_recomputed = int(conn.execute(sa.text(
         "SELECT COUNT(DISTINCT label) FROM id_final")).scalar_one())
     oversized = read_frame(conn, sa.text(
@@ -278,21 +266,6 @@ def _fill_from_stored(conn: sa.Connection, report: IdentityReport, config: Ident
     report.oversized_clusters = list(conn.execute(sa.text(
         "SELECT contact_id FROM contacts WHERE node_count > :cap ORDER BY contact_id"),
         {"cap": config.max_cluster_size}).scalars())
-
-
-def _write_records_only(conn: sa.Connection, as_of: date, previous_as_of: date, signature: str) -> ChangeCounts:
-    """Keep every node's contact; write the new and gone records; the day's alerts and borderline pairs are
-    the last run's (a resolution of the same graph finds the same)."""
-    if previous_as_of != as_of:
-        conn.execute(identity_alerts.delete().where(identity_alerts.c.as_of == as_of))
-        conn.execute(sa.text("INSERT INTO identity_alerts (kind, subject, detail, as_of) "
-                             "SELECT kind, subject, detail, :d FROM identity_alerts WHERE as_of = :p"),
-                     {"d": as_of, "p": previous_as_of})
-        conn.execute(identity_borderline.update().values(as_of=as_of))  # the same sample, shown as of today
-    counts = write_by_difference(conn, None, as_of=as_of, mode="incremental", fingerprint=signature)
-    graph_tables.drop_scratch(conn)
-    conn.commit()
-    return counts
 
 
 def _write(conn: sa.Connection, alerts: pd.DataFrame, as_of: date, borderline: pd.DataFrame, *, mode: str,

@@ -34,11 +34,14 @@ identity_graph = sa.Table(
     sa.Column("match_probability", sa.Double, comment="pair edges: the accepted pair's probability"),
 )
 
-SCRATCH = ("id_det_now", "id_pair_now", "id_edge_diff", "id_removed", "id_touched_contacts", "id_touched_earlier",
-           "id_scope")
+SCRATCH = ("id_det_now", "id_pair_now", "id_det_diff", "id_pair_diff", "id_removed", "id_touched_contacts",
+           "id_touched_earlier", "id_scope")
 # The stored contacts whose nodes this run recomputes (and rewrites).
 TOUCHED_CONTACTS = "SELECT contact_id FROM id_touched_contacts"
 _IN_SCOPE = "SELECT k FROM id_scope"
+# The nodes on an edge gained or lost (the pairs' diff exists once the pairs are known).
+_CHANGED = ("SELECT node_a AS node_id FROM id_det_diff UNION ALL SELECT node_b FROM id_det_diff "
+            "UNION ALL SELECT node_a FROM id_pair_diff UNION ALL SELECT node_b FROM id_pair_diff")
 
 
 @dataclass
@@ -47,6 +50,7 @@ class Scope:
 
     full: bool
     nodes: int = 0  # nodes in the scope (recomputed)
+    contacts: int = 0  # stored contacts in the scope (their nodes recomputed or gone)
     scoped: bool = False  # the scope tables exist
 
     def after_deterministic_edges(self, conn: sa.Connection) -> None:
@@ -56,15 +60,16 @@ class Scope:
             SELECT DISTINCT na.node_id AS node_a, nb.node_id AS node_b
             FROM id_base_edges e JOIN id_nodes na ON na.k = LEAST(e.a, e.b) JOIN id_nodes nb ON nb.k = GREATEST(e.a, e.b)
             WHERE e.a <> e.b""")
-        _run(conn, "CREATE TEMPORARY TABLE id_edge_diff (kind VARCHAR, node_a VARCHAR, node_b VARCHAR, "
-                   "match_probability DOUBLE PRECISION, present BOOLEAN)")
-        if not self.full:
-            _run(conn, """
-                INSERT INTO id_edge_diff
-                SELECT 'det', COALESCE(n.node_a, o.node_a), COALESCE(n.node_b, o.node_b), NULL, n.node_a IS NOT NULL
-                FROM (SELECT node_a, node_b FROM identity_graph WHERE kind = 'det') o
-                FULL OUTER JOIN id_det_now n ON n.node_a = o.node_a AND n.node_b = o.node_b
-                WHERE o.node_a IS NULL OR n.node_a IS NULL""")
+        # The edges gained (present) and lost; none compared on a full run, which rewrites them all.
+        _run(conn, f"""
+            CREATE TEMPORARY TABLE id_det_diff AS
+            SELECT COALESCE(n.node_a, o.node_a) AS node_a, COALESCE(n.node_b, o.node_b) AS node_b,
+                   n.node_a IS NOT NULL AS present
+            FROM (SELECT node_a, node_b FROM identity_graph WHERE kind = 'det') o
+            FULL OUTER JOIN id_det_now n ON n.node_a = o.node_a AND n.node_b = o.node_b
+            WHERE (o.node_a IS NULL OR n.node_a IS NULL) AND {'FALSE' if self.full else 'TRUE'}""")
+        _run(conn, "CREATE TEMPORARY TABLE id_pair_diff AS SELECT node_a, node_b, "
+                   "CAST(NULL AS DOUBLE PRECISION) AS match_probability, present FROM id_det_diff WHERE 1 = 0")
         _run(conn, "CREATE TEMPORARY TABLE id_removed AS SELECT p.node_id, p.contact_id FROM identity_nodes p "
                    "LEFT JOIN id_nodes n ON n.node_id = p.node_id WHERE n.node_id IS NULL")
         self._rescope(conn)
@@ -77,22 +82,22 @@ class Scope:
             SELECT LEAST(node_a, node_b) AS node_a, GREATEST(node_a, node_b) AS node_b,
                    MAX(match_probability) AS match_probability
             FROM id_pairs GROUP BY LEAST(node_a, node_b), GREATEST(node_a, node_b)""")
-        if self.full:
-            return False
-        _run(conn, "DELETE FROM id_edge_diff WHERE kind = 'pair'")
-        _run(conn, """
-            INSERT INTO id_edge_diff
-            SELECT 'pair', o.node_a, o.node_b, o.match_probability, FALSE
+        _run(conn, "DROP TABLE IF EXISTS id_pair_diff")
+        _run(conn, f"""
+            CREATE TEMPORARY TABLE id_pair_diff AS
+            SELECT o.node_a, o.node_b, o.match_probability, FALSE AS present
             FROM (SELECT node_a, node_b, match_probability FROM identity_graph WHERE kind = 'pair') o
             LEFT JOIN id_pair_now n
               ON n.node_a = o.node_a AND n.node_b = o.node_b AND n.match_probability = o.match_probability
-            WHERE n.node_a IS NULL
+            WHERE n.node_a IS NULL AND {'FALSE' if self.full else 'TRUE'}
             UNION ALL
-            SELECT 'pair', n.node_a, n.node_b, n.match_probability, TRUE
+            SELECT n.node_a, n.node_b, n.match_probability, TRUE
             FROM id_pair_now n
             LEFT JOIN (SELECT node_a, node_b, match_probability FROM identity_graph WHERE kind = 'pair') o
               ON n.node_a = o.node_a AND n.node_b = o.node_b AND n.match_probability = o.match_probability
-            WHERE o.node_a IS NULL""")
+            WHERE o.node_a IS NULL AND {'FALSE' if self.full else 'TRUE'}""")
+        if self.full:
+            return False
         before = self.nodes
         self._rescope(conn)
         return self.nodes != before
@@ -112,14 +117,15 @@ class Scope:
             _run(conn, f"""
                 CREATE TEMPORARY TABLE id_touched_contacts AS
                 SELECT DISTINCT contact_id FROM (
-                    SELECT p.contact_id FROM id_edge_diff d JOIN identity_nodes p ON p.node_id = d.node_a
-                    UNION ALL SELECT p.contact_id FROM id_edge_diff d JOIN identity_nodes p ON p.node_id = d.node_b
+                    SELECT p.contact_id FROM ({_CHANGED}) d JOIN identity_nodes p ON p.node_id = d.node_id
                     UNION ALL SELECT contact_id FROM id_removed{earlier}) t""")
             _run(conn, f"""
                 CREATE TEMPORARY TABLE id_scope AS
                 SELECT n.k FROM id_nodes n LEFT JOIN identity_nodes p ON p.node_id = n.node_id
                 WHERE p.node_id IS NULL OR p.contact_id IN ({TOUCHED_CONTACTS})""")
-        self.nodes, self.scoped = int(conn.execute(sa.text("SELECT COUNT(*) FROM id_scope")).scalar_one()), True
+        self.nodes, self.contacts = (int(v) for v in conn.execute(sa.text(
+            f"SELECT (SELECT COUNT(*) FROM id_scope), (SELECT COUNT(*) FROM ({TOUCHED_CONTACTS}) t)")).one())
+        self.scoped = True
 
     def edges(self, edges_sql: str) -> str:
         """`edges_sql` (a, b) restricted to the scope (all of it on a full run)."""
@@ -140,10 +146,11 @@ class Scope:
                        "UNION ALL SELECT node_a, node_b, 'pair', match_probability FROM id_pair_now")
             _run(conn, clusters)
             return
-        _run(conn, "DELETE FROM identity_graph WHERE kind IN ('det', 'pair') AND (kind, node_a, node_b) IN "
-                   "(SELECT kind, node_a, node_b FROM id_edge_diff WHERE NOT present)")
-        _run(conn, "INSERT INTO identity_graph (node_a, node_b, kind, match_probability) "
-                   "SELECT node_a, node_b, kind, match_probability FROM id_edge_diff WHERE present")
+        for kind, diff, probability in (("det", "id_det_diff", "NULL"), ("pair", "id_pair_diff", "match_probability")):
+            _run(conn, f"DELETE FROM identity_graph WHERE kind = '{kind}' AND (node_a, node_b) IN "
+                       f"(SELECT node_a, node_b FROM {diff} WHERE NOT present)")
+            _run(conn, "INSERT INTO identity_graph (node_a, node_b, kind, match_probability) "
+                       f"SELECT node_a, node_b, '{kind}', {probability} FROM {diff} WHERE present")
         _run(conn, "DELETE FROM identity_graph WHERE kind = 'cluster' AND node_a IN ("
                    "SELECT node_id FROM id_removed UNION "
                    "SELECT n.node_id FROM id_nodes n JOIN id_scope s ON s.k = n.k)")

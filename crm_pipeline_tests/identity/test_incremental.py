@@ -284,3 +284,45 @@ def test_the_asset_reports_its_mode_and_resolves_fully_when_the_run_asks(generat
     assert (forced["mode"], forced["contacts_touched"], forced["dagster/row_count"]) == \
         ("full", 0, first["dagster/row_count"])
     assert (forced["full_because"], forced["nodes_recomputed"]) == ("full refresh", forced["nodes_total"])
+
+
+def test_a_superseded_record_that_drops_an_edge_splits_its_contact_as_a_full_resolution_would(generated, tmp_path):
+    customers = drops(generated)[0]["brand_a/customers/customers_full.csv"].iloc[:3]
+    shared = customers.assign(email=["pat@shared.example.org", "pat@shared.example.org", "kim@own.example.org"],
+                              phone="")
+    path = tmp_path / "w.duckdb"
+    engine = make_engine(f"duckdb:///{path}")
+    land(tmp_path / "landing", {"brand_a/customers/c1.csv": shared})
+    assert stage_and_resolve(engine, tmp_path / "landing", D1).contacts == 2  # the first two share an email
+    # The second customer is re-sent with an address of their own: the edge goes, the contact splits.
+    land(tmp_path / "landing", {"brand_a/customers/c2.csv": shared.iloc[[1]].assign(email="lee@own.example.org")})
+    report = stage_and_resolve(engine, tmp_path / "landing", D2)
+    assert (report.mode, report.contacts, report.splits, report.merges) == ("incremental", 3, 1, 0)
+    assert (report.nodes_recomputed, report.components_recomputed) == (2, 2)  # the split contact's two nodes
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT kind, reason FROM merge_log")).all() == \
+            [("split", "records no longer linked")]
+    incremental = state(engine)
+    rebuilt = full_refresh_of_a_copy(engine, path, D2, None)
+    for name in STATE:
+        pd.testing.assert_frame_equal(incremental[name], rebuilt[name], obj=name)
+
+
+def test_the_whole_graph_is_clustered_again_every_full_recluster_every_days(generated, tmp_path):
+    settings = tmp_path / "identity.yaml"
+    settings.write_text("full_recluster_every_days: 7\n")
+    config = load_identity_config(settings)
+    engine = make_engine(f"duckdb:///{tmp_path / 'w.duckdb'}")
+    first, second, third = drops(generated)
+    runs = []
+    for files, as_of in zip((first, second, third), (D1, D1 + dt.timedelta(days=6), D1 + dt.timedelta(days=7))):
+        land(tmp_path / "landing", files)
+        load(engine, tmp_path / "landing")
+        publish(engine, hold_share=0.05)
+        runs.append(resolve_identities(engine, as_of=as_of, config=config))
+    assert [(r.mode, r.full_reason) for r in runs] == \
+        [("full", "first run"), ("incremental", ""), ("full", "periodic re-cluster")]
+    assert runs[1].nodes_recomputed < runs[1].nodes and runs[2].nodes_recomputed == runs[2].nodes
+    # The schedule says when, never what: changing it alone is no new input.
+    assert resolve_identities(engine, as_of=D2, config=load_identity_config()).mode == "unchanged"
+    engine.dispose()

@@ -203,6 +203,7 @@ def runs(n: int, rebuild: bool) -> None:
     cached, _ = warehouse(n, rebuild)
     cached.dispose()
     db = OUT / f"predict_runs_{n}.duckdb"
+    db.with_name(db.name + ".wal").unlink(missing_ok=True)     # an interrupted run's log would replay on the copy
     shutil.copyfile(OUT / f"predict_{n}.duckdb", db)
     engine = make_engine(f"duckdb:///{db}")
     models = OUT / "models"

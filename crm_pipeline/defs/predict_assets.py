@@ -37,7 +37,8 @@ SPECS = [
                  deps=["features"], partitions_def=DAILY,
                  description="A table of the models each day scored with: parameters, log-likelihood, held-out "
                              "metrics, status, training day and age. The models themselves are trained every "
-                             "`predict_retrain_days` and stored in `predict_models`."),
+                             "`predict_retrain_days` on the complete days before their training day (a drop of "
+                             "that day's records is scored, not trained on) and stored in `predict_models`."),
 ]
 
 

@@ -64,11 +64,27 @@ def _config_in_environment(config: str | None):
             os.environ["CRM_CONFIG"] = before
 
 
+@contextmanager
 def _progress(args: argparse.Namespace):
-    """Stage lines and file progress on standard error, unless --quiet."""
+    """Stage lines and file progress on standard error, unless --quiet.
+
+    Written through a descriptor of their own: during a run Dagster points descriptors 1 and 2 at the run's
+    compute-log file and copies that file back with `tail -F`, which it kills as the run ends, so a line written
+    just before (the last stage's) could be lost. A duplicate taken before the run is not redirected: every line
+    arrives, at once and in order."""
     from crm_pipeline.progress import ProgressPrinter
 
-    return None if args.quiet else ProgressPrinter(sys.stderr)
+    if args.quiet:
+        yield None
+        return
+    try:
+        fd = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):  # a stream without a descriptor (a test's capture): not redirected
+        yield ProgressPrinter(sys.stderr)
+        return
+    sys.stderr.flush()
+    with os.fdopen(os.dup(fd), "w", buffering=1, encoding=sys.stderr.encoding or "utf-8") as stream:
+        yield ProgressPrinter(stream, tty=sys.stderr.isatty())
 
 
 @contextmanager
@@ -105,7 +121,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     settings = load_settings(args.config, landing_dir=args.landing, warehouse_url=args.warehouse)
     as_of = args.as_of or settings.as_of or _today()
-    result = materialize_all(settings, as_of, progress=_progress(args), full_refresh=args.full_refresh)
+    with _progress(args) as progress:
+        result = materialize_all(settings, as_of, progress=progress, full_refresh=args.full_refresh)
     engine = make_engine(settings.warehouse_url, **settings.engine_options)
     try:
         shown = sa.engine.make_url(settings.warehouse_url).render_as_string(hide_password=True)
@@ -134,13 +151,14 @@ def cmd_backfill(args: argparse.Namespace) -> int:
         return 2
     settings = load_settings(args.config, warehouse_url=args.warehouse)
     days = [args.from_day + timedelta(days=n) for n in range((args.to_day - args.from_day).days + 1)]
-    for day in days:  # one day after the other: the warehouse has one writer, and history runs forward
-        result = refresh_day(settings, day, progress=_progress(args))
-        print(f"{day}  {'ok' if result.success else 'FAILED'}  (run {result.run_id})")
-        if not result.success:
-            for line in failed_steps(result):
-                print(f"  step failed: {line}", file=sys.stderr)
-            return 1
+    with _progress(args) as progress:
+        for day in days:  # one day after the other: the warehouse has one writer, and history runs forward
+            result = refresh_day(settings, day, progress=progress)
+            print(f"{day}  {'ok' if result.success else 'FAILED'}  (run {result.run_id})")
+            if not result.success:
+                for line in failed_steps(result):
+                    print(f"  step failed: {line}", file=sys.stderr)
+                return 1
     print(f"refreshed profiles, predictions and audiences for {len(days)} day(s)")
     return 0
 

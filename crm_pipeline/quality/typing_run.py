@@ -31,6 +31,9 @@ from crm_pipeline.warehouse.schema import create_ingest_tables, files, raw_table
 
 # Rows typed in one go: large enough that fixed costs vanish, small enough to bound memory.
 BATCH_ROWS = 500_000
+# Typed rows reach the warehouse in Arrow record batches of this many rows (DuckDB's row group): inserting
+# 500,000 rows handed over as one batch took half as much CPU again as the same rows in batches of this size.
+ARROW_BATCH_ROWS = 122_880
 
 
 @dataclass(frozen=True)
@@ -124,6 +127,7 @@ def _type_batch(engine: sa.Engine, batch: list[sa.Row], now: datetime, times: Ty
         typed = standardize_rows(entity, raw, written_on=written_on)
         violations = typed.violations.assign(entity=name)[[c.name for c in row_violations.columns]]
         rows = pa.Table.from_pandas(typed.rows, preserve_index=False)
+        rows = pa.Table.from_batches(rows.to_batches(max_chunksize=ARROW_BATCH_ROWS), schema=rows.schema)
         found = pa.Table.from_pandas(violations, preserve_index=False)
     with _Phase(times, "write"), engine.begin() as conn:
         insert_arrow(conn, stg_tables[name], rows)

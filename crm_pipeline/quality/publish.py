@@ -140,8 +140,9 @@ def _publish_entity(conn: sa.Connection, entity: Entity, hold_share: float, scop
               "t._file_id DESC, t._row_number DESC")
     # The re-resolved rows' outcomes; an incremental run keeps them in a small table of its own too,
     # so the tables derived next read them there instead of scanning all of row_outcomes.
-    # Only keys with more than one candidate row need ranking: a hash aggregate over the key finds them
-    # (most keys have one row), and the window sorts those rows alone; a row alone under its key wins.
+    # Only keys with more than one candidate row need ranking: they are among the keys with more than one row
+    # (`Scope.find_repeated_keys`, most keys have one), and the window sorts their rows alone; a row alone
+    # under its key wins.
     # A row with an empty key part stays with the ranked ones (PARTITION BY puts such rows together).
     key_present = " AND ".join(f"t.{_q(k)} IS NOT NULL" for k in entity.key)
     key_missing = " OR ".join(f"t.{_q(k)} IS NULL" for k in entity.key)
@@ -156,7 +157,7 @@ def _publish_entity(conn: sa.Connection, entity: Entity, hold_share: float, scop
                LEFT JOIN held hf ON hf.file_id = t._file_id),
              candidates AS (SELECT * FROM marked t WHERE t.fixed IS NULL),
              repeated AS (
-               SELECT t._brand, {key_cols} FROM candidates t WHERE {key_present}
+               SELECT t._brand, {key_cols} FROM candidates t WHERE {key_present} AND {scope.has_repeated_key('t')}
                GROUP BY t._brand, {key_cols} HAVING COUNT(*) > 1),
              ranked AS (
                SELECT t._file_id, t._row_number, t._brand, {source_key_sql(entity)} AS source_key, t._row_hash,
@@ -297,6 +298,7 @@ def _find_rule_hits(conn: sa.Connection, entity: Entity, scope: Scope, params: d
     key_match = " AND ".join(f"p.{_q(k)} = t.{_q(k)}" for k in entity.key)
     same_updated = "p.updated_at IS NOT DISTINCT FROM t.updated_at" if entity.has_column("updated_at") else "1 = 1"
     conn.execute(sa.text(f"DELETE FROM rule_hits WHERE entity = :e AND {scope.has_row('rule_hits')}"), params)
+    scope.find_repeated_keys(conn)
     # Rules a row breaks on its own (found when its file was typed).
     conn.execute(sa.text(
         'INSERT INTO rule_hits (entity, _file_id, _row_number, "column", rule, raw_value) '
@@ -304,9 +306,9 @@ def _find_rule_hits(conn: sa.Connection, entity: Entity, scope: Scope, params: d
         f'WHERE entity = :e AND {scope.has_row("v")}'
     ), params)
     # A second, different row under a key the same file already used, with nothing saying which is newer.
-    # Only keys a file repeats can conflict, so the pairs are looked for among those rows: a hash aggregate
-    # over the key columns alone finds them (most keys appear once), and only their rows are read whole and
-    # checked for a violation of their own. A join, not a correlated EXISTS: DuckDB 1.5.6 answers
+    # Only keys a file repeats can conflict, so the pairs are looked for among those rows: keys with more than
+    # one row in all (`Scope.find_repeated_keys`, few), grouped by file, find them, and only their rows are
+    # read whole and checked for a violation of their own. A join, not a correlated EXISTS: DuckDB 1.5.6 answers
     # `EXISTS (... p.r < t.r AND p.h <> t.h)` with no rows at all.
     key_cols_t = ", ".join(f"t.{_q(k)}" for k in entity.key)
     key_match_r = " AND ".join(f"r.{_q(k)} = t.{_q(k)}" for k in entity.key)
@@ -315,7 +317,7 @@ def _find_rule_hits(conn: sa.Connection, entity: Entity, scope: Scope, params: d
         INSERT INTO rule_hits (entity, _file_id, _row_number, "column", rule, raw_value)
         WITH repeats AS (
           SELECT t._file_id, t._brand, {key_cols_t} FROM {typed} t
-          WHERE {scope.has_row('t')}
+          WHERE {scope.has_row('t')} AND {scope.has_repeated_key('t')}
           GROUP BY t._file_id, t._brand, {key_cols_t} HAVING COUNT(*) > 1),
         repeated AS (
           SELECT t._file_id, t._row_number, t._brand, {key_cols_t}, t._row_hash{updated},

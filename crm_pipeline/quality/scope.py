@@ -39,6 +39,7 @@ class Scope:
         self.orders: Scope | None = None
         e = entity.name
         self.files, self.keys, self.rows = f"pub_files_{e}", f"pub_keys_{e}", f"pub_rows_{e}"
+        self.repeated = f"pub_repeated_{e}"  # keys with more than one re-resolved row (`find_repeated_keys`)
         # Where the re-resolved rows' outcomes are read back: all of row_outcomes, or this run's own table.
         self.outcomes = "row_outcomes" if full else f"pub_outcomes_{e}"
 
@@ -65,9 +66,27 @@ class Scope:
                 f"OR {table}.{file_col} IN (SELECT _file_id FROM {self.rows}))")
 
     def drop(self, conn: sa.Connection) -> None:
+        conn.execute(sa.text(f"DROP TABLE IF EXISTS {self.repeated}"))
         if not self.full:
             for table in (self.outcomes, self.rows, self.keys, self.files):
                 conn.execute(sa.text(f"DROP TABLE IF EXISTS {table}"))
+
+    def find_repeated_keys(self, conn: sa.Connection) -> None:
+        """The keys that more than one re-resolved row holds: the only ones a rule across rows compares (a key
+        a file uses twice, a key to rank). One hash aggregate over the rows finds them for both rules, which
+        then read only these keys' rows; most keys have one row (web event ids, for one)."""
+        typed = f"typed_{self.entity.name}"
+        conn.execute(sa.text(f"DROP TABLE IF EXISTS {self.repeated}"))
+        conn.execute(sa.text(f"""
+            CREATE TEMPORARY TABLE {self.repeated} AS
+            SELECT {self._key_tuple('t')} FROM {typed} t
+            WHERE {self._key_present('t')} AND {self.has_row('t')}
+            GROUP BY {self._key_tuple('t')} HAVING COUNT(*) > 1
+        """))
+
+    def has_repeated_key(self, alias: str) -> str:
+        """A condition on `alias`'s row: its key is one `find_repeated_keys` found."""
+        return f"({self._key_tuple(alias)}) IN (SELECT {self._key_tuple()} FROM {self.repeated})"
 
     def start(self, conn: sa.Connection, orders: Scope | None) -> None:
         """Fill the scope from new and newly superseded files (and, for order lines, re-resolved orders)."""

@@ -8,7 +8,8 @@ so that its peak memory is its own: a full resolution (`full_refresh`), the same
 of web events (bench/e2e.py's drop, staged first, not timed), again with nothing new, after 1,000
 more events of visitors already known (no new node: the graph is not clustered again), and a full
 refresh with nothing new.
-Prints seconds, peak RSS, the run's mode, what it changed and the rounds its connected components took.
+Prints seconds, peak RSS, the run's mode, the nodes it clustered again (of all), what it changed, each
+step's seconds (read, deterministic, probabilistic, ids and write) and the rounds its connected components took.
 """
 
 from __future__ import annotations
@@ -65,8 +66,19 @@ def _resolve(db: Path, full_refresh: bool) -> dict:
             "records": report.records, "contacts": report.contacts, "records_added": c.records_added,
             "records_removed": c.records_removed, "records_reassigned": c.records_reassigned,
             "contacts_touched": c.contacts_touched, "created": c.contacts_created, "changed": c.contacts_changed,
-            "retired": c.contacts_retired, "steps": {k: round(v, 1) for k, v in report.seconds.items()},
+            "retired": c.contacts_retired, "steps": _steps(report.seconds),
+            "nodes": report.nodes, "nodes_recomputed": report.nodes_recomputed,
+            "components_recomputed": report.components_recomputed,
             "component_rounds": dict(getattr(report, "rounds", {}))}
+
+
+def _steps(marks: dict[str, float]) -> dict[str, float]:
+    """Each step's own seconds from the report's cumulative marks (the last one, `total`, is the ids and write)."""
+    steps, last = {}, 0.0
+    for name, mark in marks.items():
+        steps["ids and write" if name == "total" and len(marks) > 2 else name] = round(mark - last, 1)
+        last = mark
+    return steps
 
 
 def _known_visitors(landing: Path, rows: int) -> None:
@@ -132,11 +144,12 @@ def main() -> None:
     rows.append(("full refresh, nothing new", _child("full", str(landing), str(db))))
     print("  full refresh, nothing new:", rows[-1], flush=True)
 
-    print("\n| run | mode | seconds | peak RSS | records added / removed / reassigned | contacts touched "
-          "(created, changed, retired) | steps |")
-    print("|---|---|---:|---:|---|---|---|")
+    print("\n| run | mode | seconds | peak RSS | nodes clustered again (of all) | records added / removed / reassigned "
+          "| contacts touched (created, changed, retired) | steps (s) |")
+    print("|---|---|---:|---:|---|---|---|---|")
     for name, r in rows:
-        print(f"| {name} | {r['mode']} | {r['seconds']} | {r['peak_rss_gib']} GiB | {r['records_added']:,} / "
+        print(f"| {name} | {r['mode']} | {r['seconds']} | {r['peak_rss_gib']} GiB | {r['nodes_recomputed']:,} "
+              f"({r['components_recomputed']:,} contacts) of {r['nodes']:,} | {r['records_added']:,} / "
               f"{r['records_removed']:,} / {r['records_reassigned']:,} | {r['contacts_touched']:,} ({r['created']:,}, "
               f"{r['changed']:,}, {r['retired']:,}) | {r['steps']} {r.get('component_rounds') or ''} |")
 

@@ -5,7 +5,7 @@ match types and contact ids (`stable_ids.py`) are computed where the data is and
 small sets (alerts, reviewers' decisions) and the model's pairs:
 - `id_nodes` (node_id, k, record_count): every node, keyed by its rank in node id order, so the
   smallest key of a component is its smallest node id, as the contact id rules order components;
-- `id_base_edges` (a, b): the deterministic edges (what the guards kept, `guards.py`, and reviewers'
+- `id_base_edges` (a, b; node_a, node_b their node ids): the deterministic edges (what the guards kept, `guards.py`, and reviewers'
   must-links); nodes sharing an identifier are tied to the smallest of them (a star per identifier
   value: the same components as the node-value graph, with one edge per node instead of one per pair);
 - `id_det` and `id_final` (k, label): components without and with the accepted probabilistic pairs
@@ -56,12 +56,15 @@ def deterministic_components(conn: sa.Connection, scope: Scope) -> int:
     """`id_base_edges` from the identifiers and logins the guards kept and the reviewers' must-links (as certain
     as a shared identifier: the pair is one cluster before scoring), the scope they make, and `id_det` over
     the scope; returns the rounds."""
+    # Keys for the components, node ids for the comparison with the stored edges (scope.py): the star's
+    # centre is the smallest node of both, as keys follow node id order.
     conn.execute(sa.text(f"""
         CREATE TEMPORARY TABLE id_base_edges AS
-        SELECT n.k AS a, MIN(n.k) OVER (PARTITION BY e.kind, e.value) AS b
+        SELECT n.k AS a, MIN(n.k) OVER (PARTITION BY e.kind, e.value) AS b,
+               e.node_id AS node_a, MIN(e.node_id) OVER (PARTITION BY e.kind, e.value) AS node_b
         FROM ({KEPT_IDENTIFIERS}) e JOIN id_nodes n ON n.node_id = e.node_id
         UNION ALL
-        SELECT na.k, nb.k FROM ({KEPT_LOGINS} UNION ALL {MUST_LINKS}) d
+        SELECT na.k, nb.k, d.node_a, d.node_b FROM ({KEPT_LOGINS} UNION ALL {MUST_LINKS}) d
         JOIN id_nodes na ON na.node_id = d.node_a JOIN id_nodes nb ON nb.node_id = d.node_b"""))
     scope.after_deterministic_edges(conn)
     return _label_deterministic(conn, scope)

@@ -25,16 +25,19 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-_store = sa.MetaData()
+from crm_pipeline.warehouse.schema import metadata
+
+# On the warehouse's metadata, as the identity tables (a copy of the warehouse, erasure, find it there).
 identity_graph = sa.Table(
-    "identity_graph", _store,
+    "identity_graph", metadata,
     sa.Column("node_a", sa.String, nullable=False),
     sa.Column("node_b", sa.String, nullable=False),
     sa.Column("kind", sa.String, nullable=False, comment="det / pair / cluster"),
     sa.Column("match_probability", sa.Double, comment="pair edges: the accepted pair's probability"),
 )
 
-SCRATCH = ("id_det_now", "id_pair_now", "id_det_diff", "id_pair_diff", "id_removed", "id_touched_contacts",
+SCRATCH = ("id_det_now", "id_pair_now", "id_det_diff", "id_pair_diff", "id_node_changes", "id_removed",
+           "id_touched_contacts",
            "id_touched_earlier", "id_scope")
 # The stored contacts whose nodes this run recomputes (and rewrites).
 TOUCHED_CONTACTS = "SELECT contact_id FROM id_touched_contacts"
@@ -57,9 +60,8 @@ class Scope:
         """`id_det_now` from `id_base_edges`, its diff with the stored edges, and the scope it makes."""
         _run(conn, """
             CREATE TEMPORARY TABLE id_det_now AS
-            SELECT DISTINCT na.node_id AS node_a, nb.node_id AS node_b
-            FROM id_base_edges e JOIN id_nodes na ON na.k = LEAST(e.a, e.b) JOIN id_nodes nb ON nb.k = GREATEST(e.a, e.b)
-            WHERE e.a <> e.b""")
+            SELECT DISTINCT LEAST(node_a, node_b) AS node_a, GREATEST(node_a, node_b) AS node_b
+            FROM id_base_edges WHERE a <> b""")
         # The edges gained (present) and lost; none compared on a full run, which rewrites them all.
         _run(conn, f"""
             CREATE TEMPORARY TABLE id_det_diff AS
@@ -70,8 +72,11 @@ class Scope:
             WHERE (o.node_a IS NULL OR n.node_a IS NULL) AND {'FALSE' if self.full else 'TRUE'}""")
         _run(conn, "CREATE TEMPORARY TABLE id_pair_diff AS SELECT node_a, node_b, "
                    "CAST(NULL AS DOUBLE PRECISION) AS match_probability, present FROM id_det_diff WHERE 1 = 0")
-        _run(conn, "CREATE TEMPORARY TABLE id_removed AS SELECT p.node_id, p.contact_id FROM identity_nodes p "
-                   "LEFT JOIN id_nodes n ON n.node_id = p.node_id WHERE n.node_id IS NULL")
+        # Nodes gone since the last run (with their contact) and new ones (with their key), in one join.
+        _run(conn, "CREATE TEMPORARY TABLE id_node_changes AS SELECT p.node_id, p.contact_id, n.k "
+                   "FROM identity_nodes p FULL OUTER JOIN id_nodes n ON n.node_id = p.node_id "
+                   "WHERE p.node_id IS NULL OR n.node_id IS NULL")
+        _run(conn, "CREATE TEMPORARY TABLE id_removed AS SELECT node_id, contact_id FROM id_node_changes WHERE k IS NULL")
         self._rescope(conn)
 
     def after_pairs(self, conn: sa.Connection) -> bool:
@@ -96,7 +101,7 @@ class Scope:
             LEFT JOIN (SELECT node_a, node_b, match_probability FROM identity_graph WHERE kind = 'pair') o
               ON n.node_a = o.node_a AND n.node_b = o.node_b AND n.match_probability = o.match_probability
             WHERE o.node_a IS NULL AND {'FALSE' if self.full else 'TRUE'}""")
-        if self.full:
+        if self.full or not conn.execute(sa.text("SELECT COUNT(*) FROM id_pair_diff")).scalar_one():
             return False
         before = self.nodes
         self._rescope(conn)
@@ -121,8 +126,9 @@ class Scope:
                     UNION ALL SELECT contact_id FROM id_removed{earlier}) t""")
             _run(conn, f"""
                 CREATE TEMPORARY TABLE id_scope AS
-                SELECT n.k FROM id_nodes n LEFT JOIN identity_nodes p ON p.node_id = n.node_id
-                WHERE p.node_id IS NULL OR p.contact_id IN ({TOUCHED_CONTACTS})""")
+                SELECT n.k FROM (SELECT node_id FROM identity_nodes WHERE contact_id IN ({TOUCHED_CONTACTS})) p
+                JOIN id_nodes n ON n.node_id = p.node_id
+                UNION ALL SELECT k FROM id_node_changes WHERE k IS NOT NULL""")
         self.nodes, self.contacts = (int(v) for v in conn.execute(sa.text(
             f"SELECT (SELECT COUNT(*) FROM id_scope), (SELECT COUNT(*) FROM ({TOUCHED_CONTACTS}) t)")).one())
         self.scoped = True
@@ -158,7 +164,7 @@ class Scope:
 
 
 def create_graph_table(bind: sa.Engine | sa.Connection) -> None:
-    _store.create_all(bind)
+    metadata.create_all(bind, tables=[identity_graph])
 
 
 def stored_det_clusters_sql(nodes_filter: str) -> str:

@@ -58,16 +58,13 @@ def write_by_difference(conn: sa.Connection, next_nodes: str | None, *, as_of: d
     for entity, (_, _, where) in RECORD_NODES.items():
         _files_that_differ(conn, entity, where)
         conn.execute(sa.text(
-            "INSERT INTO id_map_diff SELECT m.entity, m._file_id, m._row_number, m.contact_id, FALSE "
-            f"FROM identity_map m LEFT JOIN stg_{entity} t ON t._file_id = m._file_id AND t._row_number = m._row_number "
-            "WHERE m.entity = :e AND m._file_id IN (SELECT _file_id FROM id_map_files) AND t._file_id IS NULL"),
-            {"e": entity})
+            "INSERT INTO id_map_diff SELECT :e, m._file_id, m._row_number, m.contact_id, FALSE "
+            f"FROM ({_map_rows}) m LEFT JOIN ({_staged_rows(entity, 'TRUE')}) t "
+            "  ON t._file_id = m._file_id AND t._row_number = m._row_number WHERE t._file_id IS NULL"), {"e": entity})
         conn.execute(sa.text(
             "INSERT INTO id_map_diff SELECT :e, t._file_id, t._row_number, NULL, TRUE "
-            f"FROM stg_{entity} t LEFT JOIN identity_map m "
-            "  ON m.entity = :e AND m._file_id = t._file_id AND m._row_number = t._row_number "
-            f"WHERE t._file_id IN (SELECT _file_id FROM id_map_files) AND m._file_id IS NULL AND {where}"),
-            {"e": entity})
+            f"FROM ({_staged_rows(entity, where)}) t LEFT JOIN ({_map_rows}) m "
+            "  ON m._file_id = t._file_id AND m._row_number = t._row_number WHERE m._file_id IS NULL"), {"e": entity})
     conn.execute(sa.text(
         "DELETE FROM identity_map WHERE (entity, _file_id, _row_number) IN "
         "(SELECT entity, _file_id, _row_number FROM id_map_diff WHERE NOT is_new)"))
@@ -138,6 +135,16 @@ def write_by_difference(conn: sa.Connection, next_nodes: str | None, *, as_of: d
                    "now": datetime.now(timezone.utc)})
     _drop_scratch(conn)
     return counts
+
+
+# The rows of the files that differ (id_map_files), on either side: filtered before they are joined.
+_map_rows = ("SELECT _file_id, _row_number, contact_id FROM identity_map "
+             "WHERE entity = :e AND _file_id IN (SELECT _file_id FROM id_map_files)")
+
+
+def _staged_rows(entity: str, where: str) -> str:
+    return (f"SELECT t._file_id, t._row_number FROM stg_{entity} t "
+            f"WHERE t._file_id IN (SELECT _file_id FROM id_map_files) AND {where}")
 
 
 # A file's rows as a set, summarised: count, sum, and a sum of pseudo-random images of the row numbers.

@@ -52,6 +52,8 @@ class ProgressPrinter:
         if not self.tty:
             self._line(f"{step}: {done:,}/{total:,} files, {rows:,} new rows")
             return
+        if self._bar is not None and (total != self._bar.total or done < self._bar.n):
+            self._close_bar()  # the step's next part (the quality stage types, then publishes, then validates)
         if self._bar is None:
             from tqdm import tqdm
 

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from crm_pipeline.identity.config import IdentityConfig
 from crm_pipeline.identity import graph as graph_tables
 from crm_pipeline.identity import guards
-from crm_pipeline.identity.nodes import person_records, person_records_sql
+from crm_pipeline.identity.nodes import person_records
 from crm_pipeline.identity.match_store import match_digest, stored_match, store_match
 from crm_pipeline.identity.runs import fingerprint, last_full_as_of, last_run
 from crm_pipeline.identity.scope import TOUCHED_CONTACTS, Scope, create_graph_table

@@ -12,9 +12,9 @@ incremental run re-resolves whole keys, in every file, for:
   order; a line follows its order into or out of the quarantine).
 
 The scope lives in temporary tables per entity (`pub_files_<e>`, `pub_keys_<e>` holding the key
-columns, `pub_rows_<e>`, and `pub_outcomes_<e>` with the rows' new outcomes), made and dropped in
-the publishing transaction, so they are never seen by another connection (nor by erasure's table
-discovery).
+columns, `pub_rows_<e>`, and `pub_outcomes_<e>` with the rows' new outcomes; `pub_repeated_<e>`, the
+keys with more than one row, on a full refresh too), made and dropped in the publishing transaction,
+so they are never seen by another connection (nor by erasure's table discovery).
 """
 
 from __future__ import annotations

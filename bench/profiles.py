@@ -1,6 +1,7 @@
 """Profile build at scale: synthetic staging + identity tables, then `build_profiles` full, a new day, a drop.
 
 Usage: PYTHONPATH=. python bench/profiles.py [--contacts 100000 1000000] [--seed 7] [--keep DIR]
+       PYTHONPATH=. python bench/profiles.py --warehouse W.duckdb [--memory-limit 4GB] [--keep DIR]
 
 Per scale: generates (numpy, seeded) staging rows for every person-linked entity plus
 the catalogue and order lines, links them to contacts in `identity_map`, inserts them
@@ -17,6 +18,8 @@ its peak memory is its own:
 Prints rows per table, seconds and contacts recomputed per build, its steps and peak RSS, and a SUMMARY
 line: the drop and the new day as shares of the full build (issue #13's targets: 5% and 10%), with the
 machine's load.
+With `--warehouse`, instead: a full rebuild of a copy of a built warehouse (a 1M-people e2e run's), as of
+its last build's day, under a DuckDB memory limit, each step printed as it finishes with the load.
 Per contact on average: 1.2 customer accounts, 0.6 subscriber records, 2.5 orders of
 2 lines (5% with a return line), 8 email events and 6 web events over two years; 1% of
 events fall after as_of (and must be ignored).
@@ -322,6 +325,32 @@ def run(contacts: int, seed: int, folder: Path, drop_share: float, touched: floa
           f"{' '.join(f'{x:.1f}' for x in load_seen)} on {os.cpu_count()} CPUs")
 
 
+def rebuild_copy(warehouse: Path, folder: Path, memory_limit: str) -> None:
+    """A full profile build on a copy of `warehouse` (the original is never written), step by step."""
+    from crm_pipeline.profiles.build import build_profiles
+    from crm_pipeline.warehouse.engine import make_engine
+
+    copy = folder / "warehouse_copy.duckdb"
+    t = time.perf_counter()
+    shutil.copyfile(warehouse, copy)
+    print(f"== full rebuild of a copy of {warehouse} (copied in {time.perf_counter() - t:.0f} s), "
+          f"memory limit {memory_limit}, {os.cpu_count()} CPUs", flush=True)
+    engine = make_engine(f"duckdb:///{copy}", memory_limit=memory_limit)
+    try:
+        with engine.connect() as conn:
+            as_of = conn.exec_driver_sql("SELECT as_of FROM profile_builds ORDER BY build_number DESC LIMIT 1").scalar()
+        figures = build_profiles(engine, as_of=as_of, full_refresh=True, on_step=lambda name, seconds: print(
+            f"   {name:<15} {seconds:8.1f} s  (1-min load {os.getloadavg()[0]:.1f})", flush=True))
+        print(f"   SUMMARY full rebuild {figures['seconds']:.1f} s as of {as_of}, {figures['contact_slices']} contact "
+              f"slices, timeline rows {figures['timeline_rows']:,}, peak RSS "
+              f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB", flush=True)
+    finally:
+        engine.dispose()
+        copy.unlink(missing_ok=True)
+        for spill in folder.glob("warehouse_copy.duckdb*"):
+            shutil.rmtree(spill, ignore_errors=True) if spill.is_dir() else spill.unlink()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--contacts", type=int, nargs="+", default=[100_000, 1_000_000])
@@ -329,6 +358,8 @@ def main() -> None:
     parser.add_argument("--drop-share", type=float, default=0.01, help="the drop's web events as a share of all rows")
     parser.add_argument("--drop-touches", type=float, default=0.14, help="the share of contacts the drop touches")
     parser.add_argument("--keep", type=Path, help="folder for the DuckDB files (default: a temporary one)")
+    parser.add_argument("--warehouse", type=Path, help="a built warehouse: time a full rebuild of a copy of it")
+    parser.add_argument("--memory-limit", default="4GB", help="DuckDB memory limit of --warehouse's rebuild")
     parser.add_argument("--build-only", nargs=2, help=argparse.SUPPRESS)
     parser.add_argument("--full", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -337,6 +368,13 @@ def main() -> None:
         return
     folder = args.keep or Path(tempfile.mkdtemp(prefix="bench_profiles_"))
     folder.mkdir(parents=True, exist_ok=True)
+    if args.warehouse:
+        try:
+            rebuild_copy(args.warehouse, folder, args.memory_limit)
+        finally:
+            if args.keep is None:
+                shutil.rmtree(folder, ignore_errors=True)
+        return
     try:
         for contacts in args.contacts:
             load_seen.clear()

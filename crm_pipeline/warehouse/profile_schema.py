@@ -26,6 +26,9 @@ lists the currencies behind a revenue figure so a mixed sum is visible.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import sqlalchemy as sa
 
 from crm_pipeline.warehouse.schema import add_missing_columns, create_server_indexes, metadata
@@ -243,3 +246,24 @@ def create_profile_tables(bind: sa.Engine | sa.Connection) -> None:
     # a warehouse built before the scoring columns existed gets them (no DDL when present)
     add_missing_columns(bind, {profile_360.name: SCORING_COLUMNS, profile_360_brand.name: SCORING_COLUMNS})
     create_server_indexes(bind, _SERVING_INDEXES)
+
+
+# --- How a build writes -------------------------------------------------------------------------------------
+
+@contextmanager
+def unordered_writes(conn: sa.Connection) -> Iterator[None]:
+    """On DuckDB, let the statements of the `with` block write rows in any order (`preserve_insertion_order`
+    off): keeping a large INSERT ... SELECT in its input's order buffers rows, which spills under a memory
+    limit. For a connection outside a transaction (the setting is the session's, kept across a rollback: it
+    is set back after the block, in a transaction of its own). No profile table relies on its rows' physical
+    order (the timeline is numbered). Nothing elsewhere: PostgreSQL keeps no such order."""
+    duckdb = conn.dialect.name == "duckdb"
+    if duckdb:
+        conn.execute(sa.text("SET preserve_insertion_order = false"))
+        conn.commit()
+    try:
+        yield
+    finally:
+        if duckdb:
+            conn.execute(sa.text("RESET preserve_insertion_order"))
+            conn.commit()

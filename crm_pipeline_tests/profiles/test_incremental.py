@@ -194,3 +194,22 @@ def test_the_profile_asset_is_incremental_unless_the_run_asks_for_a_full_refresh
     wh.engine.dispose()
     assert run({}) == {"mode": "incremental", "contacts_recomputed": 1, "dagster/row_count": 3}
     assert run({FULL_REFRESH_TAG: "true"}) == {"mode": "full", "contacts_recomputed": 3, "dagster/row_count": 3}
+
+
+def test_a_full_build_numbering_timelines_in_contact_slices_gives_the_tables_of_one_pass(generated, tmp_path, monkeypatch):
+    from crm_pipeline.profiles import slices
+
+    path = tmp_path / "w.duckdb"
+    engine = make_engine(f"duckdb:///{path}")
+    land(tmp_path / "landing", drops(generated)[0])
+    stage(engine, tmp_path / "landing", D2)
+    assert build_profiles(engine, as_of=D2)["contact_slices"] == 1
+    whole = tables(engine)
+    monkeypatch.setattr(slices, "ROWS_PER_SLICE", 500)  # several ranges even for a few hundred people
+    steps = []
+    figures = build_profiles(engine, as_of=D2, full_refresh=True, on_step=lambda name, s: steps.append(name))
+    assert figures["contact_slices"] >= 3
+    assert_same(tables(engine), whole, "in slices")
+    # each step is told as it finishes, in order
+    assert steps == list(figures["step_seconds"]) and steps[:2] == ["scratch", "contact_daily"]
+    engine.dispose()

@@ -37,8 +37,7 @@ identity_graph = sa.Table(
 )
 
 SCRATCH = ("id_det_now", "id_pair_now", "id_det_diff", "id_pair_diff", "id_node_changes", "id_removed",
-           "id_touched_contacts",
-           "id_touched_earlier", "id_scope")
+           "id_touched_contacts", "id_touched_earlier", "id_scope")
 # The stored contacts whose nodes this run recomputes (and rewrites).
 TOUCHED_CONTACTS = "SELECT contact_id FROM id_touched_contacts"
 _IN_SCOPE = "SELECT k FROM id_scope"

@@ -39,10 +39,12 @@ _DATED = (("stg_orders", "orders", "order_id", "ordered_at"), ("stg_email_events
           "occurred_at"), ("stg_web_events", "web_events", "event_id", "occurred_at"),
           ("stg_subscribers", "subscribers", "subscriber_id", "subscribed_at"))
 # Orders (with their lines) are read up to the last complete day, the other records only up to the classifiers'
-# last feature window (`classifier.features_through`): what training reads, so a late web event after that
-# window does not train again.
+# last feature window (`classifier.features_through`) and only of contacts with an order (training reads no one
+# else's: its windows hold buyers): what training reads, so a late web event after that window, or new records
+# joining two contacts without orders, do not train again. `o` marks an order row.
 _ROWS = " UNION ALL ".join(
-    f"SELECT m.contact_id, MOD(t._row_hash, {_PRIME}) AS h FROM {table} t JOIN {{identity}} m "
+    f"SELECT m.contact_id, MOD(t._row_hash, {_PRIME}) AS h, {int(entity == 'orders')} AS o FROM {table} t "
+    f"JOIN {{identity}} m "
     f"ON m.entity = '{entity}' AND m.brand = t._brand AND m.source_key = t.{key} "
     f"WHERE t.{dated} < {':cutoff' if entity == 'orders' else ':event_cutoff'}"
     for table, entity, key, dated in _DATED)
@@ -52,12 +54,12 @@ INSERT INTO predict_fingerprint_parts (trained_on, contact_id, n, s)
 SELECT CAST(:day AS DATE), contact_id, COUNT(*), SUM(h) FROM (
     {_ROWS}
     UNION ALL
-    SELECT m.contact_id, MOD(i._row_hash, {_PRIME})
+    SELECT m.contact_id, MOD(i._row_hash, {_PRIME}), 1
     FROM stg_order_items i
     JOIN stg_orders o ON o._brand = i._brand AND o.order_id = i.order_id
     JOIN {{identity}} m ON m.entity = 'orders' AND m.brand = o._brand AND m.source_key = o.order_id
     WHERE o.ordered_at < :cutoff
-) r GROUP BY contact_id
+) r GROUP BY contact_id HAVING MAX(o) = 1
 """
 _FINGERPRINT_SQL = f"""
 SELECT 'contacts' AS part, COUNT(*) AS a, SUM(n) AS b,
@@ -84,8 +86,8 @@ def data_through(day: dt.date) -> dt.date:
 
 def training_fingerprint(conn: sa.Connection, day: dt.date, changed: tuple[str, str] | None = None) -> str:
     """A digest of the staged records the models of training day `day` read (their content hashes): orders and
-    their lines dated up to `data_through(day)`, other records up to the classifiers' last feature window, grouped
-    as identity groups them, and of the catalogue.
+    their lines dated up to `data_through(day)`, other records up to the classifiers' last feature window of the
+    contacts with such an order, grouped as identity groups them, and of the catalogue.
 
     Contact ids themselves do not enter (only which records share a contact), so a warehouse that numbers
     its contacts in another order gets the same fingerprint for the same data. The per-contact parts are

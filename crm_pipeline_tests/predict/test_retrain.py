@@ -202,6 +202,21 @@ def _shift_an_order(conn: sa.Connection, *, before: bool, day: dt.date) -> dt.da
     return at.astimezone(dt.timezone.utc).date() if before else day
 
 
+def _late_visit_of_a_non_buyer(conn: sa.Connection, day: dt.date) -> None:
+    """A new staged web event (and its identity row), dated `day`, of a contact without any order."""
+    brand, event_id = conn.execute(sa.text("""
+        SELECT w._brand, w.event_id FROM stg_web_events w
+        JOIN identity_map m ON m.entity = 'web_events' AND m.brand = w._brand AND m.source_key = w.event_id
+        WHERE m.contact_id NOT IN (SELECT contact_id FROM identity_map WHERE entity = 'orders')
+        ORDER BY w.event_id LIMIT 1""")).one()
+    keys = {"b": brand, "e": event_id, "at": dt.datetime.combine(day, dt.time(12), tzinfo=dt.timezone.utc)}
+    conn.execute(sa.text("INSERT INTO stg_web_events SELECT * REPLACE (event_id || '-late' AS event_id, "
+                         "CAST(:at AS TIMESTAMPTZ) AS occurred_at, _row_hash + 1 AS _row_hash) FROM stg_web_events "
+                         "WHERE _brand = :b AND event_id = :e"), keys)
+    conn.execute(sa.text("INSERT INTO identity_map SELECT * REPLACE (source_key || '-late' AS source_key) "
+                         "FROM identity_map WHERE entity = 'web_events' AND brand = :b AND source_key = :e"), keys)
+
+
 def test_a_back_dated_correction_retrains_and_a_later_record_does_not(generated, tmp_path):  # noqa: F811
     engine = make_engine(f"duckdb:///{tmp_path / 'w.duckdb'}")
     land(tmp_path / "landing", drops(generated)[0])
@@ -218,6 +233,9 @@ def test_a_back_dated_correction_retrains_and_a_later_record_does_not(generated,
     assert predict(engine, day + dt.timedelta(days=1), models)["training"]["retrained"] is False
     with engine.begin() as conn:       # dated on the training day (a day still filling) or later: not trained on
         assert _shift_an_order(conn, before=False, day=D1) == D1
+    assert predict(engine, day + dt.timedelta(days=2), models)["training"]["retrained"] is False
+    with engine.begin() as conn:       # an old record of a contact without orders: no training window holds it
+        _late_visit_of_a_non_buyer(conn, D1 - dt.timedelta(days=60))
     assert predict(engine, day + dt.timedelta(days=2), models)["training"]["retrained"] is False
     with engine.connect() as conn:
         params_before = conn.execute(sa.text("SELECT params FROM predict_models WHERE model = 'gamma_gamma'")).scalar()

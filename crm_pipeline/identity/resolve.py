@@ -18,7 +18,7 @@ from crm_pipeline.identity import guards
 from crm_pipeline.identity.nodes import person_records
 from crm_pipeline.identity.match_store import match_digest, stored_match, store_match
 from crm_pipeline.identity.runs import fingerprint, last_full_as_of, last_run
-from crm_pipeline.identity.scope import TOUCHED_CONTACTS, Scope, create_graph_table
+from crm_pipeline.identity.scope import TOUCHED_CONTACTS, Scope
 from crm_pipeline.identity.stable_ids import SCRATCH as STABLE_ID_SCRATCH, assign_contact_ids
 from crm_pipeline.identity.write import ChangeCounts, write_by_difference
 from crm_pipeline.warehouse.bulk import insert_arrow, read_frame
@@ -74,7 +74,6 @@ def resolve_identities(engine: sa.Engine, *, as_of: date, config: IdentityConfig
     """
     report, clock = IdentityReport(), time.perf_counter()
     create_identity_tables(engine)
-    create_graph_table(engine)
     with engine.connect() as conn:
         signature = fingerprint(conn, config, probabilistic=config.probabilistic_enabled and find_pairs is not None)
         previous_signature = last_run(conn)

@@ -25,16 +25,6 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from crm_pipeline.warehouse.schema import metadata
-
-# On the warehouse's metadata, as the identity tables (a copy of the warehouse, erasure, find it there).
-identity_graph = sa.Table(
-    "identity_graph", metadata,
-    sa.Column("node_a", sa.String, nullable=False),
-    sa.Column("node_b", sa.String, nullable=False),
-    sa.Column("kind", sa.String, nullable=False, comment="det / pair / cluster"),
-    sa.Column("match_probability", sa.Double, comment="pair edges: the accepted pair's probability"),
-)
 
 SCRATCH = ("id_det_now", "id_pair_now", "id_det_diff", "id_pair_diff", "id_node_changes", "id_removed",
            "id_touched_contacts", "id_touched_earlier", "id_scope")
@@ -160,10 +150,6 @@ class Scope:
                    "SELECT node_id FROM id_removed UNION "
                    "SELECT n.node_id FROM id_nodes n JOIN id_scope s ON s.k = n.k)")
         _run(conn, clusters)
-
-
-def create_graph_table(bind: sa.Engine | sa.Connection) -> None:
-    metadata.create_all(bind, tables=[identity_graph])
 
 
 def stored_det_clusters_sql(nodes_filter: str) -> str:

@@ -128,11 +128,19 @@ identity_pairs = sa.Table(  # the pairs that pass accepted (before reviewers' ca
     sa.Column("match_probability", sa.Double, nullable=False),
 )
 
+identity_graph = sa.Table(  # the edges and deterministic clusters the last run clustered (identity/scope.py)
+    "identity_graph", metadata,
+    sa.Column("node_a", sa.String, nullable=False),
+    sa.Column("node_b", sa.String, nullable=False),
+    sa.Column("kind", sa.String, nullable=False, comment="det / pair / cluster"),
+    sa.Column("match_probability", sa.Double, comment="pair edges: the accepted pair's probability"),
+)
+
 DECISIONS = ("must_link", "cannot_link")
 CONTACT_CHANGES = ("created", "changed", "retired")
 
 IDENTITY_TABLES = [identity_map, identity_nodes, contacts, merge_log, identity_alerts, identity_decisions,
-                   identity_borderline, identity_runs, identity_changes, identity_match, identity_pairs]
+                   identity_borderline, identity_runs, identity_changes, identity_match, identity_pairs, identity_graph]
 
 
 def create_identity_tables(bind: sa.Engine | sa.Connection) -> None:

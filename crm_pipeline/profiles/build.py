@@ -79,8 +79,8 @@ def build_profiles(engine: sa.Engine, *, as_of: dt.date, survivorship_file: str 
                 clock.run("new_records", create_new_scratch, conn, params)
             if since is not None:
                 clock.run("day_records", create_window_scratch, conn, params, since)
-            slices = event_slices(conn)  # contact ranges the timeline is numbered in, one at a time
-            clock.run("contact_daily", partial(build_contact_daily, full=full, whole=whole), conn)
+            slices = event_slices(conn)  # contact ranges the daily counts and the timeline are built in, in turn
+            clock.run("contact_daily", partial(build_contact_daily, full=full, whole=whole, slices=slices), conn)
             clock.run("browse_daily", partial(build_browse_daily, full=full, whole=whole), conn)
             clock.run("golden_records", partial(build_golden_records, full=full), conn, params, rules)
             clock.run("profile_360", partial(build_profile_360, full=full), conn, params)
@@ -113,7 +113,7 @@ def build_profiles(engine: sa.Engine, *, as_of: dt.date, survivorship_file: str 
         "contact_brand_rows": int(figures["profile_360_brand"]),
         "golden_values": int(figures["golden_records"]),
         "timeline_rows": int(figures["timeline"]),
-        # contact ranges the timeline was numbered in, one at a time (`slices`)
+        # contact ranges the daily counts and the timeline were built in, one at a time (`slices`)
         "contact_slices": len(slices),
         "seconds": clock.seconds,
         "step_seconds": clock.steps,

@@ -14,10 +14,13 @@ row, and no other day of the contact is read).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import sqlalchemy as sa
 
 from crm_pipeline.profiles import rewrite
 from crm_pipeline.profiles.scratch import NEW_LINK, map_link
+from crm_pipeline.profiles.slices import in_slice, slice_params
 from crm_pipeline.profiles.sql import WHOLE, is_purchase, latest_of, only_recomputed, utc_day_date
 
 KEY = ("contact_id", "brand", "day")
@@ -44,9 +47,10 @@ def _staged(entity: str, key: str, columns: str, link: str) -> str:
     return f"(SELECT m.contact_id, s._brand AS brand, {columns} FROM stg_{entity} s {link.format(entity=entity, key=key)}) x"
 
 
-def _daily_sql(into: str, email: str, web: str, link: str, *, orders: bool = True) -> str:
+def _daily_sql(into: str, email: str, web: str, link: str, *, orders: bool = True, where: str = "") -> str:
     """Daily rows from the email and web event tables `email`, `web` and the staged orders (unless not
-    `orders`), subscribers and customer accounts joined to their contact by `link` (see `scratch`)."""
+    `orders`), subscribers and customer accounts joined to their contact by `link` (see `scratch`); `where`
+    (` AND ...` on `contact_id`) narrows the contacts (a slice)."""
     subscribers = _staged("subscribers", "subscriber_id",
                           "s.subscribed_at, s.unsubscribed_at, "
                           f"COALESCE(s.updated_at, {latest_of('s.subscribed_at', 's.unsubscribed_at')}) AS record_at",
@@ -83,16 +87,22 @@ def _daily_sql(into: str, email: str, web: str, link: str, *, orders: bool = Tru
     INSERT INTO {into} (contact_id, brand, day, {", ".join(_COUNTS)}, {", ".join(_LATEST)})
     SELECT contact_id, brand, day, {sums}, {latest}
     FROM ({union}) d
+    WHERE 1 = 1{where}
     GROUP BY contact_id, brand, day"""
 
 
-def build_contact_daily(conn: sa.Connection, *, full: bool = True, whole: bool = True) -> None:
+def build_contact_daily(conn: sa.Connection, *, full: bool = True, whole: bool = True,
+                        slices: Sequence[tuple[str | None, str | None]] = ((None, None),)) -> None:
     """Rewrite the `contact_daily` rows of the contacts rebuilt whole (all when `full`; none unless `whole`) after
-    `create_scratch`, and add the appended contacts' new records to theirs (after `create_new_scratch`)."""
+    `create_scratch`, one range of contacts (`slices`) at a time: at 1M people the aggregate's 20 million groups
+    did not fit a 4 GB memory limit. Then add the appended contacts' new records to theirs (after
+    `create_new_scratch`)."""
     if whole:
         into = rewrite.begin(conn, "contact_daily", full=full)
-        conn.execute(sa.text(_daily_sql(into, "tmp_profile_email_all", "tmp_profile_web_all",
-                                        map_link(only_recomputed("m", full, WHOLE)))))
+        for lo, hi in slices:
+            conn.execute(sa.text(_daily_sql(into, "tmp_profile_email_all", "tmp_profile_web_all",
+                                            map_link(only_recomputed("m", full, WHOLE)),
+                                            where=in_slice("contact_id", lo, hi))), slice_params(lo, hi))
         rewrite.finish(conn, "contact_daily", KEY, WHOLE, full=full)
     if not full:
         conn.execute(sa.text(f"CREATE TEMPORARY TABLE {_DELTA} AS SELECT * FROM contact_daily WHERE 1 = 0"))

@@ -196,7 +196,7 @@ def test_the_profile_asset_is_incremental_unless_the_run_asks_for_a_full_refresh
     assert run({FULL_REFRESH_TAG: "true"}) == {"mode": "full", "contacts_recomputed": 3, "dagster/row_count": 3}
 
 
-def test_a_full_build_numbering_timelines_in_contact_slices_gives_the_tables_of_one_pass(generated, tmp_path, monkeypatch):
+def test_a_full_build_in_contact_slices_gives_the_tables_of_one_pass(generated, tmp_path, monkeypatch):
     from crm_pipeline.profiles import slices
 
     path = tmp_path / "w.duckdb"

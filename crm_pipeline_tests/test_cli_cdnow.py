@@ -3,10 +3,10 @@ runs them: the pipeline's BG/NBD fit is the published one, and the run reports e
 
 The published fit (Fader, Hardie & Lee 2005: r 0.2426, alpha 4.414, a 0.7930, b 2.426, log-likelihood
 -9582.4) calibrates on 1997-01-01 .. 1997-09-30 (39 weeks), T = weeks from a customer's first purchase to
-1997-09-30, purchases on one day merged. The pipeline has no fixed calibration window: it fits on everything
-up to the end of the as-of day, T = as-of day - first purchase day. The cohort's first purchases all fall
-in 1997's first quarter, so `--as-of 1997-09-30` is exactly the published window; the later purchases
-(to June 1998) are in the warehouse but after the as-of day, and must not count.
+1997-09-30, purchases on one day merged. The pipeline has no fixed calibration window: the models of a training
+day fit on the complete days before it, T = the day before - first purchase day. The cohort's first purchases
+all fall in 1997's first quarter, so `--as-of 1997-10-01` (its own training day) is exactly the published
+window; the later purchases (to June 1998) are in the warehouse but after it, and must not count.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from crm_pipeline.cli import main
 from crm_pipeline.warehouse.engine import make_engine
 
 CDNOW = Path(__file__).parent / "predict" / "fixtures" / "CDNOW_sample.txt"
-AS_OF = "1997-09-30"
+AS_OF = "1997-10-01"
 PUBLISHED = {"r": 0.2426, "alpha": 4.414, "a": 0.7930, "b": 2.426}
 STEPS = [("ingest", "ingest_files"), ("quality", "stage_entities"), ("identity", "resolve_identity"),
          ("identity", "build_profile_tables"), ("predict", "predict_customers"), ("scoring", "score_contacts"),
@@ -40,8 +40,9 @@ def cli(*args: str, env: dict) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def cdnow_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("cdnow")
-    # Train on the calibration day itself (1997-09-30 is not a weekly boundary from partition_start_date), as the
-    # published fit is computed on exactly the calibration period; the README's CDNOW example does the same.
+    # Train on the day after the calibration period (1997-10-01 is not a weekly boundary from partition_start_date):
+    # its models read the complete days before it, exactly the published calibration period; the README's CDNOW
+    # example does the same.
     env = {**os.environ, "DAGSTER_HOME": str(root / "dagster"), "CRM_HOME_DIR": str(root / "home"),
            "CRM_PREDICT_RETRAIN_DAYS": "1"}
     env.pop("CRM_CONFIG", None)
@@ -86,9 +87,9 @@ def test_the_pipelines_bgnbd_fit_reproduces_the_published_cdnow_fit(cdnow_run):
     for name, published in PUBLISHED.items():
         assert params[name] == pytest.approx(published, rel=0.002), (name, params)
     assert run.log_likelihood == pytest.approx(-9582.4, abs=0.5)
-    # The published calibration window: 2,357 buyers, 946 of them repeat buyers by 1997-09-30, and the
-    # earliest buyers (1997-01-01) observed for 272 days.
-    assert tuple(window) == (2357, 946, pytest.approx(272 / 7))
+    # The published calibration window: 2,357 buyers, 946 of them repeat buyers by 1997-09-30 (still so on
+    # 1997-10-01), and the earliest buyers (1997-01-01) observed for 273 days at the as-of day (272 in the fit).
+    assert tuple(window) == (2357, 946, pytest.approx(273 / 7))
 
 
 def test_evaluate_predictions_shows_the_fitted_parameters_beside_the_published_ones(cdnow_run, capsys):
@@ -103,7 +104,7 @@ def test_run_prints_each_stage_as_it_finishes_and_the_files_ingested(cdnow_run):
     _, ran, _ = cdnow_run
     assert stage_lines(ran.stderr) == STEPS, ran.stderr
     assert "ingest_files: 4/4 files, 16,196 new rows" in ran.stderr
-    assert "crm_pipeline as of 1997-09-30" in ran.stdout  # the summary stays on standard output
+    assert "crm_pipeline as of 1997-10-01" in ran.stdout  # the summary stays on standard output
 
 
 @pytest.mark.parametrize("args", [

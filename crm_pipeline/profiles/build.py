@@ -79,13 +79,12 @@ def build_profiles(engine: sa.Engine, *, as_of: dt.date, survivorship_file: str 
                 clock.run("new_records", create_new_scratch, conn, params)
             if since is not None:
                 clock.run("day_records", create_window_scratch, conn, params, since)
-            slices = event_slices(conn)  # contact ranges the daily counts and the timeline are built in, in turn
+            slices = event_slices(conn)  # contact ranges the daily counts are summed in, in turn
             clock.run("contact_daily", partial(build_contact_daily, full=full, whole=whole, slices=slices), conn)
             clock.run("browse_daily", partial(build_browse_daily, full=full, whole=whole), conn)
             clock.run("golden_records", partial(build_golden_records, full=full), conn, params, rules)
             clock.run("profile_360", partial(build_profile_360, full=full), conn, params)
-            clock.run("timeline", partial(build_timeline, full=full, whole=whole, since=since, slices=slices), conn,
-                      params)
+            clock.run("timeline", partial(build_timeline, full=full, whole=whole, since=since), conn, params)
             drop_scratch(conn)
         if not full and plan.previous_as_of != as_of:
             attach_scoring(conn, as_of)  # kept rows lost the old day's scores; the new day's may exist already
@@ -113,7 +112,7 @@ def build_profiles(engine: sa.Engine, *, as_of: dt.date, survivorship_file: str 
         "contact_brand_rows": int(figures["profile_360_brand"]),
         "golden_values": int(figures["golden_records"]),
         "timeline_rows": int(figures["timeline"]),
-        # contact ranges the daily counts and the timeline were built in, one at a time (`slices`)
+        # contact ranges the daily counts were summed in, one at a time (`slices`)
         "contact_slices": len(slices),
         "seconds": clock.seconds,
         "step_seconds": clock.steps,

@@ -11,13 +11,10 @@ lead back to the staged record (`order_id:line_number` for an order line).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import pandas as pd
 import sqlalchemy as sa
 
 from crm_pipeline.profiles import rewrite
-from crm_pipeline.profiles.slices import in_slice, slice_params
 from crm_pipeline.profiles.sql import WHOLE, money_text, text
 from crm_pipeline.warehouse.bulk import read_frame
 from crm_pipeline.warehouse.profile_schema import TIMELINE_EVENT_TYPES, timeline
@@ -124,21 +121,16 @@ def _scope(full: bool) -> str:
     return "" if full else f" AND contact_id IN (SELECT contact_id FROM {WHOLE})"
 
 
-def build_timeline(conn: sa.Connection, params: dict, *, full: bool = True, whole: bool = True, since=None,
-                   slices: Sequence[tuple[str | None, str | None]] = ((None, None),)) -> int:
+def build_timeline(conn: sa.Connection, params: dict, *, full: bool = True, whole: bool = True, since=None) -> int:
     """Rewrite the timeline rows of the contacts rebuilt whole (all when `full`) from the scratch tables, inside
     the caller's transaction (none unless `whole`); then the appended contacts' tails: their new events (new records, and records
     dated from `since`, the previous build's day end, when the day moved) merged with the stored events from the
     earliest new one on, renumbered after the events before it, which stay as they are. Returns the table's
-    rows. Numbering is per contact, so one contact's renumbering never touches another's rows, and the rows
-    rebuilt whole are numbered one range of contacts (`slices`) at a time."""
+    rows. Numbering is per contact, so one contact's renumbering never touches another's rows."""
     bound = {"as_of": params["as_of"], "as_of_end": params["as_of_end"]}
     if whole:
         into = rewrite.begin(conn, "timeline", full=full)
-        for lo, hi in slices:
-            scope = _scope(full) + in_slice("contact_id", lo, hi)
-            conn.execute(sa.text(_TIMELINE_SQL.replace("{into}", into).replace("{scope}", scope)),
-                         {**bound, **slice_params(lo, hi)})
+        conn.execute(sa.text(_TIMELINE_SQL.replace("{into}", into).replace("{scope}", _scope(full))), bound)
         rewrite.finish(conn, "timeline", KEY, WHOLE, full=full)
     if not full:
         events = _NEW_EVENTS if since is None else f"{_NEW_EVENTS}\nUNION\n{_DAY_EVENTS}"

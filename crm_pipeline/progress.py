@@ -37,7 +37,7 @@ class FileProgressLog:
         if done == total or self._last is None or now - self._last >= self._every:
             self._last = now
             self._log.info(f"{self._verb} {done:,}/{total:,} files, {rows:,} new rows",
-                           extra={FILE_PROGRESS: {"done": done, "total": total, "rows": rows}})
+                           extra={FILE_PROGRESS: {"done": done, "total": total, "rows": rows, "verb": self._verb}})
 
 
 class ProgressPrinter:
@@ -46,20 +46,23 @@ class ProgressPrinter:
     def __init__(self, stream: TextIO | None = None, *, tty: bool | None = None):
         self.stream = stream or sys.stderr
         self.tty = self.stream.isatty() if tty is None else tty
-        self._bar = None
+        self._bar, self._verb = None, ""
 
-    def files(self, step: str, done: int, total: int, rows: int) -> None:
+    def files(self, step: str, done: int, total: int, rows: int, verb: str = "") -> None:
+        """`verb` names the part of the step (the quality stage's files are typed, then published, then validated)."""
+        doing = f"{verb} " if verb else ""
         if not self.tty:
-            self._line(f"{step}: {done:,}/{total:,} files, {rows:,} new rows")
+            self._line(f"{step}: {doing}{done:,}/{total:,} files, {rows:,} new rows")
             return
-        if self._bar is not None and (total != self._bar.total or done < self._bar.n):
-            self._close_bar()  # the step's next part (the quality stage types, then publishes, then validates)
+        if self._bar is not None and (verb != self._verb or total != self._bar.total or done < self._bar.n):
+            self._close_bar()  # the step's next part: a bar of its own
         if self._bar is None:
             from tqdm import tqdm
 
             # Redrawn at every report: the ingest step already reports at most twice a second.
-            self._bar = tqdm(total=total, desc=step, unit="file", file=self.stream, leave=False, dynamic_ncols=True,
-                             mininterval=0)
+            self._bar = tqdm(total=total, desc=f"{step} {doing}".rstrip(), unit="file", file=self.stream, leave=False,
+                             dynamic_ncols=True, mininterval=0)
+            self._verb = verb
         self._bar.set_postfix_str(f"{rows:,} new rows", refresh=False)
         self._bar.update(done - self._bar.n)
 

@@ -103,7 +103,7 @@ def test_evaluate_predictions_shows_the_fitted_parameters_beside_the_published_o
 def test_run_prints_each_stage_as_it_finishes_and_the_files_ingested(cdnow_run):
     _, ran, _ = cdnow_run
     assert stage_lines(ran.stderr) == STEPS, ran.stderr
-    assert "ingest_files: 4/4 files, 16,196 new rows" in ran.stderr
+    assert "ingest_files: ingested 4/4 files, 16,196 new rows" in ran.stderr
     assert "crm_pipeline as of 1997-10-01" in ran.stdout  # the summary stays on standard output
 
 

@@ -49,8 +49,9 @@ def test_a_folder_of_many_quick_files_logs_at_most_every_half_second_and_its_las
     for done in range(1, 1001):
         progress(done, 1000, loaded(10))
     assert [getattr(r, FILE_PROGRESS) for r in records] == [
-        {"done": 1, "total": 1000, "rows": 10}, {"done": 501, "total": 1000, "rows": 5010},
-        {"done": 1000, "total": 1000, "rows": 10_000}]
+        {"done": 1, "total": 1000, "rows": 10, "verb": "ingested"},
+        {"done": 501, "total": 1000, "rows": 5010, "verb": "ingested"},
+        {"done": 1000, "total": 1000, "rows": 10_000, "verb": "ingested"}]
     assert records[-1].getMessage() == "ingested 1,000/1,000 files, 10,000 new rows"
 
 
@@ -66,12 +67,16 @@ def test_slow_files_are_each_reported_and_known_files_add_no_rows():
 def test_without_a_terminal_progress_is_plain_lines():
     out = io.StringIO()
     printer = ProgressPrinter(out)
-    printer.files("ingest_files", 2, 4, 1234)
+    printer.files("ingest_files", 2, 4, 1234, "ingested")
     printer.stage("ingest", "ingest_files", 16_200, 1.84)
+    printer.files("stage_entities", 4, 4, 1234, "typed")
+    printer.files("stage_entities", 1, 4, 0, "published")  # the stage's next part says which it is
     printer.stage("quality", "dq_report", None, 0.1, "FAILED")
     assert out.getvalue().splitlines() == [
-        "ingest_files: 2/4 files, 1,234 new rows",
+        "ingest_files: ingested 2/4 files, 1,234 new rows",
         "ingest     ingest_files                       16,200 rows      1.8 s",
+        "stage_entities: typed 4/4 files, 1,234 new rows",
+        "stage_entities: published 1/4 files, 0 new rows",
         "quality    dq_report                                           0.1 s  FAILED",
     ]
     assert "\r" not in out.getvalue()
@@ -130,5 +135,6 @@ def test_the_quality_stage_reports_its_typing_file_by_file_like_ingest(engine, f
     type_new_files(engine, now=NOW, batch_rows=1, on_batch=FileProgressLog(log, every_seconds=0, verb="typed").report)
 
     assert [getattr(r, FILE_PROGRESS) for r in records] == [
-        {"done": 1, "total": 3, "rows": 3}, {"done": 2, "total": 3, "rows": 8}, {"done": 3, "total": 3, "rows": 15}]
+        {"done": 1, "total": 3, "rows": 3, "verb": "typed"}, {"done": 2, "total": 3, "rows": 8, "verb": "typed"},
+        {"done": 3, "total": 3, "rows": 15, "verb": "typed"}]
     assert records[-1].getMessage() == "typed 3/3 files, 15 new rows"

@@ -29,7 +29,7 @@ class _StageEvents(logging.Handler):
         step = meta.get("step_key") or ""
         files = getattr(record, FILE_PROGRESS, None)
         if files:
-            self.printer.files(step, files["done"], files["total"], files["rows"])
+            self.printer.files(step, files["done"], files["total"], files["rows"], files.get("verb", ""))
             return
         event = meta.get("dagster_event")
         if event is None or not step:

@@ -1,8 +1,9 @@
-"""Progress of a headless run as it goes: one line per finished stage, and the files ingested so far.
+"""Progress of a headless run as it goes: one line per finished stage, the files ingested so far, and the
+long parts of a stage as each finishes.
 
 The ingest step reports its files through its own log (`FileProgressLog`, throttled so a folder of
-50,000 files does not write 50,000 log lines); the command line prints what the run reports
-(`ProgressPrinter`): a bar on a terminal, plain lines otherwise (a CI log, a file).
+50,000 files does not write 50,000 log lines), a stage its parts through `log_part`; the command line prints
+what the run reports (`ProgressPrinter`): a bar on a terminal, plain lines otherwise (a CI log, a file).
 """
 
 from __future__ import annotations
@@ -12,8 +13,18 @@ import time
 from collections.abc import Callable
 from typing import Any, TextIO
 
-# The `extra` key of the ingest step's progress log lines: {"done", "total", "rows"}.
+# The `extra` key of the ingest step's progress log lines: {"done", "total", "rows", "verb"}.
 FILE_PROGRESS = "crm_file_progress"
+# The `extra` key of a stage's part-done log lines: {"part", "seconds"}.
+PART_PROGRESS = "crm_part_progress"
+# A part shorter than this is not printed on the command line (its stage's line follows soon enough).
+LONG_PART_SECONDS = 5.0
+
+
+def log_part(log: Any, stage: str, part: str, seconds: float) -> None:
+    """Log that a part of a stage finished (`profiles: timeline 176.0 s`): a stage at 1M people runs for
+    minutes, and the command line prints its long parts as they finish."""
+    log.info(f"{stage}: {part} {seconds:.1f} s", extra={PART_PROGRESS: {"part": part, "seconds": seconds}})
 
 
 class FileProgressLog:
@@ -65,6 +76,12 @@ class ProgressPrinter:
             self._verb = verb
         self._bar.set_postfix_str(f"{rows:,} new rows", refresh=False)
         self._bar.update(done - self._bar.n)
+
+    def part(self, step: str, part: str, seconds: float) -> None:
+        """A long part of `step` finished (a short one is not worth a line)."""
+        if seconds >= LONG_PART_SECONDS:
+            self._close_bar()
+            self._line(f"{step}: {part} {seconds:.1f} s")
 
     def stage(self, stage: str, step: str, rows: int | None, seconds: float, status: str = "done") -> None:
         self._close_bar()

@@ -1,5 +1,5 @@
-"""Headless runs: file progress is throttled, a terminal gets a bar instead of lines, and a day without a
-partition is refused in one sentence."""
+"""Headless runs: file progress is throttled, a terminal gets a bar instead of lines, a stage's long parts
+are printed as they finish, and a day without a partition is refused in one sentence."""
 
 from __future__ import annotations
 
@@ -17,7 +17,8 @@ from types import SimpleNamespace
 import pytest
 
 from crm_pipeline.defs.headless import refresh_day
-from crm_pipeline.progress import FILE_PROGRESS, FileProgressLog, ProgressPrinter
+from crm_pipeline.defs.run_progress import _StageEvents
+from crm_pipeline.progress import FILE_PROGRESS, FileProgressLog, ProgressPrinter, log_part
 from crm_pipeline.settings import load_settings
 
 
@@ -80,6 +81,19 @@ def test_without_a_terminal_progress_is_plain_lines():
         "quality    dq_report                                           0.1 s  FAILED",
     ]
     assert "\r" not in out.getvalue()
+
+
+def test_a_long_part_of_a_stage_gets_a_line_as_it_finishes_and_a_short_one_does_not():
+    log, records = captured_log()
+    log_part(log, "profiles", "timeline", 176.0)  # a full build at 1M people: minutes without a stage line
+    log_part(log, "profiles", "browse_daily", 0.4)
+    assert [r.getMessage() for r in records] == ["profiles: timeline 176.0 s", "profiles: browse_daily 0.4 s"]
+    out = io.StringIO()
+    events = _StageEvents(ProgressPrinter(out), {})  # the run's logger on the command line
+    for record in records:
+        record.dagster_meta = {"step_key": "build_profile_tables"}
+        events.emit(record)
+    assert out.getvalue().splitlines() == ["build_profile_tables: timeline 176.0 s"]
 
 
 def read_all(fd: int) -> bytes:

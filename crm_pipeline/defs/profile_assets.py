@@ -9,6 +9,7 @@ from crm_pipeline.defs.resources import CrmSettingsResource, WarehouseResource, 
 from crm_pipeline.defs.run_tags import is_full_refresh
 from crm_pipeline.markdown import to_markdown
 from crm_pipeline.profiles.build import build_profiles
+from crm_pipeline.progress import log_part
 
 GROUP = "identity"
 DEPS = ["contacts", "identity_map", "stg_customers", "stg_subscribers", "stg_orders", "stg_order_items",
@@ -41,7 +42,7 @@ def build_profile_tables(context: dg.AssetExecutionContext, warehouse: Warehouse
     with transient_warehouse_errors_retried(context):
         figures = build_profiles(warehouse.engine, as_of=as_of, full_refresh=is_full_refresh(context),
                                  survivorship_file=settings.survivorship_config or None,
-                                 on_step=lambda name, seconds: context.log.info(f"profiles: {name} {seconds:.1f} s"))
+                                 on_step=lambda name, seconds: log_part(context.log, "profiles", name, seconds))
     steps = dg.MetadataValue.json({k: round(v, 2) for k, v in figures.get("step_seconds", {}).items()})
     with warehouse.engine.connect() as conn:
         per_brand = pd.read_sql(sa.text("SELECT brand, COUNT(*) AS contacts, SUM(order_count) AS orders "

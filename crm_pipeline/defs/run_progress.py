@@ -2,7 +2,8 @@
 
 Dagster passes every event of an in-process run (step started, asset materialized, step succeeded
 or failed) and every `context.log` line through the run's loggers; this one turns them into one
-line per finished stage (its tables' row counts, its seconds) and the ingest step's file progress.
+line per finished stage (its tables' row counts, its seconds), the file progress of ingest and quality,
+and the long parts of a stage as each finishes.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import time
 
 import dagster as dg
 
-from crm_pipeline.progress import FILE_PROGRESS, ProgressPrinter
+from crm_pipeline.progress import FILE_PROGRESS, PART_PROGRESS, ProgressPrinter
 
 LOGGER_KEY = "crm_progress"
 
@@ -30,6 +31,10 @@ class _StageEvents(logging.Handler):
         files = getattr(record, FILE_PROGRESS, None)
         if files:
             self.printer.files(step, files["done"], files["total"], files["rows"], files.get("verb", ""))
+            return
+        part = getattr(record, PART_PROGRESS, None)
+        if part:
+            self.printer.part(step, part["part"], part["seconds"])
             return
         event = meta.get("dagster_event")
         if event is None or not step:

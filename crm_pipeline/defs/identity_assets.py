@@ -10,6 +10,7 @@ from crm_pipeline.identity.config import load_identity_config
 from crm_pipeline.identity.evaluate import evaluate_identity
 from crm_pipeline.identity.resolve import resolve_identities
 from crm_pipeline.markdown import image, to_markdown
+from crm_pipeline.progress import log_part
 
 GROUP = "identity"
 SOURCES = ["stg_customers", "stg_subscribers", "stg_orders", "stg_email_events", "stg_web_events"]
@@ -109,7 +110,8 @@ def resolve_identity(context: dg.AssetExecutionContext, warehouse: WarehouseReso
     with transient_warehouse_errors_retried(context):
         report = resolve_identities(warehouse.engine, as_of=as_of, config=config,
                                     find_pairs=_find_pairs(warehouse) if config.probabilistic_enabled else None,
-                                    full_refresh=is_full_refresh(context))
+                                    full_refresh=is_full_refresh(context),
+                                    on_step=lambda name, seconds: log_part(context.log, "identity", name, seconds))
     quality, map_quality = {}, {}
     if settings.truth_path and report.mode != "unchanged":
         with warehouse.engine.connect() as conn:

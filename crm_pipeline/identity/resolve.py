@@ -63,14 +63,16 @@ class IdentityReport:
 
 
 def resolve_identities(engine: sa.Engine, *, as_of: date, config: IdentityConfig,
-                       find_pairs: PairFinder | None = None, full_refresh: bool = False) -> IdentityReport:
+                       find_pairs: PairFinder | None = None, full_refresh: bool = False,
+                       on_step: Callable[[str, float], None] | None = None) -> IdentityReport:
     """Bring identity_nodes, identity_map and contacts up to date; append merges and splits to merge_log.
 
     When no staged record, review decision or setting changed since the last resolution, nothing is
     read or written (mode `unchanged`). Otherwise only the part of the graph the changes touch is
     clustered again (`scope.py`) and only the rows that differ from the stored state are rewritten. The
     whole graph is clustered on the first run, on `full_refresh` (which also resolves when nothing changed
-    and trains the probabilistic model again) and every `full_recluster_every_days` days.
+    and trains the probabilistic model again) and every `full_recluster_every_days` days. `on_step(name,
+    seconds)` hears of each step as it finishes (at 1M people the stage runs for minutes).
     """
     report, clock = IdentityReport(), time.perf_counter()
     create_identity_tables(engine)
@@ -91,12 +93,20 @@ def resolve_identities(engine: sa.Engine, *, as_of: date, config: IdentityConfig
     # One connection for the rest: the graph's scratch tables are private to it, and the write commits once.
     with engine.connect() as conn:
         _resolve(conn, report, clock, as_of=as_of, config=config, find_pairs=find_pairs, full_refresh=full_refresh,
-                 signature=signature)
+                 signature=signature, on_step=on_step)
     return report
 
 
 def _resolve(conn: sa.Connection, report: IdentityReport, clock: float, *, as_of: date, config: IdentityConfig,
-             find_pairs: PairFinder | None, full_refresh: bool, signature: str) -> None:
+             find_pairs: PairFinder | None, full_refresh: bool, signature: str,
+             on_step: Callable[[str, float], None] | None = None) -> None:
+    def mark(step: str, shown: str | None = None) -> None:
+        """The report's seconds since the start at the end of `step`; the step's own seconds to `on_step`."""
+        now = time.perf_counter() - clock
+        if on_step is not None:
+            on_step(shown or step, now - max(report.seconds.values(), default=0.0))
+        report.seconds[step] = now
+
     graph_tables.drop_scratch(conn)
     graph_tables.load_nodes(conn)
     guards.load_edges(conn)
@@ -105,11 +115,11 @@ def _resolve(conn: sa.Connection, report: IdentityReport, clock: float, *, as_of
     # An erased person's contact id is never handed to someone new.
     erased = conn.execute(sa.text("SELECT MAX(retired_contact_number) FROM erasure_requests")).scalar() \
         if sa.inspect(conn).has_table("erasure_requests") else None
-    report.seconds["read"] = time.perf_counter() - clock
+    mark("read")
     rejected = guards.apply_guards(conn, config)
     scope = Scope(full=report.mode == "full")
     report.rounds["deterministic"] = graph_tables.deterministic_components(conn, scope)
-    report.seconds["deterministic"] = time.perf_counter() - clock
+    mark("deterministic")
 
     pairs, new_match = pd.DataFrame({"node_a": [], "node_b": [], "match_probability": []}), None
     people = person_records(conn) if config.probabilistic_enabled and find_pairs is not None else []
@@ -125,7 +135,7 @@ def _resolve(conn: sa.Connection, report: IdentityReport, clock: float, *, as_of
                                blocking=config.blocking)
             new_match = (digest, found)
         pairs, report.match = getattr(found, "pairs", found), (found if hasattr(found, "pairs") else None)
-    report.seconds["probabilistic"] = time.perf_counter() - clock
+    mark("probabilistic")
 
     cannot = decisions.loc[decisions["decision"] == "cannot_link", ["node_a", "node_b"]]
     pairs, unenforceable = _honour_cannot_links(conn, report, pairs, cannot, scope)
@@ -159,7 +169,7 @@ def _resolve(conn: sa.Connection, report: IdentityReport, clock: float, *, as_of
     alerts = _alerts(rejected, oversized, config, as_of, report.match)
     report.changes = _write(conn, alerts, as_of, _borderline_rows(report.match, pairs, as_of), mode=report.mode,
                             signature=signature, new_match=new_match, scope=scope)
-    report.seconds["total"] = time.perf_counter() - clock
+    mark("total", shown="ids and write")
 
     report.probabilistic_pairs = len(pairs)
     report.probabilistic_share = float(prob_records / max(report.records, 1))

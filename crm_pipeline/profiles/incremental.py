@@ -35,7 +35,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from crm_pipeline.profiles.sql import (APPEND, BROWSED, ENGAGEMENT_WINDOWS, GOLDEN, NEW, PROFILED, RECOMPUTE, WHOLE,
-                                       WINDOWED, as_of_params, fast_row_hash)
+                                       WINDOWED, as_of_params, day_number, fast_row_hash, utc_day)
 from crm_pipeline.profiles.survivorship import dated_into_day_sql
 from crm_pipeline.warehouse.profile_schema import SCORING_COLUMNS
 
@@ -51,6 +51,7 @@ _CHANGED_LINES = "tmp_profile_changed_lines"
 _WHY = "tmp_profile_why"
 _CHANGED_FILES = "tmp_profile_changed_files"
 _CHANGED_LINE_FILES = "tmp_profile_changed_line_files"
+_SINCE = "tmp_profile_since"
 # Reasons a build logs; `windows` changes the 360 figures only, not the timeline or the daily rows.
 REASONS = ("records", "order_lines", "catalogue", "new_day", "windows")
 # The reasons that mean a contact's records changed: what the stages following the log redo a contact for.
@@ -258,8 +259,31 @@ def log_build(conn: sa.Connection, as_of: dt.date, plan: Plan, reason: str, reco
         {"number": number, "as_of": as_of, "mode": "full" if plan.full else "incremental", "reason": reason,
          "n": recomputed, "key": key})
     if not plan.full:
-        conn.execute(sa.text(f"INSERT INTO profile_changes (build_number, contact_id, reason) "
-                             f"SELECT :number, contact_id, why FROM {_WHY}"), {"number": number})
+        moved = plan.previous_as_of is not None and as_of > plan.previous_as_of
+        conn.execute(sa.text(_since_sql(moved)), {"next": day_number(plan.previous_as_of) + 1} if moved else {})
+        conn.execute(sa.text(f"INSERT INTO profile_changes (build_number, contact_id, reason, since_day) "
+                             f"SELECT :number, w.contact_id, w.why, s.since_day FROM {_WHY} w "
+                             f"LEFT JOIN {_SINCE} s ON s.contact_id = w.contact_id"), {"number": number})
+
+
+# The staged times of the appended entities' records that become timeline events (customers give none).
+_EVENT_TIMES = (("email_events", "occurred_at", True), ("web_events", "occurred_at", True),
+                ("subscribers", "subscribed_at", False), ("subscribers", "unsubscribed_at", False))
+
+
+def _since_sql(moved: bool) -> str:
+    """`_SINCE`: per appended contact the earliest UTC day its timeline changed on, so that a following stage
+    redoes its days from there only: its new records' event days and, when the day moved, the day after the
+    previous build's (records dated into the new day). A contact rebuilt whole gets none (NULL in the log: any
+    day); so does an appended one with an event of unknown day or none at all (conservative)."""
+    parts = [f"SELECT n.contact_id, {utc_day('s.' + column)} AS day FROM {NEW} n JOIN stg_{entity} s "
+             f"ON s._file_id = n._file_id AND s._row_number = n._row_number "
+             f"WHERE n.entity = '{entity}'{'' if undated else f' AND s.{column} IS NOT NULL'}"
+             for entity, column, undated in _EVENT_TIMES]
+    if moved:
+        parts.append(f"SELECT contact_id, CAST(:next AS INTEGER) FROM {APPEND}")
+    return (f"CREATE TEMPORARY TABLE {_SINCE} AS SELECT contact_id, MIN(day) AS since_day FROM ("
+            + " UNION ALL ".join(parts) + ") d GROUP BY contact_id HAVING COUNT(*) = COUNT(day)")
 
 
 @dataclass(frozen=True)
@@ -278,14 +302,16 @@ def changes_since(conn: sa.Connection, build: int | None) -> Since:
 
 
 def changed_contacts(conn: sa.Connection, table: str, after: int | None, upto: int | None,
-                     reasons: tuple[str, ...]) -> dict[str, int]:
+                     reasons: tuple[str, ...], *, since: bool = False) -> dict[str, int]:
     """Create the temporary `table` (contact_id) of the contacts the incremental builds after `after` up to
-    `upto` recomputed for one of `reasons`; returns contacts per reason."""
+    `upto` recomputed for one of `reasons`; returns contacts per reason. With `since`, also `since_day`: the
+    earliest day any of those builds changed the contact's timeline on, NULL when one may have changed any."""
     bound = {"after": -1 if after is None else after, "upto": -1 if upto is None else upto}
     scope = "build_number > :after AND build_number <= :upto AND reason IN (" + \
             ", ".join(f"'{r}'" for r in reasons) + ")"  # fixed reason names from this module
-    conn.execute(sa.text(f"CREATE TEMPORARY TABLE {table} AS SELECT DISTINCT contact_id FROM profile_changes "
-                         f"WHERE {scope}"), bound)
+    day = (", CASE WHEN COUNT(*) = COUNT(since_day) THEN MIN(since_day) END AS since_day" if since else "")
+    conn.execute(sa.text(f"CREATE TEMPORARY TABLE {table} AS SELECT contact_id{day} FROM profile_changes "
+                         f"WHERE {scope} GROUP BY contact_id"), bound)
     counts = dict(conn.execute(sa.text(f"SELECT reason, COUNT(DISTINCT contact_id) FROM profile_changes "
                                        f"WHERE {scope} GROUP BY reason"), bound).all())
     return {why: int(counts.get(why, 0)) for why in reasons}
@@ -331,6 +357,6 @@ def forget_changes(conn: sa.Connection, upto: int | None) -> None:
 
 
 def drop_plan_tables(conn: sa.Connection) -> None:
-    for name in (_CHANGED_FILES, _CHANGED_LINE_FILES, PROFILED, WINDOWED, BROWSED, GOLDEN, NEW, APPEND, WHOLE, RECOMPUTE,
+    for name in (_SINCE, _CHANGED_FILES, _CHANGED_LINE_FILES, PROFILED, WINDOWED, BROWSED, GOLDEN, NEW, APPEND, WHOLE, RECOMPUTE,
                  _CHANGED_RECORDS, _CHANGED_LINES, _CHANGED_ORDERS, _CHANGED_BRANDS, _WHY):
         conn.execute(sa.text(f"DROP TABLE IF EXISTS {name}"))

@@ -144,23 +144,40 @@ SELECT contact_id, day, dimension, value, SUM(weight) FROM (
 ) v WHERE value IS NOT NULL GROUP BY contact_id, day, dimension, value"""
 
 
+# A recomputed contact's days from its `since_day` on (all when NULL): the days the profile builds changed.
+_REDONE = "r.since_day IS NULL OR t.day >= r.since_day"
+
+
 def build_daily(conn: sa.Connection, config: ScoringConfig, *, full: bool) -> int:
-    """Rewrite the recomputed contacts' daily rows (all when `full`); needs `tmp_scoring_products`.
-    Returns the rows of `scoring_daily`."""
+    """Rewrite the recomputed contacts' daily rows (all when `full`); needs `tmp_scoring_products`. Of a contact
+    with a `since_day`, only the days from it on: the reads start there (email attribution's lookback before
+    it), the rows before it are dropped from the copy and the stored rows compared are those days'. Every
+    figure of a day is summed from that day's rows, and attribution looks only backwards, so a change on a
+    day moves no earlier day. Returns the `scoring_daily` rows recomputed (all of them when `full`)."""
     for name in (_BUYS, TOUCHED):
         conn.execute(sa.text(f"DROP TABLE IF EXISTS {name}"))
-    if not full:
-        conn.execute(sa.text(f"CREATE TEMPORARY TABLE {TOUCHED} AS SELECT t.* FROM timeline t "
-                             f"JOIN {RECOMPUTE} r ON r.contact_id = t.contact_id"))
-    conn.execute(sa.text(_buys_sql(full)))
     bound = points_params(config)
     if "email" in config.channels:
         bound["attribution"] = int(config.email_attribution_days)
+    if not full:
+        reach = int(config.email_attribution_days) if "email" in config.channels else 0
+        conn.execute(sa.text(f"CREATE TEMPORARY TABLE {TOUCHED} AS SELECT t.* FROM timeline t "
+                             f"JOIN {RECOMPUTE} r ON r.contact_id = t.contact_id WHERE r.since_day IS NULL "
+                             f"OR {utc_day('t.occurred_at')} >= r.since_day - :reach"), {"reach": reach})
+    conn.execute(sa.text(_buys_sql(full)))
+    recomputed = 0
     for table, key in _KEYS.items():
         into = rewrite.begin(conn, table, full=full)
         conn.execute(sa.text(_daily_sql(config, full, into) if table == "scoring_daily" else _values_sql(full, into)),
                      bound if table == "scoring_daily" else {})
-        rewrite.finish(conn, table, key, RECOMPUTE, full=full)
+        if not full:  # the attribution lookback's days: read, not redone
+            conn.execute(sa.text(f"DELETE FROM {into} WHERE EXISTS (SELECT 1 FROM {RECOMPUTE} r WHERE r.contact_id "
+                                 f"= {into}.contact_id AND r.since_day IS NOT NULL AND {into}.day < r.since_day)"))
+        if table == "scoring_daily":
+            recomputed = conn.execute(sa.text(f"SELECT COUNT(*) FROM {into}")).scalar_one()
+        rewrite.finish(conn, table, key, RECOMPUTE, full=full,
+                       stored=f"SELECT t.* FROM {table} t JOIN {RECOMPUTE} r ON r.contact_id = t.contact_id "
+                              f"WHERE {_REDONE}")
     for name in (_BUYS, TOUCHED):
         conn.execute(sa.text(f"DROP TABLE IF EXISTS {name}"))
-    return conn.execute(sa.text("SELECT COUNT(*) FROM scoring_daily")).scalar_one()
+    return int(recomputed)

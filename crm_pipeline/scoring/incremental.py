@@ -57,10 +57,11 @@ def plan_run(conn: sa.Connection, as_of: dt.date, key: str, *, full_refresh: boo
 
 
 def select_recompute(conn: sa.Connection, plan: Plan) -> dict[str, int]:
-    """Create `tmp_scoring_recompute` (contact_id) for an incremental run; returns contacts per reason."""
+    """Create `tmp_scoring_recompute` (contact_id, since_day: the first day to redo, NULL for all) for an
+    incremental run; returns contacts per reason."""
     drop_plan_tables(conn)
     return profile_changes.changed_contacts(conn, RECOMPUTE, plan.previous_profile_build, plan.profile_build,
-                                            REASONS)
+                                            REASONS, since=True)
 
 
 def recompute_count(conn: sa.Connection) -> int:

@@ -25,16 +25,18 @@ from crm_pipeline.warehouse.scoring_schema import create_scoring_tables, spans_n
 
 def _refresh_aggregates(conn: sa.Connection, clock: StepClock, config: ScoringConfig, as_of: dt.date,
                         full_refresh: bool) -> tuple:
-    """Rewrite the daily aggregates of the contacts that need it (all on a full run): plan, reasons, count."""
+    """Rewrite the daily aggregates of the contacts that need it (all on a full run): plan, reasons, contacts
+    and `scoring_daily` rows recomputed."""
     plan = incremental.plan_run(conn, as_of, incremental.config_key(config), full_refresh=full_refresh)
     reasons = {} if plan.full else clock.run("changes", incremental.select_recompute, conn, plan)
     recomputed = None if plan.full else incremental.recompute_count(conn)
     clock.run("scratch", create_products, conn)
+    days = 0
     if plan.full or recomputed:
-        clock.run("daily", partial(build_daily, full=plan.full), conn, config)
+        days = clock.run("daily", partial(build_daily, full=plan.full), conn, config)
     if plan.full:
         recomputed = conn.execute(sa.text("SELECT COUNT(DISTINCT contact_id) FROM scoring_daily")).scalar_one()
-    return plan, reasons, recomputed
+    return plan, reasons, recomputed, days
 
 
 def _derive(conn: sa.Connection, clock: StepClock, config: ScoringConfig, params: dict,
@@ -91,7 +93,7 @@ def run_scoring(engine: sa.Engine, *, as_of: dt.date, config: ScoringConfig | No
     create_scoring_tables(engine)
     with engine.begin() as conn:
         timeline_as_of = conn.execute(sa.text("SELECT MAX(as_of) FROM timeline")).scalar()
-        plan, reasons, recomputed = _refresh_aggregates(conn, clock, config, as_of, full_refresh)
+        plan, reasons, recomputed, days = _refresh_aggregates(conn, clock, config, as_of, full_refresh)
         reason = plan.reason if plan.full else ", ".join(f"{k} {v}" for k, v in reasons.items())
         incremental.log_run(conn, as_of, plan, reason, recomputed, key, timeline_as_of)
         spans.add_day(conn, as_of)
@@ -133,6 +135,8 @@ def run_scoring(engine: sa.Engine, *, as_of: dt.date, config: ScoringConfig | No
         "reason": reason,
         "contacts_recomputed": int(recomputed),
         "contacts_by_reason": reasons,
+        # the (contact, brand, day) rows summed again: a drop redoes only the days it changed
+        "daily_rows_recomputed": int(days),
         "contacts_rederived": int(sum(bands.values()) if carried is None else carried),
         # the rows written by difference, per table (engagement: on a re-run of the same day only)
         "rows_written": written or None,

@@ -221,6 +221,9 @@ profile_changes = sa.Table(
     sa.Column("reason", sa.String, nullable=False,
               comment="records / order_lines / catalogue / new_day (records dated into the build's day) / "
                       "windows (opens or clicks left a 30, 90 or 365-day window)"),
+    sa.Column("since_day", sa.Integer,
+              comment="UTC day number of the earliest day whose timeline rows the build changed; NULL: any day "
+                      "(the contact was rebuilt whole)"),
 )
 
 PROFILE_TABLES = [golden_records, profile_360, profile_360_brand, timeline]
@@ -244,7 +247,8 @@ def create_profile_tables(bind: sa.Engine | sa.Connection) -> None:
     """Create the profile tables if they are missing (safe to call on every run)."""
     metadata.create_all(bind, tables=PROFILE_TABLES + PROFILE_STATE_TABLES)
     # a warehouse built before the scoring columns existed gets them (no DDL when present)
-    add_missing_columns(bind, {profile_360.name: SCORING_COLUMNS, profile_360_brand.name: SCORING_COLUMNS})
+    add_missing_columns(bind, {profile_360.name: SCORING_COLUMNS, profile_360_brand.name: SCORING_COLUMNS,
+                               profile_changes.name: ("since_day",)})
     create_server_indexes(bind, _SERVING_INDEXES)
 
 

@@ -37,7 +37,8 @@ def test_the_first_follower_keeps_what_the_second_has_not_read(engine):
     create_scoring_tables(engine)
     predict_builds.create(engine)
     with engine.begin() as conn:
-        conn.execute(sa.text("INSERT INTO profile_changes VALUES (1, 'C1', 'records'), (2, 'C2', 'records'), "
+        conn.execute(sa.text("INSERT INTO profile_changes (build_number, contact_id, reason) "
+                             "VALUES (1, 'C1', 'records'), (2, 'C2', 'records'), "
                              "(3, 'C3', 'records')"))
         _ran(conn, predict_builds, 1)       # predictions last took in build 1
         _ran(conn, scoring_builds, 3)       # scoring now took in build 3
@@ -53,6 +54,7 @@ def test_a_follower_that_never_ran_is_not_waited_for(engine):
     create_scoring_tables(engine)
     predict_builds.create(engine)           # no prediction run yet: its first run is a full one
     with engine.begin() as conn:
-        conn.execute(sa.text("INSERT INTO profile_changes VALUES (1, 'C1', 'records'), (2, 'C2', 'records')"))
+        conn.execute(sa.text("INSERT INTO profile_changes (build_number, contact_id, reason) "
+                             "VALUES (1, 'C1', 'records'), (2, 'C2', 'records')"))
         forget_changes(conn, 2)
         assert _logged_builds(conn) == []

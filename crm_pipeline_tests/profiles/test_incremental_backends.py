@@ -175,3 +175,24 @@ def test_new_events_are_taken_in_without_rebuilding_the_contact(wh):
     execute(wh, "DROP TABLE contact_browse_daily")  # a warehouse profiled before the table existed
     figures = build_profiles(wh.engine, as_of=AS_OF + dt.timedelta(days=40))
     assert (figures["mode"], figures["reason"]) == ("full", "new state table contact_browse_daily")
+
+
+def test_the_log_names_the_first_day_each_contact_changed_on(wh):
+    """Scoring redoes an appended contact's days from the first one the build changed (`since_day`): its new
+    events' earliest, or the new day's first when the day moved; a contact rebuilt whole (a merge) has none."""
+    yesterday = AS_OF - dt.timedelta(days=1)
+    for n in range(1, 5):
+        wh.customer(f"K{n}", f"C{n}", updated_at=days_before(60))
+        wh.web_event(f"K{n}", "page_view", days_before(40))
+    wh.web_event("K4", "page_view", days_before(0))  # dated into the next day: joins the timeline then
+    build_profiles(wh.engine, as_of=yesterday)
+    wh.web_event("K1", "product_view", days_before(5))  # a late event, five days back
+    execute(wh, "UPDATE identity_map SET contact_id = 'K2' WHERE contact_id = 'K3'")  # a merge: K3 retires
+    build_profiles(wh.engine, as_of=AS_OF)
+
+    logged = wh.frame("SELECT contact_id, MIN(since_day) AS since_day, COUNT(*) - COUNT(since_day) AS whole "
+                      "FROM profile_changes WHERE reason <> 'windows' GROUP BY contact_id ORDER BY contact_id")
+    day = {k: (d - dt.date(1970, 1, 1)).days for k, d in (("late", AS_OF - dt.timedelta(days=5)), ("new", AS_OF))}
+    assert list(logged["contact_id"]) == ["K1", "K2", "K3", "K4"]
+    assert list(logged["whole"]) == [0, 1, 1, 0]
+    assert [logged["since_day"][0], logged["since_day"][3]] == [day["late"], day["new"]]

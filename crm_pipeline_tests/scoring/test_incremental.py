@@ -120,16 +120,27 @@ def test_a_drop_touching_one_contact_recomputes_one_contact(generated, tmp_path)
     assert again["contacts_recomputed"] == 0 and again["rows_written"], again["rows_written"]
     assert not any(again["rows_written"].values()), again["rows_written"]
 
-    # one web event of one visitor, again under a new id: one more product view for that contact
+    # one web event of one visitor, again under a new id: one more product view for that contact, on the latest
+    # day of the views up to D2 (the contact's earlier days stay as they are)
     web = next(k for k in first if k.startswith("brand_a/web_events/"))
     events = first[web] if isinstance(first[web], pd.DataFrame) else pd.read_csv(first[web], dtype=str)
-    one = events[events["event_type"] == "product_view"].iloc[[0]].assign(event_id="one-more-view")
+    at = pd.to_datetime(events["occurred_at"], utc=True, format="ISO8601", errors="coerce")  # some are invalid
+    views = events[(events["event_type"] == "product_view") & (at < pd.Timestamp(D2 + dt.timedelta(days=1), tz="UTC"))]
+    one = views.loc[[at[views.index].idxmax()]].assign(event_id="one-more-view")
+    day = (at[one.index[0]].date() - dt.date(1970, 1, 1)).days
     land(tmp_path / "landing", {"brand_a/web_events/one_more.csv": one})
     stage(engine, tmp_path / "landing", D2)
     build_profiles(engine, as_of=D2)
     figures = run_scoring(engine, as_of=D2)
 
     assert (figures["mode"], figures["contacts_recomputed"]) == ("incremental", 1)
+    # only that contact's days from the view's on are summed again, not its whole history
+    with engine.connect() as conn:
+        contact = conn.execute(sa.text("SELECT contact_id FROM identity_map WHERE entity = 'web_events' "
+                                       "AND source_key = 'one-more-view'")).scalar_one()
+        since, every = conn.execute(sa.text("SELECT SUM(CASE WHEN day >= :day THEN 1 ELSE 0 END), COUNT(*) "
+                                            "FROM scoring_daily WHERE contact_id = :c"), {"day": day, "c": contact}).one()
+    assert 0 < figures["daily_rows_recomputed"] == since < every
     # a re-run of the day writes by difference: at most that contact's rows (one across brands, one per brand)
     written = figures["rows_written"]
     assert written["contact_preferences"] <= 1

@@ -21,8 +21,9 @@ or catalogue) are rebuilt from all their records (`_split`). Changes are found p
 Every other contact's rows stay as they are; only their `as_of` moves with the day (and
 their scoring columns empty until the scoring stage attaches the new day's). The copies are
 brought up to date by difference (only the lineage rows that changed), and each incremental
-build logs its contacts and reasons in `profile_changes`: the scoring stage redoes what the
-builds since its last run redid (`changes_since`, `changed_contacts`).
+build logs its contacts and reasons in `profile_changes`, with the first day an appended contact's timeline
+changed on (`since_day`; none for a contact rebuilt whole): the scoring stage redoes what the builds since
+its last run redid, from that day on (`changes_since`, `changed_contacts`).
 """
 
 from __future__ import annotations

@@ -6,8 +6,9 @@ figures: points (decay is linear, so a day's points decay together), positive po
 purchases, discounts, the channels a purchase day converted through (email attribution looks only
 backwards from the purchase, so it never changes with the as-of day) and the weighted values each
 preference dimension ranks. So a new day reads these contact-sized tables, never the timeline.
-Rows of a recomputed contact are recomputed whole from its timeline and staged orders, order lines,
-products and web events (all contacts on a full build) and written by difference (`profiles.rewrite`).
+Rows of a recomputed contact are recomputed from its timeline and staged orders, order lines, products and
+web events (all contacts on a full build) and written by difference (`profiles.rewrite`): from the first day
+the profile builds changed its timeline on (`since_day` of `profile_changes`), or whole when that is unknown.
 """
 
 from __future__ import annotations

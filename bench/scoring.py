@@ -93,9 +93,11 @@ def small_drop(engine: sa.Engine, day: dt.date, every: int = 100) -> int:
             INSERT INTO profile_builds (build_number, as_of, mode, reason, contacts_recomputed, rules_key)
             SELECT COALESCE(MAX(build_number), 0) + 1, (SELECT MAX(as_of) FROM timeline), 'incremental', 'bench drop',
                    (SELECT COUNT(*) FROM dropped), '' FROM profile_builds""")
-        db.execute("""
-            INSERT INTO profile_changes (build_number, contact_id, reason)
-            SELECT (SELECT MAX(build_number) FROM profile_builds), contact_id, 'records' FROM dropped""")
+        # since_day: the drop's events fall on `day`, so scoring redoes the contacts' days from it on, as after a build
+        db.execute(f"""
+            INSERT INTO profile_changes (build_number, contact_id, reason, since_day)
+            SELECT (SELECT MAX(build_number) FROM profile_builds), contact_id, 'records',
+                   {(day - dt.date(1970, 1, 1)).days} FROM dropped""")
         n = db.execute("SELECT COUNT(*) FROM dropped").fetchone()[0]
         db.execute("DROP TABLE dropped")
         raw.commit()

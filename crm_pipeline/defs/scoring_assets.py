@@ -75,6 +75,7 @@ def score_contacts(context: dg.AssetExecutionContext, warehouse: WarehouseResour
         "profiles_updated": result["profiles_updated"],
         "mode": result["mode"], "contacts_recomputed": result["contacts_recomputed"],
         "contacts_rederived": result["contacts_rederived"],
+        "daily_rows_recomputed": result["daily_rows_recomputed"],  # a drop sums again only the days it changed
         "contacts_by_reason": dg.MetadataValue.json(result["contacts_by_reason"]),
         # the rows written by difference per table (the tables are kept as validity intervals)
         "rows_written": dg.MetadataValue.json(result["rows_written"]) if result["rows_written"] else "whole day",

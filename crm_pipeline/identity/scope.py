@@ -51,14 +51,7 @@ class Scope:
             CREATE TEMPORARY TABLE id_det_now AS
             SELECT DISTINCT LEAST(node_a, node_b) AS node_a, GREATEST(node_a, node_b) AS node_b
             FROM id_base_edges WHERE a <> b""")
-        # The edges gained (present) and lost; none compared on a full run, which rewrites them all.
-        _run(conn, f"""
-            CREATE TEMPORARY TABLE id_det_diff AS
-            SELECT COALESCE(n.node_a, o.node_a) AS node_a, COALESCE(n.node_b, o.node_b) AS node_b,
-                   n.node_a IS NOT NULL AS present
-            FROM (SELECT node_a, node_b FROM identity_graph WHERE kind = 'det') o
-            FULL OUTER JOIN id_det_now n ON n.node_a = o.node_a AND n.node_b = o.node_b
-            WHERE (o.node_a IS NULL OR n.node_a IS NULL) AND {'FALSE' if self.full else 'TRUE'}""")
+        _run(conn, _diff_sql("id_det_diff", "det", "id_det_now", self.full))
         _run(conn, "CREATE TEMPORARY TABLE id_pair_diff AS SELECT node_a, node_b, "
                    "CAST(NULL AS DOUBLE PRECISION) AS match_probability, present FROM id_det_diff WHERE 1 = 0")
         # Nodes gone since the last run (with their contact) and new ones (with their key), in one join.
@@ -77,19 +70,7 @@ class Scope:
                    MAX(match_probability) AS match_probability
             FROM id_pairs GROUP BY LEAST(node_a, node_b), GREATEST(node_a, node_b)""")
         _run(conn, "DROP TABLE IF EXISTS id_pair_diff")
-        _run(conn, f"""
-            CREATE TEMPORARY TABLE id_pair_diff AS
-            SELECT o.node_a, o.node_b, o.match_probability, FALSE AS present
-            FROM (SELECT node_a, node_b, match_probability FROM identity_graph WHERE kind = 'pair') o
-            LEFT JOIN id_pair_now n
-              ON n.node_a = o.node_a AND n.node_b = o.node_b AND n.match_probability = o.match_probability
-            WHERE n.node_a IS NULL AND {'FALSE' if self.full else 'TRUE'}
-            UNION ALL
-            SELECT n.node_a, n.node_b, n.match_probability, TRUE
-            FROM id_pair_now n
-            LEFT JOIN (SELECT node_a, node_b, match_probability FROM identity_graph WHERE kind = 'pair') o
-              ON n.node_a = o.node_a AND n.node_b = o.node_b AND n.match_probability = o.match_probability
-            WHERE o.node_a IS NULL AND {'FALSE' if self.full else 'TRUE'}""")
+        _run(conn, _diff_sql("id_pair_diff", "pair", "id_pair_now", self.full, value="match_probability"))
         if self.full or not conn.execute(sa.text("SELECT COUNT(*) FROM id_pair_diff")).scalar_one():
             return False
         before = self.nodes
@@ -170,6 +151,21 @@ def labels_sql(components: str, nodes_filter: str) -> str:
               f"WHERE n.k NOT IN ({_IN_SCOPE}) AND p.node_id IN ({nodes_filter})")
     return (f"SELECT n.node_id, 'k' || CAST(c.label AS VARCHAR) AS label FROM id_nodes n "
             f"JOIN {components} c ON c.k = n.k WHERE n.node_id IN ({nodes_filter}) UNION ALL {stored}")
+
+
+def _diff_sql(into: str, kind: str, now: str, full: bool, value: str | None = None) -> str:
+    """`into` (node_a, node_b[, value], present): the edges of `kind` gained (present) or lost since the stored
+    graph, in one join of the two sides (a pair whose probability moved is lost and gained); none compared on a
+    full run, which rewrites them all."""
+    carried = f", COALESCE(n.{value}, o.{value}) AS {value}" if value else ""
+    on = f" AND n.{value} = o.{value}" if value else ""
+    return f"""
+        CREATE TEMPORARY TABLE {into} AS
+        SELECT COALESCE(n.node_a, o.node_a) AS node_a, COALESCE(n.node_b, o.node_b) AS node_b{carried},
+               n.node_a IS NOT NULL AS present
+        FROM (SELECT node_a, node_b{f", {value}" if value else ""} FROM identity_graph WHERE kind = '{kind}') o
+        FULL OUTER JOIN {now} n ON n.node_a = o.node_a AND n.node_b = o.node_b{on}
+        WHERE (o.node_a IS NULL OR n.node_a IS NULL) AND {'FALSE' if full else 'TRUE'}"""
 
 
 def _run(conn: sa.Connection, sql: str) -> None:

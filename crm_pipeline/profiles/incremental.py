@@ -358,6 +358,6 @@ def forget_changes(conn: sa.Connection, upto: int | None) -> None:
 
 
 def drop_plan_tables(conn: sa.Connection) -> None:
-    for name in (_SINCE, _CHANGED_FILES, _CHANGED_LINE_FILES, PROFILED, WINDOWED, BROWSED, GOLDEN, NEW, APPEND, WHOLE, RECOMPUTE,
-                 _CHANGED_RECORDS, _CHANGED_LINES, _CHANGED_ORDERS, _CHANGED_BRANDS, _WHY):
+    for name in (_SINCE, _CHANGED_FILES, _CHANGED_LINE_FILES, PROFILED, WINDOWED, BROWSED, GOLDEN, NEW, APPEND, WHOLE,
+                 RECOMPUTE, _CHANGED_RECORDS, _CHANGED_LINES, _CHANGED_ORDERS, _CHANGED_BRANDS, _WHY):
         conn.execute(sa.text(f"DROP TABLE IF EXISTS {name}"))

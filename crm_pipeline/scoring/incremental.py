@@ -12,7 +12,8 @@ contacts the incremental profile builds since the last run recomputed (`profile_
   held when they were read, so a run ahead of the profile build catches up after it.
 Each comes with the first day any of those builds changed its timeline on (`since_day`; none when one
 rebuilt it whole): only its days from there are summed again. Contacts a build redid only because opens
-or clicks left a 30/90/365-day window (`windows`) keep their aggregates: their timeline did not change. The scoring stage keeps no lineage copy of its own.
+or clicks left a 30/90/365-day window (`windows`) keep their aggregates: their timeline did not change.
+The scoring stage keeps no lineage copy of its own.
 The day's tables are then derived from the aggregates for everyone, as a full run derives them.
 """
 

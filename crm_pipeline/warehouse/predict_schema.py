@@ -109,7 +109,8 @@ predict_fingerprint_parts = sa.Table(   # what a training day's digest sums, kep
     "predict_fingerprint_parts", metadata,
     sa.Column("trained_on", sa.Date, nullable=False),
     sa.Column("contact_id", sa.String, nullable=False),
-    sa.Column("n", sa.BigInteger, nullable=False, comment="the contact's staged rows that training reads (predict/cadence.py)"),
+    sa.Column("n", sa.BigInteger, nullable=False,
+              comment="the contact's staged rows that training reads (predict/cadence.py)"),
     sa.Column("s", sa.BigInteger, nullable=False, comment="the sum of their content hashes mod a prime"),
 )
 

@@ -17,6 +17,7 @@ import datetime as dt
 import json
 import math
 import re
+import sys
 import threading
 import time
 import warnings
@@ -25,12 +26,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-# Great Expectations probes for pyspark when first imported; with the spark extra installed, pyspark then
-# warns that it does not yet fully support pandas 3. That is about pyspark's own pandas conversions, which
-# validation here (pandas batches) never uses, so the warning is kept out of every run's output.
-with warnings.catch_warnings():
-    warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas", category=FutureWarning)
-    import great_expectations as gx
+# Great Expectations probes for pyspark when first imported (for its Spark engine). With the spark extra
+# installed that probe is a fifth of the import's CPU (pyspark, its ML and Connect modules, scipy.sparse), paid
+# by every run that validates a file, and pyspark warns that it does not yet fully support pandas 3. Validation
+# here runs on pandas batches and never uses Spark: unless this process already imported pyspark, GX is imported
+# with pyspark unavailable (it then treats it as not installed), and a later `import pyspark` works as usual.
+_WITHOUT_PYSPARK = "pyspark" not in sys.modules
+if _WITHOUT_PYSPARK:
+    sys.modules["pyspark"] = None  # type: ignore[assignment]  (`import pyspark` raises ImportError)
+try:
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas", category=FutureWarning)
+        import great_expectations as gx
+finally:
+    if _WITHOUT_PYSPARK and sys.modules.get("pyspark", False) is None:
+        del sys.modules["pyspark"]
 import great_expectations.execution_engine.pandas_execution_engine as gx_pandas_engine
 import great_expectations.expectations as gxe
 import numpy as np
@@ -689,9 +699,11 @@ def build_data_docs(runs: Iterable[ValidationRun], target_dir: Path, *, keep: in
             },
         )
         results_store = context.validation_results_store
+        fresh: dict[Any, None] = {}  # this build's suites and results, in order
         for run in runs:
             # A fresh suite: GX refuses expectations that already belong to another context's suite.
             context.suites.add_or_update(build_suite(get_entity(run.entity), as_of=run.as_of))
+            fresh[ExpectationSuiteIdentifier(name=run.entity)] = None
             run_time = run.gx_result.meta.get("run_id")
             key = ValidationResultIdentifier(
                 expectation_suite_identifier=ExpectationSuiteIdentifier(name=run.entity),
@@ -702,8 +714,13 @@ def build_data_docs(runs: Iterable[ValidationRun], target_dir: Path, *, keep: in
                 batch_identifier=run.entity,
             )
             results_store.set(key, run.gx_result)
+            fresh[key] = None
         _prune(results_store, keep)
-        context.build_data_docs(site_names=["crm_pipeline"])
+        # Only the pages of this build's suites and results are rendered: the others' pages are already there
+        # (rendering every kept result again took seconds of each small drop). The index still lists every kept
+        # result and removes the pages of pruned ones. A folder without an index yet is built whole.
+        only = list(fresh) if (target_dir / "index.html").exists() else None
+        context.build_data_docs(site_names=["crm_pipeline"], resource_identifiers=only)
     return target_dir / "index.html"
 
 

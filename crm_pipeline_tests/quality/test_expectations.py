@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import sys
 
 import pandas as pd
 import pytest
@@ -197,11 +198,21 @@ def test_data_docs_index_is_written_and_lists_each_suite(tmp_path):
     html = index.read_text()
     assert "orders" in html and "order_items" in html
     assert (tmp_path / "data_docs" / "expectations" / "order_items.html").exists()
-    # a later build for one entity keeps the other entity's results listed
+    # a later build for one entity keeps the other entity's results listed, and their pages (rendered once)
+    pages = {p: p.stat().st_mtime_ns for p in (tmp_path / "data_docs" / "validations" / "order_items").rglob("*.html")}
+    assert len(pages) == 1
     again = run_validation("orders", staged_orders(), as_of=AS_OF, file_label="again")
     build_data_docs([again], tmp_path / "data_docs")
     assert "order_items" in index.read_text()
     assert "again" in index.read_text()
+    assert {p: p.stat().st_mtime_ns for p in pages} == pages  # not rendered again
+    assert set((tmp_path / "data_docs" / "validations" / "order_items").rglob("*.html")) == set(pages)
+    assert len(list((tmp_path / "data_docs" / "validations" / "orders").rglob("*.html"))) == 2
+
+
+def test_great_expectations_is_imported_without_pyspark_but_leaves_it_importable():
+    # The probe is skipped for speed; a later `import pyspark` (the Spark engine) must still find it.
+    assert sys.modules.get("pyspark", "not imported") is not None
 
 
 def test_summary_markdown_marks_failures():

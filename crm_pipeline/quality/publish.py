@@ -196,14 +196,14 @@ def _publish_entity(conn: sa.Connection, entity: Entity, hold_share: float, scop
     """), params)
     # A quarantined row is resolved when a later file staged the same key, or replaced its whole file. Only
     # the staged rows of the quarantined rows' keys are looked at (a few, not every staged row's key).
+    # The re-resolved rows with a rule hit are exactly the ones quarantined (`marked` above): read by their
+    # outcome, not by joining the rule hits to every outcome.
     conn.execute(sa.text(f"""
         INSERT INTO quarantine (entity, brand, file_id, file, row_number, source_key, "column", rule, raw_value,
                                 status, resolved_by_file_id)
         WITH hit AS (
           SELECT o._file_id, o._row_number, o._brand, o.source_key
-          FROM (SELECT DISTINCT entity, _file_id, _row_number FROM rule_hits r
-                WHERE entity = :e AND {scope.has_row('r')}) r
-          JOIN {scope.outcomes} o ON o.entity = r.entity AND o._file_id = r._file_id AND o._row_number = r._row_number),
+          FROM {scope.outcomes} o WHERE o.entity = :e AND o.outcome = 'quarantined'),
         staged_keys AS (
           SELECT s._brand, s.source_key, s._file_id FROM {scope.outcomes} s
           WHERE s.entity = :e AND s.outcome = 'staged'
@@ -265,13 +265,22 @@ def _publish_entity(conn: sa.Connection, entity: Entity, hold_share: float, scop
 def _move_rows(conn: sa.Connection, e: str, scope: Scope, params: dict) -> None:
     """Each re-resolved row to the table of its outcome: `stg_<e>` when staged, `unstaged_<e>` when not.
 
-    Only rows whose place changes move (a first run: the few not staged, out of staging)."""
-    def moving(outcome: str, table: str) -> str:  # the rows of `table` that belong in the other one
+    Only rows whose place changes move (a first run: the few not staged, out of staging). Rows come back to
+    staging first, while `unstaged_<e>` holds only the rows earlier runs left there (none on a first run)."""
+    def rows_not_staged(table: str) -> str:
         return (f"({table}._file_id, {table}._row_number) IN (SELECT _file_id, _row_number FROM {scope.outcomes} "
-                f"WHERE entity = :e AND outcome {outcome} 'staged')")
+                f"WHERE entity = :e AND outcome <> 'staged')")
 
-    for source, target, outcome in ((f"stg_{e}", f"unstaged_{e}", "<>"), (f"unstaged_{e}", f"stg_{e}", "=")):
-        _move(conn, source, target, moving(outcome, source), params)
+    unstaged = f"unstaged_{e}"
+    if scope.full:
+        # Every row has an outcome: staged is "not anything else". The few rows not staged are the lookup, not
+        # the millions staged (a hash of every staged row took seconds at 100k people, for a table often empty).
+        back = f"NOT {rows_not_staged(unstaged)}"
+    else:
+        back = (f"({unstaged}._file_id, {unstaged}._row_number) IN (SELECT _file_id, _row_number FROM "
+                f"{scope.outcomes} WHERE entity = :e AND outcome = 'staged')")
+    _move(conn, unstaged, f"stg_{e}", back, params)
+    _move(conn, f"stg_{e}", unstaged, rows_not_staged(f"stg_{e}"), params)
 
 
 def _move(conn: sa.Connection, source: str, target: str, where: str, params: dict | None = None) -> None:

@@ -63,7 +63,8 @@ def standardize_rows(entity: Entity, raw: pd.DataFrame, *, written_on: date | pd
         where = where.fillna(False).astype(bool)
         if where.any():
             value = raw.loc[where, column] if column in raw.columns else None
-            found.append(pd.DataFrame({"_file_id": out.loc[where, "_file_id"], "_row_number": out.loc[where, "_row_number"],
+            found.append(pd.DataFrame({"_file_id": out.loc[where, "_file_id"],
+                                       "_row_number": out.loc[where, "_row_number"],
                                        "column": column, "rule": rule, "raw_value": value}))
 
     def soft(name: str, where: pd.Series) -> None:

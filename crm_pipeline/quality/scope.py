@@ -106,6 +106,12 @@ class Scope:
                     WHERE f.file_id = fq.file_id AND nf.status = 'loaded') THEN TRUE ELSE FALSE END)
         """), {"e": e})
         self.orders = orders
+        if self._count(conn, self.files) == 0 and (orders is None or self._count(conn, orders.keys) == 0):
+            # No new or newly superseded file, no re-resolved order: no key to re-resolve, and no scan of the
+            # typed rows to find none (most entities of a small drop). Held files may still widen it (`add_files`).
+            for table, columns in ((self.keys, f"t._brand, {key_cols}"), (self.rows, "t._file_id, t._row_number")):
+                conn.execute(sa.text(f"CREATE TEMPORARY TABLE {table} AS SELECT {columns} FROM {typed} t LIMIT 0"))
+            return
         lines_of_orders = ""
         if orders is not None:  # order lines whose order was re-resolved: (brand, order_id) in its keys
             lines_of_orders = f"""
@@ -138,7 +144,11 @@ class Scope:
         self._fill_rows(conn)
 
     def is_empty(self, conn: sa.Connection) -> bool:
-        return not self.full and conn.execute(sa.text(f"SELECT COUNT(*) FROM {self.rows}")).scalar_one() == 0
+        return not self.full and self._count(conn, self.rows) == 0
+
+    @staticmethod
+    def _count(conn: sa.Connection, table: str) -> int:
+        return conn.execute(sa.text(f"SELECT COUNT(*) FROM {table}")).scalar_one()
 
     def counts(self, conn: sa.Connection) -> tuple[int, int]:
         """(keys, rows) re-resolved in this run."""

@@ -8,7 +8,8 @@ previous run's rows in place, the due contacts are:
 - the contacts whose daily aggregates this run rewrote (`tmp_scoring_recompute`);
 - contacts with an aggregate row on a day the run moved over (previous day + 1 .. as_of; as_of alone on
   a same-day run): a new interaction, a purchase, a first day (a contact becoming known);
-- contacts with a row on a day that left the preference or channel lookback in that span;
+- contacts with a row on a day that left the preference or channel lookback in that span (none on a same-day
+  run: the windows stand where the last run of the day put them, as do engagement's below);
 - contacts with a purchase day whose lifecycle threshold (active_days + 1, lapsed_days + 1) falls in it;
 - contacts with nothing to score on either day (their `unknown` rows follow their records, see `unscored`),
   and contacts whose stored values differ between the two days (a re-run of an older day split them).
@@ -25,7 +26,7 @@ import datetime as dt
 
 import sqlalchemy as sa
 
-from crm_pipeline.profiles.sql import day_number
+from crm_pipeline.profiles.sql import as_of_params, day_number
 from crm_pipeline.profiles import rewrite
 from crm_pipeline.scoring import spans
 from crm_pipeline.scoring.config import ScoringConfig
@@ -41,6 +42,8 @@ CARRIED = SPANNED
 KEYS = {"engagement_scores": ("contact_id", "brand"), "contact_preferences": ("contact_id",),
         "channel_preferences": ("contact_id", "brand"), "lifecycle_stages": ("contact_id", "brand")}
 KNOWN = "tmp_scoring_known"
+DATED = "tmp_scoring_dated"
+UNSCORED_SCOPE = "tmp_scoring_unscored_scope"
 
 
 def _in_span(expr: str) -> str:
@@ -57,13 +60,20 @@ def create_due(conn: sa.Connection, config: ScoringConfig, previous: dt.date | N
         return None
     hi = day_number(as_of)
     lo = day_number(previous) if as_of > previous else hi - 1
-    lookbacks = {int(config.preference_lookback_days), int(config.channel_lookback_days)}
-    leaving = " OR ".join(_in_span(f"day + {n}") for n in sorted(lookbacks))
     thresholds = " OR ".join(_in_span(f"day + {n + 1}") for n in (int(config.active_days), int(config.lapsed_days)))
-    core = f"{_in_span('day')} OR {leaving} OR (purchase_count > 0 AND ({thresholds}))"
-    # engagement's: the scores 7 and 30 days back, the two activity windows
-    window = int(config.band_window_days)
-    engaged = " OR ".join(_in_span(f"day + {n}") for n in sorted({7, 30, window, 2 * window}))
+    moves = f"{_in_span('day')} OR (purchase_count > 0 AND ({thresholds}))"  # a stage move on a day in the span
+    if as_of > previous:
+        lookbacks = {int(config.preference_lookback_days), int(config.channel_lookback_days)}
+        leaving = " OR ".join(_in_span(f"day + {n}") for n in sorted(lookbacks))
+        core = f"{moves} OR {leaving}"
+        # engagement's: the scores 7 and 30 days back, the two activity windows
+        window = int(config.band_window_days)
+        engaged = " OR ".join(_in_span(f"day + {n}") for n in sorted({7, 30, window, 2 * window}))
+        moving = f"SELECT contact_id, CASE WHEN {core} THEN 1 ELSE 0 END FROM scoring_daily WHERE {core} OR {engaged}"
+    else:
+        # a same-day run: the windows stand where the last run of the day put them; only the contacts with a move
+        # on the day are redone beside the recomputed ones, so that the day's transitions count every move
+        moving = f"SELECT contact_id, 1 FROM scoring_daily WHERE {moves}"
     moved = "".join(f"""
             UNION ALL
             SELECT contact_id, 1 FROM {spans_name(t)} t WHERE (t.valid_from > :previous AND t.valid_from <= :as_of)
@@ -72,7 +82,7 @@ def create_due(conn: sa.Connection, config: ScoringConfig, previous: dt.date | N
         CREATE TEMPORARY TABLE {ENGAGED} AS SELECT contact_id, MAX(core) AS core FROM (
             SELECT contact_id, 1 AS core FROM {RECOMPUTE}
             UNION ALL
-            SELECT contact_id, CASE WHEN {core} THEN 1 ELSE 0 END FROM scoring_daily WHERE {core} OR {engaged}
+            {moving}
             UNION ALL
             SELECT contact_id, 1 FROM {spans_name('lifecycle_stages')} t WHERE t.stage = 'unknown'
                 AND t.valid_from <= :as_of AND (t.valid_to IS NULL OR t.valid_to > :previous){moved}
@@ -81,22 +91,41 @@ def create_due(conn: sa.Connection, config: ScoringConfig, previous: dt.date | N
     return conn.execute(sa.text(f"SELECT COUNT(*) FROM {DUE}")).scalar_one()
 
 
-def create_known(conn: sa.Connection, as_of: dt.date, engagement: str, due: bool) -> None:
+def create_known(conn: sa.Connection, params: dict, engagement: str, previous: dt.date | None) -> None:
     """`tmp_scoring_known` (contact_id, brand, first_day): the contacts and brands known by as_of (their first
-    interaction), from the day's engagement rows computed into `engagement` and, when only the due contacts'
-    were (`due`), the others' rows holding on the day; `tmp_scoring_known_due` the due contacts' among them."""
+    interaction), from the day's engagement rows computed into `engagement`; `tmp_scoring_known_due` the due
+    contacts' among them. When only the due contacts' were computed (`previous`: the last run's day), the rows of
+    the others are those holding, and are read only for the contacts with a timeline record dated since that day
+    (`tmp_scoring_dated`, who may have become known: see `unscored`), not for everyone."""
     first_day = "CAST(first_interaction_date - DATE '1970-01-01' AS INTEGER)"
-    held = "" if not due else f"""
+    held = ""
+    conn.execute(sa.text(f"DROP TABLE IF EXISTS {DATED}"))
+    if previous is not None:
+        since = as_of_params(previous)["as_of_end"]  # none since on a same-day run: the range is empty
+        conn.execute(sa.text(f"""
+            CREATE TEMPORARY TABLE {DATED} AS SELECT DISTINCT t.contact_id FROM timeline t
+            WHERE t.occurred_at >= :since AND t.occurred_at < :as_of_end
+              AND NOT EXISTS (SELECT 1 FROM {ENGAGED} d WHERE d.contact_id = t.contact_id)"""),
+                     {"since": since, "as_of_end": params["as_of_end"]})
+        held = f"""
         UNION ALL
-        SELECT contact_id, brand, {first_day} FROM {spans_name('engagement_scores')} t
-        WHERE {spans.holding()} AND growth_band <> 'unknown'
-          AND NOT EXISTS (SELECT 1 FROM {ENGAGED} d WHERE d.contact_id = t.contact_id)"""
+        SELECT t.contact_id, brand, {first_day} FROM {spans_name('engagement_scores')} t
+        JOIN {DATED} d ON d.contact_id = t.contact_id WHERE {spans.holding()} AND growth_band <> 'unknown'"""
     conn.execute(sa.text(f"DROP TABLE IF EXISTS {KNOWN}"))
     conn.execute(sa.text(f"CREATE TEMPORARY TABLE {KNOWN} AS SELECT contact_id, brand, {first_day} AS first_day "
-                         f"FROM {engagement}{held}"), {"as_of": as_of})
-    if due:
+                         f"FROM {engagement}{held}"), {"as_of": params["as_of"]})
+    if previous is not None:
         conn.execute(sa.text(f"CREATE TEMPORARY TABLE {KNOWN_DUE} AS SELECT k.* FROM {KNOWN} k "
                              f"JOIN {DUE} d ON d.contact_id = k.contact_id"))
+
+
+def unscored_scope(conn: sa.Connection) -> str:
+    """The contacts whose `unknown` rows an incremental run redoes: the due ones (which hold every contact with
+    nothing to score on the last run's day or this one) and those with a record dated since (`create_known`)."""
+    conn.execute(sa.text(f"DROP TABLE IF EXISTS {UNSCORED_SCOPE}"))
+    conn.execute(sa.text(f"CREATE TEMPORARY TABLE {UNSCORED_SCOPE} AS SELECT contact_id FROM {ENGAGED} UNION ALL "
+                         f"SELECT contact_id FROM {DATED}"))
+    return UNSCORED_SCOPE
 
 
 def copies(conn: sa.Connection) -> dict[str, str]:
@@ -126,6 +155,7 @@ def only_due(alias: str, due: str | None) -> str:
 
 
 def drop(conn: sa.Connection) -> None:
-    for name in (DUE, ENGAGED, KNOWN, KNOWN_DUE, SCOPE, *(rewrite.next_table(t.name) for t in CARRIED)):
+    for name in (DUE, ENGAGED, KNOWN, KNOWN_DUE, SCOPE, DATED, UNSCORED_SCOPE,
+                 *(rewrite.next_table(t.name) for t in CARRIED)):
         conn.execute(sa.text(f"DROP TABLE IF EXISTS {name}"))
     rewrite.drop_diff(conn)

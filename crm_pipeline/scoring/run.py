@@ -19,7 +19,7 @@ from crm_pipeline.scoring import truth as channel_truth
 from crm_pipeline.scoring import carry, incremental, spans
 from crm_pipeline.scoring.daily import build_daily
 from crm_pipeline.scoring.scratch import create_daily_purchases, create_products, drop_scratch
-from crm_pipeline.scoring.unscored import add_unscored, drop_unscored
+from crm_pipeline.scoring.unscored import add_unscored, drop_unscored, unscored_reasons
 from crm_pipeline.step_clock import StepClock
 from crm_pipeline.warehouse.scoring_schema import create_scoring_tables, spans_name
 
@@ -52,17 +52,17 @@ def _derive(conn: sa.Connection, clock: StepClock, config: ScoringConfig, params
     into = carry.copies(conn)
     clock.run("engagement", build_engagement, conn, config, params, into["engagement_scores"],
               carry.ENGAGED if due else None)
-    carry.create_known(conn, as_of, into["engagement_scores"], due is not None)
+    carry.create_known(conn, params, into["engagement_scores"], None if due is None else plan.previous_as_of)
     create_daily_purchases(conn, day_number(as_of), due)
     clock.run("channel", build_channels, conn, config, params, due, into["channel_preferences"])
     clock.run("preferences", build_preferences, conn, config, params, due, into["contact_preferences"])
     clock.run("lifecycle", build_lifecycle, conn, config, params, carry.KNOWN_DUE if due else carry.KNOWN,
               into["lifecycle_stages"])
-    unscored = clock.run("unscored", add_unscored, conn, params, into)
+    clock.run("unscored", add_unscored, conn, params, into, carry.unscored_scope(conn) if due else None)
     written.update(clock.run("write_spans", carry.write, conn, as_of, due is not None, float(config.half_life_days)))
     drop_unscored(conn)
     carry.drop(conn)
-    return carried, unscored
+    return carried, unscored_reasons(conn, as_of)
 
 
 def run_scoring(engine: sa.Engine, *, as_of: dt.date, config: ScoringConfig | None = None,

@@ -16,6 +16,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from crm_pipeline.scoring.engagement import ALL_BRANDS
+from crm_pipeline.scoring.spans import holding
+from crm_pipeline.warehouse.scoring_schema import spans_name
 
 # The reason from the kinds of record the contact has (identity_map), most telling first.
 UNSCORED_SQL = f"""
@@ -25,7 +27,7 @@ WITH kinds AS (
            MAX(CASE WHEN m.entity = 'orders' THEN 1 ELSE 0 END) AS has_orders,
            MAX(CASE WHEN m.entity = 'subscribers' THEN 1 ELSE 0 END) AS has_subscription,
            MAX(CASE WHEN m.entity = 'customers' THEN 1 ELSE 0 END) AS has_account
-    FROM identity_map m
+    FROM identity_map m{{scope}}
     WHERE NOT EXISTS (SELECT 1 FROM tmp_scoring_known k WHERE k.brand = '{ALL_BRANDS}' AND k.contact_id = m.contact_id)
     GROUP BY m.contact_id
 ),
@@ -63,15 +65,28 @@ _INSERTS = (
 )
 
 
-def add_unscored(conn: sa.Connection, params: dict, into: dict[str, str]) -> dict[str, int]:
+def add_unscored(conn: sa.Connection, params: dict, into: dict[str, str], scope: str | None = None) -> int:
     """Insert the `unknown` rows of the day of the contacts with no row in `tmp_scoring_known` into the copies
-    `into` names for the engagement, lifecycle and channel tables; returns contacts per reason. The contacts
-    stay in `tmp_scoring_unscored` (see `drop_unscored`)."""
+    `into` names for the engagement, lifecycle and channel tables (of the contacts in the table `scope` alone,
+    when given: an incremental run's, see `carry.unscored_scope`); returns the contacts. They stay in
+    `tmp_scoring_unscored` (see `drop_unscored`)."""
     conn.execute(sa.text("DROP TABLE IF EXISTS tmp_scoring_unscored"))
-    conn.execute(sa.text(UNSCORED_SQL), {"as_of_end": params["as_of_end"]})
+    # the scope's contacts without a known row first: a handful, so identity_map's join keeps few rows
+    only = "" if scope is None else (f" JOIN (SELECT contact_id FROM {scope} x WHERE NOT EXISTS (SELECT 1 FROM "
+                                     f"tmp_scoring_known k WHERE k.brand = '{ALL_BRANDS}' AND k.contact_id = "
+                                     "x.contact_id)) sc ON sc.contact_id = m.contact_id")
+    conn.execute(sa.text(UNSCORED_SQL.format(scope=only)), {"as_of_end": params["as_of_end"]})
     for statement in _INSERTS:
         conn.execute(sa.text(statement.format(**into)), {"as_of": params["as_of"]})
-    reasons = dict(conn.execute(sa.text("SELECT reason, COUNT(*) FROM tmp_scoring_unscored GROUP BY reason")).all())
+    return conn.execute(sa.text("SELECT COUNT(*) FROM tmp_scoring_unscored")).scalar_one()
+
+
+def unscored_reasons(conn: sa.Connection, as_of) -> dict[str, int]:
+    """Contacts with nothing to score on `as_of` per reason, from the stored rows (an incremental run redoes only
+    some of them)."""
+    reasons = dict(conn.execute(sa.text(
+        f"SELECT reason, COUNT(*) FROM {spans_name('lifecycle_stages')} t WHERE {holding()} AND brand = '{ALL_BRANDS}' "
+        "AND stage = 'unknown' GROUP BY reason"), {"as_of": as_of}).all())
     return {str(k): int(v) for k, v in reasons.items()}
 
 

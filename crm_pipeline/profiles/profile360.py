@@ -31,8 +31,8 @@ import re
 import sqlalchemy as sa
 
 from crm_pipeline.profiles import rewrite
-from crm_pipeline.profiles.sql import (BROWSED, ENGAGEMENT_WINDOWS, PROFILED, WINDOWED, only_recomputed, string_list_agg,
-                                       utc_date)
+from crm_pipeline.profiles.sql import (BROWSED, ENGAGEMENT_WINDOWS, PROFILED, WINDOWED, only_recomputed,
+                                       string_list_agg, utc_date)
 from crm_pipeline.warehouse.profile_schema import GOLDEN_FIELDS, SCORING_COLUMNS, profile_360, profile_360_brand
 
 OVERALL = ""  # the brand value of the across-brands rows in the scratch table
@@ -338,9 +338,17 @@ _SCORES = """
     LEFT JOIN channel_preferences c ON c.as_of = e.as_of AND c.contact_id = e.contact_id AND c.brand = e.brand
     LEFT JOIN lifecycle_stages l ON l.as_of = e.as_of AND l.contact_id = e.contact_id AND l.brand = e.brand
     WHERE e.as_of = :as_of"""
-_SET = ("engagement_score = s.score, engagement_change_7d = s.change_7d, engagement_change_30d = s.change_30d, "
-        "engagement_growth_band = s.growth_band, engagement_top_percent = s.top_percent, "
-        "preferred_channel = s.preferred_channel, lifecycle_stage = s.stage")
+_PAIRS = (("engagement_score", "score"), ("engagement_change_7d", "change_7d"),
+          ("engagement_change_30d", "change_30d"), ("engagement_growth_band", "growth_band"),
+          ("engagement_top_percent", "top_percent"), ("preferred_channel", "preferred_channel"),
+          ("lifecycle_stage", "stage"))
+
+
+def _differs(table: str) -> str:
+    return " OR ".join(f"{table}.{column} IS DISTINCT FROM s.{value}" for column, value in _PAIRS)
+
+
+_SET = ", ".join(f"{column} = s.{value}" for column, value in _PAIRS)
 
 
 def attach_scoring(conn: sa.Connection, as_of, into: tuple[str, str] = ("profile_360", "profile_360_brand")) -> int:
@@ -357,15 +365,13 @@ def attach_scoring(conn: sa.Connection, as_of, into: tuple[str, str] = ("profile
     overall, brand = into
     if conn.execute(sa.text(f"SELECT MAX(as_of) FROM {overall}")).scalar() != as_of:
         return 0
-    # Scores into temporary tables first: DuckDB runs UPDATE ... FROM a plain table in a fraction of a second,
-    # but UPDATE ... FROM (a join) over a million rows took minutes.
-    for name, scope in (("tmp_profile_scores", "= ''"), ("tmp_profile_brand_scores", "<> ''")):
-        conn.execute(sa.text(f"DROP TABLE IF EXISTS {name}"))
-        conn.execute(sa.text(f"CREATE TEMPORARY TABLE {name} AS {_SCORES} AND e.brand {scope}"), {"as_of": as_of})
-    conn.execute(sa.text(f"UPDATE {overall} SET {_SET} FROM tmp_profile_scores s "
-                         f"WHERE s.contact_id = {overall}.contact_id"))
-    conn.execute(sa.text(f"UPDATE {brand} SET {_SET} FROM tmp_profile_brand_scores s "
-                         f"WHERE s.contact_id = {brand}.contact_id AND s.brand = {brand}.brand"))
-    for name in ("tmp_profile_scores", "tmp_profile_brand_scores"):
-        conn.execute(sa.text(f"DROP TABLE {name}"))
+    # Scores into a temporary table first, the views read once: DuckDB runs UPDATE ... FROM a plain table in a
+    # fraction of a second, but UPDATE ... FROM (a join) over a million rows took minutes. Only rows whose values
+    # differ are updated (a re-run, or a drop's contacts on the day: the rest stay unwritten).
+    conn.execute(sa.text("DROP TABLE IF EXISTS tmp_profile_scores"))
+    conn.execute(sa.text(f"CREATE TEMPORARY TABLE tmp_profile_scores AS {_SCORES}"), {"as_of": as_of})
+    for table, keys in ((overall, "s.brand = ''"), (brand, f"s.brand <> '' AND s.brand = {brand}.brand")):
+        conn.execute(sa.text(f"UPDATE {table} SET {_SET} FROM tmp_profile_scores s "
+                             f"WHERE s.contact_id = {table}.contact_id AND {keys} AND ({_differs(table)})"))
+    conn.execute(sa.text("DROP TABLE tmp_profile_scores"))
     return conn.execute(sa.text(f"SELECT COUNT(*) FROM {overall} WHERE engagement_score IS NOT NULL")).scalar_one()

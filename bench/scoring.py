@@ -243,6 +243,8 @@ def main() -> None:
     parser.add_argument("--contacts", type=int, default=1_000_000)
     parser.add_argument("--db", type=Path, default=None, help="DuckDB file (default: a temporary folder)")
     parser.add_argument("--reuse", action="store_true", help="score the inputs already in --db (built before)")
+    parser.add_argument("--drop-every", type=int, default=100,
+                        help="the drop touches every N-th contact (7: about bench/e2e.py's drop, 14%% of them)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         path = args.db or Path(tmp) / "scoring.duckdb"
@@ -272,7 +274,7 @@ def main() -> None:
         result = timed("full (first run)", AS_OF)
         timed("same day, nothing new", AS_OF)
         timed("new day, no new file", AS_OF + dt.timedelta(days=1))
-        dropped = small_drop(engine, AS_OF + dt.timedelta(days=1))
+        dropped = small_drop(engine, AS_OF + dt.timedelta(days=1), args.drop_every)
         timed(f"small drop ({dropped:,} contacts)", AS_OF + dt.timedelta(days=1))
         timed("full refresh, same state", AS_OF + dt.timedelta(days=1), full_refresh=True)
         cpu0, started = _cpu_seconds(), time.perf_counter()

@@ -20,7 +20,6 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import importlib.metadata
-import io
 import json
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -33,7 +32,7 @@ import pyarrow as pa
 import sqlalchemy as sa
 from threadpoolctl import threadpool_limits
 
-from crm_pipeline.predict import bgnbd, cadence, classifier, gamma_gamma, incremental, rfm
+from crm_pipeline.predict import bgnbd, cadence, classifier, gamma_gamma, incremental, portable, rfm
 from crm_pipeline.predict.features import (DAY, add_to_day, buyers_at, carry_to_day, compute_features, create_day,
                                            cutoff_of, day_batches, feature_batches, features_of, first_purchase_after)
 from crm_pipeline.predict.risk import risk_bands
@@ -53,7 +52,7 @@ _SCORES = ["p_alive", "e1", "e2", "churn", "p30", "wait_days", "clv"]
 # The tables a run writes rows of (its `rows_written`): none on a re-run of the day with nothing new.
 _WRITTEN = ("features", "predictions", "model_runs")
 # Part of the settings key: raise it when a change to the training code must retrain the stored models.
-MODEL_VERSION = 2
+MODEL_VERSION = 3
 
 
 @dataclass
@@ -71,14 +70,12 @@ class Models:
         return json.loads(self.rows[model]["metrics"]).get("used_params")
 
     def load_scorers(self) -> None:
-        """Read back the stored scorers not yet in memory: they are scikit-learn pickles, and importing
-        scikit-learn costs seconds, so only a run that scores someone pays for it."""
-        import joblib
-
+        """Read back the stored scorers not yet in memory, as NumPy arrays (`portable`): a run that only scores
+        never imports scikit-learn."""
         for outcome in self.outcomes.values():
             estimator = self.rows[f"{outcome.task}_classifier"]["estimator"]
             if outcome.scorer is None and estimator:
-                outcome.scorer = joblib.load(io.BytesIO(base64.b64decode(estimator)))
+                outcome.scorer = portable.loads(base64.b64decode(estimator))
 
 
 def _previous_params(conn: sa.Connection, model: str, day: dt.date) -> tuple[dict | None, str | None]:
@@ -180,14 +177,13 @@ def _train(conn, day: dt.date, buyers: pd.DataFrame, windows: pd.DataFrame, plan
                             reason, maxiter, trained_on=day)
     rows = {"bgnbd": _fit_row("bgnbd", bg_fit, bg_params, bg_from, {}),
             "gamma_gamma": _fit_row("gamma_gamma", gg_fit, gg_params, gg_from, {})}
-    import joblib
-
     for outcome in outcomes.values():
         estimator = None
         if outcome.scorer is not None:
-            buffer = io.BytesIO()
-            joblib.dump(outcome.scorer, buffer)
-            estimator = base64.b64encode(buffer.getvalue()).decode("ascii")
+            stored = portable.dumps(outcome.scorer)
+            estimator = base64.b64encode(stored).decode("ascii")
+            # this run scores with what later runs read back: the day's predictions are the same either way
+            outcome.scorer = portable.loads(stored)
         rows[f"{outcome.task}_classifier"] = {
             "model": f"{outcome.task}_classifier", "params": json.dumps({"model_path": outcome.model_path,
                                                                          "used": outcome.used}),
@@ -216,7 +212,7 @@ def _outcomes_of(rows: dict[str, dict]) -> dict[str, classifier.TaskOutcome]:
 def _sklearn_on_one_thread():
     """scikit-learn's compiled parts loaded, then their OpenMP pool held to one thread (a context manager):
     threadpoolctl limits only the libraries already loaded, and scikit-learn is imported only by runs that
-    train or score, after the run's first limit."""
+    train, after the run's first limit."""
     import sklearn.ensemble  # noqa: F401 (loads its OpenMP runtime)
 
     return threadpool_limits(limits=1)
@@ -232,7 +228,7 @@ def _models(conn, as_of: dt.date, *, plan: incremental.Plan, retrain_days: int, 
     leaves the digest, and so the models, as they are."""
     day = cadence.training_day(as_of, retrain_days=retrain_days, start=cadence_start)
     through = cadence.data_through(day)
-    # scikit-learn's version too: a stored scorer is a pickle that another version may not read back.
+    # scikit-learn's version too: the stored trees and calibration are read as the version that fitted them made them.
     key = cadence.settings_key(version=MODEL_VERSION, sklearn=importlib.metadata.version("scikit-learn"),
                                bgnbd_maxiter=maxiter,
                                churn_days=CHURN_DAYS,
@@ -271,7 +267,7 @@ def _score_batch(batch: pd.DataFrame, models: Models, horizons, clv_months: int,
     x, t_x, T = (batch[c].to_numpy(dtype=float) for c in ("frequency", "t_x_weeks", "T_weeks"))
     nan = np.full(len(batch), np.nan)
     out = dict.fromkeys(_SCORES, nan)
-    if batch.empty:     # scikit-learn refuses to score no rows
+    if batch.empty:
         return out
     models.load_scorers()
     if bg_params:
@@ -390,8 +386,6 @@ def run_predictions(engine: sa.Engine, *, as_of: dt.date, model_dir: Path, horiz
                 only_recomputed = as_of == plan.previous_as_of and not plan.full
                 reasons = {} if plan.full else reasons
                 day_contacts = _day_count(conn, as_of)
-                if any(o.status == "ok" for o in models.outcomes.values()):
-                    threads.enter_context(_sklearn_on_one_thread())
                 parts = [_scored(batch, models, as_of, horizons, clv_months, monthly_discount)
                          for batch in day_batches(conn, SCORE_BATCH_ROWS, "purchase_count > 0")]
                 rescored = sum(len(p) for p in parts)

@@ -6,8 +6,9 @@ import datetime as dt
 
 import numpy as np
 import pandas as pd
+from sklearn.isotonic import IsotonicRegression
 
-from crm_pipeline.predict import classifier
+from crm_pipeline.predict import classifier, portable
 
 PARAMS = {"r": 0.5, "alpha": 10.0, "a": 0.8, "b": 2.5}
 AS_OF = dt.date(2025, 6, 30)
@@ -48,6 +49,19 @@ def test_the_classifier_scores_when_it_beats_every_baseline_on_the_later_window(
     assert auc["classifier"] > max(auc["baseline_recency"], auc["baseline_bgnbd_expected_purchases"]) + 0.1
     assert outcome.probabilities.shape == (200,) and np.all((outcome.probabilities >= 0) & (outcome.probabilities <= 1))
     assert (tmp_path / f"next_purchase_{AS_OF}.joblib").exists()
+    # Stored as arrays and read back, the scorer gives scikit-learn's probabilities to the bit, with Platt's and
+    # with an isotonic calibration (missing values included: days_since_open is empty).
+    assert np.array_equal(_portable(outcome.scorer).probabilities(score), outcome.probabilities)
+    booster = outcome.scorer.model.booster
+    raw = booster.predict_proba(train[outcome.scorer.features].to_numpy(dtype=float))[:, 1]
+    isotonic = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(raw, y_train)
+    scorer = classifier.Scorer("classifier", outcome.scorer.features,
+                               model=classifier.CalibratedBooster(booster, isotonic))
+    assert np.array_equal(_portable(scorer).probabilities(score), scorer.probabilities(score))
+
+
+def _portable(scorer: classifier.Scorer) -> portable.PortableScorer:
+    return portable.loads(portable.dumps(scorer))
 
 
 def _bgnbd_world(rng: np.random.Generator, n: int, cutoff: dt.date, offset: int) -> tuple[pd.DataFrame, np.ndarray]:
@@ -73,6 +87,7 @@ def test_without_a_bgnbd_fit_on_the_day_a_baseline_that_can_score_is_used(tmp_pa
     assert auc["baseline_bgnbd_expected_purchases"] >= auc["classifier"], auc  # BG/NBD won on the evaluation window ...
     assert outcome.used == "recency", outcome.message      # ... but cannot score today
     assert np.isfinite(outcome.probabilities).all()
+    assert np.array_equal(_portable(outcome.scorer).probabilities(score), outcome.probabilities)
 
 
 def test_a_winning_baseline_publishes_probabilities_in_its_own_order(tmp_path):
@@ -93,3 +108,5 @@ def test_a_winning_baseline_publishes_probabilities_in_its_own_order(tmp_path):
     assert np.all(np.diff(p[order]) <= 1e-12)           # fewer expected purchases, higher churn probability
     assert len(np.unique(np.round(p, 12))) == len(np.unique(np.round(expected, 12)))
     assert abs(p.mean() - y_train.mean()) < 0.05         # calibrated in the large
+    score.loc[::7, "bgnbd_expected_purchases"] = np.nan   # read as the input's training median
+    assert np.array_equal(_portable(outcome.scorer).probabilities(score), outcome.scorer.probabilities(score))

@@ -3,7 +3,7 @@
 A resolution keeps the graph in session-private scratch tables on its connection, so that clustering,
 match types and contact ids (`stable_ids.py`) are computed where the data is and Python sees only
 small sets (alerts, reviewers' decisions) and the model's pairs:
-- `id_nodes` (node_id, k, record_count): every node, keyed by its rank in node id order, so the
+- `id_nodes` (node_id, k): every node, keyed by its rank in node id order, so the
   smallest key of a component is its smallest node id, as the contact id rules order components;
 - `id_base_edges` (a, b; node_a, node_b their node ids): the deterministic edges (what the guards kept, `guards.py`, and reviewers'
   must-links); nodes sharing an identifier are tied to the smallest of them (a star per identifier
@@ -24,8 +24,10 @@ import pyarrow as pa
 import sqlalchemy as sa
 
 from crm_pipeline.identity.components import label_components, sqlalchemy_runner
-from crm_pipeline.identity.guards import KEPT_IDENTIFIERS, KEPT_LOGINS, SCRATCH as GUARD_SCRATCH
-from crm_pipeline.identity.nodes import PERSON_NODES_SQL, all_nodes_sql
+from crm_pipeline.identity.guards import (
+    KEPT_IDENTIFIERS, KEPT_LOGINS, SCRATCH as GUARD_SCRATCH, kept_identifiers_sql,
+)
+from crm_pipeline.identity.nodes import PERSON_NODES_SQL, Since, all_nodes_sql
 from crm_pipeline.identity.scope import SCRATCH as SCOPE_SCRATCH, Scope, labels_sql, stored_det_clusters_sql
 from crm_pipeline.warehouse.bulk import insert_arrow, read_frame
 
@@ -33,7 +35,8 @@ _scratch = sa.MetaData()
 # The model's accepted pairs: the one part of the graph that Python holds (Splink's output).
 _pairs = sa.Table("id_pairs", _scratch, sa.Column("node_a", sa.String), sa.Column("node_b", sa.String),
                   sa.Column("match_probability", sa.Double), prefixes=["TEMPORARY"])
-SCRATCH = ("id_nodes", "id_base_edges", "id_det", "id_pairs", "id_final", "id_typed", *GUARD_SCRATCH, *SCOPE_SCRATCH)
+SCRATCH = ("id_nodes", "id_new_nodes", "id_base_edges", "id_scope_nodes", "id_within_values",
+           "id_det", "id_pairs", "id_final", "id_typed", *GUARD_SCRATCH, *SCOPE_SCRATCH)
 
 MUST_LINKS = "SELECT node_a, node_b FROM identity_decisions WHERE decision = 'must_link'"
 CANNOT_LINKS = "SELECT node_a, node_b FROM identity_decisions WHERE decision = 'cannot_link'"
@@ -46,28 +49,74 @@ def drop_scratch(conn: sa.Connection) -> None:
         conn.execute(sa.text(f"DROP TABLE IF EXISTS {table}"))
 
 
-def load_nodes(conn: sa.Connection) -> None:
-    """`id_nodes` from staging: every node, its key and its record count."""
-    conn.execute(sa.text("CREATE TEMPORARY TABLE id_nodes AS SELECT node_id, record_count, "
-                         f"ROW_NUMBER() OVER (ORDER BY node_id) AS k FROM ({all_nodes_sql()}) n"))
+def load_nodes(conn: sa.Connection, since: Since | None = None) -> None:
+    """`id_nodes`: every node and its key; from staging, or (`since`: rows were only added since the last run,
+    in files after it) the stored nodes and the new files' ones."""
+    nodes = all_nodes_sql()
+    if since is not None:  # `id_new_nodes`: the new files' nodes not stored (no node went: no row did)
+        conn.execute(sa.text(f"CREATE TEMPORARY TABLE id_new_nodes AS SELECT r.node_id FROM ({all_nodes_sql(since)}) r "
+                             "WHERE NOT EXISTS (SELECT 1 FROM identity_nodes p WHERE p.node_id = r.node_id)"))
+        nodes = "SELECT node_id FROM identity_nodes UNION ALL SELECT node_id FROM id_new_nodes"
+    conn.execute(sa.text(f"CREATE TEMPORARY TABLE id_nodes AS SELECT node_id, "
+                         f"ROW_NUMBER() OVER (ORDER BY node_id) AS k FROM ({nodes}) n"))
 
 
-def deterministic_components(conn: sa.Connection, scope: Scope) -> int:
+def deterministic_components(conn: sa.Connection, scope: Scope, affected: str | None = None) -> int:
     """`id_base_edges` from the identifiers and logins the guards kept and the reviewers' must-links (as certain
     as a shared identifier: the pair is one cluster before scoring), the scope they make, and `id_det` over
-    the scope; returns the rounds."""
-    # Keys for the components, node ids for the comparison with the stored edges (scope.py): the star's
-    # centre is the smallest node of both, as keys follow node id order.
+    the scope; returns the rounds.
+
+    `affected` (a table of node_id, k holding both ends of every edge that may have changed since the last run,
+    `guards.affected_nodes`): the edges are built and compared with the stored ones among those nodes only,
+    then built again for the scope's nodes (`Scope.within`), not over the whole graph.
+    """
+    _base_edges(conn, affected)
+    scope.after_deterministic_edges(conn, affected, new_nodes="id_new_nodes" if affected is not None else None)
+    if affected is not None:
+        scope.within = True
+        _base_edges(conn, _scope_nodes(conn))
+    return _label_deterministic(conn, scope)
+
+
+def _base_edges(conn: sa.Connection, within: str | None) -> None:
+    """`id_base_edges`: every deterministic edge, or (`within`: a table of node_id, k) those joining two of its
+    nodes (a star's centre is still the smallest node of all that keep its value)."""
+    conn.execute(sa.text("DROP TABLE IF EXISTS id_base_edges"))
+    if within is None:
+        # Keys for the components, node ids for the comparison with the stored edges (scope.py): the star's
+        # centre is the smallest node of both, as keys follow node id order.
+        conn.execute(sa.text(f"""
+            CREATE TEMPORARY TABLE id_base_edges AS
+            SELECT n.k AS a, MIN(n.k) OVER (PARTITION BY e.kind, e.value) AS b,
+                   e.node_id AS node_a, MIN(e.node_id) OVER (PARTITION BY e.kind, e.value) AS node_b
+            FROM ({KEPT_IDENTIFIERS}) e JOIN id_nodes n ON n.node_id = e.node_id
+            UNION ALL
+            SELECT na.k, nb.k, d.node_a, d.node_b FROM ({KEPT_LOGINS} UNION ALL {MUST_LINKS}) d
+            JOIN id_nodes na ON na.node_id = d.node_a JOIN id_nodes nb ON nb.node_id = d.node_b"""))
+        return
+    # The few values and edges first, their nodes' keys last (a join with every node per edge kind costs more).
+    conn.execute(sa.text("DROP TABLE IF EXISTS id_within_values"))
+    conn.execute(sa.text("CREATE TEMPORARY TABLE id_within_values AS SELECT DISTINCT i.kind, i.value "
+                         f"FROM id_identifiers i JOIN {within} w ON w.node_id = i.node_id"))
     conn.execute(sa.text(f"""
         CREATE TEMPORARY TABLE id_base_edges AS
-        SELECT n.k AS a, MIN(n.k) OVER (PARTITION BY e.kind, e.value) AS b,
-               e.node_id AS node_a, MIN(e.node_id) OVER (PARTITION BY e.kind, e.value) AS node_b
-        FROM ({KEPT_IDENTIFIERS}) e JOIN id_nodes n ON n.node_id = e.node_id
-        UNION ALL
-        SELECT na.k, nb.k, d.node_a, d.node_b FROM ({KEPT_LOGINS} UNION ALL {MUST_LINKS}) d
-        JOIN id_nodes na ON na.node_id = d.node_a JOIN id_nodes nb ON nb.node_id = d.node_b"""))
-    scope.after_deterministic_edges(conn)
-    return _label_deterministic(conn, scope)
+        WITH star AS (
+            SELECT e.node_id AS node_a, MIN(e.node_id) OVER (PARTITION BY e.kind, e.value) AS node_b
+            FROM ({kept_identifiers_sql("id_within_values")}) e),
+        edges AS (
+            SELECT node_a, node_b FROM star
+            UNION ALL SELECT d.node_a, d.node_b FROM id_logins d JOIN {within} w ON w.node_id = d.node_a
+                      WHERE NOT EXISTS (SELECT 1 FROM id_shared s WHERE s.device = d.node_a)
+            UNION ALL SELECT node_a, node_b FROM ({MUST_LINKS}) m)
+        SELECT wa.k AS a, wb.k AS b, e.node_a, e.node_b
+        FROM edges e JOIN {within} wa ON wa.node_id = e.node_a JOIN {within} wb ON wb.node_id = e.node_b"""))
+
+
+def _scope_nodes(conn: sa.Connection) -> str:
+    conn.execute(sa.text("DROP TABLE IF EXISTS id_scope_nodes"))
+    conn.execute(sa.text("CREATE TEMPORARY TABLE id_scope_nodes AS "
+                         "SELECT n.node_id, n.k FROM id_scope s JOIN id_nodes n ON n.k = s.k"))
+    return "id_scope_nodes"
 
 
 def _label_deterministic(conn: sa.Connection, scope: Scope) -> int:
@@ -92,7 +141,10 @@ def final_components(conn: sa.Connection, pairs: pd.DataFrame, scope: Scope) -> 
     insert_arrow(conn, _pairs, pa.Table.from_pandas(
         pd.DataFrame({"node_a": pairs["node_a"].astype("string"), "node_b": pairs["node_b"].astype("string"),
                       "match_probability": pairs["match_probability"].astype(float)}), preserve_index=False))
-    rounds = _label_deterministic(conn, scope) if scope.after_pairs(conn) else 0
+    grown = scope.after_pairs(conn)
+    if grown and scope.within:  # the scope's new nodes' edges
+        _base_edges(conn, _scope_nodes(conn))
+    rounds = _label_deterministic(conn, scope) if grown else 0
     return rounds + label_components(*sqlalchemy_runner(conn), nodes="id_scope", out="id_final", prefix="id_cc",
                                      edges=scope.edges(f"SELECT a, b FROM id_base_edges UNION ALL {_PAIR_EDGES}"))
 

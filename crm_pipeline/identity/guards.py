@@ -1,7 +1,8 @@
 """Guards against over-merging, in the warehouse: junk identifiers, identifiers and devices shared by too many people.
 
 The graph's raw edges stay in session-private scratch tables (`id_identifiers`: node_id, kind, value;
-`id_logins`: node_a the device, node_b the account it logged in to); the guards leave the small sets
+`id_logins`: node_a the device, node_b the account it logged in to), kept in `identity_graph` between runs
+so that a drop reads only its new files' rows (`load_edges`); the guards leave the small sets
 they reject, which the run reports as alerts: `id_junk` (kind, value, nodes), `id_capped` (kind, value,
 people) and `id_shared` (device, people). `KEPT_IDENTIFIERS` and `KEPT_LOGINS` are the edges that may join.
 
@@ -17,15 +18,28 @@ import pandas as pd
 import sqlalchemy as sa
 
 from crm_pipeline.identity.config import IdentityConfig
-from crm_pipeline.identity.nodes import direct_edges_sql, identifier_edges_sql, person_records_sql
+from crm_pipeline.identity.nodes import (
+    IDENTIFIER_KINDS, Since, direct_edges_sql, identifier_edges_sql, person_records_sql,
+)
 from crm_pipeline.warehouse.bulk import read_frame
 from crm_pipeline.warehouse.dialects import engine_name
 
-SCRATCH = ("id_identifiers", "id_logins", "id_person_keys", "id_junk", "id_capped", "id_shared")
+SCRATCH = ("id_identifiers", "id_logins", "id_new_identifiers", "id_new_logins", "id_person_keys", "id_junk",
+           "id_capped", "id_shared", "id_affected_named", "id_affected_devices", "id_affected_values", "id_affected")
 _REJECTED = ("NOT EXISTS (SELECT 1 FROM id_junk j WHERE j.kind = e.kind AND j.value = e.value) "
              "AND NOT EXISTS (SELECT 1 FROM id_capped c WHERE c.kind = e.kind AND c.value = e.value)")
-KEPT_IDENTIFIERS = (f"SELECT e.node_id, e.kind, e.value FROM id_identifiers e WHERE {_REJECTED} "
-                    "AND NOT EXISTS (SELECT 1 FROM id_shared s WHERE s.device = e.node_id)")
+
+
+def kept_identifiers_sql(values: str | None = None) -> str:
+    """SELECT node_id, kind, value of the identifiers the guards kept (of the values table `values` (kind, value)
+    holds only, when given: joined before the guards' checks)."""
+    among = "" if values is None else f" JOIN {values} v ON v.kind = e.kind AND v.value = e.value"
+    return (f"SELECT e.node_id, e.kind, e.value FROM id_identifiers e{among} WHERE {_REJECTED} "
+            "AND NOT EXISTS (SELECT 1 FROM id_shared s WHERE s.device = e.node_id)")
+
+
+KEPT_IDENTIFIERS = kept_identifiers_sql()
+_KINDS = "(" + ", ".join(f"'{k}'" for k in IDENTIFIER_KINDS) + ")"
 KEPT_LOGINS = ("SELECT d.node_a, d.node_b FROM id_logins d "
                "WHERE NOT EXISTS (SELECT 1 FROM id_shared s WHERE s.device = d.node_a)")
 
@@ -37,14 +51,70 @@ class Rejected:
     shared: pd.DataFrame  # device, people: devices whose logins span too many people
 
 
-def load_edges(conn: sa.Connection) -> None:
-    """`id_identifiers` and `id_logins` from staging, and `id_person_keys` (node_id, person) of named records."""
-    conn.execute(sa.text(f"CREATE TEMPORARY TABLE id_identifiers AS {identifier_edges_sql()}"))
-    conn.execute(sa.text(f"CREATE TEMPORARY TABLE id_logins AS {direct_edges_sql()}"))
-    conn.execute(sa.text(
-        "CREATE TEMPORARY TABLE id_person_keys AS "
-        "SELECT node_id, LOWER(last_name) || '|' || LOWER(SUBSTR(COALESCE(first_name, ''), 1, 1)) AS person "
-        f"FROM ({person_records_sql()}) p WHERE last_name IS NOT NULL"))
+def load_edges(conn: sa.Connection, since: Since | None = None) -> None:
+    """`id_identifiers` and `id_logins` from staging, and `id_person_keys` (node_id, person) of named records.
+
+    With `since` (rows were only added since the last run, in files after it: `runs.additions_since`) they are
+    the stored ones (identity_graph) and the new files' (`id_new_identifiers`, `id_new_logins`), without
+    reading the rows read before.
+    """
+    if since is None:
+        _run(conn, f"CREATE TEMPORARY TABLE id_identifiers AS {identifier_edges_sql()}")
+        _run(conn, f"CREATE TEMPORARY TABLE id_logins AS {direct_edges_sql()}")
+    else:
+        _run(conn, "CREATE TEMPORARY TABLE id_new_identifiers AS SELECT e.node_id, e.kind, e.value "
+                   f"FROM ({identifier_edges_sql(since)}) e WHERE NOT EXISTS (SELECT 1 FROM identity_graph g "
+                   "WHERE g.kind = e.kind AND g.node_a = e.node_id AND g.node_b = e.value)")
+        _run(conn, "CREATE TEMPORARY TABLE id_new_logins AS SELECT e.node_a, e.node_b "
+                   f"FROM ({direct_edges_sql(since)}) e WHERE NOT EXISTS (SELECT 1 FROM identity_graph g "
+                   "WHERE g.kind = 'login' AND g.node_a = e.node_a AND g.node_b = e.node_b)")
+        _run(conn, "CREATE TEMPORARY TABLE id_identifiers AS SELECT node_a AS node_id, kind, node_b AS value "
+                   f"FROM identity_graph WHERE kind IN {_KINDS} UNION ALL SELECT * FROM id_new_identifiers")
+        _run(conn, "CREATE TEMPORARY TABLE id_logins AS SELECT node_a, node_b FROM identity_graph "
+                   "WHERE kind = 'login' UNION ALL SELECT * FROM id_new_logins")
+    _run(conn,
+         "CREATE TEMPORARY TABLE id_person_keys AS "
+         "SELECT node_id, LOWER(last_name) || '|' || LOWER(SUBSTR(COALESCE(first_name, ''), 1, 1)) AS person "
+         f"FROM ({person_records_sql()}) p WHERE last_name IS NOT NULL")
+
+
+def affected_nodes(conn: sa.Connection, since: Since) -> str:
+    """`id_affected` (node_id, k): on a run whose rows were only added (in files after `since`, decisions and
+    settings as before), the nodes at both ends of every deterministic edge gained or lost; returns its name.
+
+    Only these can change: the star of an identifier value some new record carries, or that a node whose
+    guard counts moved carries (a device with new logins, or logging in to a newly named account; a newly
+    named node), and the logins of those devices. Every other value has the same nodes, the same guard
+    verdict and so the same star; every other device the same logins and verdict.
+    """
+    _run(conn, f"CREATE TEMPORARY TABLE id_affected_named AS SELECT node_id FROM ({person_records_sql(since)}) p")
+    _run(conn, "CREATE TEMPORARY TABLE id_affected_devices AS SELECT node_a AS node_id FROM id_new_logins "
+               "UNION SELECT l.node_a FROM id_logins l JOIN id_affected_named n ON n.node_id = l.node_b")
+    _run(conn, """
+        CREATE TEMPORARY TABLE id_affected_values AS
+        SELECT kind, value FROM id_new_identifiers
+        UNION SELECT i.kind, i.value FROM id_identifiers i
+              JOIN (SELECT node_id FROM id_affected_devices UNION SELECT node_id FROM id_affected_named) t
+                ON t.node_id = i.node_id""")
+    _run(conn, """
+        CREATE TEMPORARY TABLE id_affected AS
+        SELECT n.node_id, n.k FROM id_nodes n JOIN (
+            SELECT i.node_id FROM id_identifiers i JOIN id_affected_values v ON v.kind = i.kind AND v.value = i.value
+            UNION SELECT l.node_a FROM id_logins l JOIN id_affected_devices d ON d.node_id = l.node_a
+            UNION SELECT l.node_b FROM id_logins l JOIN id_affected_devices d ON d.node_id = l.node_a) a
+          ON a.node_id = n.node_id""")
+    return "id_affected"
+
+
+def save_inputs(conn: sa.Connection, replace: bool) -> None:
+    """Keep this run's identifiers and logins in identity_graph for the next run's `load_edges`: all of them
+    (`replace`: they were read from staging), or the new files' ones."""
+    if replace:
+        _run(conn, f"DELETE FROM identity_graph WHERE kind IN {_KINDS} OR kind = 'login'")
+    source = ("id_identifiers", "id_logins") if replace else ("id_new_identifiers", "id_new_logins")
+    _run(conn, "INSERT INTO identity_graph (node_a, node_b, kind, match_probability) "
+               f"SELECT node_id, value, kind, CAST(NULL AS DOUBLE PRECISION) FROM {source[0]} "
+               f"UNION ALL SELECT node_a, node_b, 'login', NULL FROM {source[1]}")
 
 
 def apply_guards(conn: sa.Connection, config: IdentityConfig) -> Rejected:
@@ -85,3 +155,7 @@ def _regex_match(conn: sa.Connection, column: str, pattern: str) -> str:
     if engine == "spark":
         return f"{column} RLIKE {pattern}"
     return f"regexp_matches({column}, {pattern})"  # DuckDB (RE2)
+
+
+def _run(conn: sa.Connection, sql: str) -> None:
+    conn.execute(sa.text(sql))

@@ -35,11 +35,18 @@ _CODE = ("probabilistic.py", "splink_settings.py", "nicknames.py", "blocking.py"
 _BLOCKING_KEY = "crm_blocking_plan"
 
 
-def match_digest(records: pd.DataFrame, config: IdentityConfig, finder: object) -> str:
-    """A digest of everything the pass reads (see the module docstring)."""
+def records_digest(records: pd.DataFrame) -> str:
+    """A digest of the pass's input frame: the person records' model columns and which of them share a cluster."""
     frame = records[[c for c in _MODEL_COLUMNS if c in records.columns]].sort_values("node_id", ignore_index=True)
     frame["cluster_id"] = frame.groupby("cluster_id")["node_id"].transform("min")
-    digest = hashlib.sha256(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    return hashlib.sha256(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes()).hexdigest()
+
+
+def match_digest(records: str, config: IdentityConfig, finder: object) -> str:
+    """A digest of everything the pass reads (see the module docstring): `records`, the input's
+    `records_digest` (kept with each run, so that a run whose input is known unchanged need not read it),
+    the matching code and the settings."""
+    digest = hashlib.sha256(records.encode())
     here = Path(__file__).parent
     for name in _CODE:
         digest.update((here / name).read_bytes())

@@ -37,6 +37,8 @@ _IDENTIFIERS: dict[str, list[tuple[str, str]]] = {
     "email_events": [("email", "t.email_match_key")],
 }
 
+IDENTIFIER_KINDS = tuple(sorted({kind for identifiers in _IDENTIFIERS.values() for kind, _ in identifiers}))
+
 
 def record_nodes_sql(entity: str) -> str:
     """SELECT brand, entity, source_key, node_id for every staged record of `entity`."""
@@ -45,28 +47,43 @@ def record_nodes_sql(entity: str) -> str:
             f"{node} AS node_id, t._file_id, t._row_number FROM stg_{entity} t WHERE {where}")
 
 
-def identifier_edges_sql() -> str:
-    """SELECT node_id, kind, value: distinct identifiers of every node, over all entities."""
+# Per entity, the last file id an earlier resolution read: the rows after it are the new ones (file ids only grow).
+Since = dict[str, int]
+
+
+def _within(entity: str, since: Since | None) -> str:
+    """A row filter keeping the rows of `entity` in files after `since[entity]`; None: all rows."""
+    return "" if since is None else f" AND t._file_id > {int(since[entity])}"
+
+
+def identifier_edges_sql(since: Since | None = None) -> str:
+    """SELECT node_id, kind, value: distinct identifiers of every node, over all entities (of the records in files after
+    `since` only, when given)."""
     parts = []
     for entity, identifiers in _IDENTIFIERS.items():
         node, _, where = RECORD_NODES[entity]
         for kind, expr in identifiers:
             parts.append(f"SELECT {node} AS node_id, '{kind}' AS kind, {expr} AS value "
-                         f"FROM stg_{entity} t WHERE {where} AND {expr} IS NOT NULL")
+                         f"FROM stg_{entity} t WHERE {where} AND {expr} IS NOT NULL{_within(entity, since)}")
     return "SELECT DISTINCT node_id, kind, value FROM (" + " UNION ALL ".join(parts) + ") e"
 
 
-def direct_edges_sql() -> str:
-    """SELECT node_a, node_b: node pairs tied by the data itself, a cookie whose session logged in to an account."""
+def direct_edges_sql(since: Since | None = None) -> str:
+    """SELECT node_a, node_b: node pairs tied by the data itself, a cookie whose session logged in to an account
+    (of the records in files after `since`
+    only, when given)."""
     return ("SELECT DISTINCT t._brand || '|cookie|' || t.cookie_id AS node_a, "
             "t._brand || '|customer|' || t.customer_id AS node_b "
-            "FROM stg_web_events t WHERE t.cookie_id IS NOT NULL AND t.customer_id IS NOT NULL")
+            f"FROM stg_web_events t WHERE t.cookie_id IS NOT NULL AND t.customer_id IS NOT NULL"
+            f"{_within('web_events', since)}")
 
 
-def all_nodes_sql() -> str:
-    """SELECT node_id, record_count: every node with the number of records joining through it."""
-    union = " UNION ALL ".join(record_nodes_sql(e) for e in RECORD_NODES)
-    return f"SELECT node_id, COUNT(*) AS record_count FROM ({union}) r GROUP BY node_id"
+def all_nodes_sql(since: Since | None = None) -> str:
+    """SELECT DISTINCT node_id: every node a record joins through (of the records in files after `since`
+    only, when given)."""
+    union = " UNION ALL ".join(f"SELECT {node} AS node_id FROM stg_{entity} t WHERE {where}{_within(entity, since)}"
+                               for entity, (node, _, where) in RECORD_NODES.items())
+    return f"SELECT DISTINCT node_id FROM ({union}) r"
 
 
 # The nodes of named records (customers, subscribers): the ones `person_records` reads.
@@ -74,15 +91,17 @@ PERSON_NODES_SQL = ("SELECT t._brand || '|customer|' || t.customer_id AS node_id
                     "UNION SELECT t._brand || '|subscriber|' || t.subscriber_id FROM stg_subscribers t")
 
 
-def person_records_sql() -> str:
-    """SELECT the named records (customers, subscribers) with the fields the guards and probabilistic matching use."""
+def person_records_sql(since: Since | None = None) -> str:
+    """SELECT the named records (customers, subscribers) with the fields the guards and probabilistic matching use
+    (of the files after `since` only, when given)."""
     return ("SELECT t._brand || '|customer|' || t.customer_id AS node_id, t.first_name, t.last_name, t.birth_date, "
             "t.address_line1, t.postal_code, t.city, t.region, t.country, t.email_match_key, t.phone "
-            "FROM stg_customers t "
+            f"FROM stg_customers t WHERE TRUE{_within('customers', since)} "
             "UNION ALL "
             "SELECT t._brand || '|subscriber|' || t.subscriber_id, t.first_name, t.last_name, CAST(NULL AS DATE), "
             "CAST(NULL AS VARCHAR), CAST(NULL AS VARCHAR), CAST(NULL AS VARCHAR), CAST(NULL AS VARCHAR), t.country, "
-            "t.email_match_key, CAST(NULL AS VARCHAR) FROM stg_subscribers t")
+            "t.email_match_key, CAST(NULL AS VARCHAR) "
+            f"FROM stg_subscribers t WHERE TRUE{_within('subscribers', since)}")
 
 
 def person_records(conn: sa.Connection) -> pd.DataFrame:

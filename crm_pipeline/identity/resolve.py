@@ -15,9 +15,11 @@ import sqlalchemy as sa
 from crm_pipeline.identity.config import IdentityConfig
 from crm_pipeline.identity import graph as graph_tables
 from crm_pipeline.identity import guards
-from crm_pipeline.identity.nodes import person_records
-from crm_pipeline.identity.match_store import match_digest, stored_match, store_match
-from crm_pipeline.identity.runs import fingerprint, last_full_as_of, last_run
+from crm_pipeline.identity.nodes import Since, person_records
+from crm_pipeline.identity.match_store import match_digest, records_digest, stored_match, store_match
+from crm_pipeline.identity.runs import (
+    MATCH_RECORDS, additions_since, fingerprint, last_full_as_of, last_run, last_run_parts, stored_fingerprint,
+)
 from crm_pipeline.identity.scope import TOUCHED_CONTACTS, Scope
 from crm_pipeline.identity.stable_ids import SCRATCH as STABLE_ID_SCRATCH, assign_contact_ids
 from crm_pipeline.identity.write import ChangeCounts, write_by_difference
@@ -28,9 +30,6 @@ from crm_pipeline.warehouse.identity_schema import (
 
 PairFinder = Callable[..., pd.DataFrame]
 _NEXT_NODES = "id_nodes_next"  # this run's identity_nodes rows of the scope, written by difference
-# Every node's contact after this run: the scope's new rows, the stored ones outside it.
-_ALL_NODES = (f"SELECT node_id, contact_id, match_type FROM {_NEXT_NODES} UNION ALL "
-              f"SELECT node_id, contact_id, match_type FROM identity_nodes WHERE contact_id NOT IN ({TOUCHED_CONTACTS})")
 
 
 @dataclass
@@ -55,6 +54,8 @@ class IdentityReport:
     match: object | None = None  # the probabilistic pass's MatchResult (model, threshold, borderline)
     graph_reused: bool = False  # no edge or node changed: every node's contact was kept, none recomputed
     match_reused: bool = False  # the probabilistic pass's input was unchanged: its stored result was used
+    new_files_only: bool = False  # rows were only added since the last run: only the new files' rows were read
+    edges_scoped: bool = False  # and the deterministic edges were built and compared among the nodes they touch
     mode: str = "full"  # full (first run, asked for, or the periodic re-cluster) / incremental / unchanged
     full_reason: str = ""  # why a run was full: first run / full refresh / periodic re-cluster
     nodes_recomputed: int = 0  # nodes whose components, match types and ids this run computed (scope.py)
@@ -78,6 +79,7 @@ def resolve_identities(engine: sa.Engine, *, as_of: date, config: IdentityConfig
     create_identity_tables(engine)
     with engine.connect() as conn:
         signature = fingerprint(conn, config, probabilistic=config.probabilistic_enabled and find_pairs is not None)
+        previous = last_run_parts(conn)
         previous_signature = last_run(conn)
         if previous_signature == signature and not full_refresh:
             _fill_from_stored(conn, report, config, as_of, "unchanged")
@@ -93,12 +95,12 @@ def resolve_identities(engine: sa.Engine, *, as_of: date, config: IdentityConfig
     # One connection for the rest: the graph's scratch tables are private to it, and the write commits once.
     with engine.connect() as conn:
         _resolve(conn, report, clock, as_of=as_of, config=config, find_pairs=find_pairs, full_refresh=full_refresh,
-                 signature=signature, on_step=on_step)
+                 signature=signature, previous=previous, on_step=on_step)
     return report
 
 
 def _resolve(conn: sa.Connection, report: IdentityReport, clock: float, *, as_of: date, config: IdentityConfig,
-             find_pairs: PairFinder | None, full_refresh: bool, signature: str,
+             find_pairs: PairFinder | None, full_refresh: bool, signature: str, previous: dict | None,
              on_step: Callable[[str, float], None] | None = None) -> None:
     def mark(step: str, shown: str | None = None) -> None:
         """The report's seconds since the start at the end of `step`; the step's own seconds to `on_step`."""
@@ -108,8 +110,10 @@ def _resolve(conn: sa.Connection, report: IdentityReport, clock: float, *, as_of
         report.seconds[step] = now
 
     graph_tables.drop_scratch(conn)
-    graph_tables.load_nodes(conn)
-    guards.load_edges(conn)
+    since = additions_since(conn, previous) if report.mode == "incremental" else None
+    report.new_files_only = since is not None
+    graph_tables.load_nodes(conn, since)
+    guards.load_edges(conn, since)
     decisions = read_frame(conn, sa.select(identity_decisions.c.node_a, identity_decisions.c.node_b,
                                            identity_decisions.c.decision))
     # An erased person's contact id is never handed to someone new.
@@ -118,23 +122,33 @@ def _resolve(conn: sa.Connection, report: IdentityReport, clock: float, *, as_of
     mark("read")
     rejected = guards.apply_guards(conn, config)
     scope = Scope(full=report.mode == "full")
-    report.rounds["deterministic"] = graph_tables.deterministic_components(conn, scope)
+    # Rows only added, decisions and settings as before: the edges that may have changed lie among few nodes.
+    affected = guards.affected_nodes(conn, since) if since is not None and _same_parts(
+        previous, signature, ("identity_decisions", "settings")) else None
+    report.edges_scoped = affected is not None
+    report.rounds["deterministic"] = graph_tables.deterministic_components(conn, scope, affected)
     mark("deterministic")
 
-    pairs, new_match = pd.DataFrame({"node_a": [], "node_b": [], "match_probability": []}), None
-    people = person_records(conn) if config.probabilistic_enabled and find_pairs is not None else []
-    if len(people):  # Splink's input: one row per named record
-        records = people.drop_duplicates("node_id").merge(graph_tables.person_clusters(conn), on="node_id",
-                                                          how="left")
-        digest = match_digest(records, config, find_pairs)
-        found = None if full_refresh else stored_match(conn, digest)
-        report.match_reused = found is not None
-        if found is None:
-            found = find_pairs(records, threshold=config.probabilistic_threshold,
-                               max_pairs_per_record=config.max_pairs_per_record, seed=config.seed,
-                               blocking=config.blocking)
-            new_match = (digest, found)
-        pairs, report.match = getattr(found, "pairs", found), (found if hasattr(found, "pairs") else None)
+    pairs, new_match, matched = pd.DataFrame({"node_a": [], "node_b": [], "match_probability": []}), None, None
+    if config.probabilistic_enabled and find_pairs is not None:
+        known = None if full_refresh else _unchanged_match_input(conn, previous, signature, scope)
+        found = None if known is None else stored_match(conn, match_digest(known, config, find_pairs))
+        if found is not None:  # the input is the last run's: its stored pass, without reading the records
+            matched, report.match_reused = known, True
+        elif len(people := person_records(conn)):  # Splink's input: one row per named record
+            records = people.drop_duplicates("node_id").merge(graph_tables.person_clusters(conn), on="node_id",
+                                                              how="left")
+            matched = records_digest(records)
+            digest = match_digest(matched, config, find_pairs)
+            found = None if full_refresh else stored_match(conn, digest)
+            report.match_reused = found is not None
+            if found is None:
+                found = find_pairs(records, threshold=config.probabilistic_threshold,
+                                   max_pairs_per_record=config.max_pairs_per_record, seed=config.seed,
+                                   blocking=config.blocking)
+                new_match = (digest, found)
+        if found is not None:
+            pairs, report.match = getattr(found, "pairs", found), (found if hasattr(found, "pairs") else None)
     mark("probabilistic")
 
     cannot = decisions.loc[decisions["decision"] == "cannot_link", ["node_a", "node_b"]]
@@ -151,24 +165,23 @@ def _resolve(conn: sa.Connection, report: IdentityReport, clock: float, *, as_of
         FROM id_nodes n JOIN id_typed t ON t.k = n.k JOIN id_contact_of c ON c.component = t.component
         LEFT JOIN identity_nodes p ON p.node_id = n.node_id"""), {"as_of": as_of})
 
-    (report.records, report.nodes, prob_records, report.merges, report.splits) = (int(v or 0) for v in conn.execute(
-        sa.text("SELECT SUM(n.record_count), COUNT(*), "
-                "SUM(CASE WHEN x.match_type = 'probabilistic' THEN n.record_count ELSE 0 END), "
-                "(SELECT COUNT(*) FROM id_log WHERE kind = 'merge'), (SELECT COUNT(*) FROM id_log WHERE kind = 'split') "
-                f"FROM id_nodes n JOIN ({_ALL_NODES}) x ON x.node_id = n.node_id")).one())
-    report.contacts, report.largest_cluster = (int(v or 0) for v in conn.execute(sa.text(
-        f"SELECT COUNT(*), MAX(size) FROM (SELECT COUNT(*) AS size FROM ({_ALL_NODES}) a GROUP BY contact_id) s")).one())
+    report.nodes, report.merges, report.splits = (int(v or 0) for v in conn.execute(sa.text(
+        "SELECT (SELECT COUNT(*) FROM id_nodes), (SELECT COUNT(*) FROM id_log WHERE kind = 'merge'), "
+        "(SELECT COUNT(*) FROM id_log WHERE kind = 'split')")).one())
     report.nodes_recomputed = scope.nodes
     report.graph_reused = not scope.full and scope.nodes == 0 and not scope.contacts
     report.components_recomputed = int(conn.execute(sa.text(
         "SELECT COUNT(DISTINCT label) FROM id_final")).scalar_one())
-    oversized = read_frame(conn, sa.text(
-        f"SELECT contact_id, COUNT(*) AS size FROM ({_ALL_NODES}) a GROUP BY contact_id HAVING COUNT(*) > :cap "
-        "ORDER BY contact_id").bindparams(cap=config.max_cluster_size))
-    oversized = pd.Series(oversized["size"].to_numpy(), index=oversized["contact_id"].astype(str).to_numpy())
-    alerts = _alerts(rejected, oversized, config, as_of, report.match)
-    report.changes = _write(conn, alerts, as_of, _borderline_rows(report.match, pairs, as_of), mode=report.mode,
-                            signature=signature, new_match=new_match, scope=scope)
+    report.changes, oversized = _write(
+        conn, lambda oversized: _alerts(rejected, oversized, config, as_of, report.match), as_of,
+        _borderline_rows(report.match, pairs, as_of), mode=report.mode,
+        signature=stored_fingerprint(signature, matched), new_match=new_match, scope=scope,
+        since=since, cap=config.max_cluster_size)
+    # The totals, from the tables just written (contacts and the map are whole; the scratch tables a part).
+    report.records, prob_records = (int(v or 0) for v in conn.execute(sa.text(
+        "SELECT COUNT(*), SUM(CASE WHEN match_type = 'probabilistic' THEN 1 ELSE 0 END) FROM identity_map")).one())
+    report.contacts, report.largest_cluster = (int(v or 0) for v in conn.execute(sa.text(
+        "SELECT COUNT(*), MAX(node_count) FROM contacts")).one())
     mark("total", shown="ids and write")
 
     report.probabilistic_pairs = len(pairs)
@@ -176,6 +189,34 @@ def _resolve(conn: sa.Connection, report: IdentityReport, clock: float, *, as_of
     report.junk_values, report.capped_values = len(rejected.junk), len(rejected.capped)
     report.shared_devices = len(rejected.shared)
     report.oversized_clusters = list(oversized.index)
+
+
+def _unchanged_match_input(conn: sa.Connection, previous: dict | None, signature: str, scope: Scope) -> str | None:
+    """The last run's probabilistic input digest when this run's input is known to be the same, else None.
+
+    It is when the person records (their staged tables) and the settings are the last run's, and the scope's
+    person nodes fall into deterministic clusters as they did (outside the scope nothing moved): then the
+    pass would read the frame it read last time, and its stored result can be looked up without reading it.
+    """
+    if previous is None or scope.full or not previous.get(MATCH_RECORDS):
+        return None
+    if not _same_parts(previous, signature, ("stg_customers", "stg_subscribers", "settings")):
+        return None
+    # A bijection between the stored clusters and this run's, over the scope's account and subscriber nodes
+    # (the person nodes among others: the same grouping of those is the same grouping of the person nodes).
+    rows, olds, news, unknown = (int(v or 0) for v in conn.execute(sa.text(f"""
+        SELECT COUNT(*), COUNT(DISTINCT old), COUNT(DISTINCT new), SUM(CASE WHEN old IS NULL THEN 1 ELSE 0 END)
+        FROM (SELECT DISTINCT g.node_b AS old, d.label AS new
+              FROM id_scope s JOIN id_nodes n ON n.k = s.k JOIN id_det d ON d.k = s.k
+              LEFT JOIN identity_graph g ON g.kind = 'cluster' AND g.node_a = n.node_id
+              WHERE SPLIT_PART(n.node_id, '|', 2) IN ('customer', 'subscriber')) x""")).one())
+    return previous[MATCH_RECORDS] if rows == olds == news and not unknown else None
+
+
+def _same_parts(previous: dict | None, signature: str, parts: tuple[str, ...]) -> bool:
+    """These parts of this run's fingerprint are the last run's."""
+    now = json.loads(signature)
+    return previous is not None and all(previous.get(part) == now[part] for part in parts)
 
 
 def _honour_cannot_links(conn: sa.Connection, report: IdentityReport, pairs: pd.DataFrame,
@@ -277,26 +318,34 @@ def _fill_from_stored(conn: sa.Connection, report: IdentityReport, config: Ident
         {"cap": config.max_cluster_size}).scalars())
 
 
-def _write(conn: sa.Connection, alerts: pd.DataFrame, as_of: date, borderline: pd.DataFrame, *, mode: str,
-           signature: str, new_match: tuple | None, scope: Scope) -> ChangeCounts:
-    """Update the identity state in one transaction, by difference; merges and splits are appended to the log."""
+def _write(conn: sa.Connection, alerts_for: Callable[[pd.Series], pd.DataFrame], as_of: date,
+           borderline: pd.DataFrame, *, mode: str, signature: str, new_match: tuple | None, scope: Scope,
+           since: Since | None, cap: int) -> tuple[ChangeCounts, pd.Series]:
+    """Update the identity state in one transaction, by difference; merges and splits are appended to the log.
+    The alerts (`alerts_for` the contacts over `cap` nodes) are written once the contacts are; returns the
+    changes and those contacts' sizes."""
     conn.execute(identity_borderline.delete())
     if len(borderline):
         insert_arrow(conn, identity_borderline, pa.Table.from_pandas(borderline, preserve_index=False))
-    conn.execute(identity_alerts.delete().where(identity_alerts.c.as_of == as_of))
     conn.execute(sa.text(
         "INSERT INTO merge_log (kind, old_contact_id, new_contact_id, reason, as_of) "
         "SELECT kind, old_contact_id, new_contact_id, CASE WHEN kind = 'merge' THEN 'clusters joined by new records' "
         "ELSE 'records no longer linked' END, :as_of FROM id_log"), {"as_of": as_of})
-    if len(alerts):
-        insert_arrow(conn, identity_alerts, pa.Table.from_pandas(
-            alerts[["kind", "subject", "detail", "as_of"]], preserve_index=False))
     if new_match is not None:
         store_match(conn, *new_match, as_of)
     counts = write_by_difference(conn, _NEXT_NODES, as_of=as_of, mode=mode, fingerprint=signature,
-                                 stored_scope=None if scope.full else TOUCHED_CONTACTS)
+                                 stored_scope=None if scope.full else TOUCHED_CONTACTS, since=since)
     scope.save(conn)
+    guards.save_inputs(conn, replace=since is None)
+    oversized = read_frame(conn, sa.text("SELECT contact_id, node_count FROM contacts WHERE node_count > :cap "
+                                         "ORDER BY contact_id").bindparams(cap=cap))
+    oversized = pd.Series(oversized["node_count"].to_numpy(), index=oversized["contact_id"].astype(str).to_numpy())
+    alerts = alerts_for(oversized)
+    conn.execute(identity_alerts.delete().where(identity_alerts.c.as_of == as_of))
+    if len(alerts):
+        insert_arrow(conn, identity_alerts, pa.Table.from_pandas(
+            alerts[["kind", "subject", "detail", "as_of"]], preserve_index=False))
     for table in (*graph_tables.SCRATCH, *STABLE_ID_SCRATCH, _NEXT_NODES):
         conn.execute(sa.text(f"DROP TABLE IF EXISTS {table}"))
     conn.commit()
-    return counts
+    return counts, oversized

@@ -18,7 +18,7 @@ import re
 import sqlalchemy as sa
 
 from crm_pipeline.identity.config import IdentityConfig
-from crm_pipeline.identity.nodes import RECORD_NODES
+from crm_pipeline.identity.nodes import RECORD_NODES, Since
 
 RUN_MODES = ("full", "incremental", "unchanged")
 # Settings that say when the graph is clustered whole, never what it gives: outside the digest.
@@ -29,17 +29,42 @@ def fingerprint(conn: sa.Connection, config: IdentityConfig, probabilistic: bool
     """JSON of everything the resolution reads, summarised (see the module docstring)."""
     parts: dict[str, object] = {}
     for entity in RECORD_NODES:
-        row = conn.execute(sa.text(
-            "SELECT COUNT(*), COALESCE(SUM(CAST(_file_id AS BIGINT)), 0), COALESCE(SUM(CAST(_row_number AS BIGINT)), 0), "
-            "COALESCE(SUM((CAST(_file_id AS BIGINT) * 1000003 + _row_number) % 2147483629), 0), "
-            f"COALESCE(MAX(_file_id), 0) FROM stg_{entity}")).one()
-        parts[f"stg_{entity}"] = [int(v) for v in row]
+        parts[f"stg_{entity}"] = _lineages(conn, entity)
     decisions = conn.execute(sa.text(
         "SELECT COUNT(*), SUM(CASE WHEN decision = 'must_link' THEN 1 ELSE 0 END), "
         "CAST(MAX(decided_at) AS VARCHAR) FROM identity_decisions")).one()
     parts["identity_decisions"] = [int(decisions[0]), int(decisions[1] or 0), decisions[2]]
     parts["settings"] = settings_digest(config, probabilistic)
     return json.dumps(parts, sort_keys=True)
+
+
+def _lineages(conn: sa.Connection, entity: str, upto: int | None = None) -> list[int]:
+    """Count, sums and a mixed sum of the lineages of `stg_<entity>` (of its files up to `upto`), its last file."""
+    row = conn.execute(sa.text(
+        "SELECT COUNT(*), COALESCE(SUM(CAST(_file_id AS BIGINT)), 0), COALESCE(SUM(CAST(_row_number AS BIGINT)), 0), "
+        "COALESCE(SUM((CAST(_file_id AS BIGINT) * 1000003 + _row_number) % 2147483629), 0), "
+        f"COALESCE(MAX(_file_id), 0) FROM stg_{entity}" + ("" if upto is None else f" WHERE _file_id <= {int(upto)}")
+    )).one()
+    return [int(v) for v in row]
+
+
+def additions_since(conn: sa.Connection, previous: dict | None) -> Since | None:
+    """Per entity, the last file the last run read, when since then staged rows were only added, in later files
+    (file ids only grow), and that run kept its graph's inputs (`GRAPH_INPUTS`); else None.
+
+    Then this run's identifiers, logins and nodes are the stored ones and those of the new files' rows.
+    A row removed or replaced (an erasure, a re-sent customer) or added to an earlier file changes the
+    summary of the files the last run read, and the run reads staging whole.
+    """
+    if previous is None or not previous.get(GRAPH_INPUTS):
+        return None
+    since = {}
+    for entity in RECORD_NODES:
+        before = previous.get(f"stg_{entity}")
+        if not before or _lineages(conn, entity, upto=before[4])[:4] != before[:4]:
+            return None
+        since[entity] = int(before[4])
+    return since
 
 
 def settings_digest(config: IdentityConfig, probabilistic: bool) -> str:
@@ -56,15 +81,32 @@ def settings_digest(config: IdentityConfig, probabilistic: bool) -> str:
     return hashlib.sha256(json.dumps(raw, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+# Kept with a run's fingerprint but not part of its input: what the run derived (the probabilistic pass's
+# input digest, match_store.records_digest) and a "graph" digest that runs before the touched-part
+# clustering stored.
+MATCH_RECORDS = "match_records"
+GRAPH_INPUTS = "graph_inputs"  # the run kept its identifiers and logins in identity_graph (guards.save_inputs)
+_DERIVED = ("graph", MATCH_RECORDS, GRAPH_INPUTS)
+
+
 def last_run(conn: sa.Connection) -> str | None:
-    """The last resolution's input fingerprint (None before the first one; a "graph" digest that runs before
-    the touched-part clustering stored with it is left out)."""
-    row = conn.execute(sa.text("SELECT fingerprint FROM identity_runs ORDER BY run_number DESC LIMIT 1")).first()
-    if row is None:
+    """The last resolution's input fingerprint (None before the first one)."""
+    parts = last_run_parts(conn)
+    if parts is None:
         return None
-    parts = json.loads(row[0])
-    parts.pop("graph", None)
-    return json.dumps(parts, sort_keys=True)
+    return json.dumps({k: v for k, v in parts.items() if k not in _DERIVED}, sort_keys=True)
+
+
+def last_run_parts(conn: sa.Connection) -> dict | None:
+    """The last resolution's stored fingerprint as a dict, derived parts included (None before the first one)."""
+    row = conn.execute(sa.text("SELECT fingerprint FROM identity_runs ORDER BY run_number DESC LIMIT 1")).first()
+    return None if row is None else json.loads(row[0])
+
+
+def stored_fingerprint(signature: str, match_records: str | None) -> str:
+    """The fingerprint to store for a run: its input's, the digest of its probabilistic pass's input, and the
+    mark that its graph's inputs are kept."""
+    return json.dumps({**json.loads(signature), MATCH_RECORDS: match_records, GRAPH_INPUTS: 1}, sort_keys=True)
 
 
 def last_full_as_of(conn: sa.Connection):

@@ -13,7 +13,9 @@ graph, and outside it the stored contacts, ids and match types stand as a full r
   login, a must-link), node_a < node_b;
 - `pair`: an accepted probabilistic edge, after reviewers' cannot-links, with its match_probability;
 - `cluster`: node_a lies in the deterministic cluster named by its smallest node, node_b (the probabilistic
-  pass reads every person's cluster, recomputed or stored).
+  pass reads every person's cluster, recomputed or stored);
+- `email`, `phone`: node_a carries identifier value node_b; `login`: device node_a logged in to account node_b
+  (the graph's inputs before the guards, `guards.load_edges`).
 
 A full resolution (first run, `--full-refresh`, the periodic re-cluster) puts every node in the scope and
 rewrites the table; an incremental one changes only the rows of its diff and its scope.
@@ -44,20 +46,28 @@ class Scope:
     nodes: int = 0  # nodes in the scope (recomputed)
     contacts: int = 0  # stored contacts in the scope (their nodes recomputed or gone)
     scoped: bool = False  # the scope tables exist
+    within: bool = False  # id_base_edges holds the scope's edges only (graph.deterministic_components)
 
-    def after_deterministic_edges(self, conn: sa.Connection) -> None:
-        """`id_det_now` from `id_base_edges`, its diff with the stored edges, and the scope it makes."""
+    def after_deterministic_edges(self, conn: sa.Connection, affected: str | None = None,
+                                  new_nodes: str | None = None) -> None:
+        """`id_det_now` from `id_base_edges`, its diff with the stored edges, and the scope it makes.
+        `affected` (a table of node_id): every edge that changed joins two of its nodes, and `id_base_edges`
+        holds the edges among them; the stored edges are compared there only. `new_nodes` (a table of node_id):
+        the nodes not stored, when no stored node went."""
         _run(conn, """
             CREATE TEMPORARY TABLE id_det_now AS
             SELECT DISTINCT LEAST(node_a, node_b) AS node_a, GREATEST(node_a, node_b) AS node_b
             FROM id_base_edges WHERE a <> b""")
-        _run(conn, _diff_sql("id_det_diff", "det", "id_det_now", self.full))
+        _run(conn, _diff_sql("id_det_diff", "det", "id_det_now", self.full, among=affected))
         _run(conn, "CREATE TEMPORARY TABLE id_pair_diff AS SELECT node_a, node_b, "
                    "CAST(NULL AS DOUBLE PRECISION) AS match_probability, present FROM id_det_diff WHERE 1 = 0")
-        # Nodes gone since the last run (with their contact) and new ones (with their key), in one join.
+        # Nodes gone since the last run (with their contact) and new ones (with their key), in one join; or the
+        # new ones, when they are known (`new_nodes`) and none went.
         _run(conn, "CREATE TEMPORARY TABLE id_node_changes AS SELECT p.node_id, p.contact_id, n.k "
                    "FROM identity_nodes p FULL OUTER JOIN id_nodes n ON n.node_id = p.node_id "
-                   "WHERE p.node_id IS NULL OR n.node_id IS NULL")
+                   "WHERE p.node_id IS NULL OR n.node_id IS NULL" if new_nodes is None else
+                   "CREATE TEMPORARY TABLE id_node_changes AS SELECT n.node_id, CAST(NULL AS VARCHAR) AS contact_id, "
+                   f"n.k FROM {new_nodes} w JOIN id_nodes n ON n.node_id = w.node_id")
         _run(conn, "CREATE TEMPORARY TABLE id_removed AS SELECT node_id, contact_id FROM id_node_changes WHERE k IS NULL")
         self._rescope(conn)
 
@@ -153,17 +163,23 @@ def labels_sql(components: str, nodes_filter: str) -> str:
             f"JOIN {components} c ON c.k = n.k WHERE n.node_id IN ({nodes_filter}) UNION ALL {stored}")
 
 
-def _diff_sql(into: str, kind: str, now: str, full: bool, value: str | None = None) -> str:
+def _diff_sql(into: str, kind: str, now: str, full: bool, value: str | None = None, among: str | None = None) -> str:
     """`into` (node_a, node_b[, value], present): the edges of `kind` gained (present) or lost since the stored
     graph, in one join of the two sides (a pair whose probability moved is lost and gained); none compared on a
-    full run, which rewrites them all."""
+    full run, which rewrites them all. `among` (a table of node_id): only stored edges joining two of its nodes
+    are compared (`now` holds only such edges)."""
     carried = f", COALESCE(n.{value}, o.{value}) AS {value}" if value else ""
     on = f" AND n.{value} = o.{value}" if value else ""
+    if among is not None:
+        on_stored = (f" AND node_a IN (SELECT node_id FROM {among}) AND node_b IN (SELECT node_id FROM {among})")
+    else:
+        on_stored = ""
     return f"""
         CREATE TEMPORARY TABLE {into} AS
         SELECT COALESCE(n.node_a, o.node_a) AS node_a, COALESCE(n.node_b, o.node_b) AS node_b{carried},
                n.node_a IS NOT NULL AS present
-        FROM (SELECT node_a, node_b{f", {value}" if value else ""} FROM identity_graph WHERE kind = '{kind}') o
+        FROM (SELECT node_a, node_b{f", {value}" if value else ""} FROM identity_graph
+              WHERE kind = '{kind}'{on_stored}) o
         FULL OUTER JOIN {now} n ON n.node_a = o.node_a AND n.node_b = o.node_b{on}
         WHERE (o.node_a IS NULL OR n.node_a IS NULL) AND {'FALSE' if full else 'TRUE'}"""
 

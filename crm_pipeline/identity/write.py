@@ -15,9 +15,9 @@ from datetime import date, datetime, timezone
 
 import sqlalchemy as sa
 
-from crm_pipeline.identity.nodes import RECORD_NODES
+from crm_pipeline.identity.nodes import RECORD_NODES, Since
 
-_TEMPORARY = ("id_node_diff", "id_map_diff", "id_map_files", "id_touched")
+_TEMPORARY = ("id_node_diff", "id_map_diff", "id_map_files", "id_map_new", "id_touched")
 
 
 @dataclass
@@ -37,11 +37,12 @@ class ChangeCounts:
 
 
 def write_by_difference(conn: sa.Connection, next_nodes: str | None, *, as_of: date, mode: str,
-                        fingerprint: str, stored_scope: str | None = None) -> ChangeCounts:
+                        fingerprint: str, stored_scope: str | None = None, since: Since | None = None) -> ChangeCounts:
     """Bring identity_nodes, identity_map and contacts to the state of table `next_nodes` (node_id,
     contact_id, match_type, match_probability, first_seen_as_of; None: the nodes stand as stored);
     log the run and its contacts. `stored_scope` (a SELECT of contact ids): `next_nodes` replaces only the
-    stored nodes of those contacts (an incremental run's scope); None: all of them."""
+    stored nodes of those contacts (an incremental run's scope); None: all of them. `since` (rows were only
+    added since the last run, in later files: `runs.additions_since`): only those files' rows are compared."""
     counts = ChangeCounts()
     _drop_scratch(conn)
     if next_nodes is None:  # the nodes stand as stored (same graph as the last run): no node differs
@@ -56,11 +57,13 @@ def write_by_difference(conn: sa.Connection, next_nodes: str | None, *, as_of: d
     conn.execute(sa.text("CREATE TEMPORARY TABLE id_map_diff (entity VARCHAR, _file_id INTEGER, _row_number INTEGER, "
                          "old_contact VARCHAR, is_new BOOLEAN)"))
     for entity, (_, _, where) in RECORD_NODES.items():
-        _files_that_differ(conn, entity, where)
-        conn.execute(sa.text(
-            "INSERT INTO id_map_diff SELECT :e, m._file_id, m._row_number, m.contact_id, FALSE "
-            f"FROM ({_map_rows}) m LEFT JOIN ({_staged_rows(entity, 'TRUE')}) t "
-            "  ON t._file_id = m._file_id AND t._row_number = m._row_number WHERE t._file_id IS NULL"), {"e": entity})
+        _files_that_differ(conn, entity, where, None if since is None else since[entity])
+        if since is None:  # else no row was removed
+            conn.execute(sa.text(
+                "INSERT INTO id_map_diff SELECT :e, m._file_id, m._row_number, m.contact_id, FALSE "
+                f"FROM ({_map_rows}) m LEFT JOIN ({_staged_rows(entity, 'TRUE')}) t "
+                "  ON t._file_id = m._file_id AND t._row_number = m._row_number WHERE t._file_id IS NULL"),
+                {"e": entity})
         conn.execute(sa.text(
             "INSERT INTO id_map_diff SELECT :e, t._file_id, t._row_number, NULL, TRUE "
             f"FROM ({_staged_rows(entity, where)}) t LEFT JOIN ({_map_rows}) m "
@@ -68,49 +71,37 @@ def write_by_difference(conn: sa.Connection, next_nodes: str | None, *, as_of: d
     conn.execute(sa.text(
         "DELETE FROM identity_map WHERE (entity, _file_id, _row_number) IN "
         "(SELECT entity, _file_id, _row_number FROM id_map_diff WHERE NOT is_new)"))
+    # Only nodes that had a contact have map rows to move (a new node's rows are inserted below).
+    moved = conn.execute(sa.text("SELECT COUNT(*) FROM id_node_diff WHERE old_contact IS NOT NULL")).scalar_one()
     counts.records_reassigned = int(conn.execute(sa.text(
-        "SELECT COUNT(*) FROM identity_map WHERE node_id IN (SELECT node_id FROM id_node_diff)")).scalar_one())
+        "SELECT COUNT(*) FROM identity_map WHERE node_id IN (SELECT node_id FROM id_node_diff)")).scalar_one()) \
+        if moved else 0
     if counts.records_reassigned:
         conn.execute(sa.text(
             "UPDATE identity_map SET contact_id = n.contact_id, match_type = n.match_type, "
             "match_probability = n.match_probability FROM identity_nodes n "
             "WHERE n.node_id = identity_map.node_id AND identity_map.node_id IN (SELECT node_id FROM id_node_diff)"))
+    # On a drop (`since`) the new rows are kept with their contact first, so that the contacts they join are
+    # known without a scan of the map; a run that may insert millions inserts them once.
+    target = "identity_map" if since is None else "id_map_new"
+    conn.execute(sa.text("CREATE TEMPORARY TABLE id_map_new AS SELECT * FROM identity_map WHERE 1 = 0"))
     for entity, (node, key, _) in RECORD_NODES.items():
         conn.execute(sa.text(
-            "INSERT INTO identity_map (brand, entity, source_key, node_id, contact_id, match_type, match_probability, "
+            f"INSERT INTO {target} (brand, entity, source_key, node_id, contact_id, match_type, match_probability, "
             "_file_id, _row_number) "
             f"SELECT t._brand, :e, CAST({key} AS VARCHAR), n.node_id, n.contact_id, n.match_type, n.match_probability, "
             f"t._file_id, t._row_number FROM stg_{entity} t "
             "JOIN id_map_diff d ON d.is_new AND d.entity = :e AND d._file_id = t._file_id AND d._row_number = t._row_number "
             f"JOIN identity_nodes n ON n.node_id = {node}"), {"e": entity})
+    if since is not None:
+        conn.execute(sa.text("INSERT INTO identity_map SELECT * FROM id_map_new"))
     added, removed = conn.execute(sa.text(
         "SELECT COALESCE(SUM(CASE WHEN is_new THEN 1 ELSE 0 END), 0), "
         "COALESCE(SUM(CASE WHEN is_new THEN 0 ELSE 1 END), 0) FROM id_map_diff")).one()
     counts.records_added, counts.records_removed = int(added), int(removed)
-
-    # Contacts a changed node or record left or joined; `existed`: it had a contacts row before this run.
-    conn.execute(sa.text("""
-        CREATE TEMPORARY TABLE id_touched AS
-        SELECT t.contact_id, EXISTS (SELECT 1 FROM contacts c WHERE c.contact_id = t.contact_id) AS existed
-        FROM (SELECT old_contact AS contact_id FROM id_node_diff
-              UNION SELECT new_contact FROM id_node_diff
-              UNION SELECT old_contact FROM id_map_diff
-              UNION SELECT m.contact_id FROM id_map_diff d JOIN identity_map m
-                      ON d.is_new AND m.entity = d.entity AND m._file_id = d._file_id
-                     AND m._row_number = d._row_number) t
-        WHERE t.contact_id IS NOT NULL
-    """))
-    conn.execute(sa.text("DELETE FROM contacts WHERE contact_id IN (SELECT contact_id FROM id_touched)"))
-    conn.execute(sa.text(
-        "INSERT INTO contacts (contact_id, node_count, record_count, brands, match_type, first_seen_as_of) "
-        "SELECT n.contact_id, COUNT(*), COALESCE(MAX(r.records), 0), "
-        "STRING_AGG(DISTINCT SPLIT_PART(n.node_id, '|', 1), ',' ORDER BY SPLIT_PART(n.node_id, '|', 1)), "
-        "MIN(n.match_type), MIN(n.first_seen_as_of) "
-        "FROM identity_nodes n "
-        "LEFT JOIN (SELECT contact_id, COUNT(*) AS records FROM identity_map "
-        "           WHERE contact_id IN (SELECT contact_id FROM id_touched) GROUP BY contact_id) r "
-        "  ON r.contact_id = n.contact_id "
-        "WHERE n.contact_id IN (SELECT contact_id FROM id_touched) GROUP BY n.contact_id"))
+    _write_contacts(conn, gained="SELECT contact_id FROM id_map_new" if since is not None else
+                    "SELECT m.contact_id FROM id_map_diff d JOIN identity_map m ON d.is_new AND m.entity = d.entity "
+                    "AND m._file_id = d._file_id AND m._row_number = d._row_number")
 
     counts.run_number = int(conn.execute(sa.text(
         "SELECT COALESCE(MAX(run_number), 0) + 1 FROM identity_runs")).scalar_one())
@@ -137,6 +128,43 @@ def write_by_difference(conn: sa.Connection, next_nodes: str | None, *, as_of: d
     return counts
 
 
+def _write_contacts(conn: sa.Connection, gained: str) -> None:
+    """`id_touched` (contact_id, existed: it had a contacts row before this run): the contacts a changed node
+    or record left or joined, and their contacts rows. A contact whose nodes all stand and that only gained
+    records (most of a drop's) has its record count raised by its new rows (`gained`: a SELECT of their
+    contact_id); the others (nodes changed, records removed, new) are computed again from their nodes and
+    map rows."""
+    conn.execute(sa.text(f"""
+        CREATE TEMPORARY TABLE id_touched AS
+        SELECT t.contact_id, EXISTS (SELECT 1 FROM contacts c WHERE c.contact_id = t.contact_id) AS existed,
+               MIN(t.gained) = 1 AS gained_only
+        FROM (SELECT old_contact AS contact_id, 0 AS gained FROM id_node_diff
+              UNION ALL SELECT new_contact, 0 FROM id_node_diff
+              UNION ALL SELECT old_contact, 0 FROM id_map_diff
+              UNION ALL SELECT DISTINCT contact_id, 1 FROM ({gained}) g) t
+        WHERE t.contact_id IS NOT NULL GROUP BY t.contact_id
+    """))
+    recomputed = "SELECT contact_id FROM id_touched WHERE NOT (gained_only AND existed)"
+    conn.execute(sa.text(f"DELETE FROM contacts WHERE contact_id IN ({recomputed})"))
+    conn.execute(sa.text(
+        "INSERT INTO contacts (contact_id, node_count, record_count, brands, match_type, first_seen_as_of) "
+        "SELECT n.contact_id, COUNT(*), COALESCE(MAX(r.records), 0), "
+        "STRING_AGG(DISTINCT SPLIT_PART(n.node_id, '|', 1), ',' ORDER BY SPLIT_PART(n.node_id, '|', 1)), "
+        "MIN(n.match_type), MIN(n.first_seen_as_of) "
+        "FROM identity_nodes n "
+        "LEFT JOIN (SELECT contact_id, COUNT(*) AS records FROM identity_map "
+        f"           WHERE contact_id IN ({recomputed}) GROUP BY contact_id) r "
+        "  ON r.contact_id = n.contact_id "
+        f"WHERE n.contact_id IN ({recomputed}) GROUP BY n.contact_id"))
+    if not conn.execute(sa.text("SELECT COUNT(*) FROM id_touched WHERE gained_only AND existed")).scalar_one():
+        return
+    conn.execute(sa.text(
+        "UPDATE contacts SET record_count = contacts.record_count + g.records "
+        f"FROM (SELECT contact_id, COUNT(*) AS records FROM ({gained}) n GROUP BY contact_id) g "
+        "WHERE g.contact_id = contacts.contact_id "
+        "  AND g.contact_id IN (SELECT contact_id FROM id_touched WHERE gained_only AND existed)"))
+
+
 # The rows of the files that differ (id_map_files), on either side: filtered before they are joined.
 _map_rows = ("SELECT _file_id, _row_number, contact_id FROM identity_map "
              "WHERE entity = :e AND _file_id IN (SELECT _file_id FROM id_map_files)")
@@ -152,11 +180,16 @@ _LINEAGE_SUMMARY = ("COUNT(*) AS n, SUM(CAST(_row_number AS BIGINT)) AS s, "
                     "SUM((CAST(_row_number AS BIGINT) * 2654435761) % 4294967291) AS h")
 
 
-def _files_that_differ(conn: sa.Connection, entity: str, where: str) -> None:
+def _files_that_differ(conn: sa.Connection, entity: str, where: str, since: int | None) -> None:
     """`id_map_files` (_file_id): the files whose staged rows of `entity` are not the rows identity_map holds
     for them. Compared by a per-file summary (one columnar scan of two integer columns, as the run's
-    fingerprint does), so that the row-by-row comparison reads only those files: on a drop, the new ones."""
+    fingerprint does), so that the row-by-row comparison reads only those files: on a drop, the new ones.
+    With `since` (only files after it gained rows since the last run), those files, without a scan of the map."""
     conn.execute(sa.text("DROP TABLE IF EXISTS id_map_files"))
+    if since is not None:
+        conn.execute(sa.text("CREATE TEMPORARY TABLE id_map_files AS SELECT DISTINCT _file_id "
+                             f"FROM stg_{entity} t WHERE t._file_id > {int(since)} AND {where}"))
+        return
     conn.execute(sa.text(f"""
         CREATE TEMPORARY TABLE id_map_files AS
         SELECT COALESCE(t._file_id, m._file_id) AS _file_id

@@ -132,7 +132,7 @@ identity_graph = sa.Table(  # the edges and deterministic clusters the last run 
     "identity_graph", metadata,
     sa.Column("node_a", sa.String, nullable=False),
     sa.Column("node_b", sa.String, nullable=False),
-    sa.Column("kind", sa.String, nullable=False, comment="det / pair / cluster"),
+    sa.Column("kind", sa.String, nullable=False, comment="det / pair / cluster; inputs: email / phone / login"),
     sa.Column("match_probability", sa.Double, comment="pair edges: the accepted pair's probability"),
 )
 

@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from crm_pipeline.identity.config import load_identity_config
 from crm_pipeline.identity.febrl import febrl_to_landing
 from crm_pipeline.identity.probabilistic import match_people
+from crm_pipeline.identity import resolve as resolve_module
 from crm_pipeline.identity.resolve import resolve_identities
 from crm_pipeline.identity.review import record_decision
 from crm_pipeline.quality.publish import publish
@@ -85,19 +86,35 @@ def full_refresh_of_a_copy(engine, path: Path, as_of: dt.date, find_pairs) -> di
     return tables
 
 
+def additions(landing: Path) -> dict[str, pd.DataFrame]:
+    """A drop that only adds rows (read without staging's earlier rows, its edges built among the nodes it
+    touches): new accounts of known people, and known visitors' cookies logging in to other known accounts
+    (merges, devices nearer the shared cap) and typing their emails."""
+    a = landing / "brand_a"
+    customers = pd.read_csv(a / "customers/customers_full.csv", dtype=str, keep_default_na=False)
+    web = pd.read_csv(a / "web_events/web_events_2025Q2.csv", dtype=str, keep_default_na=False)
+    web = web[web["cookie_id"] != ""].iloc[:8]
+    return {"brand_a/customers/customers_added.csv": customers.iloc[:6].assign(
+                customer_id=lambda f: "9" + f["customer_id"]),
+            "brand_a/web_events/web_added.csv": web.assign(
+                event_id=lambda f: "added_" + f["event_id"],
+                customer_id=list(customers["customer_id"].iloc[10:10 + len(web)]))}
+
+
 def test_three_drops_resolve_to_the_contacts_of_all_files_at_once(generated, tmp_path):
-    three = drops(generated)
+    three = [*drops(generated), additions(generated)]
     path = tmp_path / "step.duckdb"
     step = make_engine(f"duckdb:///{path}")
     reports = []
-    for files, as_of in zip(three, (D1, D1, D2)):
+    for files, as_of in zip(three, (D1, D1, D2, D2)):
         land(tmp_path / "step", files)
         reports.append(stage_and_resolve(step, tmp_path / "step", as_of, find_pairs=match_people))
         incremental = state(step)
         rebuilt = full_refresh_of_a_copy(step, path, as_of, match_people)
         for name in STATE:
             pd.testing.assert_frame_equal(incremental[name], rebuilt[name], obj=f"{name} after drop {len(reports)}")
-    assert [r.mode for r in reports] == ["full", "incremental", "incremental"]
+    assert [r.mode for r in reports] == ["full", "incremental", "incremental", "incremental"]
+    assert [r.edges_scoped for r in reports] == [False, False, False, True]  # drops 2, 3 replace customer rows
     assert all(0 < r.changes.contacts_touched < r.contacts for r in reports[1:])  # later drops touch a part
     assert reports[0].nodes_recomputed == reports[0].nodes  # the first run clusters the whole graph ...
     assert all(0 < r.nodes_recomputed < r.nodes for r in reports[1:])  # ... later ones the part they touch
@@ -151,6 +168,7 @@ def test_a_drop_touching_one_person_touches_one_contact_and_a_rerun_touches_noth
                                      "AND source_key = :c"), {"c": str(customer["customer_id"].iloc[0])}).scalar_one()
     assert touched == [(owner, "changed")]
     assert report.graph_reused and report.nodes_recomputed == 0  # no identifier changed: no clustering
+    assert not report.new_files_only  # a row was replaced: staging is read whole
 
     # A new visitor with that customer's email joins the contact: only that contact's nodes are clustered again.
     with engine.connect() as conn:
@@ -162,6 +180,7 @@ def test_a_drop_touching_one_person_touches_one_contact_and_a_rerun_touches_noth
         "occurred_at": ["2025-06-29T10:00:00Z"]})})
     report = stage_and_resolve(engine, tmp_path / "landing", D2)
     assert (report.mode, report.nodes, report.contacts) == ("incremental", total + 1, len(before["contacts"]))
+    assert report.new_files_only and report.edges_scoped  # rows only added: the new file's rows and edges
     assert (report.nodes_recomputed, report.components_recomputed) == (nodes + 1, 1)
     assert (report.changes.contacts_touched, report.changes.contacts_changed, report.merges) == (1, 1, 0)
     with engine.connect() as conn:
@@ -169,7 +188,8 @@ def test_a_drop_touching_one_person_touches_one_contact_and_a_rerun_touches_noth
                             ).scalar_one() == owner
 
 
-def test_a_drop_of_known_visitors_events_reuses_the_matching_and_gives_a_full_resolutions_tables(tmp_path):
+def test_a_drop_of_known_visitors_events_reuses_the_matching_and_gives_a_full_resolutions_tables(tmp_path,
+                                                                                                monkeypatch):
     febrl_to_landing({"brand_a": FEBRL / "dataset1.csv"}, tmp_path)  # 1,000 people records: Splink trains
     path = tmp_path / "w.duckdb"
     engine = make_engine(f"duckdb:///{path}")
@@ -181,8 +201,11 @@ def test_a_drop_of_known_visitors_events_reuses_the_matching_and_gives_a_full_re
         "event_id": ["W1", "W2"], "cookie_id": ["K1", "K2"], "session_id": ["S1", "S2"],
         "customer_id": ["rec-1-org", "rec-2-org"], "email": ["", ""], "event_type": ["page_view"] * 2,
         "url": ["/account"] * 2, "sku": ["", ""], "occurred_at": ["2025-06-01T10:00:00Z"] * 2})})
-    report = stage_and_resolve(engine, tmp_path / "landing", D2, find_pairs=match_people)
+    with monkeypatch.context() as patched:  # no person record is read: none changed, nor their clusters
+        patched.setattr(resolve_module, "person_records", _not_read)
+        report = stage_and_resolve(engine, tmp_path / "landing", D2, find_pairs=match_people)
     assert report.mode == "incremental" and report.match_reused and report.match.model is not None
+    assert report.new_files_only  # rows only added: the stored graph's inputs and the new file's rows
     assert (report.changes.records_added, report.changes.contacts_changed) == (2, 2)
     incremental = state(engine)
     rebuilt = full_refresh_of_a_copy(engine, path, D2, match_people)  # retrains: the same pairs and borderline
@@ -200,6 +223,10 @@ def test_a_drop_of_known_visitors_events_reuses_the_matching_and_gives_a_full_re
     rebuilt = full_refresh_of_a_copy(engine, path, D2 + dt.timedelta(days=1), match_people)
     for name in STATE:
         pd.testing.assert_frame_equal(incremental[name], rebuilt[name], obj=name)
+
+
+def _not_read(conn):
+    raise AssertionError("the person records were read")
 
 
 def test_a_review_decision_or_a_new_setting_makes_identity_resolve_again(generated, tmp_path):

@@ -13,6 +13,8 @@ the profile builds changed its timeline on (`since_day` of `profile_changes`), o
 
 from __future__ import annotations
 
+import datetime as dt
+
 import sqlalchemy as sa
 
 from crm_pipeline.profiles import rewrite
@@ -149,6 +151,15 @@ SELECT contact_id, day, dimension, value, SUM(weight) FROM (
 _REDONE = "r.since_day IS NULL OR t.day >= r.since_day"
 
 
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+
+
+def _first_day(conn: sa.Connection) -> int | None:
+    """The earliest `since_day` of the recomputed contacts; None when one is redone whole (or none is)."""
+    first, whole = conn.execute(sa.text(f"SELECT MIN(since_day), COUNT(*) - COUNT(since_day) FROM {RECOMPUTE}")).one()
+    return None if whole or first is None else int(first)
+
+
 def build_daily(conn: sa.Connection, config: ScoringConfig, *, full: bool) -> int:
     """Rewrite the recomputed contacts' daily rows (all when `full`); needs `tmp_scoring_products`. Of a contact
     with a `since_day`, only the days from it on: the reads start there (email attribution's lookback before
@@ -160,11 +171,17 @@ def build_daily(conn: sa.Connection, config: ScoringConfig, *, full: bool) -> in
     bound = points_params(config)
     if "email" in config.channels:
         bound["attribution"] = int(config.email_attribution_days)
+    first = None if full else _first_day(conn)
     if not full:
         reach = int(config.email_attribution_days) if "email" in config.channels else 0
+        # the earliest day any contact's read starts on, a plain filter first: a drop's since_day is recent, so
+        # the join with the recomputed contacts sees few of the timeline's rows
+        earliest = "" if first is None else " AND t.occurred_at >= :from_at"
         conn.execute(sa.text(f"CREATE TEMPORARY TABLE {TOUCHED} AS SELECT t.* FROM timeline t "
-                             f"JOIN {RECOMPUTE} r ON r.contact_id = t.contact_id WHERE r.since_day IS NULL "
-                             f"OR {utc_day('t.occurred_at')} >= r.since_day - :reach"), {"reach": reach})
+                             f"JOIN {RECOMPUTE} r ON r.contact_id = t.contact_id WHERE (r.since_day IS NULL "
+                             f"OR {utc_day('t.occurred_at')} >= r.since_day - :reach){earliest}"),
+                     {"reach": reach, **({} if first is None else
+                                         {"from_at": _EPOCH + dt.timedelta(days=first - reach)})})
     conn.execute(sa.text(_buys_sql(full)))
     recomputed = 0
     for table, key in _KEYS.items():
@@ -178,7 +195,8 @@ def build_daily(conn: sa.Connection, config: ScoringConfig, *, full: bool) -> in
             recomputed = conn.execute(sa.text(f"SELECT COUNT(*) FROM {into}")).scalar_one()
         rewrite.finish(conn, table, key, RECOMPUTE, full=full,
                        stored=f"SELECT t.* FROM {table} t JOIN {RECOMPUTE} r ON r.contact_id = t.contact_id "
-                              f"WHERE {_REDONE}")
+                              f"WHERE ({_REDONE})" + ("" if first is None else " AND t.day >= :first"),
+                       params=None if first is None else {"first": first})
     for name in (_BUYS, TOUCHED):
         conn.execute(sa.text(f"DROP TABLE IF EXISTS {name}"))
     return int(recomputed)

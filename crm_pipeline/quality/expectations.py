@@ -21,26 +21,37 @@ import sys
 import threading
 import time
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-# Great Expectations probes for pyspark when first imported (for its Spark engine). With the spark extra
-# installed that probe is a fifth of the import's CPU (pyspark, its ML and Connect modules, scipy.sparse), paid
-# by every run that validates a file, and pyspark warns that it does not yet fully support pandas 3. Validation
-# here runs on pandas batches and never uses Spark: unless this process already imported pyspark, GX is imported
-# with pyspark unavailable (it then treats it as not installed), and a later `import pyspark` works as usual.
-_WITHOUT_PYSPARK = "pyspark" not in sys.modules
-if _WITHOUT_PYSPARK:
+
+@contextmanager
+def _without_pyspark() -> Iterator[None]:
+    """Great Expectations probes for pyspark when first imported (for its Spark engine). With the spark extra
+    installed the probe is a fifth of the import's CPU (pyspark, its ML and Connect modules, scipy.sparse), paid
+    by every run that validates a file. Validation here runs on pandas batches and never uses Spark: unless this
+    process already imported pyspark, GX is imported with pyspark unavailable (it then treats it as not
+    installed), and a later `import pyspark` works as usual. Imported already, pyspark warns (about its own pandas
+    conversions) that it does not yet fully support pandas 3: that warning is kept out of the run's output."""
+    if "pyspark" in sys.modules:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas",
+                                    category=FutureWarning)
+            yield
+        return
     sys.modules["pyspark"] = None  # type: ignore[assignment]  (`import pyspark` raises ImportError)
-try:
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas", category=FutureWarning)
-        import great_expectations as gx
-finally:
-    if _WITHOUT_PYSPARK and sys.modules.get("pyspark", False) is None:
-        del sys.modules["pyspark"]
+    try:
+        yield
+    finally:
+        if sys.modules.get("pyspark", False) is None:
+            del sys.modules["pyspark"]
+
+
+with _without_pyspark():
+    import great_expectations as gx
 import great_expectations.execution_engine.pandas_execution_engine as gx_pandas_engine
 import great_expectations.expectations as gxe
 import numpy as np
@@ -588,6 +599,8 @@ def _split_by_file(
         index_rows = _sample_rows(batch, positions[mine[:5]].tolist(), index_columns)
         if column in refs:
             samples = [r.get(refs[column]) for r in index_rows]
+        elif not len(mine):  # most files pass most expectations: no pick (a copy of the columns) for nothing
+            samples = []
         else:  # GX lists only the first 200 unexpected values of a batch: take a file's own from the batch
             picked = batch[columns].iloc[positions[mine[:5]]]
             samples = picked[columns[0]].tolist() if "column" in kwargs else picked.to_dict(orient="records")

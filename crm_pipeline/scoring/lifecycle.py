@@ -30,8 +30,10 @@ from crm_pipeline.profiles.sql import as_of_params, day_number, utc_day
 from crm_pipeline.scoring.config import STAGES, ScoringConfig
 from crm_pipeline.scoring.engagement import ALL_BRANDS
 from crm_pipeline.scoring.scratch import create_daily_purchases, create_scratch, drop_scratch
+from crm_pipeline.scoring.spans import holding
 from crm_pipeline.scoring.sql import day_date
 from crm_pipeline.warehouse.bulk import read_frame
+from crm_pipeline.warehouse.scoring_schema import spans_name
 
 FUNNEL_ORDER = ("new", *STAGES)
 
@@ -149,27 +151,24 @@ SELECT contact_id, '{ALL_BRANDS}', MIN(first_day) FROM firsts GROUP BY contact_i
 """
 
 
-# The same from the scoring stage's daily aggregates: a day with an interaction or a purchase.
-KNOWN_FROM_DAILY_SQL = f"""
+# The same right after a scoring run of the day: the first interaction day its engagement rows hold (the first
+# day with a `scoring_daily` row, each of which is an interaction or a purchase): a table of a row per contact and
+# brand, where grouping the aggregates read every day of every contact.
+KNOWN_FROM_SPANS_SQL = f"""
 CREATE TEMPORARY TABLE tmp_scoring_known AS
-WITH firsts AS (
-    SELECT contact_id, brand, MIN(day) AS first_day FROM scoring_daily
-    WHERE day <= :as_of_day AND interaction_count > 0 GROUP BY contact_id, brand
-)
-SELECT contact_id, brand, first_day FROM firsts
-UNION ALL
-SELECT contact_id, '{ALL_BRANDS}', MIN(first_day) FROM firsts GROUP BY contact_id
+SELECT contact_id, brand, CAST(first_interaction_date - DATE '1970-01-01' AS INTEGER) AS first_day
+FROM {spans_name('engagement_scores')} t WHERE {holding()} AND growth_band <> 'unknown'
 """
 
 
 def _history(conn: sa.Connection, as_of: dt.date, from_aggregates: bool = False) -> None:
     """Scratch purchases and known contacts up to the end of `as_of`, from the timeline alone, or from
-    `scoring_daily` (`from_aggregates`: right after a scoring run up to `as_of`, the same answer without
-    reading the timeline)."""
+    `scoring_daily` and the engagement rows of the day (`from_aggregates`: right after a scoring run of `as_of`,
+    the same answer without reading the timeline)."""
     if from_aggregates:
         drop_scratch(conn)
         create_daily_purchases(conn, day_number(as_of))
-        conn.execute(sa.text(KNOWN_FROM_DAILY_SQL), {"as_of_day": day_number(as_of)})
+        conn.execute(sa.text(KNOWN_FROM_SPANS_SQL), {"as_of": as_of})
         return
     params = as_of_params(as_of)
     create_scratch(conn, params)

@@ -94,7 +94,15 @@ BASE = sa.table("tmp_audience_base", sa.column("contact_id", sa.String()), sa.co
                 sa.column("opted_out", sa.Integer()), *[sa.column(n, sa_type(k)) for n, k in PROFILE_FIELDS.items()])
 
 _PREDICTION_NEEDS = ("as_of", "contact_id")
-_SCRATCH = ("tmp_audience_base", "tmp_audience_suppressed")
+# The day's predictions with the fields rules read, computed once: each predictive audience's branch of the
+# members' INSERT read the ranked subquery again (a window over every scored contact, a dozen times a run).
+PREDICTIONS_DAY = sa.Table("tmp_audience_predictions", sa.MetaData(), sa.Column("contact_id", sa.String()),
+                           *[sa.Column(n, sa_type(k)) for n, k in PREDICTION_FIELDS.items()],
+                           prefixes=["TEMPORARY"])
+CROSS_BRAND = sa.Table("tmp_audience_cross_brand", sa.MetaData(), sa.Column("contact_id", sa.String()),
+                       *[sa.Column(n, sa.BigInteger()) for n in ("very_active", "not_inactive", "middle", "opted_out")],
+                       prefixes=["TEMPORARY"])
+_SCRATCH = ("tmp_audience_base", "tmp_audience_suppressed", PREDICTIONS_DAY.name, CROSS_BRAND.name)
 
 
 def materialize_audiences(engine: sa.Engine, *, as_of: dt.date, audiences_file=None) -> pd.DataFrame:
@@ -140,12 +148,18 @@ def build_members(conn: sa.Connection, config: AudienceConfig, as_of: dt.date) -
     brands = list(conn.execute(sa.text(
         f"SELECT DISTINCT brand FROM tmp_audience_base WHERE brand <> '{ALL_BRANDS}' ORDER BY brand")).scalars())
     predictions = _predictions(conn, as_of)
+    if predictions is not None:
+        PREDICTIONS_DAY.create(conn)
+        conn.execute(sa.insert(PREDICTIONS_DAY).from_select([c.name for c in predictions.c], predictions))
+        predictions = PREDICTIONS_DAY
 
+    if any(a.type == "cross_brand" for a in config.audiences):
+        _cross_brand_counts(conn, config, as_of)
     plan: list[dict] = []  # name, label, kind, brand_scope, note, query
     for audience in config.audiences:
         plan.extend(_plan(conn, audience, config, as_of, brands, predictions))
 
-    _suppressed(conn)
+    any_suppressed = _suppressed(conn)
     queries = [p["query"] for p in plan if p["query"] is not None]
     # a day run before (a drop re-runs it) is written by difference; a new day straight into the table
     rerun = conn.execute(sa.select(audience_sizes.c.as_of).where(audience_sizes.c.as_of == as_of).limit(1)).first()
@@ -160,8 +174,9 @@ def build_members(conn: sa.Connection, config: AudienceConfig, as_of: dt.date) -
         suppressed = sa.table("tmp_audience_suppressed", sa.column("contact_id", sa.String()))
         rows = (sa.select(sa.bindparam("as_of", as_of, type_=sa.Date()), hits.c.audience, hits.c.contact_id,
                           p360.c.email, p360.c.phone, p360.c.first_name, p360.c.last_name, hits.c.brand_scope)
-                .select_from(hits.join(p360, p360.c.contact_id == hits.c.contact_id))
-                .where(~sa.exists().where(suppressed.c.contact_id == hits.c.contact_id)))
+                .select_from(hits.join(p360, p360.c.contact_id == hits.c.contact_id)))
+        if any_suppressed:  # uncorrelated (no NULL ids on either side): DuckDB ran NOT EXISTS as a delim join
+            rows = rows.where(hits.c.contact_id.not_in(sa.select(suppressed.c.contact_id)))
         conn.execute(sa.insert(sa.table(into, *[sa.column(c.name) for c in audience_members.columns])).from_select(
             ["as_of", "audience", "contact_id", "email", "phone", "first_name", "last_name", "brand_scope"], rows))
     # A re-run writes only the (audience, contact) rows that entered, left or whose contact details changed,
@@ -210,7 +225,7 @@ def _plan(conn, audience: Audience, config: AudienceConfig, as_of, brands, predi
             out.append(_entry(name, audience, scope, query))
         return out
     if audience.type == "cross_brand":
-        return [_entry(audience.name, audience, ALL_BRANDS, _cross_brand(audience, config, as_of))]
+        return [_entry(audience.name, audience, ALL_BRANDS, _cross_brand(audience))]
     # predictive
     if predictions is None:
         return [_entry(audience.name, audience, ALL_BRANDS, None, "skipped: no predictions table")]
@@ -237,13 +252,16 @@ def _consented(query: sa.Select, audience: Audience, source) -> sa.Select:
     """Predictions rows: leave out contacts opted out of email (read from the across-brands profile row)."""
     if audience.consent != "email":
         return query
-    return query.where(~sa.exists().where(BASE.c.contact_id == source.c.contact_id,
-                                          BASE.c.brand == sa.literal(ALL_BRANDS, sa.String()), BASE.c.opted_out != 0))
+    # NOT IN over non-null ids, as NOT EXISTS would give: uncorrelated, it is one hash anti-join per audience
+    opted_out = sa.select(BASE.c.contact_id).where(BASE.c.brand == sa.literal(ALL_BRANDS, sa.String()),
+                                                   BASE.c.opted_out != 0)
+    return query.where(source.c.contact_id.not_in(opted_out))
 
 
-def _cross_brand(audience: Audience, config: AudienceConfig, as_of) -> sa.Select:
+def _cross_brand_counts(conn: sa.Connection, config: AudienceConfig, as_of) -> None:
     """Per contact over its brand rows: how many brands are very active, and how many are neither
-    very active nor inactive (a brand without a row counts as inactive)."""
+    very active nor inactive (a brand without a row counts as inactive); computed once for every cross-brand
+    audience (the very active and inactive rules are the config's, the same for all)."""
     compiler = Compiler(BASE, as_of=as_of)
     very = compiler.compile(config.very_active)
     inactive = compiler.compile(config.inactive)
@@ -254,7 +272,14 @@ def _cross_brand(audience: Audience, config: AudienceConfig, as_of) -> sa.Select
                              sa.func.sum(sa.case((sa.or_(very, inactive), zero), else_=one)).label("middle"),
                              sa.func.max(BASE.c.opted_out).label("opted_out"))
                    .where(BASE.c.brand != sa.literal(ALL_BRANDS, sa.String()))
-                   .group_by(BASE.c.contact_id).subquery("per_contact"))
+                   .group_by(BASE.c.contact_id))
+    CROSS_BRAND.create(conn)
+    conn.execute(sa.insert(CROSS_BRAND).from_select([c.name for c in CROSS_BRAND.c], per_contact))
+
+
+def _cross_brand(audience: Audience) -> sa.Select:
+    """The members of a cross-brand audience, from the per-contact counts (`_cross_brand_counts`)."""
+    per_contact = CROSS_BRAND
     if audience.pattern == "very_active_on_many":
         where = per_contact.c.very_active >= sa.bindparam(None, audience.min_brands)
     elif audience.pattern == "very_active_on_one_inactive_on_others":
@@ -293,8 +318,8 @@ def _predictions(conn: sa.Connection, as_of: dt.date) -> sa.Subquery | None:
     return sa.select(*cols).where(p.c.as_of == sa.bindparam(None, as_of, type_=sa.Date())).subquery("predictions_day")
 
 
-def _suppressed(conn: sa.Connection) -> None:
-    """Contacts on the suppression list by contact id, or by the hash of their golden email."""
+def _suppressed(conn: sa.Connection) -> bool:
+    """Contacts on the suppression list by contact id, or by the hash of their golden email; whether any."""
     conn.execute(sa.text("CREATE TEMPORARY TABLE tmp_audience_suppressed AS "
                          "SELECT DISTINCT contact_id FROM suppression_list WHERE contact_id IS NOT NULL"))
     has_hashes = conn.execute(sa.text("SELECT COUNT(*) FROM suppression_list WHERE email_sha256 IS NOT NULL"))
@@ -305,6 +330,7 @@ def _suppressed(conn: sa.Connection) -> None:
             JOIN suppression_list s ON LOWER(TRIM(s.email_sha256)) = {sha256_hex(conn, "LOWER(TRIM(p.email))")}
             WHERE p.email IS NOT NULL
         """))
+    return conn.execute(sa.text("SELECT 1 FROM tmp_audience_suppressed LIMIT 1")).first() is not None
 
 
 def write_history(conn: sa.Connection, as_of: dt.date, changed: int | None = None) -> int:
@@ -351,23 +377,21 @@ def _history_for(conn: sa.Connection, day: dt.date, previous: dt.date | None, on
     if only is not None and conn.execute(sa.text(f"SELECT 1 FROM {only} LIMIT 1")).first() is None:
         return 0
 
-    def listed(alias: str) -> str:
-        return "" if only is None else \
+    def members(day: str, alias: str) -> str:
+        listed = "" if only is None else \
             f" JOIN {only} x ON x.audience = {alias}.audience AND x.contact_id = {alias}.contact_id"
+        return (f"SELECT {alias}.audience, {alias}.contact_id FROM audience_members {alias}{listed} "
+                f"WHERE {alias}.as_of = {day}")
 
+    # One full outer join of the two days' members (keys never NULL): a pair on one side only entered or exited.
+    # Two correlated NOT EXISTS ran as two delim joins, each over both days.
     conn.execute(sa.text(f"""
         INSERT INTO audience_history (as_of, audience, contact_id, event, previous_as_of)
-        SELECT CAST(:day AS DATE), c.audience, c.contact_id, 'entered', CAST(:previous AS DATE)
-        FROM audience_members c{listed("c")}
-        WHERE c.as_of = :day AND NOT EXISTS (
-            SELECT 1 FROM audience_members p
-            WHERE p.as_of = :previous AND p.audience = c.audience AND p.contact_id = c.contact_id)
-        UNION ALL
-        SELECT CAST(:day AS DATE), p.audience, p.contact_id, 'exited', CAST(:previous AS DATE)
-        FROM audience_members p{listed("p")}
-        WHERE p.as_of = :previous AND NOT EXISTS (
-            SELECT 1 FROM audience_members c
-            WHERE c.as_of = :day AND c.audience = p.audience AND c.contact_id = p.contact_id)
+        SELECT CAST(:day AS DATE), COALESCE(c.audience, p.audience), COALESCE(c.contact_id, p.contact_id),
+               CASE WHEN p.contact_id IS NULL THEN 'entered' ELSE 'exited' END, CAST(:previous AS DATE)
+        FROM ({members(":day", "c")}) c
+        FULL OUTER JOIN ({members(":previous", "p")}) p ON p.audience = c.audience AND p.contact_id = c.contact_id
+        WHERE c.contact_id IS NULL OR p.contact_id IS NULL
     """).bindparams(*dates), {"day": day, "previous": previous})
     return conn.execute(sa.text(f"SELECT COUNT(*) FROM audience_history WHERE as_of = :day{pairs}")
                         .bindparams(dates[0]), {"day": day}).scalar_one()

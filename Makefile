@@ -36,7 +36,7 @@ lock:
 	( echo "# Every dependency of crm_pipeline and its test extra, pinned. Refresh with: make lock"; \
 	  $(BIN)/python -m pip freeze --all --exclude-editable ) > $(LOCK)
 	touch $(VENV)/.installed
-	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder
 
 demo: $(VENV)/.installed
 	mkdir -p $(CRM_HOME)/dagster && cp -u $(INSTANCE_TEMPLATE) $(CRM_HOME)/dagster/dagster.yaml
@@ -65,7 +65,7 @@ ui: $(VENV)/.installed
 # keeps each module (and the live UI package) on one worker, so their fixtures are built once.
 TEST_WORKERS ?= 2
 test: $(VENV)/.installed
-	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder
 
 clean:
 	rm -rf $(CRM_HOME) $(VENV)

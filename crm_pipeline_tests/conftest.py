@@ -91,24 +91,39 @@ def copy_warehouse(source: Path, folder: Path):
     return make_engine(f"duckdb:///{target}")
 
 
-# `make test` runs two pytest-xdist workers (`--dist loadgroup`). A module's tests stay on one worker, so
-# its module fixtures are built once. A package whose fixtures are costly and shared across its modules is one
-# unit: the live UI (a Dagster server), Spark (a JVM), erasure (a built warehouse), synth (generated sets).
-# The longest units go first (the Makefile passes --no-loadscope-reorder to keep this order): a long unit
-# started last would leave the other worker idle at the end.
+# `make test` runs two pytest-xdist workers. A module's tests stay on one worker, so its module fixtures are built
+# once. A package whose fixtures are costly and shared across its modules is one unit: the live UI (a Dagster
+# server), Spark (a JVM), erasure (a built warehouse), synth (generated sets). The units are handed out by the
+# scheduler below, from each test's path: xdist's own `--dist loadgroup` reads `xdist_group` marks through a node
+# id suffix that pytest 9.2 no longer honours, and silently ran one module's tests on both workers (each building
+# the module's fixtures). The longest units go first (the Makefile passes --no-loadscope-reorder to keep this
+# order): a long unit started last would leave the other worker idle at the end.
 _ONE_UNIT_PACKAGES = ("live", "spark", "erasure", "synth")
 _LONGEST_FIRST = ("live", "identity", "erasure", "faults", "synth", "spark")
+_TESTS = Path(__file__).parent
 
 
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the marks
+def worker_unit(nodeid: str) -> str:
+    """The worker unit of a test node id (`crm_pipeline_tests/<package or module path>::...`)."""
+    path = Path(nodeid.split("::", 1)[0])
+    parts = path.relative_to(_TESTS.name).parts if path.parts[:1] == (_TESTS.name,) else path.parts
+    return parts[0] if parts[0] in _ONE_UNIT_PACKAGES else "/".join(parts)
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """Load scheduling by `worker_unit`: xdist's module scheduling with our packages kept whole."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class UnitScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return worker_unit(nodeid)
+
+    return UnitScheduling(config, log)
+
+
 def pytest_collection_modifyitems(config, items):
-    root = Path(__file__).parent
-    for item in items:
-        path = Path(str(item.fspath)).relative_to(root)
-        unit = path.parts[0] if path.parts[0] in _ONE_UNIT_PACKAGES else path.as_posix()
-        item.add_marker(pytest.mark.xdist_group(unit))
     rank = {package: n for n, package in enumerate(_LONGEST_FIRST)}
-    items.sort(key=lambda item: rank.get(Path(str(item.fspath)).relative_to(root).parts[0], len(rank)))
+    items.sort(key=lambda item: rank.get(Path(str(item.fspath)).relative_to(_TESTS).parts[0], len(rank)))
 
 
 def pytest_sessionfinish(session, exitstatus):

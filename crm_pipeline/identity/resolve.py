@@ -70,7 +70,11 @@ def resolve_identities(engine: sa.Engine, *, as_of: date, config: IdentityConfig
 
     When no staged record, review decision or setting changed since the last resolution, nothing is
     read or written (mode `unchanged`). Otherwise only the part of the graph the changes touch is
-    clustered again (`scope.py`) and only the rows that differ from the stored state are rewritten. The
+    clustered again (`scope.py`) and only the rows that differ from the stored state are rewritten. When
+    rows were only added since the last run (`runs.additions_since`), only the new files' rows are read: the
+    graph's inputs are the stored ones and theirs, the deterministic edges are compared among the nodes those
+    rows touch (`guards.affected_nodes`), and the probabilistic pass's stored result is looked up without
+    reading the person records when none changed and their clusters did not (`_unchanged_match_input`). The
     whole graph is clustered on the first run, on `full_refresh` (which also resolves when nothing changed
     and trains the probabilistic model again) and every `full_recluster_every_days` days. `on_step(name,
     seconds)` hears of each step as it finishes (at 1M people the stage runs for minutes).

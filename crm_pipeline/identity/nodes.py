@@ -39,14 +39,6 @@ _IDENTIFIERS: dict[str, list[tuple[str, str]]] = {
 
 IDENTIFIER_KINDS = tuple(sorted({kind for identifiers in _IDENTIFIERS.values() for kind, _ in identifiers}))
 
-
-def record_nodes_sql(entity: str) -> str:
-    """SELECT brand, entity, source_key, node_id for every staged record of `entity`."""
-    node, key, where = RECORD_NODES[entity]
-    return (f"SELECT t._brand AS brand, '{entity}' AS entity, CAST({key} AS VARCHAR) AS source_key, "
-            f"{node} AS node_id, t._file_id, t._row_number FROM stg_{entity} t WHERE {where}")
-
-
 # Per entity, the last file id an earlier resolution read: the rows after it are the new ones (file ids only grow).
 Since = dict[str, int]
 

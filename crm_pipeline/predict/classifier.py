@@ -77,7 +77,7 @@ class TaskOutcome:
     probabilities: np.ndarray | None = None     # at as_of, aligned with the scoring frame
     charts: dict[str, bytes] = field(default_factory=dict)
     model_path: str | None = None
-    scorer: Scorer | None = None     # what scores later days (ok outcomes)
+    scorer: Scorer | None = None     # what scores later days (ok outcomes); read back: a portable.PortableScorer
 
 
 def cutoffs(task: Task, as_of: dt.date) -> tuple[dt.date, list[dt.date]]:

@@ -35,7 +35,8 @@ _scratch = sa.MetaData()
 # The model's accepted pairs: the one part of the graph that Python holds (Splink's output).
 _pairs = sa.Table("id_pairs", _scratch, sa.Column("node_a", sa.String), sa.Column("node_b", sa.String),
                   sa.Column("match_probability", sa.Double), prefixes=["TEMPORARY"])
-SCRATCH = ("id_nodes", "id_new_nodes", "id_base_edges", "id_scope_nodes", "id_within_values",
+NEW_NODES = "id_new_nodes"  # with rows only added since the last run: the nodes not stored (`load_nodes`)
+SCRATCH = ("id_nodes", NEW_NODES, "id_base_edges", "id_scope_nodes", "id_within_values",
            "id_det", "id_pairs", "id_final", "id_typed", *GUARD_SCRATCH, *SCOPE_SCRATCH)
 
 MUST_LINKS = "SELECT node_a, node_b FROM identity_decisions WHERE decision = 'must_link'"
@@ -53,10 +54,10 @@ def load_nodes(conn: sa.Connection, since: Since | None = None) -> None:
     """`id_nodes`: every node and its key; from staging, or (`since`: rows were only added since the last run,
     in files after it) the stored nodes and the new files' ones."""
     nodes = all_nodes_sql()
-    if since is not None:  # `id_new_nodes`: the new files' nodes not stored (no node went: no row did)
-        conn.execute(sa.text(f"CREATE TEMPORARY TABLE id_new_nodes AS SELECT r.node_id FROM ({all_nodes_sql(since)}) r "
+    if since is not None:  # the new files' nodes not stored (no node went: no row did)
+        conn.execute(sa.text(f"CREATE TEMPORARY TABLE {NEW_NODES} AS SELECT r.node_id FROM ({all_nodes_sql(since)}) r "
                              "WHERE NOT EXISTS (SELECT 1 FROM identity_nodes p WHERE p.node_id = r.node_id)"))
-        nodes = "SELECT node_id FROM identity_nodes UNION ALL SELECT node_id FROM id_new_nodes"
+        nodes = f"SELECT node_id FROM identity_nodes UNION ALL SELECT node_id FROM {NEW_NODES}"
     conn.execute(sa.text(f"CREATE TEMPORARY TABLE id_nodes AS SELECT node_id, "
                          f"ROW_NUMBER() OVER (ORDER BY node_id) AS k FROM ({nodes}) n"))
 
@@ -71,7 +72,7 @@ def deterministic_components(conn: sa.Connection, scope: Scope, affected: str | 
     then built again for the scope's nodes (`Scope.within`), not over the whole graph.
     """
     _base_edges(conn, affected)
-    scope.after_deterministic_edges(conn, affected, new_nodes="id_new_nodes" if affected is not None else None)
+    scope.after_deterministic_edges(conn, affected, new_nodes=NEW_NODES if affected is not None else None)
     if affected is not None:
         scope.within = True
         _base_edges(conn, _scope_nodes(conn))

@@ -78,30 +78,36 @@ def load_edges(conn: sa.Connection, since: Since | None = None) -> None:
          f"FROM ({person_records_sql()}) p WHERE last_name IS NOT NULL")
 
 
-def affected_nodes(conn: sa.Connection, since: Since) -> str:
+def affected_nodes(conn: sa.Connection, since: Since, new_nodes: str, must_links: str) -> str:
     """`id_affected` (node_id, k): on a run whose rows were only added (in files after `since`, decisions and
     settings as before), the nodes at both ends of every deterministic edge gained or lost; returns its name.
 
     Only these can change: the star of an identifier value some new record carries, or that a node whose
     guard counts moved carries (a device with new logins, or logging in to a newly named account; a newly
-    named node), and the logins of those devices. Every other value has the same nodes, the same guard
-    verdict and so the same star; every other device the same logins and verdict.
+    named node), and the logins of those devices and of devices logging in to a new node (`new_nodes`, a
+    table of node_id), and the must-links (`must_links`, a SELECT of node_a, node_b) of new nodes. Every other
+    value has the same nodes, the same guard verdict and so the same star; every other device the same logins,
+    accounts and verdict.
     """
     _run(conn, f"CREATE TEMPORARY TABLE id_affected_named AS SELECT node_id FROM ({person_records_sql(since)}) p")
+    # A login to an account that was no node (no record) joins nobody until the account's first record.
     _run(conn, "CREATE TEMPORARY TABLE id_affected_devices AS SELECT node_a AS node_id FROM id_new_logins "
-               "UNION SELECT l.node_a FROM id_logins l JOIN id_affected_named n ON n.node_id = l.node_b")
+               "UNION SELECT l.node_a FROM id_logins l JOIN id_affected_named n ON n.node_id = l.node_b "
+               f"UNION SELECT l.node_a FROM id_logins l JOIN {new_nodes} n ON n.node_id = l.node_b")
     _run(conn, """
         CREATE TEMPORARY TABLE id_affected_values AS
         SELECT kind, value FROM id_new_identifiers
         UNION SELECT i.kind, i.value FROM id_identifiers i
               JOIN (SELECT node_id FROM id_affected_devices UNION SELECT node_id FROM id_affected_named) t
                 ON t.node_id = i.node_id""")
-    _run(conn, """
+    _run(conn, f"""
         CREATE TEMPORARY TABLE id_affected AS
         SELECT n.node_id, n.k FROM id_nodes n JOIN (
             SELECT i.node_id FROM id_identifiers i JOIN id_affected_values v ON v.kind = i.kind AND v.value = i.value
             UNION SELECT l.node_a FROM id_logins l JOIN id_affected_devices d ON d.node_id = l.node_a
-            UNION SELECT l.node_b FROM id_logins l JOIN id_affected_devices d ON d.node_id = l.node_a) a
+            UNION SELECT l.node_b FROM id_logins l JOIN id_affected_devices d ON d.node_id = l.node_a
+            UNION SELECT m.node_a FROM ({must_links}) m JOIN {new_nodes} w ON w.node_id IN (m.node_a, m.node_b)
+            UNION SELECT m.node_b FROM ({must_links}) m JOIN {new_nodes} w ON w.node_id IN (m.node_a, m.node_b)) a
           ON a.node_id = n.node_id""")
     return "id_affected"
 

@@ -127,8 +127,8 @@ def _resolve(conn: sa.Connection, report: IdentityReport, clock: float, *, as_of
     rejected = guards.apply_guards(conn, config)
     scope = Scope(full=report.mode == "full")
     # Rows only added, decisions and settings as before: the edges that may have changed lie among few nodes.
-    affected = guards.affected_nodes(conn, since) if since is not None and _same_parts(
-        previous, signature, ("identity_decisions", "settings")) else None
+    scoped = since is not None and _same_parts(previous, signature, ("identity_decisions", "settings"))
+    affected = guards.affected_nodes(conn, since, graph_tables.NEW_NODES, graph_tables.MUST_LINKS) if scoped else None
     report.edges_scoped = affected is not None
     report.rounds["deterministic"] = graph_tables.deterministic_components(conn, scope, affected)
     mark("deterministic")

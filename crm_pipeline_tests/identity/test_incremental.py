@@ -86,23 +86,36 @@ def full_refresh_of_a_copy(engine, path: Path, as_of: dt.date, find_pairs) -> di
     return tables
 
 
+GHOST_LOGIN = {"brand_a/web_events/ghost_login.csv": pd.DataFrame({  # an account with no record yet: no node
+    "event_id": ["GHOST1"], "cookie_id": ["GHOSTCOOKIE"], "session_id": ["GS"], "customer_id": ["GHOST"],
+    "email": [""], "event_type": ["page_view"], "url": ["/account"], "sku": [""],
+    "occurred_at": ["2025-06-25T10:00:00Z"]})}
+
+
 def additions(landing: Path) -> dict[str, pd.DataFrame]:
     """A drop that only adds rows (read without staging's earlier rows, its edges built among the nodes it
-    touches): new accounts of known people, and known visitors' cookies logging in to other known accounts
-    (merges, devices nearer the shared cap) and typing their emails."""
+    touches): new accounts of known people, known visitors' cookies logging in to other known accounts
+    (merges, devices nearer the shared cap) and typing their emails, and the first record (an order) of the
+    account GHOST_LOGIN's cookie logged in to, among orders of known customers."""
     a = landing / "brand_a"
     customers = pd.read_csv(a / "customers/customers_full.csv", dtype=str, keep_default_na=False)
     web = pd.read_csv(a / "web_events/web_events_2025Q2.csv", dtype=str, keep_default_na=False)
     web = web[web["cookie_id"] != ""].iloc[:8]
+    orders = pd.read_csv(a / "orders/orders_2025Q2.csv", dtype=str, keep_default_na=False)
+    orders = orders[orders["customer_id"] != ""].iloc[:30]
     return {"brand_a/customers/customers_added.csv": customers.iloc[:6].assign(
                 customer_id=lambda f: "9" + f["customer_id"]),
             "brand_a/web_events/web_added.csv": web.assign(
                 event_id=lambda f: "added_" + f["event_id"],
-                customer_id=list(customers["customer_id"].iloc[10:10 + len(web)]))}
+                customer_id=list(customers["customer_id"].iloc[10:10 + len(web)])),
+            "brand_a/orders/orders_added.csv": pd.concat([
+                orders.assign(order_id=lambda f: "added_" + f["order_id"]),
+                orders.iloc[[0]].assign(order_id="added_ghost", customer_id="GHOST", email="", phone="")])}
 
 
 def test_three_drops_resolve_to_the_contacts_of_all_files_at_once(generated, tmp_path):
     three = [*drops(generated), additions(generated)]
+    three[2] = {**three[2], **GHOST_LOGIN}
     path = tmp_path / "step.duckdb"
     step = make_engine(f"duckdb:///{path}")
     reports = []
@@ -115,6 +128,9 @@ def test_three_drops_resolve_to_the_contacts_of_all_files_at_once(generated, tmp
             pd.testing.assert_frame_equal(incremental[name], rebuilt[name], obj=f"{name} after drop {len(reports)}")
     assert [r.mode for r in reports] == ["full", "incremental", "incremental", "incremental"]
     assert [r.edges_scoped for r in reports] == [False, False, False, True]  # drops 2, 3 replace customer rows
+    with step.connect() as conn:  # the account's first record made the login an edge
+        assert conn.execute(sa.text("SELECT COUNT(DISTINCT contact_id) FROM identity_nodes WHERE node_id IN "
+                                    "('brand_a|cookie|GHOSTCOOKIE', 'brand_a|customer|GHOST')")).scalar_one() == 1
     assert all(0 < r.changes.contacts_touched < r.contacts for r in reports[1:])  # later drops touch a part
     assert reports[0].nodes_recomputed == reports[0].nodes  # the first run clusters the whole graph ...
     assert all(0 < r.nodes_recomputed < r.nodes for r in reports[1:])  # ... later ones the part they touch

@@ -10,8 +10,8 @@ from crm_pipeline.defs.ingest_assets import KINDS, OWNERS
 from crm_pipeline.defs.partitions import DAILY
 from crm_pipeline.defs.resources import CrmSettingsResource, WarehouseResource, transient_warehouse_errors_retried
 from crm_pipeline.defs.run_tags import is_full_refresh
-from crm_pipeline.defs.stored_charts import stored_png
-from crm_pipeline.markdown import image, to_markdown
+from crm_pipeline.defs.stored_charts import stored_chart, svg_image
+from crm_pipeline.markdown import to_markdown
 from crm_pipeline.scoring import chart as lifecycle_chart
 from crm_pipeline.scoring.config import load_scoring_config
 from crm_pipeline.scoring.lifecycle import funnel, stage_counts
@@ -66,9 +66,9 @@ def score_contacts(context: dg.AssetExecutionContext, warehouse: WarehouseResour
         stages = stage_counts(conn, as_of)
         day_rows = {t: conn.execute(sa.text(f"SELECT COUNT(*) FROM {t} WHERE as_of = :d"), {"d": as_of}).scalar_one()
                     for t in ("lifecycle_stages", "lifecycle_transitions")}
-    chart = stored_png(settings.home_dir / "charts" / as_of.isoformat(), "lifecycle_moves.png",
-                       f"{lifecycle_chart.VERSION}|{as_of}|{config.funnel_days}\n{moves.to_csv(index=False)}",
-                       lambda: lifecycle_chart.transitions_png(moves, as_of, config.funnel_days))
+    chart = stored_chart(settings.home_dir / "charts" / as_of.isoformat(), "lifecycle_moves.svg",
+                         f"{lifecycle_chart.VERSION}|{as_of}|{config.funnel_days}\n{moves.to_csv(index=False)}",
+                         lambda: lifecycle_chart.transitions_svg(moves, as_of, config.funnel_days))
     yield dg.MaterializeResult(asset_key="engagement_scores", metadata={
         "dagster/row_count": result["engagement_rows"], "contacts_scored": result["contacts_scored"],
         "growth_bands": dg.MetadataValue.md(to_markdown(_counts(result["growth_bands"], "growth_band"))),
@@ -98,7 +98,7 @@ def score_contacts(context: dg.AssetExecutionContext, warehouse: WarehouseResour
         "dagster/row_count": int(day_rows["lifecycle_transitions"]),
         "moves_today": result["transitions_today"],
         f"moves_last_{config.funnel_days}_days": dg.MetadataValue.md(to_markdown(moves)),
-        "chart": dg.MetadataValue.md(image(chart, "lifecycle moves")),
+        "chart": dg.MetadataValue.md(svg_image(chart, "lifecycle moves")),
     })
     yield dg.AssetCheckResult(check_name="timeline_covers_the_day", asset_key="engagement_scores",
                               passed=result["note"] is None, severity=dg.AssetCheckSeverity.WARN,

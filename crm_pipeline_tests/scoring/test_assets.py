@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 
 import dagster as dg
@@ -55,12 +56,17 @@ def test_scoring_assets_materialize_for_a_day(warehouse_url, dagster_instance):
     assert "| growth_band | contacts |" in metadata["engagement_scores"]["growth_bands"].value
     assert "| channel | contacts |" in metadata["channel_preferences"]["preferred_channels"].value
     assert "| from_stage | to_stage | contacts |" in metadata["lifecycle_transitions"]["moves_last_90_days"].value
-    assert metadata["lifecycle_transitions"]["chart"].value.startswith("![lifecycle moves](data:image/png;base64,")
+    chart = metadata["lifecycle_transitions"]["chart"].value
+    assert chart.startswith("![lifecycle moves](data:image/svg+xml;base64,") and chart.endswith(")")
+    svg = base64.b64decode(chart.removeprefix("![lifecycle moves](data:image/svg+xml;base64,")[:-1]).decode()
+    moves = [line.strip("| ").split(" | ")
+             for line in metadata["lifecycle_transitions"]["moves_last_90_days"].value.splitlines()[2:]]
+    assert moves and all(f">{a} -&gt; {b}</text>" in svg and f">{int(n):,}</text>" in svg for a, b, n in moves)
     checks = result.get_asset_check_evaluations()
     assert [(c.check_name, c.passed) for c in checks] == [("timeline_covers_the_day", True)]
 
     # The day again with nothing new: no row written, and the same chart, read back rather than drawn again.
-    stored = root / "home" / "charts" / END.isoformat() / "lifecycle_moves.png"
+    stored = root / "home" / "charts" / END.isoformat() / "lifecycle_moves.svg"
     drawn_at = stored.stat().st_mtime_ns
     again = dg.materialize([score_contacts], instance=dagster_instance, resources=resources,
                            partition_key=END.isoformat())

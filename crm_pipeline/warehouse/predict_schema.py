@@ -85,8 +85,9 @@ predict_models = sa.Table(
     sa.Column("params", sa.String, comment="JSON: fitted and used parameters (BG/NBD, Gamma-Gamma), scorer (classifiers)"),
     sa.Column("log_likelihood", sa.Double),
     sa.Column("metrics", sa.String, comment="JSON: the held-out evaluation computed when training"),
-    sa.Column("estimator", sa.String, comment="base64 of the joblib bytes of the fitted scorer (classifiers); text "
-                                             "reads back the same on every backend"),
+    sa.Column("estimator", sa.String, comment="base64 of the fitted scorer as .npz arrays (predict.portable: "
+                                             "trees, calibration; no pickle), classifiers only; text reads back "
+                                             "the same on every backend"),
 )
 
 # One row per prediction run: its day, how it ran, what it redid, the latest profile build it had followed.

@@ -151,23 +151,34 @@ SELECT contact_id, '{ALL_BRANDS}', MIN(first_day) FROM firsts GROUP BY contact_i
 """
 
 
-# The same right after a scoring run of the day: the first interaction day its engagement rows hold (the first
-# day with a `scoring_daily` row, each of which is an interaction or a purchase): a table of a row per contact and
-# brand, where grouping the aggregates read every day of every contact.
+# Only the contacts with a move after :since_date (in any scope), from the stages the run of the day stored: a
+# stage's since day is its latest move, so a contact whose stages all date from before has no move to count, and
+# the funnel reads the purchase history of the contacts still moving, not of everyone who ever bought.
+MOVERS_SQL = f"""
+CREATE TEMPORARY TABLE tmp_scoring_movers AS
+SELECT DISTINCT contact_id FROM {spans_name('lifecycle_stages')} t
+WHERE {holding()} AND stage_since_date > :since_date
+"""
+
+# The same right after a scoring run of the day, of the movers: the first interaction day its engagement rows
+# hold (the first day with a `scoring_daily` row, each of which is an interaction or a purchase): a table of a row
+# per contact and brand, where grouping the aggregates read every day of every contact.
 KNOWN_FROM_SPANS_SQL = f"""
 CREATE TEMPORARY TABLE tmp_scoring_known AS
-SELECT contact_id, brand, CAST(first_interaction_date - DATE '1970-01-01' AS INTEGER) AS first_day
-FROM {spans_name('engagement_scores')} t WHERE {holding()} AND growth_band <> 'unknown'
+SELECT t.contact_id, brand, CAST(first_interaction_date - DATE '1970-01-01' AS INTEGER) AS first_day
+FROM {spans_name('engagement_scores')} t JOIN tmp_scoring_movers m ON m.contact_id = t.contact_id
+WHERE {holding()} AND growth_band <> 'unknown'
 """
 
 
-def _history(conn: sa.Connection, as_of: dt.date, from_aggregates: bool = False) -> None:
+def _history(conn: sa.Connection, as_of: dt.date, from_aggregates: bool = False, days: int = 0) -> None:
     """Scratch purchases and known contacts up to the end of `as_of`, from the timeline alone, or from
     `scoring_daily` and the engagement rows of the day (`from_aggregates`: right after a scoring run of `as_of`,
-    the same answer without reading the timeline)."""
+    the same moves in the `days` days ending with `as_of` without reading the timeline, of the contacts with one)."""
     if from_aggregates:
         drop_scratch(conn)
-        create_daily_purchases(conn, day_number(as_of))
+        conn.execute(sa.text(MOVERS_SQL), {"as_of": as_of, "since_date": as_of - dt.timedelta(days=days)})
+        create_daily_purchases(conn, day_number(as_of), "tmp_scoring_movers")
         conn.execute(sa.text(KNOWN_FROM_SPANS_SQL), {"as_of": as_of})
         return
     params = as_of_params(as_of)
@@ -183,7 +194,7 @@ def transitions_by_day(conn: sa.Connection, config: ScoringConfig, *, as_of: dt.
     scope ('' = across brands), else that brand only.
     """
     try:
-        _history(conn, as_of, from_aggregates)
+        _history(conn, as_of, from_aggregates, days)
         where = "change_day > :start_day" + (" AND brand = :brand" if brand is not None else "")
         query = sa.text(f"""
             SELECT {day_date('change_day')} AS day, brand, from_stage, to_stage, COUNT(*) AS contact_count

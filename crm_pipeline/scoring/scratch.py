@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from crm_pipeline.profiles.sql import PRICE_TERCILE_CUTS, is_purchase, top_level_category, utc_day
 
-SCRATCH = ("tmp_scoring_purchases", "tmp_scoring_products", "tmp_scoring_known")
+SCRATCH = ("tmp_scoring_purchases", "tmp_scoring_products", "tmp_scoring_known", "tmp_scoring_movers")
 
 # A purchase: an order on the timeline up to as_of that is neither cancelled nor refunded (as in profile_360).
 PURCHASES_SQL = f"""

@@ -120,3 +120,10 @@ def test_funnel_over_the_last_days(built, from_aggregates):
         {"from_stage": "lapsing", "to_stage": "won_back", "contacts": 1},
     ]
     assert beta.to_dict("records") == [{"from_stage": "new", "to_stage": "first_time", "contacts": 1}]
+    if from_aggregates:  # only the contacts with a stage since inside the window are read: the same moves
+        with built.engine.connect() as conn:  # windows starting on the day before / of L's and M's last moves
+            for days, brand in [(1, None), (49, None), (50, None), (60, None), (61, None), (1000, None),
+                                (60, "beta"), (61, "beta"), (1000, "alpha")]:
+                pd.testing.assert_frame_equal(
+                    funnel(conn, CONFIG, as_of=AS_OF, days=days, brand=brand, from_aggregates=True),
+                    funnel(conn, CONFIG, as_of=AS_OF, days=days, brand=brand), obj=f"{days} days, {brand}")

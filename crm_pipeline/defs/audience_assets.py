@@ -12,8 +12,8 @@ from crm_pipeline.audiences.materialize import materialize_audiences
 from crm_pipeline.defs.ingest_assets import KINDS, OWNERS
 from crm_pipeline.defs.partitions import DAILY
 from crm_pipeline.defs.resources import CrmSettingsResource, WarehouseResource, transient_warehouse_errors_retried
-from crm_pipeline.defs.stored_charts import stored_png
-from crm_pipeline.markdown import image, to_markdown
+from crm_pipeline.defs.stored_charts import stored_chart
+from crm_pipeline.markdown import svg_image, to_markdown
 
 GROUP = "audiences"
 DEPS = ["profile_360", "timeline", "predictions", "engagement_scores", "channel_preferences", "lifecycle_stages"]
@@ -48,9 +48,9 @@ def materialize_audience_tables(context: dg.AssetExecutionContext, warehouse: Wa
         history = pd.read_sql(sa.text(
             "SELECT event, COUNT(*) AS contacts FROM audience_history WHERE as_of = :d GROUP BY event ORDER BY event"),
             conn, params={"d": as_of})
-    chart = stored_png(settings.home_dir / "charts" / as_of.isoformat(), "audience_sizes.png",
-                       f"{sizes_chart.VERSION}|{as_of}\n{sizes_by_day.to_csv(index=False)}",
-                       lambda: sizes_chart.sizes_over_time_png(sizes_by_day, as_of))
+    chart = stored_chart(settings.home_dir / "charts" / as_of.isoformat(), "audience_sizes.svg",
+                         f"{sizes_chart.VERSION}|{as_of}\n{sizes_by_day.to_csv(index=False)}",
+                         lambda: sizes_chart.sizes_over_time_svg(sizes_by_day, as_of))
     across = listing[listing["brand_scope"] == ""]
     yield dg.MaterializeResult(asset_key="audience_members", metadata={
         "dagster/row_count": int(sizes["size"].sum()), "audiences": len(sizes),
@@ -59,7 +59,7 @@ def materialize_audience_tables(context: dg.AssetExecutionContext, warehouse: Wa
         "sizes": dg.MetadataValue.md(to_markdown(across[["audience", "size", "change", "entered", "exited", "note"]])),
         "sizes_per_brand": dg.MetadataValue.md(to_markdown(
             listing[listing["brand_scope"] != ""][["audience", "size", "change"]])),
-        "sizes_last_90_days": dg.MetadataValue.md(image(chart, "audience sizes")),
+        "sizes_last_90_days": dg.MetadataValue.md(svg_image(chart, "audience sizes")),
     })
     yield dg.MaterializeResult(asset_key="audience_history", metadata={
         # the partition's rows: counting the whole table would grow with every day kept

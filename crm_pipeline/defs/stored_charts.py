@@ -1,16 +1,17 @@
 """Charts on asset metadata, kept as files under `<home>/charts/<day>/` and drawn again only when their inputs change.
 
-A PNG chart means importing matplotlib (seconds) and rendering; a run whose chart data did not change (a re-run of
-the day with nothing new) shows the file an earlier run drew from the same data instead. An SVG chart (written as
-text, no import) is kept the same way, so the folder holds every chart the assets show.
+The run's charts (audience sizes, lifecycle moves) are SVG text (crm_pipeline/svg_chart.py), cheap to write, but a
+run whose chart data did not change (a re-run of the day with nothing new) still shows the file an earlier run drew
+from the same data, so the stored file and the metadata stay the same; the folder holds every chart the assets show.
 """
 
 from __future__ import annotations
 
-import base64
 import hashlib
 from collections.abc import Callable
 from pathlib import Path
+
+from crm_pipeline.markdown import svg_image  # noqa: F401  (scoring_assets imports it from here)
 
 
 def stored_chart(folder: Path, name: str, inputs: str, draw: Callable[[], bytes]) -> bytes:
@@ -28,11 +29,3 @@ def stored_chart(folder: Path, name: str, inputs: str, draw: Callable[[], bytes]
     digest_path.write_text(digest)
     return chart
 
-
-stored_png = stored_chart   # the name the audiences asset calls
-
-
-def svg_image(svg: bytes, title: str) -> str:
-    """An SVG inline as a data URI in Markdown: Dagster's UI shows `data:` images (its sanitizer allows the scheme
-    for `src`), and a browser renders an SVG in an <img> without running anything in it."""
-    return f"![{title}](data:image/svg+xml;base64,{base64.b64encode(svg).decode()})"

@@ -109,7 +109,7 @@ def test_an_audience_rerun_with_nothing_new_writes_no_row_and_shows_the_stored_c
                  "crm_settings": CrmSettingsResource(warehouse_url=url, home_dir=str(root / "home"),
                                                      landing_dir=str(root / "gen" / "landing"),
                                                      as_of=END.isoformat())}
-    stored = root / "home" / "charts" / END.isoformat() / "audience_sizes.png"
+    stored = root / "home" / "charts" / END.isoformat() / "audience_sizes.svg"
     shown, drawn_at = [], []
     for _ in range(2):
         result = dg.materialize([build_profile_tables, score_contacts, materialize_audience_tables],
@@ -119,7 +119,14 @@ def test_an_audience_rerun_with_nothing_new_writes_no_row_and_shows_the_stored_c
                     for m in result.get_asset_materialization_events()}
         shown.append(metadata["audience_members"]["sizes_last_90_days"].value)
         drawn_at.append(stored.stat().st_mtime_ns)
-    assert shown[0].startswith("![audience sizes](data:image/png;base64,") and shown[1] == shown[0]
+    prefix = "![audience sizes](data:image/svg+xml;base64,"
+    assert shown[0].startswith(prefix) and shown[0].endswith(")") and shown[1] == shown[0]
+    svg = base64.b64decode(shown[0].removeprefix(prefix)[:-1]).decode()
+    assert svg == stored.read_text() and f"Audience sizes, last 90 days to {END}</text>" in svg
+    sizes = [line.strip("| ").split(" | ")[:2]
+             for line in metadata["audience_members"]["sizes"].value.splitlines()[2:]]
+    name, size = max(sizes, key=lambda row: int(row[1]))
+    assert f">{name} ({int(size):,})</text>" in svg                    # the largest audience, with its size
     assert drawn_at[1] == drawn_at[0]                                 # read back, not drawn again
     assert metadata["audience_members"]["rows_written"].value == 0    # the day stands: nothing rewritten
     assert metadata["audience_history"]["rows_written"].value == 0

@@ -10,8 +10,8 @@ from crm_pipeline.defs.ingest_assets import KINDS, OWNERS
 from crm_pipeline.defs.partitions import DAILY
 from crm_pipeline.defs.resources import CrmSettingsResource, WarehouseResource, transient_warehouse_errors_retried
 from crm_pipeline.defs.run_tags import is_full_refresh
-from crm_pipeline.defs.stored_charts import stored_chart, svg_image
-from crm_pipeline.markdown import to_markdown
+from crm_pipeline.defs.stored_charts import stored_chart
+from crm_pipeline.markdown import svg_image, to_markdown
 from crm_pipeline.scoring import chart as lifecycle_chart
 from crm_pipeline.scoring.config import load_scoring_config
 from crm_pipeline.scoring.lifecycle import funnel, stage_counts

@@ -11,8 +11,6 @@ import hashlib
 from collections.abc import Callable
 from pathlib import Path
 
-from crm_pipeline.markdown import svg_image  # noqa: F401  (scoring_assets imports it from here)
-
 
 def stored_chart(folder: Path, name: str, inputs: str, draw: Callable[[], bytes]) -> bytes:
     """The chart file `folder/name`: read back when it was drawn from the same `inputs` (a text that fixes

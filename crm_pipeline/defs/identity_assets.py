@@ -1,11 +1,15 @@
 """Dagster layer for identity resolution: contacts, identity_map and merge_log."""
 
+import json
+from pathlib import Path
+
 import dagster as dg
 import sqlalchemy as sa
 
 from crm_pipeline.defs.ingest_assets import KINDS, OWNERS
 from crm_pipeline.defs.resources import CrmSettingsResource, WarehouseResource, transient_warehouse_errors_retried
 from crm_pipeline.defs.run_tags import is_full_refresh
+from crm_pipeline.defs.stored_charts import stored_chart
 from crm_pipeline.identity.config import load_identity_config
 from crm_pipeline.identity.evaluate import evaluate_identity
 from crm_pipeline.identity.resolve import resolve_identities
@@ -58,8 +62,10 @@ def _change_metadata(report) -> dict:
             "component_rounds": dg.MetadataValue.json(dict(report.rounds))}
 
 
-def _model_metadata(report) -> dict:
-    """The trained model, its threshold and the borderline pairs, for the contacts page."""
+def _model_metadata(report, charts: Path) -> dict:
+    """The trained model, its threshold and the borderline pairs, for the contacts page. The match-weights chart
+    is kept in `charts` and drawn again only for another model: a drop that reuses the model imports no
+    matplotlib."""
     if report.mode == "unchanged":
         return {"probabilistic_model": "not run: no staged record, decision or setting changed since the last run"}
     match = report.match
@@ -75,7 +81,9 @@ def _model_metadata(report) -> dict:
         "threshold": float(match.threshold), "candidate_pairs": match.candidate_pairs,
         "prior_weight_bits": prior_weight(match.model),
         "m_and_u": dg.MetadataValue.md(to_markdown(parameters(match.model))),
-        "match_weights_chart": dg.MetadataValue.md(image(match_weights_png(match.model), "match weights")),
+        "match_weights_chart": dg.MetadataValue.md(image(stored_chart(
+            charts, "match_weights.png", json.dumps(match.model, sort_keys=True, default=str),
+            lambda: match_weights_png(match.model)), "match weights")),
         # node ids hold "|": escaped so the Markdown table keeps its columns
         "borderline_pairs": dg.MetadataValue.md(to_markdown(match.borderline.replace(r"\|", r"\\|", regex=True))),
         "reviewed_must_link": report.must_links, "reviewed_cannot_link": report.cannot_links,
@@ -132,7 +140,8 @@ def resolve_identity(context: dg.AssetExecutionContext, warehouse: WarehouseReso
         "junk_identifiers_ignored": report.junk_values, "identifiers_capped": report.capped_values,
         "devices_shared": report.shared_devices,
         "seconds": dg.MetadataValue.json({k: round(v, 2) for k, v in report.seconds.items()}), **quality,
-        **_change_metadata(report), **_model_metadata(report),
+        **_change_metadata(report),
+        **_model_metadata(report, settings.home_dir / "charts" / as_of.isoformat()),
     })
     yield dg.MaterializeResult(asset_key="identity_map", metadata={
         "dagster/row_count": report.records, "mode": report.mode, "match_types": dg.MetadataValue.json(match_types),

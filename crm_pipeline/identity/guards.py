@@ -114,13 +114,20 @@ def affected_nodes(conn: sa.Connection, since: Since, new_nodes: str, must_links
 
 def save_inputs(conn: sa.Connection, replace: bool) -> None:
     """Keep this run's identifiers and logins in identity_graph for the next run's `load_edges`: all of them
-    (`replace`: they were read from staging), or the new files' ones."""
+    (`replace`: they were read from staging; by difference, as a full refresh mostly finds them stored), or
+    the new files' ones."""
+    now = ("SELECT node_id AS node_a, value AS node_b, kind FROM id_identifiers "
+           "UNION ALL SELECT node_a, node_b, 'login' FROM id_logins") if replace else \
+          ("SELECT node_id AS node_a, value AS node_b, kind FROM id_new_identifiers "
+           "UNION ALL SELECT node_a, node_b, 'login' FROM id_new_logins")
     if replace:
-        _run(conn, f"DELETE FROM identity_graph WHERE kind IN {_KINDS} OR kind = 'login'")
-    source = ("id_identifiers", "id_logins") if replace else ("id_new_identifiers", "id_new_logins")
+        _run(conn, f"DELETE FROM identity_graph WHERE (kind IN {_KINDS} OR kind = 'login') AND NOT EXISTS ("
+                   f"SELECT 1 FROM ({now}) n WHERE n.kind = identity_graph.kind AND n.node_a = identity_graph.node_a "
+                   "AND n.node_b = identity_graph.node_b)")
+        now = (f"SELECT n.node_a, n.node_b, n.kind FROM ({now}) n WHERE NOT EXISTS (SELECT 1 FROM identity_graph g "
+               "WHERE g.kind = n.kind AND g.node_a = n.node_a AND g.node_b = n.node_b)")
     _run(conn, "INSERT INTO identity_graph (node_a, node_b, kind, match_probability) "
-               f"SELECT node_id, value, kind, CAST(NULL AS DOUBLE PRECISION) FROM {source[0]} "
-               f"UNION ALL SELECT node_a, node_b, 'login', NULL FROM {source[1]}")
+               f"SELECT node_a, node_b, kind, CAST(NULL AS DOUBLE PRECISION) FROM ({now}) i")
 
 
 def apply_guards(conn: sa.Connection, config: IdentityConfig) -> Rejected:

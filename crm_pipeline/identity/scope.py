@@ -126,7 +126,7 @@ class Scope:
                     "SELECT n.node_id, c.node_id, 'cluster', NULL FROM id_det d JOIN id_nodes n ON n.k = d.k "
                     "JOIN id_nodes c ON c.k = d.label")
         if self.full:
-            _run(conn, "DELETE FROM identity_graph")
+            _run(conn, "DELETE FROM identity_graph WHERE kind IN ('det', 'pair', 'cluster')")  # inputs: guards.py
             _run(conn, "INSERT INTO identity_graph (node_a, node_b, kind, match_probability) "
                        "SELECT node_a, node_b, 'det', NULL FROM id_det_now "
                        "UNION ALL SELECT node_a, node_b, 'pair', match_probability FROM id_pair_now")

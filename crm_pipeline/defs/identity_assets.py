@@ -58,6 +58,8 @@ def _change_metadata(report) -> dict:
             "contacts_retired": c.contacts_retired, "records_added": c.records_added,
             "records_removed": c.records_removed, "records_reassigned": c.records_reassigned,
             "nodes_written": c.nodes_written,
+            # Rows only added since the last run: only the new files read, edges compared among the nodes they touch.
+            "new_files_only": report.new_files_only, "edges_scoped": report.edges_scoped,
             # Rounds of connected components run in the warehouse (none when the graph was as last clustered).
             "component_rounds": dg.MetadataValue.json(dict(report.rounds))}
 

@@ -17,7 +17,8 @@ new day) are appended to: their new records' events, daily counts and browse cou
 timelines renumbered from the earliest new event on, their 360 figures recomputed from the per-day
 tables; the others (a record removed or moved to another contact, a new order, changed order lines
 or catalogue) are rebuilt from all their records (`_split`). Changes are found per file first
-(`_changed_files`), so a day without a new file compares no rows.
+(`_changed_files`, against the per-file summaries the builds keep in `profile_source_files`), so a day without a
+new file compares no rows and hashes only this run's side.
 Every other contact's rows stay as they are; only their `as_of` moves with the day (and
 their scoring columns empty until the scoring stage attaches the new day's). The copies are
 brought up to date by difference (only the lineage rows that changed), and each incremental
@@ -103,21 +104,63 @@ def _lineage_diff(current: str, kept: str, columns: str) -> str:
             f"WHERE c._file_id IS NULL OR k._file_id IS NULL{differ}")
 
 
-def _changed_files(conn: sa.Connection, current: str, kept: str, columns: str, name: str) -> tuple[str, str]:
-    """`current` and `kept` narrowed to the files (`_file_id`) whose rows differ: per file a row count and a sum
-    of row hashes, on both sides (far cheaper than the row-by-row join, which then reads the changed files only;
-    a new day without a new file compares no row). Unchanged where the backend has no fast hash."""
+# The two lineage copies compared per file first: the copy, the query of what it copies now, the hashed columns.
+_SUMMARIZED = {
+    "profile_sources": ("SELECT _file_id, _row_number, contact_id, entity, brand FROM identity_map", "contact_id"),
+    "profile_line_sources": ("SELECT _file_id, _row_number, _brand AS brand, order_id FROM stg_order_items",
+                             "brand, order_id"),
+}
+
+
+def _file_summary_sql(conn: sa.Connection, kept: str) -> str | None:
+    """Per file of what `kept` copies now: `_file_id`, `n` (rows) and `h` (a sum of row hashes); None where the
+    backend has no fast hash."""
+    current, columns = _SUMMARIZED[kept]
     hashed = fast_row_hash(conn, f"CAST(_row_number AS BIGINT), {columns}")  # one type on both sides
     if hashed is None:
+        return None
+    return f"SELECT _file_id, COUNT(*) AS n, SUM({hashed}) AS h FROM ({current}) x GROUP BY _file_id"
+
+
+def _changed_files(conn: sa.Connection, kept: str, name: str) -> tuple[str, str]:
+    """The query of what `kept` copies now, and `kept`, narrowed to the files (`_file_id`) whose rows differ: this
+    run's per-file summary (`name`_now) against the one the builds stored (`profile_source_files`), so the stored
+    side is never hashed and the row-by-row join reads the changed files only (a new day without a new file compares
+    no row). A file with no stored summary or a stale one (an erasure) is compared row by row, and its summary
+    refreshed (`remember_file_summaries`). Not narrowed where the backend has no fast hash."""
+    current = _SUMMARIZED[kept][0]
+    summary = _file_summary_sql(conn, kept)
+    if summary is None:
         return current, kept
+    conn.execute(sa.text(f"CREATE TEMPORARY TABLE {name}_now AS {summary}"))
     conn.execute(sa.text(f"""
         CREATE TEMPORARY TABLE {name} AS SELECT COALESCE(c._file_id, k._file_id) AS _file_id
-        FROM (SELECT _file_id, COUNT(*) AS n, SUM({hashed}) AS h FROM ({current}) x GROUP BY _file_id) c
-        FULL OUTER JOIN (SELECT _file_id, COUNT(*) AS n, SUM({hashed}) AS h FROM {kept} GROUP BY _file_id) k
-          ON k._file_id = c._file_id
-        WHERE c.n IS DISTINCT FROM k.n OR c.h IS DISTINCT FROM k.h"""))
+        FROM {name}_now c
+        FULL OUTER JOIN (SELECT _file_id, row_count AS n, hash_sum AS h FROM profile_source_files
+                         WHERE source = :kept) k ON k._file_id = c._file_id
+        WHERE c.n IS DISTINCT FROM k.n OR c.h IS DISTINCT FROM k.h"""), {"kept": kept})
     within = f"WHERE _file_id IN (SELECT _file_id FROM {name})"
     return f"SELECT * FROM ({current}) x {within}", f"(SELECT * FROM {kept} {within})"
+
+
+def _remember_file_summaries(conn: sa.Connection, *, full: bool) -> None:
+    """Bring `profile_source_files` to the copies just written: whole after a full build, else the changed files'
+    (their rows now equal this run's side, so its summary is theirs)."""
+    for kept, name in (("profile_sources", _CHANGED_FILES), ("profile_line_sources", _CHANGED_LINE_FILES)):
+        summary = _file_summary_sql(conn, kept)
+        if summary is None:
+            continue
+        bound = {"kept": kept}
+        if full:
+            conn.execute(sa.text("DELETE FROM profile_source_files WHERE source = :kept"), bound)
+            conn.execute(sa.text(f"INSERT INTO profile_source_files (source, _file_id, row_count, hash_sum) "
+                                 f"SELECT :kept, _file_id, n, h FROM ({summary}) s"), bound)
+            continue
+        conn.execute(sa.text(f"DELETE FROM profile_source_files WHERE source = :kept "
+                             f"AND _file_id IN (SELECT _file_id FROM {name})"), bound)
+        conn.execute(sa.text(f"INSERT INTO profile_source_files (source, _file_id, row_count, hash_sum) "
+                             f"SELECT :kept, _file_id, n, h FROM {name}_now "
+                             f"WHERE _file_id IN (SELECT _file_id FROM {name})"), bound)
 
 
 def _both_ways(current: str, kept: str, columns: str, out: str) -> str:
@@ -130,12 +173,10 @@ def select_recompute(conn: sa.Connection, plan: Plan, as_of: dt.date) -> dict[st
     """Create `tmp_profile_recompute` (contact_id) for an incremental build; returns contacts per reason."""
     drop_plan_tables(conn)
     # hash joins on the two integers of the lineage: 2.4x faster than on the three text keys over millions of rows
-    current, kept = _changed_files(conn, "SELECT _file_id, _row_number, contact_id, entity, brand FROM identity_map",
-                                   "profile_sources", "contact_id", _CHANGED_FILES)
+    current, kept = _changed_files(conn, "profile_sources", _CHANGED_FILES)
     conn.execute(sa.text(f"CREATE TEMPORARY TABLE {_CHANGED_RECORDS} AS " +
                          _lineage_diff(current, kept, "contact_id, entity, brand")))
-    current, kept = _changed_files(conn, "SELECT _file_id, _row_number, _brand AS brand, order_id FROM stg_order_items",
-                                   "profile_line_sources", "brand, order_id", _CHANGED_LINE_FILES)
+    current, kept = _changed_files(conn, "profile_line_sources", _CHANGED_LINE_FILES)
     conn.execute(sa.text(f"CREATE TEMPORARY TABLE {_CHANGED_LINES} AS " +
                          _lineage_diff(current, kept, "brand, order_id")))
     products = _both_ways(f"{_STG_PRODUCTS} FROM stg_products", "profile_product_sources", _PRODUCTS, "brand")
@@ -236,6 +277,7 @@ def remember_sources(conn: sa.Connection, *, full: bool) -> None:
                                        ("profile_product_sources", _PRODUCTS, f"{_STG_PRODUCTS} FROM stg_products")):
             conn.execute(sa.text(f"DELETE FROM {table}"))
             conn.execute(sa.text(f"INSERT INTO {table} ({columns}) SELECT {source}"))
+        _remember_file_summaries(conn, full=True)
         return
     for table, changed, was, source, columns in (
             ("profile_sources", _CHANGED_RECORDS, "was_contact_id", "identity_map", _MAP),
@@ -246,6 +288,7 @@ def remember_sources(conn: sa.Connection, *, full: bool) -> None:
                            for c in columns.split(", "))
         conn.execute(sa.text(f"INSERT INTO {table} ({columns}) SELECT {picked} FROM {source} s "
                              f"JOIN {changed} c ON c._file_id = s._file_id AND c._row_number = s._row_number"))
+    _remember_file_summaries(conn, full=False)
     conn.execute(sa.text(f"DELETE FROM profile_product_sources WHERE brand IN (SELECT brand FROM {_CHANGED_BRANDS})"))
     conn.execute(sa.text(f"INSERT INTO profile_product_sources ({_PRODUCTS}) SELECT {_STG_PRODUCTS} "
                          f"FROM stg_products WHERE _brand IN (SELECT brand FROM {_CHANGED_BRANDS})"))
@@ -358,6 +401,7 @@ def forget_changes(conn: sa.Connection, upto: int | None) -> None:
 
 
 def drop_plan_tables(conn: sa.Connection) -> None:
-    for name in (_SINCE, _CHANGED_FILES, _CHANGED_LINE_FILES, PROFILED, WINDOWED, BROWSED, GOLDEN, NEW, APPEND, WHOLE,
+    for name in (_SINCE, _CHANGED_FILES, f"{_CHANGED_FILES}_now", _CHANGED_LINE_FILES, f"{_CHANGED_LINE_FILES}_now",
+                 PROFILED, WINDOWED, BROWSED, GOLDEN, NEW, APPEND, WHOLE,
                  RECOMPUTE, _CHANGED_RECORDS, _CHANGED_LINES, _CHANGED_ORDERS, _CHANGED_BRANDS, _WHY):
         conn.execute(sa.text(f"DROP TABLE IF EXISTS {name}"))

@@ -202,6 +202,17 @@ profile_product_sources = sa.Table(
     sa.Column("_row_number", sa.Integer, nullable=False),
 )
 
+# Per file of `profile_sources` and `profile_line_sources` (`source`), a summary of its rows as the build wrote
+# them (count, sum of row hashes), kept as the builds write: a build hashes this run's side only to find the files
+# whose rows changed. Empty or stale (a warehouse from before it, an erasure): those files' rows are compared.
+profile_source_files = sa.Table(
+    "profile_source_files", metadata,
+    sa.Column("source", sa.String, nullable=False, comment="profile_sources / profile_line_sources"),
+    sa.Column("_file_id", sa.Integer, nullable=False),
+    sa.Column("row_count", sa.BigInteger, nullable=False),
+    sa.Column("hash_sum", sa.Numeric(38, 0), nullable=False, comment="sum of the rows' hashes (DuckDB's hash)"),
+)
+
 profile_builds = sa.Table(  # one row per build: the day it was as of, how it ran, how many contacts it redid
     "profile_builds", metadata,
     sa.Column("build_number", sa.Integer, nullable=False),
@@ -228,7 +239,7 @@ profile_changes = sa.Table(
 
 PROFILE_TABLES = [golden_records, profile_360, profile_360_brand, timeline]
 PROFILE_STATE_TABLES = [contact_daily, profile_sources, profile_line_sources, profile_product_sources,
-                        profile_builds, profile_changes]
+                        profile_source_files, profile_builds, profile_changes]
 
 # Lookups by contact on a serving database. DuckDB scans columnar data fast without them, and an
 # ART index there slows the bulk delete-then-insert, so they are created on other backends only.

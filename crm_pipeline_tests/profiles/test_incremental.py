@@ -74,9 +74,15 @@ def full_rebuild_of_a_copy(engine: sa.Engine, path: Path, as_of: dt.date) -> dic
     other = make_engine(f"duckdb:///{copy}")
     assert build_profiles(other, as_of=as_of, full_refresh=True)["mode"] == "full"
     rebuilt = tables(other)
+    rebuilt["file_summaries"] = file_summaries(other)
     other.dispose()
     copy.unlink()
     return rebuilt
+
+
+def file_summaries(engine: sa.Engine) -> pd.DataFrame:
+    with engine.connect() as conn:
+        return pd.read_sql(sa.text("SELECT * FROM profile_source_files ORDER BY source, _file_id"), conn)
 
 
 def relay_choices(engine: sa.Engine) -> dict[str, int]:
@@ -110,8 +116,12 @@ def test_three_drops_and_a_new_day_incrementally_give_the_tables_of_a_full_rebui
             land(tmp_path / "step", three[drop])
         stage(step, tmp_path / "step", as_of)
         figures.append(build_profiles(step, as_of=as_of))
-        incremental = tables(step)
-        assert_same(incremental, full_rebuild_of_a_copy(step, path, as_of), f"as of {as_of}, drop {drop}")
+        incremental, summaries = tables(step), file_summaries(step)
+        rebuilt = full_rebuild_of_a_copy(step, path, as_of)
+        assert_same(incremental, rebuilt, f"as of {as_of}, drop {drop}")
+        # the per-file summaries the incremental builds kept are those a full build writes
+        assert set(summaries["source"]) == {"profile_sources", "profile_line_sources"}
+        pd.testing.assert_frame_equal(summaries, rebuilt["file_summaries"], obj=f"summaries as of {as_of}")
 
     assert [f["mode"] for f in figures] == ["full", "incremental", "incremental", "incremental"]
     profiled = [f["contacts_profiled"] for f in figures]

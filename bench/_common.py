@@ -87,3 +87,28 @@ def run_scales(script: str, run_one, default_people: list[int]) -> None:
     args.root.mkdir(parents=True, exist_ok=True)
     for people in args.people:
         subprocess.run([sys.executable, script, "--one", str(people), "--root", str(args.root)], check=True)
+
+
+def statement_clock(engine) -> dict[str, list[float]]:
+    """Seconds of each SQL statement the engine runs (whitespace collapsed; the same text gathers its runs), from
+    SQLAlchemy's cursor events: where a stage's time goes, statement by statement."""
+    import sqlalchemy as sa
+
+    spent: dict[str, list[float]] = {}
+
+    @sa.event.listens_for(engine, "before_cursor_execute")
+    def _before(conn, cursor, statement, parameters, context, executemany):
+        conn.info.setdefault("_bench_started", []).append(time.perf_counter())
+
+    @sa.event.listens_for(engine, "after_cursor_execute")
+    def _after(conn, cursor, statement, parameters, context, executemany):
+        took = time.perf_counter() - conn.info["_bench_started"].pop()
+        spent.setdefault(" ".join(statement.split()), []).append(took)
+
+    return spent
+
+
+def slowest_statements(spent: dict[str, list[float]], top: int, width: int = 110) -> list[str]:
+    """The `top` statements by total seconds, one printable line each (seconds, runs, the statement's start)."""
+    ranked = sorted(spent.items(), key=lambda kv: -sum(kv[1]))[:top]
+    return [f"{sum(took):7.2f} s {len(took):>4}x  {name[:width]}" for name, took in ranked]

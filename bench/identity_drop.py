@@ -16,11 +16,10 @@ import shutil
 import subprocess
 import sys
 import time
-from collections import defaultdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench._common import END_DATE, data_set  # noqa: E402
+from bench._common import END_DATE, data_set, slowest_statements, statement_clock  # noqa: E402
 from bench.identity_incremental import SEED, _child, _steps  # noqa: E402
 
 
@@ -49,23 +48,13 @@ def _prepare(root: Path, people: int) -> Path:
 
 
 def _timed_resolve(db: Path, full_refresh: bool, top: int) -> None:
-    import sqlalchemy as sa
-
     from crm_pipeline.identity.config import load_identity_config
     from crm_pipeline.identity.probabilistic import match_people
     from crm_pipeline.identity.resolve import resolve_identities
     from crm_pipeline.warehouse.engine import make_engine
 
     engine = make_engine(f"duckdb:///{db}")
-    spent: dict[str, float] = defaultdict(float)
-
-    @sa.event.listens_for(engine, "before_cursor_execute")
-    def _before(conn, cursor, statement, parameters, context, executemany):
-        conn.info["bench_started"] = time.perf_counter()
-
-    @sa.event.listens_for(engine, "after_cursor_execute")
-    def _after(conn, cursor, statement, parameters, context, executemany):
-        spent[" ".join(statement.split())[:150]] += time.perf_counter() - conn.info.pop("bench_started")
+    spent = statement_clock(engine)
 
     started = time.perf_counter()
     report = resolve_identities(engine, as_of=END_DATE, config=load_identity_config(), find_pairs=match_people,
@@ -75,9 +64,9 @@ def _timed_resolve(db: Path, full_refresh: bool, top: int) -> None:
     c = report.changes
     print(f"  {report.mode}: {seconds:.2f} s, steps {_steps(report.seconds)}, nodes recomputed "
           f"{report.nodes_recomputed:,} of {report.nodes:,}, records +{c.records_added:,} -{c.records_removed:,}, "
-          f"contacts touched {c.contacts_touched:,}; SQL {sum(spent.values()):.2f} s, slowest:")
-    for statement, s in sorted(spent.items(), key=lambda kv: -kv[1])[:top]:
-        print(f"    {s:6.3f}  {statement}")
+          f"contacts touched {c.contacts_touched:,}; SQL {sum(map(sum, spent.values())):.2f} s, slowest:")
+    for line in slowest_statements(spent, top, width=150):
+        print(f"    {line}")
 
 
 def main() -> None:

@@ -27,22 +27,10 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench._common import slowest_statements, statement_clock  # noqa: E402
+
 START = dt.date(1990, 1, 1)     # the settings' partition_start_date: the retraining cadence counts from it
-
-
-def statement_timer(engine: sa.Engine) -> list[tuple[float, str]]:
-    """Seconds per SQL statement the engine runs, appended to the returned list."""
-    seen: list[tuple[float, str]] = []
-
-    @sa.event.listens_for(engine, "before_cursor_execute")
-    def _before(conn, cursor, statement, parameters, context, executemany):
-        conn.info["bench_started"] = time.perf_counter()
-
-    @sa.event.listens_for(engine, "after_cursor_execute")
-    def _after(conn, cursor, statement, parameters, context, executemany):
-        seen.append((time.perf_counter() - conn.info["bench_started"], " ".join(statement.split())))
-
-    return seen
 
 
 def time_on_copies(warehouse: Path, as_of: dt.date, run, *, repeat: int, profile: bool, top: int = 8) -> None:
@@ -55,7 +43,7 @@ def time_on_copies(warehouse: Path, as_of: dt.date, run, *, repeat: int, profile
             copy = Path(tmp) / "copy.duckdb"
             shutil.copy(warehouse, copy)
             engine = make_engine(f"duckdb:///{copy}")
-            seen = statement_timer(engine)
+            spent = statement_clock(engine)
             profiler = cProfile.Profile() if profile and i == repeat - 1 else None
             wall, cpu = time.perf_counter(), time.process_time()
             if profiler:
@@ -64,11 +52,11 @@ def time_on_copies(warehouse: Path, as_of: dt.date, run, *, repeat: int, profile
             if profiler:
                 profiler.disable()
             wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-            print(f"run {i + 1}: {wall:.2f} s wall, {cpu:.2f} s CPU, SQL {sum(t for t, _ in seen):.2f} s in "
-                  f"{len(seen)} statements; {outcome}")
+            print(f"run {i + 1}: {wall:.2f} s wall, {cpu:.2f} s CPU, SQL {sum(map(sum, spent.values())):.2f} s in "
+                  f"{sum(map(len, spent.values()))} statements; {outcome}")
             if i == repeat - 1:
-                for seconds, statement in sorted(seen, reverse=True)[:top]:
-                    print(f"  {seconds:6.2f}  {statement[:110]}")
+                for line in slowest_statements(spent, top):
+                    print(f"  {line}")
             if profiler:
                 pstats.Stats(profiler).sort_stats("cumulative").print_stats(30)
             engine.dispose()

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import shutil
 import sys
 import time
@@ -28,7 +27,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench._common import END_DATE, data_set  # noqa: E402
+from bench._common import END_DATE, data_set, slowest_statements, statement_clock  # noqa: E402
 
 SEED = 11
 
@@ -42,25 +41,6 @@ def clocked(wall: dict, name: str):
     yield
     wall[name] = wall.get(name, 0.0) + time.perf_counter() - started
     CPU[name] = CPU.get(name, 0.0) + time.process_time() - cpu_started
-
-
-def statement_clock(engine) -> dict[str, list[float]]:
-    """Seconds per SQL statement (its first 110 characters, whitespace collapsed), from SQLAlchemy's events."""
-    import sqlalchemy as sa
-
-    spent: dict[str, list[float]] = {}
-
-    @sa.event.listens_for(engine, "before_cursor_execute")
-    def _before(conn, cursor, statement, parameters, context, executemany):
-        conn.info.setdefault("_bench_started", []).append(time.perf_counter())
-
-    @sa.event.listens_for(engine, "after_cursor_execute")
-    def _after(conn, cursor, statement, parameters, context, executemany):
-        took = time.perf_counter() - conn.info["_bench_started"].pop()
-        name = re.sub(r"\s+", " ", statement).strip()[:110]
-        spent.setdefault(name, []).append(took)
-
-    return spent
 
 
 def prepare(root: Path, people: int) -> dict[str, Path]:
@@ -161,11 +141,10 @@ def time_stage(source: Path, docs_source: Path | None, work: Path, statements: i
     print(f"   {'part':<22}{'wall s':>8}{'CPU s':>8}")
     for part, seconds in wall.items():
         print(f"   {part:<22}{seconds:8.2f}{CPU[part]:8.2f}")
-    top = sorted(spent.items(), key=lambda kv: -sum(kv[1]))[:statements]
     print(f"   slowest statements (of {sum(len(v) for v in spent.values())}, "
           f"{sum(sum(v) for v in spent.values()):.1f} s in all):")
-    for name, took in top:
-        print(f"   {sum(took):7.2f} s {len(took):>4}x  {name}")
+    for line in slowest_statements(spent, statements):
+        print(f"   {line}")
     engine.dispose()
     db.unlink(missing_ok=True)
     shutil.rmtree(docs, ignore_errors=True)

@@ -28,10 +28,10 @@ def conform(table: pa.Table, entity: Entity, *, brand: str, file_id: int, label:
         raise FileRejected(label, f"missing required column(s) {', '.join(missing)} for entity {entity.name}")
     extras = entity.extra_header_columns(names)
     n = table.num_rows
-    arrays = {
-        "_file_id": pa.array(np.full(n, file_id, dtype=np.int32)),
+    arrays = {  # constants repeated in Arrow: no Python object per row
+        "_file_id": pa.repeat(pa.scalar(file_id, pa.int32()), n),
         "_row_number": pa.array(np.arange(1, n + 1, dtype=np.int32)),
-        "_brand": pa.array(np.full(n, brand, dtype=object), type=pa.string()),
+        "_brand": pa.repeat(pa.scalar(brand, pa.string()), n),
     }
     for column in entity.column_names:
         arrays[column] = table.column(column) if column in names else pa.nulls(n, type=pa.string())
@@ -46,7 +46,8 @@ def _extras_as_json(extras: pa.Table) -> pa.ChunkedArray:
         view = f"extras_{uuid.uuid4().hex}"
         con.register(view, extras)
         pack = ", ".join(f"{_ident(c)} := {_ident(c)}" for c in extras.column_names)
-        return con.execute(f"SELECT to_json(struct_pack({pack}))::VARCHAR AS j FROM {view}").to_arrow_table().column("j")
+        packed = con.execute(f"SELECT to_json(struct_pack({pack}))::VARCHAR AS j FROM {view}")
+        return packed.to_arrow_table().column("j")
     finally:
         con.close()
 

@@ -22,9 +22,10 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import sqlalchemy as sa
 
@@ -79,11 +80,58 @@ def ingest_paths(engine: sa.Engine, folder: LandingFolder, paths: list[str], *, 
     suppressions = SuppressionCache()
     vouched = None if rehash else _vouched_signatures(engine, set(paths))
     outcomes: list[FileOutcome] = []
-    for path in paths:
-        outcomes.append(_ingest_one(engine, folder, path, now=now, suppressions=suppressions, vouched=vouched))
-        if on_file is not None:
-            on_file(len(outcomes), len(paths), outcomes[-1])
+    with _one_checkpoint(engine):
+        for path in paths:
+            outcomes.append(_ingest_one(engine, folder, path, now=now, suppressions=suppressions, vouched=vouched))
+            if on_file is not None:
+                on_file(len(outcomes), len(paths), outcomes[-1])
     return outcomes
+
+
+# The WAL size at which DuckDB checkpoints during a run: bounds the committed rows held in memory (spillable)
+# and the WAL a restart after a kill replays, far above the 16 MB default a file or two of rows passes.
+RUN_CHECKPOINT_THRESHOLD = "1GB"
+
+
+@contextmanager
+def _one_checkpoint(engine: sa.Engine):
+    """On DuckDB, checkpoint at most once per run rather than every file or two.
+
+    DuckDB checkpoints when a commit leaves its WAL above `checkpoint_threshold` (16 MiB by default): with one
+    transaction per file, nearly every commit of a full load rewrote the tables' last row groups and synced the
+    database file. A committed file is durable in the WAL alone (replayed when the warehouse is next opened, as
+    after a kill), so exactly-once is unchanged: the run raises the threshold (a database-wide, unpersisted
+    setting; one writer at a time), and at its end puts it back and checkpoints if the WAL is past it, as the
+    run's next commit would have (a small drop leaves its checkpoint to DuckDB, as before)."""
+    database = engine.url.database
+    if engine.dialect.name != "duckdb" or database in (None, "", ":memory:"):
+        yield
+        return
+    with engine.connect() as conn:
+        before = conn.exec_driver_sql("SELECT current_setting('checkpoint_threshold')").scalar_one()
+        conn.exec_driver_sql(f"SET checkpoint_threshold = '{RUN_CHECKPOINT_THRESHOLD}'")
+    try:
+        yield
+    except BaseException:
+        with suppress(sa.exc.DBAPIError):  # a warehouse that failed may refuse this too: keep the first error
+            _set_checkpoint_threshold(engine, before)
+        raise
+    _set_checkpoint_threshold(engine, before)
+    wal = Path(f"{database}.wal")
+    if wal.exists() and wal.stat().st_size > _size_bytes(before):
+        with engine.connect() as conn:
+            conn.exec_driver_sql("CHECKPOINT")
+
+
+def _size_bytes(shown: str) -> int:
+    """Bytes of a size as DuckDB shows a setting ('16.0 MiB', '953.6 MiB', '0 bytes')."""
+    number, unit = shown.split()
+    return int(float(number) * 1024 ** ["bytes", "KiB", "MiB", "GiB", "TiB", "PiB"].index(unit))
+
+
+def _set_checkpoint_threshold(engine: sa.Engine, value: str) -> None:
+    with engine.connect() as conn:
+        conn.exec_driver_sql(f"SET checkpoint_threshold = '{value}'")
 
 
 def ingest_folder(engine: sa.Engine, folder: LandingFolder, *, now: datetime,

@@ -38,7 +38,7 @@ def read_landed_file(path: Path, fmt: str, label: str) -> ReadResult:
     data = path.read_bytes()
     if fmt == "csv.gz":
         data = _gunzip(data, label)
-    if not data.strip():
+    if not data or data.isspace():  # not `data.strip()`: that copies the whole file to find one character
         raise FileRejected(label, "empty file: no header row")
     encoding, text = detect_and_decode(label, data)
     if fmt in ("csv", "csv.gz"):

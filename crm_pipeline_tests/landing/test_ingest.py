@@ -6,11 +6,12 @@ import codecs
 import gzip
 import json
 
+import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import sqlalchemy as sa
 
-from crm_pipeline.landing.ingest import ingest_file, ingest_folder
+from crm_pipeline.landing.ingest import RUN_CHECKPOINT_THRESHOLD, ingest_file, ingest_folder
 from crm_pipeline_tests.conftest import NOW, drop
 
 CUSTOMERS = (
@@ -58,13 +59,36 @@ def test_same_bytes_under_another_name_load_once(engine, folder, landing_dir):
     assert len(rows(engine, "raw_customers")) == 2
 
 
-def test_rerun_loads_nothing_twice(engine, folder, landing_dir):
+def test_rerun_loads_nothing_twice(engine, folder, landing_dir, tmp_path):
     drop(landing_dir, "brand_a/customers/a.csv", CUSTOMERS)
-    ingest_folder(engine, folder, now=NOW)
+    with engine.connect() as conn:  # so that this small file's WAL is past the threshold the run puts back
+        conn.exec_driver_sql("SET checkpoint_threshold = '1KiB'")
+    during = []
+    ingest_folder(engine, folder, now=NOW, on_file=lambda *_: during.append(checkpoint_threshold(engine)))
+    # DuckDB checkpoints once per run, at its end (not after every file), with its own threshold back.
+    assert during == [checkpoint_threshold(engine, RUN_CHECKPOINT_THRESHOLD)]
+    assert checkpoint_threshold(engine) == checkpoint_threshold(engine, "1KiB")
+    wal = tmp_path / "warehouse.duckdb.wal"
+    assert not wal.exists()
     again = ingest_folder(engine, folder, now=NOW)
     assert [o.already_known for o in again] == [True]
     assert len(rows(engine, "raw_customers")) == 2
     assert len(manifest(engine)) == 1
+    with engine.connect() as conn:
+        conn.exec_driver_sql("SET checkpoint_threshold = '16MiB'")
+    drop(landing_dir, "brand_a/customers/b.csv", CUSTOMERS.replace("C1", "C3"))
+    ingest_folder(engine, folder, now=NOW)
+    assert wal.exists()  # a WAL below the threshold is left to DuckDB, as every commit did before
+
+
+def checkpoint_threshold(engine, value: str | None = None) -> str:
+    """The warehouse's setting, or (given `value`) how DuckDB shows that size once set."""
+    if value is not None:
+        con = duckdb.connect()
+        con.execute(f"SET checkpoint_threshold = '{value}'")
+        return con.execute("SELECT current_setting('checkpoint_threshold')").fetchone()[0]
+    with engine.connect() as conn:
+        return conn.exec_driver_sql("SELECT current_setting('checkpoint_threshold')").scalar_one()
 
 
 def test_corrected_file_under_the_same_name_loads_again(engine, folder, landing_dir):
@@ -187,10 +211,12 @@ def test_files_that_fit_no_entity_are_rejected_not_guessed(engine, folder, landi
 
 def test_empty_file_is_rejected_and_header_only_file_loads_nothing(engine, folder, landing_dir):
     drop(landing_dir, "brand_a/customers/empty.csv", b"")
+    drop(landing_dir, "brand_a/customers/blank.csv", b" \r\n\t\n")
     drop(landing_dir, "brand_a/customers/header.csv", "customer_id,email\n")
     reasons = {o.path: o for o in ingest_folder(engine, folder, now=NOW)}
-    assert reasons["brand_a/customers/empty.csv"].status == "rejected"
-    assert "empty file" in reasons["brand_a/customers/empty.csv"].reason
+    for empty in ("brand_a/customers/empty.csv", "brand_a/customers/blank.csv"):
+        assert reasons[empty].status == "rejected"
+        assert "empty file" in reasons[empty].reason
     assert (reasons["brand_a/customers/header.csv"].status, reasons["brand_a/customers/header.csv"].rows_loaded) \
         == ("loaded", 0)
 

@@ -93,7 +93,7 @@ def test_the_ui_shows_audience_metadata_checks_and_freshness(live_dagster, flowe
     entries = {e["label"]: e for e in latest["metadataEntries"]}
     assert entries["dagster/row_count"]["intValue"] > 0
     assert "| customers_recent |" in entries["sizes"]["mdStr"]
-    assert entries["sizes_last_90_days"]["mdStr"].startswith("![audience sizes](data:image/png;base64,")
+    assert entries["sizes_last_90_days"]["mdStr"].startswith("![audience sizes](data:image/svg+xml;base64,")
 
     contacts, _ = asset(live_dagster, "contacts")
     checks = {c["name"]: c["executionForLatestMaterialization"]["status"]

@@ -15,12 +15,11 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench._common import END_DATE, data_set, slowest_statements, statement_clock  # noqa: E402
-from bench.identity_incremental import SEED, _child, _steps  # noqa: E402
+from bench.identity_incremental import SEED, _child, _steps, timed_resolution  # noqa: E402
 
 
 def _prepare(root: Path, people: int) -> Path:
@@ -48,19 +47,11 @@ def _prepare(root: Path, people: int) -> Path:
 
 
 def _timed_resolve(db: Path, full_refresh: bool, top: int) -> None:
-    from crm_pipeline.identity.config import load_identity_config
-    from crm_pipeline.identity.probabilistic import match_people
-    from crm_pipeline.identity.resolve import resolve_identities
     from crm_pipeline.warehouse.engine import make_engine
 
     engine = make_engine(f"duckdb:///{db}")
     spent = statement_clock(engine)
-
-    started = time.perf_counter()
-    report = resolve_identities(engine, as_of=END_DATE, config=load_identity_config(), find_pairs=match_people,
-                                full_refresh=full_refresh)
-    seconds = time.perf_counter() - started
-    engine.dispose()
+    report, seconds = timed_resolution(engine, full_refresh)
     c = report.changes
     print(f"  {report.mode}: {seconds:.2f} s, steps {_steps(report.seconds)}, nodes recomputed "
           f"{report.nodes_recomputed:,} of {report.nodes:,}, records +{c.records_added:,} -{c.records_removed:,}, "

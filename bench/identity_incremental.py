@@ -49,18 +49,24 @@ def _stage(landing: Path, db: Path) -> float:
     return time.perf_counter() - started
 
 
-def _resolve(db: Path, full_refresh: bool) -> dict:
+def timed_resolution(engine, full_refresh: bool):
+    """`resolve_identities` as the asset runs it (Splink's pass included), and its seconds; the engine disposed."""
     from crm_pipeline.identity.config import load_identity_config
     from crm_pipeline.identity.probabilistic import match_people
     from crm_pipeline.identity.resolve import resolve_identities
-    from crm_pipeline.warehouse.engine import make_engine
 
-    engine = make_engine(f"duckdb:///{db}")
     started = time.perf_counter()
     report = resolve_identities(engine, as_of=END_DATE, config=load_identity_config(), find_pairs=match_people,
                                 full_refresh=full_refresh)
     seconds = time.perf_counter() - started
     engine.dispose()
+    return report, seconds
+
+
+def _resolve(db: Path, full_refresh: bool) -> dict:
+    from crm_pipeline.warehouse.engine import make_engine
+
+    report, seconds = timed_resolution(make_engine(f"duckdb:///{db}"), full_refresh)
     c = report.changes
     return {"seconds": round(seconds, 1), "peak_rss_gib": round(peak_rss_mb() / 1024, 2), "mode": report.mode,
             "records": report.records, "contacts": report.contacts, "records_added": c.records_added,

@@ -21,6 +21,7 @@ from crm_pipeline.identity.config import IdentityConfig
 from crm_pipeline.identity.nodes import (
     IDENTIFIER_KINDS, Since, direct_edges_sql, identifier_edges_sql, person_records_sql,
 )
+from crm_pipeline.identity.scope import GRAPH_KINDS
 from crm_pipeline.warehouse.bulk import read_frame
 from crm_pipeline.warehouse.dialects import engine_name
 
@@ -121,7 +122,8 @@ def save_inputs(conn: sa.Connection, replace: bool) -> None:
           ("SELECT node_id AS node_a, value AS node_b, kind FROM id_new_identifiers "
            "UNION ALL SELECT node_a, node_b, 'login' FROM id_new_logins")
     if replace:
-        _run(conn, f"DELETE FROM identity_graph WHERE (kind IN {_KINDS} OR kind = 'login') AND NOT EXISTS ("
+        # every kind but the graph's own is a kept input: one the extraction no longer makes goes too
+        _run(conn, f"DELETE FROM identity_graph WHERE kind NOT IN {GRAPH_KINDS} AND NOT EXISTS ("
                    f"SELECT 1 FROM ({now}) n WHERE n.kind = identity_graph.kind AND n.node_a = identity_graph.node_a "
                    "AND n.node_b = identity_graph.node_b)")
         now = (f"SELECT n.node_a, n.node_b, n.kind FROM ({now}) n WHERE NOT EXISTS (SELECT 1 FROM identity_graph g "

@@ -18,7 +18,7 @@ import re
 import sqlalchemy as sa
 
 from crm_pipeline.identity.config import IdentityConfig
-from crm_pipeline.identity.nodes import RECORD_NODES, Since
+from crm_pipeline.identity.nodes import RECORD_NODES, Since, all_nodes_sql, direct_edges_sql, identifier_edges_sql
 
 RUN_MODES = ("full", "incremental", "unchanged")
 # Settings that say when the graph is clustered whole, never what it gives: outside the digest.
@@ -56,7 +56,7 @@ def additions_since(conn: sa.Connection, previous: dict | None) -> Since | None:
     A row removed or replaced (an erasure, a re-sent customer) or added to an earlier file changes the
     summary of the files the last run read, and the run reads staging whole.
     """
-    if previous is None or not previous.get(GRAPH_INPUTS):
+    if previous is None or previous.get(GRAPH_INPUTS) != inputs_digest():
         return None
     since = {}
     for entity in RECORD_NODES:
@@ -86,6 +86,13 @@ def settings_digest(config: IdentityConfig, probabilistic: bool) -> str:
 # clustering stored.
 MATCH_RECORDS = "match_records"
 GRAPH_INPUTS = "graph_inputs"  # the run kept its identifiers and logins in identity_graph (guards.save_inputs)
+
+
+def inputs_digest() -> str:
+    """A digest of the SQL that extracts the graph's inputs from staging: inputs kept by other code (another
+    release's identifier rules) are not mixed with this code's, the run reads staging whole once instead."""
+    text = "\n".join((identifier_edges_sql(), direct_edges_sql(), all_nodes_sql()))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 _DERIVED = ("graph", MATCH_RECORDS, GRAPH_INPUTS)
 
 
@@ -105,8 +112,9 @@ def last_run_parts(conn: sa.Connection) -> dict | None:
 
 def stored_fingerprint(signature: str, match_records: str | None) -> str:
     """The fingerprint to store for a run: its input's, the digest of its probabilistic pass's input, and the
-    mark that its graph's inputs are kept."""
-    return json.dumps({**json.loads(signature), MATCH_RECORDS: match_records, GRAPH_INPUTS: 1}, sort_keys=True)
+    digest of the code whose output it kept as its graph's inputs."""
+    return json.dumps({**json.loads(signature), MATCH_RECORDS: match_records, GRAPH_INPUTS: inputs_digest()},
+                      sort_keys=True)
 
 
 def last_full_as_of(conn: sa.Connection):

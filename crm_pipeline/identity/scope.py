@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
+GRAPH_KINDS = "('det', 'pair', 'cluster')"  # identity_graph's own rows; guards.py keeps the graph's inputs beside them
 
 SCRATCH = ("id_det_now", "id_pair_now", "id_det_diff", "id_pair_diff", "id_node_changes", "id_removed",
            "id_touched_contacts", "id_touched_earlier", "id_scope")
@@ -126,7 +127,7 @@ class Scope:
                     "SELECT n.node_id, c.node_id, 'cluster', NULL FROM id_det d JOIN id_nodes n ON n.k = d.k "
                     "JOIN id_nodes c ON c.k = d.label")
         if self.full:
-            _run(conn, "DELETE FROM identity_graph WHERE kind IN ('det', 'pair', 'cluster')")  # inputs: guards.py
+            _run(conn, f"DELETE FROM identity_graph WHERE kind IN {GRAPH_KINDS}")  # inputs: guards.py
             _run(conn, "INSERT INTO identity_graph (node_a, node_b, kind, match_probability) "
                        "SELECT node_a, node_b, 'det', NULL FROM id_det_now "
                        "UNION ALL SELECT node_a, node_b, 'pair', match_probability FROM id_pair_now")

@@ -10,6 +10,7 @@ the warehouse must leave every identity table exactly as the incremental write l
 from __future__ import annotations
 
 import datetime as dt
+import json
 import shutil
 from pathlib import Path
 
@@ -202,6 +203,20 @@ def test_a_drop_touching_one_person_touches_one_contact_and_a_rerun_touches_noth
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT contact_id FROM identity_nodes WHERE node_id = 'brand_a|cookie|NEWCOOKIE'")
                             ).scalar_one() == owner
+
+    # Inputs kept by other code (another release's identifier rules) are not trusted: staging is read whole once.
+    with engine.begin() as conn:
+        run, kept = conn.execute(sa.text("SELECT run_number, fingerprint FROM identity_runs "
+                                         "ORDER BY run_number DESC LIMIT 1")).one()
+        conn.execute(sa.text("UPDATE identity_runs SET fingerprint = :f WHERE run_number = :r"),
+                     {"f": json.dumps({**json.loads(kept), "graph_inputs": "an older release"}), "r": run})
+    land(tmp_path / "landing", {"brand_a/web_events/one_more_visit.csv": pd.DataFrame({
+        "event_id": ["NEW2"], "cookie_id": ["NEWCOOKIE"], "session_id": ["NEWS2"], "customer_id": [""],
+        "email": [""], "event_type": ["page_view"], "url": ["/"], "sku": [""],
+        "occurred_at": ["2025-06-29T11:00:00Z"]})})
+    report = stage_and_resolve(engine, tmp_path / "landing", D2)
+    assert report.mode == "incremental" and not report.new_files_only
+    assert report.changes.contacts_touched == 1 and report.contacts == len(before["contacts"])
 
 
 def test_a_drop_of_known_visitors_events_reuses_the_matching_and_gives_a_full_resolutions_tables(tmp_path,

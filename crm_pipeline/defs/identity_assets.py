@@ -17,6 +17,7 @@ from crm_pipeline.markdown import image, to_markdown
 from crm_pipeline.progress import log_part
 
 GROUP = "identity"
+MATCH_WEIGHTS_VERSION = 1  # of the chart's drawing (identity.model_report.match_weights_png): a new one redraws
 SOURCES = ["stg_customers", "stg_subscribers", "stg_orders", "stg_email_events", "stg_web_events"]
 
 SPECS = [
@@ -66,8 +67,8 @@ def _change_metadata(report) -> dict:
 
 def _model_metadata(report, charts: Path) -> dict:
     """The trained model, its threshold and the borderline pairs, for the contacts page. The match-weights chart
-    is kept in `charts` and drawn again only for another model: a drop that reuses the model imports no
-    matplotlib."""
+    is kept in `charts` (one folder for every day: the model, not the day, fixes it) and drawn again only for
+    another model or drawing: a run that reuses the model imports no matplotlib."""
     if report.mode == "unchanged":
         return {"probabilistic_model": "not run: no staged record, decision or setting changed since the last run"}
     match = report.match
@@ -84,7 +85,8 @@ def _model_metadata(report, charts: Path) -> dict:
         "prior_weight_bits": prior_weight(match.model),
         "m_and_u": dg.MetadataValue.md(to_markdown(parameters(match.model))),
         "match_weights_chart": dg.MetadataValue.md(image(stored_chart(
-            charts, "match_weights.png", json.dumps(match.model, sort_keys=True, default=str),
+            charts, "match_weights.png",
+            f"v{MATCH_WEIGHTS_VERSION} {json.dumps(match.model, sort_keys=True, default=str)}",
             lambda: match_weights_png(match.model)), "match weights")),
         # node ids hold "|": escaped so the Markdown table keeps its columns
         "borderline_pairs": dg.MetadataValue.md(to_markdown(match.borderline.replace(r"\|", r"\\|", regex=True))),
@@ -143,7 +145,7 @@ def resolve_identity(context: dg.AssetExecutionContext, warehouse: WarehouseReso
         "devices_shared": report.shared_devices,
         "seconds": dg.MetadataValue.json({k: round(v, 2) for k, v in report.seconds.items()}), **quality,
         **_change_metadata(report),
-        **_model_metadata(report, settings.home_dir / "charts" / as_of.isoformat()),
+        **_model_metadata(report, settings.home_dir / "charts" / "identity"),
     })
     yield dg.MaterializeResult(asset_key="identity_map", metadata={
         "dagster/row_count": report.records, "mode": report.mode, "match_types": dg.MetadataValue.json(match_types),

@@ -166,7 +166,7 @@ def test_must_link_and_cannot_link_survive_a_rerun(febrl1, capsys):
     assert 0.5 <= contacts_meta["threshold"].value <= 1
     assert "| first_name |" in contacts_meta["m_and_u"].value and "| location |" in contacts_meta["m_and_u"].value
     assert contacts_meta["match_weights_chart"].value.startswith("![match weights](data:image/png;base64,")
-    stored = work / "home" / "charts" / "2026-06-30" / "match_weights.png"   # kept: a same-day rerun reads it back
+    stored = work / "home" / "charts" / "identity" / "match_weights.png"   # kept: a run with the same model reads it
     assert base64.b64encode(stored.read_bytes()).decode() in contacts_meta["match_weights_chart"].value
     assert "w_birth_date" in contacts_meta["borderline_pairs"].value
     assert contacts_meta["reviewed_must_link"].value == 1 and contacts_meta["reviewed_cannot_link"].value == 1

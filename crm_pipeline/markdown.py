@@ -30,12 +30,11 @@ def figure_png(figure, **savefig) -> bytes:
     return buffer.getvalue()
 
 
-def image(png: bytes, title: str) -> str:
-    """A PNG inline as a data URI, so a chart travels inside Markdown metadata."""
-    return f"![{title}](data:image/png;base64,{base64.b64encode(png).decode()})"
+def image(data: bytes, title: str, mime: str = "image/png") -> str:
+    """A chart inline as a data URI, so it travels inside Markdown metadata: Dagster's UI shows `data:` images (its
+    sanitizer allows the scheme for `src`), and a browser renders an SVG in an <img> without running anything in it."""
+    return f"![{title}](data:{mime};base64,{base64.b64encode(data).decode()})"
 
 
 def svg_image(svg: bytes, title: str) -> str:
-    """An SVG inline as a data URI in Markdown: Dagster's UI shows `data:` images (its sanitizer allows the scheme
-    for `src`), and a browser renders an SVG in an <img> without running anything in it."""
-    return f"![{title}](data:image/svg+xml;base64,{base64.b64encode(svg).decode()})"
+    return image(svg, title, "image/svg+xml")

@@ -26,4 +26,3 @@ def stored_chart(folder: Path, name: str, inputs: str, draw: Callable[[], bytes]
     path.write_bytes(chart)
     digest_path.write_text(digest)
     return chart
-

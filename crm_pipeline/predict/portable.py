@@ -115,15 +115,14 @@ class PortableScorer:
 
 # Leaf masks: 16 bits when every tree has at most 16 leaves (the classifier grows 15), else 64.
 _ALL = {np.uint16: np.uint16(0xFFFF), np.uint64: np.uint64(0xFFFF_FFFF_FFFF_FFFF)}
-_LOWEST_16 = np.array([0] + [(i & -i).bit_length() - 1 for i in range(1, 1 << 16)], dtype=np.intp)
+_MASKS_16 = np.arange(1 << 16, dtype=np.int64)
+_LOWEST_16 = np.log2(np.maximum(_MASKS_16 & -_MASKS_16, 1)).astype(np.intp)   # each mask's lowest set bit (0: 0)
 
 
 def _lowest_bit(masks: np.ndarray) -> np.ndarray:
     if masks.dtype == np.uint16:
         return _LOWEST_16[masks]
     return np.log2((masks & (~masks + np.uint64(1))).astype(np.float64)).astype(np.intp)
-
-
 
 
 def _tree_tests(arrays: dict[str, np.ndarray]) -> list[tuple]:

@@ -18,7 +18,7 @@ import datetime as dt
 import sqlalchemy as sa
 
 from crm_pipeline.profiles import rewrite
-from crm_pipeline.profiles.sql import is_purchase, utc_day
+from crm_pipeline.profiles.sql import EPOCH, is_purchase, utc_day
 from crm_pipeline.scoring.config import ORDER_CHANNELS, ScoringConfig
 from crm_pipeline.scoring.sql import utc_hour, weekday_index
 
@@ -151,9 +151,6 @@ SELECT contact_id, day, dimension, value, SUM(weight) FROM (
 _REDONE = "r.since_day IS NULL OR t.day >= r.since_day"
 
 
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
-
-
 def _first_day(conn: sa.Connection) -> int | None:
     """The earliest `since_day` of the recomputed contacts; None when one is redone whole (or none is)."""
     first, whole = conn.execute(sa.text(f"SELECT MIN(since_day), COUNT(*) - COUNT(since_day) FROM {RECOMPUTE}")).one()
@@ -177,11 +174,12 @@ def build_daily(conn: sa.Connection, config: ScoringConfig, *, full: bool) -> in
         # the earliest day any contact's read starts on, a plain filter first: a drop's since_day is recent, so
         # the join with the recomputed contacts sees few of the timeline's rows
         earliest = "" if first is None else " AND t.occurred_at >= :from_at"
+        from_at = {} if first is None else {"from_at": dt.datetime.combine(
+            EPOCH + dt.timedelta(days=first - reach), dt.time(), dt.timezone.utc)}
         conn.execute(sa.text(f"CREATE TEMPORARY TABLE {TOUCHED} AS SELECT t.* FROM timeline t "
                              f"JOIN {RECOMPUTE} r ON r.contact_id = t.contact_id WHERE (r.since_day IS NULL "
                              f"OR {utc_day('t.occurred_at')} >= r.since_day - :reach){earliest}"),
-                     {"reach": reach, **({} if first is None else
-                                         {"from_at": _EPOCH + dt.timedelta(days=first - reach)})})
+                     {"reach": reach, **from_at})
     conn.execute(sa.text(_buys_sql(full)))
     recomputed = 0
     for table, key in _KEYS.items():

@@ -182,10 +182,7 @@ def _resolve(conn: sa.Connection, report: IdentityReport, clock: float, *, as_of
         signature=stored_fingerprint(signature, matched), new_match=new_match, scope=scope,
         since=since, cap=config.max_cluster_size)
     # The totals, from the tables just written (contacts and the map are whole; the scratch tables a part).
-    report.records, prob_records = (int(v or 0) for v in conn.execute(sa.text(
-        "SELECT COUNT(*), SUM(CASE WHEN match_type = 'probabilistic' THEN 1 ELSE 0 END) FROM identity_map")).one())
-    report.contacts, report.largest_cluster = (int(v or 0) for v in conn.execute(sa.text(
-        "SELECT COUNT(*), MAX(node_count) FROM contacts")).one())
+    prob_records = _table_totals(conn, report)
     mark("total", shown="ids and write")
 
     report.probabilistic_pairs = len(pairs)
@@ -302,6 +299,16 @@ def _blocking_alerts(match) -> list[pd.DataFrame]:
     return frames
 
 
+def _table_totals(conn: sa.Connection, report: IdentityReport) -> int:
+    """The report's records, contacts and largest cluster from `identity_map` and `contacts`; returns the
+    records matched probabilistically."""
+    report.records, prob_records = (int(v or 0) for v in conn.execute(sa.text(
+        "SELECT COUNT(*), SUM(CASE WHEN match_type = 'probabilistic' THEN 1 ELSE 0 END) FROM identity_map")).one())
+    report.contacts, report.largest_cluster = (int(v or 0) for v in conn.execute(sa.text(
+        "SELECT COUNT(*), MAX(node_count) FROM contacts")).one())
+    return prob_records
+
+
 def _fill_from_stored(conn: sa.Connection, report: IdentityReport, config: IdentityConfig, as_of: date,
                       mode: str) -> None:
     """The figures of a run that kept every node's contact, read from the tables (small aggregates)."""
@@ -312,11 +319,8 @@ def _fill_from_stored(conn: sa.Connection, report: IdentityReport, config: Ident
         "(SELECT COUNT(*) FROM identity_alerts WHERE as_of = :d AND kind = 'identifier_capped'), "
         "(SELECT COUNT(*) FROM identity_alerts WHERE as_of = :d AND kind = 'device_shared'), "
         "(SELECT COUNT(*) FROM identity_pairs)"), {"d": as_of}).one())
-    report.records, report.nodes = (int(n) for n in conn.execute(sa.text(
-        "SELECT (SELECT COUNT(*) FROM identity_map), (SELECT COUNT(*) FROM identity_nodes)")).one())
-    report.contacts, largest = conn.execute(sa.text(
-        "SELECT COUNT(*), COALESCE(MAX(node_count), 0) FROM contacts")).one()
-    report.largest_cluster = int(largest)
+    _table_totals(conn, report)
+    report.nodes = int(conn.execute(sa.text("SELECT COUNT(*) FROM identity_nodes")).scalar_one())
     report.oversized_clusters = list(conn.execute(sa.text(
         "SELECT contact_id FROM contacts WHERE node_count > :cap ORDER BY contact_id"),
         {"cap": config.max_cluster_size}).scalars())

@@ -12,7 +12,7 @@ import signal
 import subprocess
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 GIB = 1024 ** 3
@@ -25,6 +25,11 @@ class Watched:
     returncode: int
     killed_by_guard: bool
     load: tuple[float, float]  # lowest and highest 1-minute load average seen while it ran
+    samples: list[tuple[float, int]] = field(default_factory=list, repr=False)  # (epoch seconds, tree RSS bytes)
+
+    def peak_between(self, start: float, end: float) -> int:
+        """The highest sample taken between two epoch times (0 when none was): a part's own peak."""
+        return max((rss for t, rss in self.samples if start <= t <= end), default=0)
 
     @property
     def ok(self) -> bool:
@@ -88,7 +93,7 @@ def run_watched(cmd: list[str], *, env: dict | None = None, cwd: Path | None = N
     out = open(log, "ab") if log else subprocess.DEVNULL
     started = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    peak, killed, loads = 0, False, [load_1min()]
+    peak, killed, loads, samples = 0, False, [load_1min()], []
     stop = threading.Event()
 
     def sample() -> None:
@@ -97,6 +102,7 @@ def run_watched(cmd: list[str], *, env: dict | None = None, cwd: Path | None = N
         while not stop.is_set():
             rss = tree_rss(proc.pid)
             peak = max(peak, rss)
+            samples.append((time.time(), rss))
             if rss > max_rss and not killed:
                 killed = True
                 try:
@@ -118,4 +124,4 @@ def run_watched(cmd: list[str], *, env: dict | None = None, cwd: Path | None = N
         if log:
             out.close()
     loads.append(load_1min())
-    return Watched(time.perf_counter() - started, peak, code, killed, (min(loads), max(loads)))
+    return Watched(time.perf_counter() - started, peak, code, killed, (min(loads), max(loads)), samples)

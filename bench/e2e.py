@@ -7,7 +7,8 @@ generate; the raw-load floor (DuckDB reading every landing file into all-VARCHAR
 run on a fresh warehouse and a fresh DAGSTER_HOME; a new web-events file of about 1% of the rows, then the same
 command; a run for the next day with no new file. Every step is a child process watched for its wall time and the
 peak RSS of its process tree (killed above --max-rss-gb, and reported so); the pipeline's per-stage seconds come
-from the Dagster run's own event log (step start to step success/failure). Prints a Markdown table and the
+from the Dagster run's own event log (step start to step success/failure), and each stage's peak RSS is the
+highest memory sample taken while its steps ran (which stage sets the run's peak). Prints a Markdown table and the
 issue #13 targets with pass/miss. Never part of the test suite.
 """
 
@@ -73,11 +74,12 @@ def _run_pipeline(args, run_dir: Path, as_of, log: Path) -> tuple[Watched, dict]
     before = set(_run_ids(run_dir))
     watched = run_watched(cmd, env=_pipeline_env(run_dir), max_rss=int(args.max_rss_gb * GIB), log=log)
     new = [r for r in _run_ids(run_dir) if r not in before]
-    stages = _stage_seconds(run_dir, new[0], ended=time.time()) if new else {}
+    stages, spans = _stage_seconds(run_dir, new[0], ended=time.time()) if new else ({}, {})
     for stage, inner in (_inner_seconds(run_dir, new[0]) if new else {}).items():
         if stage in stages:
             stages[stage].append(inner)
-    return watched, stages
+    peaks = {stage: max(watched.peak_between(t0, t1) for t0, t1 in steps) for stage, steps in spans.items()}
+    return watched, stages, peaks
 
 
 def _instance(run_dir: Path):
@@ -93,9 +95,10 @@ def _run_ids(run_dir: Path) -> list[str]:
         return [r.run_id for r in instance.get_runs()]
 
 
-def _stage_seconds(run_dir: Path, run_id: str, ended: float) -> dict:
+def _stage_seconds(run_dir: Path, run_id: str, ended: float) -> tuple[dict, dict]:
     """Seconds per stage from the run's event log: each step from its start to its success or failure (a step
-    that never ended, because the run was killed, counts until the kill). `{stage: [seconds, state]}`."""
+    that never ended, because the run was killed, counts until the kill). `{stage: [seconds, state]}`, and each
+    stage's steps as epoch `(start, end)` spans, to find its own peak memory among the run's samples."""
     from dagster import DagsterEventType as T
 
     kinds = {T.STEP_START, T.STEP_SUCCESS, T.STEP_FAILURE}
@@ -109,13 +112,15 @@ def _stage_seconds(run_dir: Path, run_id: str, ended: float) -> dict:
         else:
             finished[e.step_key] = (e.timestamp, "ok" if kind == T.STEP_SUCCESS else "failed")
     stages: dict[str, list] = {}
+    spans: dict[str, list[tuple[float, float]]] = {}
     for step, t0 in started.items():
         t1, state = finished.get(step, (ended, "killed"))
         stage = stages.setdefault(STAGES.get(step, step), [0.0, "ok"])
         stage[0] += t1 - t0
+        spans.setdefault(STAGES.get(step, step), []).append((t0, t1))
         if state != "ok":
             stage[1] = state
-    return stages
+    return stages, spans
 
 
 def _inner_seconds(run_dir: Path, run_id: str) -> dict:
@@ -190,8 +195,8 @@ def measure(args) -> dict:
         if extra == "drop":
             drop = write_drop(run_dir / "landing", round(n_rows * args.drop_share), END_DATE)
             drop_rows = sum(1 for _ in open(drop, encoding="utf-8")) - 1
-        w, stages = _run_pipeline(args, run_dir, as_of, log)
-        record(name, w, stages=stages, as_of=as_of.isoformat())
+        w, stages, peaks = _run_pipeline(args, run_dir, as_of, log)
+        record(name, w, stages=stages, stage_peak_rss=peaks, as_of=as_of.isoformat())
     return {"people": args.people, "seed": args.seed, "rows_total": n_rows, "drop_rows": drop_rows,
             "rows": rows, "max_rss_gb": args.max_rss_gb}
 
@@ -222,14 +227,15 @@ def table(result: dict) -> str:
         if r.get("as_of"):
             note = (note + "; " if note else "") + f"as of {r['as_of']}"
         lines.append(f"| **{name}** | {s:.1f} | {_gib(r['peak_rss'])} | {x} | {share} | {note} |")
-        stages = r.get("stages") or {}
+        stages, peaks = r.get("stages") or {}, r.get("stage_peak_rss") or {}
         for stage in STAGE_ORDER + sorted(set(stages) - set(STAGE_ORDER)):
             if stage in stages:
                 sec, state, *inner = stages[stage]
                 x = f"{sec / floor_s:.1f}x" if floor_s else ""
                 note = "; ".join(filter(None, ["" if state == "ok" else state,
                                                ", ".join(f"{k} {v}" for k, v in (inner or [{}])[0].items())]))
-                lines.append(f"| &nbsp;&nbsp;{stage} | {sec:.1f} | | {x} | "
+                peak = _gib(peaks[stage]) if peaks.get(stage) else ""
+                lines.append(f"| &nbsp;&nbsp;{stage} | {sec:.1f} | {peak} | {x} | "
                              f"{f'{sec / full_s:.0%}' if full_s else ''} | {note} |")
         if stages:
             other = s - sum(v[0] for v in stages.values())

@@ -20,14 +20,29 @@ PARAMS = ("p", "q", "v")
 WEEKS_PER_MONTH = 365.25 / 12 / 7
 
 
-def log_likelihood_terms(params, x, m):
+class RepeatCustomers:
+    """Repeat customers' x and m with what the likelihood reads of them that no parameter moves (log m, log x,
+    x m) and x's distinct values (small counts): gammaln and digamma run once per distinct x, picked per row."""
+
+    def __init__(self, x, m):
+        self.x, self.m = x, m
+        self.log_m, self.log_x, self.xm = np.log(m), np.log(x), x * m
+        self.xs, self.ix = np.unique(x, return_inverse=True)
+
+
+def log_likelihood_terms(params, customers: RepeatCustomers):
+    """Per-customer log-likelihood and its gradient w.r.t. (p, q, v), each term computed as per customer, operation
+    for operation, with its parts that depend on x alone computed per distinct x."""
     p, q, v = params
-    px = p * x
-    ll = (gammaln(px + q) - gammaln(px) - gammaln(q) + q * np.log(v) + (px - 1) * np.log(m)
-          + px * np.log(x) - (px + q) * np.log(x * m + v))
-    g_p = x * (digamma(px + q) - digamma(px) + np.log(m) + np.log(x) - np.log(x * m + v))
-    g_q = digamma(px + q) - digamma(q) + np.log(v) - np.log(x * m + v)
-    g_v = q / v - (px + q) / (x * m + v)
+    c = customers
+    x, xs, ix = c.x, c.xs, c.ix
+    px, pxs = p * x, p * xs
+    log_xmv = np.log(c.xm + v)
+    ll = ((gammaln(pxs + q) - gammaln(pxs) - gammaln(q) + q * np.log(v))[ix] + (px - 1) * c.log_m
+          + px * c.log_x - (px + q) * log_xmv)
+    g_p = x * ((digamma(pxs + q) - digamma(pxs))[ix] + c.log_m + c.log_x - log_xmv)
+    g_q = (digamma(pxs + q) - digamma(q) + np.log(v))[ix] - log_xmv
+    g_v = q / v - (px + q) / (c.xm + v)
     return ll, np.stack([g_p, g_q, g_v])
 
 
@@ -43,9 +58,10 @@ def fit(frequency, monetary, *, maxiter: int = 500, start: dict | None = None) -
     n = len(x)
     if n < 10:
         return FitResult({}, float("nan"), False, f"only {n} repeat customers with spend; need >= 10", n=n)
+    customers = RepeatCustomers(x, m)
 
     def neg(params):
-        ll, grad = log_likelihood_terms(params, x, m)
+        ll, grad = log_likelihood_terms(params, customers)
         return -ll.sum() / n, -grad.sum(axis=1) / n
 
     if start is None:   # moments: E[m] ~ p v / (q - 1); start with q = 2 and a typical shape p = 2

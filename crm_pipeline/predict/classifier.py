@@ -143,7 +143,8 @@ def too_little_history(history_days: int, horizon_days: int) -> str | None:
 def labels(frame: pd.DataFrame, first_after: pd.DataFrame, task: Task) -> np.ndarray:
     """1/0 per row of `frame` (as_of, contact_id) from `first_after` (as_of, contact_id, first purchase day after)."""
     first = frame[["as_of", "contact_id"]].merge(first_after, on=["as_of", "contact_id"], how="left")["first_day"]
-    limit = np.array([day_number(d) for d in frame["as_of"]]) + task.label_days
+    dates = frame["as_of"]
+    limit = dates.map({d: day_number(d) for d in dates.unique()}).to_numpy(dtype=np.int64) + task.label_days
     bought = (first.notna() & (first <= limit)).to_numpy()
     return (bought if task.positive_is_purchase else ~bought).astype(int)
 

@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from crm_pipeline.predict import bgnbd
-from crm_pipeline.predict.evaluation import calibration_png, lift_png, score_metrics
+from crm_pipeline.predict.evaluation import calibration_svg, gains_svg, score_metrics
 from crm_pipeline.profiles.sql import day_number
 
 MODEL_FEATURES = [
@@ -281,8 +281,8 @@ def train_task(task: Task, train: pd.DataFrame, evaluate: pd.DataFrame, referenc
     path = model_dir / f"{task.name}_{as_of.isoformat()}.joblib"
     joblib.dump({"model": model, "scorer": scorer, "features": used_features, "task": task.name,
                  "label_days": task.label_days, "windows": windows, "metrics": metrics, "used": scorer.used}, path)
-    charts = {f"{task.name}_calibration.png": calibration_png(y_eval, p_eval, f"{task.name}: held-out calibration"),
-              f"{task.name}_gains.png": lift_png(y_eval, {"classifier": p_eval, **baselines}, f"{task.name}: gains")}
+    charts = {f"{task.name}_calibration.svg": calibration_svg(y_eval, p_eval, f"{task.name}: held-out calibration"),
+              f"{task.name}_gains.svg": gains_svg(y_eval, {"classifier": p_eval, **baselines}, f"{task.name}: gains")}
     return TaskOutcome(task.name, "ok", scorer.used, message, metrics, None, charts, str(path), scorer)
 
 

@@ -354,7 +354,7 @@ def _day_runs(models: Models, as_of: dt.date, horizons, clv_months: int, monthly
 def run_predictions(engine: sa.Engine, *, as_of: dt.date, model_dir: Path, horizons=(90, 365), clv_months: int = 12,
                     monthly_discount: float = 0.01, bgnbd_maxiter: int = 500, truth_dir: Path | None = None,
                     retrain_days: int = 1, cadence_start: dt.date | None = None, full_refresh: bool = False) -> dict:
-    """Write features, predictions and model_runs for `as_of`; return figures, metrics, PNG charts (when trained),
+    """Write features, predictions and model_runs for `as_of`; return figures, metrics, SVG charts (when trained),
     `training`: whether the models were trained or reused, their training day and age, and `run`: full or
     incremental, why, the contacts computed from their records and the buyers scored (as `predict_builds` logs).
 

@@ -110,3 +110,20 @@ def test_a_winning_baseline_publishes_probabilities_in_its_own_order(tmp_path):
     assert abs(p.mean() - y_train.mean()) < 0.05         # calibrated in the large
     score.loc[::7, "bgnbd_expected_purchases"] = np.nan   # read as the input's training median
     assert np.array_equal(_portable(outcome.scorer).probabilities(score), outcome.scorer.probabilities(score))
+
+
+def test_the_charts_show_scikit_learns_calibration_bins_and_the_exact_gains():
+    from sklearn.calibration import calibration_curve
+
+    from crm_pipeline.predict import evaluation
+
+    rng = np.random.default_rng(3)
+    p = rng.random(5_000)
+    y = (rng.random(5_000) < p).astype(int)
+    for ours, theirs in zip(evaluation.calibration_curve(y, p), calibration_curve(y, p, n_bins=10, strategy="quantile")):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-12)
+    share, captured = evaluation.gains(y, p)
+    order = np.argsort(-p, kind="stable")
+    assert share[0] == captured[0] == 0 and captured[-1] == 1.0
+    assert captured[10] == y[order[:500]].sum() / y.sum()      # the top 10% of 5,000: exactly the top 500
+    assert np.all(np.diff(captured) >= 0)

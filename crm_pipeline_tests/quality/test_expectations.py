@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import subprocess
 import sys
 
 import pandas as pd
@@ -213,6 +214,22 @@ def test_data_docs_index_is_written_and_lists_each_suite(tmp_path):
 def test_great_expectations_is_imported_without_pyspark_but_leaves_it_importable():
     # The probe is skipped for speed; a later `import pyspark` (the Spark engine) must still find it.
     assert sys.modules.get("pyspark", "not imported") is not None
+
+
+def test_great_expectations_leaves_modules_the_suites_never_use_unloaded_until_someone_uses_them():
+    # A small drop pays GX's import: scipy.stats and altair (expectations these suites lack) wait for a real use,
+    # and a later user (predictions, a chart) still gets the real modules.
+    script = (
+        "import sys\n"
+        "import crm_pipeline.quality.expectations\n"
+        "from great_expectations.expectations.core import expect_column_kl_divergence_to_be_less_than as kl\n"
+        "assert 'scipy.stats' not in sys.modules and 'altair' not in sys.modules\n"
+        "from scipy import stats\n"
+        "import altair.vegalite.v6\n"
+        "assert kl.stats.entropy is stats.entropy and kl.alt.Chart is altair.vegalite.v6.Chart\n"
+        "assert abs(stats.entropy([0.5, 0.5]) - 0.6931471805599453) < 1e-12\n"
+    )
+    subprocess.run([sys.executable, "-c", script], check=True)
 
 
 def test_summary_markdown_marks_failures():

@@ -181,8 +181,8 @@ SELECT
     COALESCE(w.browse_90, 0) AS browse_90d_count,
     t.day - w.last_day AS days_since_browse,
     t.day - s.first_day AS subscription_age_days,
-    COALESCE(b.purchase_90d_count, 0) AS purchase_90d_count,
-    COALESCE(b.purchase_prev_90d_count, 0) AS purchase_prev_90d_count
+    CAST(COALESCE(b.purchase_90d_count, 0) AS INTEGER) AS purchase_90d_count,
+    CAST(COALESCE(b.purchase_prev_90d_count, 0) AS INTEGER) AS purchase_prev_90d_count
 FROM first_seen f
 JOIN cutoffs t ON t.as_of = f.as_of
 LEFT JOIN buyer b ON b.contact_id = f.contact_id AND b.as_of = f.as_of

@@ -9,7 +9,8 @@ small sets (alerts, reviewers' decisions) and the model's pairs:
   must-links); nodes sharing an identifier are tied to the smallest of them (a star per identifier
   value: the same components as the node-value graph, with one edge per node instead of one per pair);
 - `id_det` and `id_final` (k, label): components without and with the accepted probabilistic pairs
-  (`id_pairs`), labelled by their smallest key (`components.py`);
+  (`id_pairs`), labelled by their smallest key (`components.py`; `id_final` from the parts of `id_det` the
+  pairs join);
 - `id_typed` (k, component, match_type, match_probability): how each node joined its final cluster.
 
 Components, match types and ids are computed for the nodes of the run's scope only (`scope.py`: every
@@ -36,8 +37,8 @@ _scratch = sa.MetaData()
 _pairs = sa.Table("id_pairs", _scratch, sa.Column("node_a", sa.String), sa.Column("node_b", sa.String),
                   sa.Column("match_probability", sa.Double), prefixes=["TEMPORARY"])
 NEW_NODES = "id_new_nodes"  # with rows only added since the last run: the nodes not stored (`load_nodes`)
-SCRATCH = ("id_nodes", NEW_NODES, "id_base_edges", "id_scope_nodes", "id_within_values",
-           "id_det", "id_pairs", "id_final", "id_typed", *GUARD_SCRATCH, *SCOPE_SCRATCH)
+SCRATCH = ("id_nodes", NEW_NODES, "id_base_edges", "id_scope_nodes", "id_within_values", "id_det", "id_pairs",
+           "id_part_edges", "id_parts", "id_part_labels", "id_final", "id_typed", *GUARD_SCRATCH, *SCOPE_SCRATCH)
 
 MUST_LINKS = "SELECT node_a, node_b FROM identity_decisions WHERE decision = 'must_link'"
 CANNOT_LINKS = "SELECT node_a, node_b FROM identity_decisions WHERE decision = 'cannot_link'"
@@ -81,36 +82,27 @@ def deterministic_components(conn: sa.Connection, scope: Scope, affected: str | 
 
 def _base_edges(conn: sa.Connection, within: str | None) -> None:
     """`id_base_edges`: every deterministic edge, or (`within`: a table of node_id, k) those joining two of its
-    nodes (a star's centre is still the smallest node of all that keep its value)."""
+    nodes (a star's centre is still the smallest node of all that keep its value).
+
+    Node ids for the comparison with the stored edges (scope.py), keys for the components: the few values and
+    edges first, their nodes' keys last (a join with every node per edge kind costs more).
+    """
     conn.execute(sa.text("DROP TABLE IF EXISTS id_base_edges"))
-    if within is None:
-        # Keys for the components, node ids for the comparison with the stored edges (scope.py): the star's
-        # centre is the smallest node of both, as keys follow node id order.
-        conn.execute(sa.text(f"""
-            CREATE TEMPORARY TABLE id_base_edges AS
-            SELECT n.k AS a, MIN(n.k) OVER (PARTITION BY e.kind, e.value) AS b,
-                   e.node_id AS node_a, MIN(e.node_id) OVER (PARTITION BY e.kind, e.value) AS node_b
-            FROM ({KEPT_IDENTIFIERS}) e JOIN id_nodes n ON n.node_id = e.node_id
-            UNION ALL
-            SELECT na.k, nb.k, d.node_a, d.node_b FROM ({KEPT_LOGINS} UNION ALL {MUST_LINKS}) d
-            JOIN id_nodes na ON na.node_id = d.node_a JOIN id_nodes nb ON nb.node_id = d.node_b"""))
-        return
-    # The few values and edges first, their nodes' keys last (a join with every node per edge kind costs more).
-    conn.execute(sa.text("DROP TABLE IF EXISTS id_within_values"))
-    conn.execute(sa.text("CREATE TEMPORARY TABLE id_within_values AS SELECT DISTINCT i.kind, i.value "
-                         f"FROM id_identifiers i JOIN {within} w ON w.node_id = i.node_id"))
+    identifiers, logins, nodes = KEPT_IDENTIFIERS, KEPT_LOGINS, "id_nodes"
+    if within is not None:
+        conn.execute(sa.text("DROP TABLE IF EXISTS id_within_values"))
+        conn.execute(sa.text("CREATE TEMPORARY TABLE id_within_values AS SELECT DISTINCT i.kind, i.value "
+                             f"FROM id_identifiers i JOIN {within} w ON w.node_id = i.node_id"))
+        identifiers, nodes = kept_identifiers_sql("id_within_values"), within
+        logins += f" AND d.node_a IN (SELECT node_id FROM {within})"
     conn.execute(sa.text(f"""
         CREATE TEMPORARY TABLE id_base_edges AS
         WITH star AS (
             SELECT e.node_id AS node_a, MIN(e.node_id) OVER (PARTITION BY e.kind, e.value) AS node_b
-            FROM ({kept_identifiers_sql("id_within_values")}) e),
-        edges AS (
-            SELECT node_a, node_b FROM star
-            UNION ALL SELECT d.node_a, d.node_b FROM id_logins d JOIN {within} w ON w.node_id = d.node_a
-                      WHERE NOT EXISTS (SELECT 1 FROM id_shared s WHERE s.device = d.node_a)
-            UNION ALL SELECT node_a, node_b FROM ({MUST_LINKS}) m)
+            FROM ({identifiers}) e),
+        edges AS (SELECT node_a, node_b FROM star UNION ALL {logins} UNION ALL {MUST_LINKS})
         SELECT wa.k AS a, wb.k AS b, e.node_a, e.node_b
-        FROM edges e JOIN {within} wa ON wa.node_id = e.node_a JOIN {within} wb ON wb.node_id = e.node_b"""))
+        FROM edges e JOIN {nodes} wa ON wa.node_id = e.node_a JOIN {nodes} wb ON wb.node_id = e.node_b"""))
 
 
 def _scope_nodes(conn: sa.Connection) -> str:
@@ -136,7 +128,12 @@ def person_clusters(conn: sa.Connection) -> pd.DataFrame:
 
 def final_components(conn: sa.Connection, pairs: pd.DataFrame, scope: Scope) -> int:
     """`id_pairs` and `id_final` over the scope (grown by the pairs that changed; `id_det` follows): the
-    deterministic edges plus `pairs` (node_a, node_b, match_probability)."""
+    deterministic edges plus `pairs` (node_a, node_b, match_probability).
+
+    A final component is a union of deterministic ones (`id_det`, each labelled by its smallest key), so the
+    components are found on the few parts the pairs join, each part one node keyed by its label (the
+    smallest key of a union of parts is the smallest of their labels), not on the whole graph again.
+    """
     conn.execute(sa.text("DROP TABLE IF EXISTS id_pairs"))
     _pairs.create(conn)
     insert_arrow(conn, _pairs, pa.Table.from_pandas(
@@ -146,8 +143,21 @@ def final_components(conn: sa.Connection, pairs: pd.DataFrame, scope: Scope) -> 
     if grown and scope.within:  # the scope's new nodes' edges
         _base_edges(conn, _scope_nodes(conn))
     rounds = _label_deterministic(conn, scope) if grown else 0
-    return rounds + label_components(*sqlalchemy_runner(conn), nodes="id_scope", out="id_final", prefix="id_cc",
-                                     edges=scope.edges(f"SELECT a, b FROM id_base_edges UNION ALL {_PAIR_EDGES}"))
+    # The pairs between parts (id_det holds the scope's nodes only, so a pair leaving the scope drops out).
+    for table in ("id_part_edges", "id_parts"):
+        conn.execute(sa.text(f"DROP TABLE IF EXISTS {table}"))
+    conn.execute(sa.text(f"""
+        CREATE TEMPORARY TABLE id_part_edges AS
+        SELECT da.label AS a, db.label AS b FROM ({_PAIR_EDGES}) e
+        JOIN id_det da ON da.k = e.a JOIN id_det db ON db.k = e.b"""))
+    conn.execute(sa.text("CREATE TEMPORARY TABLE id_parts AS SELECT a AS k FROM id_part_edges "
+                         "UNION SELECT b FROM id_part_edges"))
+    rounds += label_components(*sqlalchemy_runner(conn), nodes="id_parts", out="id_part_labels", prefix="id_cc",
+                               edges="SELECT a, b FROM id_part_edges")
+    conn.execute(sa.text("DROP TABLE IF EXISTS id_final"))
+    conn.execute(sa.text("CREATE TEMPORARY TABLE id_final AS SELECT d.k, COALESCE(p.label, d.label) AS label "
+                         "FROM id_det d LEFT JOIN id_part_labels p ON p.k = d.label"))
+    return rounds
 
 
 def pairs_in_one_component(conn: sa.Connection, components: str, pairs_sql: str) -> pd.DataFrame:

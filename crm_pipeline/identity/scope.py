@@ -63,10 +63,11 @@ class Scope:
         _run(conn, "CREATE TEMPORARY TABLE id_pair_diff AS SELECT node_a, node_b, "
                    "CAST(NULL AS DOUBLE PRECISION) AS match_probability, present FROM id_det_diff WHERE 1 = 0")
         # Nodes gone since the last run (with their contact) and new ones (with their key), in one join; or the
-        # new ones, when they are known (`new_nodes`) and none went.
+        # new ones, when they are known (`new_nodes`) and none went; none on a full run, which recomputes all.
         _run(conn, "CREATE TEMPORARY TABLE id_node_changes AS SELECT p.node_id, p.contact_id, n.k "
                    "FROM identity_nodes p FULL OUTER JOIN id_nodes n ON n.node_id = p.node_id "
-                   "WHERE p.node_id IS NULL OR n.node_id IS NULL" if new_nodes is None else
+                   f"WHERE (p.node_id IS NULL OR n.node_id IS NULL) AND {'FALSE' if self.full else 'TRUE'}"
+                   if new_nodes is None else
                    "CREATE TEMPORARY TABLE id_node_changes AS SELECT n.node_id, CAST(NULL AS VARCHAR) AS contact_id, "
                    f"n.k FROM {new_nodes} w JOIN id_nodes n ON n.node_id = w.node_id")
         _run(conn, "CREATE TEMPORARY TABLE id_removed AS SELECT node_id, contact_id FROM id_node_changes WHERE k IS NULL")

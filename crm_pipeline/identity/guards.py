@@ -115,13 +115,14 @@ def affected_nodes(conn: sa.Connection, since: Since, new_nodes: str, must_links
 
 def save_inputs(conn: sa.Connection, replace: bool) -> None:
     """Keep this run's identifiers and logins in identity_graph for the next run's `load_edges`: all of them
-    (`replace`: they were read from staging; by difference, as a full refresh mostly finds them stored), or
-    the new files' ones."""
+    (`replace`: they were read from staging; by difference, as a full refresh mostly finds them stored, and
+    plainly when none is stored, as on a first run), or the new files' ones."""
     now = ("SELECT node_id AS node_a, value AS node_b, kind FROM id_identifiers "
            "UNION ALL SELECT node_a, node_b, 'login' FROM id_logins") if replace else \
           ("SELECT node_id AS node_a, value AS node_b, kind FROM id_new_identifiers "
            "UNION ALL SELECT node_a, node_b, 'login' FROM id_new_logins")
-    if replace:
+    if replace and conn.execute(sa.text(f"SELECT 1 FROM identity_graph WHERE kind NOT IN {GRAPH_KINDS} "
+                                        "LIMIT 1")).first() is not None:
         # every kind but the graph's own is a kept input: one the extraction no longer makes goes too
         _run(conn, f"DELETE FROM identity_graph WHERE kind NOT IN {GRAPH_KINDS} AND NOT EXISTS ("
                    f"SELECT 1 FROM ({now}) n WHERE n.kind = identity_graph.kind AND n.node_a = identity_graph.node_a "

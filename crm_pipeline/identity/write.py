@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 from crm_pipeline.identity.nodes import RECORD_NODES, Since
 
-_TEMPORARY = ("id_node_diff", "id_map_diff", "id_map_files", "id_map_new", "id_touched")
+_TEMPORARY = ("id_node_diff", "id_map_diff", "id_map_files", "id_map_whole", "id_map_new", "id_touched")
 
 
 @dataclass
@@ -45,6 +45,8 @@ def write_by_difference(conn: sa.Connection, next_nodes: str | None, *, as_of: d
     added since the last run, in later files: `runs.additions_since`): only those files' rows are compared."""
     counts = ChangeCounts()
     _drop_scratch(conn)
+    # No node stored (a first run): every node is new, so every contact a record joins is a new node's.
+    first = conn.execute(sa.text("SELECT 1 FROM identity_nodes LIMIT 1")).first() is None
     if next_nodes is None:  # the nodes stand as stored (same graph as the last run): no node differs
         conn.execute(sa.text("CREATE TEMPORARY TABLE id_node_diff AS SELECT node_id, contact_id AS old_contact, "
                              "contact_id AS new_contact, TRUE AS present FROM identity_nodes WHERE 1 = 0"))
@@ -52,25 +54,38 @@ def write_by_difference(conn: sa.Connection, next_nodes: str | None, *, as_of: d
         _write_nodes(conn, next_nodes, stored_scope)
     counts.nodes_written = int(conn.execute(sa.text("SELECT COUNT(*) FROM id_node_diff")).scalar_one())
 
-    # A map row is named by its staged row's lineage (never changed in place): new and gone rows are
-    # found on the two integer columns alone; node ids are computed only for the new ones.
+    # A map row is named by its staged row's lineage (never changed in place). Files are compared by a summary
+    # first: a file the map holds no row of (a new file; every file on a first run) is inserted whole, straight
+    # from staging (`id_map_whole`); only the rows of files held but changed are compared one by one, on the two
+    # integer columns alone (`id_map_diff`).
     conn.execute(sa.text("CREATE TEMPORARY TABLE id_map_diff (entity VARCHAR, _file_id INTEGER, _row_number INTEGER, "
                          "old_contact VARCHAR, is_new BOOLEAN)"))
+    conn.execute(sa.text("CREATE TEMPORARY TABLE id_map_whole (entity VARCHAR, _file_id INTEGER, n BIGINT)"))
     for entity, (_, _, where) in RECORD_NODES.items():
         _files_that_differ(conn, entity, where, None if since is None else since[entity])
-        if since is None:  # else no row was removed
-            conn.execute(sa.text(
-                "INSERT INTO id_map_diff SELECT :e, m._file_id, m._row_number, m.contact_id, FALSE "
-                f"FROM ({_map_rows}) m LEFT JOIN ({_staged_rows(entity, 'TRUE')}) t "
-                "  ON t._file_id = m._file_id AND t._row_number = m._row_number WHERE t._file_id IS NULL"),
-                {"e": entity})
+        conn.execute(sa.text("INSERT INTO id_map_whole SELECT :e, _file_id, n FROM id_map_files WHERE whole"),
+                     {"e": entity})
+        if since is not None:  # no row was removed, and every file that gained rows is new
+            continue
+        conn.execute(sa.text(
+            "INSERT INTO id_map_diff SELECT :e, m._file_id, m._row_number, m.contact_id, FALSE "
+            f"FROM ({_map_rows}) m LEFT JOIN ({_staged_rows(entity, 'TRUE')}) t "
+            "  ON t._file_id = m._file_id AND t._row_number = m._row_number WHERE t._file_id IS NULL"),
+            {"e": entity})
         conn.execute(sa.text(
             "INSERT INTO id_map_diff SELECT :e, t._file_id, t._row_number, NULL, TRUE "
             f"FROM ({_staged_rows(entity, where)}) t LEFT JOIN ({_map_rows}) m "
             "  ON m._file_id = t._file_id AND m._row_number = t._row_number WHERE m._file_id IS NULL"), {"e": entity})
-    conn.execute(sa.text(
-        "DELETE FROM identity_map WHERE (entity, _file_id, _row_number) IN "
-        "(SELECT entity, _file_id, _row_number FROM id_map_diff WHERE NOT is_new)"))
+    whole_rows = dict(conn.execute(sa.text("SELECT entity, SUM(n) FROM id_map_whole GROUP BY entity")).all())
+    diff_rows = {(entity, bool(is_new)): int(n) for entity, is_new, n in conn.execute(sa.text(
+        "SELECT entity, is_new, COUNT(*) FROM id_map_diff GROUP BY entity, is_new")).all()}
+    counts.records_added = sum(int(n) for n in whole_rows.values()) + \
+        sum(n for (_, is_new), n in diff_rows.items() if is_new)
+    counts.records_removed = sum(n for (_, is_new), n in diff_rows.items() if not is_new)
+    if counts.records_removed:
+        conn.execute(sa.text(
+            "DELETE FROM identity_map WHERE (entity, _file_id, _row_number) IN "
+            "(SELECT entity, _file_id, _row_number FROM id_map_diff WHERE NOT is_new)"))
     # Only nodes that had a contact have map rows to move (a new node's rows are inserted below).
     moved = conn.execute(sa.text("SELECT COUNT(*) FROM id_node_diff WHERE old_contact IS NOT NULL")).scalar_one()
     counts.records_reassigned = int(conn.execute(sa.text(
@@ -85,23 +100,26 @@ def write_by_difference(conn: sa.Connection, next_nodes: str | None, *, as_of: d
     # known without a scan of the map; a run that may insert millions inserts them once.
     target = "identity_map" if since is None else "id_map_new"
     conn.execute(sa.text("CREATE TEMPORARY TABLE id_map_new AS SELECT * FROM identity_map WHERE 1 = 0"))
-    for entity, (node, key, _) in RECORD_NODES.items():
-        conn.execute(sa.text(
-            f"INSERT INTO {target} (brand, entity, source_key, node_id, contact_id, match_type, match_probability, "
-            "_file_id, _row_number) "
-            f"SELECT t._brand, :e, CAST({key} AS VARCHAR), n.node_id, n.contact_id, n.match_type, n.match_probability, "
-            f"t._file_id, t._row_number FROM stg_{entity} t "
-            "JOIN id_map_diff d ON d.is_new AND d.entity = :e AND d._file_id = t._file_id AND d._row_number = t._row_number "
-            f"JOIN identity_nodes n ON n.node_id = {node}"), {"e": entity})
+    for entity, (node, key, where) in RECORD_NODES.items():
+        rows = (f"INSERT INTO {target} (brand, entity, source_key, node_id, contact_id, match_type, match_probability, "
+                "_file_id, _row_number) "
+                f"SELECT t._brand, :e, CAST({key} AS VARCHAR), n.node_id, n.contact_id, n.match_type, "
+                f"n.match_probability, t._file_id, t._row_number FROM stg_{entity} t ")
+        if whole_rows.get(entity):
+            conn.execute(sa.text(
+                f"{rows} JOIN identity_nodes n ON n.node_id = {node} "
+                f"WHERE {where} AND t._file_id IN (SELECT _file_id FROM id_map_whole WHERE entity = :e)"), {"e": entity})
+        if diff_rows.get((entity, True)):
+            conn.execute(sa.text(
+                f"{rows} JOIN id_map_diff d ON d.is_new AND d.entity = :e AND d._file_id = t._file_id "
+                f"AND d._row_number = t._row_number JOIN identity_nodes n ON n.node_id = {node}"), {"e": entity})
     if since is not None:
         conn.execute(sa.text("INSERT INTO identity_map SELECT * FROM id_map_new"))
-    added, removed = conn.execute(sa.text(
-        "SELECT COALESCE(SUM(CASE WHEN is_new THEN 1 ELSE 0 END), 0), "
-        "COALESCE(SUM(CASE WHEN is_new THEN 0 ELSE 1 END), 0) FROM id_map_diff")).one()
-    counts.records_added, counts.records_removed = int(added), int(removed)
-    _write_contacts(conn, gained="SELECT contact_id FROM id_map_new" if since is not None else
-                    "SELECT m.contact_id FROM id_map_diff d JOIN identity_map m ON d.is_new AND m.entity = d.entity "
-                    "AND m._file_id = d._file_id AND m._row_number = d._row_number")
+    _write_contacts(conn, gained=None if first else "SELECT contact_id FROM id_map_new" if since is not None else
+                    "SELECT m.contact_id FROM id_map_whole w JOIN identity_map m ON m.entity = w.entity "
+                    "AND m._file_id = w._file_id "
+                    "UNION ALL SELECT m.contact_id FROM id_map_diff d JOIN identity_map m ON d.is_new "
+                    "AND m.entity = d.entity AND m._file_id = d._file_id AND m._row_number = d._row_number")
 
     counts.run_number = int(conn.execute(sa.text(
         "SELECT COALESCE(MAX(run_number), 0) + 1 FROM identity_runs")).scalar_one())
@@ -128,12 +146,14 @@ def write_by_difference(conn: sa.Connection, next_nodes: str | None, *, as_of: d
     return counts
 
 
-def _write_contacts(conn: sa.Connection, gained: str) -> None:
+def _write_contacts(conn: sa.Connection, gained: str | None) -> None:
     """`id_touched` (contact_id, existed: it had a contacts row before this run): the contacts a changed node
     or record left or joined, and their contacts rows. A contact whose nodes all stand and that only gained
     records (most of a drop's) has its record count raised by its new rows (`gained`: a SELECT of their
-    contact_id); the others (nodes changed, records removed, new) are computed again from their nodes and
-    map rows."""
+    contact_id; None when no node stood, on a first run: then every record's contact is a changed node's); the
+    others (nodes changed, records removed, new) are computed again from their nodes and map rows, all of them
+    without a filter when none stood."""
+    gained_rows = "" if gained is None else f"UNION ALL SELECT DISTINCT contact_id, 1 FROM ({gained}) g"
     conn.execute(sa.text(f"""
         CREATE TEMPORARY TABLE id_touched AS
         SELECT t.contact_id, EXISTS (SELECT 1 FROM contacts c WHERE c.contact_id = t.contact_id) AS existed,
@@ -141,22 +161,24 @@ def _write_contacts(conn: sa.Connection, gained: str) -> None:
         FROM (SELECT old_contact AS contact_id, 0 AS gained FROM id_node_diff
               UNION ALL SELECT new_contact, 0 FROM id_node_diff
               UNION ALL SELECT old_contact, 0 FROM id_map_diff
-              UNION ALL SELECT DISTINCT contact_id, 1 FROM ({gained}) g) t
+              {gained_rows}) t
         WHERE t.contact_id IS NOT NULL GROUP BY t.contact_id
     """))
     recomputed = "SELECT contact_id FROM id_touched WHERE NOT (gained_only AND existed)"
     conn.execute(sa.text(f"DELETE FROM contacts WHERE contact_id IN ({recomputed})"))
+    of_map = of_nodes = ""  # on a first run every contact is recomputed
+    if gained is not None:
+        of_map, of_nodes = f"WHERE contact_id IN ({recomputed}) ", f"WHERE n.contact_id IN ({recomputed}) "
     conn.execute(sa.text(
         "INSERT INTO contacts (contact_id, node_count, record_count, brands, match_type, first_seen_as_of) "
         "SELECT n.contact_id, COUNT(*), COALESCE(MAX(r.records), 0), "
         "STRING_AGG(DISTINCT SPLIT_PART(n.node_id, '|', 1), ',' ORDER BY SPLIT_PART(n.node_id, '|', 1)), "
         "MIN(n.match_type), MIN(n.first_seen_as_of) "
         "FROM identity_nodes n "
-        "LEFT JOIN (SELECT contact_id, COUNT(*) AS records FROM identity_map "
-        f"           WHERE contact_id IN ({recomputed}) GROUP BY contact_id) r "
-        "  ON r.contact_id = n.contact_id "
-        f"WHERE n.contact_id IN ({recomputed}) GROUP BY n.contact_id"))
-    if not conn.execute(sa.text("SELECT COUNT(*) FROM id_touched WHERE gained_only AND existed")).scalar_one():
+        f"LEFT JOIN (SELECT contact_id, COUNT(*) AS records FROM identity_map {of_map}GROUP BY contact_id) r "
+        f"  ON r.contact_id = n.contact_id {of_nodes}GROUP BY n.contact_id"))
+    if gained is None or not conn.execute(sa.text(
+            "SELECT COUNT(*) FROM id_touched WHERE gained_only AND existed")).scalar_one():
         return
     conn.execute(sa.text(
         "UPDATE contacts SET record_count = contacts.record_count + g.records "
@@ -165,14 +187,15 @@ def _write_contacts(conn: sa.Connection, gained: str) -> None:
         "  AND g.contact_id IN (SELECT contact_id FROM id_touched WHERE gained_only AND existed)"))
 
 
-# The rows of the files that differ (id_map_files), on either side: filtered before they are joined.
+# The rows of the files held but changed (id_map_files not whole), on either side: filtered before they are joined.
+_CHANGED_FILES = "SELECT _file_id FROM id_map_files WHERE NOT whole"
 _map_rows = ("SELECT _file_id, _row_number, contact_id FROM identity_map "
-             "WHERE entity = :e AND _file_id IN (SELECT _file_id FROM id_map_files)")
+             f"WHERE entity = :e AND _file_id IN ({_CHANGED_FILES})")
 
 
 def _staged_rows(entity: str, where: str) -> str:
     return (f"SELECT t._file_id, t._row_number FROM stg_{entity} t "
-            f"WHERE t._file_id IN (SELECT _file_id FROM id_map_files) AND {where}")
+            f"WHERE t._file_id IN ({_CHANGED_FILES}) AND {where}")
 
 
 # A file's rows as a set, summarised: count, sum, and a sum of pseudo-random images of the row numbers.
@@ -181,18 +204,19 @@ _LINEAGE_SUMMARY = ("COUNT(*) AS n, SUM(CAST(_row_number AS BIGINT)) AS s, "
 
 
 def _files_that_differ(conn: sa.Connection, entity: str, where: str, since: int | None) -> None:
-    """`id_map_files` (_file_id): the files whose staged rows of `entity` are not the rows identity_map holds
-    for them. Compared by a per-file summary (one columnar scan of two integer columns, as the run's
-    fingerprint does), so that the row-by-row comparison reads only those files: on a drop, the new ones.
-    With `since` (only files after it gained rows since the last run), those files, without a scan of the map."""
+    """`id_map_files` (_file_id, whole, n): the files whose staged rows of `entity` are not the rows identity_map
+    holds for them; `whole` when the map holds none of them (all `n` staged rows are new). Compared by a per-file
+    summary (one columnar scan of two integer columns, as the run's fingerprint does), so that the row-by-row
+    comparison reads only the files held but changed. With `since` (only files after it gained rows since the
+    last run), those files, all new, without a scan of the map."""
     conn.execute(sa.text("DROP TABLE IF EXISTS id_map_files"))
     if since is not None:
-        conn.execute(sa.text("CREATE TEMPORARY TABLE id_map_files AS SELECT DISTINCT _file_id "
-                             f"FROM stg_{entity} t WHERE t._file_id > {int(since)} AND {where}"))
+        conn.execute(sa.text("CREATE TEMPORARY TABLE id_map_files AS SELECT _file_id, TRUE AS whole, COUNT(*) AS n "
+                             f"FROM stg_{entity} t WHERE t._file_id > {int(since)} AND {where} GROUP BY _file_id"))
         return
     conn.execute(sa.text(f"""
         CREATE TEMPORARY TABLE id_map_files AS
-        SELECT COALESCE(t._file_id, m._file_id) AS _file_id
+        SELECT COALESCE(t._file_id, m._file_id) AS _file_id, m._file_id IS NULL AS whole, t.n
         FROM (SELECT _file_id, {_LINEAGE_SUMMARY} FROM stg_{entity} t WHERE {where} GROUP BY _file_id) t
         FULL OUTER JOIN (SELECT _file_id, {_LINEAGE_SUMMARY} FROM identity_map WHERE entity = :e GROUP BY _file_id) m
           ON m._file_id = t._file_id

@@ -114,7 +114,7 @@ def _resolve(conn: sa.Connection, report: IdentityReport, clock: float, *, as_of
         report.seconds[step] = now
 
     graph_tables.drop_scratch(conn)
-    since = additions_since(conn, previous) if report.mode == "incremental" else None
+    since = additions_since(conn, previous, signature) if report.mode == "incremental" else None
     report.new_files_only = since is not None
     graph_tables.load_nodes(conn, since)
     guards.load_edges(conn, since)

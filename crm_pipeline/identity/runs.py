@@ -38,30 +38,37 @@ def fingerprint(conn: sa.Connection, config: IdentityConfig, probabilistic: bool
     return json.dumps(parts, sort_keys=True)
 
 
-def _lineages(conn: sa.Connection, entity: str, upto: int | None = None) -> list[int]:
-    """Count, sums and a mixed sum of the lineages of `stg_<entity>` (of its files up to `upto`), its last file."""
+def _lineages(conn: sa.Connection, entity: str, after: int | None = None) -> list[int]:
+    """Count, sums and a mixed sum of the lineages of `stg_<entity>` (of its files after `after` only), its last
+    file."""
     row = conn.execute(sa.text(
         "SELECT COUNT(*), COALESCE(SUM(CAST(_file_id AS BIGINT)), 0), COALESCE(SUM(CAST(_row_number AS BIGINT)), 0), "
         "COALESCE(SUM((CAST(_file_id AS BIGINT) * 1000003 + _row_number) % 2147483629), 0), "
-        f"COALESCE(MAX(_file_id), 0) FROM stg_{entity}" + ("" if upto is None else f" WHERE _file_id <= {int(upto)}")
+        f"COALESCE(MAX(_file_id), 0) FROM stg_{entity}" + ("" if after is None else f" WHERE _file_id > {int(after)}")
     )).one()
     return [int(v) for v in row]
 
 
-def additions_since(conn: sa.Connection, previous: dict | None) -> Since | None:
+def additions_since(conn: sa.Connection, previous: dict | None, signature: str) -> Since | None:
     """Per entity, the last file the last run read, when since then staged rows were only added, in later files
     (file ids only grow), and that run kept its graph's inputs (`GRAPH_INPUTS`); else None.
 
     Then this run's identifiers, logins and nodes are the stored ones and those of the new files' rows.
     A row removed or replaced (an erasure, a re-sent customer) or added to an earlier file changes the
-    summary of the files the last run read, and the run reads staging whole.
+    summary of the files the last run read, and the run reads staging whole. That summary is this run's
+    (`signature`, the whole table's) less the later files' rows: sums of non-negative terms, so a scan of the
+    new files' rows alone tells it.
     """
     if previous is None or previous.get(GRAPH_INPUTS) != inputs_digest():
         return None
+    now = json.loads(signature)
     since = {}
     for entity in RECORD_NODES:
-        before = previous.get(f"stg_{entity}")
-        if not before or _lineages(conn, entity, upto=before[4])[:4] != before[:4]:
+        before, whole = previous.get(f"stg_{entity}"), now[f"stg_{entity}"]
+        if not before:
+            return None
+        later = _lineages(conn, entity, after=before[4])
+        if [w - l for w, l in zip(whole[:4], later[:4])] != before[:4]:
             return None
         since[entity] = int(before[4])
     return since

@@ -1,12 +1,15 @@
 """Identity's 1% drop, repeated on one prepared warehouse, with its slowest SQL statements.
 
-    python bench/identity_drop.py [--people 100000] [--root bench/out] [--repeat 2] [--full] [--top 12]
+    python bench/identity_drop.py [--people 100000] [--root bench/out] [--repeat 2] [--full] [--first] [--top 12]
 
 Prepares once (cached under the root; not timed) the warehouse bench/identity_incremental.py builds: the
 generated data set (seed 11) staged and resolved with the Splink pass, then bench/e2e.py's 1% drop of web
 events staged but not resolved. Each repeat resolves the drop on a fresh copy of it, so the figures compare
-code changes on the same input; `--full` times a `--full-refresh` on a copy as well. Prints each run's steps
-(read, deterministic, probabilistic, ids and write) and the statements that took longest, with the load.
+code changes on the same input; `--full` times a `--full-refresh` on a copy as well, and `--first` a first
+resolution (a copy without the identity tables, as the end-to-end full run resolves: everything written anew).
+Prints each run's steps (read, deterministic, probabilistic, ids and write) in wall and CPU seconds (CPU:
+time.process_time, DuckDB's threads included, steadier than wall on a shared machine) and the statements that
+took longest, with the load.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -46,23 +50,59 @@ def _prepare(root: Path, people: int) -> Path:
     return ready
 
 
-def _timed_resolve(db: Path, full_refresh: bool, top: int) -> None:
+def _timed_resolve(db: Path, kind: str, top: int) -> None:
+    import sqlalchemy as sa
+
     from crm_pipeline.warehouse.engine import make_engine
+    from crm_pipeline.warehouse.identity_schema import IDENTITY_TABLES
 
     engine = make_engine(f"duckdb:///{db}")
-    spent = statement_clock(engine)
-    report, seconds = timed_resolution(engine, full_refresh)
+    if kind == "first":  # the identity tables gone: a first resolution over the same staging
+        with engine.begin() as conn:
+            for table in IDENTITY_TABLES:
+                conn.execute(sa.text(f"DROP TABLE IF EXISTS {table.name}"))
+        with engine.connect() as conn:
+            conn.execute(sa.text("CHECKPOINT"))
+    spent, cpu_spent = statement_clock(engine), _statement_cpu(engine)
+    cpu, last = {}, [time.process_time()]
+
+    def on_step(name: str, _seconds: float) -> None:
+        now = time.process_time()
+        cpu[name], last[0] = round(now - last[0], 2), now
+
+    started = time.process_time()
+    report, seconds = timed_resolution(engine, kind != "drop", on_step=on_step)
+    total_cpu = time.process_time() - started
     c = report.changes
-    print(f"  {report.mode}: {seconds:.2f} s, steps {_steps(report.seconds)}, nodes recomputed "
-          f"{report.nodes_recomputed:,} of {report.nodes:,}, records +{c.records_added:,} -{c.records_removed:,}, "
-          f"contacts touched {c.contacts_touched:,}; SQL {sum(map(sum, spent.values())):.2f} s, slowest:")
-    for line in slowest_statements(spent, top, width=150):
+    print(f"  {report.mode}: {seconds:.2f} s, {total_cpu:.2f} s CPU, steps {_steps(report.seconds)}, CPU {cpu}, "
+          f"rounds {report.rounds}, nodes recomputed {report.nodes_recomputed:,} of {report.nodes:,}, "
+          f"records +{c.records_added:,} -{c.records_removed:,}, contacts touched {c.contacts_touched:,}; "
+          f"SQL {sum(map(sum, spent.values())):.2f} s, {sum(map(sum, cpu_spent.values())):.2f} s CPU, slowest (CPU):")
+    for line in slowest_statements(cpu_spent, top, width=150):
         print(f"    {line}")
+
+
+def _statement_cpu(engine) -> dict[str, list[float]]:
+    """CPU seconds of each SQL statement (as bench._common.statement_clock's wall seconds)."""
+    import sqlalchemy as sa
+
+    spent: dict[str, list[float]] = {}
+
+    @sa.event.listens_for(engine, "before_cursor_execute")
+    def _before(conn, cursor, statement, parameters, context, executemany):
+        conn.info.setdefault("_bench_cpu", []).append(time.process_time())
+
+    @sa.event.listens_for(engine, "after_cursor_execute")
+    def _after(conn, cursor, statement, parameters, context, executemany):
+        took = time.process_time() - conn.info["_bench_cpu"].pop()
+        spent.setdefault(" ".join(statement.split()), []).append(took)
+
+    return spent
 
 
 def main() -> None:
     if sys.argv[1:2] == ["--child"]:
-        _timed_resolve(Path(sys.argv[2]), sys.argv[3] == "full", int(sys.argv[4]))
+        _timed_resolve(Path(sys.argv[2]), sys.argv[3], int(sys.argv[4]))
         return
     import argparse
 
@@ -71,10 +111,13 @@ def main() -> None:
     parser.add_argument("--root", type=Path, default=Path("bench/out"))
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--full", action="store_true", help="also time a full refresh of the same warehouse")
+    parser.add_argument("--first", action="store_true",
+                        help="also time a first resolution (the identity tables dropped from a copy)")
     parser.add_argument("--top", type=int, default=12)
     args = parser.parse_args()
     ready = _prepare(args.root, args.people)
-    runs = [("drop", i) for i in range(args.repeat)] + ([("full", 0)] if args.full else [])
+    runs = ([("drop", i) for i in range(args.repeat)] + ([("full", 0)] if args.full else [])
+            + ([("first", 0)] if args.first else []))
     for kind, _ in runs:
         copy = ready.with_name(f"run_{kind}.duckdb")
         shutil.copyfile(ready, copy)

@@ -49,15 +49,16 @@ def _stage(landing: Path, db: Path) -> float:
     return time.perf_counter() - started
 
 
-def timed_resolution(engine, full_refresh: bool):
-    """`resolve_identities` as the asset runs it (Splink's pass included), and its seconds; the engine disposed."""
+def timed_resolution(engine, full_refresh: bool, on_step=None):
+    """`resolve_identities` as the asset runs it (Splink's pass included), and its seconds; the engine disposed.
+    `on_step(name, seconds)` hears of each step as it finishes (the asset logs them)."""
     from crm_pipeline.identity.config import load_identity_config
     from crm_pipeline.identity.probabilistic import match_people
     from crm_pipeline.identity.resolve import resolve_identities
 
     started = time.perf_counter()
     report = resolve_identities(engine, as_of=END_DATE, config=load_identity_config(), find_pairs=match_people,
-                                full_refresh=full_refresh)
+                                full_refresh=full_refresh, on_step=on_step)
     seconds = time.perf_counter() - started
     engine.dispose()
     return report, seconds

@@ -172,11 +172,14 @@ def build_members(conn: sa.Connection, config: AudienceConfig, as_of: dt.date) -
         hits = (sa.union_all(*queries) if len(queries) > 1 else queries[0]).subquery("hits")
         p360 = profile_360
         suppressed = sa.table("tmp_audience_suppressed", sa.column("contact_id", sa.String()))
+        members = hits.join(p360, p360.c.contact_id == hits.c.contact_id)
+        if any_suppressed:
+            members = members.outerjoin(suppressed, suppressed.c.contact_id == hits.c.contact_id)
         rows = (sa.select(sa.bindparam("as_of", as_of, type_=sa.Date()), hits.c.audience, hits.c.contact_id,
                           p360.c.email, p360.c.phone, p360.c.first_name, p360.c.last_name, hits.c.brand_scope)
-                .select_from(hits.join(p360, p360.c.contact_id == hits.c.contact_id)))
-        if any_suppressed:  # uncorrelated (no NULL ids on either side): DuckDB ran NOT EXISTS as a delim join
-            rows = rows.where(hits.c.contact_id.not_in(sa.select(suppressed.c.contact_id)))
+                .select_from(members))
+        if any_suppressed:
+            rows = rows.where(_absent(suppressed.c.contact_id))
         conn.execute(sa.insert(sa.table(into, *[sa.column(c.name) for c in audience_members.columns])).from_select(
             ["as_of", "audience", "contact_id", "email", "phone", "first_name", "last_name", "brand_scope"], rows))
     # A re-run writes only the (audience, contact) rows that entered, left or whose contact details changed,
@@ -252,10 +255,21 @@ def _consented(query: sa.Select, audience: Audience, source) -> sa.Select:
     """Predictions rows: leave out contacts opted out of email (read from the across-brands profile row)."""
     if audience.consent != "email":
         return query
-    # NOT IN over non-null ids, as NOT EXISTS would give: uncorrelated, it is one hash anti-join per audience
-    opted_out = sa.select(BASE.c.contact_id).where(BASE.c.brand == sa.literal(ALL_BRANDS, sa.String()),
-                                                   BASE.c.opted_out != 0)
-    return query.where(source.c.contact_id.not_in(opted_out))
+    opted_out = BASE.alias("opted_out")
+    return query.select_from(source.outerjoin(opted_out, sa.and_(
+        opted_out.c.contact_id == source.c.contact_id, opted_out.c.brand == sa.literal(ALL_BRANDS, sa.String()),
+        opted_out.c.opted_out != 0))).where(_absent(opted_out.c.contact_id))
+
+
+def _absent(joined_id) -> sa.ColumnElement:
+    """The anti-join's condition: no row of the LEFT JOINed list (whose ids are never NULL) matched.
+
+    A LEFT JOIN ... IS NULL, not NOT IN (subquery): PostgreSQL hashes a NOT IN only while the list fits in work_mem
+    and otherwise rescans the list for every row (at a million contacts, minutes), and NOT IN returns nothing once
+    the list holds a NULL; both engines plan this as a hash anti-join (DuckDB ran a correlated NOT EXISTS as a
+    delim join). A row without a contact id matches nothing and stays, but the members' join with profile_360
+    leaves such a row out anyway."""
+    return joined_id.is_(None)
 
 
 def _cross_brand_counts(conn: sa.Connection, config: AudienceConfig, as_of) -> None:

@@ -96,6 +96,42 @@ def test_suppression_list_by_contact_and_email_hash(tmp_path):
         assert export_audience(conn, "customers_recent", AS_OF, "csv", out) == 0
 
 
+@pytest.fixture(params=["duckdb", "postgresql"])
+def backend_url(request):
+    """None: a DuckDB file in the test's folder; else a database of its own on the session's PostgreSQL server."""
+    if request.param == "duckdb":
+        return None
+    from crm_pipeline_tests.postgres.conftest import shared_server  # noqa: PLC0415
+    return shared_server().create_database("audiences_left_out")
+
+
+def test_opted_out_and_suppressed_contacts_stay_out_of_rule_and_predictive_audiences(tmp_path, backend_url):
+    """Consent and suppression leave out exactly the listed contacts on both backends: a contact listed twice
+    is left out once, a list row without a contact id (an email hash matching nobody) leaves out nobody else."""
+    p = Profiles(tmp_path, backend_url)
+    for cid in ("KEEP", "OPTED", "BYID", "BYHASH"):
+        p.brand(cid, "brand_a", subscription_status="unsubscribed" if cid == "OPTED" else "subscribed",
+                order_count=1, last_order_date=day(1))
+    p.save()
+    with p.engine.begin() as conn:
+        from crm_pipeline.warehouse.audience_schema import create_audience_tables  # noqa: PLC0415
+        create_audience_tables(conn)
+        conn.execute(suppression_list.insert(), [
+            {"contact_id": "BYID", "email_sha256": None},
+            {"contact_id": "BYID", "email_sha256": sha("byid@example.com")},  # listed twice
+            {"contact_id": None, "email_sha256": sha("byhash@example.com")},
+            {"contact_id": None, "email_sha256": sha("nobody@example.com")}])
+        conn.execute(sa.text("CREATE TABLE predictions (as_of DATE, contact_id VARCHAR, risk_band VARCHAR)"))
+        conn.execute(sa.text("INSERT INTO predictions VALUES (:d, :c, 'high')"),
+                     [{"d": AS_OF, "c": cid} for cid in ("KEEP", "OPTED", "BYID", "BYHASH")])
+    summary = materialize_audiences(p.engine, as_of=AS_OF).set_index("audience")
+    m = p.members()
+    assert m["customers_recent"] == {"KEEP"}
+    assert m["predicted_high_churn_risk"] == {"KEEP"}
+    assert summary.loc["predicted_high_churn_risk", "size"] == 1
+    p.engine.dispose()
+
+
 def test_history_entered_and_exited_across_three_days(tmp_path):
     p = Profiles(tmp_path)
     d1 = AS_OF

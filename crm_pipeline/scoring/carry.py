@@ -91,13 +91,23 @@ def create_due(conn: sa.Connection, config: ScoringConfig, previous: dt.date | N
     return conn.execute(sa.text(f"SELECT COUNT(*) FROM {DUE}")).scalar_one()
 
 
+_FIRST_DAY = "CAST(first_interaction_date - DATE '1970-01-01' AS INTEGER)"
+
+
+def held_known_sql(contacts: str) -> str:
+    """SELECT of the known rows (contact_id, brand, first_day: the UTC day number of the first interaction) of the
+    contacts in the table `contacts` from the engagement spans holding on :as_of: a scored row (not `unknown`)
+    per contact and brand, whose first interaction date is its first day with a `scoring_daily` row."""
+    return (f"SELECT t.contact_id, t.brand, {_FIRST_DAY} AS first_day FROM {spans_name('engagement_scores')} t "
+            f"JOIN {contacts} c ON c.contact_id = t.contact_id WHERE {spans.holding()} AND t.growth_band <> 'unknown'")
+
+
 def create_known(conn: sa.Connection, params: dict, engagement: str, previous: dt.date | None) -> None:
     """`tmp_scoring_known` (contact_id, brand, first_day): the contacts and brands known by as_of (their first
     interaction), from the day's engagement rows computed into `engagement`; `tmp_scoring_known_due` the due
     contacts' among them. When only the due contacts' were computed (`previous`: the last run's day), the rows of
     the others are those holding, and are read only for the contacts with a timeline record dated since that day
     (`tmp_scoring_dated`, who may have become known: see `unscored`), not for everyone."""
-    first_day = "CAST(first_interaction_date - DATE '1970-01-01' AS INTEGER)"
     held = ""
     conn.execute(sa.text(f"DROP TABLE IF EXISTS {DATED}"))
     if previous is not None:
@@ -107,12 +117,9 @@ def create_known(conn: sa.Connection, params: dict, engagement: str, previous: d
             WHERE t.occurred_at >= :since AND t.occurred_at < :as_of_end
               AND NOT EXISTS (SELECT 1 FROM {ENGAGED} d WHERE d.contact_id = t.contact_id)"""),
                      {"since": since, "as_of_end": params["as_of_end"]})
-        held = f"""
-        UNION ALL
-        SELECT t.contact_id, brand, {first_day} FROM {spans_name('engagement_scores')} t
-        JOIN {DATED} d ON d.contact_id = t.contact_id WHERE {spans.holding()} AND growth_band <> 'unknown'"""
+        held = f" UNION ALL {held_known_sql(DATED)}"
     conn.execute(sa.text(f"DROP TABLE IF EXISTS {KNOWN}"))
-    conn.execute(sa.text(f"CREATE TEMPORARY TABLE {KNOWN} AS SELECT contact_id, brand, {first_day} AS first_day "
+    conn.execute(sa.text(f"CREATE TEMPORARY TABLE {KNOWN} AS SELECT contact_id, brand, {_FIRST_DAY} AS first_day "
                          f"FROM {engagement}{held}"), {"as_of": params["as_of"]})
     if previous is not None:
         conn.execute(sa.text(f"CREATE TEMPORARY TABLE {KNOWN_DUE} AS SELECT k.* FROM {KNOWN} k "

@@ -27,6 +27,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from crm_pipeline.profiles.sql import as_of_params, day_number, utc_day
+from crm_pipeline.scoring.carry import held_known_sql
 from crm_pipeline.scoring.config import STAGES, ScoringConfig
 from crm_pipeline.scoring.engagement import ALL_BRANDS
 from crm_pipeline.scoring.scratch import create_daily_purchases, create_scratch, drop_scratch
@@ -153,21 +154,13 @@ SELECT contact_id, '{ALL_BRANDS}', MIN(first_day) FROM firsts GROUP BY contact_i
 
 # Only the contacts with a move after :since_date (in any scope), from the stages the run of the day stored: a
 # stage's since day is its latest move, so a contact whose stages all date from before has no move to count, and
-# the funnel reads the purchase history of the contacts still moving, not of everyone who ever bought.
+# the funnel reads the purchase history of the contacts still moving, not of everyone who ever bought. An
+# `unknown` row's since day is the run's day, not a move: a contact with nothing to score has no purchase day and
+# no known row, so it moves nowhere, and reading it would only make every such contact a mover every day.
 MOVERS_SQL = f"""
 CREATE TEMPORARY TABLE tmp_scoring_movers AS
 SELECT DISTINCT contact_id FROM {spans_name('lifecycle_stages')} t
-WHERE {holding()} AND stage_since_date > :since_date
-"""
-
-# The same right after a scoring run of the day, of the movers: the first interaction day its engagement rows
-# hold (the first day with a `scoring_daily` row, each of which is an interaction or a purchase): a table of a row
-# per contact and brand, where grouping the aggregates read every day of every contact.
-KNOWN_FROM_SPANS_SQL = f"""
-CREATE TEMPORARY TABLE tmp_scoring_known AS
-SELECT t.contact_id, brand, CAST(first_interaction_date - DATE '1970-01-01' AS INTEGER) AS first_day
-FROM {spans_name('engagement_scores')} t JOIN tmp_scoring_movers m ON m.contact_id = t.contact_id
-WHERE {holding()} AND growth_band <> 'unknown'
+WHERE {holding()} AND stage_since_date > :since_date AND stage <> 'unknown'
 """
 
 
@@ -179,7 +172,10 @@ def _history(conn: sa.Connection, as_of: dt.date, from_aggregates: bool = False,
         drop_scratch(conn)
         conn.execute(sa.text(MOVERS_SQL), {"as_of": as_of, "since_date": as_of - dt.timedelta(days=days)})
         create_daily_purchases(conn, day_number(as_of), "tmp_scoring_movers")
-        conn.execute(sa.text(KNOWN_FROM_SPANS_SQL), {"as_of": as_of})
+        # the movers' first interaction days from their engagement rows of the day, a row per contact and brand,
+        # where grouping the aggregates read every day of every contact
+        conn.execute(sa.text(f"CREATE TEMPORARY TABLE tmp_scoring_known AS {held_known_sql('tmp_scoring_movers')}"),
+                     {"as_of": as_of})
         return
     params = as_of_params(as_of)
     create_scratch(conn, params)

@@ -45,59 +45,58 @@ DIMENSIONS = (
     ("email_weekday", "email", "tmp_scoring_email_times", "weekday", "1", "preferred_email_weekday", None),
     ("email_hour", "email", "tmp_scoring_email_times", "hour", "1", "preferred_email_hour", None),
 )
-# `Women 83%; Men 17%`: a value and its share in whole percent, best first
-# Half up on every backend (PostgreSQL rounds a double's half to even, DuckDB away from zero): 12.5% -> 13%.
-_LISTED = "value || ' ' || CAST(CAST(FLOOR(100.0 * weight / total + 0.5) AS INTEGER) AS VARCHAR) || '%'"
-_DUE_VALUES = "tmp_scoring_due_values"
-_RANKED = "tmp_scoring_pref_ranked"
 
 
-def _ranked_sql(values: str) -> str:
-    """Every dimension's values per contact within the lookback, weighted and ranked (ties: alphabetically
-    first), from `scoring_daily_values` (or `values`, the due contacts' rows of it), in one pass: nine
-    statements, one per dimension, read the rows nine times.
+def _listed(i: int, r: int) -> str:
+    """The r-th value of dimension i and its share in whole percent (`Women 83%`), NULL when there is none.
+    Half up on every backend (PostgreSQL rounds a double's half to even, DuckDB away from zero): 12.5% -> 13%."""
+    return (f"p.value_{i}_{r} || ' ' || CAST(CAST(FLOOR(100.0 * p.weight_{i}_{r} / p.total_{i} + 0.5) AS INTEGER) "
+            "AS VARCHAR) || '%'")
 
-    (A total over the rank's own ordered window with a full frame ran twenty times slower on DuckDB.)"""
-    return f"""
-CREATE TEMPORARY TABLE {_RANKED} AS
-WITH weighted AS (
+
+def _tops_sql(due: str | None, top_n: int) -> str:
+    """CTEs ending in `tops`: one row per contact with, per dimension i, its total weight (`total_i`) and its
+    top_n values with their weights (`value_i_r`, `weight_i_r`, best first; ties: alphabetically first), from
+    `scoring_daily_values` (the due contacts' rows only, when given) within the lookback.
+
+    One statement: the rows read once (the due contacts' joined in the read, not copied to a table first),
+    ranked by one window and pivoted by one GROUP BY whose sums are the totals. A ranked table with a second
+    window for the total, pivoted by a GROUP BY and a join per dimension, cost a tenth more CPU for everyone
+    and half as much again for a drop's contacts. (A total over the rank's own ordered window with a full frame
+    ran twenty times slower on DuckDB.)"""
+    columns = []
+    for i, dimension in enumerate(DIMENSIONS):
+        columns.append(f"SUM(CASE WHEN dimension = {i} THEN weight END) AS total_{i}")
+        for r in range(1, (top_n if dimension[6] else 1) + 1):
+            columns += [f"MAX(CASE WHEN dimension = {i} AND rank = {r} THEN value END) AS value_{i}_{r}",
+                        f"MAX(CASE WHEN dimension = {i} AND rank = {r} THEN weight END) AS weight_{i}_{r}"]
+    return f"""weighted AS (
     SELECT v.contact_id, dimension, value, SUM(weight) AS weight
-    FROM {values} v
+    FROM scoring_daily_values v{only_due('v', due)}
     WHERE day >= :since_day AND day <= :as_of_day
     GROUP BY v.contact_id, dimension, value
-)
-SELECT contact_id, dimension, value, weight,
-       ROW_NUMBER() OVER (PARTITION BY contact_id, dimension ORDER BY weight DESC, value) AS rank,
-       SUM(weight) OVER (PARTITION BY contact_id, dimension) AS total
-FROM weighted
-"""
-
-
-def _per_contact(i: int, top_n: int) -> str:
-    """One row per contact for dimension i: its top value and share, total weight, and the top_n as a list.
-
-    The list is pivoted by rank and joined with CONCAT_WS (which skips NULLs): an ordered STRING_AGG
-    was ten times slower on DuckDB.
-    """
-    listed = DIMENSIONS[i][6]
-    items = ", ".join(f"MAX(CASE WHEN rank = {r} THEN {_LISTED} END)" for r in range(1, top_n + 1))
-    return (f"p{i} AS (SELECT contact_id, MAX(CASE WHEN rank = 1 THEN value END) AS value, "
-            f"MAX(CASE WHEN rank = 1 THEN weight / total END) AS share, MAX(total) AS total"
-            + (f", CONCAT_WS('; ', {items}) AS listed" if listed else "")
-            + f" FROM {_RANKED} WHERE dimension = {i} AND rank <= {top_n} GROUP BY contact_id)")
+),
+ranked AS (
+    SELECT contact_id, dimension, value, weight,
+           ROW_NUMBER() OVER (PARTITION BY contact_id, dimension ORDER BY weight DESC, value) AS rank
+    FROM weighted
+),
+tops AS (SELECT contact_id, {", ".join(columns)} FROM ranked GROUP BY contact_id)"""
 
 
 def _wide_sql(top_n: int, due: str | None, into: str = "contact_preferences") -> str:
-    columns, values, joins, parts = [], [], [], []
+    """INSERT of the day's `contact_preferences` rows: the known contacts' (the `due` ones only, when given) top
+    values and shares, with the top_n as a list joined with CONCAT_WS (which skips NULLs: an ordered STRING_AGG
+    was ten times slower on DuckDB)."""
+    columns, values = [], []
     for i, (_, _, _, _, _, column, listed) in enumerate(DIMENSIONS):
-        parts.append(_per_contact(i, int(top_n)))
         columns += [column, f"{column}_share"]
-        values += [f"CAST(p{i}.value AS INTEGER)" if column == "preferred_email_hour" else f"p{i}.value",
-                   f"p{i}.share"]
+        values += [f"CAST(p.value_{i}_1 AS INTEGER)" if column == "preferred_email_hour" else f"p.value_{i}_1",
+                   f"p.weight_{i}_1 / p.total_{i}"]
         if listed:
             columns.append(listed)
-            values.append(f"p{i}.listed")
-        joins.append(f"LEFT JOIN p{i} ON p{i}.contact_id = k.contact_id")
+            values.append(f"CASE WHEN p.total_{i} IS NOT NULL "  # none of the dimension: no list, not ''
+                          f"THEN CONCAT_WS('; ', {', '.join(_listed(i, r) for r in range(1, top_n + 1))}) END")
     brand_bought, brand_browsed, weekday = (next(i for i, d in enumerate(DIMENSIONS) if d[:2] == key)
                                             for key in (("brand", "bought"), ("brand", "browsed"),
                                                         ("email_weekday", "email")))
@@ -105,21 +104,21 @@ def _wide_sql(top_n: int, due: str | None, into: str = "contact_preferences") ->
 INSERT INTO {into} (as_of, contact_id, {", ".join(columns)}, average_discount_rate,
                                  discounted_order_share, bought_unit_count, browsed_product_count,
                                  email_engagement_count)
-WITH discounts AS (
+WITH {_tops_sql(due, top_n)},
+discounts AS (
     SELECT s.contact_id,
            CASE WHEN SUM(discount_rate_count) > 0 THEN SUM(discount_rate_sum) / SUM(discount_rate_count) END
                AS average_discount_rate,
            CAST(SUM(discounted_count) AS DOUBLE PRECISION) / SUM(purchase_count) AS discounted_order_share
     FROM scoring_daily s{only_due('s', due)}
     WHERE day >= :since_day AND day <= :as_of_day AND purchase_count > 0 GROUP BY s.contact_id
-),
-{("," + chr(10)).join(parts)}
+)
 SELECT CAST(:as_of AS DATE), k.contact_id, {", ".join(values)},
        x.average_discount_rate, x.discounted_order_share,
-       CAST(COALESCE(p{brand_bought}.total, 0) AS INTEGER), CAST(COALESCE(p{brand_browsed}.total, 0) AS INTEGER),
-       CAST(COALESCE(p{weekday}.total, 0) AS INTEGER)
+       CAST(COALESCE(p.total_{brand_bought}, 0) AS INTEGER), CAST(COALESCE(p.total_{brand_browsed}, 0) AS INTEGER),
+       CAST(COALESCE(p.total_{weekday}, 0) AS INTEGER)
 FROM tmp_scoring_known k{only_due('k', due)}
-{chr(10).join(joins)}
+LEFT JOIN tops p ON p.contact_id = k.contact_id
 LEFT JOIN discounts x ON x.contact_id = k.contact_id
 WHERE k.brand = '{ALL_BRANDS}'
 """
@@ -132,23 +131,11 @@ def build_preferences(conn: sa.Connection, config: ScoringConfig, params: dict, 
     as_of = params["as_of"]
     as_of_day = day_number(as_of)
     bound = {"as_of": as_of, "as_of_day": as_of_day, "since_day": as_of_day + 1 - config.preference_lookback_days}
-    conn.execute(sa.text(f"DROP TABLE IF EXISTS {_RANKED}"))
-    values = "scoring_daily_values"
-    if due is not None:
-        # the due contacts' values read once, not once per dimension (nine scans of the whole table)
-        values = _DUE_VALUES
-        conn.execute(sa.text(f"DROP TABLE IF EXISTS {values}"))
-        conn.execute(sa.text(f"CREATE TEMPORARY TABLE {values} AS SELECT v.* FROM scoring_daily_values v"
-                             f"{only_due('v', due)} WHERE day >= :since_day AND day <= :as_of_day"),
-                     {"since_day": bound["since_day"], "as_of_day": as_of_day})
-    conn.execute(sa.text(_ranked_sql(values)), {"since_day": bound["since_day"], "as_of_day": as_of_day})
-    conn.execute(sa.text(f"DROP TABLE IF EXISTS {_DUE_VALUES}"))
     if into is None:
         conn.execute(sa.text("DELETE FROM contact_preferences WHERE as_of = :as_of"), {"as_of": as_of})
     table = into or "contact_preferences"
-    wide = _wide_sql(config.top_n, due, table)
+    wide = _wide_sql(int(config.top_n), due, table)
     conn.execute(sa.text(wide), _only(wide, bound))
-    conn.execute(sa.text(f"DROP TABLE IF EXISTS {_RANKED}"))
     return conn.execute(sa.text(f"SELECT COUNT(*) FROM {table} WHERE as_of = :as_of"),
                         {"as_of": as_of}).scalar_one()
 

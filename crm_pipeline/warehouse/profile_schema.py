@@ -174,17 +174,18 @@ contact_browse_daily = sa.Table(  # what top_category_browsed is counted from (p
     sa.Column("web_event_count", sa.Integer, nullable=False, comment="web events on a product of that category"),
 )
 
-# What the last build read: each staged record's contact and lineage (from identity_map), order lines and the
-# catalogue. Comparing them with the tables as they are now names the contacts a drop touched.
+# What the last build read: each staged record's contact by its lineage (from identity_map), order lines and the
+# catalogue. Comparing them with the tables as they are now names the contacts a drop touched. A staged record's
+# entity, brand and key never change under its lineage, so `profile_sources` keeps only its contact: the copy of
+# identity_map's every row is a full build's largest write after the timeline.
 profile_sources = sa.Table(
     "profile_sources", metadata,
-    sa.Column("entity", sa.String, nullable=False),
-    sa.Column("brand", sa.String, nullable=False),
-    sa.Column("source_key", sa.String, nullable=False),
     sa.Column("contact_id", sa.String, nullable=False),
     sa.Column("_file_id", sa.Integer, nullable=False),
     sa.Column("_row_number", sa.Integer, nullable=False),
 )
+# Columns an older release kept in a state table and this one does not: dropped where found (the rows stay valid).
+_DROPPED_COLUMNS = {profile_sources.name: ("entity", "brand", "source_key")}
 
 profile_line_sources = sa.Table(
     "profile_line_sources", metadata,
@@ -260,7 +261,25 @@ def create_profile_tables(bind: sa.Engine | sa.Connection) -> None:
     # a warehouse built before the scoring columns existed gets them (no DDL when present)
     add_missing_columns(bind, {profile_360.name: SCORING_COLUMNS, profile_360_brand.name: SCORING_COLUMNS,
                                profile_changes.name: ("since_day",)})
+    _drop_columns(bind, _DROPPED_COLUMNS)
     create_server_indexes(bind, _SERVING_INDEXES)
+
+
+def _drop_columns(bind: sa.Engine | sa.Connection, dropped: dict[str, tuple[str, ...]]) -> None:
+    """Drop the columns of `dropped` (table -> columns) an older warehouse still has (no DDL when none is left)."""
+    def drop(conn: sa.Connection) -> None:
+        for name, columns in dropped.items():
+            # the column names from an empty result: the inspector's column query does not run on DuckDB
+            present = set(conn.execute(sa.text(f"SELECT * FROM {name} WHERE 1 = 0")).keys())
+            for column in columns:
+                if column in present:
+                    conn.execute(sa.text(f"ALTER TABLE {name} DROP COLUMN {column}"))
+
+    if isinstance(bind, sa.Connection):
+        drop(bind)
+        return
+    with bind.begin() as conn:
+        drop(conn)
 
 
 # --- How a build writes -------------------------------------------------------------------------------------

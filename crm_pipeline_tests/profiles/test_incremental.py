@@ -223,3 +223,26 @@ def test_a_full_build_in_contact_slices_gives_the_tables_of_one_pass(generated, 
     # each step is told as it finishes, in order
     assert steps == list(figures["step_seconds"]) and steps[:2] == ["scratch", "contact_daily"]
     engine.dispose()
+
+
+def test_a_warehouse_profiled_by_an_older_release_keeps_building_incrementally(engine, tmp_path):
+    """An older release kept each record's entity, brand and key in `profile_sources`, each required: the upgrade
+    drops them and the next build stays incremental, with the tables of a full rebuild."""
+    from crm_pipeline_tests.profiles.warehouse import AS_OF, Warehouse, days_before
+
+    w = Warehouse(engine)
+    w.customer("K1", "C1", first_name="Jane", updated_at=days_before(30))
+    w.web_event("K1", "page_view", days_before(3), url="https://shop.example/")
+    build_profiles(engine, as_of=AS_OF)
+    with engine.begin() as conn:
+        conn.execute(sa.text("DROP TABLE profile_sources"))
+        conn.execute(sa.text("CREATE TABLE profile_sources (entity VARCHAR NOT NULL, brand VARCHAR NOT NULL, "
+                             "source_key VARCHAR NOT NULL, contact_id VARCHAR NOT NULL, _file_id INTEGER NOT NULL, "
+                             "_row_number INTEGER NOT NULL)"))
+        conn.execute(sa.text("INSERT INTO profile_sources SELECT entity, brand, source_key, contact_id, _file_id, "
+                             "_row_number FROM identity_map"))
+    w.web_event("K1", "product_view", days_before(0), url="https://shop.example/p/1")
+    w.customer("K2", "C2", first_name="Bo", updated_at=days_before(1))
+    figures = build_profiles(engine, as_of=AS_OF)
+    assert (figures["mode"], figures["contacts_recomputed"]) == ("incremental", 2)
+    assert_same(tables(engine), full_rebuild_of_a_copy(engine, tmp_path / "warehouse.duckdb", AS_OF), "upgraded")

@@ -80,7 +80,12 @@ def _events(orders: str | None, subscribers: str, email: str, web: str) -> str:
 
 # Same-instant events keep a sensible order: an order before its return, a subscribe before an unsubscribe.
 _RANK = " ".join(f"WHEN '{t}' THEN {i}" for i, t in enumerate(TIMELINE_EVENT_TYPES))
-_ORDER = f"ORDER BY occurred_at, CASE event_type {_RANK} ELSE 99 END, source_entity, source_key"
+# The source entities `_events` gives, as numbers in their alphabetical order: the same order as the names, with
+# a narrower sort key (the numbering's sort is most of the timeline's CPU after its write).
+_SOURCE_ENTITIES = " ".join(f"WHEN '{e}' THEN {i}" for i, e in enumerate(
+    sorted(("orders", "order_items", "subscribers", "email_events", "web_events"))))
+_ORDER = (f"ORDER BY occurred_at, CASE event_type {_RANK} ELSE 99 END, CASE source_entity {_SOURCE_ENTITIES} END, "
+          "source_key")
 _COLUMNS = "brand, occurred_at, event_type, detail, source_entity, source_key"
 
 _TIMELINE_SQL = f"""

@@ -22,6 +22,17 @@ channel, preferences, lifecycle, profile_360) and the 90-day lifecycle funnel th
 `crm-pipeline funnel` compute from history. Prints seconds per part, the total, the CPU seconds of the
 process (DuckDB's threads included; on a shared machine wall time also counts waiting for a core, so
 CPU / 2 is what two free cores need) and peak memory. `--db F --reuse` scores inputs built before.
+
+On bench/e2e.py's built warehouse instead (CPU seconds per step, the fair clock on a shared machine):
+
+    PYTHONPATH=. python bench/scoring.py --root /tmp/e2e100k --people 100000 --as-of 2025-07-01 [--repeat 2]
+
+times, each on a fresh copy (the warehouse is never written): the first run (the copy's scoring tables dropped,
+as on bench/e2e.py's fresh warehouse) and a 1% drop on `--as-of` (a new web-events file of 1% of the rows, as
+bench/e2e.py's drop, run through ingest, quality, identity and profiles once on a copy cached under --scratch;
+scoring's last run was of the same day, as in bench/e2e.py). Each prints CPU seconds per step of `run_scoring`
+(`other`: what no step covers, the commit among it) and of the funnel the asset reads after it, then the
+slowest SQL statements of the last run (wall seconds, `--statements`).
 """
 
 from __future__ import annotations
@@ -30,20 +41,27 @@ import argparse
 import datetime as dt
 import os
 import resource
+import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
+from unittest import mock
 
 import sqlalchemy as sa
 
-from crm_pipeline.profiles.sql import as_of_params
-from crm_pipeline.scoring.config import load_scoring_config
-from crm_pipeline.scoring.lifecycle import funnel
-from crm_pipeline.scoring.run import run_scoring
-from crm_pipeline.warehouse.engine import make_engine
-from crm_pipeline.warehouse.identity_schema import create_identity_tables
-from crm_pipeline.warehouse.profile_schema import create_profile_tables
-from crm_pipeline.warehouse.quality_schema import create_quality_tables
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench._common import slowest_statements, statement_clock  # noqa: E402
+from crm_pipeline.profiles.sql import as_of_params  # noqa: E402
+from crm_pipeline.scoring import run as scoring_run  # noqa: E402
+from crm_pipeline.scoring.config import load_scoring_config  # noqa: E402
+from crm_pipeline.scoring.lifecycle import funnel, stage_counts  # noqa: E402
+from crm_pipeline.scoring.run import run_scoring  # noqa: E402
+from crm_pipeline.step_clock import StepClock  # noqa: E402
+from crm_pipeline.warehouse.engine import make_engine  # noqa: E402
+from crm_pipeline.warehouse.identity_schema import create_identity_tables  # noqa: E402
+from crm_pipeline.warehouse.profile_schema import create_profile_tables  # noqa: E402
+from crm_pipeline.warehouse.quality_schema import create_quality_tables  # noqa: E402
 
 AS_OF = dt.date(2025, 6, 30)
 DAYS = 730
@@ -238,14 +256,122 @@ def _cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+class _CpuClock(StepClock):
+    """The run's step clock, also keeping each step's CPU seconds (DuckDB's threads included)."""
+    runs: list["_CpuClock"] = []
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cpu: dict[str, float] = {}
+        _CpuClock.runs.append(self)
+
+    def run(self, name, fn, *args):
+        started = time.process_time()
+        try:
+            return super().run(name, fn, *args)
+        finally:
+            self.cpu[name] = self.cpu.get(name, 0.0) + time.process_time() - started
+
+
+def score_as_the_asset(engine: sa.Engine, as_of: dt.date) -> tuple[dict, dict[str, float]]:
+    """`run_scoring` and the funnel and stage counts the scoring asset reads after it; returns the run's figures
+    and CPU seconds per step (`funnel` the asset's reads, `other` what no step covers, `total`)."""
+    config = load_scoring_config()
+    started = time.process_time()
+    with mock.patch.object(scoring_run, "StepClock", _CpuClock):
+        result = run_scoring(engine, as_of=as_of, config=config)
+    cpu = dict(_CpuClock.runs[-1].cpu)
+    ran = time.process_time() - started
+    with engine.connect() as conn:
+        funnel(conn, config, as_of=as_of, days=config.funnel_days, from_aggregates=True)
+        stage_counts(conn, as_of)
+    cpu["funnel"] = time.process_time() - started - ran
+    cpu["other"] = ran - sum(v for k, v in cpu.items() if k != "funnel")
+    cpu["total"] = time.process_time() - started
+    return result, cpu
+
+
+def _first_run_copy(warehouse: Path, copy: Path) -> None:
+    """A copy of `warehouse` without its scoring tables, and profiles without scores: what a first run finds."""
+    from crm_pipeline.profiles.profile360 import _PAIRS
+    from crm_pipeline.warehouse.scoring_schema import SCORING_TABLES, SPANNED
+
+    shutil.copy(warehouse, copy)
+    engine = make_engine(f"duckdb:///{copy}")
+    with engine.begin() as conn:
+        for table in SPANNED:
+            conn.execute(sa.text(f"DROP VIEW IF EXISTS {table.name}"))
+        for table in SCORING_TABLES:
+            conn.execute(sa.text(f"DROP TABLE IF EXISTS {table.name}"))
+        for table in ("profile_360", "profile_360_brand"):
+            conn.execute(sa.text(f"UPDATE {table} SET {', '.join(f'{c} = NULL' for c, _ in _PAIRS)}"))
+    engine.dispose()
+
+
+def _dropped_warehouse(root: Path, people: int, seed: int, as_of: dt.date, scratch: Path) -> Path:
+    """bench/e2e.py's warehouse after a 1% drop on `as_of` run through the stages before scoring (made once)."""
+    from bench._common import data_folder
+    from bench._e2e_data import total_rows, write_drop
+    from bench.e2e import _fresh_run_dir
+    from bench.predict_day import prepare
+
+    out = scratch / f"dropped_{as_of}.duckdb"
+    if out.exists():
+        return out
+    run_dir = root / f"e2e_{people}_seed{seed}"
+    copy = scratch / "run"
+    _fresh_run_dir(run_dir, copy)  # the landing as hard links: the drop adds a file to the copy only
+    write_drop(copy / "landing", round(total_rows(data_folder(root, people, seed)) * 0.01), as_of)
+    prepare(run_dir / "warehouse.duckdb", copy / "landing", as_of, scratch / "preparing.duckdb",
+            ["ingest", "quality", "identity"])
+    (scratch / "preparing.duckdb").rename(out)
+    return out
+
+
+def time_e2e_warehouse(args) -> None:
+    """CPU seconds per step of a first run and of a 1% drop on copies of bench/e2e.py's warehouse."""
+    warehouse = args.root / f"e2e_{args.people}_seed{args.seed}" / "warehouse.duckdb"
+    args.scratch.mkdir(parents=True, exist_ok=True)
+    dropped = _dropped_warehouse(args.root, args.people, args.seed, args.as_of, args.scratch)
+    print(f"load {os.getloadavg()[0]:.1f} (1 min)")
+    copy = args.scratch / "copy.duckdb"
+    for name in ("first run", "1% drop"):
+        for i in range(args.repeat):
+            if name == "first run":
+                _first_run_copy(warehouse, copy)
+            else:
+                shutil.copy(dropped, copy)
+            engine = make_engine(f"duckdb:///{copy}")
+            spent = statement_clock(engine)
+            result, cpu = score_as_the_asset(engine, args.as_of)
+            engine.dispose()
+            steps = ", ".join(f"{k} {v:.2f}" for k, v in cpu.items() if k != "total")
+            print(f"{name} #{i + 1} ({result['mode']}, recomputed {result['contacts_recomputed']:,}, rederived "
+                  f"{result['contacts_rederived']:,}): CPU {cpu['total']:.2f} s; {steps}", flush=True)
+        for line in slowest_statements(spent, args.statements):
+            print(f"  {line}")
+    copy.unlink(missing_ok=True)
+    print(f"load {os.getloadavg()[0]:.1f} (1 min)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
+    parser.add_argument("--root", type=Path, help="bench/e2e.py's --root: time on copies of its built warehouse")
+    parser.add_argument("--people", type=int, default=100_000)
+    parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument("--as-of", type=dt.date.fromisoformat, default=dt.date(2025, 7, 1))
+    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--scratch", type=Path, default=Path("/tmp/scoring"))
+    parser.add_argument("--statements", type=int, default=8, help="the slowest SQL statements shown (wall seconds)")
     parser.add_argument("--contacts", type=int, default=1_000_000)
     parser.add_argument("--db", type=Path, default=None, help="DuckDB file (default: a temporary folder)")
     parser.add_argument("--reuse", action="store_true", help="score the inputs already in --db (built before)")
     parser.add_argument("--drop-every", type=int, default=100,
                         help="the drop touches every N-th contact (7: about bench/e2e.py's drop, 14%% of them)")
     args = parser.parse_args()
+    if args.root:
+        time_e2e_warehouse(args)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         path = args.db or Path(tmp) / "scoring.duckdb"
         if not (args.reuse and path.exists()):

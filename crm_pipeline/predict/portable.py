@@ -108,7 +108,7 @@ class PortableScorer:
                 left = columns[f] <= threshold
                 if nan_left:
                     left |= missing[f]
-                possible &= np.where(left, every, kept)
+                possible &= kept | (left.view(np.uint8) * every)   # all bits where it goes left (np.where: 6x slower)
             raw += values[_lowest_bit(possible)]
         return raw
 

@@ -2,6 +2,7 @@
 
 Usage: PYTHONPATH=. python bench/profiles.py [--contacts 100000 1000000] [--seed 7] [--keep DIR]
        PYTHONPATH=. python bench/profiles.py --warehouse W.duckdb [--memory-limit 4GB] [--keep DIR]
+       PYTHONPATH=. python bench/profiles.py --drop W.duckdb --landing L --as-of D [--repeat 2] [--full] [--keep DIR]
 
 Per scale: generates (numpy, seeded) staging rows for every person-linked entity plus
 the catalogue and order lines, links them to contacts in `identity_map`, inserts them
@@ -19,7 +20,15 @@ Prints rows per table, wall and CPU seconds and contacts recomputed per build, i
 SUMMARY line: the drop and the new day as shares of the full build (issue #13's targets: 5% and 10%), with the
 machine's load.
 With `--warehouse`, instead: a full rebuild of a copy of a built warehouse (a 1M-people e2e run's), as of
-its last build's day, under a DuckDB memory limit, each step printed as it finishes with the load.
+its last build's day, under a DuckDB memory limit, each step printed as it finishes with its wall and CPU
+seconds and the load, then DuckDB's checkpoint of what the build wrote.
+With `--drop W.duckdb --landing L --as-of D`, instead: the incremental build of a drop on a built warehouse, as in
+bench/e2e.py (`--drop-rows` web events of existing visitors dated on D, `bench._e2e_data.write_drop`), staged and
+resolved once on a copy (`bench.predict_day.prepare`, then `resolve_identities` as the identity asset calls it: that
+asset's group also builds the profiles; cached in `--keep`), then built `--repeat` times on fresh copies of that:
+CPU per step ('commit' holds DuckDB's checkpoint when the build's log passed its threshold), the slowest statements;
+with `--full`, a full refresh of the same state too, and the rows that differ between the two (0 = identical).
+`--drop-rows 0` with a later `--as-of` times a new day without a file.
 Per contact on average: 1.2 customer accounts, 0.6 subscriber records, 2.5 orders of
 2 lines (5% with a return line), 8 email events and 6 web events over two years; 1% of
 events fall after as_of (and must be ignored).
@@ -42,6 +51,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 AS_OF = dt.date(2025, 6, 30)
 BRANDS = np.array(["alpha", "beta", "gamma"])
@@ -331,9 +342,49 @@ def run(contacts: int, seed: int, folder: Path, drop_share: float, touched: floa
           f"{' '.join(f'{x:.1f}' for x in load_seen)} on {os.cpu_count()} CPUs")
 
 
-def rebuild_copy(warehouse: Path, folder: Path, memory_limit: str) -> None:
-    """A full profile build on a copy of `warehouse` (the original is never written), step by step."""
+class StepCpu:
+    """The CPU seconds of each build step (the process's, DuckDB's threads included), as `on_step` hears of them:
+    the CPU since the previous step ended (the first step's includes the plan). Steadier than wall seconds on a
+    shared machine."""
+
+    def __init__(self, echo: bool = False) -> None:
+        self.echo = echo
+        self.last = time.process_time()
+        self.cpu: dict[str, float] = {}
+
+    def __call__(self, name: str, seconds: float) -> None:
+        now = time.process_time()
+        self.cpu[name] = round(now - self.last, 2)
+        self.last = now
+        if self.echo:
+            print(f"   {name:<15} {seconds:8.1f} s, CPU {self.cpu[name]:6.1f} s  (1-min load {os.getloadavg()[0]:.1f})",
+                  flush=True)
+
+    def rest(self, name: str) -> None:
+        """The CPU since the last step under `name` (the build's log and commit, a checkpoint)."""
+        self(name, 0.0)
+
+
+def timed_build(engine, as_of: dt.date, *, full_refresh: bool, echo: bool = False) -> tuple[dict, dict[str, float]]:
+    """`build_profiles` and then DuckDB's checkpoint of what it wrote (at commit when its log passed the threshold,
+    else when the file is closed: a cost of the build either way), with the CPU of each step."""
     from crm_pipeline.profiles.build import build_profiles
+
+    steps = StepCpu(echo)
+    figures = build_profiles(engine, as_of=as_of, full_refresh=full_refresh, on_step=steps)
+    steps.rest("commit")
+    t = time.perf_counter()
+    with engine.connect() as conn:
+        conn.exec_driver_sql("CHECKPOINT")
+    figures["step_seconds"]["checkpoint"] = round(time.perf_counter() - t, 3)
+    steps("checkpoint", figures["step_seconds"]["checkpoint"])
+    return figures, steps.cpu
+
+
+def rebuild_copy(warehouse: Path, folder: Path, memory_limit: str, top: int) -> None:
+    """A full profile build on a copy of `warehouse` (the original is never written), step by step, and its `top`
+    slowest statements."""
+    from bench._common import slowest_statements, statement_clock
     from crm_pipeline.warehouse.engine import make_engine
 
     copy = folder / "warehouse_copy.duckdb"
@@ -345,16 +396,90 @@ def rebuild_copy(warehouse: Path, folder: Path, memory_limit: str) -> None:
     try:
         with engine.connect() as conn:
             as_of = conn.exec_driver_sql("SELECT as_of FROM profile_builds ORDER BY build_number DESC LIMIT 1").scalar()
-        figures = build_profiles(engine, as_of=as_of, full_refresh=True, on_step=lambda name, seconds: print(
-            f"   {name:<15} {seconds:8.1f} s  (1-min load {os.getloadavg()[0]:.1f})", flush=True))
-        print(f"   SUMMARY full rebuild {figures['seconds']:.1f} s as of {as_of}, {figures['contact_slices']} contact "
-              f"slices, timeline rows {figures['timeline_rows']:,}, peak RSS "
-              f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB", flush=True)
+        spent = statement_clock(engine)
+        cpu = time.process_time()
+        figures, _ = timed_build(engine, as_of, full_refresh=True, echo=True)
+        for line in slowest_statements(spent, top, width=150):
+            print(f"    {line}")
+        print(f"   SUMMARY full rebuild {figures['seconds']:.1f} s, CPU {time.process_time() - cpu:.1f} s with the "
+              f"checkpoint, as of {as_of}, {figures['contact_slices']} contact slices, timeline rows "
+              f"{figures['timeline_rows']:,}, peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} "
+              "MB", flush=True)
     finally:
         engine.dispose()
         copy.unlink(missing_ok=True)
         for spill in folder.glob("warehouse_copy.duckdb*"):
             shutil.rmtree(spill, ignore_errors=True) if spill.is_dir() else spill.unlink()
+
+
+def prepared_drop(warehouse: Path, landing: Path, as_of: dt.date, rows: int, folder: Path) -> Path:
+    """A copy of `warehouse` with a drop of `rows` web events dated `as_of` (none for 0) ingested, staged and
+    resolved, ready for the profile build (made once per folder: its landing links the original files, which stay
+    untouched)."""
+    from bench._e2e_data import write_drop
+    from bench.predict_day import prepare
+    from crm_pipeline.identity.config import load_identity_config
+    from crm_pipeline.identity.probabilistic import match_people
+    from crm_pipeline.identity.resolve import resolve_identities
+    from crm_pipeline.warehouse.engine import make_engine
+
+    ready = folder / f"drop_{as_of}_{rows}.duckdb"
+    if ready.exists():
+        return ready
+    copied = folder / "landing"
+    shutil.rmtree(copied, ignore_errors=True)
+    for source in landing.rglob("*"):
+        if source.is_file():
+            target = copied / source.relative_to(landing)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.link(source, target)
+    if rows:
+        write_drop(copied, rows, as_of)
+    preparing = folder / "preparing.duckdb"
+    prepare(warehouse, copied, as_of, preparing, ["ingest", "quality"])
+    # identity as its asset resolves it (the asset's group also builds the profiles, which are timed here)
+    engine = make_engine(f"duckdb:///{preparing}")
+    resolve_identities(engine, as_of=as_of, config=load_identity_config(), find_pairs=match_people)
+    engine.dispose()
+    preparing.rename(ready)
+    return ready
+
+
+def drop_build(ready: Path, as_of: dt.date, full_refresh: bool, top: int) -> None:
+    """Run in a child process: one build of a copy of `ready` (kept beside it for the comparison)."""
+    from bench._common import slowest_statements, statement_clock
+    from crm_pipeline.warehouse.engine import make_engine
+
+    copy = ready.with_name(f"run_{'full' if full_refresh else 'drop'}.duckdb")
+    shutil.copyfile(ready, copy)
+    engine = make_engine(f"duckdb:///{copy}")
+    spent = statement_clock(engine)
+    cpu = time.process_time()
+    figures, steps = timed_build(engine, as_of, full_refresh=full_refresh)
+    cpu = time.process_time() - cpu
+    engine.dispose()
+    print(f"  {figures['mode']}: {figures['seconds'] + figures['step_seconds']['checkpoint']:.2f} s, CPU {cpu:.2f} s "
+          f"(1-min load {os.getloadavg()[0]:.1f}); contacts recomputed {figures['contacts_recomputed']:,} (rebuilt "
+          f"whole {figures['contacts_rebuilt_whole']:,}, browse only {figures['contacts_browse_only']:,}); "
+          f"{figures['reason']}")
+    print(f"    CPU per step {steps}")
+    print(f"    wall per step {figures['step_seconds']}")
+    for line in slowest_statements(spent, top, width=150):
+        print(f"    {line}")
+
+
+def time_drop(args) -> None:
+    folder = args.keep or Path("/tmp/bench_profiles_drop")
+    folder.mkdir(parents=True, exist_ok=True)
+    ready = prepared_drop(args.drop, args.landing, args.as_of, args.drop_rows, folder)
+    print(f"== profile build of a {args.drop_rows:,}-row drop on {args.as_of}, on copies of {ready}", flush=True)
+    child = [sys.executable, __file__, "--drop-build", str(ready), args.as_of.isoformat(), str(args.top)]
+    for _ in range(args.repeat):
+        subprocess.run(child, check=True)
+    if args.full:
+        subprocess.run([*child, "--full"], check=True)
+        print(f"  incremental vs full refresh, rows differing per table: "
+              f"{differences(ready.with_name('run_drop.duckdb'), ready.with_name('run_full.duckdb'))}")
 
 
 def main() -> None:
@@ -366,17 +491,34 @@ def main() -> None:
     parser.add_argument("--keep", type=Path, help="folder for the DuckDB files (default: a temporary one)")
     parser.add_argument("--warehouse", type=Path, help="a built warehouse: time a full rebuild of a copy of it")
     parser.add_argument("--memory-limit", default="4GB", help="DuckDB memory limit of --warehouse's rebuild")
+    parser.add_argument("--drop", type=Path, help="a built warehouse: time the profile build of a drop on it")
+    parser.add_argument("--landing", type=Path, help="--drop's landing folder (linked, never written)")
+    parser.add_argument("--as-of", type=dt.date.fromisoformat, help="--drop's day (that of its last build: a "
+                        "same-day drop as bench/e2e.py's)")
+    parser.add_argument("--drop-rows", type=int, default=44_991,
+                        help="--drop's web events (1%% of the 100k set; 0: none, a new day when --as-of is one)")
+    parser.add_argument("--repeat", type=int, default=2, help="--drop's incremental builds, each on a fresh copy")
+    parser.add_argument("--top", type=int, default=10, help="the slowest statements printed (--warehouse, --drop)")
     parser.add_argument("--build-only", nargs=2, help=argparse.SUPPRESS)
-    parser.add_argument("--full", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--drop-build", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--full", action="store_true",
+                        help="with --drop, also a full refresh of the same state, compared with the drop's build")
     args = parser.parse_args()
     if args.build_only:
         build_only(*args.build_only, full_refresh=args.full)
+        return
+    if args.drop_build:
+        drop_build(Path(args.drop_build[0]), dt.date.fromisoformat(args.drop_build[1]), args.full,
+                   int(args.drop_build[2]))
+        return
+    if args.drop:
+        time_drop(args)
         return
     folder = args.keep or Path(tempfile.mkdtemp(prefix="bench_profiles_"))
     folder.mkdir(parents=True, exist_ok=True)
     if args.warehouse:
         try:
-            rebuild_copy(args.warehouse, folder, args.memory_limit)
+            rebuild_copy(args.warehouse, folder, args.memory_limit, args.top)
         finally:
             if args.keep is None:
                 shutil.rmtree(folder, ignore_errors=True)

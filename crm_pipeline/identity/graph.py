@@ -29,7 +29,13 @@ from crm_pipeline.identity.guards import (
     KEPT_IDENTIFIERS, KEPT_LOGINS, SCRATCH as GUARD_SCRATCH, kept_identifiers_sql,
 )
 from crm_pipeline.identity.nodes import PERSON_NODES_SQL, Since, all_nodes_sql
-from crm_pipeline.identity.scope import SCRATCH as SCOPE_SCRATCH, Scope, labels_sql, stored_det_clusters_sql
+from crm_pipeline.identity.scope import (
+    SCRATCH as SCOPE_SCRATCH,
+    Scope,
+    labels_sql,
+    node_set,
+    stored_det_clusters_sql,
+)
 from crm_pipeline.warehouse.bulk import insert_arrow, read_frame
 
 _scratch = sa.MetaData()
@@ -120,10 +126,11 @@ def _label_deterministic(conn: sa.Connection, scope: Scope) -> int:
 def person_clusters(conn: sa.Connection) -> pd.DataFrame:
     """node_id, cluster_id (the deterministic component's smallest node id) of the named records' nodes:
     computed in the scope, as stored outside it."""
+    people = node_set(conn, "id_person_nodes", PERSON_NODES_SQL)
     return read_frame(conn, sa.text(
-        "SELECT n.node_id, c.node_id AS cluster_id FROM id_nodes n JOIN id_det d ON d.k = n.k "
-        f"JOIN id_nodes c ON c.k = d.label WHERE n.node_id IN ({PERSON_NODES_SQL}) "
-        f"UNION ALL {stored_det_clusters_sql(PERSON_NODES_SQL)}"))
+        f"SELECT n.node_id, c.node_id AS cluster_id FROM id_nodes n JOIN {people} p ON p.node_id = n.node_id "
+        "JOIN id_det d ON d.k = n.k JOIN id_nodes c ON c.k = d.label "
+        f"UNION ALL {stored_det_clusters_sql(people)}"))
 
 
 def final_components(conn: sa.Connection, pairs: pd.DataFrame, scope: Scope) -> int:
@@ -163,7 +170,8 @@ def final_components(conn: sa.Connection, pairs: pd.DataFrame, scope: Scope) -> 
 def pairs_in_one_component(conn: sa.Connection, components: str, pairs_sql: str) -> pd.DataFrame:
     """node_a, node_b of the pairs `pairs_sql` yields whose two nodes share a component of `components`
     (id_det or id_final, over the whole graph: see `scope.labels_sql`)."""
-    nodes = f"SELECT node_a FROM ({pairs_sql}) p UNION SELECT node_b FROM ({pairs_sql}) p"
+    nodes = node_set(conn, "id_pair_nodes",
+                     f"SELECT node_a FROM ({pairs_sql}) p UNION SELECT node_b FROM ({pairs_sql}) p")
     return read_frame(conn, sa.text(
         f"WITH labels AS ({labels_sql(components, nodes)}) "
         f"SELECT p.node_a, p.node_b FROM ({pairs_sql}) p "

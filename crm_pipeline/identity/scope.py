@@ -30,10 +30,9 @@ import sqlalchemy as sa
 GRAPH_KINDS = "('det', 'pair', 'cluster')"  # identity_graph's own rows; guards.py keeps the graph's inputs beside them
 
 SCRATCH = ("id_det_now", "id_pair_now", "id_det_diff", "id_pair_diff", "id_node_changes", "id_removed",
-           "id_touched_contacts", "id_touched_earlier", "id_scope")
+           "id_touched_contacts", "id_touched_earlier", "id_scope", "id_person_nodes", "id_pair_nodes")
 # The stored contacts whose nodes this run recomputes (and rewrites).
 TOUCHED_CONTACTS = "SELECT contact_id FROM id_touched_contacts"
-_IN_SCOPE = "SELECT k FROM id_scope"
 # The nodes on an edge gained or lost (the pairs' diff exists once the pairs are known).
 _CHANGED = ("SELECT node_a AS node_id FROM id_det_diff UNION ALL SELECT node_b FROM id_det_diff "
             "UNION ALL SELECT node_a FROM id_pair_diff UNION ALL SELECT node_b FROM id_pair_diff")
@@ -145,24 +144,40 @@ class Scope:
         _run(conn, clusters)
 
 
-def stored_det_clusters_sql(nodes_filter: str) -> str:
+def node_set(conn: sa.Connection, name: str, nodes_sql: str) -> str:
+    """`name` (node_id): the distinct nodes `nodes_sql` yields, as a scratch table the reads below join.
+
+    Not a filter by `IN (subquery)`: DuckDB 1.5 can park every thread for good on a UNION ALL whose arms filter
+    by IN and NOT IN subqueries over the same scans (duckdb/duckdb#24961). A 1M-people full refresh hung so in
+    `person_clusters` (threads idle in futex waits, the query's main thread in `Executor::WaitForTask`). Joins
+    to small scratch tables and a LEFT JOIN anti-join leave no mark join to hang in."""
+    _run(conn, f"DROP TABLE IF EXISTS {name}")
+    _run(conn, f"CREATE TEMPORARY TABLE {name} AS SELECT DISTINCT node_id FROM ({nodes_sql}) x (node_id)")
+    return name
+
+
+# The current nodes outside the scope (`n`: id_nodes), as an anti-join rather than `NOT IN` (see `node_set`).
+_OUTSIDE_SCOPE = "LEFT JOIN id_scope s ON s.k = n.k"
+
+
+def stored_det_clusters_sql(nodes: str) -> str:
     """node_id, cluster_id (smallest node id of its deterministic cluster) of the current nodes outside the
-    scope whose node_id is IN (`nodes_filter`), as the last run stored them."""
+    scope in table `nodes` (`node_set`), as the last run stored them."""
     return ("SELECT g.node_a AS node_id, g.node_b AS cluster_id FROM identity_graph g "
-            "JOIN id_nodes n ON n.node_id = g.node_a "
-            f"WHERE g.kind = 'cluster' AND n.k NOT IN ({_IN_SCOPE}) AND g.node_a IN ({nodes_filter})")
+            f"JOIN {nodes} f ON f.node_id = g.node_a JOIN id_nodes n ON n.node_id = g.node_a {_OUTSIDE_SCOPE} "
+            "WHERE g.kind = 'cluster' AND s.k IS NULL")
 
 
-def labels_sql(components: str, nodes_filter: str) -> str:
-    """node_id, label of the current nodes IN (`nodes_filter`) in components `components` (id_det or id_final)
-    over the whole graph: computed in the scope, stored outside it (equal labels: one component)."""
-    stored = (f"SELECT g.node_a, 'd' || g.node_b FROM identity_graph g JOIN id_nodes n ON n.node_id = g.node_a "
-              f"WHERE g.kind = 'cluster' AND n.k NOT IN ({_IN_SCOPE}) AND g.node_a IN ({nodes_filter})"
+def labels_sql(components: str, nodes: str) -> str:
+    """node_id, label of the current nodes in table `nodes` (`node_set`) in components `components` (id_det or
+    id_final) over the whole graph: computed in the scope, stored outside it (equal labels: one component)."""
+    stored = (f"SELECT g.node_a, 'd' || g.node_b FROM identity_graph g JOIN {nodes} f ON f.node_id = g.node_a "
+              f"JOIN id_nodes n ON n.node_id = g.node_a {_OUTSIDE_SCOPE} WHERE g.kind = 'cluster' AND s.k IS NULL"
               if components == "id_det" else
-              f"SELECT p.node_id, 'c' || p.contact_id FROM identity_nodes p JOIN id_nodes n ON n.node_id = p.node_id "
-              f"WHERE n.k NOT IN ({_IN_SCOPE}) AND p.node_id IN ({nodes_filter})")
+              f"SELECT p.node_id, 'c' || p.contact_id FROM identity_nodes p JOIN {nodes} f ON f.node_id = p.node_id "
+              f"JOIN id_nodes n ON n.node_id = p.node_id {_OUTSIDE_SCOPE} WHERE s.k IS NULL")
     return (f"SELECT n.node_id, 'k' || CAST(c.label AS VARCHAR) AS label FROM id_nodes n "
-            f"JOIN {components} c ON c.k = n.k WHERE n.node_id IN ({nodes_filter}) UNION ALL {stored}")
+            f"JOIN {nodes} f ON f.node_id = n.node_id JOIN {components} c ON c.k = n.k UNION ALL {stored}")
 
 
 def _diff_sql(into: str, kind: str, now: str, full: bool, value: str | None = None, among: str | None = None) -> str:

@@ -63,7 +63,7 @@ def _timed_resolve(db: Path, kind: str, top: int) -> None:
                 conn.execute(sa.text(f"DROP TABLE IF EXISTS {table.name}"))
         with engine.connect() as conn:
             conn.execute(sa.text("CHECKPOINT"))
-    spent, cpu_spent = statement_clock(engine), _statement_cpu(engine)
+    spent, cpu_spent = statement_clock(engine), statement_clock(engine, time.process_time)
     cpu, last = {}, [time.process_time()]
 
     def on_step(name: str, _seconds: float) -> None:
@@ -80,24 +80,6 @@ def _timed_resolve(db: Path, kind: str, top: int) -> None:
           f"SQL {sum(map(sum, spent.values())):.2f} s, {sum(map(sum, cpu_spent.values())):.2f} s CPU, slowest (CPU):")
     for line in slowest_statements(cpu_spent, top, width=150):
         print(f"    {line}")
-
-
-def _statement_cpu(engine) -> dict[str, list[float]]:
-    """CPU seconds of each SQL statement (as bench._common.statement_clock's wall seconds)."""
-    import sqlalchemy as sa
-
-    spent: dict[str, list[float]] = {}
-
-    @sa.event.listens_for(engine, "before_cursor_execute")
-    def _before(conn, cursor, statement, parameters, context, executemany):
-        conn.info.setdefault("_bench_cpu", []).append(time.process_time())
-
-    @sa.event.listens_for(engine, "after_cursor_execute")
-    def _after(conn, cursor, statement, parameters, context, executemany):
-        took = time.process_time() - conn.info["_bench_cpu"].pop()
-        spent.setdefault(" ".join(statement.split()), []).append(took)
-
-    return spent
 
 
 def main() -> None:

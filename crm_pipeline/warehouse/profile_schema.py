@@ -31,7 +31,7 @@ from contextlib import contextmanager
 
 import sqlalchemy as sa
 
-from crm_pipeline.warehouse.schema import add_missing_columns, create_server_indexes, metadata
+from crm_pipeline.warehouse.schema import add_missing_columns, create_server_indexes, in_transaction, metadata
 
 GOLDEN_FIELDS = ("first_name", "last_name", "email", "phone", "address_line1", "address_line2", "city",
                  "region", "postal_code", "country", "birth_date")
@@ -275,11 +275,7 @@ def _drop_columns(bind: sa.Engine | sa.Connection, dropped: dict[str, tuple[str,
                 if column in present:
                     conn.execute(sa.text(f"ALTER TABLE {name} DROP COLUMN {column}"))
 
-    if isinstance(bind, sa.Connection):
-        drop(bind)
-        return
-    with bind.begin() as conn:
-        drop(conn)
+    in_transaction(bind, drop)
 
 
 # --- How a build writes -------------------------------------------------------------------------------------

@@ -92,7 +92,7 @@ def add_missing_columns(bind: sa.Engine | sa.Connection, added: dict[str, tuple[
                     ddl = sa.schema.CreateColumn(table.c[column]).compile(dialect=conn.dialect)
                     conn.execute(sa.text(f"ALTER TABLE {name} ADD COLUMN {ddl}"))
 
-    _in_transaction(bind, add)
+    in_transaction(bind, add)
 
 
 def create_server_indexes(bind: sa.Engine | sa.Connection, indexes: tuple[tuple[str, str, str], ...]) -> None:
@@ -106,10 +106,10 @@ def create_server_indexes(bind: sa.Engine | sa.Connection, indexes: tuple[tuple[
         for name, table, columns in indexes:
             conn.execute(sa.text(f"CREATE INDEX IF NOT EXISTS {name} ON {table} ({columns})"))
 
-    _in_transaction(bind, create)
+    in_transaction(bind, create)
 
 
-def _in_transaction(bind: sa.Engine | sa.Connection, work) -> None:
+def in_transaction(bind: sa.Engine | sa.Connection, work) -> None:
     """`work(conn)` in the caller's transaction, or in one of its own when handed an engine."""
     if isinstance(bind, sa.Connection):
         work(bind)

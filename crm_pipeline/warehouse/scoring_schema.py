@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from crm_pipeline.warehouse.schema import metadata
+from crm_pipeline.warehouse.schema import in_transaction, metadata
 
 # The day tables shown by views over spans: defined here for their columns (readers select from them by name),
 # kept out of the warehouse metadata so that no table of these names is created.
@@ -267,11 +267,7 @@ def create_scoring_tables(bind: sa.Engine | sa.Connection) -> None:
             if kinds.get(table.name) != "VIEW":
                 conn.execute(sa.text(f"CREATE VIEW {table.name} AS {view_sql(table)}"))
 
-    if isinstance(bind, sa.Connection):
-        ensure(bind)
-        return
-    with bind.begin() as conn:
-        ensure(conn)
+    in_transaction(bind, ensure)
 
 
 def _kinds(conn: sa.Connection) -> dict[str, str]:

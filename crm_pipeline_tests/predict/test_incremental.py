@@ -15,6 +15,8 @@ import shutil
 
 import sqlalchemy as sa
 
+from crm_pipeline.identity.config import load_identity_config
+from crm_pipeline.identity.resolve import resolve_identities
 from crm_pipeline.profiles.build import build_profiles
 from crm_pipeline.warehouse.engine import make_engine
 from crm_pipeline_tests.predict.test_retrain import assert_same, predict, tables
@@ -24,23 +26,24 @@ from crm_pipeline_tests.quality.test_incremental import drops, land
 DAY = D1 + dt.timedelta(days=1)
 
 
-def _one_more_visit(conn: sa.Connection, day: dt.date) -> str:
-    """A new staged web event (a new file's row) of the buyer with the most purchases, dated `day`: its contact."""
-    contact, brand, event_id = conn.execute(sa.text("""
-        SELECT m.contact_id, w._brand, w.event_id FROM stg_web_events w
-        JOIN identity_map m ON m.entity = 'web_events' AND m.brand = w._brand AND m.source_key = w.event_id
-        WHERE m.contact_id = (SELECT contact_id FROM features WHERE as_of = :day
-                              ORDER BY purchase_count DESC, contact_id LIMIT 1)
-        ORDER BY w.event_id LIMIT 1"""), {"day": day}).one()
-    file_id = conn.execute(sa.text("SELECT MAX(_file_id) + 1 FROM stg_web_events")).scalar_one()
-    at = dt.datetime.combine(day, dt.time(12), tzinfo=dt.timezone.utc)
-    keys = {"b": brand, "e": event_id, "f": file_id, "at": at}
-    conn.execute(sa.text("INSERT INTO stg_web_events SELECT * REPLACE (event_id || '-again' || :f AS event_id, "
-                         "CAST(:at AS TIMESTAMPTZ) AS occurred_at, :f AS _file_id, 1 AS _row_number, "
-                         "_row_hash + 1 AS _row_hash) FROM stg_web_events WHERE _brand = :b AND event_id = :e"), keys)
-    conn.execute(sa.text("INSERT INTO identity_map SELECT * REPLACE (source_key || '-again' || :f AS source_key, "
-                         ":f AS _file_id, 1 AS _row_number) FROM identity_map "
-                         "WHERE entity = 'web_events' AND brand = :b AND source_key = :e"), keys)
+def _one_more_visit(engine: sa.Engine, day: dt.date) -> str:
+    """A new staged web event (a new file's row) of the buyer with the most purchases, dated `day`, resolved by
+    identity as a drop's rows are (it joins its cookie's contact): the contact."""
+    with engine.begin() as conn:
+        contact, brand, event_id = conn.execute(sa.text("""
+            SELECT m.contact_id, w._brand, w.event_id FROM stg_web_events w
+            JOIN identity_map m ON m.entity = 'web_events' AND m.brand = w._brand AND m.source_key = w.event_id
+            WHERE m.contact_id = (SELECT contact_id FROM features WHERE as_of = :day
+                                  ORDER BY purchase_count DESC, contact_id LIMIT 1)
+            ORDER BY w.event_id LIMIT 1"""), {"day": day}).one()
+        file_id = conn.execute(sa.text("SELECT MAX(_file_id) + 1 FROM stg_web_events")).scalar_one()
+        at = dt.datetime.combine(day, dt.time(12), tzinfo=dt.timezone.utc)
+        keys = {"b": brand, "e": event_id, "f": file_id, "at": at}
+        conn.execute(sa.text("INSERT INTO stg_web_events SELECT * REPLACE (event_id || '-again' || :f AS event_id, "
+                             "CAST(:at AS TIMESTAMPTZ) AS occurred_at, :f AS _file_id, 1 AS _row_number, "
+                             "_row_hash + 1 AS _row_hash) FROM stg_web_events WHERE _brand = :b AND event_id = :e"),
+                     keys)
+    resolve_identities(engine, as_of=day, config=load_identity_config())
     return contact
 
 
@@ -51,8 +54,7 @@ def test_a_drop_touching_one_buyer_rescores_one_buyer_and_a_new_day_carries_the_
     stage(engine, tmp_path / "landing", D1)
     build_profiles(engine, as_of=D1)
     assert predict(engine, D1, models)["training"]["retrained"]       # D1 is the training day
-    with engine.begin() as conn:
-        _one_more_visit(conn, D1)       # a file of the training day itself, while the day is still filling
+    _one_more_visit(engine, D1)       # a file of the training day itself, while the day is still filling
     build_profiles(engine, as_of=D1)
     on_training_day = predict(engine, D1, models)
     assert on_training_day["training"]["reason"] == "stored models reused", on_training_day["training"]
@@ -78,8 +80,8 @@ def test_a_drop_touching_one_buyer_rescores_one_buyer_and_a_new_day_carries_the_
         assert again[key] == result[key], key
     assert_same(stored, tables(engine, DAY), "a re-run with nothing new")
 
-    with engine.begin() as conn:
-        contact = _one_more_visit(conn, DAY)
+    contact = _one_more_visit(engine, DAY)
+    with engine.connect() as conn:
         before = conn.execute(sa.text("SELECT browse_30d_count, churn_lift FROM features JOIN predictions "
                                       "USING (as_of, contact_id) WHERE as_of = :d AND contact_id = :c"),
                               {"d": DAY, "c": contact}).one()

@@ -106,9 +106,10 @@ def test_runs_reuse_the_models_of_the_training_day_and_equal_a_full_refresh(gene
         trained_on = conn.execute(sa.text("SELECT DISTINCT trained_on FROM predict_models ORDER BY 1")).scalars().all()
     assert trained_on == [D1, D1 + dt.timedelta(days=7), D3]   # one set of models per training day
     incremental = tables(step, LAST)
-    # 120 days are too few for BG/NBD here (it does not converge) and for the classifiers (skipped): the
-    # CDNOW test below covers scoring with them; these runs store and compare the Gamma-Gamma fit and RFM.
-    assert set(incremental["predict_models"]["status"]) == {"ok", "not_converged", "skipped"}
+    # 120 days are too few for the classifiers (skipped) and on the edge for BG/NBD: whether its fit converges
+    # differs between machines (their vectorised floating point), so either status is fine. The CDNOW test below
+    # covers scoring with them; these runs store and compare the Gamma-Gamma fit and RFM.
+    assert {"ok", "skipped"} <= set(incremental["predict_models"]["status"]) <= {"ok", "not_converged", "skipped"}
 
     # A full refresh on a copy of the same warehouse trains the same models and writes the same tables.
     step.dispose()  # DuckDB writes everything to the file when its last connection closes

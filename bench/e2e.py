@@ -65,7 +65,8 @@ def _pipeline_env(run_dir: Path) -> dict:
     return env
 
 
-def _run_pipeline(args, run_dir: Path, as_of, log: Path) -> tuple[Watched, dict]:
+def _run_pipeline(args, run_dir: Path, as_of, log: Path) -> tuple[Watched, dict, dict]:
+    """One `crm-pipeline run`: how it ran, seconds per stage, and each stage's peak RSS."""
     cli = Path(sys.executable).with_name("crm-pipeline")
     cmd = [str(cli), "run", "--landing", str(run_dir / "landing"), "--as-of", as_of.isoformat(),
            "--warehouse", f"duckdb:///{run_dir / 'warehouse.duckdb'}"]

@@ -63,12 +63,12 @@ def measure(args) -> dict:
     }
     run_dir = args.root / f"startup_{args.people}"
     _fresh_run_dir(data_set(args.root, args.people), run_dir)
-    first, _ = _run_pipeline(args, run_dir, END_DATE, log)   # builds the warehouse: not timed
+    first, _, _ = _run_pipeline(args, run_dir, END_DATE, log)   # builds the warehouse: not timed
     if first.failure():
         raise SystemExit(f"the first run: {first.failure()} (see {log})")
     runs = []
     for _ in range(args.repeat):
-        wall, cpu, (watched, stages) = _timed(lambda: _run_pipeline(args, run_dir, END_DATE, log))
+        wall, cpu, (watched, stages, _) = _timed(lambda: _run_pipeline(args, run_dir, END_DATE, log))
         if watched.failure():
             raise SystemExit(f"the no-change run: {watched.failure()} (see {log})")
         runs.append({"wall": wall, "cpu": cpu, "steps": sum(v[0] for v in stages.values())})

@@ -10,7 +10,7 @@ from crm_pipeline.defs.ingest_assets import KINDS, OWNERS
 from crm_pipeline.defs.partitions import DAILY
 from crm_pipeline.defs.resources import CrmSettingsResource, WarehouseResource, transient_warehouse_errors_retried
 from crm_pipeline.defs.run_tags import is_full_refresh
-from crm_pipeline.markdown import image, svg_image, to_markdown
+from crm_pipeline.markdown import svg_image, to_markdown
 
 GROUP = "predict"
 
@@ -66,9 +66,9 @@ def predict_customers(context: dg.AssetExecutionContext, warehouse: WarehouseRes
     charts_dir = settings.home_dir / "charts" / training["trained_on"]   # drawn when the models were trained
     charts_dir.mkdir(parents=True, exist_ok=True)
     images = []
-    for name, chart in result.get("charts", {}).items():   # SVG text or PNG bytes, as the name says
-        (charts_dir / name).write_bytes(chart)
-        images.append(svg_image(chart, name) if name.endswith(".svg") else image(chart, name))
+    for name, svg in result.get("charts", {}).items():
+        (charts_dir / name).write_bytes(svg)
+        images.append(svg_image(svg, name))
     with warehouse.engine.connect() as conn:
         evaluation = evaluation_table(conn, as_of)
         fits = conn.execute(sa.text("SELECT COUNT(*) FROM model_runs WHERE as_of = :d"), {"d": as_of}).scalar_one()

@@ -94,19 +94,18 @@ def _base_edges(conn: sa.Connection, within: str | None) -> None:
     edges first, their nodes' keys last (a join with every node per edge kind costs more).
     """
     conn.execute(sa.text("DROP TABLE IF EXISTS id_base_edges"))
-    identifiers, logins, nodes = KEPT_IDENTIFIERS, KEPT_LOGINS, "id_nodes"
+    identifiers, nodes = KEPT_IDENTIFIERS, "id_nodes"
     if within is not None:
         conn.execute(sa.text("DROP TABLE IF EXISTS id_within_values"))
         conn.execute(sa.text("CREATE TEMPORARY TABLE id_within_values AS SELECT DISTINCT i.kind, i.value "
                              f"FROM id_identifiers i JOIN {within} w ON w.node_id = i.node_id"))
-        identifiers, nodes = kept_identifiers_sql("id_within_values"), within
-        logins += f" AND d.node_a IN (SELECT node_id FROM {within})"
+        identifiers, nodes = kept_identifiers_sql("id_within_values"), within  # edges end on `nodes` below
     conn.execute(sa.text(f"""
         CREATE TEMPORARY TABLE id_base_edges AS
         WITH star AS (
             SELECT e.node_id AS node_a, MIN(e.node_id) OVER (PARTITION BY e.kind, e.value) AS node_b
             FROM ({identifiers}) e),
-        edges AS (SELECT node_a, node_b FROM star UNION ALL {logins} UNION ALL {MUST_LINKS})
+        edges AS (SELECT node_a, node_b FROM star UNION ALL {KEPT_LOGINS} UNION ALL {MUST_LINKS})
         SELECT wa.k AS a, wb.k AS b, e.node_a, e.node_b
         FROM edges e JOIN {nodes} wa ON wa.node_id = e.node_a JOIN {nodes} wb ON wb.node_id = e.node_b"""))
 

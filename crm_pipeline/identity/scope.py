@@ -171,8 +171,7 @@ def stored_det_clusters_sql(nodes: str) -> str:
 def labels_sql(components: str, nodes: str) -> str:
     """node_id, label of the current nodes in table `nodes` (`node_set`) in components `components` (id_det or
     id_final) over the whole graph: computed in the scope, stored outside it (equal labels: one component)."""
-    stored = (f"SELECT g.node_a, 'd' || g.node_b FROM identity_graph g JOIN {nodes} f ON f.node_id = g.node_a "
-              f"JOIN id_nodes n ON n.node_id = g.node_a {_OUTSIDE_SCOPE} WHERE g.kind = 'cluster' AND s.k IS NULL"
+    stored = (f"SELECT node_id, 'd' || cluster_id FROM ({stored_det_clusters_sql(nodes)}) x"
               if components == "id_det" else
               f"SELECT p.node_id, 'c' || p.contact_id FROM identity_nodes p JOIN {nodes} f ON f.node_id = p.node_id "
               f"JOIN id_nodes n ON n.node_id = p.node_id {_OUTSIDE_SCOPE} WHERE s.k IS NULL")

@@ -42,10 +42,14 @@ def write_by_difference(conn: sa.Connection, next_nodes: str | None, *, as_of: d
     contact_id, match_type, match_probability, first_seen_as_of; None: the nodes stand as stored);
     log the run and its contacts. `stored_scope` (a SELECT of contact ids): `next_nodes` replaces only the
     stored nodes of those contacts (an incremental run's scope); None: all of them. `since` (rows were only
-    added since the last run, in later files: `runs.additions_since`): only those files' rows are compared."""
+    added since the last run, in later files: `runs.additions_since`): those files' rows are inserted whole,
+    as only this function writes identity_map and it has not seen them (checked: when the map holds a row of
+    one, say of a run that overlapped this one's fingerprint, every file is compared as without `since`)."""
     counts = ChangeCounts()
     _drop_scratch(conn)
-    # No node stored (a first run): every node is new, so every contact a record joins is a new node's.
+    if since is not None and _map_holds_later_rows(conn, since):
+        since = None
+    # No node stored (a first run, or every contact erased): every node is new, and so is every contact.
     first = conn.execute(sa.text("SELECT 1 FROM identity_nodes LIMIT 1")).first() is None
     if next_nodes is None:  # the nodes stand as stored (same graph as the last run): no node differs
         conn.execute(sa.text("CREATE TEMPORARY TABLE id_node_diff AS SELECT node_id, contact_id AS old_contact, "
@@ -201,6 +205,13 @@ def _staged_rows(entity: str, where: str) -> str:
 # A file's rows as a set, summarised: count, sum, and a sum of pseudo-random images of the row numbers.
 _LINEAGE_SUMMARY = ("COUNT(*) AS n, SUM(CAST(_row_number AS BIGINT)) AS s, "
                     "SUM((CAST(_row_number AS BIGINT) * 2654435761) % 4294967291) AS h")
+
+
+def _map_holds_later_rows(conn: sa.Connection, since: Since) -> bool:
+    """Whether identity_map holds a row of a file after `since` (per entity): then those files are not all new."""
+    return any(conn.execute(sa.text("SELECT 1 FROM identity_map WHERE entity = :e AND _file_id > :f LIMIT 1"),
+                            {"e": entity, "f": int(last)}).first() is not None
+               for entity, last in since.items() if last is not None)
 
 
 def _files_that_differ(conn: sa.Connection, entity: str, where: str, since: int | None) -> None:

@@ -208,10 +208,17 @@ _LINEAGE_SUMMARY = ("COUNT(*) AS n, SUM(CAST(_row_number AS BIGINT)) AS s, "
 
 
 def _map_holds_later_rows(conn: sa.Connection, since: Since) -> bool:
-    """Whether identity_map holds a row of a file after `since` (per entity): then those files are not all new."""
-    return any(conn.execute(sa.text("SELECT 1 FROM identity_map WHERE entity = :e AND _file_id > :f LIMIT 1"),
-                            {"e": entity, "f": int(last)}).first() is not None
-               for entity, last in since.items() if last is not None)
+    """Whether identity_map holds a row of a file after `since` (per entity): then those files are not all new.
+    One statement (PostgreSQL scans the map once); its lowest file id lets DuckDB skip every older row group."""
+    later = {entity: int(last) for entity, last in since.items() if last is not None}
+    if not later:
+        return False
+    names = {entity: i for i, entity in enumerate(later)}
+    each = " OR ".join(f"(entity = :e{i} AND _file_id > :f{i})" for i in names.values())
+    values = {**{f"e{i}": e for e, i in names.items()}, **{f"f{i}": later[e] for e, i in names.items()},
+              "lowest": min(later.values())}
+    return conn.execute(sa.text(f"SELECT 1 FROM identity_map WHERE _file_id > :lowest AND ({each}) LIMIT 1"),
+                        values).first() is not None
 
 
 def _files_that_differ(conn: sa.Connection, entity: str, where: str, since: int | None) -> None:

@@ -384,3 +384,25 @@ def test_the_whole_graph_is_clustered_again_every_full_recluster_every_days(gene
     # The schedule says when, never what: changing it alone is no new input.
     assert resolve_identities(engine, as_of=D2, config=load_identity_config()).mode == "unchanged"
     engine.dispose()
+
+
+def test_rows_of_a_later_file_the_map_already_holds_are_not_mapped_twice(generated, tmp_path):
+    """A drop's new file is inserted into identity_map whole, trusting that only identity writes the map. Where the
+    map already holds a row of such a file (an overlapping run wrote it), every file is compared instead: each
+    staged record keeps one map row."""
+    engine = make_engine(f"duckdb:///{tmp_path / 'w.duckdb'}")
+    stage_and_resolve(engine, generated, D1)
+    with engine.begin() as conn:
+        event_id, file_id = conn.execute(sa.text(
+            "SELECT source_key, (SELECT MAX(_file_id) + 1 FROM stg_web_events) FROM identity_map "
+            "WHERE entity = 'web_events' ORDER BY source_key LIMIT 1")).one()
+        keys = {"e": event_id, "f": file_id}
+        conn.execute(sa.text("INSERT INTO stg_web_events SELECT * REPLACE (event_id || '-again' AS event_id, "
+                             ":f AS _file_id, 1 AS _row_number) FROM stg_web_events WHERE event_id = :e"), keys)
+        conn.execute(sa.text("INSERT INTO identity_map SELECT * REPLACE (source_key || '-again' AS source_key, "
+                             ":f AS _file_id, 1 AS _row_number) FROM identity_map "
+                             "WHERE entity = 'web_events' AND source_key = :e"), keys)
+    resolve_identities(engine, as_of=D1, config=load_identity_config())
+    with engine.connect() as conn:
+        mapped = conn.execute(sa.text("SELECT COUNT(*) FROM identity_map WHERE _file_id = :f"), keys).scalar_one()
+    assert mapped == 1

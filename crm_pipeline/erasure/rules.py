@@ -35,6 +35,7 @@ import sqlalchemy as sa
 
 from crm_pipeline.contract import ENTITIES
 from crm_pipeline.erasure.plan import TARGETS_TABLE, ErasureRefused
+from crm_pipeline.warehouse.schema import column_names
 
 KEEP = {"erasure_requests", "erasure_suppressions", "erasure_row_counts", TARGETS_TABLE}
 COUNTS = {"files", "typed_files", "file_quality"}
@@ -56,12 +57,7 @@ class TableRule:
 
 def table_rules(conn: sa.Connection, tables: list[str]) -> list[TableRule]:
     quote = conn.dialect.identifier_preparer.quote
-    return [rule_for(name, _columns(conn, quote(name)), quote(name)) for name in sorted(tables)]
-
-
-def _columns(conn: sa.Connection, quoted: str) -> set[str]:
-    """Column names from an empty result: portable where reflection is not (duckdb_engine on SQLAlchemy 2.1)."""
-    return set(conn.execute(sa.text(f"SELECT * FROM {quoted} WHERE 1 = 0")).keys())
+    return [rule_for(name, set(column_names(conn, quote(name))), quote(name)) for name in sorted(tables)]
 
 
 def rule_for(name: str, columns: set[str], quoted: str) -> TableRule:

@@ -144,8 +144,12 @@ def _publish_entity(conn: sa.Connection, entity: Entity, hold_share: float, scop
     # (`Scope.find_repeated_keys`, most keys have one), and the window sorts their rows alone; a row alone
     # under its key wins.
     # A row with an empty key part stays with the ranked ones (PARTITION BY puts such rows together).
+    # Each candidate is marked `contested` by a LEFT JOIN to the keys to rank, and the two arms of `ranked` split on
+    # that mark: not by `IN (SELECT * FROM repeated) OR ...` and `NOT IN (...)` in the arms of one UNION ALL over
+    # the typed rows, the shape DuckDB 1.5.6 can park every thread on for good (duckdb/duckdb#24961).
     key_present = " AND ".join(f"t.{_q(k)} IS NOT NULL" for k in entity.key)
     key_missing = " OR ".join(f"t.{_q(k)} IS NULL" for k in entity.key)
+    key_match_r = " AND ".join(f"r.{_q(k)} = t.{_q(k)}" for k in entity.key)
     outcomes = f"""
         WITH hits AS (SELECT DISTINCT _file_id, _row_number FROM rule_hits WHERE entity = :e),
              held AS ({held}),
@@ -157,19 +161,23 @@ def _publish_entity(conn: sa.Connection, entity: Entity, hold_share: float, scop
                LEFT JOIN held hf ON hf.file_id = t._file_id),
              candidates AS (SELECT * FROM marked t WHERE t.fixed IS NULL),
              repeated AS (
-               SELECT t._brand, {key_cols} FROM candidates t WHERE {key_present} AND {scope.has_repeated_key('t')}
+               SELECT t._brand, {key_cols} FROM candidates t {scope.join_repeated_keys('t')}
+               WHERE {key_present}
                GROUP BY t._brand, {key_cols} HAVING COUNT(*) > 1),
+             flagged AS (
+               SELECT t.*, CASE WHEN r._brand IS NOT NULL OR {key_missing} THEN 1 ELSE 0 END AS contested
+               FROM candidates t LEFT JOIN repeated r ON r._brand = t._brand AND {key_match_r}),
              ranked AS (
                SELECT t._file_id, t._row_number, t._brand, {source_key_sql(entity)} AS source_key, t._row_hash,
                       ROW_NUMBER() OVER ({window}) AS rn,
                       FIRST_VALUE(t._file_id) OVER ({window}) AS kept_file_id,
                       FIRST_VALUE(t._row_number) OVER ({window}) AS kept_row_number,
                       FIRST_VALUE(t._row_hash) OVER ({window}) AS kept_hash
-               FROM candidates t WHERE (t._brand, {key_cols}) IN (SELECT * FROM repeated) OR {key_missing}
+               FROM flagged t WHERE t.contested = 1
                UNION ALL
                SELECT t._file_id, t._row_number, t._brand, {source_key_sql(entity)}, t._row_hash,
                       1, t._file_id, t._row_number, t._row_hash
-               FROM candidates t WHERE {key_present} AND (t._brand, {key_cols}) NOT IN (SELECT * FROM repeated))
+               FROM flagged t WHERE t.contested = 0)
         SELECT CAST(:e AS VARCHAR) AS entity, _file_id, _row_number, _brand, source_key,
                CASE WHEN rn = 1 THEN 'staged' ELSE 'deduplicated' END AS outcome,
                CASE WHEN rn = 1 THEN NULL ELSE kept_file_id END AS kept_file_id,

@@ -88,6 +88,11 @@ class Scope:
         """A condition on `alias`'s row: its key is one `find_repeated_keys` found."""
         return f"({self._key_tuple(alias)}) IN (SELECT {self._key_tuple()} FROM {self.repeated})"
 
+    def join_repeated_keys(self, alias: str) -> str:
+        """A join that keeps `alias`'s rows whose key is one `find_repeated_keys` found (one row per key: a join,
+        not a row-value IN, which DuckDB 1.5.6 can hang on inside a UNION arm, duckdb/duckdb#24961)."""
+        return (f"JOIN {self.repeated} rk ON rk._brand = {alias}._brand AND {self._key_match('rk', alias)}")
+
     def start(self, conn: sa.Connection, orders: Scope | None) -> None:
         """Fill the scope from new and newly superseded files (and, for order lines, re-resolved orders)."""
         if self.full:

@@ -31,7 +31,8 @@ from contextlib import contextmanager
 
 import sqlalchemy as sa
 
-from crm_pipeline.warehouse.schema import add_missing_columns, create_server_indexes, in_transaction, metadata
+from crm_pipeline.warehouse.schema import (add_missing_columns, column_names, create_server_indexes, in_transaction,
+                                          metadata)
 
 GOLDEN_FIELDS = ("first_name", "last_name", "email", "phone", "address_line1", "address_line2", "city",
                  "region", "postal_code", "country", "birth_date")
@@ -269,8 +270,7 @@ def _drop_columns(bind: sa.Engine | sa.Connection, dropped: dict[str, tuple[str,
     """Drop the columns of `dropped` (table -> columns) an older warehouse still has (no DDL when none is left)."""
     def drop(conn: sa.Connection) -> None:
         for name, columns in dropped.items():
-            # the column names from an empty result: the inspector's column query does not run on DuckDB
-            present = set(conn.execute(sa.text(f"SELECT * FROM {name} WHERE 1 = 0")).keys())
+            present = set(column_names(conn, name))
             for column in columns:
                 if column in present:
                     conn.execute(sa.text(f"ALTER TABLE {name} DROP COLUMN {column}"))

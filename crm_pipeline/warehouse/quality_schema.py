@@ -17,7 +17,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from crm_pipeline.contract import ENTITIES, Entity
-from crm_pipeline.warehouse.schema import metadata
+from crm_pipeline.warehouse.schema import in_transaction, metadata
 
 _TYPES = {
     "string": sa.String, "json": sa.String, "integer": sa.BigInteger, "decimal": sa.Double,
@@ -142,19 +142,19 @@ def typed_rows_sql(entity: str) -> str:
 
 def create_quality_tables(bind: sa.Engine | sa.Connection) -> None:
     """The tables, and the `typed_<entity>` views; a warehouse from before the views keeps its typed rows."""
-    if isinstance(bind, sa.Engine):
-        with bind.begin() as conn:
-            create_quality_tables(conn)
-        return
-    metadata.create_all(bind, tables=QUALITY_TABLES)
-    inspector = sa.inspect(bind)
+    in_transaction(bind, _create_quality_tables)
+
+
+def _create_quality_tables(conn: sa.Connection) -> None:
+    metadata.create_all(conn, tables=QUALITY_TABLES)
+    inspector = sa.inspect(conn)
     tables, views = set(inspector.get_table_names()), set(inspector.get_view_names())
     for name in ENTITIES:
         typed = f"typed_{name}"
         if typed in tables:  # the former table of every typed row: its rows not staged are the unstaged ones
-            bind.execute(sa.text(
+            conn.execute(sa.text(
                 f"INSERT INTO unstaged_{name} SELECT t.* FROM {typed} t WHERE (t._file_id, t._row_number) "
                 f"NOT IN (SELECT _file_id, _row_number FROM stg_{name})"))
-            bind.execute(sa.text(f"DROP TABLE {typed}"))
+            conn.execute(sa.text(f"DROP TABLE {typed}"))
         if typed not in views:
-            bind.execute(sa.text(f"CREATE VIEW {typed} AS {typed_rows_sql(name)}"))
+            conn.execute(sa.text(f"CREATE VIEW {typed} AS {typed_rows_sql(name)}"))

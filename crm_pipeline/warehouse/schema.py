@@ -85,14 +85,19 @@ def add_missing_columns(bind: sa.Engine | sa.Connection, added: dict[str, tuple[
     def add(conn: sa.Connection) -> None:
         for name, columns in added.items():
             table = metadata.tables[name]
-            # the column names from an empty result: the inspector's column query does not run on DuckDB
-            present = set(conn.execute(sa.text(f"SELECT * FROM {name} WHERE 1 = 0")).keys())
+            present = set(column_names(conn, name))
             for column in columns:
                 if column not in present:
                     ddl = sa.schema.CreateColumn(table.c[column]).compile(dialect=conn.dialect)
                     conn.execute(sa.text(f"ALTER TABLE {name} ADD COLUMN {ddl}"))
 
     in_transaction(bind, add)
+
+
+def column_names(conn: sa.Connection, table: str) -> list[str]:
+    """A table's columns in order, from an empty result: the inspector's column query does not run on DuckDB
+    (duckdb_engine on SQLAlchemy 2.1). `table` is the name as SQL writes it (quoted if it must be)."""
+    return list(conn.execute(sa.text(f"SELECT * FROM {table} WHERE 1 = 0")).keys())
 
 
 def create_server_indexes(bind: sa.Engine | sa.Connection, indexes: tuple[tuple[str, str, str], ...]) -> None:

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from crm_pipeline.warehouse.schema import in_transaction, metadata
+from crm_pipeline.warehouse.schema import column_names, in_transaction, metadata
 
 # The day tables shown by views over spans: defined here for their columns (readers select from them by name),
 # kept out of the warehouse metadata so that no table of these names is created.
@@ -252,9 +252,7 @@ def create_scoring_tables(bind: sa.Engine | sa.Connection) -> None:
         kinds = _kinds(conn)
         for table in SCORING_TABLES:
             if kinds.get(table.name) == "BASE TABLE":
-                # the column names from an empty result: the inspector's column query does not run on DuckDB
-                present = list(conn.execute(sa.text(f"SELECT * FROM {table.name} WHERE 1 = 0")).keys())
-                if present != [c.name for c in table.columns]:
+                if column_names(conn, table.name) != [c.name for c in table.columns]:
                     viewed = table.name.removesuffix("_spans")
                     if table.name in {spans_name(t) for t in SPANNED} and kinds.get(viewed) == "VIEW":
                         conn.execute(sa.text(f"DROP VIEW {viewed}"))  # PostgreSQL keeps a view's table

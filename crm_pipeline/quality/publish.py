@@ -326,24 +326,26 @@ def _find_rule_hits(conn: sa.Connection, entity: Entity, scope: Scope, params: d
     # Only keys a file repeats can conflict, so the pairs are looked for among those rows: keys with more than
     # one row in all (`Scope.find_repeated_keys`, few), grouped by file, find them, and only their rows are
     # read whole and checked for a violation of their own. A join, not a correlated EXISTS: DuckDB 1.5.6 answers
-    # `EXISTS (... p.r < t.r AND p.h <> t.h)` with no rows at all.
+    # `EXISTS (... p.r < t.r AND p.h <> t.h)` with no rows at all. The scope, the repeated keys and the rows with a
+    # violation are joined too (the last as a LEFT JOIN ... IS NULL anti-join), not IN / NOT EXISTS subqueries: the
+    # shapes DuckDB 1.5.6 can park every thread on for good (duckdb/duckdb#24961).
     key_cols_t = ", ".join(f"t.{_q(k)}" for k in entity.key)
     key_match_r = " AND ".join(f"r.{_q(k)} = t.{_q(k)}" for k in entity.key)
     updated = ", t.updated_at" if entity.has_column("updated_at") else ""
     conn.execute(sa.text(f"""
         INSERT INTO rule_hits (entity, _file_id, _row_number, "column", rule, raw_value)
         WITH repeats AS (
-          SELECT t._file_id, t._brand, {key_cols_t} FROM {typed} t
-          WHERE {scope.has_row('t')} AND {scope.has_repeated_key('t')}
+          SELECT t._file_id, t._brand, {key_cols_t} FROM {typed} t {scope.join_rows('t')}
+          {scope.join_repeated_keys('t')}
           GROUP BY t._file_id, t._brand, {key_cols_t} HAVING COUNT(*) > 1),
+        violated AS (SELECT DISTINCT _file_id, _row_number FROM row_violations WHERE entity = :e),
         repeated AS (
           SELECT t._file_id, t._row_number, t._brand, {key_cols_t}, t._row_hash{updated},
                  {source_key_sql(entity)} AS source_key
-          FROM {typed} t
+          FROM {typed} t {scope.join_rows('t')}
           JOIN repeats r ON r._file_id = t._file_id AND r._brand = t._brand AND {key_match_r}
-          WHERE {scope.has_row('t')}
-            AND NOT EXISTS (SELECT 1 FROM row_violations v WHERE v.entity = :e
-                            AND v._file_id = t._file_id AND v._row_number = t._row_number))
+          LEFT JOIN violated v ON v._file_id = t._file_id AND v._row_number = t._row_number
+          WHERE v._file_id IS NULL)
         SELECT DISTINCT CAST(:e AS VARCHAR), t._file_id, t._row_number, CAST(:key_name AS VARCHAR),
                CAST(:rule AS VARCHAR), t.source_key
         FROM repeated t
@@ -356,9 +358,10 @@ def _find_rule_hits(conn: sa.Connection, entity: Entity, scope: Scope, params: d
         conn.execute(sa.text(f"""
             INSERT INTO rule_hits (entity, _file_id, _row_number, "column", rule, raw_value)
             SELECT :e, t._file_id, t._row_number, 'order_id', :rule, t.order_id
-            FROM {typed} t
-            WHERE t.order_id IS NOT NULL AND {scope.has_row('t')}
-              AND NOT EXISTS (SELECT 1 FROM typed_orders o WHERE o._brand = t._brand AND o.order_id = t.order_id)
+            FROM {typed} t {scope.join_rows('t')}
+            LEFT JOIN (SELECT DISTINCT _brand, order_id FROM typed_orders) o
+              ON o._brand = t._brand AND o.order_id = t.order_id
+            WHERE t.order_id IS NOT NULL AND o.order_id IS NULL
         """), {**params, "rule": rules.ORPHAN_ORDER_ITEM})
         # An order line whose order is in a file but not staged (every row of it quarantined, or its
         # file held): held back with it, and released on the run after a corrected order lands.
@@ -366,10 +369,12 @@ def _find_rule_hits(conn: sa.Connection, entity: Entity, scope: Scope, params: d
         conn.execute(sa.text(f"""
             INSERT INTO rule_hits (entity, _file_id, _row_number, "column", rule, raw_value)
             SELECT :e, t._file_id, t._row_number, 'order_id', :rule, t.order_id
-            FROM {typed} t
-            WHERE {scope.has_row('t')}
-              AND EXISTS (SELECT 1 FROM typed_orders o WHERE o._brand = t._brand AND o.order_id = t.order_id)
-              AND NOT EXISTS (SELECT 1 FROM stg_orders o WHERE o._brand = t._brand AND o.order_id = t.order_id)
+            FROM {typed} t {scope.join_rows('t')}
+            JOIN (SELECT DISTINCT _brand, order_id FROM typed_orders) o
+              ON o._brand = t._brand AND o.order_id = t.order_id
+            LEFT JOIN (SELECT DISTINCT _brand, order_id FROM stg_orders) s
+              ON s._brand = t._brand AND s.order_id = t.order_id
+            WHERE s.order_id IS NULL
         """), {**params, "rule": rules.ORDER_QUARANTINED})
 
 

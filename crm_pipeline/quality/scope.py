@@ -84,10 +84,6 @@ class Scope:
             GROUP BY {self._key_tuple('t')} HAVING COUNT(*) > 1
         """))
 
-    def has_repeated_key(self, alias: str) -> str:
-        """A condition on `alias`'s row: its key is one `find_repeated_keys` found."""
-        return f"({self._key_tuple(alias)}) IN (SELECT {self._key_tuple()} FROM {self.repeated})"
-
     def join_repeated_keys(self, alias: str) -> str:
         """A join that keeps `alias`'s rows whose key is one `find_repeated_keys` found (one row per key: a join,
         not a row-value IN, which DuckDB 1.5.6 can hang on inside a UNION arm, duckdb/duckdb#24961)."""

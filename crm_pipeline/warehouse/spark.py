@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -105,6 +106,11 @@ def build_session(warehouse: str | Path, *, master: str = DEFAULT_MASTER, driver
             if key in config:
                 spark.conf.set(key, config[key])
         return spark
+    if master.startswith("local"):
+        # Locally the executors are this machine's Python workers (mapInArrow stages): this interpreter, so
+        # they import the same packages. On a cluster PYSPARK_PYTHON names the executors' Python, with
+        # crm_pipeline installed.
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = SparkSession.builder.master(master).appName(app_name)
     for key, value in config.items():
         builder = builder.config(key, value)
@@ -181,7 +187,11 @@ class SparkWarehouse:
         if overwrite and partition and self.is_local:
             self._write_partition_files(name, partition, data)
             return
-        frame = self.spark.createDataFrame(data)
+        self.write_frame(name, self.spark.createDataFrame(data), overwrite=overwrite)
+
+    def write_frame(self, name: str, frame: DataFrame, *, overwrite: bool) -> None:
+        """Write a DataFrame computed on the executors (columns named as the table's, in any order). On a
+        partitioned table `overwrite` replaces only the partitions `frame` holds; on a plain table, the whole table."""
         frame.select(*[f"`{c}`" for c in self.columns(name)]).write.insertInto(f"{self.database}.{name}", overwrite=overwrite)
 
     @property
@@ -263,7 +273,7 @@ class SparkResult:
     """The part of SQLAlchemy's Result the domain rooms use, over collected rows."""
 
     def __init__(self, rows: list) -> None:
-        self.rows = [tuple(row) for row in rows]
+        self.rows = list(rows)  # pyspark Rows: tuples whose fields are attributes too, as SQLAlchemy's rows
         self.keys = list(rows[0].__fields__) if rows else []
 
     def __iter__(self):

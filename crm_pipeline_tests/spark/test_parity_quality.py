@@ -1,0 +1,143 @@
+"""Typing on Spark `local[2]` gives the tables DuckDB's typing gives, from the same landing folder.
+
+The raw rows of a small generated landing, plus a hand-made file that breaks the rules a row can break on its
+own, are loaded into DuckDB and into Spark, then typed on each: every `stg_<entity>` (lineage, every typed
+column, `_flags` and `_row_hash`), `row_violations` and `typed_files` must be equal (row counts, key
+checksums, floats to 1e-6), and so must the `typed_<entity>` views. The Spark side first runs into a failure
+at its second entity's commit, so what is compared is a retried run: the partitions the dead run wrote must
+not show twice.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+import crm_pipeline_tests.postgres.test_parity as parity
+from crm_pipeline.contract import ENTITIES
+from crm_pipeline.landing.ingest import ingest_folder
+from crm_pipeline.landing.scan import LandingFolder
+from crm_pipeline.quality.typing_run import type_new_files
+from crm_pipeline.spark.ingest import ingest_folder_to_spark
+from crm_pipeline.spark.quality import type_new_files_on_spark
+from crm_pipeline.synth.generate import generate
+from crm_pipeline.warehouse.engine import make_engine
+from crm_pipeline.warehouse.quality_schema import row_violations, stg_tables, typed_files, unstaged_tables
+from crm_pipeline.warehouse.spark import SparkWarehouse
+from crm_pipeline_tests.conftest import drop
+
+NOW = datetime(2025, 7, 1, 6, 0, tzinfo=timezone.utc)
+COMPARED = [typed_files.name, row_violations.name, *(t.name for t in stg_tables.values()),
+            *(t.name for t in unstaged_tables.values()), *(f"typed_{name}" for name in ENTITIES)]
+# Rows that break the rules a row can break on its own; the file was written on WRITTEN (its mtime), so
+# an order placed in June 2025 lies in its future.
+WRITTEN = datetime(2025, 1, 1, 12, 0, tzinfo=timezone.utc)
+DIRTY_ORDERS = ("order_id,customer_id,email,ordered_at,status,currency,total,shipping_country,channel\n"
+                "D1,,,2024-05-01T10:00:00Z,placed,USD,10.00,US,web\n"            # neither customer nor email
+                "D2,c9,not-an-email,2024-05-01T10:00:00Z,placed,usd,10,usa,web\n"  # malformed email
+                "D3,c9,,yesterday,placed,EUR,10,FR,store\n"                      # unparseable date
+                "D4,c9,,2025-06-01T10:00:00Z,placed,USD,10,US,web\n"             # after the file was written
+                "D5,c9,,2024-05-01T10:00:00Z,lost,USD,-3,US,web\n"               # unknown status, negative total
+                "D6,c9,,2024-05-01T10:00:00Z,placed,XYZ,ten,Narnia,kiosk\n"      # bad number; soft flags
+                "D7,c9,a@b.com,2024-05-01T10:00:00Z,shipped,GBP,\"1,234.50\",GB,app\n")
+
+
+def duckdb_tables(engine: sa.Engine) -> dict[str, pd.DataFrame]:
+    with engine.connect() as conn:
+        return {name: pd.read_sql(sa.text(f'SELECT * FROM "{name}"'), conn) for name in COMPARED}
+
+
+def spark_tables(warehouse: SparkWarehouse) -> dict[str, pd.DataFrame]:
+    return {name: warehouse.spark.table(warehouse.qualified(name)).toPandas() for name in COMPARED}
+
+
+def mismatches(duck: dict[str, pd.DataFrame], spark: dict[str, pd.DataFrame]) -> dict[str, list[str]]:
+    """Per table what differs, floats to a relative 1e-6 ('PostgreSQL' in the messages is the Spark side)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(parity, "FLOAT_RTOL", 1e-6)
+        return {name: found for name in COMPARED if (found := parity.compare(duck[name], spark[name]))}
+
+
+class DiesAtSecondCommit:
+    """`SparkWarehouse.write` that fails on the second `typed_files` append: a run dying after it wrote an
+    entity's partitions, before that entity's commit."""
+
+    def __init__(self, write):
+        self.write, self.commits = write, 0
+
+    def __call__(self, warehouse, name, data, *, overwrite):
+        if name == typed_files.name:
+            self.commits += 1
+            if self.commits == 2:
+                raise RuntimeError("the run died before its commit")
+        return self.write(warehouse, name, data, overwrite=overwrite)
+
+
+@pytest.fixture(scope="module")
+def both_typed(spark, tmp_path_factory):
+    """A generated landing and a dirty orders file, loaded and typed on DuckDB and on Spark (after a dead run)."""
+    root = tmp_path_factory.mktemp("spark_quality")
+    generate(root / "data", people=120, brands=2, days=60, seed=5, end_date=date(2025, 6, 30))
+    landing = root / "data" / "landing"
+    drop(landing, "brand_a/orders/orders_dirty.csv", DIRTY_ORDERS,
+         age_seconds=(datetime.now(timezone.utc) - WRITTEN).total_seconds())
+    folder = LandingFolder(landing)
+    duck = make_engine(f"duckdb:///{root / 'warehouse.duckdb'}")
+    ingest_folder(duck, folder, now=NOW)
+    duck_typed = type_new_files(duck, now=NOW)
+    warehouse = SparkWarehouse(spark, root / "spark_warehouse", database="crm_parity_quality")
+    ingest_folder_to_spark(warehouse, folder, now=NOW)
+    with pytest.MonkeyPatch.context() as patch:
+        dying = DiesAtSecondCommit(SparkWarehouse.write)
+        patch.setattr(SparkWarehouse, "write", lambda self, name, data, *, overwrite: dying(
+            self, name, data, overwrite=overwrite))
+        with pytest.raises(RuntimeError, match="died before its commit"):
+            type_new_files_on_spark(warehouse, now=NOW)
+    spark_typed = type_new_files_on_spark(warehouse, now=NOW)
+    yield duck, warehouse, duck_typed, spark_typed
+    duck.dispose()
+
+
+def by_file(typed: list) -> list:
+    return sorted(typed, key=lambda f: f.file_id)
+
+
+def test_spark_typing_gives_duckdbs_staging_violations_and_typed_files(both_typed):
+    duck, warehouse, duck_typed, spark_typed = both_typed
+    committed_before = {f.file_id for f in duck_typed} - {f.file_id for f in spark_typed}
+    assert committed_before and spark_typed  # the dead run committed one entity; the retry typed the rest
+    left, right = duckdb_tables(duck), spark_tables(warehouse)
+    assert by_file(spark_typed) == [f for f in by_file(duck_typed) if f.file_id not in committed_before]
+    assert mismatches(left, right) == {}
+    assert len(right["typed_files"]) == len(duck_typed) and len(right["stg_web_events"]) > 1_000
+    [dirty_id] = [f.file_id for f in spark_typed if f.rows == 7 and f.violations >= 6]
+    found = right["row_violations"]
+    dirty = found[found["_file_id"] == dirty_id]
+    assert set(dirty["rule"]) >= {"missing_required_field", "malformed_email", "unparseable_date",
+                                  "future_timestamp", "negative_price", "invalid_number"}
+    flags = right["stg_orders"]["_flags"].dropna()
+    assert {"unknown_currency", "unknown_shipping_country", "unknown_status", "unknown_channel"} <= set(
+        ";".join(flags).split(";"))
+
+
+def test_a_second_spark_typing_types_nothing_new(both_typed):
+    duck, warehouse, _, _ = both_typed
+    assert type_new_files_on_spark(warehouse, now=NOW) == []
+    assert mismatches(duckdb_tables(duck), spark_tables(warehouse)) == {}
+
+
+def test_a_new_file_is_typed_alone_on_both(both_typed):
+    """Exactly once per file: a later drop is typed on its own, earlier files' partitions left as they are."""
+    duck, warehouse, _, _ = both_typed
+    folder = LandingFolder(Path(warehouse.location).parent / "data" / "landing")
+    drop(folder.root, "brand_b/customers/customers_late.csv",
+         "customer_id,email,first_name,country,phone\nL1, Late@Example.COM ,  ann ,uk,020 7946 0958\n")
+    ingest_folder(duck, folder, now=NOW)
+    ingest_folder_to_spark(warehouse, folder, now=NOW)
+    [duck_new] = type_new_files(duck, now=NOW)
+    assert type_new_files_on_spark(warehouse, now=NOW) == [duck_new] and duck_new.rows == 1
+    assert mismatches(duckdb_tables(duck), spark_tables(warehouse)) == {}

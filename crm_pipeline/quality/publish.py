@@ -23,7 +23,7 @@ import sqlalchemy as sa
 
 from crm_pipeline.contract import ENTITIES, Entity
 from crm_pipeline.contract import violations as rules
-from crm_pipeline.quality.scope import UNPUBLISHED_FILES, Scope
+from crm_pipeline.quality.scope import LAST_LOADED_PER_PATH, UNPUBLISHED_FILES, Scope
 from crm_pipeline.warehouse.quality_schema import create_quality_tables
 
 ORDER_OF_ENTITIES = ("customers", "products", "orders", "order_items", "subscribers", "email_events", "web_events")
@@ -127,11 +127,17 @@ def _publish_entity(conn: sa.Connection, entity: Entity, hold_share: float, scop
     for table in ("row_outcomes", "dedup_log", "quarantine"):
         lineage = ("_file_id", "_row_number") if table == "row_outcomes" else ("file_id", "row_number")
         conn.execute(sa.text(f"DELETE FROM {table} WHERE entity = :e AND {scope.has_row(table, *lineage)}"), params)
-    # Accounting of every file with a re-resolved row, and of files no longer loaded.
-    conn.execute(sa.text(
-        f"DELETE FROM file_quality WHERE entity = :e AND ({scope.has_file('file_quality')} OR NOT EXISTS ("
-        "  SELECT 1 FROM files f JOIN typed_files tf ON tf.file_id = f.file_id"
-        "  WHERE f.file_id = file_quality.file_id AND f.status = 'loaded' AND f.entity = :e))"), params)
+    # Accounting of every file with a re-resolved row, and of files no longer loaded: their ids found by LEFT JOINs
+    # first, not by `IN (subquery) OR NOT EXISTS (subquery)` (two mark joins, a shape DuckDB 1.5.6 can park every
+    # thread on for good, duckdb/duckdb#24961).
+    scope.gather_accounted_files(conn)
+    stale = "" if scope.full else (
+        " AND file_id IN ("
+        f"SELECT fq.file_id FROM file_quality fq LEFT JOIN {scope.accounted} a ON a.file_id = fq.file_id "
+        "LEFT JOIN (SELECT f.file_id FROM files f JOIN typed_files tf ON tf.file_id = f.file_id "
+        "           WHERE f.status = 'loaded' AND f.entity = :e) l ON l.file_id = fq.file_id "
+        "WHERE fq.entity = :e AND (a.file_id IS NOT NULL OR l.file_id IS NULL))")
+    conn.execute(sa.text(f"DELETE FROM file_quality WHERE entity = :e{stale}"), params)
 
     # Only the columns ranking reads: the scan of a wide typed table stays narrow.
     needed = ", ".join(f"t.{_q(c)}" for c in ("_file_id", "_row_number", "_brand", *entity.key, "_row_hash")
@@ -234,34 +240,40 @@ def _publish_entity(conn: sa.Connection, entity: Entity, hold_share: float, scop
         JOIN fixes x ON x._file_id = h._file_id AND x._row_number = h._row_number
         WHERE h.entity = :e
     """), params)
+    # A file is superseded when a later file of its path is loaded: the path's last loaded file is later (a join
+    # to one row per path, not a correlated EXISTS in the select list).
     conn.execute(sa.text(f"""
         INSERT INTO file_quality (file_id, file, brand, entity, rows_read, staged, quarantined, deduplicated,
                                   held, superseded, top_rules)
         WITH counts AS (
-          SELECT _file_id,
+          SELECT o._file_id,
                  SUM(CASE WHEN outcome = 'staged' THEN 1 ELSE 0 END) AS staged,
                  SUM(CASE WHEN outcome = 'quarantined' THEN 1 ELSE 0 END) AS quarantined,
                  SUM(CASE WHEN outcome = 'deduplicated' THEN 1 ELSE 0 END) AS deduplicated,
                  SUM(CASE WHEN outcome = 'held' THEN 1 ELSE 0 END) AS held
-          FROM row_outcomes o WHERE entity = :e AND {scope.has_file('o', '_file_id')} GROUP BY _file_id),
+          FROM row_outcomes o {scope.join_accounted_files('o', '_file_id')}
+          WHERE o.entity = :e GROUP BY o._file_id),
         rule_counts AS (
-          SELECT _file_id, rule, COUNT(DISTINCT _row_number) AS n,
-                 ROW_NUMBER() OVER (PARTITION BY _file_id ORDER BY COUNT(DISTINCT _row_number) DESC, rule) AS rk
-          FROM rule_hits r WHERE entity = :e AND {scope.has_file('r', '_file_id')} GROUP BY _file_id, rule),
+          SELECT r._file_id, r.rule, COUNT(DISTINCT r._row_number) AS n,
+                 ROW_NUMBER() OVER (PARTITION BY r._file_id ORDER BY COUNT(DISTINCT r._row_number) DESC, r.rule) AS rk
+          FROM rule_hits r {scope.join_accounted_files('r', '_file_id')}
+          WHERE r.entity = :e GROUP BY r._file_id, r.rule),
         top AS (
           SELECT _file_id, STRING_AGG(rule || ' (' || CAST(n AS VARCHAR) || ')', ', ' ORDER BY rk) AS top_rules
-          FROM rule_counts WHERE rk <= 3 GROUP BY _file_id)
+          FROM rule_counts WHERE rk <= 3 GROUP BY _file_id),
+        last_loaded AS ({LAST_LOADED_PER_PATH})
         SELECT f.file_id, f.path, f.brand, f.entity, f.rows_loaded,
                COALESCE(c.staged, 0), COALESCE(c.quarantined, 0), COALESCE(c.deduplicated, 0),
                COALESCE(c.held, 0) > 0,
-               EXISTS (SELECT 1 FROM files nf WHERE nf.path = f.path AND nf.file_id > f.file_id
-                       AND nf.status = 'loaded'),
+               CASE WHEN ll.file_id > f.file_id THEN TRUE ELSE FALSE END,
                tp.top_rules
         FROM files f
         JOIN typed_files tf ON tf.file_id = f.file_id
+        {scope.join_accounted_files('f')}
         LEFT JOIN counts c ON c._file_id = f.file_id
         LEFT JOIN top tp ON tp._file_id = f.file_id
-        WHERE f.status = 'loaded' AND f.entity = :e AND {scope.has_file('f')}
+        LEFT JOIN last_loaded ll ON ll.path = f.path
+        WHERE f.status = 'loaded' AND f.entity = :e
     """), params)
     keys, rows = scope.counts(conn)
     written = conn.execute(sa.text(

@@ -12,7 +12,8 @@ incremental run re-resolves whole keys, in every file, for:
   order; a line follows its order into or out of the quarantine).
 
 The scope lives in temporary tables per entity (`pub_files_<e>`, `pub_keys_<e>` holding the key
-columns, `pub_rows_<e>`, and `pub_outcomes_<e>` with the rows' new outcomes; `pub_repeated_<e>`, the
+columns, `pub_rows_<e>`, `pub_outcomes_<e>` with the rows' new outcomes, and `pub_accounted_<e>`, the files
+whose accounting is rewritten; `pub_repeated_<e>`, the
 keys with more than one row, on a full refresh too), made and dropped in the publishing transaction,
 so they are never seen by another connection (nor by erasure's table discovery).
 """
@@ -24,6 +25,8 @@ import sqlalchemy as sa
 from crm_pipeline.contract import Entity
 
 
+# Per path, its last loaded file (path, file_id): a file is superseded when this one is later.
+LAST_LOADED_PER_PATH = "SELECT path, MAX(file_id) AS file_id FROM files WHERE status = 'loaded' GROUP BY path"
 # The loaded files of entity :e typed but never published (no `file_quality` row yet): a publish's new files,
 # and the rows a failed stage takes back out of staging (`publish.withdraw_unpublished`).
 UNPUBLISHED_FILES = ("SELECT tf.file_id FROM typed_files tf JOIN files f ON f.file_id = tf.file_id "
@@ -40,6 +43,7 @@ class Scope:
         e = entity.name
         self.files, self.keys, self.rows = f"pub_files_{e}", f"pub_keys_{e}", f"pub_rows_{e}"
         self.repeated = f"pub_repeated_{e}"  # keys with more than one re-resolved row (`find_repeated_keys`)
+        self.accounted = f"pub_accounted_{e}"  # files whose accounting is rewritten (`gather_accounted_files`)
         # Where the re-resolved rows' outcomes are read back: all of row_outcomes, or this run's own table.
         self.outcomes = "row_outcomes" if full else f"pub_outcomes_{e}"
 
@@ -58,17 +62,26 @@ class Scope:
             return ""
         return f"JOIN {self.rows} sr ON sr._file_id = {alias}._file_id AND sr._row_number = {alias}._row_number"
 
-    def has_file(self, table: str, file_col: str = "file_id") -> str:
-        """A condition on `table`'s file: true when its accounting is rewritten (a file with a re-resolved row)."""
+    def gather_accounted_files(self, conn: sa.Connection) -> None:
+        """`accounted` (file_id): the files whose accounting is rewritten (in the scope, or with a re-resolved
+        row), one row each, once the scope is final: a small table the accounting statements join."""
         if self.full:
-            return "1 = 1"
-        # One semi-join on the union: an OR of two IN-subqueries is two mark joins over every row of `table`.
-        return f"{table}.{file_col} IN (SELECT file_id FROM {self.files} UNION SELECT _file_id FROM {self.rows})"
+            return
+        conn.execute(sa.text(f"DROP TABLE IF EXISTS {self.accounted}"))
+        conn.execute(sa.text(f"CREATE TEMPORARY TABLE {self.accounted} AS "
+                             f"SELECT file_id FROM {self.files} UNION SELECT _file_id FROM {self.rows}"))
+
+    def join_accounted_files(self, alias: str, file_col: str = "file_id") -> str:
+        """A join that keeps `alias`'s rows of files whose accounting is rewritten (every file on a full refresh),
+        not an IN subquery (see `join_repeated_keys`)."""
+        if self.full:
+            return ""
+        return f"JOIN {self.accounted} af ON af.file_id = {alias}.{file_col}"
 
     def drop(self, conn: sa.Connection) -> None:
         conn.execute(sa.text(f"DROP TABLE IF EXISTS {self.repeated}"))
         if not self.full:
-            for table in (self.outcomes, self.rows, self.keys, self.files):
+            for table in (self.accounted, self.outcomes, self.rows, self.keys, self.files):
                 conn.execute(sa.text(f"DROP TABLE IF EXISTS {table}"))
 
     def find_repeated_keys(self, conn: sa.Connection) -> None:
@@ -172,8 +185,7 @@ class Scope:
         """The files whose accounting this run rewrote (None: all of them)."""
         if self.full:
             return None
-        return tuple(conn.execute(sa.text(
-            f"SELECT file_id FROM {self.files} UNION SELECT _file_id FROM {self.rows} ORDER BY 1")).scalars())
+        return tuple(conn.execute(sa.text(f"SELECT file_id FROM {self.accounted} ORDER BY 1")).scalars())
 
     def _fill_rows(self, conn: sa.Connection) -> None:
         # Rows of the keys, in every file; a row with no key (quarantined for it) stands alone, with its file.

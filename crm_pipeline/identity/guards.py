@@ -26,7 +26,8 @@ from crm_pipeline.warehouse.bulk import read_frame
 from crm_pipeline.warehouse.dialects import engine_name
 
 SCRATCH = ("id_identifiers", "id_logins", "id_new_identifiers", "id_new_logins", "id_person_keys", "id_junk",
-           "id_capped", "id_shared", "id_affected_named", "id_affected_devices", "id_affected_values", "id_affected")
+           "id_capped", "id_shared", "id_affected_named", "id_affected_devices", "id_affected_values", "id_affected",
+           "id_inputs_gone")
 _REJECTED = ("NOT EXISTS (SELECT 1 FROM id_junk j WHERE j.kind = e.kind AND j.value = e.value) "
              "AND NOT EXISTS (SELECT 1 FROM id_capped c WHERE c.kind = e.kind AND c.value = e.value)")
 
@@ -117,20 +118,35 @@ def save_inputs(conn: sa.Connection, replace: bool) -> None:
     """Keep this run's identifiers and logins in identity_graph for the next run's `load_edges`: all of them
     (`replace`: they were read from staging; by difference, as a full refresh mostly finds them stored, and
     plainly when none is stored, as on a first run), or the new files' ones."""
-    now = ("SELECT node_id AS node_a, value AS node_b, kind FROM id_identifiers "
-           "UNION ALL SELECT node_a, node_b, 'login' FROM id_logins") if replace else \
-          ("SELECT node_id AS node_a, value AS node_b, kind FROM id_new_identifiers "
-           "UNION ALL SELECT node_a, node_b, 'login' FROM id_new_logins")
-    if replace and conn.execute(sa.text(f"SELECT 1 FROM identity_graph WHERE kind NOT IN {GRAPH_KINDS} "
-                                        "LIMIT 1")).first() is not None:
-        # every kind but the graph's own is a kept input: one the extraction no longer makes goes too
-        _run(conn, f"DELETE FROM identity_graph WHERE kind NOT IN {GRAPH_KINDS} AND NOT EXISTS ("
-                   f"SELECT 1 FROM ({now}) n WHERE n.kind = identity_graph.kind AND n.node_a = identity_graph.node_a "
-                   "AND n.node_b = identity_graph.node_b)")
-        now = (f"SELECT n.node_a, n.node_b, n.kind FROM ({now}) n WHERE NOT EXISTS (SELECT 1 FROM identity_graph g "
-               "WHERE g.kind = n.kind AND g.node_a = n.node_a AND g.node_b = n.node_b)")
-    _run(conn, "INSERT INTO identity_graph (node_a, node_b, kind, match_probability) "
-               f"SELECT node_a, node_b, kind, CAST(NULL AS DOUBLE PRECISION) FROM ({now}) i")
+    insert = "INSERT INTO identity_graph (node_a, node_b, kind, match_probability) "
+    if not replace:
+        _run(conn, f"{insert} SELECT node_id, value, kind, CAST(NULL AS DOUBLE PRECISION) FROM id_new_identifiers "
+                   "UNION ALL SELECT node_a, node_b, 'login', CAST(NULL AS DOUBLE PRECISION) FROM id_new_logins")
+        return
+    if conn.execute(sa.text(f"SELECT 1 FROM identity_graph WHERE kind NOT IN {GRAPH_KINDS} LIMIT 1")).first() is None:
+        _run(conn, f"{insert} SELECT node_id, value, kind, CAST(NULL AS DOUBLE PRECISION) FROM id_identifiers "
+                   "UNION ALL SELECT node_a, node_b, 'login', CAST(NULL AS DOUBLE PRECISION) FROM id_logins")
+        return
+    # By difference, each side by a LEFT JOIN ... IS NULL anti-join: no correlated NOT EXISTS over a UNION ALL (a
+    # shape DuckDB 1.5.6 can park every thread on for good under load, duckdb/duckdb#24961). The stored inputs
+    # that go (every kind but the graph's own is a kept input: one the extraction no longer makes goes too) are
+    # gathered in a small scratch table first, which the DELETE reads.
+    stored = f"(SELECT node_a, node_b, kind FROM identity_graph WHERE kind NOT IN {GRAPH_KINDS}) g"
+    _run(conn, "DROP TABLE IF EXISTS id_inputs_gone")
+    _run(conn, f"CREATE TEMPORARY TABLE id_inputs_gone AS SELECT g.node_a, g.node_b, g.kind FROM {stored} "
+               "LEFT JOIN id_identifiers i ON i.kind = g.kind AND i.node_id = g.node_a AND i.value = g.node_b "
+               "LEFT JOIN id_logins l ON g.kind = 'login' AND l.node_a = g.node_a AND l.node_b = g.node_b "
+               "WHERE i.node_id IS NULL AND l.node_a IS NULL")
+    if conn.execute(sa.text("SELECT 1 FROM id_inputs_gone LIMIT 1")).first() is not None:
+        _run(conn, f"DELETE FROM identity_graph WHERE kind NOT IN {GRAPH_KINDS} AND (kind, node_a, node_b) IN "
+                   "(SELECT kind, node_a, node_b FROM id_inputs_gone)")
+    _run(conn, "DROP TABLE id_inputs_gone")
+    _run(conn, f"{insert} SELECT i.node_id, i.value, i.kind, CAST(NULL AS DOUBLE PRECISION) FROM id_identifiers i "
+               f"LEFT JOIN {stored} ON g.kind = i.kind AND g.node_a = i.node_id AND g.node_b = i.value "
+               "WHERE g.node_a IS NULL")
+    _run(conn, f"{insert} SELECT l.node_a, l.node_b, 'login', CAST(NULL AS DOUBLE PRECISION) FROM id_logins l "
+               f"LEFT JOIN {stored} ON g.kind = 'login' AND g.node_a = l.node_a AND g.node_b = l.node_b "
+               "WHERE g.node_a IS NULL")
 
 
 def apply_guards(conn: sa.Connection, config: IdentityConfig) -> Rejected:

@@ -28,22 +28,27 @@ from crm_pipeline.warehouse.dialects import engine_name
 SCRATCH = ("id_identifiers", "id_logins", "id_new_identifiers", "id_new_logins", "id_person_keys", "id_junk",
            "id_capped", "id_shared", "id_affected_named", "id_affected_devices", "id_affected_values", "id_affected",
            "id_inputs_gone")
-_REJECTED = ("NOT EXISTS (SELECT 1 FROM id_junk j WHERE j.kind = e.kind AND j.value = e.value) "
-             "AND NOT EXISTS (SELECT 1 FROM id_capped c WHERE c.kind = e.kind AND c.value = e.value)")
 
 
 def kept_identifiers_sql(values: str | None = None) -> str:
     """SELECT node_id, kind, value of the identifiers the guards kept (of the values table `values` (kind, value)
-    holds only, when given: joined before the guards' checks)."""
+    holds only, when given: joined before the guards' checks).
+
+    The rejected sets (small, one row per key) are kept out by LEFT JOIN ... IS NULL anti-joins, not NOT EXISTS:
+    these edges are an arm of the base edges' UNION ALL (`graph._base_edges`), where DuckDB 1.5.6 can park every
+    thread for good on a subquery's mark join (duckdb/duckdb#24961)."""
     among = "" if values is None else f" JOIN {values} v ON v.kind = e.kind AND v.value = e.value"
-    return (f"SELECT e.node_id, e.kind, e.value FROM id_identifiers e{among} WHERE {_REJECTED} "
-            "AND NOT EXISTS (SELECT 1 FROM id_shared s WHERE s.device = e.node_id)")
+    return (f"SELECT e.node_id, e.kind, e.value FROM id_identifiers e{among} "
+            "LEFT JOIN id_junk j ON j.kind = e.kind AND j.value = e.value "
+            "LEFT JOIN id_capped c ON c.kind = e.kind AND c.value = e.value "
+            "LEFT JOIN id_shared s ON s.device = e.node_id "
+            "WHERE j.kind IS NULL AND c.kind IS NULL AND s.device IS NULL")
 
 
 KEPT_IDENTIFIERS = kept_identifiers_sql()
 _KINDS = "(" + ", ".join(f"'{k}'" for k in IDENTIFIER_KINDS) + ")"
 KEPT_LOGINS = ("SELECT d.node_a, d.node_b FROM id_logins d "
-               "WHERE NOT EXISTS (SELECT 1 FROM id_shared s WHERE s.device = d.node_a)")
+               "LEFT JOIN id_shared s ON s.device = d.node_a WHERE s.device IS NULL")
 
 
 @dataclass
@@ -165,7 +170,8 @@ def apply_guards(conn: sa.Connection, config: IdentityConfig) -> Rejected:
         CREATE TEMPORARY TABLE id_capped AS
         SELECT e.kind, e.value, COUNT(DISTINCT p.person) AS people
         FROM id_identifiers e JOIN id_person_keys p ON p.node_id = e.node_id
-        WHERE NOT EXISTS (SELECT 1 FROM id_junk j WHERE j.kind = e.kind AND j.value = e.value)
+        LEFT JOIN id_junk j ON j.kind = e.kind AND j.value = e.value
+        WHERE j.kind IS NULL
         GROUP BY e.kind, e.value HAVING COUNT(DISTINCT p.person) > :cap"""),
                  {"cap": config.max_people_per_identifier})
     # A family computer or a shop's tablet logs in to several people's accounts: it joins nobody, and

@@ -158,15 +158,18 @@ def _write_contacts(conn: sa.Connection, gained: str | None) -> None:
     others (nodes changed, records removed, new) are computed again from their nodes and map rows, all of them
     without a filter when none stood."""
     gained_rows = "" if gained is None else f"UNION ALL SELECT DISTINCT contact_id, 1 FROM ({gained}) g"
+    # Whether a contact existed: a LEFT JOIN of the grouped contacts to `contacts` (one row per contact), not a
+    # correlated EXISTS over the UNION ALL (a shape DuckDB 1.5.6 can hang on under load, duckdb/duckdb#24961).
     conn.execute(sa.text(f"""
         CREATE TEMPORARY TABLE id_touched AS
-        SELECT t.contact_id, EXISTS (SELECT 1 FROM contacts c WHERE c.contact_id = t.contact_id) AS existed,
-               MIN(t.gained) = 1 AS gained_only
-        FROM (SELECT old_contact AS contact_id, 0 AS gained FROM id_node_diff
-              UNION ALL SELECT new_contact, 0 FROM id_node_diff
-              UNION ALL SELECT old_contact, 0 FROM id_map_diff
-              {gained_rows}) t
-        WHERE t.contact_id IS NOT NULL GROUP BY t.contact_id
+        SELECT t.contact_id, c.contact_id IS NOT NULL AS existed, t.gained_only
+        FROM (SELECT u.contact_id, MIN(u.gained) = 1 AS gained_only
+              FROM (SELECT old_contact AS contact_id, 0 AS gained FROM id_node_diff
+                    UNION ALL SELECT new_contact, 0 FROM id_node_diff
+                    UNION ALL SELECT old_contact, 0 FROM id_map_diff
+                    {gained_rows}) u
+              WHERE u.contact_id IS NOT NULL GROUP BY u.contact_id) t
+        LEFT JOIN contacts c ON c.contact_id = t.contact_id
     """))
     recomputed = "SELECT contact_id FROM id_touched WHERE NOT (gained_only AND existed)"
     conn.execute(sa.text(f"DELETE FROM contacts WHERE contact_id IN ({recomputed})"))

@@ -30,7 +30,8 @@ import sqlalchemy as sa
 GRAPH_KINDS = "('det', 'pair', 'cluster')"  # identity_graph's own rows; guards.py keeps the graph's inputs beside them
 
 SCRATCH = ("id_det_now", "id_pair_now", "id_det_diff", "id_pair_diff", "id_node_changes", "id_removed",
-           "id_touched_contacts", "id_touched_earlier", "id_scope", "id_person_nodes", "id_pair_nodes")
+           "id_touched_contacts", "id_touched_earlier", "id_scope", "id_person_nodes", "id_pair_nodes",
+           "id_cluster_gone")
 # The stored contacts whose nodes this run recomputes (and rewrites).
 TOUCHED_CONTACTS = "SELECT contact_id FROM id_touched_contacts"
 # The nodes on an edge gained or lost (the pairs' diff exists once the pairs are known).
@@ -105,9 +106,11 @@ class Scope:
                 SELECT DISTINCT contact_id FROM (
                     SELECT p.contact_id FROM ({_CHANGED}) d JOIN identity_nodes p ON p.node_id = d.node_id
                     UNION ALL SELECT contact_id FROM id_removed{earlier}) t""")
-            _run(conn, f"""
+            # The touched contacts' nodes by a join to their (distinct) ids, not `contact_id IN (subquery)` in
+            # an arm of the UNION ALL (see `node_set`).
+            _run(conn, """
                 CREATE TEMPORARY TABLE id_scope AS
-                SELECT n.k FROM (SELECT node_id FROM identity_nodes WHERE contact_id IN ({TOUCHED_CONTACTS})) p
+                SELECT n.k FROM identity_nodes p JOIN id_touched_contacts t ON t.contact_id = p.contact_id
                 JOIN id_nodes n ON n.node_id = p.node_id
                 UNION ALL SELECT k FROM id_node_changes WHERE k IS NOT NULL""")
         self.nodes, self.contacts = (int(v) for v in conn.execute(sa.text(
@@ -138,9 +141,11 @@ class Scope:
                        f"(SELECT node_a, node_b FROM {diff} WHERE NOT present)")
             _run(conn, "INSERT INTO identity_graph (node_a, node_b, kind, match_probability) "
                        f"SELECT node_a, node_b, '{kind}', {probability} FROM {diff} WHERE present")
-        _run(conn, "DELETE FROM identity_graph WHERE kind = 'cluster' AND node_a IN ("
-                   "SELECT node_id FROM id_removed UNION "
-                   "SELECT n.node_id FROM id_nodes n JOIN id_scope s ON s.k = n.k)")
+        # The nodes whose stored cluster goes, gathered in a scratch table first: the DELETE's IN reads one small
+        # table, not a UNION of a join (see `node_set`).
+        gone = node_set(conn, "id_cluster_gone", "SELECT node_id FROM id_removed "
+                                                 "UNION ALL SELECT n.node_id FROM id_nodes n JOIN id_scope s ON s.k = n.k")
+        _run(conn, f"DELETE FROM identity_graph WHERE kind = 'cluster' AND node_a IN (SELECT node_id FROM {gone})")
         _run(conn, clusters)
 
 
@@ -183,19 +188,17 @@ def _diff_sql(into: str, kind: str, now: str, full: bool, value: str | None = No
     """`into` (node_a, node_b[, value], present): the edges of `kind` gained (present) or lost since the stored
     graph, in one join of the two sides (a pair whose probability moved is lost and gained); none compared on a
     full run, which rewrites them all. `among` (a table of node_id): only stored edges joining two of its nodes
-    are compared (`now` holds only such edges)."""
+    are compared (`now` holds only such edges), by joins to it (one row per node), not IN subqueries."""
     carried = f", COALESCE(n.{value}, o.{value}) AS {value}" if value else ""
     on = f" AND n.{value} = o.{value}" if value else ""
-    if among is not None:
-        on_stored = (f" AND node_a IN (SELECT node_id FROM {among}) AND node_b IN (SELECT node_id FROM {among})")
-    else:
-        on_stored = ""
+    among_both = ("" if among is None else
+                  f" JOIN {among} wa ON wa.node_id = g.node_a JOIN {among} wb ON wb.node_id = g.node_b")
     return f"""
         CREATE TEMPORARY TABLE {into} AS
         SELECT COALESCE(n.node_a, o.node_a) AS node_a, COALESCE(n.node_b, o.node_b) AS node_b{carried},
                n.node_a IS NOT NULL AS present
-        FROM (SELECT node_a, node_b{f", {value}" if value else ""} FROM identity_graph
-              WHERE kind = '{kind}'{on_stored}) o
+        FROM (SELECT g.node_a, g.node_b{f", g.{value}" if value else ""} FROM identity_graph g{among_both}
+              WHERE g.kind = '{kind}') o
         FULL OUTER JOIN {now} n ON n.node_a = o.node_a AND n.node_b = o.node_b{on}
         WHERE (o.node_a IS NULL OR n.node_a IS NULL) AND {'FALSE' if full else 'TRUE'}"""
 

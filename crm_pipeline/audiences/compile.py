@@ -38,10 +38,23 @@ class Compiler:
 
     `brand` is the scope's brand (None across brands): event conditions without their own
     `brand` count that brand's events only.
+
+    An event condition is a LEFT JOIN of `base` to its contacts (one row each) and the test that one matched,
+    not `contact_id IN (subquery)`: a rule puts it under OR, NOT or CASE and the audiences' INSERT in an arm of
+    a UNION ALL, shapes DuckDB 1.5.6 can park every thread on for good (duckdb/duckdb#24961). So a query with
+    a compiled condition selects from `joined()`, which carries those joins.
     """
 
     def __init__(self, base: sa.FromClause, *, as_of: dt.date, brand: str | None = None):
         self.base, self.as_of, self.brand = base, as_of, brand
+        self._events: list[sa.Subquery] = []  # the event conditions' contact sets, in the order compiled
+
+    def joined(self) -> sa.FromClause:
+        """`base` LEFT JOINed to the contact sets of the event conditions compiled so far."""
+        joined = self.base
+        for found in self._events:
+            joined = joined.outerjoin(found, found.c.contact_id == self.base.c.contact_id)
+        return joined
 
     def compile(self, node: Node) -> ColumnElement[bool]:
         if isinstance(node, All):
@@ -53,7 +66,9 @@ class Compiler:
         if isinstance(node, FieldCondition):
             return self._field(node)
         if isinstance(node, EventCondition):
-            return self.base.c.contact_id.in_(self._event_contacts(node))
+            found = self._event_contacts(node).subquery()
+            self._events.append(found)
+            return found.c.contact_id.is_not(None)
         raise TypeError(f"not a rule node: {node!r}")
 
     # -- field conditions ---------------------------------------------------------------------------

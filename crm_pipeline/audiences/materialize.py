@@ -220,8 +220,9 @@ def _plan(conn, audience: Audience, config: AudienceConfig, as_of, brands, predi
         scopes = ([ALL_BRANDS] if "all" in audience.scopes else []) + (brands if "brands" in audience.scopes else [])
         for scope in scopes:
             name = audience.name if scope == ALL_BRANDS else f"{scope}:{audience.name}"
-            condition = Compiler(BASE, as_of=as_of, brand=scope or None).compile(audience.rule)
-            query = _hit_select(name, scope, BASE.c.contact_id).where(
+            compiler = Compiler(BASE, as_of=as_of, brand=scope or None)
+            condition = compiler.compile(audience.rule)
+            query = _hit_select(name, scope, BASE.c.contact_id).select_from(compiler.joined()).where(
                 BASE.c.brand == sa.literal(scope, sa.String()), condition)
             if audience.consent == "email":
                 query = query.where(BASE.c.opted_out == 0)
@@ -285,6 +286,7 @@ def _cross_brand_counts(conn: sa.Connection, config: AudienceConfig, as_of) -> N
                              sa.func.sum(sa.case((inactive, zero), else_=one)).label("not_inactive"),
                              sa.func.sum(sa.case((sa.or_(very, inactive), zero), else_=one)).label("middle"),
                              sa.func.max(BASE.c.opted_out).label("opted_out"))
+                   .select_from(compiler.joined())
                    .where(BASE.c.brand != sa.literal(ALL_BRANDS, sa.String()))
                    .group_by(BASE.c.contact_id))
     CROSS_BRAND.create(conn)

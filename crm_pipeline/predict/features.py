@@ -61,12 +61,14 @@ purchases AS (
            {{in_sample}} AS in_sample
     FROM stg_orders o
     JOIN identity_map m ON m.entity = 'orders' AND m.brand = o._brand AND m.source_key = o.order_id
+    {{sample_join}}
     WHERE o.ordered_at < :cutoff AND {_PURCHASE}
 ),
 orders_first AS (
     SELECT m.contact_id, MAX({{in_sample}}) AS in_sample, MIN({utc_day('o.ordered_at')}) AS day
     FROM stg_orders o
     JOIN identity_map m ON m.entity = 'orders' AND m.brand = o._brand AND m.source_key = o.order_id
+    {{sample_join}}
     WHERE o.ordered_at < :cutoff
     GROUP BY m.contact_id
 ),
@@ -109,6 +111,7 @@ email_days AS (
            SUM(CASE WHEN e.event_type = 'click' THEN 1 ELSE 0 END) AS clicks
     FROM stg_email_events e
     JOIN identity_map m ON m.entity = 'email_events' AND m.brand = e._brand AND m.source_key = e.event_id
+    {{sample_join}}
     WHERE e.occurred_at < :cutoff
     GROUP BY m.contact_id, {utc_day('e.occurred_at')}
 ),
@@ -128,6 +131,7 @@ web_days AS (
     SELECT m.contact_id, MAX({{in_sample}}) AS in_sample, {utc_day('w.occurred_at')} AS day, COUNT(*) AS events
     FROM stg_web_events w
     JOIN identity_map m ON m.entity = 'web_events' AND m.brand = w._brand AND m.source_key = w.event_id
+    {{sample_join}}
     WHERE w.occurred_at < :cutoff
     GROUP BY m.contact_id, {utc_day('w.occurred_at')}
 ),
@@ -144,6 +148,7 @@ subs AS (
     FROM (SELECT m.contact_id, {{in_sample}} AS in_sample, {utc_day('s.subscribed_at')} AS day
           FROM stg_subscribers s
           JOIN identity_map m ON m.entity = 'subscribers' AND m.brand = s._brand AND m.source_key = s.subscriber_id
+          {{sample_join}}
           WHERE s.subscribed_at < :cutoff) s
     JOIN cutoffs c ON s.day <= c.day AND (c.training = 0 OR s.in_sample = 1)
     GROUP BY c.as_of, s.contact_id
@@ -225,8 +230,11 @@ def _features_sql(as_ofs, training, every: int, sample_until: dt.date | None,
     dates = sorted(set(_dates(as_ofs)) | training)
     values, params = _cutoffs(dates, training)
     sampled = every > 1 and training
-    in_sample = "CASE WHEN m.contact_id IN (SELECT contact_id FROM sampled) THEN 1 ELSE 0 END" if sampled else "1"
-    sql = _SQL.replace("{cutoffs}", values).replace("{in_sample}", in_sample)
+    # A record is in the sample when its contact is: a LEFT JOIN to the sampled contacts (distinct), not an
+    # `IN (SELECT ... FROM sampled)` inside a CASE, a shape DuckDB 1.5.6 can hang on under load (duckdb/duckdb#24961).
+    in_sample = "CASE WHEN smp.contact_id IS NOT NULL THEN 1 ELSE 0 END" if sampled else "1"
+    sample_join = "LEFT JOIN sampled smp ON smp.contact_id = m.contact_id" if sampled else ""
+    sql = _SQL.replace("{cutoffs}", values).replace("{in_sample}", in_sample).replace("{sample_join}", sample_join)
     if only:    # the identity rows of those contacts only: the staged tables are probed against a small table
         sql = sql.replace("JOIN identity_map m ON", f"JOIN {only} m ON")
     return sql, {**params, "cutoff": cutoff_of(dates[-1]), "every": max(int(every), 1),

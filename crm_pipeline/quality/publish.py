@@ -401,7 +401,8 @@ def _held_state_changed(conn: sa.Connection, held: str, scope: Scope, params: di
         JOIN typed_files tf ON tf.file_id = fq.file_id
         LEFT JOIN held h ON h.file_id = fq.file_id
         LEFT JOIN hit q ON q._file_id = fq.file_id
-        WHERE fq.entity = :e AND NOT EXISTS (SELECT 1 FROM {scope.files} s WHERE s.file_id = fq.file_id)
+        LEFT JOIN {scope.files} s ON s.file_id = fq.file_id
+        WHERE fq.entity = :e AND s.file_id IS NULL
           AND fq.held <> (CASE WHEN h.file_id IS NOT NULL AND COALESCE(q.n, 0) < tf.rows_typed
                                THEN TRUE ELSE FALSE END)
         ORDER BY fq.file_id

@@ -30,12 +30,17 @@ LAST_LOADED_PER_PATH = "SELECT path, MAX(file_id) AS file_id FROM files WHERE st
 # The loaded files of entity :e typed but never published (no `file_quality` row yet): a publish's new files,
 # and the rows a failed stage takes back out of staging (`publish.withdraw_unpublished`).
 UNPUBLISHED_FILES = ("SELECT tf.file_id FROM typed_files tf JOIN files f ON f.file_id = tf.file_id "
-                     "WHERE f.entity = :e AND f.status = 'loaded' "
-                     "AND NOT EXISTS (SELECT 1 FROM file_quality fq WHERE fq.file_id = tf.file_id)")
+                     "LEFT JOIN file_quality fq ON fq.file_id = tf.file_id "
+                     "WHERE f.entity = :e AND f.status = 'loaded' AND fq.file_id IS NULL")
 
 
 class Scope:
-    """SQL fragments that limit a publish statement to the re-resolved rows of one entity."""
+    """SQL fragments that limit a publish statement to the re-resolved rows of one entity.
+
+    The scope's tables are joined (keys as DISTINCT sets), and kept out by LEFT JOIN ... IS NULL, not read by
+    IN / NOT IN / EXISTS subqueries in the arms of a UNION or inside a CASE: DuckDB 1.5.6 can park every thread
+    for good on those shapes under load (duckdb/duckdb#24961). A DELETE's plain `IN` on a small table stays.
+    """
 
     def __init__(self, entity: Entity, full: bool):
         self.entity, self.full = entity, full
@@ -92,8 +97,8 @@ class Scope:
         conn.execute(sa.text(f"DROP TABLE IF EXISTS {self.repeated}"))
         conn.execute(sa.text(f"""
             CREATE TEMPORARY TABLE {self.repeated} AS
-            SELECT {self._key_tuple('t')} FROM {typed} t
-            WHERE {self._key_present('t')} AND {self.has_row('t')}
+            SELECT {self._key_tuple('t')} FROM {typed} t {self.join_rows('t')}
+            WHERE {self._key_present('t')}
             GROUP BY {self._key_tuple('t')} HAVING COUNT(*) > 1
         """))
 
@@ -114,10 +119,10 @@ class Scope:
             {UNPUBLISHED_FILES}
             UNION
             SELECT fq.file_id FROM file_quality fq
+            LEFT JOIN files f ON f.file_id = fq.file_id
+            LEFT JOIN ({LAST_LOADED_PER_PATH}) ll ON ll.path = f.path
             WHERE fq.entity = :e
-              AND fq.superseded <> (CASE WHEN EXISTS (
-                    SELECT 1 FROM files f JOIN files nf ON nf.path = f.path AND nf.file_id > f.file_id
-                    WHERE f.file_id = fq.file_id AND nf.status = 'loaded') THEN TRUE ELSE FALSE END)
+              AND fq.superseded <> (CASE WHEN ll.file_id > f.file_id THEN TRUE ELSE FALSE END)
         """), {"e": e})
         self.orders = orders
         if self._count(conn, self.files) == 0 and (orders is None or self._count(conn, orders.keys) == 0):
@@ -130,12 +135,12 @@ class Scope:
         if orders is not None:  # order lines whose order was re-resolved: (brand, order_id) in its keys
             lines_of_orders = f"""
             UNION
-            SELECT t._brand, {key_cols} FROM {typed} t
-            WHERE {self._key_present('t')} AND {self._order_re_resolved('t')}"""
+            SELECT t._brand, {key_cols} FROM {typed} t {self._join_orders_re_resolved('t')}
+            WHERE {self._key_present('t')}"""
         conn.execute(sa.text(f"""
             CREATE TEMPORARY TABLE {self.keys} AS
-            SELECT t._brand, {key_cols} FROM {typed} t
-            WHERE {self._key_present('t')} AND t._file_id IN (SELECT file_id FROM {self.files})
+            SELECT t._brand, {key_cols} FROM {typed} t JOIN {self.files} sf ON sf.file_id = t._file_id
+            WHERE {self._key_present('t')}
             {lines_of_orders}
         """))
         self._fill_rows(conn)
@@ -151,8 +156,8 @@ class Scope:
                              f"WHERE f.file_id IN :ids").bindparams(ids))
         conn.execute(sa.text(f"""
             INSERT INTO {self.keys} SELECT DISTINCT t._brand, {key_cols} FROM {typed} t
-            WHERE {self._key_present('t')} AND t._file_id IN :ids
-              AND NOT EXISTS (SELECT 1 FROM {self.keys} k WHERE k._brand = t._brand AND {self._key_match('k', 't')})
+            LEFT JOIN {self.keys} k ON k._brand = t._brand AND {self._key_match('k', 't')}
+            WHERE {self._key_present('t')} AND t._file_id IN :ids AND k._brand IS NULL
         """).bindparams(ids))
         conn.execute(sa.text(f"DROP TABLE {self.rows}"))
         self._fill_rows(conn)
@@ -175,8 +180,9 @@ class Scope:
                 "        AND source_key IS NOT NULL) "
                 "     + (SELECT COUNT(*) FROM (SELECT DISTINCT _brand, source_key FROM row_outcomes "
                 "        WHERE entity = :e AND outcome IN ('quarantined', 'held') AND source_key IS NOT NULL) q "
-                "        WHERE NOT EXISTS (SELECT 1 FROM row_outcomes s WHERE s.entity = :e AND s.outcome = 'staged' "
-                "                          AND s._brand = q._brand AND s.source_key = q.source_key)), "
+                "        LEFT JOIN (SELECT _brand, source_key FROM row_outcomes "
+                "                   WHERE entity = :e AND outcome = 'staged') s "
+                "          ON s._brand = q._brand AND s.source_key = q.source_key WHERE s.source_key IS NULL), "
                 "       (SELECT COUNT(*) FROM row_outcomes WHERE entity = :e)"), {"e": e}).one())
         return tuple(conn.execute(sa.text(
             f"SELECT (SELECT COUNT(*) FROM {self.keys}), (SELECT COUNT(*) FROM {self.rows})")).one())
@@ -193,19 +199,22 @@ class Scope:
         lines_without_key = ""
         if self.orders is not None:  # a line with no line number still follows its order (orphan or held)
             lines_without_key = (f"UNION SELECT t._file_id, t._row_number FROM {typed} t "
-                                 f"WHERE NOT ({self._key_present('t')}) AND {self._order_re_resolved('t')}")
+                                 f"{self._join_orders_re_resolved('t')} WHERE NOT ({self._key_present('t')})")
         conn.execute(sa.text(f"""
             CREATE TEMPORARY TABLE {self.rows} AS
             SELECT t._file_id, t._row_number FROM {typed} t
-            WHERE ({self._key_tuple('t')}) IN (SELECT {self._key_tuple()} FROM {self.keys})
+            JOIN (SELECT DISTINCT {self._key_tuple()} FROM {self.keys}) k
+              ON k._brand = t._brand AND {self._key_match('k', 't')}
             UNION
-            SELECT t._file_id, t._row_number FROM {typed} t
-            WHERE NOT ({self._key_present('t')}) AND t._file_id IN (SELECT file_id FROM {self.files})
+            SELECT t._file_id, t._row_number FROM {typed} t JOIN {self.files} sf ON sf.file_id = t._file_id
+            WHERE NOT ({self._key_present('t')})
             {lines_without_key}
         """))
 
-    def _order_re_resolved(self, alias: str) -> str:
-        return f"({alias}._brand, {alias}.order_id) IN (SELECT _brand, order_id FROM {self.orders.keys})"
+    def _join_orders_re_resolved(self, alias: str) -> str:
+        """A join that keeps `alias`'s order lines whose order (brand, order_id) this run re-resolved."""
+        return (f"JOIN (SELECT DISTINCT _brand, order_id FROM {self.orders.keys}) ok "
+                f"ON ok._brand = {alias}._brand AND ok.order_id = {alias}.order_id")
 
     def _key_tuple(self, alias: str | None = None) -> str:
         prefix = f"{alias}." if alias else ""

@@ -192,6 +192,13 @@ def test_event_conditions(tmp_path):
     per_brand = members({"event": "email_click", "within_days": 30}, scopes=("brands",))
     assert per_brand["alpha:e"] == {"K1", "K2", "K3"} and per_brand["beta:e"] == {"K2"}
     assert members({"not": {"event": "purchase", "within_days": 30}})["e"] == {"K2", "K3"}
+    # several event conditions in one rule, under any / all / not (each its own join to the profile rows)
+    assert members({"any": [{"event": "product_view", "sku": "SHOE1", "within_days": 30},
+                            {"event": "purchase", "days_ago_between": [90, 120]}]})["e"] == {"K1", "K2"}
+    assert members({"all": [{"event": "email_click", "within_days": 30},
+                            {"not": {"event": "purchase", "within_days": 30}}]})["e"] == {"K2", "K3"}
+    assert members({"any": [{"event": "purchase", "within_days": 30},
+                            {"field": "order_count", ">=": 5}]}).get("e", set()) == {"K1"}
 
 
 def test_values_are_bound_never_in_the_sql_text_on_both_backends():

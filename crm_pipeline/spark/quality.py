@@ -52,7 +52,8 @@ def create_typing_tables_on_spark(warehouse: SparkWarehouse) -> None:
     for table in (typed_files, row_violations, *stg_tables.values(), *unstaged_tables.values()):
         warehouse.create_table(table, partition_by=TYPED_PARTITIONED.get(table.name))
     for name in ENTITIES:
-        warehouse.sql(f"CREATE VIEW IF NOT EXISTS typed_{name} AS {typed_rows_sql(name)}")
+        if not warehouse.spark.catalog.tableExists(f"{warehouse.database}.typed_{name}"):
+            warehouse.sql(f"CREATE VIEW typed_{name} AS {typed_rows_sql(name)}")
 
 
 def type_new_files_on_spark(warehouse: SparkWarehouse, *, now: datetime) -> list[TypedFile]:

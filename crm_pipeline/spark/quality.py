@@ -10,7 +10,7 @@ One pass yields both outputs: typed rows, and violations in three extra columns 
 pass is persisted and written twice. Typed tables and `row_violations` are partitioned by `_file_id`: a write
 overwrites exactly the partitions of the files it types (dynamic partition overwrite), after emptying any a
 run that died before its commit left there, so a retried run is harmless. The `typed_files` rows, appended
-last per entity, are the commit: a file is typed once (`typing_run.files_to_type`, unchanged, decides which).
+last per pass, are the commit: a file is typed once (`typing_run.files_to_type`, unchanged, decides which).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import sqlalchemy as sa
 
 from crm_pipeline.contract import ENTITIES, get_entity
 from crm_pipeline.quality.rows import ROW_HASH, standardize_rows, typed_column_names
-from crm_pipeline.quality.typing_run import TypedFile, duckdb_row_hash, files_to_type
+from crm_pipeline.quality.typing_run import TypedFile, batches, duckdb_row_hash, files_to_type
 from crm_pipeline.spark.ingest import create_ingest_tables_on_spark
 from crm_pipeline.warehouse.bulk import _pandas_types  # the dtypes DuckDB's typing reads raw text in
 from crm_pipeline.warehouse.engine import make_engine
@@ -37,6 +37,9 @@ from crm_pipeline.warehouse.spark import SparkConnection, SparkWarehouse
 
 # Raw rows standardized in one call on an executor: the per-call costs vanish, an executor's memory stays bounded.
 BATCH_ROWS = 50_000
+# Raw rows typed in one pass and commit: the persisted pass stays a few GB of the executors' memory and disks,
+# and a run that dies loses one pass's work at most.
+JOB_ROWS = 20_000_000
 # Tables typing writes by file (partition column). unstaged_<entity> is publish's, but holds typed rows too:
 # a stale partition there would show in typed_<entity>.
 TYPED_PARTITIONED = {**{t.name: "_file_id" for t in (*stg_tables.values(), *unstaged_tables.values())},
@@ -56,21 +59,19 @@ def create_typing_tables_on_spark(warehouse: SparkWarehouse) -> None:
             warehouse.sql(f"CREATE VIEW typed_{name} AS {typed_rows_sql(name)}")
 
 
-def type_new_files_on_spark(warehouse: SparkWarehouse, *, now: datetime) -> list[TypedFile]:
-    """Type every loaded file not typed yet, entity by entity (one Spark job each); the same files, rows and
-    violations as `typing_run.type_new_files`."""
+def type_new_files_on_spark(warehouse: SparkWarehouse, *, now: datetime, job_rows: int = JOB_ROWS) -> list[TypedFile]:
+    """Type every loaded file not typed yet: the same files, rows and violations as `typing_run.type_new_files`,
+    in one pass on the executors per entity's files of up to `job_rows` rows (`typing_run.batches`), each
+    committed on its own."""
     create_typing_tables_on_spark(warehouse)
     pending = files_to_type(SparkConnection(warehouse))  # one row per file: bounded by files, not rows
-    by_entity: dict[str, list] = {}
-    for file in pending:
-        by_entity.setdefault(file.entity, []).append(file)
     done: list[TypedFile] = []
-    for name, batch in by_entity.items():
-        done += _type_entity(warehouse, name, batch, now)
+    for batch in batches(pending, job_rows):
+        done += _type_batch(warehouse, batch[0].entity, batch, now)
     return done
 
 
-def _type_entity(warehouse: SparkWarehouse, name: str, batch: list, now: datetime) -> list[TypedFile]:
+def _type_batch(warehouse: SparkWarehouse, name: str, batch: list, now: datetime) -> list[TypedFile]:
     from pyspark import StorageLevel
     from pyspark.sql import functions as F
 

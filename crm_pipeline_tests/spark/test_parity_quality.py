@@ -4,8 +4,8 @@ The raw rows of a small generated landing, plus a hand-made file that breaks the
 own, are loaded into DuckDB and into Spark, then typed on each: every `stg_<entity>` (lineage, every typed
 column, `_flags` and `_row_hash`), `row_violations` and `typed_files` must be equal (row counts, key
 checksums, floats to 1e-6), and so must the `typed_<entity>` views. The Spark side first runs into a failure
-at its second entity's commit, so what is compared is a retried run: the partitions the dead run wrote must
-not show twice.
+at its second pass's commit (one file a pass), so what is compared is a retried run: the partitions the dead
+run wrote must not show twice.
 """
 
 from __future__ import annotations
@@ -64,8 +64,8 @@ def mismatches(duck: dict[str, pd.DataFrame], spark: dict[str, pd.DataFrame]) ->
 
 
 class DiesAtSecondCommit:
-    """`SparkWarehouse.write` that fails on the second `typed_files` append: a run dying after it wrote an
-    entity's partitions, before that entity's commit."""
+    """`SparkWarehouse.write` that fails on the second `typed_files` append: a run dying after it wrote a
+    pass's partitions, before that pass's commit."""
 
     def __init__(self, write):
         self.write, self.commits = write, 0
@@ -97,7 +97,7 @@ def both_typed(spark, tmp_path_factory):
         patch.setattr(SparkWarehouse, "write", lambda self, name, data, *, overwrite: dying(
             self, name, data, overwrite=overwrite))
         with pytest.raises(RuntimeError, match="died before its commit"):
-            type_new_files_on_spark(warehouse, now=NOW)
+            type_new_files_on_spark(warehouse, now=NOW, job_rows=1)
     spark_typed = type_new_files_on_spark(warehouse, now=NOW)
     yield duck, warehouse, duck_typed, spark_typed
     duck.dispose()
@@ -110,7 +110,7 @@ def by_file(typed: list) -> list:
 def test_spark_typing_gives_duckdbs_staging_violations_and_typed_files(both_typed):
     duck, warehouse, duck_typed, spark_typed = both_typed
     committed_before = {f.file_id for f in duck_typed} - {f.file_id for f in spark_typed}
-    assert committed_before and spark_typed  # the dead run committed one entity; the retry typed the rest
+    assert len(committed_before) == 1 and spark_typed  # the dead run committed one file; the retry the rest
     left, right = duckdb_tables(duck), spark_tables(warehouse)
     assert by_file(spark_typed) == [f for f in by_file(duck_typed) if f.file_id not in committed_before]
     assert mismatches(left, right) == {}

@@ -165,7 +165,8 @@ def _standardize_batch(name: str, raw: pa.Table, written: dict[int, pd.Timestamp
 
 def _record_batch(frame: pd.DataFrame, schema: pa.Schema) -> pa.RecordBatch:
     """`frame`'s columns cast to the pass's Arrow types; columns it lacks are NULL."""
-    arrays = [_array(frame[f.name], f.type) if f.name in frame.columns else pa.nulls(len(frame), f.type) for f in schema]
+    arrays = [_array(frame[f.name], f.type) if f.name in frame.columns else pa.nulls(len(frame), f.type)
+              for f in schema]
     return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
 

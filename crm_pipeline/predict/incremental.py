@@ -1,10 +1,10 @@
 """Which contacts a prediction run computes the features of from their records, and the memory that lets it know.
 
 A run is full when asked (`full_refresh`), on a warehouse's first run, when the as-of day moves
-backwards, when the models were trained in this run (the training pass computes everyone's features
-anyway), when the warehouse has no profile builds to follow, and when a profile build since the last
+backwards, when the warehouse has no profile builds to follow, and when a profile build since the last
 run was full (the log of the builds, `profile_changes`, is kept until this stage and scoring have both
-read it). Otherwise the
+read it). Models trained in the run do not make it full (their training pass reads the classifier's
+sampled buyers only), but then every buyer is scored again, from a day table that holds everyone. Otherwise the
 features of a contact are computed from its records only when:
 - the profile builds since the last run recomputed it for a changed record, order line or catalogue
   (`profile_changes`, the reasons the scoring stage follows too), or for a record dated into a new day;
@@ -59,7 +59,7 @@ def _has(conn: sa.Connection, table: str) -> bool:
 
 
 def plan_run(conn: sa.Connection, as_of: dt.date, *, full_refresh: bool) -> Plan:
-    """Full or incremental, before the models are known (a run that trains them is made full: `trained`)."""
+    """Full or incremental, whether or not the run trains its models."""
     last = conn.execute(sa.select(predict_builds).order_by(predict_builds.c.build_number.desc()).limit(1)).first()
     following = _has(conn, "profile_builds") and _has(conn, "profile_changes") and _has(conn, "contact_daily")
     before = last.profile_build if last is not None else None
@@ -74,11 +74,6 @@ def plan_run(conn: sa.Connection, as_of: dt.date, *, full_refresh: bool) -> Plan
     if since.full:
         return Plan(True, "the profiles were rebuilt in full", *previous)
     return Plan(False, "incremental", *previous)
-
-
-def trained(plan: Plan) -> Plan:
-    """The plan of a run whose models were trained now: full, as the training pass computes everyone anyway."""
-    return plan if plan.full else dataclasses.replace(plan, full=True, reason="models trained in this run")
 
 
 def select_recompute(conn: sa.Connection, plan: Plan, as_of: dt.date) -> dict[str, int]:

@@ -55,8 +55,7 @@ def create_typing_tables_on_spark(warehouse: SparkWarehouse) -> None:
     for table in (typed_files, row_violations, *stg_tables.values(), *unstaged_tables.values()):
         warehouse.create_table(table, partition_by=TYPED_PARTITIONED.get(table.name))
     for name in ENTITIES:
-        if not warehouse.spark.catalog.tableExists(f"{warehouse.database}.typed_{name}"):
-            warehouse.sql(f"CREATE VIEW typed_{name} AS {typed_rows_sql(name)}")
+        warehouse.create_view(f"typed_{name}", typed_rows_sql(name))
 
 
 def type_new_files_on_spark(warehouse: SparkWarehouse, *, now: datetime, job_rows: int = JOB_ROWS) -> list[TypedFile]:

@@ -53,6 +53,23 @@ def _to_spark(sql: str) -> str:
     return ";\n".join(_refuse_row_edits(s).transform(_spark_rewrite).sql(dialect="spark") for s in statements)
 
 
+def qualify_tables(spark_sql: str, database: str) -> str:
+    """Spark SQL with every table it names, other than its CTEs, in `database`. A catalog view needs it: its
+    body is resolved whenever it is read, and an unqualified name would then find a session's temporary view
+    of that name before the table."""
+    import sqlglot
+    from sqlglot import exp
+
+    statements = []
+    for statement in sqlglot.parse(spark_sql, read="spark"):
+        ctes = {cte.alias for cte in statement.find_all(exp.CTE)}
+        for table in statement.find_all(exp.Table):
+            if not table.args.get("db") and table.name not in ctes:
+                table.set("db", exp.to_identifier(database))
+        statements.append(statement.sql(dialect="spark"))
+    return ";\n".join(statements)
+
+
 def _refuse_row_edits(statement):
     from sqlglot import exp
 

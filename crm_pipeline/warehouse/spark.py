@@ -31,7 +31,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import sqlalchemy as sa
 
-from crm_pipeline.warehouse.dialects import column_type, render
+from crm_pipeline.warehouse.dialects import column_type, qualify_tables, render
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -162,6 +162,13 @@ class SparkWarehouse:
                        f"LOCATION '{_literal(self.table_location(table.name))}'")
         if partition_by:
             self._recover_partitions(table.name)
+
+    def create_view(self, name: str, stage_sql: str) -> None:
+        """A catalog view whose body is stage SQL written once (see `dialects`), its tables named with the
+        database (`dialects.qualify_tables`); kept if registered in this session already."""
+        if not self.spark.catalog.tableExists(f"{self.database}.{name}"):
+            body = qualify_tables(render(stage_sql, "spark"), self.database)
+            self.spark.sql(f"CREATE VIEW IF NOT EXISTS {self.qualified(name)} AS {body}")
 
     def _recover_partitions(self, name: str) -> None:
         """Put the partitions already in the table's folder in the catalog; a folder not written yet has none."""

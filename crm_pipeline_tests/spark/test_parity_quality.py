@@ -24,7 +24,7 @@ from crm_pipeline.landing.ingest import ingest_folder
 from crm_pipeline.landing.scan import LandingFolder
 from crm_pipeline.quality.typing_run import type_new_files
 from crm_pipeline.spark.ingest import ingest_folder_to_spark
-from crm_pipeline.spark.quality import type_new_files_on_spark
+from crm_pipeline.spark.quality import create_typing_tables_on_spark, type_new_files_on_spark
 from crm_pipeline.synth.generate import generate
 from crm_pipeline.warehouse.engine import make_engine
 from crm_pipeline.warehouse.quality_schema import row_violations, stg_tables, typed_files, unstaged_tables
@@ -148,3 +148,16 @@ def test_a_new_file_is_typed_alone_on_both(both_typed):
     [duck_new] = type_new_files(duck, now=NOW)
     assert type_new_files_on_spark(warehouse, now=NOW) == [duck_new] and duck_new.rows == 1
     assert mismatches(duckdb_tables(duck), spark_tables(warehouse)) == {}
+
+
+def test_a_temporary_view_named_like_a_staging_table_does_not_stand_in_for_it(spark_warehouse):
+    """The typed views name their tables with the warehouse's database: a session's temporary view called
+    `stg_orders` (another job's, a notebook's) when the views are made is not what `typed_orders` reads."""
+    spark = spark_warehouse.spark
+    spark.createDataFrame([("x",)], "_brand string").createOrReplaceTempView("stg_orders")
+    try:
+        create_typing_tables_on_spark(spark_warehouse)
+    finally:
+        spark.catalog.dropTempView("stg_orders")
+    typed = spark.table(spark_warehouse.qualified("typed_orders"))
+    assert typed.columns == spark_warehouse.columns("stg_orders") and typed.count() == 0

@@ -33,8 +33,8 @@ import sqlalchemy as sa
 from threadpoolctl import threadpool_limits
 
 from crm_pipeline.predict import bgnbd, cadence, classifier, gamma_gamma, incremental, portable, rfm
-from crm_pipeline.predict.features import (DAY, add_to_day, buyers_at, carry_to_day, create_day, cutoff_of,
-                                           day_batches, feature_batches, features_of, first_purchase_after,
+from crm_pipeline.predict.features import (DAY, add_to_day, buyers_at, carry_to_day, compute_features, create_day,
+                                           cutoff_of, day_batches, feature_batches, features_of, first_purchase_after,
                                            training_windows)
 from crm_pipeline.predict.risk import risk_bands
 from crm_pipeline.predict.truth import evaluate_churn
@@ -221,8 +221,9 @@ def _sklearn_on_one_thread():
 
 def _models(conn, as_of: dt.date, *, plan: incremental.Plan, retrain_days: int, cadence_start: dt.date | None,
             full_refresh: bool, model_dir: Path, maxiter: int,
-            threads: ExitStack) -> Models:
-    """The models for `as_of` (trained now or read back). The training inputs' digest is read from the
+            threads: ExitStack) -> tuple[Models, pd.DataFrame | None]:
+    """The models for `as_of` (trained now or read back) and, when a full run trains them, the features of `as_of`
+    of every contact, computed in the training pass with the windows. The training inputs' digest is read from the
     last run when no record changed since (`Plan.known_fingerprint`), else computed over the staged history.
     Training reads complete days only (`cadence.data_through`): a drop of the training day's own records
     leaves the digest, and so the models, as they are."""
@@ -241,21 +242,28 @@ def _models(conn, as_of: dt.date, *, plan: incremental.Plan, retrain_days: int, 
     stored = _stored(conn, day)
     decision = cadence.decide(stored, PREDICT_MODELS, fingerprint=fingerprint, key=key, full_refresh=full_refresh)
     if not decision.retrain:
-        return Models(day, stored, _outcomes_of(stored), False, decision.reason, fingerprint=fingerprint)
+        return Models(day, stored, _outcomes_of(stored), False, decision.reason, fingerprint=fingerprint), None
     threads.enter_context(_sklearn_on_one_thread())
-    plan, every, reason = _plan(conn, through)
-    training = sorted({c for evaluate_at, train_at in plan.values() for c in (evaluate_at, *train_at)})
-    # The sampled buyers at the classifier's cutoffs from their records only; the fits' buyers at the last complete
-    # day from the orders alone. The day's features of everyone are the run's own (`_day_features`).
-    windows = training_windows(conn, training, every=every, sample_until=through)
-    rows, outcomes, seconds = _train(conn, day, buyers_at(conn, through), windows, plan, every, reason, model_dir,
+    cutoffs, every, reason = _plan(conn, through)
+    training = sorted({c for evaluate_at, train_at in cutoffs.values() for c in (evaluate_at, *train_at)})
+    # The sampled buyers at the classifier's cutoffs; the fits' buyers at the last complete day from the orders alone.
+    # A full run computes everyone at as_of in the same pass (one scan of the records); an incremental run, which
+    # carries most contacts' features, reads the sampled buyers' records only.
+    feats = None
+    if plan.full:
+        frame = compute_features(conn, as_of, training=training, every=every, sample_until=through)
+        feats = frame[frame["as_of"] == as_of].reset_index(drop=True)
+        windows = frame[frame["as_of"] != as_of].reset_index(drop=True)
+    else:
+        windows = training_windows(conn, training, every=every, sample_until=through)
+    rows, outcomes, seconds = _train(conn, day, buyers_at(conn, through), windows, cutoffs, every, reason, model_dir,
                                      maxiter)
     for row in rows.values():
         row.update(trained_on=day, input_fingerprint=fingerprint, settings_key=key)
     # Training again for the same day replaces its models (a back-dated change, a full refresh).
     conn.execute(predict_models.delete().where(predict_models.c.trained_on == day))
     conn.execute(predict_models.insert(), list(rows.values()))
-    return Models(day, rows, outcomes, True, decision.reason, seconds, fingerprint)
+    return Models(day, rows, outcomes, True, decision.reason, seconds, fingerprint), feats
 
 
 def _score_batch(batch: pd.DataFrame, models: Models, horizons, clv_months: int,
@@ -370,8 +378,9 @@ def run_predictions(engine: sa.Engine, *, as_of: dt.date, model_dir: Path, horiz
         with engine.begin() as conn:
             plan = incremental.plan_run(conn, as_of, full_refresh=full_refresh)
             reasons = {} if plan.full else incremental.select_recompute(conn, plan, as_of)
-            models = _models(conn, as_of, plan=plan, retrain_days=retrain_days, cadence_start=cadence_start,
-                             full_refresh=full_refresh, model_dir=model_dir, maxiter=bgnbd_maxiter, threads=threads)
+            models, feats = _models(conn, as_of, plan=plan, retrain_days=retrain_days, cadence_start=cadence_start,
+                                    full_refresh=full_refresh, model_dir=model_dir, maxiter=bgnbd_maxiter,
+                                    threads=threads)
             if _unchanged(conn, as_of, plan, models):
                 out, truth = _stored_day(conn, as_of)
                 scored_by = out["scored_by"].iloc[0] if len(out) else _scored_by(models)
@@ -379,7 +388,7 @@ def run_predictions(engine: sa.Engine, *, as_of: dt.date, model_dir: Path, horiz
             else:
                 # New models score every buyer: the day table then holds everyone, even on the same day.
                 only_recomputed = as_of == plan.previous_as_of and not plan.full and not models.retrained
-                written = dict(features=_day_features(conn, as_of, plan, everyone=not only_recomputed))
+                written = dict(features=_day_features(conn, as_of, plan, feats, everyone=not only_recomputed))
                 reasons = {} if plan.full else reasons
                 day_contacts = _day_count(conn, as_of)
                 parts = [_scored(batch, models, as_of, horizons, clv_months, monthly_discount)
@@ -430,12 +439,13 @@ def _stored_day(conn, as_of: dt.date) -> tuple[pd.DataFrame, dict]:
     return out, (json.loads(metrics).get("truth") if metrics else None) or {}
 
 
-def _day_features(conn, as_of: dt.date, plan: incremental.Plan, *, everyone: bool) -> int:
+def _day_features(conn, as_of: dt.date, plan: incremental.Plan, feats: pd.DataFrame | None, *,
+                  everyone: bool) -> int:
     """Fill the day table with the features at `as_of` of the contacts to score (of every contact when `everyone`)
     and write them to `features`; returns the rows written (only the recomputed contacts' on a same-day run:
     `incremental.select_recompute`).
 
-    A full run computes everyone, streamed from SQL, and replaces the day; an incremental one computes the
+    A full run computes everyone (the frame a training pass holds, else streamed from SQL) and replaces the day; an incremental one computes the
     recomputed contacts from their records: on a new day it carries the others from the last run's day and replaces
     the day, on the same day it rewrites only the recomputed contacts' rows (the others' rows stand, and are
     carried into the day table unmoved when new models score everyone).
@@ -443,7 +453,9 @@ def _day_features(conn, as_of: dt.date, plan: incremental.Plan, *, everyone: boo
     create_day(conn)
     same_day = not plan.full and as_of == plan.previous_as_of
     if plan.full:
-        for batch in feature_batches(conn, as_of, SCORE_BATCH_ROWS):
+        batches = feature_batches(conn, as_of, SCORE_BATCH_ROWS) if feats is None else (
+            feats.iloc[i:i + SCORE_BATCH_ROWS] for i in range(0, len(feats), SCORE_BATCH_ROWS))
+        for batch in batches:
             add_to_day(conn, batch)
     else:
         if not same_day or everyone:

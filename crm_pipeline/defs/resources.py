@@ -58,11 +58,17 @@ class WarehouseResource(dg.ConfigurableResource):
 
     def side_duckdb_settings(self, purpose: str) -> dict[str, str | int | None]:
         """Memory, threads and spill folder for another DuckDB instance this process opens beside the warehouse
-        (Splink's in-memory pass). Its spill folder is a folder of its own under the warehouse's: two instances
+        (Splink's in-memory pass). Its memory is a share of the warehouse's limit (identity.resolve's
+        PASS_MEMORY_SHARE; the warehouse lowers its own limit to the rest while the pass runs), so the process
+        stays within the one limit. Its spill folder is a folder of its own under the warehouse's: two instances
         spilling into one folder overwrite each other's files, and the one closing first deletes the folder,
         taking the other's spilled rows with it (a 1M-people run died at commit on "Corrupt temporary file")."""
+        from crm_pipeline.identity.resolve import PASS_MEMORY_SHARE, memory_bytes
+
         folder = str(Path(self.temp_directory) / purpose) if self.temp_directory else None
-        return {"memory_limit": self.memory_limit, "threads": self.threads, "temp_directory": folder}
+        share = int(memory_bytes(self.memory_limit) * PASS_MEMORY_SHARE) if self.memory_limit else None
+        memory = f"{share // 10**6}MB" if share else None
+        return {"memory_limit": memory, "threads": self.threads, "temp_directory": folder}
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         # Release the DuckDB file as soon as the step ends: it admits one writing process at a time.

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -24,12 +26,20 @@ from crm_pipeline.identity.scope import TOUCHED_CONTACTS, Scope
 from crm_pipeline.identity.stable_ids import SCRATCH as STABLE_ID_SCRATCH, assign_contact_ids
 from crm_pipeline.identity.write import ChangeCounts, write_by_difference
 from crm_pipeline.warehouse.bulk import insert_arrow, read_frame
+from crm_pipeline.warehouse.engine import is_duckdb
 from crm_pipeline.warehouse.identity_schema import (
     create_identity_tables, identity_alerts, identity_borderline, identity_decisions,
 )
 
 PairFinder = Callable[..., pd.DataFrame]
 _NEXT_NODES = "id_nodes_next"  # this run's identity_nodes rows of the scope, written by difference
+# The share of the warehouse's DuckDB memory limit the probabilistic pass's own DuckDB instance gets
+# (`resources.side_duckdb_settings`); the warehouse keeps the rest while the pass runs (`memory_lent`), so the
+# two instances in one process stay within the one limit the settings give.
+PASS_MEMORY_SHARE = 0.75
+_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([KMGT]i?B|B|bytes)", re.IGNORECASE)
+_UNITS = {"b": 1, "bytes": 1, **{f"{p}b": 1000 ** (i + 1) for i, p in enumerate("kmgt")},
+          **{f"{p}ib": 1024 ** (i + 1) for i, p in enumerate("kmgt")}}
 
 
 @dataclass
@@ -135,22 +145,8 @@ def _resolve(conn: sa.Connection, report: IdentityReport, clock: float, *, as_of
 
     pairs, new_match, matched = pd.DataFrame({"node_a": [], "node_b": [], "match_probability": []}), None, None
     if config.probabilistic_enabled and find_pairs is not None:
-        known = None if full_refresh else _unchanged_match_input(conn, previous, signature, scope)
-        found = None if known is None else stored_match(conn, match_digest(known, config, find_pairs))
-        if found is not None:  # the input is the last run's: its stored pass, without reading the records
-            matched, report.match_reused = known, True
-        elif len(people := person_records(conn)):  # Splink's input: one row per named record
-            records = people.drop_duplicates("node_id").merge(graph_tables.person_clusters(conn), on="node_id",
-                                                              how="left")
-            matched = records_digest(records)
-            digest = match_digest(matched, config, find_pairs)
-            found = None if full_refresh else stored_match(conn, digest)
-            report.match_reused = found is not None
-            if found is None:
-                found = find_pairs(records, threshold=config.probabilistic_threshold,
-                                   max_pairs_per_record=config.max_pairs_per_record, seed=config.seed,
-                                   blocking=config.blocking)
-                new_match = (digest, found)
+        found, new_match, matched = _probabilistic(conn, report, config, find_pairs, full_refresh=full_refresh,
+                                                   previous=previous, signature=signature, scope=scope)
         if found is not None:
             pairs, report.match = getattr(found, "pairs", found), (found if hasattr(found, "pairs") else None)
     mark("probabilistic")
@@ -190,6 +186,64 @@ def _resolve(conn: sa.Connection, report: IdentityReport, clock: float, *, as_of
     report.junk_values, report.capped_values = len(rejected.junk), len(rejected.capped)
     report.shared_devices = len(rejected.shared)
     report.oversized_clusters = list(oversized.index)
+
+
+def _probabilistic(conn: sa.Connection, report: IdentityReport, config: IdentityConfig, find_pairs: PairFinder, *,
+                   full_refresh: bool, previous: dict | None, signature: str, scope: Scope) -> tuple:
+    """The probabilistic pass's result (stored or new), the new one to store (digest, result) or None, and its
+    input's digest. Its own function, so that the person records it reads are freed when it returns (at 1M
+    people a few hundred MB the rest of the resolution has no use for)."""
+    known = None if full_refresh else _unchanged_match_input(conn, previous, signature, scope)
+    found = None if known is None else stored_match(conn, match_digest(known, config, find_pairs))
+    if found is not None:  # the input is the last run's: its stored pass, without reading the records
+        report.match_reused = True
+        return found, None, known
+    people = person_records(conn)
+    if not len(people):
+        return None, None, None
+    # Splink's input: one row per named record
+    records = people.drop_duplicates("node_id").merge(graph_tables.person_clusters(conn), on="node_id", how="left")
+    del people
+    matched = records_digest(records)
+    digest = match_digest(matched, config, find_pairs)
+    found = None if full_refresh else stored_match(conn, digest)
+    report.match_reused = found is not None
+    if found is not None:
+        return found, None, matched
+    with memory_lent(conn, PASS_MEMORY_SHARE):
+        found = find_pairs(records, threshold=config.probabilistic_threshold,
+                           max_pairs_per_record=config.max_pairs_per_record, seed=config.seed,
+                           blocking=config.blocking)
+    return found, (digest, found), matched
+
+
+@contextmanager
+def memory_lent(conn: sa.Connection, share: float) -> Iterator[None]:
+    """The warehouse's DuckDB memory limit lowered by `share` of itself while the block runs, then set back.
+
+    The block opens another DuckDB instance in this process (the probabilistic pass, given that share by
+    `resources.side_duckdb_settings`): without this, the warehouse's buffer pool stays resident beside it
+    and the process nears twice the limit (7.4 GiB at 1M people under a 4 GB limit). Lowering the limit
+    evicts: blocks of the file are dropped, temporary tables written to the spill folder, and read back
+    as needed once the limit is back. Tables are untouched. On PostgreSQL (the server's memory) a no-op.
+    """
+    if not is_duckdb(conn):
+        yield
+        return
+    limit = conn.execute(sa.text("SELECT current_setting('memory_limit')")).scalar_one()
+    conn.execute(sa.text(f"SET memory_limit = '{int(memory_bytes(limit) * (1 - share))}B'"))
+    try:
+        yield
+    finally:
+        conn.execute(sa.text(f"SET memory_limit = '{limit}'"))
+
+
+def memory_bytes(size: str) -> int:
+    """Bytes in a DuckDB memory size, as the settings give it ("4GB", "512 MiB") or DuckDB shows it ("3.7 GiB")."""
+    match = _SIZE.fullmatch(size.strip())
+    if match is None:
+        raise ValueError(f"not a memory size: {size!r}")
+    return int(float(match[1]) * _UNITS[match[2].lower()])
 
 
 def _unchanged_match_input(conn: sa.Connection, previous: dict | None, signature: str, scope: Scope) -> str | None:

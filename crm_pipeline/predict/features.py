@@ -9,7 +9,9 @@ neither cancelled nor fully refunded; orders on the same day are merged into one
 
 Several dates (the classifier's training and evaluation windows) are computed together:
 each event is joined to the dates on or after its day (`cutoffs`), then grouped by date and
-contact, so the staged tables are scanned once however many windows are asked for. SQL
+contact, so the staged tables are scanned once however many windows are asked for. Order lines
+are first reduced to a row per contact and day (units) and per contact and category (its first
+day): what is paired with the dates is those rows, not every line. SQL
 returns exact integer sums (money in cents) and pandas divides, so DuckDB and PostgreSQL give
 bit-identical features.
 """
@@ -89,16 +91,35 @@ buyer AS (
     FROM purchase_days p JOIN cutoffs c ON p.day <= c.day AND (c.training = 0 OR p.in_sample = 1)
     GROUP BY c.as_of, c.day, p.contact_id
 ),
-basket AS (
-    SELECT c.as_of, p.contact_id,
-           SUM(CASE WHEN i.quantity > 0 THEN i.quantity ELSE 0 END) AS units_bought,
-           SUM(CASE WHEN i.quantity < 0 THEN -i.quantity ELSE 0 END) AS units_returned,
-           COUNT(DISTINCT pr.category) AS category_count
+basket_lines AS (
+    SELECT p.contact_id, p.in_sample, p.day, i.quantity, pr.category
     FROM purchases p
-    JOIN cutoffs c ON p.day <= c.day AND (c.training = 0 OR p.in_sample = 1)
     JOIN stg_order_items i ON i._brand = p.brand AND i.order_id = p.order_id
     LEFT JOIN stg_products pr ON pr._brand = i._brand AND pr.sku = i.sku
-    GROUP BY c.as_of, p.contact_id
+),
+basket_days AS (
+    SELECT contact_id, in_sample, day,
+           SUM(CASE WHEN quantity > 0 THEN quantity ELSE 0 END) AS bought,
+           SUM(CASE WHEN quantity < 0 THEN -quantity ELSE 0 END) AS returned
+    FROM basket_lines GROUP BY contact_id, in_sample, day
+),
+category_days AS (
+    SELECT contact_id, in_sample, category, MIN(day) AS day
+    FROM basket_lines WHERE category IS NOT NULL GROUP BY contact_id, in_sample, category
+),
+basket_units AS (
+    SELECT c.as_of, b.contact_id, SUM(b.bought) AS units_bought, SUM(b.returned) AS units_returned
+    FROM basket_days b JOIN cutoffs c ON b.day <= c.day AND (c.training = 0 OR b.in_sample = 1)
+    GROUP BY c.as_of, b.contact_id
+),
+basket_categories AS (
+    SELECT c.as_of, g.contact_id, COUNT(*) AS category_count
+    FROM category_days g JOIN cutoffs c ON g.day <= c.day AND (c.training = 0 OR g.in_sample = 1)
+    GROUP BY c.as_of, g.contact_id
+),
+basket AS (
+    SELECT u.as_of, u.contact_id, u.units_bought, u.units_returned, COALESCE(g.category_count, 0) AS category_count
+    FROM basket_units u LEFT JOIN basket_categories g ON g.as_of = u.as_of AND g.contact_id = u.contact_id
 ),
 brands AS (
     SELECT c.as_of, p.contact_id, COUNT(DISTINCT p.brand) AS brand_count

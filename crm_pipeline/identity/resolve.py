@@ -36,7 +36,7 @@ _NEXT_NODES = "id_nodes_next"  # this run's identity_nodes rows of the scope, wr
 # The share of the warehouse's DuckDB memory limit the probabilistic pass's own DuckDB instance gets
 # (`resources.side_duckdb_settings`); the warehouse keeps the rest while the pass runs (`memory_lent`), so the
 # two instances in one process stay within the one limit the settings give.
-PASS_MEMORY_SHARE = 0.75
+PASS_MEMORY_SHARE = 0.9
 _SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([KMGT]i?B|B|bytes)", re.IGNORECASE)
 _UNITS = {"b": 1, "bytes": 1, **{f"{p}b": 1000 ** (i + 1) for i, p in enumerate("kmgt")},
           **{f"{p}ib": 1024 ** (i + 1) for i, p in enumerate("kmgt")}}

@@ -61,9 +61,11 @@ ui: $(VENV)/.installed
 		CRM_WAREHOUSE_URL=duckdb:///$(CRM_HOME)/warehouse.duckdb \
 		$(BIN)/python -m crm_pipeline.dev_server --host $(UI_HOST) --port $(UI_PORT)
 
-# Two pytest-xdist workers, one per core of the 2-core machines we and CI run on; crm_pipeline_tests/conftest.py
-# keeps each module (and the live UI package) on one worker, so their fixtures are built once.
-TEST_WORKERS ?= 2
+# Three pytest-xdist workers on the 2-core machines we and CI run on: with two, the cores sat idle a third of
+# the time (143% CPU: tests waiting on Dagster run processes, servers and polls), and a third worker fills that.
+# crm_pipeline_tests/conftest.py keeps each module (and the live, Spark ... packages) on one worker, so their
+# fixtures are built once.
+TEST_WORKERS ?= 3
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder
 

@@ -99,7 +99,7 @@ def copy_warehouse(source: Path, folder: Path):
 # the module's fixtures). The longest units go first (the Makefile passes --no-loadscope-reorder to keep this
 # order): a long unit started last would leave the other worker idle at the end.
 _ONE_UNIT_PACKAGES = ("live", "spark", "erasure", "synth")
-_LONGEST_FIRST = ("live", "identity", "erasure", "faults", "synth", "spark")
+_LONGEST_FIRST = ("live", "spark", "identity", "erasure", "faults", "synth")
 _TESTS = Path(__file__).parent
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import re
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -16,9 +15,9 @@ from typing import Any
 
 import yaml
 
+from crm_pipeline.warehouse.engine import MEMORY_SIZE
+
 ENV_PREFIX = "CRM_"
-# A DuckDB memory size: a number and a unit (the only form accepted, so it can be written into SET safely).
-_MEMORY = re.compile(r"\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)", re.IGNORECASE)
 
 
 class SettingsError(ValueError):
@@ -66,7 +65,7 @@ class Settings:
             raise SettingsError(f"settle_seconds: {self.settle_seconds} must not be negative")
         if self.sensor_page_size < 1:
             raise SettingsError(f"sensor_page_size: {self.sensor_page_size} must be at least 1")
-        if self.warehouse_memory_limit and not _MEMORY.fullmatch(self.warehouse_memory_limit):
+        if self.warehouse_memory_limit and not MEMORY_SIZE.fullmatch(self.warehouse_memory_limit):
             raise SettingsError(f"warehouse_memory_limit: {self.warehouse_memory_limit!r} is not a size like 6GB or "
                                 "512MiB")
         if self.predict_retrain_days < 1:

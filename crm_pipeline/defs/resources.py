@@ -13,7 +13,7 @@ from pydantic import PrivateAttr
 
 from crm_pipeline.landing.scan import LandingFolder
 from crm_pipeline.settings import Settings, load_settings
-from crm_pipeline.warehouse.engine import make_engine
+from crm_pipeline.warehouse.engine import make_engine, memory_bytes
 
 
 class CrmSettingsResource(dg.ConfigurableResource):
@@ -63,7 +63,7 @@ class WarehouseResource(dg.ConfigurableResource):
         stays within the one limit. Its spill folder is a folder of its own under the warehouse's: two instances
         spilling into one folder overwrite each other's files, and the one closing first deletes the folder,
         taking the other's spilled rows with it (a 1M-people run died at commit on "Corrupt temporary file")."""
-        from crm_pipeline.identity.resolve import PASS_MEMORY_SHARE, memory_bytes
+        from crm_pipeline.identity.resolve import PASS_MEMORY_SHARE
 
         folder = str(Path(self.temp_directory) / purpose) if self.temp_directory else None
         share = int(memory_bytes(self.memory_limit) * PASS_MEMORY_SHARE) if self.memory_limit else None

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import re
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -26,7 +24,7 @@ from crm_pipeline.identity.scope import TOUCHED_CONTACTS, Scope
 from crm_pipeline.identity.stable_ids import SCRATCH as STABLE_ID_SCRATCH, assign_contact_ids
 from crm_pipeline.identity.write import ChangeCounts, write_by_difference
 from crm_pipeline.warehouse.bulk import insert_arrow, read_frame
-from crm_pipeline.warehouse.engine import is_duckdb
+from crm_pipeline.warehouse.engine import memory_lent
 from crm_pipeline.warehouse.identity_schema import (
     create_identity_tables, identity_alerts, identity_borderline, identity_decisions,
 )
@@ -37,9 +35,6 @@ _NEXT_NODES = "id_nodes_next"  # this run's identity_nodes rows of the scope, wr
 # (`resources.side_duckdb_settings`); the warehouse keeps the rest while the pass runs (`memory_lent`), so the
 # two instances in one process stay within the one limit the settings give.
 PASS_MEMORY_SHARE = 0.9
-_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([KMGT]i?B|B|bytes)", re.IGNORECASE)
-_UNITS = {"b": 1, "bytes": 1, **{f"{p}b": 1000 ** (i + 1) for i, p in enumerate("kmgt")},
-          **{f"{p}ib": 1024 ** (i + 1) for i, p in enumerate("kmgt")}}
 
 
 @dataclass
@@ -215,35 +210,6 @@ def _probabilistic(conn: sa.Connection, report: IdentityReport, config: Identity
                            max_pairs_per_record=config.max_pairs_per_record, seed=config.seed,
                            blocking=config.blocking)
     return found, (digest, found), matched
-
-
-@contextmanager
-def memory_lent(conn: sa.Connection, share: float) -> Iterator[None]:
-    """The warehouse's DuckDB memory limit lowered by `share` of itself while the block runs, then set back.
-
-    The block opens another DuckDB instance in this process (the probabilistic pass, given that share by
-    `resources.side_duckdb_settings`): without this, the warehouse's buffer pool stays resident beside it
-    and the process nears twice the limit (7.4 GiB at 1M people under a 4 GB limit). Lowering the limit
-    evicts: blocks of the file are dropped, temporary tables written to the spill folder, and read back
-    as needed once the limit is back. Tables are untouched. On PostgreSQL (the server's memory) a no-op.
-    """
-    if not is_duckdb(conn):
-        yield
-        return
-    limit = conn.execute(sa.text("SELECT current_setting('memory_limit')")).scalar_one()
-    conn.execute(sa.text(f"SET memory_limit = '{int(memory_bytes(limit) * (1 - share))}B'"))
-    try:
-        yield
-    finally:
-        conn.execute(sa.text(f"SET memory_limit = '{limit}'"))
-
-
-def memory_bytes(size: str) -> int:
-    """Bytes in a DuckDB memory size, as the settings give it ("4GB", "512 MiB") or DuckDB shows it ("3.7 GiB")."""
-    match = _SIZE.fullmatch(size.strip())
-    if match is None:
-        raise ValueError(f"not a memory size: {size!r}")
-    return int(float(match[1]) * _UNITS[match[2].lower()])
 
 
 def _unchanged_match_input(conn: sa.Connection, previous: dict | None, signature: str, scope: Scope) -> str | None:

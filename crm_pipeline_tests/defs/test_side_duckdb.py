@@ -4,7 +4,8 @@ import duckdb
 import sqlalchemy as sa
 
 from crm_pipeline.defs.resources import WarehouseResource
-from crm_pipeline.identity.resolve import PASS_MEMORY_SHARE, memory_bytes, memory_lent
+from crm_pipeline.identity.resolve import PASS_MEMORY_SHARE
+from crm_pipeline.warehouse.engine import memory_bytes, memory_lent
 
 ROWS = 2_000_000  # wide enough rows to pass a 128MB memory limit, so both instances spill
 

@@ -45,19 +45,21 @@ _EXACT = ["purchase_count", "total_cents", "repeat_cents", "t_x_days", "T_days",
 _PURCHASE = is_purchase("o.status")
 _SCRATCH = "tmp_predict_features"
 
-# Dates with training = 1 (classifier windows) keep only buyers, and only every :every-th contact with an
-# order before :sample_cutoff in contact_id order (a deterministic subsample, the same at every date and
-# unmoved by later orders); training = 0 keeps everyone.
-_SQL = f"""
-WITH cutoffs (as_of, day, training) AS (VALUES {{cutoffs}}),
-sampled AS (
+# The classifier's sample: every :every-th contact with an order before :sample_cutoff in contact_id order (a
+# deterministic subsample, the same at every date and unmoved by later orders).
+_SAMPLED_SQL = """
     SELECT contact_id FROM (
         SELECT contact_id, ROW_NUMBER() OVER (ORDER BY contact_id) AS rn
         FROM (SELECT DISTINCT m.contact_id FROM identity_map m
               JOIN stg_orders o ON m.entity = 'orders' AND m.brand = o._brand AND m.source_key = o.order_id
               WHERE o.ordered_at < :sample_cutoff) d
     ) s WHERE MOD(rn, :every) = 0
-),
+"""
+
+# Dates with training = 1 (classifier windows) keep only the sampled buyers; training = 0 keeps everyone.
+_SQL = f"""
+WITH cutoffs (as_of, day, training) AS (VALUES {{cutoffs}}),
+sampled AS ({_SAMPLED_SQL}),
 purchases AS (
     SELECT m.contact_id, o._brand AS brand, o.order_id, o.total, {utc_day('o.ordered_at')} AS day,
            {{in_sample}} AS in_sample
@@ -263,17 +265,10 @@ def _features_sql(as_ofs, training, every: int, sample_until: dt.date | None,
 
 
 _SAMPLE_MAP = "tmp_predict_sample_map"
-# The identity rows of the classifier's sample: every :every-th contact with an order before :sample_cutoff, in
-# contact_id order (the `sampled` CTE of _SQL, which is what `training` dates keep).
+# The identity rows of the classifier's sample (the `sampled` CTE of _SQL, which is what `training` dates keep).
 _SAMPLE_MAP_SQL = f"""
-SELECT m.entity, m.brand, m.source_key, m.contact_id FROM identity_map m JOIN (
-    SELECT contact_id FROM (
-        SELECT contact_id, ROW_NUMBER() OVER (ORDER BY contact_id) AS rn
-        FROM (SELECT DISTINCT m.contact_id FROM identity_map m
-              JOIN stg_orders o ON m.entity = 'orders' AND m.brand = o._brand AND m.source_key = o.order_id
-              WHERE o.ordered_at < :sample_cutoff) d
-    ) s WHERE MOD(rn, :every) = 0
-) smp ON smp.contact_id = m.contact_id
+SELECT m.entity, m.brand, m.source_key, m.contact_id FROM identity_map m
+JOIN ({_SAMPLED_SQL}) smp ON smp.contact_id = m.contact_id
 """
 
 

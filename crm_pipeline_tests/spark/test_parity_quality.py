@@ -18,7 +18,6 @@ import pyarrow as pa
 import pytest
 import sqlalchemy as sa
 
-import crm_pipeline_tests.postgres.test_parity as parity
 from crm_pipeline.contract import ENTITIES
 from crm_pipeline.landing.ingest import ingest_folder
 from crm_pipeline.landing.scan import LandingFolder
@@ -30,6 +29,8 @@ from crm_pipeline.warehouse.engine import make_engine
 from crm_pipeline.warehouse.quality_schema import row_violations, stg_tables, typed_files, unstaged_tables
 from crm_pipeline.warehouse.spark import SparkWarehouse
 from crm_pipeline_tests.conftest import drop
+from crm_pipeline_tests.spark import tables
+from crm_pipeline_tests.spark.tables import mismatches
 
 NOW = datetime(2025, 7, 1, 6, 0, tzinfo=timezone.utc)
 COMPARED = [typed_files.name, row_violations.name, *(t.name for t in stg_tables.values()),
@@ -48,19 +49,11 @@ DIRTY_ORDERS = ("order_id,customer_id,email,ordered_at,status,currency,total,shi
 
 
 def duckdb_tables(engine: sa.Engine) -> dict[str, pd.DataFrame]:
-    with engine.connect() as conn:
-        return {name: pd.read_sql(sa.text(f'SELECT * FROM "{name}"'), conn) for name in COMPARED}
+    return tables.duckdb_tables(engine, COMPARED)
 
 
 def spark_tables(warehouse: SparkWarehouse) -> dict[str, pd.DataFrame]:
-    return {name: warehouse.spark.table(warehouse.qualified(name)).toPandas() for name in COMPARED}
-
-
-def mismatches(duck: dict[str, pd.DataFrame], spark: dict[str, pd.DataFrame]) -> dict[str, list[str]]:
-    """Per table what differs, floats to a relative 1e-6 ('PostgreSQL' in the messages is the Spark side)."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(parity, "FLOAT_RTOL", 1e-6)
-        return {name: found for name in COMPARED if (found := parity.compare(duck[name], spark[name]))}
+    return tables.spark_tables(warehouse, COMPARED)
 
 
 class DiesAtSecondCommit:

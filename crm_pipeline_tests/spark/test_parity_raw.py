@@ -30,24 +30,19 @@ from crm_pipeline.warehouse.erasure_schema import erasure_row_counts, erasure_su
 from crm_pipeline.warehouse.schema import create_ingest_tables, files, raw_column_order, raw_tables
 from crm_pipeline.warehouse.spark import SparkConnection, SparkWarehouse
 from crm_pipeline_tests.conftest import drop
-from crm_pipeline_tests.postgres.test_parity import compare
+from crm_pipeline_tests.spark import tables
+from crm_pipeline_tests.spark.tables import mismatches
 
 NOW = datetime(2025, 7, 1, 6, 0, tzinfo=timezone.utc)
 COMPARED = [files.name, erasure_row_counts.name, *(t.name for t in raw_tables.values())]
 
 
 def duckdb_tables(engine: sa.Engine) -> dict[str, pd.DataFrame]:
-    with engine.connect() as conn:
-        return {name: pd.read_sql(sa.text(f'SELECT * FROM "{name}"'), conn) for name in COMPARED}
+    return tables.duckdb_tables(engine, COMPARED)
 
 
 def spark_tables(warehouse: SparkWarehouse) -> dict[str, pd.DataFrame]:
-    return {name: warehouse.spark.table(warehouse.qualified(name)).toPandas() for name in COMPARED}
-
-
-def mismatches(duck: dict[str, pd.DataFrame], spark: dict[str, pd.DataFrame]) -> dict[str, list[str]]:
-    """Per table what differs ('PostgreSQL' in the messages is the Spark side)."""
-    return {name: found for name in COMPARED if (found := compare(duck[name], spark[name]))}
+    return tables.spark_tables(warehouse, COMPARED)
 
 
 def erase_first_customer(landing: Path, duck: sa.Engine, warehouse: SparkWarehouse) -> None:

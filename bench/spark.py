@@ -1,4 +1,4 @@
-"""The raw load on Spark `local[2]` against the same load on DuckDB and against the raw-load floor.
+"""The raw load and typing on Spark `local[2]` against the same stages on DuckDB and against the raw-load floor.
 
     python bench/spark.py [--people 100000] [--seed 11] [--root bench/out] [--max-rss-gb 12]
 
@@ -6,8 +6,9 @@ On the generated data set (3 brands, 730 days, cached under --root as bench/e2e.
 watched child process (wall seconds, peak RSS of its whole process tree, the JVM included; 1-minute load):
 the raw-load floor (DuckDB reading every file into all-VARCHAR tables, nothing else); `ingest_folder` into a
 fresh DuckDB file; `ingest_folder_to_spark` into a fresh Spark warehouse on `local[2]` (the session start is
-timed apart), then the same Spark load again with nothing new. Only the raw load is on Spark so far (#16),
-so only it is compared. Never part of the test suite.
+timed apart), then the same Spark load again with nothing new; then typing (the quality stage's first step:
+`type_new_files` on DuckDB, `type_new_files_on_spark` on Spark, and again with nothing new). Only these stages
+are on Spark so far (#16), so only they are compared. Never part of the test suite.
 """
 
 from __future__ import annotations
@@ -35,10 +36,17 @@ def _child(step: str, landing: Path, work: Path) -> dict:
     if step == "duckdb":
         from crm_pipeline.landing.ingest import ingest_folder
         from crm_pipeline.warehouse.engine import make_engine
+        from crm_pipeline.quality.typing_run import type_new_files
         engine = make_engine(f"duckdb:///{work / 'warehouse.duckdb'}")
+        started = time.perf_counter()
         outcomes = ingest_folder(engine, LandingFolder(landing), now=now)
-        return {"rows": sum(o.rows_loaded or 0 for o in outcomes)}
+        load = time.perf_counter() - started
+        started = time.perf_counter()
+        typed = type_new_files(engine, now=now)
+        return {"rows": sum(o.rows_loaded or 0 for o in outcomes), "load_seconds": load,
+                "typing_seconds": time.perf_counter() - started, "typed_rows": sum(f.rows for f in typed)}
     from crm_pipeline.spark.ingest import ingest_folder_to_spark
+    from crm_pipeline.spark.quality import type_new_files_on_spark
     from crm_pipeline.warehouse.spark import SparkWarehouse, build_session
     started = time.perf_counter()
     spark = build_session(work / "spark_warehouse", master="local[2]")
@@ -55,8 +63,15 @@ def _child(step: str, landing: Path, work: Path) -> dict:
     counted = sum(spark.table(warehouse.qualified(f"raw_{e}")).count() for e in
                   ("customers", "orders", "order_items", "products", "subscribers", "email_events", "web_events"))
     assert counted == rows, (counted, rows)
+    started = time.perf_counter()
+    typed = type_new_files_on_spark(warehouse, now=now)
+    typing = time.perf_counter() - started
+    started = time.perf_counter()
+    assert type_new_files_on_spark(warehouse, now=now) == []
+    retype = time.perf_counter() - started
     spark.stop()
-    return {"rows": rows, "session_seconds": session, "load_seconds": load, "rerun_seconds": rerun}
+    return {"rows": rows, "session_seconds": session, "load_seconds": load, "rerun_seconds": rerun,
+            "typing_seconds": typing, "retype_seconds": retype, "typed_rows": sum(f.rows for f in typed)}
 
 
 def main() -> None:
@@ -93,15 +108,23 @@ def main() -> None:
           f"floor {floor:.1f} s")
     print("| step | wall seconds | x floor | peak RSS GiB | 1-min load (min-max) |")
     print("|---|---:|---:|---:|---|")
-    for name, label in (("floor", "raw-load floor (DuckDB, VARCHAR tables)"), ("duckdb", "ingest_folder, DuckDB"),
-                        ("spark", "ingest_folder_to_spark, local[2] (whole child)")):
+    for name, label in (("floor", "raw-load floor (DuckDB, VARCHAR tables)"),
+                        ("duckdb", "load and typing, DuckDB (whole child)"),
+                        ("spark", "load and typing, Spark local[2] (whole child)")):
         r = results[name]
         print(f"| {label} | {r['seconds']:.1f} | {r['seconds'] / floor:.1f}x | {r['peak_gib']:.2f} "
               f"| {r['load'][0]:.1f}-{r['load'][1]:.1f} |")
     print(f"| of which Spark session start | {spark['session_seconds']:.1f} | | | |")
     print(f"| of which the load | {spark['load_seconds']:.1f} | {spark['load_seconds'] / floor:.1f}x | | |")
     print(f"| of which a re-run, nothing new | {spark['rerun_seconds']:.1f} | | | |")
-    print(f"Spark load / DuckDB load: {spark['load_seconds'] / results['duckdb']['seconds']:.2f}x")
+    print(f"| of which typing | {spark['typing_seconds']:.1f} | {spark['typing_seconds'] / floor:.1f}x | | |")
+    print(f"| of which typing again, nothing new | {spark['retype_seconds']:.1f} | | | |")
+    duck = results["duckdb"]
+    assert spark["typed_rows"] == duck["typed_rows"], (spark["typed_rows"], duck["typed_rows"])
+    print(f"| DuckDB: of which the load | {duck['load_seconds']:.1f} | {duck['load_seconds'] / floor:.1f}x | | |")
+    print(f"| DuckDB: of which typing | {duck['typing_seconds']:.1f} | {duck['typing_seconds'] / floor:.1f}x | | |")
+    print(f"Spark / DuckDB: load {spark['load_seconds'] / duck['load_seconds']:.2f}x, "
+          f"typing {spark['typing_seconds'] / duck['typing_seconds']:.2f}x ({duck['typed_rows']:,} typed rows)")
 
 
 if __name__ == "__main__":

@@ -77,6 +77,12 @@ def files_to_type(conn: sa.Connection) -> list[sa.Row]:
     ).all()
 
 
+def written_days(pending: list[sa.Row]) -> dict[int, pd.Timestamp]:
+    """Each file's day of writing (its mtime, else when it was loaded): a file cannot describe what happened
+    after it was written, so each row is judged against its own file's day."""
+    return {int(f.file_id): pd.Timestamp((f.modified_at or f.ingested_at).date()) for f in pending}
+
+
 def batches(pending: list[sa.Row], batch_rows: int) -> Iterator[list[sa.Row]]:
     """Pending files grouped by entity, in file order, each group cut at about `batch_rows` rows."""
     by_entity: dict[str, list[sa.Row]] = {}
@@ -121,7 +127,7 @@ def _type_batch(engine: sa.Engine, batch: list[sa.Row], now: datetime, times: Ty
     with _Phase(times, "read"), engine.connect() as conn:
         raw = read_frame(conn, raw_rows_query(conn, name, ids))
     # A file cannot describe what happened after it was written: each row is judged against its own file's day.
-    written = {f.file_id: pd.Timestamp((f.modified_at or f.ingested_at).date()) for f in batch}
+    written = written_days(batch)
     with _Phase(times, "standardize"):
         written_on = raw["_file_id"].map(written).astype("datetime64[us]")
         typed = standardize_rows(entity, raw, written_on=written_on)

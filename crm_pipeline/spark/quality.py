@@ -25,7 +25,7 @@ import sqlalchemy as sa
 
 from crm_pipeline.contract import ENTITIES, get_entity
 from crm_pipeline.quality.rows import ROW_HASH, standardize_rows, typed_column_names
-from crm_pipeline.quality.typing_run import TypedFile, batches, duckdb_row_hash, files_to_type
+from crm_pipeline.quality.typing_run import TypedFile, batches, duckdb_row_hash, files_to_type, written_days
 from crm_pipeline.spark.ingest import create_ingest_tables_on_spark
 from crm_pipeline.warehouse.bulk import _pandas_types  # the dtypes DuckDB's typing reads raw text in
 from crm_pipeline.warehouse.engine import make_engine
@@ -75,8 +75,7 @@ def _type_batch(warehouse: SparkWarehouse, name: str, batch: list, now: datetime
     from pyspark.sql import functions as F
 
     ids = [int(f.file_id) for f in batch]
-    # A file cannot describe what happened after it was written: each row is judged against its own file's day.
-    written = {int(f.file_id): pd.Timestamp((f.modified_at or f.ingested_at).date()) for f in batch}
+    written = written_days(batch)
     stg = stg_tables[name].name
     typed_schema = _typed_schema(warehouse, name)
     raw = warehouse.spark.table(warehouse.qualified(raw_tables[name].name)).where(F.col("_file_id").isin(ids))

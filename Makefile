@@ -61,8 +61,9 @@ ui: $(VENV)/.installed
 		CRM_WAREHOUSE_URL=duckdb:///$(CRM_HOME)/warehouse.duckdb \
 		$(BIN)/python -m crm_pipeline.dev_server --host $(UI_HOST) --port $(UI_PORT)
 
-# Three pytest-xdist workers on the 2-core machines we and CI run on: with two, the cores sat idle a third of
-# the time (143% CPU: tests waiting on Dagster run processes, servers and polls), and a third worker fills that.
+# Three pytest-xdist workers on the 2-core machines we and CI run on: much of the suite waits on processes of its
+# own (Dagster runs, PostgreSQL, Chromium, Spark's JVM), and a third worker keeps a core busy meanwhile (2026-12-07,
+# one machine: 735 s with two workers, 673 s with three and six more tests, among them a Spark module of ~80 s).
 # crm_pipeline_tests/conftest.py keeps each module (and the live, Spark ... packages) on one worker, so their
 # fixtures are built once.
 TEST_WORKERS ?= 3

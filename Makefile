@@ -64,6 +64,10 @@ ui: $(VENV)/.installed
 # Three pytest-xdist workers on the 2-core machines we and CI run on: much of the suite waits on processes of its
 # own (Dagster runs, PostgreSQL, Chromium, Spark's JVM), and a third worker keeps a core busy meanwhile (2026-12-07,
 # one machine: 735 s with two workers, 673 s with three and six more tests, among them a Spark module of ~80 s).
+# With three the cores are saturated (the whole machine busy 97-100% of the run), so the suite gets faster only by
+# doing less: the test processes' DuckDB connections run one thread each, the Spark JVM the quick JIT tier and
+# the test PostgreSQL server no JIT (a slower 2-core machine, 2026-12-07: 1,088-1,130 s before, 721 s after, 692
+# tests each time; its single-core speed moved by about 16% between those runs).
 # crm_pipeline_tests/conftest.py keeps each module (and the live, Spark ... packages) on one worker, so their
 # fixtures are built once.
 TEST_WORKERS ?= 3

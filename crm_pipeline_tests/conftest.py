@@ -115,13 +115,13 @@ def copy_warehouse(source: Path, folder: Path):
     return make_engine(f"duckdb:///{target}")
 
 
-# `make test` runs three pytest-xdist workers (Makefile). A module's tests stay on one worker, so its module fixtures are built
-# once. A package whose fixtures are costly and shared across its modules is one unit: the live UI (a Dagster
-# server), Spark (a JVM), erasure (a built warehouse), synth (generated sets). The units are handed out by the
-# scheduler below, from each test's path: xdist's own `--dist loadgroup` reads `xdist_group` marks through a node
-# id suffix that pytest 9.2 no longer honours, and silently ran one module's tests on both workers (each building
-# the module's fixtures). The longest units go first (the Makefile passes --no-loadscope-reorder to keep this
-# order): a long unit started last would leave the other workers idle at the end.
+# `make test` runs three pytest-xdist workers (Makefile). A module's tests stay on one worker, so its module fixtures
+# are built once. A package whose fixtures are costly and shared across its modules is one unit: the live UI (a
+# Dagster server), Spark (a JVM), erasure (a built warehouse), synth (generated sets). The units are handed out by the
+# scheduler below, from each test's path: xdist's own `--dist loadgroup` reads `xdist_group` marks through a node id
+# suffix that pytest 9.2 no longer honours, and silently ran one module's tests on both workers (each building the
+# module's fixtures). The longest units go first (the Makefile passes --no-loadscope-reorder to keep this order): a
+# long unit started last would leave the other workers idle at the end.
 _ONE_UNIT_PACKAGES = ("live", "spark", "erasure", "synth")
 _LONGEST_FIRST = ("live", "spark", "identity", "erasure", "faults", "synth")
 _TESTS = Path(__file__).parent

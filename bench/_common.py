@@ -30,6 +30,13 @@ def data_set(root: Path, people: int, seed: int = 7) -> Path:
     return out
 
 
+def cpu_seconds(who: int = resource.RUSAGE_SELF) -> float:
+    """User and system CPU so far of this process (its threads included) or, with RUSAGE_CHILDREN, of the children
+    it waited for."""
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
+
+
 def peak_rss_mb() -> float:
     """Peak resident memory of this process so far (Linux reports KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

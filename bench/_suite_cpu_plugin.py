@@ -9,23 +9,20 @@ import resource
 import time
 from pathlib import Path
 
+from bench._common import cpu_seconds
+
 _started: dict[str, tuple[float, float, float]] = {}
 
 
-def _cpu(who: int) -> float:
-    usage = resource.getrusage(who)
-    return usage.ru_utime + usage.ru_stime
-
-
 def pytest_runtest_protocol(item, nextitem):
-    _started[item.nodeid] = (_cpu(resource.RUSAGE_SELF), _cpu(resource.RUSAGE_CHILDREN), time.monotonic())
+    _started[item.nodeid] = (cpu_seconds(), cpu_seconds(resource.RUSAGE_CHILDREN), time.monotonic())
 
 
 def pytest_runtest_logfinish(nodeid, location):
     if nodeid not in _started:
         return
     own, children, wall = _started.pop(nodeid)
-    line = {"id": nodeid, "self": _cpu(resource.RUSAGE_SELF) - own,
-            "children": _cpu(resource.RUSAGE_CHILDREN) - children, "wall": time.monotonic() - wall}
+    line = {"id": nodeid, "self": cpu_seconds() - own,
+            "children": cpu_seconds(resource.RUSAGE_CHILDREN) - children, "wall": time.monotonic() - wall}
     with (Path(os.environ["SUITE_CPU_OUT"]) / f"{os.getpid()}.jsonl").open("a") as out:
         out.write(json.dumps(line) + "\n")

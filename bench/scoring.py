@@ -51,7 +51,7 @@ from unittest import mock
 import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench._common import slowest_statements, statement_clock  # noqa: E402
+from bench._common import cpu_seconds, slowest_statements, statement_clock  # noqa: E402
 from crm_pipeline.profiles.sql import as_of_params  # noqa: E402
 from crm_pipeline.scoring import run as scoring_run  # noqa: E402
 from crm_pipeline.scoring.config import load_scoring_config  # noqa: E402
@@ -250,12 +250,6 @@ def build_inputs(engine: sa.Engine, contacts: int) -> dict:
     return counts
 
 
-def _cpu_seconds() -> float:
-    """CPU time of this process so far, DuckDB's worker threads included."""
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
 class _CpuClock(StepClock):
     """The run's step clock, also keeping each step's CPU seconds (DuckDB's threads included)."""
     runs: list["_CpuClock"] = []
@@ -392,9 +386,9 @@ def main() -> None:
         runs = []
 
         def timed(name: str, as_of: dt.date, **kwargs) -> dict:
-            cpu0, started = _cpu_seconds(), time.perf_counter()
+            cpu0, started = cpu_seconds(), time.perf_counter()
             result = run_scoring(engine, as_of=as_of, config=config, **kwargs)
-            runs.append((name, time.perf_counter() - started, _cpu_seconds() - cpu0, result))
+            runs.append((name, time.perf_counter() - started, cpu_seconds() - cpu0, result))
             return result
 
         result = timed("full (first run)", AS_OF)
@@ -403,10 +397,10 @@ def main() -> None:
         dropped = small_drop(engine, AS_OF + dt.timedelta(days=1), args.drop_every)
         timed(f"small drop ({dropped:,} contacts)", AS_OF + dt.timedelta(days=1))
         timed("full refresh, same state", AS_OF + dt.timedelta(days=1), full_refresh=True)
-        cpu0, started = _cpu_seconds(), time.perf_counter()
+        cpu0, started = cpu_seconds(), time.perf_counter()
         with engine.connect() as conn:
             moves = funnel(conn, config, as_of=AS_OF, days=90)
-        funnel_seconds, funnel_cpu = time.perf_counter() - started, _cpu_seconds() - cpu0
+        funnel_seconds, funnel_cpu = time.perf_counter() - started, cpu_seconds() - cpu0
         engine.dispose()
     # recomputed: contacts whose daily aggregates were rewritten; rederived: contacts whose preferences, channel
     # and lifecycle rows were computed (the rest carried forward); engagement is derived for everyone every run.

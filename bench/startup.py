@@ -22,21 +22,16 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench._common import END_DATE, data_set  # noqa: E402
+from bench._common import END_DATE, cpu_seconds, data_set  # noqa: E402
 from bench._watch import GIB, load_1min, run_watched  # noqa: E402
 from bench.e2e import _fresh_run_dir, _run_pipeline  # noqa: E402
 
 
-def _cpu_of_children() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
 def _timed(run) -> tuple[float, float, object]:
     """(wall, cpu, result) of `run()`, which runs one child process and waits for it."""
-    cpu, wall = _cpu_of_children(), time.perf_counter()
+    cpu, wall = cpu_seconds(resource.RUSAGE_CHILDREN), time.perf_counter()
     result = run()
-    return time.perf_counter() - wall, _cpu_of_children() - cpu, result
+    return time.perf_counter() - wall, cpu_seconds(resource.RUSAGE_CHILDREN) - cpu, result
 
 
 def _command(args, name: str, cmd: list[str], log: Path) -> dict:

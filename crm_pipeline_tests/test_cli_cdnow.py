@@ -14,8 +14,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -23,6 +21,7 @@ import sqlalchemy as sa
 
 from crm_pipeline.cli import main
 from crm_pipeline.warehouse.engine import make_engine
+from crm_pipeline_tests.cli_process import cli
 
 CDNOW = Path(__file__).parent / "predict" / "fixtures" / "CDNOW_sample.txt"
 AS_OF = "1997-10-01"
@@ -30,11 +29,6 @@ PUBLISHED = {"r": 0.2426, "alpha": 4.414, "a": 0.7930, "b": 2.426}
 STEPS = [("ingest", "ingest_files"), ("quality", "stage_entities"), ("identity", "resolve_identity"),
          ("identity", "build_profile_tables"), ("predict", "predict_customers"), ("scoring", "score_contacts"),
          ("audiences", "materialize_audience_tables")]
-
-
-def cli(*args: str, env: dict) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "crm_pipeline.cli", *args], env=env, capture_output=True,
-                          text=True, timeout=600)
 
 
 @pytest.fixture(scope="module")

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -13,13 +11,9 @@ import sqlalchemy as sa
 
 from crm_pipeline.identity.evaluate import evaluate_identity
 from crm_pipeline.warehouse.engine import make_engine
+from crm_pipeline_tests.cli_process import cli
 
 END = "2025-06-30"
-
-
-def cli(*args: str, env: dict) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "crm_pipeline.cli", *args], env=env, capture_output=True,
-                          text=True, timeout=600)
 
 
 @pytest.fixture(scope="module")

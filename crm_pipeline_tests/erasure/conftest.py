@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from crm_pipeline.warehouse.engine import make_engine
+from crm_pipeline_tests.cli_process import cli
 
 END = "2025-06-30"
 
@@ -31,22 +30,17 @@ class Warehouse:
     tmp: Path
 
 
-def _cli(*args: str, env: dict) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "crm_pipeline.cli", *args], env=env, capture_output=True, text=True,
-                          timeout=900)
-
-
 @pytest.fixture(scope="session")
 def built(tmp_path_factory) -> Built:
     """`crm-pipeline generate` (200 people, 2 brands, a year) then `crm-pipeline run`, as a user does."""
     root = tmp_path_factory.mktemp("erasure")
     env = {**os.environ, "DAGSTER_HOME": str(root / "dagster"), "CRM_HOME_DIR": str(root / "home")}
-    generated = _cli("generate", "--people", "200", "--brands", "2", "--days", "365", "--seed", "11",
-                     "--end-date", END, "--out", str(root / "data"), env=env)
+    generated = cli("generate", "--people", "200", "--brands", "2", "--days", "365", "--seed", "11",
+                    "--end-date", END, "--out", str(root / "data"), env=env)
     assert generated.returncode == 0, generated.stderr
     warehouse = root / "warehouse.duckdb"
-    ran = _cli("run", "--landing", str(root / "data" / "landing"), "--as-of", END,
-               "--warehouse", f"duckdb:///{warehouse}", env=env)
+    ran = cli("run", "--landing", str(root / "data" / "landing"), "--as-of", END,
+              "--warehouse", f"duckdb:///{warehouse}", env=env)
     assert ran.returncode == 0, ran.stdout + ran.stderr
     return Built(root, warehouse, root / "data" / "landing")
 

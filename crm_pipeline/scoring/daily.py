@@ -68,14 +68,20 @@ def _daily_sql(config: ScoringConfig, full: bool, into: str) -> str:
     row with all fifteen sums took three times as long as these two."""
     order_chans = ", ".join(f"'{c}'" for c in config.channels if c != "email")
     if "email" in config.channels:
-        attributed = f"""CASE WHEN EXISTS (
-                SELECT 1 FROM {_timeline(full)} c
-                WHERE c.event_type = 'email_click' AND c.contact_id = p.contact_id AND c.brand = p.brand
-                  AND c.occurred_at <= p.ordered_at AND {utc_day('c.occurred_at')} >= p.day - :attribution
-            ) THEN 'email' ELSE p.channel END"""
+        # purchases with an email click of the same contact and brand in the lookback: a join, not an EXISTS inside
+        # the CASE (a subquery's mark join is the shape DuckDB 1.5.6 can park every thread on, duckdb/duckdb#24961)
+        clicked = f""", clicked AS (
+    SELECT DISTINCT p.contact_id, p.brand, p.order_id
+    FROM {_BUYS} p JOIN {_timeline(full)} c ON c.contact_id = p.contact_id AND c.brand = p.brand
+    WHERE c.event_type = 'email_click' AND c.occurred_at <= p.ordered_at
+      AND {utc_day('c.occurred_at')} >= p.day - :attribution
+)"""
+        attributed = "CASE WHEN k.order_id IS NOT NULL THEN 'email' ELSE p.channel END"
+        click_join = (" LEFT JOIN clicked k ON k.contact_id = p.contact_id AND k.brand = p.brand "
+                      "AND k.order_id = p.order_id")
         order_chans += ", 'email'"
     else:
-        attributed = "p.channel"
+        clicked, attributed, click_join = "", "p.channel", ""
     columns = ("points, positive_points, interaction_count, purchase_count, discount_rate_sum, discount_rate_count, "
                "discounted_count, " + ", ".join(f"{c}_conversion" for c in CHANNEL_COLUMNS))
     conv = ", ".join(f"MAX(CASE WHEN channel = '{c}' THEN 1 ELSE 0 END) AS {c}_conversion" for c in CHANNEL_COLUMNS)
@@ -95,9 +101,9 @@ WITH events AS (
            SUM(CASE WHEN subtotal > 0 THEN 1 ELSE 0 END) AS rate_n,
            SUM(CASE WHEN COALESCE(discount_total, 0) > 0 THEN 1 ELSE 0 END) AS discounted
     FROM {_BUYS} GROUP BY contact_id, brand, day
-), conv AS (
+){clicked}, conv AS (
     SELECT contact_id, brand, day, {conv}
-    FROM (SELECT DISTINCT p.contact_id, p.brand, p.day, {attributed} AS channel FROM {_BUYS} p) a
+    FROM (SELECT DISTINCT p.contact_id, p.brand, p.day, {attributed} AS channel FROM {_BUYS} p{click_join}) a
     WHERE channel IN ({order_chans}) GROUP BY contact_id, brand, day
 ), bought AS (
     SELECT b.*, {", ".join(f"COALESCE(c.{ch}_conversion, 0) AS {ch}_conversion" for ch in CHANNEL_COLUMNS)}

@@ -71,7 +71,8 @@ class WarehouseResource(dg.ConfigurableResource):
         return {"memory_limit": memory, "threads": self.threads, "temp_directory": folder}
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
-        # Release the DuckDB file as soon as the step ends: it admits one writing process at a time.
+        # Release the DuckDB file when the run ends (our jobs run every step in one process, so the engine serves
+        # them all): the file admits one writing process at a time.
         if self._engine is not None:
             self._engine.dispose()
             self._engine = None

@@ -36,11 +36,11 @@ def built(tmp_path_factory) -> Built:
     root = tmp_path_factory.mktemp("erasure")
     env = {**os.environ, "DAGSTER_HOME": str(root / "dagster"), "CRM_HOME_DIR": str(root / "home")}
     generated = cli("generate", "--people", "200", "--brands", "2", "--days", "365", "--seed", "11",
-                    "--end-date", END, "--out", str(root / "data"), env=env)
+                    "--end-date", END, "--out", str(root / "data"), env=env, timeout=900)
     assert generated.returncode == 0, generated.stderr
     warehouse = root / "warehouse.duckdb"
     ran = cli("run", "--landing", str(root / "data" / "landing"), "--as-of", END,
-              "--warehouse", f"duckdb:///{warehouse}", env=env)
+              "--warehouse", f"duckdb:///{warehouse}", env=env, timeout=900)
     assert ran.returncode == 0, ran.stdout + ran.stderr
     return Built(root, warehouse, root / "data" / "landing")
 

@@ -40,7 +40,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
-import resource
 import shutil
 import sys
 import tempfile
@@ -51,7 +50,7 @@ from unittest import mock
 import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench._common import cpu_seconds, slowest_statements, statement_clock  # noqa: E402
+from bench._common import cpu_seconds, peak_rss_mb, slowest_statements, statement_clock  # noqa: E402
 from crm_pipeline.profiles.sql import as_of_params  # noqa: E402
 from crm_pipeline.scoring import run as scoring_run  # noqa: E402
 from crm_pipeline.scoring.config import load_scoring_config  # noqa: E402
@@ -420,7 +419,7 @@ def main() -> None:
     print(f"preferred channels {result['preferred_channels']}")
     print(f"lifecycle stages {result['lifecycle_stages']}")
     print(f"funnel moves (90 days, across brands): {int(moves['contacts'].sum()):,} in {len(moves)} kinds")
-    print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MB")
+    print(f"peak RSS {peak_rss_mb():,.0f} MB")
 
 
 if __name__ == "__main__":

@@ -8,12 +8,15 @@ each carries `notes` saying why, which Data Docs show next to the result.
 
 Suites run on one pandas batch per entity through an in-memory GX context that is built
 once per process. GX 1.x is called directly (`dagster-ge` only supports GX before 1.0),
-and on pandas rather than SQL because GX's SQL datasource fails on DuckDB.
+and on pandas rather than SQL because GX's SQL datasource fails on DuckDB. On Spark the same
+suites run on Spark DataFrames (`crm_pipeline.spark.expectations`), their results rendered by
+the same `result_row`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import importlib
 import importlib.util
 import json
@@ -24,7 +27,7 @@ import threading
 import time
 import types
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,10 +38,11 @@ from typing import Any
 def _without_pyspark() -> Iterator[None]:
     """Great Expectations probes for pyspark when first imported (for its Spark engine). With the spark extra
     installed the probe is a fifth of the import's CPU (pyspark, its ML and Connect modules, scipy.sparse), paid
-    by every run that validates a file. Validation here runs on pandas batches and never uses Spark: unless this
-    process already imported pyspark, GX is imported with pyspark unavailable (it then treats it as not
-    installed), and a later `import pyspark` works as usual. Imported already, pyspark warns (about its own pandas
-    conversions) that it does not yet fully support pandas 3: that warning is kept out of the run's output."""
+    by every run that validates a file. Validation on pandas batches never uses Spark: unless this process
+    already imported pyspark (the Spark path imports it first), GX is imported with pyspark unavailable (it then
+    treats it as not installed), and a later `import pyspark` works as usual (`enable_spark_engine` then gives
+    it to GX). Imported already, pyspark warns (about its own pandas conversions) that it does not yet fully
+    support pandas 3: that warning is kept out of the run's output."""
     if "pyspark" in sys.modules:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas",
@@ -130,6 +134,43 @@ from great_expectations.expectations.row_conditions import deserialize_row_condi
 
 from crm_pipeline.contract.entities import ENTITIES, get_entity
 from crm_pipeline.contract.model import Entity
+
+
+def enable_spark_engine() -> None:
+    """Make GX's Spark engine usable in this process; the Spark path calls it before it validates.
+
+    GX binds pyspark's modules and classes when it is first imported. A process that imported pyspark before
+    GX (a Spark run builds its session first) has them. One that validated on pandas first (a test run) got
+    GX's "not installed" stand-in from `_without_pyspark`: GX's compatibility module is then run again, pyspark
+    importable, and every GX module's name bound to the stand-in is bound to what that name now holds
+    (`functions` is imported as `F`). A stand-in still referenced anywhere else raises here, before a run.
+    """
+    import pyspark.sql  # noqa: F401  (from now on `_without_pyspark` leaves pyspark alone)
+
+    compat = sys.modules["great_expectations.compatibility.pyspark"]
+    if compat.pyspark is sys.modules["pyspark"]:
+        return
+    old = dict(vars(compat))
+    stand_in = compat.SPARK_NOT_IMPORTED  # (used in no comprehension: that would keep it in a closure cell)
+    importlib.reload(compat)
+    real = {**vars(compat), "F": compat.functions}
+    replaced = {}  # what else the reload replaced: a placeholder class GX defines for an old pyspark, say
+    for name, value in old.items():
+        if value is not stand_in and not name.startswith("__") and real.get(name, value) is not value:
+            replaced[id(value)] = real[name]
+    for name, module in list(sys.modules.items()):
+        if module is None or name.split(".")[0] != "great_expectations" or module is compat:
+            continue
+        for attr, value in list(vars(module).items()):
+            if value is stand_in and attr in real:
+                setattr(module, attr, real[attr])
+            elif id(value) in replaced:
+                setattr(module, attr, replaced[id(value)])
+    left = [r for r in gc.get_referrers(stand_in) if r is not old and not isinstance(r, types.FrameType)]
+    if left:
+        raise RuntimeError(f"GX keeps its pyspark stand-in where enable_spark_engine does not rebind it ({left!r:.300}); "
+                           "import pyspark before crm_pipeline.quality.expectations")
+
 
 # Lineage the quality stage adds to every staged row; `_brand` scopes keys.
 LINEAGE_COLUMNS = ("_file_id", "_row_number", "_brand")
@@ -363,7 +404,7 @@ class ValidationRun:
 
 
 _LOCK = threading.Lock()  # a GX context is not thread-safe; Dagster steps normally run in separate processes
-_CONTEXT: Any = None
+_CONTEXTS: dict[str, Any] = {}  # per engine ("pandas", "spark"): one in-memory context, built on first use
 
 
 def _new_context() -> Any:
@@ -375,33 +416,42 @@ def _new_context() -> Any:
     return gx.get_context(mode="ephemeral", project_config=config)
 
 
-def _context() -> Any:
-    global _CONTEXT
-    if _CONTEXT is None:
-        # GX hashes every pandas batch under 1 GB for a "pandas_data_fingerprint" batch marker, a
-        # quarter of the validation time on a million rows; the marker is cosmetic, so skip it.
-        if hasattr(gx_pandas_engine, "HASH_THRESHOLD"):
-            gx_pandas_engine.HASH_THRESHOLD = 0
-        _CONTEXT = _new_context()
-        _CONTEXT.data_sources.add_pandas("staged")
-    return _CONTEXT
+def _context(engine: str = "pandas") -> Any:
+    """The context whose datasource "staged" takes `engine`'s dataframes. One context per engine: a suite is
+    registered by its entity's name, and the Spark engine's copy of a suite is adapted (see `spark.expectations`)."""
+    context = _CONTEXTS.get(engine)
+    if context is None:
+        context = _new_context()
+        if engine == "spark":
+            context.data_sources.add_spark("staged")
+        else:
+            # GX hashes every pandas batch under 1 GB for a "pandas_data_fingerprint" batch marker, a
+            # quarter of the validation time on a million rows; the marker is cosmetic, so skip it.
+            if hasattr(gx_pandas_engine, "HASH_THRESHOLD"):
+                gx_pandas_engine.HASH_THRESHOLD = 0
+            context.data_sources.add_pandas("staged")
+        _CONTEXTS[engine] = context
+    return context
 
 
-# Per entity: the as-of day, suite and validation definition last registered in the context.
+# Per engine and entity: the as-of day, suite and validation definition last registered in the context.
 # Registering them costs a third of a small file's validation, and most runs validate many
 # files of one day, so they are registered again only when the day changes.
-_PREPARED: dict[str, tuple[Any, dt.date, Any, Any]] = {}
+_PREPARED: dict[tuple[str, str], tuple[Any, dt.date, Any, Any]] = {}
+SuiteAdapter = Callable[[gx.ExpectationSuite], gx.ExpectationSuite]
 
 
-def _prepared(context: Any, entity: Entity, as_of: dt.date) -> tuple[Any, Any]:
-    known = _PREPARED.get(entity.name)
+def _prepared(context: Any, entity: Entity, as_of: dt.date, engine: str = "pandas",
+              adapt: SuiteAdapter | None = None) -> tuple[Any, Any]:
+    known = _PREPARED.get((engine, entity.name))
     if known is not None and known[0] is context and known[1] == as_of:
         return known[2], known[3]
-    suite = context.suites.add_or_update(build_suite(entity, as_of=as_of))
+    suite = build_suite(entity, as_of=as_of)
+    suite = context.suites.add_or_update(adapt(suite) if adapt else suite)
     definition = context.validation_definitions.add_or_update(
         gx.ValidationDefinition(name=entity.name, data=_batch_definition(context, entity.name), suite=suite)
     )
-    _PREPARED[entity.name] = (context, as_of, suite, definition)
+    _PREPARED[(engine, entity.name)] = (context, as_of, suite, definition)
     return suite, definition
 
 
@@ -469,6 +519,9 @@ def _plain(value: Any) -> Any:
             pass
     if isinstance(value, float) and math.isnan(value):
         return None
+    if isinstance(value, dt.datetime) and value.tzinfo is not None:
+        # In UTC, as the warehouse's timestamps mean: DuckDB hands them over in its connection's zone (local).
+        value = value.astimezone(dt.timezone.utc)
     if isinstance(value, (dt.datetime, dt.date, pd.Timestamp)):
         return value.isoformat()
     if isinstance(value, (str, int, float, bool)):
@@ -505,11 +558,25 @@ def _exception_message(info: dict[str, Any]) -> str:
 def _row(
     file_label: str, suite: str, result: Any, batch: pd.DataFrame, index_columns: list[str], ref_columns: dict[str, str]
 ) -> dict[str, Any]:
+    """`result_row` for a pandas batch: GX gives the unexpected rows' positions, their lineage is read here."""
+    positions = list((result.result or {}).get("partial_unexpected_index_list") or [])
+    return result_row(file_label, suite, result, index_rows=_sample_rows(batch, positions, index_columns),
+                      rows=len(batch), ref_columns=ref_columns)
+
+
+def result_row(
+    file_label: str, suite: str, result: Any, *, index_rows: list[dict[str, Any]], rows: int,
+    ref_columns: dict[str, str], samples: list[Any] | None = None,
+) -> dict[str, Any]:
+    """One expectation's result as a row of RESULT_COLUMNS, whichever engine computed it.
+
+    `index_rows`: lineage and key of its first unexpected rows; `rows`: the batch's rows, shown
+    for a table-level expectation; `samples`: its first unexpected values, GX's partial list when not given.
+    """
     config = result.expectation_config
     details = result.result or {}
     exception = _exception_message(result.exception_info or {})
-    index_rows = _sample_rows(batch, list(details.get("partial_unexpected_index_list") or []), index_columns)
-    samples = list(details.get("partial_unexpected_list") or [])[:5]
+    samples = list(details.get("partial_unexpected_list") or [] if samples is None else samples)[:5]
     column = config.kwargs.get("column")
     if column in ref_columns:
         # A False flag says nothing; show the unresolved reference (order_id, sku ...) instead.
@@ -527,10 +594,22 @@ def _row(
         "unexpected_count": int(unexpected) if unexpected is not None else 0,
         "unexpected_percent": float(percent) if percent is not None else 0.0,
         "sample_values": json.dumps([_plain(v) for v in samples], ensure_ascii=False),
-        "evaluated_rows": int(details.get("element_count", len(batch))),
-        "sample_rows": json.dumps(index_rows, ensure_ascii=False),
+        "evaluated_rows": int(details.get("element_count", rows)),
+        "sample_rows": json.dumps([_plain(r) for r in index_rows], ensure_ascii=False),
         "exception": exception,
     }
+
+
+def validation_run(
+    entity: Entity, file_label: str, as_of: dt.date, gx_result: ExpectationSuiteValidationResult, suite: Any,
+    row: Callable[[Any], dict[str, Any]], started: float,
+) -> ValidationRun:
+    """The run of one batch: `row` renders each expectation's result (`result_row`), in suite order."""
+    table = pd.DataFrame([row(r) for r in _in_suite_order(gx_result, suite)], columns=list(RESULT_COLUMNS))
+    return ValidationRun(
+        entity=entity.name, file_label=file_label, as_of=as_of, results=table, gx_result=gx_result,
+        suite=suite, seconds=time.perf_counter() - started,
+    )
 
 
 def _run_name(file_label: str) -> str:
@@ -545,16 +624,10 @@ def run_validation(
     entity = get_entity(entity_name)
     started = time.perf_counter()
     batch = _prepare(entity, df)
-    gx_result, suite = _run_suite(entity, batch, as_of, file_label, "SUMMARY")
-    refs, index_columns = _sample_columns(entity, batch)
-    table = pd.DataFrame(
-        [_row(file_label, entity.name, r, batch, index_columns, refs) for r in _in_suite_order(gx_result, suite)],
-        columns=list(RESULT_COLUMNS),
-    )
-    return ValidationRun(
-        entity=entity.name, file_label=file_label, as_of=as_of, results=table, gx_result=gx_result,
-        suite=suite, seconds=time.perf_counter() - started,
-    )
+    gx_result, suite = run_suite(entity, batch, as_of, file_label, "SUMMARY")
+    refs, index_columns = sample_columns(entity, batch.columns)
+    return validation_run(entity, file_label, as_of, gx_result, suite,
+                          lambda r: _row(file_label, entity.name, r, batch, index_columns, refs), started)
 
 
 def run_validation_by_file(
@@ -577,8 +650,8 @@ def run_validation_by_file(
     present = [int(f) for f in present]
     runs, rows = [], None
     if present:
-        gx_result, suite = _run_suite(entity, batch, as_of, label, "COMPLETE")
-        refs, index_columns = _sample_columns(entity, batch)
+        gx_result, suite = run_suite(entity, batch, as_of, label, "COMPLETE")
+        refs, index_columns = sample_columns(entity, batch.columns)
         rows = []
         for result in _in_suite_order(gx_result, suite):
             split = _split_by_file(entity.name, result, batch, codes, present, files, index_columns, refs)
@@ -687,13 +760,12 @@ def _drop_full_lists(gx_result: ExpectationSuiteValidationResult) -> None:
             (result.result or {}).pop(key, None)
 
 
-def _sample_columns(entity: Entity, batch: pd.DataFrame) -> tuple[dict[str, str], list[str]]:
-    """Reference flags -> the column they check, and the columns shown for unexpected rows."""
+def sample_columns(entity: Entity, columns: Iterable[str]) -> tuple[dict[str, str], list[str]]:
+    """Reference flags -> the column they check, and which of the batch's `columns` show unexpected rows."""
     # Unexpected rows are reported with their lineage and key, so a data engineer can find them.
     refs = {r.flag: r.column for r in REFERENCES.get(entity.name, ())}
-    index_columns = [
-        c for c in dict.fromkeys([*LINEAGE_COLUMNS[:2], *entity.key, *refs.values()]) if c in batch.columns
-    ]
+    present = set(columns)
+    index_columns = [c for c in dict.fromkeys([*LINEAGE_COLUMNS[:2], *entity.key, *refs.values()]) if c in present]
     return refs, index_columns
 
 
@@ -702,14 +774,19 @@ def _in_suite_order(gx_result: ExpectationSuiteValidationResult, suite: Any) -> 
     return sorted(gx_result.results, key=lambda r: order.get(r.expectation_config.id, len(order)))
 
 
-def _run_suite(entity: Entity, batch: pd.DataFrame, as_of: dt.date, label: str, result_format: str) -> tuple[Any, Any]:
+def run_suite(entity: Entity, batch: Any, as_of: dt.date, label: str, result_format: str, *, engine: str = "pandas",
+              adapt: SuiteAdapter | None = None, index_columns: list[str] | None = None) -> tuple[Any, Any]:
+    """`entity`'s suite (as of `as_of`, changed by `adapt`) run by GX on `engine`'s dataframe `batch`: GX's result and
+    the suite. With `index_columns`, GX itself reports those columns of the first unexpected rows."""
     # No "unexpected index query" (the positions again, as text): nothing here reads it, and on pandas GX filters
     # the whole batch once more per expectation to write it.
     result_format = {"result_format": result_format, "partial_unexpected_count": 5,
                      "return_unexpected_index_query": False}
+    if index_columns:
+        result_format["unexpected_index_column_names"] = list(index_columns)
     with _LOCK:
-        context = _context()
-        suite, definition = _prepared(context, entity, as_of)
+        context = _context(engine)
+        suite, definition = _prepared(context, entity, as_of, engine, adapt)
         gx_result = definition.run(
             batch_parameters={"dataframe": batch},
             result_format=result_format,

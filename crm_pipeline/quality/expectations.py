@@ -796,6 +796,13 @@ def run_suite(entity: Entity, batch: Any, as_of: dt.date, label: str, result_for
         store = context.validation_results_store
         for key in store.list_keys():
             store.remove_key(key)
+        # GX's execution engine keeps the last batch of each asset (a whole staged frame) for as long as the
+        # context lives, here the process: at 1M people 2.7 GiB of the RSS after quality, held through every
+        # later stage of the run.
+        for source in context.data_sources.all().values():
+            batches = source.get_execution_engine().batch_manager
+            batches.reset_batch_cache()
+            batches.batch_data_cache.clear()
     return gx_result, suite
 
 

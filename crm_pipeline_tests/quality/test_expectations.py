@@ -340,3 +340,18 @@ def test_results_do_not_depend_on_the_order_the_warehouse_returned_the_rows_in()
     assert [json.loads(v) for v in status["sample_values"]] == [[f"lost{i}" for i in range(5)],
                                                                 [f"gone{i}" for i in range(5)]]
     assert [r["_row_number"] for r in json.loads(status["sample_rows"].iloc[0])] == [3, 4, 5, 6, 7]
+
+
+def test_a_validated_batch_is_not_kept_alive_once_its_results_are_returned():
+    """The process that validates a million staged rows goes on to identity and scoring: GX must not hold the
+    batch (its execution engine caches the last batch of each asset for as long as the context lives)."""
+    import gc
+
+    from crm_pipeline.quality.expectations import run_validation_by_file
+
+    run_validation("orders", staged_orders(), as_of=AS_OF, file_label="orders.csv")
+    runs = run_validation_by_file("orders", staged_orders(), as_of=AS_OF, files={1: "a.csv", 2: "b.csv"}, label="x")
+    assert runs and all(len(r.results) for r in runs)
+    gc.collect()
+    alive = [o for o in gc.get_objects() if isinstance(o, pd.DataFrame) and "_customer_known" in o.columns]
+    assert alive == []

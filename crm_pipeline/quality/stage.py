@@ -129,9 +129,15 @@ def staged_rows_of_files(conn: sa.Connection, entity: str, file_ids: list[int]) 
 
     Only the columns a suite reads (lineage and the contract's): the derived ones (`_flags`, `_row_hash`,
     `email_match_key`) are sorted, converted and copied by every expectation's filter for nothing."""
+    query = sa.text(f"{staged_rows_sql(entity)} WHERE t._file_id IN :ids")
+    return read_frame(conn, query.bindparams(sa.bindparam("ids", file_ids, expanding=True)))
+
+
+def staged_rows_sql(entity: str) -> str:
+    """SELECT every staged row of `entity` as its suite reads it (alias `t`): lineage, the contract's columns and the
+    referential-integrity flags. Stage SQL, written once for every engine (`warehouse.dialects`)."""
     from crm_pipeline.quality.expectations import LINEAGE_COLUMNS
 
     columns = ", ".join(f't."{c}"' for c in (*LINEAGE_COLUMNS, *get_entity(entity).column_names))
     extra = "".join(f", ({sql}) AS {name}" for name, sql in _REFERENCES.get(entity, {}).items())
-    query = sa.text(f"SELECT {columns}{extra} FROM stg_{entity} t WHERE t._file_id IN :ids")
-    return read_frame(conn, query.bindparams(sa.bindparam("ids", file_ids, expanding=True)))
+    return f"SELECT {columns}{extra} FROM stg_{entity} t"

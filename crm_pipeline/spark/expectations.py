@@ -48,13 +48,10 @@ def staged_rows(warehouse: SparkWarehouse, entity_name: str, file_ids: Iterable[
     `stg_orders` is not what it reads). All files' rows, or those of `file_ids`."""
     from pyspark.sql import functions as F
 
-    from crm_pipeline.quality.stage import _REFERENCES  # the flags' SQL, written once
+    from crm_pipeline.quality.stage import staged_rows_sql
     from crm_pipeline.warehouse.dialects import qualify_tables, render
 
-    entity = get_entity(entity_name)
-    columns = ", ".join(f't."{c}"' for c in (*suites.LINEAGE_COLUMNS, *entity.column_names))
-    flags = "".join(f", ({sql}) AS {name}" for name, sql in _REFERENCES.get(entity.name, {}).items())
-    query = f"SELECT {columns}{flags} FROM stg_{entity.name} t"
+    query = staged_rows_sql(get_entity(entity_name).name)
     rows = warehouse.spark.sql(qualify_tables(render(query, "spark"), warehouse.database))
     return rows if file_ids is None else rows.where(F.col("_file_id").isin([int(i) for i in file_ids]))
 

@@ -101,24 +101,12 @@ def _never_published(conn: sa.Connection, entity: str) -> bool:
 
 def _publish_entity(conn: sa.Connection, entity: Entity, hold_share: float, scope: Scope) -> Republished:
     e = entity.name
-    typed = f"typed_{e}"
-    key_cols = ", ".join(f"t.{_q(k)}" for k in entity.key)
-    updated = "t.updated_at" if entity.has_column("updated_at") else "CAST(NULL AS TIMESTAMP)"
-    params = {"e": e, "share": hold_share, "follows": rules.ORDER_QUARANTINED}
-    # Files whose share of quarantined rows passes the threshold are held whole. Lines held for their
-    # order's sake do not count: the fault is in the orders file, and holding theirs would not fix it.
-    held = """
-        SELECT f.file_id FROM files f
-        JOIN (SELECT _file_id, COUNT(DISTINCT _row_number) AS n FROM rule_hits
-              WHERE entity = :e AND rule <> :follows GROUP BY _file_id) h
-          ON h._file_id = f.file_id
-        WHERE f.rows_loaded > 0 AND CAST(h.n AS DOUBLE PRECISION) / f.rows_loaded > :share
-    """
+    params = publish_params(e, hold_share)
     untouched = not scope.full and scope.is_empty(conn)
     if not untouched:
         _find_rule_hits(conn, entity, scope, params)
     if not scope.full:
-        flipped = _held_state_changed(conn, held, scope, params)
+        flipped = list(conn.execute(sa.text(held_state_changed_sql(scope)), params).scalars())
         if flipped:  # every row of those files changes outcome: widen to their keys (in every file)
             scope.add_files(conn, flipped)
             _find_rule_hits(conn, entity, scope, params)
@@ -127,25 +115,74 @@ def _publish_entity(conn: sa.Connection, entity: Entity, hold_share: float, scop
     for table in ("row_outcomes", "dedup_log", "quarantine"):
         lineage = ("_file_id", "_row_number") if table == "row_outcomes" else ("file_id", "row_number")
         conn.execute(sa.text(f"DELETE FROM {table} WHERE entity = :e AND {scope.has_row(table, *lineage)}"), params)
-    # Accounting of every file with a re-resolved row, and of files no longer loaded: their ids found by LEFT JOINs
-    # first, not by `IN (subquery) OR NOT EXISTS (subquery)` (two mark joins, a shape DuckDB 1.5.6 can park every
-    # thread on for good, duckdb/duckdb#24961).
     scope.gather_accounted_files(conn)
+    conn.execute(sa.text(f"DELETE FROM file_quality WHERE {replaced_file_quality(scope)}"), params)
+    if scope.full:
+        conn.execute(sa.text(f"INSERT INTO row_outcomes ({OUTCOME_COLUMNS}) {outcomes_sql(entity, scope)}"), params)
+    else:
+        conn.execute(sa.text(f"CREATE TEMPORARY TABLE {scope.outcomes} AS {outcomes_sql(entity, scope)}"), params)
+        conn.execute(sa.text(f"INSERT INTO row_outcomes ({OUTCOME_COLUMNS}) "
+                             f"SELECT {OUTCOME_COLUMNS} FROM {scope.outcomes}"))
+    _move_rows(conn, e, scope, params)
+    conn.execute(sa.text(f"INSERT INTO dedup_log ({DEDUP_LOG_COLUMNS}) {dedup_log_sql(scope)}"), params)
+    conn.execute(sa.text(f"INSERT INTO quarantine ({QUARANTINE_COLUMNS}) {quarantine_sql(scope)}"), params)
+    conn.execute(sa.text(f"INSERT INTO file_quality ({FILE_QUALITY_COLUMNS}) {file_quality_sql(scope)}"), params)
+    keys, rows = scope.counts(conn)
+    written = conn.execute(sa.text(staged_count_sql(scope)), params).scalar_one()
+    return Republished(int(keys), int(rows), int(written), scope.file_ids(conn))
+
+
+# Each statement below is the SELECT of rows one publish table gets, with the parameters of `publish_params`; DuckDB
+# and PostgreSQL insert them after deleting the re-resolved rows, Spark overwrites partitions (`spark.publish`).
+OUTCOME_COLUMNS = "entity, _file_id, _row_number, _brand, source_key, outcome, kept_file_id, kept_row_number, reason"
+RULE_HIT_COLUMNS = 'entity, _file_id, _row_number, "column", rule, raw_value'
+DEDUP_LOG_COLUMNS = "entity, brand, source_key, file_id, row_number, kept_file_id, kept_row_number, reason"
+QUARANTINE_COLUMNS = ('entity, brand, file_id, file, row_number, source_key, "column", rule, raw_value, status, '
+                      'resolved_by_file_id')
+FILE_QUALITY_COLUMNS = ("file_id, file, brand, entity, rows_read, staged, quarantined, deduplicated, held, superseded, "
+                        "top_rules")
+# Files whose share of quarantined rows passes the threshold are held whole. Lines held for their
+# order's sake do not count: the fault is in the orders file, and holding theirs would not fix it.
+HELD_FILES = """
+        SELECT f.file_id FROM files f
+        JOIN (SELECT _file_id, COUNT(DISTINCT _row_number) AS n FROM rule_hits
+              WHERE entity = :e AND rule <> :follows GROUP BY _file_id) h
+          ON h._file_id = f.file_id
+        WHERE f.rows_loaded > 0 AND CAST(h.n AS DOUBLE PRECISION) / f.rows_loaded > :share
+    """
+
+
+def publish_params(entity: str, hold_share: float) -> dict:
+    """The bound parameters every publish statement of `entity` takes."""
+    return {"e": entity, "share": hold_share, "follows": rules.ORDER_QUARANTINED}
+
+
+def replaced_file_quality(scope: Scope) -> str:
+    """The condition on a `file_quality` row that a run replaces: entity :e's accounting of every file with a
+    re-resolved row, and of files no longer loaded (all of :e's on a full refresh). Their ids found by LEFT JOINs
+    first, not by `IN (subquery) OR NOT EXISTS (subquery)` (two mark joins, a shape DuckDB 1.5.6 can park every
+    thread on for good, duckdb/duckdb#24961)."""
     stale = "" if scope.full else (
         " AND file_id IN ("
         f"SELECT fq.file_id FROM file_quality fq LEFT JOIN {scope.accounted} a ON a.file_id = fq.file_id "
         "LEFT JOIN (SELECT f.file_id FROM files f JOIN typed_files tf ON tf.file_id = f.file_id "
         "           WHERE f.status = 'loaded' AND f.entity = :e) l ON l.file_id = fq.file_id "
         "WHERE fq.entity = :e AND (a.file_id IS NOT NULL OR l.file_id IS NULL))")
-    conn.execute(sa.text(f"DELETE FROM file_quality WHERE entity = :e{stale}"), params)
+    return f"entity = :e{stale}"
 
+
+def outcomes_sql(entity: Entity, scope: Scope) -> str:
+    """The re-resolved rows' outcomes (`OUTCOME_COLUMNS`), from their typed rows and rule hits. An incremental run
+    keeps them in a small table of its own too (`scope.outcomes`), so the tables derived next read them there
+    instead of scanning all of row_outcomes."""
+    key_cols = ", ".join(f"t.{_q(k)}" for k in entity.key)
+    updated = "t.updated_at" if entity.has_column("updated_at") else "CAST(NULL AS TIMESTAMP)"
+    typed = f"typed_{entity.name}"
     # Only the columns ranking reads: the scan of a wide typed table stays narrow.
     needed = ", ".join(f"t.{_q(c)}" for c in ("_file_id", "_row_number", "_brand", *entity.key, "_row_hash")
                        + (("updated_at",) if entity.has_column("updated_at") else ()))
     window = (f"PARTITION BY t._brand, {key_cols} ORDER BY {updated} DESC NULLS LAST, "
               "t._file_id DESC, t._row_number DESC")
-    # The re-resolved rows' outcomes; an incremental run keeps them in a small table of its own too,
-    # so the tables derived next read them there instead of scanning all of row_outcomes.
     # Only keys with more than one candidate row need ranking: they are among the keys with more than one row
     # (`Scope.find_repeated_keys`, most keys have one), and the window sorts their rows alone; a row alone
     # under its key wins.
@@ -156,9 +193,9 @@ def _publish_entity(conn: sa.Connection, entity: Entity, hold_share: float, scop
     key_present = " AND ".join(f"t.{_q(k)} IS NOT NULL" for k in entity.key)
     key_missing = " OR ".join(f"t.{_q(k)} IS NULL" for k in entity.key)
     key_match_r = " AND ".join(f"r.{_q(k)} = t.{_q(k)}" for k in entity.key)
-    outcomes = f"""
+    return f"""
         WITH hits AS (SELECT DISTINCT _file_id, _row_number FROM rule_hits WHERE entity = :e),
-             held AS ({held}),
+             held AS ({HELD_FILES}),
              marked AS (
                SELECT {needed}, CASE WHEN h._file_id IS NOT NULL THEN 'quarantined'
                                 WHEN hf.file_id IS NOT NULL THEN 'held' END AS fixed
@@ -195,26 +232,24 @@ def _publish_entity(conn: sa.Connection, entity: Entity, hold_share: float, scop
         SELECT :e, t._file_id, t._row_number, t._brand, {source_key_sql(entity)}, t.fixed, NULL, NULL, NULL
         FROM marked t WHERE t.fixed IS NOT NULL
     """
-    columns = "entity, _file_id, _row_number, _brand, source_key, outcome, kept_file_id, kept_row_number, reason"
-    if scope.full:
-        conn.execute(sa.text(f"INSERT INTO row_outcomes ({columns}) {outcomes}"), params)
-    else:
-        conn.execute(sa.text(f"CREATE TEMPORARY TABLE {scope.outcomes} AS {outcomes}"), params)
-        conn.execute(sa.text(f"INSERT INTO row_outcomes ({columns}) SELECT {columns} FROM {scope.outcomes}"))
 
-    _move_rows(conn, e, scope, params)
-    conn.execute(sa.text(f"""
-        INSERT INTO dedup_log (entity, brand, source_key, file_id, row_number, kept_file_id, kept_row_number, reason)
+
+def dedup_log_sql(scope: Scope) -> str:
+    """The re-resolved rows another row of their key won over (`DEDUP_LOG_COLUMNS`)."""
+    return f"""
         SELECT entity, _brand, source_key, _file_id, _row_number, kept_file_id, kept_row_number, reason
         FROM {scope.outcomes} o WHERE entity = :e AND outcome = 'deduplicated'
-    """), params)
-    # A quarantined row is resolved when a later file staged the same key, or replaced its whole file. Only
-    # the staged rows of the quarantined rows' keys are looked at (a few, not every staged row's key).
-    # The re-resolved rows with a rule hit are exactly the ones quarantined (`marked` above): read by their
-    # outcome, not by joining the rule hits to every outcome.
-    conn.execute(sa.text(f"""
-        INSERT INTO quarantine (entity, brand, file_id, file, row_number, source_key, "column", rule, raw_value,
-                                status, resolved_by_file_id)
+    """
+
+
+def quarantine_sql(scope: Scope) -> str:
+    """The re-resolved quarantined rows' rule hits (`QUARANTINE_COLUMNS`), open or resolved.
+
+    A quarantined row is resolved when a later file staged the same key, or replaced its whole file. Only the
+    staged rows of the quarantined rows' keys are looked at (a few, not every staged row's key). The re-resolved
+    rows with a rule hit are exactly the ones quarantined (`outcomes_sql`'s `marked`): read by their outcome, not
+    by joining the rule hits to every outcome."""
+    return f"""
         WITH hit AS (
           SELECT o._file_id, o._row_number, o._brand, o.source_key
           FROM {scope.outcomes} o WHERE o.entity = :e AND o.outcome = 'quarantined'),
@@ -239,12 +274,15 @@ def _publish_entity(conn: sa.Connection, entity: Entity, hold_share: float, scop
         JOIN files f ON f.file_id = h._file_id
         JOIN fixes x ON x._file_id = h._file_id AND x._row_number = h._row_number
         WHERE h.entity = :e
-    """), params)
-    # A file is superseded when a later file of its path is loaded: the path's last loaded file is later (a join
-    # to one row per path, not a correlated EXISTS in the select list).
-    conn.execute(sa.text(f"""
-        INSERT INTO file_quality (file_id, file, brand, entity, rows_read, staged, quarantined, deduplicated,
-                                  held, superseded, top_rules)
+    """
+
+
+def file_quality_sql(scope: Scope) -> str:
+    """The accounting (`FILE_QUALITY_COLUMNS`) of the loaded, typed files of :e whose accounting is rewritten.
+
+    A file is superseded when a later file of its path is loaded: the path's last loaded file is later (a join
+    to one row per path, not a correlated EXISTS in the select list)."""
+    return f"""
         WITH counts AS (
           SELECT o._file_id,
                  SUM(CASE WHEN outcome = 'staged' THEN 1 ELSE 0 END) AS staged,
@@ -274,12 +312,12 @@ def _publish_entity(conn: sa.Connection, entity: Entity, hold_share: float, scop
         LEFT JOIN top tp ON tp._file_id = f.file_id
         LEFT JOIN last_loaded ll ON ll.path = f.path
         WHERE f.status = 'loaded' AND f.entity = :e
-    """), params)
-    keys, rows = scope.counts(conn)
-    written = conn.execute(sa.text(
-        f"SELECT COUNT(*) FROM {scope.outcomes} o WHERE entity = :e AND outcome = 'staged'"),
-        params).scalar_one()
-    return Republished(int(keys), int(rows), int(written), scope.file_ids(conn))
+    """
+
+
+def staged_count_sql(scope: Scope) -> str:
+    """How many re-resolved rows are staged."""
+    return f"SELECT COUNT(*) FROM {scope.outcomes} o WHERE entity = :e AND outcome = 'staged'"
 
 
 def _move_rows(conn: sa.Connection, e: str, scope: Scope, params: dict) -> None:
@@ -323,17 +361,22 @@ def withdraw_unpublished(engine: sa.Engine) -> None:
 
 def _find_rule_hits(conn: sa.Connection, entity: Entity, scope: Scope, params: dict) -> None:
     """Replace the rule hits of the re-resolved rows: their own violations plus the rules across rows."""
+    conn.execute(sa.text(f"DELETE FROM rule_hits WHERE entity = :e AND {scope.has_row('rule_hits')}"), params)
+    scope.find_repeated_keys(conn)
+    for select, extra in rule_hit_selects(entity, scope):
+        conn.execute(sa.text(f"INSERT INTO rule_hits ({RULE_HIT_COLUMNS}) {select}"), {**params, **extra})
+
+
+def rule_hit_selects(entity: Entity, scope: Scope) -> list[tuple[str, dict]]:
+    """The re-resolved rows' rule hits (`RULE_HIT_COLUMNS`), as SELECTs with the parameters each takes beyond
+    `publish_params`. The conflict rule reads `scope.repeated`: `Scope.find_repeated_keys` first."""
     e, typed = entity.name, f"typed_{entity.name}"
     key_match = " AND ".join(f"p.{_q(k)} = t.{_q(k)}" for k in entity.key)
     same_updated = "p.updated_at IS NOT DISTINCT FROM t.updated_at" if entity.has_column("updated_at") else "1 = 1"
-    conn.execute(sa.text(f"DELETE FROM rule_hits WHERE entity = :e AND {scope.has_row('rule_hits')}"), params)
-    scope.find_repeated_keys(conn)
     # Rules a row breaks on its own (found when its file was typed).
-    conn.execute(sa.text(
-        'INSERT INTO rule_hits (entity, _file_id, _row_number, "column", rule, raw_value) '
+    selects = [(
         'SELECT entity, _file_id, _row_number, "column", rule, raw_value FROM row_violations v '
-        f'WHERE entity = :e AND {scope.has_row("v")}'
-    ), params)
+        f'WHERE entity = :e AND {scope.has_row("v")}', {})]
     # A second, different row under a key the same file already used, with nothing saying which is newer.
     # Only keys a file repeats can conflict, so the pairs are looked for among those rows: keys with more than
     # one row in all (`Scope.find_repeated_keys`, few), grouped by file, find them, and only their rows are
@@ -344,8 +387,7 @@ def _find_rule_hits(conn: sa.Connection, entity: Entity, scope: Scope, params: d
     key_cols_t = ", ".join(f"t.{_q(k)}" for k in entity.key)
     key_match_r = " AND ".join(f"r.{_q(k)} = t.{_q(k)}" for k in entity.key)
     updated = ", t.updated_at" if entity.has_column("updated_at") else ""
-    conn.execute(sa.text(f"""
-        INSERT INTO rule_hits (entity, _file_id, _row_number, "column", rule, raw_value)
+    selects.append((f"""
         WITH repeats AS (
           SELECT t._file_id, t._brand, {key_cols_t} FROM {typed} t {scope.join_rows('t')}
           {scope.join_repeated_keys('t')}
@@ -363,23 +405,21 @@ def _find_rule_hits(conn: sa.Connection, entity: Entity, scope: Scope, params: d
         FROM repeated t
         JOIN repeated p ON p._file_id = t._file_id AND p._brand = t._brand AND {key_match}
                        AND p._row_number < t._row_number AND p._row_hash <> t._row_hash AND {same_updated}
-    """), {**params, "key_name": "|".join(entity.key), "rule": conflict_rule(entity)})
+    """, {"key_name": "|".join(entity.key), "rule": conflict_rule(entity)}))
     if e == "order_items":
         # An order line whose order no orders file of the brand has (checked again whenever an order of
         # the brand with that id is re-resolved, so lines that arrive before their order are released).
-        conn.execute(sa.text(f"""
-            INSERT INTO rule_hits (entity, _file_id, _row_number, "column", rule, raw_value)
+        selects.append((f"""
             SELECT :e, t._file_id, t._row_number, 'order_id', :rule, t.order_id
             FROM {typed} t {scope.join_rows('t')}
             LEFT JOIN (SELECT DISTINCT _brand, order_id FROM typed_orders) o
               ON o._brand = t._brand AND o.order_id = t.order_id
             WHERE t.order_id IS NOT NULL AND o.order_id IS NULL
-        """), {**params, "rule": rules.ORPHAN_ORDER_ITEM})
+        """, {"rule": rules.ORPHAN_ORDER_ITEM}))
         # An order line whose order is in a file but not staged (every row of it quarantined, or its
         # file held): held back with it, and released on the run after a corrected order lands.
         # stg_orders is already up to date: ORDER_OF_ENTITIES publishes orders first, in this transaction.
-        conn.execute(sa.text(f"""
-            INSERT INTO rule_hits (entity, _file_id, _row_number, "column", rule, raw_value)
+        selects.append((f"""
             SELECT :e, t._file_id, t._row_number, 'order_id', :rule, t.order_id
             FROM {typed} t {scope.join_rows('t')}
             JOIN (SELECT DISTINCT _brand, order_id FROM typed_orders) o
@@ -387,14 +427,15 @@ def _find_rule_hits(conn: sa.Connection, entity: Entity, scope: Scope, params: d
             LEFT JOIN (SELECT DISTINCT _brand, order_id FROM stg_orders) s
               ON s._brand = t._brand AND s.order_id = t.order_id
             WHERE s.order_id IS NULL
-        """), {**params, "rule": rules.ORDER_QUARANTINED})
+        """, {"rule": rules.ORDER_QUARANTINED}))
+    return selects
 
 
-def _held_state_changed(conn: sa.Connection, held: str, scope: Scope, params: dict) -> list[int]:
-    """Published files outside the scope whose `held` flag would now differ (a file with only quarantined
-    rows has none held): their rows must all be re-resolved."""
-    return list(conn.execute(sa.text(f"""
-        WITH held AS ({held}),
+def held_state_changed_sql(scope: Scope) -> str:
+    """Published files (file_id) outside the scope whose `held` flag would now differ (a file with only
+    quarantined rows has none held): their rows must all be re-resolved."""
+    return f"""
+        WITH held AS ({HELD_FILES}),
              hit AS (SELECT _file_id, COUNT(DISTINCT _row_number) AS n FROM rule_hits
                      WHERE entity = :e GROUP BY _file_id)
         SELECT fq.file_id FROM file_quality fq
@@ -406,7 +447,7 @@ def _held_state_changed(conn: sa.Connection, held: str, scope: Scope, params: di
           AND fq.held <> (CASE WHEN h.file_id IS NOT NULL AND COALESCE(q.n, 0) < tf.rows_typed
                                THEN TRUE ELSE FALSE END)
         ORDER BY fq.file_id
-    """), params).scalars())
+    """
 
 
 def _q(name: str) -> str:

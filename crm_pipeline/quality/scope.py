@@ -72,9 +72,11 @@ class Scope:
         row), one row each, once the scope is final: a small table the accounting statements join."""
         if self.full:
             return
-        conn.execute(sa.text(f"DROP TABLE IF EXISTS {self.accounted}"))
-        conn.execute(sa.text(f"CREATE TEMPORARY TABLE {self.accounted} AS "
-                             f"SELECT file_id FROM {self.files} UNION SELECT _file_id FROM {self.rows}"))
+        self._drop_table(conn, self.accounted)
+        self._materialize(conn, self.accounted, self.accounted_sql())
+
+    def accounted_sql(self) -> str:
+        return f"SELECT file_id FROM {self.files} UNION SELECT _file_id FROM {self.rows}"
 
     def join_accounted_files(self, alias: str, file_col: str = "file_id") -> str:
         """A join that keeps `alias`'s rows of files whose accounting is rewritten (every file on a full refresh),
@@ -84,23 +86,32 @@ class Scope:
         return f"JOIN {self.accounted} af ON af.file_id = {alias}.{file_col}"
 
     def drop(self, conn: sa.Connection) -> None:
-        conn.execute(sa.text(f"DROP TABLE IF EXISTS {self.repeated}"))
+        self._drop_table(conn, self.repeated)
         if not self.full:
             for table in (self.accounted, self.outcomes, self.rows, self.keys, self.files):
-                conn.execute(sa.text(f"DROP TABLE IF EXISTS {table}"))
+                self._drop_table(conn, table)
+
+    # How the scope's tables are made: temporary tables on DuckDB and PostgreSQL (`spark.publish` overrides these).
+    def _materialize(self, conn: sa.Connection, table: str, select: str, params: dict | None = None) -> None:
+        conn.execute(sa.text(f"CREATE TEMPORARY TABLE {table} AS {select}"), params or {})
+
+    def _drop_table(self, conn: sa.Connection, table: str) -> None:
+        conn.execute(sa.text(f"DROP TABLE IF EXISTS {table}"))
 
     def find_repeated_keys(self, conn: sa.Connection) -> None:
         """The keys that more than one re-resolved row holds: the only ones a rule across rows compares (a key
         a file uses twice, a key to rank). One hash aggregate over the rows finds them for both rules, which
         then read only these keys' rows; most keys have one row (web event ids, for one)."""
+        self._drop_table(conn, self.repeated)
+        self._materialize(conn, self.repeated, self.repeated_keys_sql())
+
+    def repeated_keys_sql(self) -> str:
         typed = f"typed_{self.entity.name}"
-        conn.execute(sa.text(f"DROP TABLE IF EXISTS {self.repeated}"))
-        conn.execute(sa.text(f"""
-            CREATE TEMPORARY TABLE {self.repeated} AS
+        return f"""
             SELECT {self._key_tuple('t')} FROM {typed} t {self.join_rows('t')}
             WHERE {self._key_present('t')}
             GROUP BY {self._key_tuple('t')} HAVING COUNT(*) > 1
-        """))
+        """
 
     def join_repeated_keys(self, alias: str) -> str:
         """A join that keeps `alias`'s rows whose key is one `find_repeated_keys` found (one row per key: a join,
@@ -112,10 +123,21 @@ class Scope:
         if self.full:
             return
         self.drop(conn)
-        e, typed = self.entity.name, f"typed_{self.entity.name}"
-        key_cols = ", ".join(f"t.{_q(k)}" for k in self.entity.key)
-        conn.execute(sa.text(f"""
-            CREATE TEMPORARY TABLE {self.files} AS
+        self._materialize(conn, self.files, self.files_sql(), {"e": self.entity.name})
+        self.orders = orders
+        if self._count(conn, self.files) == 0 and (orders is None or self._count(conn, orders.keys) == 0):
+            # No new or newly superseded file, no re-resolved order: no key to re-resolve, and no scan of the
+            # typed rows to find none (most entities of a small drop). Held files may still widen it (`add_files`).
+            typed, key_cols = f"typed_{self.entity.name}", self._key_columns("t")
+            for table, columns in ((self.keys, f"t._brand, {key_cols}"), (self.rows, "t._file_id, t._row_number")):
+                self._materialize(conn, table, f"SELECT {columns} FROM {typed} t LIMIT 0")
+            return
+        self._materialize(conn, self.keys, self.keys_sql())
+        self._fill_rows(conn)
+
+    def files_sql(self) -> str:
+        """The files (file_id) that start the scope of entity :e: never published, or newly (not) superseded."""
+        return f"""
             {UNPUBLISHED_FILES}
             UNION
             SELECT fq.file_id FROM file_quality fq
@@ -123,44 +145,45 @@ class Scope:
             LEFT JOIN ({LAST_LOADED_PER_PATH}) ll ON ll.path = f.path
             WHERE fq.entity = :e
               AND fq.superseded <> (CASE WHEN ll.file_id > f.file_id THEN TRUE ELSE FALSE END)
-        """), {"e": e})
-        self.orders = orders
-        if self._count(conn, self.files) == 0 and (orders is None or self._count(conn, orders.keys) == 0):
-            # No new or newly superseded file, no re-resolved order: no key to re-resolve, and no scan of the
-            # typed rows to find none (most entities of a small drop). Held files may still widen it (`add_files`).
-            for table, columns in ((self.keys, f"t._brand, {key_cols}"), (self.rows, "t._file_id, t._row_number")):
-                conn.execute(sa.text(f"CREATE TEMPORARY TABLE {table} AS SELECT {columns} FROM {typed} t LIMIT 0"))
-            return
+        """
+
+    def keys_sql(self) -> str:
+        """The keys (_brand, key columns) of the scope's files' rows, and of order lines whose order is re-resolved."""
+        typed, key_cols = f"typed_{self.entity.name}", self._key_columns("t")
         lines_of_orders = ""
-        if orders is not None:  # order lines whose order was re-resolved: (brand, order_id) in its keys
+        if self.orders is not None:  # order lines whose order was re-resolved: (brand, order_id) in its keys
             lines_of_orders = f"""
             UNION
             SELECT t._brand, {key_cols} FROM {typed} t {self._join_orders_re_resolved('t')}
             WHERE {self._key_present('t')}"""
-        conn.execute(sa.text(f"""
-            CREATE TEMPORARY TABLE {self.keys} AS
+        return f"""
             SELECT t._brand, {key_cols} FROM {typed} t JOIN {self.files} sf ON sf.file_id = t._file_id
             WHERE {self._key_present('t')}
             {lines_of_orders}
-        """))
-        self._fill_rows(conn)
+        """
 
     def add_files(self, conn: sa.Connection, file_ids: list[int]) -> None:
         """Widen the scope by whole files (their held state changed): their keys, in every file."""
         if self.full or not file_ids:
             return
-        typed = f"typed_{self.entity.name}"
-        key_cols = ", ".join(f"t.{_q(k)}" for k in self.entity.key)
         ids = sa.bindparam("ids", file_ids, expanding=True)
-        conn.execute(sa.text(f"INSERT INTO {self.files} (file_id) SELECT DISTINCT f.file_id FROM files f "
-                             f"WHERE f.file_id IN :ids").bindparams(ids))
-        conn.execute(sa.text(f"""
-            INSERT INTO {self.keys} SELECT DISTINCT t._brand, {key_cols} FROM {typed} t
-            LEFT JOIN {self.keys} k ON k._brand = t._brand AND {self._key_match('k', 't')}
-            WHERE {self._key_present('t')} AND t._file_id IN :ids AND k._brand IS NULL
-        """).bindparams(ids))
+        conn.execute(sa.text(f"INSERT INTO {self.files} (file_id) {self.files_of_ids_sql(':ids')}").bindparams(ids))
+        conn.execute(sa.text(f"INSERT INTO {self.keys} {self.new_keys_of_files_sql(':ids')}").bindparams(ids))
         conn.execute(sa.text(f"DROP TABLE {self.rows}"))
         self._fill_rows(conn)
+
+    def files_of_ids_sql(self, ids: str) -> str:
+        """The files `ids` names (`ids`: a bound list, or a list of integers written out)."""
+        return f"SELECT DISTINCT f.file_id FROM files f WHERE f.file_id IN {ids}"
+
+    def new_keys_of_files_sql(self, ids: str) -> str:
+        """The keys of the rows of files `ids` not in the scope's keys yet."""
+        typed, key_cols = f"typed_{self.entity.name}", self._key_columns("t")
+        return f"""
+            SELECT DISTINCT t._brand, {key_cols} FROM {typed} t
+            LEFT JOIN {self.keys} k ON k._brand = t._brand AND {self._key_match('k', 't')}
+            WHERE {self._key_present('t')} AND t._file_id IN {ids} AND k._brand IS NULL
+        """
 
     def is_empty(self, conn: sa.Connection) -> bool:
         return not self.full and self._count(conn, self.rows) == 0
@@ -172,20 +195,23 @@ class Scope:
     def counts(self, conn: sa.Connection) -> tuple[int, int]:
         """(keys, rows) re-resolved in this run."""
         if self.full:
+            return tuple(conn.execute(sa.text(self.counts_sql()), {"e": self.entity.name}).one())
+        return tuple(conn.execute(sa.text(self.counts_sql())).one())
+
+    def counts_sql(self) -> str:
+        """One row: (keys, rows) re-resolved in this run (of entity :e on a full refresh)."""
+        if self.full:
             # A key has one staged row, or none when all its rows are quarantined or held (a deduplicated row
             # always has a staged winner): counting those is a quarter of a DISTINCT over every row.
-            e = self.entity.name
-            return tuple(conn.execute(sa.text(
-                "SELECT (SELECT COUNT(*) FROM row_outcomes WHERE entity = :e AND outcome = 'staged' "
-                "        AND source_key IS NOT NULL) "
-                "     + (SELECT COUNT(*) FROM (SELECT DISTINCT _brand, source_key FROM row_outcomes "
-                "        WHERE entity = :e AND outcome IN ('quarantined', 'held') AND source_key IS NOT NULL) q "
-                "        LEFT JOIN (SELECT _brand, source_key FROM row_outcomes "
-                "                   WHERE entity = :e AND outcome = 'staged') s "
-                "          ON s._brand = q._brand AND s.source_key = q.source_key WHERE s.source_key IS NULL), "
-                "       (SELECT COUNT(*) FROM row_outcomes WHERE entity = :e)"), {"e": e}).one())
-        return tuple(conn.execute(sa.text(
-            f"SELECT (SELECT COUNT(*) FROM {self.keys}), (SELECT COUNT(*) FROM {self.rows})")).one())
+            return ("SELECT (SELECT COUNT(*) FROM row_outcomes WHERE entity = :e AND outcome = 'staged' "
+                    "        AND source_key IS NOT NULL) "
+                    "     + (SELECT COUNT(*) FROM (SELECT DISTINCT _brand, source_key FROM row_outcomes "
+                    "        WHERE entity = :e AND outcome IN ('quarantined', 'held') AND source_key IS NOT NULL) q "
+                    "        LEFT JOIN (SELECT _brand, source_key FROM row_outcomes "
+                    "                   WHERE entity = :e AND outcome = 'staged') s "
+                    "          ON s._brand = q._brand AND s.source_key = q.source_key WHERE s.source_key IS NULL), "
+                    "       (SELECT COUNT(*) FROM row_outcomes WHERE entity = :e)")
+        return f"SELECT (SELECT COUNT(*) FROM {self.keys}), (SELECT COUNT(*) FROM {self.rows})"
 
     def file_ids(self, conn: sa.Connection) -> tuple[int, ...] | None:
         """The files whose accounting this run rewrote (None: all of them)."""
@@ -194,14 +220,17 @@ class Scope:
         return tuple(conn.execute(sa.text(f"SELECT file_id FROM {self.accounted} ORDER BY 1")).scalars())
 
     def _fill_rows(self, conn: sa.Connection) -> None:
-        # Rows of the keys, in every file; a row with no key (quarantined for it) stands alone, with its file.
+        self._materialize(conn, self.rows, self.rows_sql())
+
+    def rows_sql(self) -> str:
+        """The re-resolved rows (_file_id, _row_number): the rows of the keys, in every file; a row with no key
+        (quarantined for it) stands alone, with its file."""
         typed = f"typed_{self.entity.name}"
         lines_without_key = ""
         if self.orders is not None:  # a line with no line number still follows its order (orphan or held)
             lines_without_key = (f"UNION SELECT t._file_id, t._row_number FROM {typed} t "
                                  f"{self._join_orders_re_resolved('t')} WHERE NOT ({self._key_present('t')})")
-        conn.execute(sa.text(f"""
-            CREATE TEMPORARY TABLE {self.rows} AS
+        return f"""
             SELECT t._file_id, t._row_number FROM {typed} t
             JOIN (SELECT DISTINCT {self._key_tuple()} FROM {self.keys}) k
               ON k._brand = t._brand AND {self._key_match('k', 't')}
@@ -209,12 +238,15 @@ class Scope:
             SELECT t._file_id, t._row_number FROM {typed} t JOIN {self.files} sf ON sf.file_id = t._file_id
             WHERE NOT ({self._key_present('t')})
             {lines_without_key}
-        """))
+        """
 
     def _join_orders_re_resolved(self, alias: str) -> str:
         """A join that keeps `alias`'s order lines whose order (brand, order_id) this run re-resolved."""
         return (f"JOIN (SELECT DISTINCT _brand, order_id FROM {self.orders.keys}) ok "
                 f"ON ok._brand = {alias}._brand AND ok.order_id = {alias}.order_id")
+
+    def _key_columns(self, alias: str) -> str:
+        return ", ".join(f"{alias}.{_q(k)}" for k in self.entity.key)
 
     def _key_tuple(self, alias: str | None = None) -> str:
         prefix = f"{alias}." if alias else ""

@@ -5,9 +5,10 @@
 Runs the same steps as `run_quality_stage` (data docs included) on a freshly ingested
 warehouse and prints, per scale, each part's wall seconds, CPU seconds and rows/s:
 
-- standardize: `standardize_rows` on the raw text (typing, parsing, standardizing, flags
-  and quarantine rules) and handing the result to Arrow; no I/O.
-- typing I/O: reading raw rows from and writing typed rows to the warehouse.
+- typing: reading raw rows, `standardize_rows` on the raw text (typing, parsing, standardizing,
+  flags and quarantine rules) and writing typed rows, two batches in flight (one standardizing in
+  Python while the other is read or written). Standardization's own CPU seconds (its threads'
+  clock, summed over batches) give its rows/s per core.
 - publish: rules across rows, dedup, holds and accounting, in SQL.
 - GX validation: reading each file's staged rows, its suite, storing `dq_results`; then Data Docs.
 
@@ -47,7 +48,7 @@ def clocked(wall: dict, cpu: dict, name: str):
     cpu[name] = time.process_time() - cpu_started
 
 
-PARTS = ["standardize", "typing I/O", "publish", "GX validation", "GX data docs"]
+PARTS = ["typing", "publish", "GX validation", "GX data docs"]
 
 
 def stage_parts(engine, full_refresh: bool) -> tuple[dict, dict, int, list, object]:
@@ -63,8 +64,7 @@ def stage_parts(engine, full_refresh: bool) -> tuple[dict, dict, int, list, obje
     cpu: dict[str, float] = {}
     with clocked(wall, cpu, "typing"):
         typed = type_new_files(engine, now=now, times=times)
-    wall["standardize"], cpu["standardize"] = times.wall["standardize"], times.cpu["standardize"]
-    wall["typing I/O"], cpu["typing I/O"] = wall["typing"] - wall["standardize"], cpu["typing"] - cpu["standardize"]
+    cpu["standardize"] = times.cpu["standardize"]
     with clocked(wall, cpu, "publish"):
         report = publish(engine, hold_share=0.05, full_refresh=full_refresh)
     with clocked(wall, cpu, "GX validation"):
@@ -107,7 +107,8 @@ def run_one(root: Path, people: int) -> None:
         print(f"   {part:<15}{wall[part]:>8.1f}{wall[part] / floor:>8.2f}{cpu[part]:>8.1f}{rows / wall[part]:>12,.0f}"
               f"{rows / cpu[part]:>13,.0f}")
     print(f"   standardization: {rows / cpu['standardize']:,.0f} rows/s per core (target >= 500,000; "
-          f"cores used = CPU/wall = {cpu['standardize'] / wall['standardize']:.2f}, below 1 while other jobs share the CPU)")
+          f"{cpu['standardize']:.1f} CPU s of typing's {cpu['typing']:.1f}); typing used "
+          f"{cpu['typing'] / wall['typing']:.2f} cores")
     print(f"   GX share of the stage: {gx / stage:.0%} (validation {wall['GX validation'] / stage:.0%}, "
           f"data docs {wall['GX data docs'] / stage:.0%}; target <= 50%)")
 

@@ -14,6 +14,7 @@ import pyarrow as pa
 import sqlalchemy as sa
 
 from crm_pipeline.contract import get_entity
+from crm_pipeline.overlapped import overlapped
 from crm_pipeline.quality.publish import PublishReport, publish, withdraw_unpublished
 from crm_pipeline.quality.typing_run import TypedFile, type_new_files
 from crm_pipeline.warehouse.bulk import insert_arrow, read_frame
@@ -76,7 +77,8 @@ VALIDATION_BATCH_ROWS = 1_000_000
 def validate_files(engine: sa.Engine, typed: list[TypedFile], on_batch: Progress | None = None
                    ) -> list[expectations.ValidationRun]:
     """The newly typed files' staged rows through their entity's suite: one GX run per entity and
-    day the files were written (the suite's as-of), up to `VALIDATION_BATCH_ROWS` rows; results per file.
+    day the files were written (the suite's as-of), up to `VALIDATION_BATCH_ROWS` rows; results per file. The
+    next group's rows are read while one is validated.
     `on_batch(files done, files in all, staged rows validated)` after each GX run."""
     if not typed:
         return []
@@ -93,17 +95,23 @@ def validate_files(engine: sa.Engine, typed: list[TypedFile], on_batch: Progress
         if chunks[-1] and sum(f.rows for f in chunks[-1]) + file.rows > VALIDATION_BATCH_ROWS:
             chunks.append([])
         chunks[-1].append(file)
+    work = [(entity, as_of, chunk) for (entity, as_of), chunks in groups.items() for chunk in chunks]
+
+    def read(item: tuple[str, date, list[TypedFile]]) -> pd.DataFrame:
+        with engine.connect() as conn:
+            return staged_rows_of_files(conn, item[0], [f.file_id for f in item[2]])
+
+    # The next chunk's rows are read while GX validates this one's (GX runs on this thread only: its context
+    # is not thread-safe).
     runs, files_done, rows_done = [], 0, 0
-    for (entity, as_of), chunks in groups.items():
-        for chunk in chunks:
-            paths = {f.file_id: info[f.file_id].path for f in chunk}
-            with engine.connect() as conn:
-                frame = staged_rows_of_files(conn, entity, list(paths))
-            label = paths[chunk[0].file_id] + (f" (+{len(chunk) - 1} files)" if len(chunk) > 1 else "")
-            runs += expectations.run_validation_by_file(entity, frame, as_of=as_of, files=paths, label=label)
-            files_done, rows_done = files_done + len(chunk), rows_done + len(frame)
-            if on_batch is not None:
-                on_batch(files_done, len(typed), rows_done)
+    for (entity, as_of, chunk), frame in zip(work, overlapped(read, work, in_flight=2)):
+        paths = {f.file_id: info[f.file_id].path for f in chunk}
+        label = paths[chunk[0].file_id] + (f" (+{len(chunk) - 1} files)" if len(chunk) > 1 else "")
+        runs += expectations.run_validation_by_file(entity, frame, as_of=as_of, files=paths, label=label)
+        files_done, rows_done = files_done + len(chunk), rows_done + len(frame)
+        del frame   # before the next chunk is read: two chunks' rows at most
+        if on_batch is not None:
+            on_batch(files_done, len(typed), rows_done)
     return runs
 
 

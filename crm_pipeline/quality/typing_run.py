@@ -8,11 +8,13 @@ New files of one entity are typed together, in batches of up to `batch_rows` row
 one read, one standardization and one transaction per batch instead of per file, so
 a drop of many small files pays the fixed costs (queries, commits, per-call overhead)
 once. Lineage stays per row (`_file_id`, `_row_number`) and `typed_files` per file; a
-batch commits all of its files or none.
+batch commits all of its files or none. Two batches are in flight at once (`overlapped`): while one is
+standardized in Python, the other is read from or written to the warehouse on the other core.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -23,6 +25,7 @@ import pyarrow as pa
 import sqlalchemy as sa
 
 from crm_pipeline.contract import get_entity
+from crm_pipeline.overlapped import overlapped
 from crm_pipeline.quality.rows import ROW_HASH, standardize_rows
 from crm_pipeline.warehouse.bulk import insert_arrow, read_frame
 from crm_pipeline.warehouse.engine import is_duckdb
@@ -31,6 +34,9 @@ from crm_pipeline.warehouse.schema import create_ingest_tables, files, raw_table
 
 # Rows typed in one go: large enough that fixed costs vanish, small enough to bound memory.
 BATCH_ROWS = 500_000
+# Batches typed at once: Python's standardizing of one overlaps the engine's reading and writing of the other
+# (100k people: typing 11.5 -> 7.7 s on 2 cores). More would only queue for the GIL and hold more memory.
+BATCHES_IN_FLIGHT = 2
 # Typed rows reach the warehouse in Arrow record batches of this many rows (DuckDB's row group): inserting
 # 500,000 rows handed over as one batch took half as much CPU again as the same rows in batches of this size.
 ARROW_BATCH_ROWS = 122_880
@@ -46,15 +52,20 @@ class TypedFile:
 
 @dataclass
 class TypingTimes:
-    """Wall and CPU seconds per phase of typing (for benchmarks): `read`, `standardize`, `write`."""
+    """Wall and CPU seconds per phase of typing (for benchmarks): `read`, `standardize`, `write`, summed over
+    batches (batches overlap, so the wall seconds of phases add up to more than typing took). CPU seconds are
+    the typing thread's own: DuckDB's threads and the other batch's are not counted in a phase."""
 
     wall: dict[str, float] = field(default_factory=dict)
     cpu: dict[str, float] = field(default_factory=dict)
     rows: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def add(self, phase: str, wall: float, cpu: float) -> None:
-        self.wall[phase] = self.wall.get(phase, 0.0) + wall
-        self.cpu[phase] = self.cpu.get(phase, 0.0) + cpu
+    def add(self, phase: str, wall: float, cpu: float, rows: int = 0) -> None:
+        with self.lock:
+            self.wall[phase] = self.wall.get(phase, 0.0) + wall
+            self.cpu[phase] = self.cpu.get(phase, 0.0) + cpu
+            self.rows += rows
 
 
 class _Phase:
@@ -62,11 +73,11 @@ class _Phase:
         self.times, self.name = times, name
 
     def __enter__(self):
-        self.wall, self.cpu = time.perf_counter(), time.process_time()
+        self.wall, self.cpu = time.perf_counter(), time.thread_time()
 
     def __exit__(self, *exc):
         if self.times is not None:
-            self.times.add(self.name, time.perf_counter() - self.wall, time.process_time() - self.cpu)
+            self.times.add(self.name, time.perf_counter() - self.wall, time.thread_time() - self.cpu)
 
 
 def files_to_type(conn: sa.Connection) -> list[sa.Row]:
@@ -111,8 +122,10 @@ def type_new_files(
     with engine.connect() as conn:
         pending = files_to_type(conn)
     done, rows = [], 0
-    for batch in batches(pending, batch_rows):
-        typed = _type_batch(engine, batch, now, times)
+    def type_batch(batch: list[sa.Row]) -> list[TypedFile]:
+        return _type_batch(engine, batch, now, times)
+
+    for typed in overlapped(type_batch, batches(pending, batch_rows), in_flight=BATCHES_IN_FLIGHT):
         done += typed
         rows += sum(f.rows for f in typed)
         if on_batch is not None:
@@ -143,7 +156,7 @@ def _type_batch(engine: sa.Engine, batch: list[sa.Row], now: datetime, times: Ty
             {"file_id": i, "entity": name, "rows_typed": int(rows_per_file.get(i, 0)), "typed_at": now} for i in ids
         ])
     if times is not None:
-        times.rows += len(typed.rows)
+        times.add("write", 0.0, 0.0, rows=len(typed.rows))
     found_per_file = violations["_file_id"].value_counts()
     return [TypedFile(i, name, int(rows_per_file.get(i, 0)), int(found_per_file.get(i, 0))) for i in ids]
 

@@ -28,7 +28,7 @@ from crm_pipeline.identity.components import label_components, sqlalchemy_runner
 from crm_pipeline.identity.guards import (
     KEPT_IDENTIFIERS, KEPT_LOGINS, SCRATCH as GUARD_SCRATCH, kept_identifiers_sql,
 )
-from crm_pipeline.identity.nodes import PERSON_NODES_SQL, Since, all_nodes_sql
+from crm_pipeline.identity.nodes import PERSON_NODES_SQL, Since, all_nodes_sql, person_records_sql
 from crm_pipeline.identity.scope import (
     SCRATCH as SCOPE_SCRATCH,
     Scope,
@@ -122,14 +122,27 @@ def _label_deterministic(conn: sa.Connection, scope: Scope) -> int:
                             edges=scope.edges("SELECT a, b FROM id_base_edges"))
 
 
-def person_clusters(conn: sa.Connection) -> pd.DataFrame:
-    """node_id, cluster_id (the deterministic component's smallest node id) of the named records' nodes:
-    computed in the scope, as stored outside it."""
+# The column of `clustered_person_records` that names a record's cluster by its smallest person node.
+PERSON_CLUSTER = "person_cluster_id"
+
+
+def clustered_person_records(conn: sa.Connection) -> pd.DataFrame:
+    """The probabilistic pass's input: the named records (`person_records_sql`), each with `cluster_id` (its
+    deterministic component's smallest node id: computed in the scope, as stored outside it) and
+    `PERSON_CLUSTER` (the smallest person node of that cluster, for the pass's digest).
+
+    Joined and named in SQL: at 1M people, reading the records and the clusters as two frames, merging them
+    and grouping the merge in pandas held about 3 GB of Python memory for one frame's worth of rows."""
     people = node_set(conn, "id_person_nodes", PERSON_NODES_SQL)
-    return read_frame(conn, sa.text(
-        f"SELECT n.node_id, c.node_id AS cluster_id FROM id_nodes n JOIN {people} p ON p.node_id = n.node_id "
-        "JOIN id_det d ON d.k = n.k JOIN id_nodes c ON c.k = d.label "
-        f"UNION ALL {stored_det_clusters_sql(people)}"))
+    return read_frame(conn, sa.text(f"""
+        WITH clusters AS (
+            SELECT n.node_id, c.node_id AS cluster_id FROM id_nodes n JOIN {people} p ON p.node_id = n.node_id
+            JOIN id_det d ON d.k = n.k JOIN id_nodes c ON c.k = d.label
+            UNION ALL {stored_det_clusters_sql(people)})
+        SELECT r.*, c.cluster_id,
+               CASE WHEN c.cluster_id IS NOT NULL
+                    THEN MIN(r.node_id) OVER (PARTITION BY c.cluster_id) END AS {PERSON_CLUSTER}
+        FROM ({person_records_sql()}) r LEFT JOIN clusters c ON c.node_id = r.node_id"""))
 
 
 def final_components(conn: sa.Connection, pairs: pd.DataFrame, scope: Scope) -> int:

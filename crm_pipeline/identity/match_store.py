@@ -19,6 +19,7 @@ from datetime import date
 from importlib import metadata as package_metadata
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import sqlalchemy as sa
@@ -35,11 +36,15 @@ _CODE = ("probabilistic.py", "splink_settings.py", "nicknames.py", "blocking.py"
 _BLOCKING_KEY = "crm_blocking_plan"
 
 
-def records_digest(records: pd.DataFrame) -> str:
-    """A digest of the pass's input frame: the person records' model columns and which of them share a cluster."""
-    frame = records[[c for c in _MODEL_COLUMNS if c in records.columns]].sort_values("node_id", ignore_index=True)
-    frame["cluster_id"] = frame.groupby("cluster_id")["node_id"].transform("min")
-    return hashlib.sha256(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes()).hexdigest()
+def records_digest(records: pd.DataFrame, person_cluster: str) -> str:
+    """A digest of the pass's input frame: the person records' model columns and which of them share a cluster,
+    in any row order. `person_cluster` names each record's cluster by its smallest person node
+    (`graph.clustered_person_records` has it); it stands in for `cluster_id`.
+
+    One hash per row (node_id is unique and hashed with the row), sorted: no sorted copy of the frame."""
+    columns = [person_cluster if c == "cluster_id" else c for c in _MODEL_COLUMNS if c in records.columns]
+    hashes = pd.util.hash_pandas_object(records[columns], index=False).to_numpy()
+    return hashlib.sha256(np.sort(hashes).tobytes()).hexdigest()
 
 
 def match_digest(records: str, config: IdentityConfig, finder: object) -> str:

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from crm_pipeline.identity.config import IdentityConfig
 from crm_pipeline.identity import graph as graph_tables
 from crm_pipeline.identity import guards
-from crm_pipeline.identity.nodes import Since, person_records
+from crm_pipeline.identity.nodes import Since
 from crm_pipeline.identity.match_store import match_digest, records_digest, stored_match, store_match
 from crm_pipeline.identity.runs import (
     MATCH_RECORDS, additions_since, fingerprint, last_full_as_of, last_run, last_run_parts, stored_fingerprint,
@@ -193,13 +193,11 @@ def _probabilistic(conn: sa.Connection, report: IdentityReport, config: Identity
     if found is not None:  # the input is the last run's: its stored pass, without reading the records
         report.match_reused = True
         return found, None, known
-    people = person_records(conn)
-    if not len(people):
+    records = graph_tables.clustered_person_records(conn)   # Splink's input: one row per named record
+    if not len(records):
         return None, None, None
-    # Splink's input: one row per named record
-    records = people.drop_duplicates("node_id").merge(graph_tables.person_clusters(conn), on="node_id", how="left")
-    del people
-    matched = records_digest(records)
+    matched = records_digest(records, graph_tables.PERSON_CLUSTER)
+    del records[graph_tables.PERSON_CLUSTER]
     digest = match_digest(matched, config, find_pairs)
     found = None if full_refresh else stored_match(conn, digest)
     report.match_reused = found is not None

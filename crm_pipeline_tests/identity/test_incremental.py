@@ -233,7 +233,7 @@ def test_a_drop_of_known_visitors_events_reuses_the_matching_and_gives_a_full_re
         "customer_id": ["rec-1-org", "rec-2-org"], "email": ["", ""], "event_type": ["page_view"] * 2,
         "url": ["/account"] * 2, "sku": ["", ""], "occurred_at": ["2025-06-01T10:00:00Z"] * 2})})
     with monkeypatch.context() as patched:  # no person record is read: none changed, nor their clusters
-        patched.setattr(resolve_module, "person_records", _not_read)
+        patched.setattr(resolve_module.graph_tables, "clustered_person_records", _not_read)
         report = stage_and_resolve(engine, tmp_path / "landing", D2, find_pairs=match_people)
     assert report.mode == "incremental" and report.match_reused and report.match.model is not None
     assert report.new_files_only  # rows only added: the stored graph's inputs and the new file's rows

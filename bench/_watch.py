@@ -1,4 +1,5 @@
-"""Run a command as a child and watch it: wall seconds and the peak resident memory of its whole process tree.
+"""Run a command as a child and watch it: wall seconds, the peak resident memory of its whole process tree, and
+the CPU seconds the tree used (so a part's cores used = its CPU seconds / its wall seconds).
 
 `resource.getrusage(RUSAGE_CHILDREN)` reports the largest child so far, not this child's tree, so a sampler
 thread sums VmRSS over the child and its descendants from /proc instead. A tree above the guard is killed
@@ -25,11 +26,22 @@ class Watched:
     returncode: int
     killed_by_guard: bool
     load: tuple[float, float]  # lowest and highest 1-minute load average seen while it ran
-    samples: list[tuple[float, int]] = field(default_factory=list, repr=False)  # (epoch seconds, tree RSS bytes)
+    # (epoch seconds, tree RSS bytes, tree CPU seconds so far)
+    samples: list[tuple[float, int, float]] = field(default_factory=list, repr=False)
 
     def peak_between(self, start: float, end: float) -> int:
         """The highest sample taken between two epoch times (0 when none was): a part's own peak."""
-        return max((rss for t, rss in self.samples if start <= t <= end), default=0)
+        return max((rss for t, rss, _ in self.samples if start <= t <= end), default=0)
+
+    def cpu_between(self, start: float, end: float) -> float:
+        """CPU seconds the tree used between two epoch times (from the first and last sample inside them)."""
+        inside = [cpu for t, _, cpu in self.samples if start <= t <= end]
+        return inside[-1] - inside[0] if len(inside) > 1 else 0.0
+
+    @property
+    def cpu_seconds(self) -> float:
+        """CPU seconds of the whole run, as of the last sample (the last quarter second may be missing)."""
+        return self.samples[-1][2] if self.samples else 0.0
 
     @property
     def ok(self) -> bool:
@@ -70,17 +82,29 @@ def _rss(pid: int) -> int:
     return 0
 
 
-def tree_rss(root: int) -> int:
-    """VmRSS summed over `root` and every descendant (shared pages count once per process)."""
-    total, todo, seen = 0, [root], set()
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu(pid: int) -> float:
+    """User and system CPU seconds of one process, all its threads (utime and stime in /proc/<pid>/stat)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / _TICK
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def tree_usage(root: int) -> tuple[int, float]:
+    """VmRSS (shared pages count once per process) and CPU seconds, summed over `root` and every descendant."""
+    rss, cpu, todo, seen = 0, 0.0, [root], set()
     while todo:
         pid = todo.pop()
         if pid in seen:
             continue
         seen.add(pid)
-        total += _rss(pid)
+        rss, cpu = rss + _rss(pid), cpu + _cpu(pid)
         todo += _children(pid)
-    return total
+    return rss, cpu
 
 
 def load_1min() -> float:
@@ -100,9 +124,9 @@ def run_watched(cmd: list[str], *, env: dict | None = None, cwd: Path | None = N
         nonlocal peak, killed
         ticks = 0
         while not stop.is_set():
-            rss = tree_rss(proc.pid)
+            rss, cpu = tree_usage(proc.pid)
             peak = max(peak, rss)
-            samples.append((time.time(), rss))
+            samples.append((time.time(), rss, cpu))
             if rss > max_rss and not killed:
                 killed = True
                 try:

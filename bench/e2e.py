@@ -8,8 +8,9 @@ run on a fresh warehouse and a fresh DAGSTER_HOME; a new web-events file of abou
 command; a run for the next day with no new file. Every step is a child process watched for its wall time and the
 peak RSS of its process tree (killed above --max-rss-gb, and reported so); the pipeline's per-stage seconds come
 from the Dagster run's own event log (step start to step success/failure), and each stage's peak RSS is the
-highest memory sample taken while its steps ran (which stage sets the run's peak). Prints a Markdown table and the
-issue #13 targets with pass/miss. Never part of the test suite.
+highest memory sample taken while its steps ran (which stage sets the run's peak); its cores used are the tree's CPU
+seconds over the same spans divided by its seconds (below 2 on this 2-core machine: a core left idle). Prints a
+Markdown table and the issue #13 targets with pass/miss. Never part of the test suite.
 """
 
 from __future__ import annotations
@@ -65,8 +66,8 @@ def _pipeline_env(run_dir: Path) -> dict:
     return env
 
 
-def _run_pipeline(args, run_dir: Path, as_of, log: Path) -> tuple[Watched, dict, dict]:
-    """One `crm-pipeline run`: how it ran, seconds per stage, and each stage's peak RSS."""
+def _run_pipeline(args, run_dir: Path, as_of, log: Path) -> tuple[Watched, dict, dict, dict]:
+    """One `crm-pipeline run`: how it ran, seconds per stage, and each stage's peak RSS and CPU seconds."""
     cli = Path(sys.executable).with_name("crm-pipeline")
     cmd = [str(cli), "run", "--landing", str(run_dir / "landing"), "--as-of", as_of.isoformat(),
            "--warehouse", f"duckdb:///{run_dir / 'warehouse.duckdb'}"]
@@ -80,7 +81,8 @@ def _run_pipeline(args, run_dir: Path, as_of, log: Path) -> tuple[Watched, dict,
         if stage in stages:
             stages[stage].append(inner)
     peaks = {stage: max(watched.peak_between(t0, t1) for t0, t1 in steps) for stage, steps in spans.items()}
-    return watched, stages, peaks
+    cpu = {stage: sum(watched.cpu_between(t0, t1) for t0, t1 in steps) for stage, steps in spans.items()}
+    return watched, stages, peaks, cpu
 
 
 def _instance(run_dir: Path):
@@ -167,7 +169,8 @@ def measure(args) -> dict:
     rows: dict[str, dict] = {}
 
     def record(name: str, w: Watched, **more) -> dict:
-        rows[name] = {"seconds": w.seconds, "peak_rss": w.peak_rss, "failure": w.failure(), "load": w.load, **more}
+        rows[name] = {"seconds": w.seconds, "peak_rss": w.peak_rss, "cpu_seconds": w.cpu_seconds,
+                      "failure": w.failure(), "load": w.load, **more}
         print(f"[{time.strftime('%H:%M:%S')}] {name}: {w.seconds:.1f} s, {w.peak_rss / GIB:.2f} GiB"
               + (f", {w.failure()}" if w.failure() else ""), flush=True)
         return rows[name]
@@ -196,8 +199,8 @@ def measure(args) -> dict:
         if extra == "drop":
             drop = write_drop(run_dir / "landing", round(n_rows * args.drop_share), END_DATE)
             drop_rows = sum(1 for _ in open(drop, encoding="utf-8")) - 1
-        w, stages, peaks = _run_pipeline(args, run_dir, as_of, log)
-        record(name, w, stages=stages, stage_peak_rss=peaks, as_of=as_of.isoformat())
+        w, stages, peaks, cpu = _run_pipeline(args, run_dir, as_of, log)
+        record(name, w, stages=stages, stage_peak_rss=peaks, stage_cpu_seconds=cpu, as_of=as_of.isoformat())
     return {"people": args.people, "seed": args.seed, "rows_total": n_rows, "drop_rows": drop_rows,
             "rows": rows, "max_rss_gb": args.max_rss_gb}
 
@@ -206,17 +209,24 @@ def _gib(b: int) -> str:
     return f"{b / GIB:.2f} GiB"
 
 
+def _cores(cpu: float | None, seconds: float) -> str:
+    """CPU seconds per wall second (a run saved before CPU was sampled shows nothing)."""
+    return f"{cpu / seconds:.2f}" if cpu and seconds else ""
+
+
 def table(result: dict) -> str:
-    """The Markdown table: seconds, peak RSS, x floor, share of the full run; then the targets."""
+    """The Markdown table: seconds, peak RSS, cores used (CPU seconds / seconds: where a stage leaves a core idle),
+    x floor, share of the full run; then the targets."""
     rows = result["rows"]
     floor = rows.get("raw-load floor", {})
     full = rows.get("full run", {})
     floor_s = floor.get("seconds") if floor and not floor.get("failure") else None
     full_s = full.get("seconds") if full and not full.get("failure") else None
-    lines = ["| step | seconds | peak RSS | x floor | share of full run | note |", "|---|---:|---:|---:|---:|---|"]
+    lines = ["| step | seconds | peak RSS | cores | x floor | share of full run | note |",
+             "|---|---:|---:|---:|---:|---:|---|"]
     for name, r in rows.items():
         if "skipped" in r:
-            lines.append(f"| {name} | | | | | skipped: {r['skipped']} |")
+            lines.append(f"| {name} | | | | | | skipped: {r['skipped']} |")
             continue
         s = r["seconds"]
         x = f"{s / floor_s:.1f}x" if floor_s and name not in ("generate", "raw-load floor") else ""
@@ -227,8 +237,9 @@ def table(result: dict) -> str:
             note = "cached, not generated in this run" + (f" (generated in {earlier:.1f} s)" if earlier else "")
         if r.get("as_of"):
             note = (note + "; " if note else "") + f"as of {r['as_of']}"
-        lines.append(f"| **{name}** | {s:.1f} | {_gib(r['peak_rss'])} | {x} | {share} | {note} |")
-        stages, peaks = r.get("stages") or {}, r.get("stage_peak_rss") or {}
+        lines.append(f"| **{name}** | {s:.1f} | {_gib(r['peak_rss'])} | {_cores(r.get('cpu_seconds'), s)} | {x} | "
+                     f"{share} | {note} |")
+        stages, peaks, cpu = r.get("stages") or {}, r.get("stage_peak_rss") or {}, r.get("stage_cpu_seconds") or {}
         for stage in STAGE_ORDER + sorted(set(stages) - set(STAGE_ORDER)):
             if stage in stages:
                 sec, state, *inner = stages[stage]
@@ -236,11 +247,11 @@ def table(result: dict) -> str:
                 note = "; ".join(filter(None, ["" if state == "ok" else state,
                                                ", ".join(f"{k} {v}" for k, v in (inner or [{}])[0].items())]))
                 peak = _gib(peaks[stage]) if peaks.get(stage) else ""
-                lines.append(f"| &nbsp;&nbsp;{stage} | {sec:.1f} | {peak} | {x} | "
+                lines.append(f"| &nbsp;&nbsp;{stage} | {sec:.1f} | {peak} | {_cores(cpu.get(stage), sec)} | {x} | "
                              f"{f'{sec / full_s:.0%}' if full_s else ''} | {note} |")
         if stages:
             other = s - sum(v[0] for v in stages.values())
-            lines.append(f"| &nbsp;&nbsp;other (start-up, planning, summary) | {other:.1f} | | | | |")
+            lines.append(f"| &nbsp;&nbsp;other (start-up, planning, summary) | {other:.1f} | | | | | |")
     return "\n".join(lines) + "\n\n" + targets(result)
 
 

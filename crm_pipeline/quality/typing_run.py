@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 
 import pandas as pd
 import pyarrow as pa
@@ -122,9 +123,7 @@ def type_new_files(
     with engine.connect() as conn:
         pending = files_to_type(conn)
     done, rows = [], 0
-    def type_batch(batch: list[sa.Row]) -> list[TypedFile]:
-        return _type_batch(engine, batch, now, times)
-
+    type_batch = partial(_type_batch, engine, now=now, times=times)
     for typed in overlapped(type_batch, batches(pending, batch_rows), in_flight=BATCHES_IN_FLIGHT):
         done += typed
         rows += sum(f.rows for f in typed)

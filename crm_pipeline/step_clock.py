@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 
 class StepClock:
@@ -16,6 +18,15 @@ class StepClock:
         result = fn(*args)
         self.steps[name] = round(time.perf_counter() - t, 3)
         return result
+
+    @contextmanager
+    def step(self, name: str) -> Iterator[None]:
+        """The block's seconds added under `name` (a step timed in several blocks sums them)."""
+        t = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.steps[name] = round(self.steps.get(name, 0.0) + time.perf_counter() - t, 3)
 
     @property
     def seconds(self) -> float:

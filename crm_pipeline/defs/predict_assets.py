@@ -85,6 +85,7 @@ def predict_customers(context: dg.AssetExecutionContext, warehouse: WarehouseRes
         "mode": run["mode"], "contacts_rescored": run["contacts_rescored"],
         # rows of features, predictions and model_runs: none on a re-run of the day with nothing new
         "rows_written": dg.MetadataValue.json(run["rows_written"]),
+        "seconds": dg.MetadataValue.json(result["step_seconds"]),   # where the stage's time went, per step
         "mean_predicted_clv": result["mean_predicted_clv"],
         "risk_bands": dg.MetadataValue.json(result["risk_bands"]),
         "segments": dg.MetadataValue.md(to_markdown(pd.Series(result["segments"], name="contacts")

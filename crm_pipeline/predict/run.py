@@ -39,6 +39,7 @@ from crm_pipeline.predict.features import (DAY, add_to_day, buyers_at, carry_to_
 from crm_pipeline.predict.risk import risk_bands
 from crm_pipeline.predict.truth import evaluate_churn
 from crm_pipeline.profiles.sql import day_number
+from crm_pipeline.step_clock import StepClock
 from crm_pipeline.warehouse.bulk import insert_arrow, read_frame
 from crm_pipeline.warehouse.predict_schema import (create_predict_tables, features, model_runs, predict_models,
                                                    predictions)
@@ -220,8 +221,8 @@ def _sklearn_on_one_thread():
 
 
 def _models(conn, as_of: dt.date, *, plan: incremental.Plan, retrain_days: int, cadence_start: dt.date | None,
-            full_refresh: bool, model_dir: Path, maxiter: int,
-            threads: ExitStack) -> tuple[Models, pd.DataFrame | None]:
+            full_refresh: bool, model_dir: Path, maxiter: int, threads: ExitStack,
+            clock: StepClock) -> tuple[Models, pd.DataFrame | None]:
     """The models for `as_of` (trained now or read back) and, when a full run trains them, the features of `as_of`
     of every contact, computed in the training pass with the windows. The training inputs' digest is read from the
     last run when no record changed since (`Plan.known_fingerprint`), else computed over the staged history.
@@ -237,27 +238,31 @@ def _models(conn, as_of: dt.date, *, plan: incremental.Plan, retrain_days: int, 
                                window_step_days=classifier.WINDOW_STEP_DAYS,
                                max_rows_per_window=classifier.MAX_ROWS_PER_WINDOW,
                                holdout_share=classifier.HOLDOUT_SHARE, isotonic_min_rows=classifier.ISOTONIC_MIN_ROWS)
-    fingerprint = plan.known_fingerprint(conn, day) or cadence.training_fingerprint(
-        conn, day, None if plan.full else (incremental.RECOMPUTE, incremental.RECOMPUTE_MAP))
+    with clock.step("fingerprint"):
+        fingerprint = plan.known_fingerprint(conn, day) or cadence.training_fingerprint(
+            conn, day, None if plan.full else (incremental.RECOMPUTE, incremental.RECOMPUTE_MAP))
     stored = _stored(conn, day)
     decision = cadence.decide(stored, PREDICT_MODELS, fingerprint=fingerprint, key=key, full_refresh=full_refresh)
     if not decision.retrain:
         return Models(day, stored, _outcomes_of(stored), False, decision.reason, fingerprint=fingerprint), None
-    threads.enter_context(_sklearn_on_one_thread())
-    cutoffs, every, reason = _plan(conn, through)
-    training = sorted({c for evaluate_at, train_at in cutoffs.values() for c in (evaluate_at, *train_at)})
-    # The sampled buyers at the classifier's cutoffs; the fits' buyers at the last complete day from the orders alone.
-    # A full run computes everyone at as_of in the same pass (one scan of the records); an incremental run, which
-    # carries most contacts' features, reads the sampled buyers' records only.
-    feats = None
-    if plan.full:
-        frame = compute_features(conn, as_of, training=training, every=every, sample_until=through)
-        feats = frame[frame["as_of"] == as_of].reset_index(drop=True)
-        windows = frame[frame["as_of"] != as_of].reset_index(drop=True)
-    else:
-        windows = training_windows(conn, training, every=every, sample_until=through)
-    rows, outcomes, seconds = _train(conn, day, buyers_at(conn, through), windows, cutoffs, every, reason, model_dir,
-                                     maxiter)
+    with clock.step("train: import"):
+        threads.enter_context(_sklearn_on_one_thread())
+    with clock.step("train: windows"):   # a full run's day features come in the same pass
+        cutoffs, every, reason = _plan(conn, through)
+        training = sorted({c for evaluate_at, train_at in cutoffs.values() for c in (evaluate_at, *train_at)})
+        # The sampled buyers at the classifier's cutoffs; the fits' buyers at the last complete day from the orders
+        # alone. A full run computes everyone at as_of in the same pass (one scan of the records); an incremental
+        # run, which carries most contacts' features, reads the sampled buyers' records only.
+        feats = None
+        if plan.full:
+            frame = compute_features(conn, as_of, training=training, every=every, sample_until=through)
+            feats = frame[frame["as_of"] == as_of].reset_index(drop=True)
+            windows = frame[frame["as_of"] != as_of].reset_index(drop=True)
+        else:
+            windows = training_windows(conn, training, every=every, sample_until=through)
+        buyers = buyers_at(conn, through)
+    with clock.step("train: fit"):
+        rows, outcomes, seconds = _train(conn, day, buyers, windows, cutoffs, every, reason, model_dir, maxiter)
     for row in rows.values():
         row.update(trained_on=day, input_fingerprint=fingerprint, settings_key=key)
     # Training again for the same day replaces its models (a back-dated change, a full refresh).
@@ -372,15 +377,17 @@ def run_predictions(engine: sa.Engine, *, as_of: dt.date, model_dir: Path, horiz
     """
     if len(horizons) != 2:
         raise ValueError("horizons: two day counts, for expected_purchases_90d and expected_purchases_365d")
+    clock = StepClock()
     with ExitStack() as threads:
         threads.enter_context(threadpool_limits(limits=1))
         create_predict_tables(engine)
         with engine.begin() as conn:
-            plan = incremental.plan_run(conn, as_of, full_refresh=full_refresh)
-            reasons = {} if plan.full else incremental.select_recompute(conn, plan, as_of)
+            with clock.step("plan"):
+                plan = incremental.plan_run(conn, as_of, full_refresh=full_refresh)
+                reasons = {} if plan.full else incremental.select_recompute(conn, plan, as_of)
             models, feats = _models(conn, as_of, plan=plan, retrain_days=retrain_days, cadence_start=cadence_start,
                                     full_refresh=full_refresh, model_dir=model_dir, maxiter=bgnbd_maxiter,
-                                    threads=threads)
+                                    threads=threads, clock=clock)
             if _unchanged(conn, as_of, plan, models):
                 out, truth = _stored_day(conn, as_of)
                 scored_by = out["scored_by"].iloc[0] if len(out) else _scored_by(models)
@@ -388,36 +395,39 @@ def run_predictions(engine: sa.Engine, *, as_of: dt.date, model_dir: Path, horiz
             else:
                 # New models score every buyer: the day table then holds everyone, even on the same day.
                 only_recomputed = as_of == plan.previous_as_of and not plan.full and not models.retrained
-                written = dict(features=_day_features(conn, as_of, plan, feats, everyone=not only_recomputed))
+                with clock.step("features"):
+                    written = dict(features=_day_features(conn, as_of, plan, feats, everyone=not only_recomputed))
                 reasons = {} if plan.full else reasons
                 day_contacts = _day_count(conn, as_of)
-                parts = [_scored(batch, models, as_of, horizons, clv_months, monthly_discount)
-                         for batch in day_batches(conn, SCORE_BATCH_ROWS, "purchase_count > 0")]
-                rescored = sum(len(p) for p in parts)
-                if only_recomputed:      # the same day's other buyers keep their scores; the day's ranks are redone
-                    parts.append(_kept_scores(conn, as_of))
-                scored = (pd.concat(parts, ignore_index=True).sort_values("contact_id", ignore_index=True) if parts
-                          else pd.DataFrame(columns=[*_RANKED_INPUTS, *_SCORES, "next_date"]))
-                out, scored_by = _predictions(scored, models, as_of)
-                truth = evaluate_churn(conn, truth_dir, as_of,
-                                       out.assign(recency_days=scored["recency_days"].to_numpy()))
+                with clock.step("score"):
+                    parts = [_scored(batch, models, as_of, horizons, clv_months, monthly_discount)
+                             for batch in day_batches(conn, SCORE_BATCH_ROWS, "purchase_count > 0")]
+                    rescored = sum(len(p) for p in parts)
+                    if only_recomputed:  # the same day's other buyers keep their scores; the day's ranks are redone
+                        parts.append(_kept_scores(conn, as_of))
+                    scored = (pd.concat(parts, ignore_index=True).sort_values("contact_id", ignore_index=True)
+                              if parts else pd.DataFrame(columns=[*_RANKED_INPUTS, *_SCORES, "next_date"]))
+                    out, scored_by = _predictions(scored, models, as_of)
+                    truth = evaluate_churn(conn, truth_dir, as_of,
+                                           out.assign(recency_days=scored["recency_days"].to_numpy()))
                 # For backfills and re-runs, replace everything of this as_of in one transaction.
-                conn.execute(predictions.delete().where(predictions.c.as_of == as_of))
-                conn.execute(model_runs.delete().where(model_runs.c.as_of == as_of,
-                                                       model_runs.c.model.in_(PREDICT_MODELS)))
-                columns = [c.name for c in predictions.columns]
-                insert_arrow(conn, predictions, pa.Table.from_pandas(out[columns], preserve_index=False))
-                day_runs = _day_runs(models, as_of, horizons, clv_months, monthly_discount, truth)
-                conn.execute(model_runs.insert(), day_runs)
-                written.update(predictions=len(out), model_runs=len(day_runs))
-                recomputed = day_contacts if plan.full else incremental.recompute_count(conn)
-                DAY.drop(conn)
+                with clock.step("write"):
+                    conn.execute(predictions.delete().where(predictions.c.as_of == as_of))
+                    conn.execute(model_runs.delete().where(model_runs.c.as_of == as_of,
+                                                           model_runs.c.model.in_(PREDICT_MODELS)))
+                    columns = [c.name for c in predictions.columns]
+                    insert_arrow(conn, predictions, pa.Table.from_pandas(out[columns], preserve_index=False))
+                    day_runs = _day_runs(models, as_of, horizons, clv_months, monthly_discount, truth)
+                    conn.execute(model_runs.insert(), day_runs)
+                    written.update(predictions=len(out), model_runs=len(day_runs))
+                    recomputed = day_contacts if plan.full else incremental.recompute_count(conn)
+                    DAY.drop(conn)
             models.outcomes["churn"].metrics["truth"] = truth
             incremental.log_run(conn, as_of, plan, recomputed, rescored, models.trained_on, models.fingerprint)
             incremental.drop_plan_tables(conn)
     run = {"mode": "full" if plan.full else "incremental", "reason": plan.reason, "contacts_recomputed": recomputed,
            "contacts_rescored": rescored, "recomputed_because": reasons, "rows_written": written}
-    return {**_result(models, as_of, day_contacts, out, scored_by, truth), "run": run}
+    return {**_result(models, as_of, day_contacts, out, scored_by, truth), "run": run, "step_seconds": clock.steps}
 
 
 def _day_count(conn, as_of: dt.date) -> int:

@@ -314,6 +314,9 @@ def test_the_asset_says_whether_it_trained_or_reused_and_a_full_refresh_trains(g
         assert result.success
         event = dagster_instance.get_latest_materialization_event(dg.AssetKey("predictions"))
         meta = {k: v.value for k, v in event.asset_materialization.metadata.items()}
+        # the stage's seconds per step show training only when it trained
+        assert {"plan", "fingerprint", "score", "write"} <= set(meta["seconds"])
+        assert ("train: fit" in meta["seconds"]) is meta["retrained"]
         return {k: meta[k] for k in ("retrained", "trained_on", "model_age_days")}
 
     day = D1 + dt.timedelta(days=2)

@@ -410,7 +410,7 @@ def rule_hit_selects(entity: Entity, scope: Scope) -> list[tuple[str, dict]]:
         # An order line whose order no orders file of the brand has (checked again whenever an order of
         # the brand with that id is re-resolved, so lines that arrive before their order are released).
         selects.append((f"""
-            SELECT :e, t._file_id, t._row_number, 'order_id', :rule, t.order_id
+            SELECT CAST(:e AS VARCHAR), t._file_id, t._row_number, 'order_id', CAST(:rule AS VARCHAR), t.order_id
             FROM {typed} t {scope.join_rows('t')}
             LEFT JOIN (SELECT DISTINCT _brand, order_id FROM typed_orders) o
               ON o._brand = t._brand AND o.order_id = t.order_id
@@ -420,7 +420,7 @@ def rule_hit_selects(entity: Entity, scope: Scope) -> list[tuple[str, dict]]:
         # file held): held back with it, and released on the run after a corrected order lands.
         # stg_orders is already up to date: ORDER_OF_ENTITIES publishes orders first, in this transaction.
         selects.append((f"""
-            SELECT :e, t._file_id, t._row_number, 'order_id', :rule, t.order_id
+            SELECT CAST(:e AS VARCHAR), t._file_id, t._row_number, 'order_id', CAST(:rule AS VARCHAR), t.order_id
             FROM {typed} t {scope.join_rows('t')}
             JOIN (SELECT DISTINCT _brand, order_id FROM typed_orders) o
               ON o._brand = t._brand AND o.order_id = t.order_id

@@ -299,6 +299,11 @@ class SparkResult:
     def first(self) -> tuple | None:
         return self.rows[0] if self.rows else None
 
+    def one(self) -> tuple:
+        if len(self.rows) != 1:
+            raise ValueError(f"expected one row, got {len(self.rows)}")
+        return self.rows[0]
+
     def scalar_one(self):
         if len(self.rows) != 1 or len(self.rows[0]) != 1:
             raise ValueError(f"expected one row of one value, got {len(self.rows)} row(s)")

@@ -21,12 +21,17 @@ import sqlalchemy as sa
 from crm_pipeline.contract import ENTITIES
 from crm_pipeline.landing.ingest import ingest_folder
 from crm_pipeline.landing.scan import LandingFolder
+from crm_pipeline.quality.publish import publish
 from crm_pipeline.quality.typing_run import type_new_files
 from crm_pipeline.spark.ingest import ingest_folder_to_spark
+from crm_pipeline.spark.publish import publish_on_spark
 from crm_pipeline.spark.quality import create_typing_tables_on_spark, type_new_files_on_spark
 from crm_pipeline.synth.generate import generate
 from crm_pipeline.warehouse.engine import make_engine
-from crm_pipeline.warehouse.quality_schema import row_violations, stg_tables, typed_files, unstaged_tables
+from crm_pipeline.warehouse.quality_schema import (
+    dedup_log, file_quality, quarantine, row_outcomes, row_violations, rule_hits, stg_tables, typed_files,
+    unstaged_tables,
+)
 from crm_pipeline.warehouse.spark import SparkWarehouse
 from crm_pipeline_tests.conftest import drop
 from crm_pipeline_tests.spark import tables
@@ -154,3 +159,76 @@ def test_a_temporary_view_named_like_a_staging_table_does_not_stand_in_for_it(sp
         spark.catalog.dropTempView("stg_orders")
     typed = spark.table(spark_warehouse.qualified("typed_orders"))
     assert typed.columns == spark_warehouse.columns("stg_orders") and typed.count() == 0
+
+
+# Publishing on Spark: the tables `publish` gives, from the typed rows above (the dirty orders file is held whole).
+PUBLISHED = [rule_hits.name, row_outcomes.name, dedup_log.name, quarantine.name, file_quality.name,
+             *(t.name for t in stg_tables.values()), *(t.name for t in unstaged_tables.values())]
+HOLD_SHARE = 0.05
+# The second drop: the dirty orders file re-dropped corrected under its name (the first copy superseded, its
+# quarantined rows resolved), and a newer row for a customer key already staged (the old row superseded).
+CORRECTED_ORDERS = ("order_id,customer_id,email,ordered_at,status,currency,total,shipping_country,channel\n"
+                    "D1,c9,,2024-05-01T10:00:00Z,placed,USD,10.00,US,web\n"
+                    "D2,c9,ann@example.com,2024-05-01T10:00:00Z,placed,USD,10,US,web\n")
+
+
+def published_mismatches(duck, warehouse) -> dict[str, list[str]]:
+    return mismatches(tables.duckdb_tables(duck, PUBLISHED), tables.spark_tables(warehouse, PUBLISHED))
+
+
+class DiesWhileApplying:
+    """`SparkWarehouse.write_frame` that fails on its `n`th call: a run dying between two writes of its commit."""
+
+    def __init__(self, write_frame, n: int):
+        self.write_frame, self.calls, self.n = write_frame, 0, n
+
+    def __call__(self, warehouse, name, frame, *, overwrite):
+        self.calls += 1
+        if self.calls == self.n:
+            raise RuntimeError("the run died while applying its journal")
+        return self.write_frame(warehouse, name, frame, overwrite=overwrite)
+
+
+def test_spark_publish_gives_duckdbs_tables(both_typed):
+    duck, warehouse, _, _ = both_typed
+    duck_report = publish(duck, hold_share=HOLD_SHARE)
+    spark_report = publish_on_spark(warehouse, hold_share=HOLD_SHARE)
+    assert published_mismatches(duck, warehouse) == {}
+    assert spark_report == duck_report
+    quality = tables.spark_tables(warehouse, [file_quality.name])[file_quality.name]
+    assert quality["held"].sum() == 1 and quality["quarantined"].sum() > 0  # the dirty file is held
+
+
+def test_a_drop_that_supersedes_is_published_incrementally_on_both_even_after_a_dead_run(both_typed):
+    duck, warehouse, _, _ = both_typed
+    folder = LandingFolder(Path(warehouse.location).parent / "data" / "landing")
+    [customer] = warehouse.spark.sql(f"SELECT customer_id FROM {warehouse.qualified('stg_customers')} "
+                                     "WHERE _brand = 'brand_a' ORDER BY customer_id LIMIT 1").collect()
+    drop(folder.root, "brand_a/orders/orders_dirty.csv", CORRECTED_ORDERS)
+    drop(folder.root, "brand_a/customers/customers_fix.csv",
+         f"customer_id,email,updated_at\n{customer[0]},fixed@example.com,2025-06-30T23:00:00Z\n")
+    for ingest, type_new, in ((ingest_folder, type_new_files), (ingest_folder_to_spark, type_new_files_on_spark)):
+        ingest(duck if ingest is ingest_folder else warehouse, folder, now=NOW)
+        assert len(type_new(duck if type_new is type_new_files else warehouse, now=NOW)) == 2
+    duck_report = publish(duck, hold_share=HOLD_SHARE)
+    with pytest.MonkeyPatch.context() as patch:
+        dying = DiesWhileApplying(SparkWarehouse.write_frame, n=2)
+        patch.setattr(SparkWarehouse, "write_frame", lambda self, name, frame, *, overwrite: dying(
+            self, name, frame, overwrite=overwrite))
+        with pytest.raises(RuntimeError, match="died while applying"):
+            publish_on_spark(warehouse, hold_share=HOLD_SHARE)
+    spark_report = publish_on_spark(warehouse, hold_share=HOLD_SHARE)  # finishes the dead run's commit first
+    assert published_mismatches(duck, warehouse) == {}
+    assert {k: v for k, v in spark_report.entities.items() if v.rows} == {}  # the dead run's work, not redone
+    assert {k for k, v in duck_report.entities.items() if v.rows} == {"customers", "orders"}
+    dedup = tables.spark_tables(warehouse, ["dedup_log"])["dedup_log"]
+    assert ((dedup["source_key"] == customer[0]) & (dedup["reason"] == "superseded")).sum() == 1
+
+
+def test_a_spark_publish_rerun_and_a_full_refresh_change_nothing(both_typed):
+    duck, warehouse, _, _ = both_typed
+    report = publish_on_spark(warehouse, hold_share=HOLD_SHARE)
+    assert all(r.rows == 0 for r in report.entities.values())
+    assert published_mismatches(duck, warehouse) == {}
+    publish_on_spark(warehouse, hold_share=HOLD_SHARE, full_refresh=True)
+    assert published_mismatches(duck, warehouse) == {}

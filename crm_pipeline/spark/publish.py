@@ -40,7 +40,7 @@ import sqlalchemy as sa
 from crm_pipeline.contract import ENTITIES, Entity
 from crm_pipeline.quality.publish import (
     DEDUP_LOG_COLUMNS, FILE_QUALITY_COLUMNS, ORDER_OF_ENTITIES, OUTCOME_COLUMNS, QUARANTINE_COLUMNS,
-    RULE_HIT_COLUMNS, PublishReport, Republished, _never_published, dedup_log_sql, file_quality_sql,
+    RULE_HIT_COLUMNS, PublishReport, Republished, dedup_log_sql, file_quality_sql,
     held_state_changed_sql, outcomes_sql, publish_params, quarantine_sql, replaced_file_quality,
     rule_hit_selects, staged_count_sql,
 )
@@ -54,6 +54,8 @@ from crm_pipeline.warehouse.spark import SparkConnection, SparkWarehouse
 # Publish tables partitioned by the file of their row (stg_/unstaged_ are typing's, partitioned by `_file_id`).
 PARTITIONED = {rule_hits.name: "_file_id", row_outcomes.name: "_file_id", dedup_log.name: "file_id",
                quarantine.name: "file_id"}
+# Tables a later statement of the same run reads (the order lines' rules read the orders staged).
+READ_BACK = {rule_hits.name, row_outcomes.name, stg_tables["orders"].name}
 JOURNAL = "_publish_journal"
 MANIFEST = "COMMITTED.json"
 
@@ -72,11 +74,12 @@ def publish_on_spark(warehouse: SparkWarehouse, *, hold_share: float, full_refre
     run.finish_committed()  # a run that died after its commit: finish it first
     run.start()
     conn = SparkConnection(warehouse)
+    published = set(conn.execute(sa.text("SELECT DISTINCT entity FROM file_quality")).scalars())
     done: dict[str, Republished] = {}
     scopes: dict[str, SparkScope] = {}
     try:
         for name in ORDER_OF_ENTITIES:
-            whole = (full_refresh or _never_published(conn, name)
+            whole = (full_refresh or name not in published  # never published: the full statements, as on DuckDB
                      or (name == "order_items" and scopes["orders"].full))
             scope = scopes[name] = SparkScope(ENTITIES[name], full=whole, warehouse=warehouse)
             scope.start(conn, scopes["orders"] if name == "order_items" else None)
@@ -98,7 +101,10 @@ class SparkScope(Scope):
         self.warehouse = warehouse
 
     def _materialize(self, conn, table: str, select: str, params: dict | None = None) -> None:
-        self.warehouse.sql(select, params).localCheckpoint().createOrReplaceTempView(table)
+        frame = self.warehouse.sql(select, params)
+        if not select.rstrip().endswith("LIMIT 0"):  # an empty table of the right columns needs no job
+            frame = frame.localCheckpoint()
+        frame.createOrReplaceTempView(table)
 
     def _drop_table(self, conn, table: str) -> None:
         self.warehouse.spark.catalog.dropTempView(table)
@@ -130,7 +136,7 @@ def _publish_entity(run: _Run, conn: SparkConnection, entity: Entity, hold_share
             return Republished(0, 0, 0)
     scope.gather_accounted_files(conn)
     files = run.files_replaced(conn, scope)
-    replaced_quality = conn.execute(sa.text(
+    replaced_quality = None if scope.full else conn.execute(sa.text(  # None: every row of the entity
         f"SELECT file_id FROM file_quality WHERE {replaced_file_quality(scope)}"), params).scalars()
     if scope.full:
         run.journal(row_outcomes.name, files, scope, warehouse.sql(outcomes_sql(entity, scope), params),
@@ -142,7 +148,7 @@ def _publish_entity(run: _Run, conn: SparkConnection, entity: Entity, hold_share
     _move_rows(run, e, scope, files)
     run.journal(dedup_log.name, files, scope, warehouse.sql(dedup_log_sql(scope), params), DEDUP_LOG_COLUMNS)
     run.journal(quarantine.name, files, scope, warehouse.sql(quarantine_sql(scope), params), QUARANTINE_COLUMNS)
-    run.account(replaced_quality, warehouse.sql(file_quality_sql(scope), params), FILE_QUALITY_COLUMNS)
+    run.account(e, replaced_quality, warehouse.sql(file_quality_sql(scope), params), FILE_QUALITY_COLUMNS)
     keys, rows = scope.counts(conn)
     written = conn.execute(sa.text(staged_count_sql(scope)), params).scalar_one()
     return Republished(int(keys), int(rows), int(written), scope.file_ids(conn))
@@ -190,6 +196,7 @@ class _Run:
         self.replaced: dict[str, list[int]] = {}  # table -> partitions (file ids) the journal replaces
         self.quality = None  # file_quality's new rows (pandas: a row per file), once an entity is accounted
         self.views: set[str] = set()
+        self.files_of: dict[str, list[int]] | None = None  # entity -> its files (a full refresh replaces them all)
 
     # The journal and its commit.
     def start(self) -> None:
@@ -226,8 +233,11 @@ class _Run:
     def files_replaced(self, conn: SparkConnection, scope: Scope) -> list[int]:
         """The files whose partitions this entity's run replaces: every file of the entity on a full refresh."""
         if scope.full:
-            return [int(i) for i in conn.execute(sa.text("SELECT file_id FROM files WHERE entity = :e ORDER BY 1"),
-                                                 {"e": scope.entity.name}).scalars()]
+            if self.files_of is None:
+                self.files_of = {}
+                for entity, file_id in conn.execute(sa.text("SELECT entity, file_id FROM files ORDER BY 2")):
+                    self.files_of.setdefault(entity, []).append(int(file_id))
+            return self.files_of.get(scope.entity.name, [])
         return [int(i) for i in conn.execute(sa.text(f"SELECT file_id FROM {scope.accounted} ORDER BY 1")).scalars()]
 
     def journal(self, table: str, files: list[int], scope: Scope, new, columns: str) -> None:
@@ -256,15 +266,18 @@ class _Run:
         conformed = rows.select(*[rows[f.name].cast(f.dataType).alias(f.name) for f in schema])
         conformed.write.mode("overwrite").partitionBy(partition).parquet(self.path(table))
         self.replaced[table] = sorted(set(self.replaced.get(table, [])) | set(files))
-        self._show_current(table)
+        if table in READ_BACK:
+            self._show_current(table)
 
-    def account(self, replaced: list, new, columns: str) -> None:
-        """file_quality's rows: the current ones but those `replaced`, and `new` (a row per file: on the driver)."""
+    def account(self, entity: str, replaced: list | None, new, columns: str) -> None:
+        """file_quality's rows: the current ones but those `replaced` (None: all of `entity`'s), and `new` (a row
+        per file: on the driver)."""
         import pandas as pd
 
         current = self.live(file_quality.name).toPandas() if self.quality is None else self.quality
         fresh = new.toDF(*_names(columns)).toPandas()
-        kept = current[~current["file_id"].isin([int(i) for i in replaced])]
+        gone = (current["entity"] == entity) if replaced is None else current["file_id"].isin([int(i) for i in replaced])
+        kept = current[~gone]
         self.quality = pd.concat([kept, fresh[kept.columns]], ignore_index=True)
 
     def _show_current(self, table: str) -> None:

@@ -12,6 +12,10 @@ By default a run re-resolves only the keys that changed (see `quality/scope.py`)
 in every one of those tables are deleted and inserted again, all entities in one
 transaction; nothing else is rewritten. `full_refresh` re-resolves every key with the same
 statements, so both give identical tables, and a re-run gives identical tables.
+
+Each table's rows are one SELECT of their own (`rule_hit_selects`, `outcomes_sql`, `dedup_log_sql`,
+`quarantine_sql`, `file_quality_sql` ...), which this module deletes-then-inserts around and
+`spark/publish.py` renders for Spark SQL, where whole partitions are overwritten instead.
 """
 
 from __future__ import annotations

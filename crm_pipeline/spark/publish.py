@@ -126,16 +126,14 @@ def _publish_entity(run: _Run, conn: SparkConnection, entity: Entity, hold_share
     params = publish_params(e, hold_share)
     untouched = not scope.full and scope.is_empty(conn)
     if not untouched:
-        _find_rule_hits(run, conn, entity, scope, params)
+        files = _find_rule_hits(run, conn, entity, scope, params)
     if not scope.full:
         flipped = conn.execute(sa.text(held_state_changed_sql(scope)), params).scalars()
         if flipped:  # every row of those files changes outcome: widen to their keys (in every file)
             scope.add_files(conn, [int(f) for f in flipped])
-            _find_rule_hits(run, conn, entity, scope, params)
+            files = _find_rule_hits(run, conn, entity, scope, params)
         elif untouched:
             return Republished(0, 0, 0)
-    scope.gather_accounted_files(conn)
-    files = run.files_replaced(conn, scope)
     replaced_quality = None if scope.full else conn.execute(sa.text(  # None: every row of the entity
         f"SELECT file_id FROM file_quality WHERE {replaced_file_quality(scope)}"), params).scalars()
     if scope.full:
@@ -149,13 +147,14 @@ def _publish_entity(run: _Run, conn: SparkConnection, entity: Entity, hold_share
     run.journal(dedup_log.name, files, scope, warehouse.sql(dedup_log_sql(scope), params), DEDUP_LOG_COLUMNS)
     run.journal(quarantine.name, files, scope, warehouse.sql(quarantine_sql(scope), params), QUARANTINE_COLUMNS)
     run.account(e, replaced_quality, warehouse.sql(file_quality_sql(scope), params), FILE_QUALITY_COLUMNS)
-    keys, rows = scope.counts(conn)
-    written = conn.execute(sa.text(staged_count_sql(scope)), params).scalar_one()
-    return Republished(int(keys), int(rows), int(written), scope.file_ids(conn))
+    keys, rows, written = conn.execute(sa.text(  # Scope.counts and the staged rows, in one query
+        f"SELECT c.*, ({staged_count_sql(scope)}) FROM ({scope.counts_sql()}) c"), params).one()
+    return Republished(int(keys), int(rows), int(written), None if scope.full else tuple(files))
 
 
-def _find_rule_hits(run: _Run, conn: SparkConnection, entity: Entity, scope: SparkScope, params: dict) -> None:
-    """The re-resolved rows' rule hits (`rule_hit_selects`), journaled over their files' partitions."""
+def _find_rule_hits(run: _Run, conn: SparkConnection, entity: Entity, scope: SparkScope, params: dict) -> list[int]:
+    """The re-resolved rows' rule hits (`rule_hit_selects`), journaled over their files' partitions: the files whose
+    partitions the run replaces (the scope's accounted files, all the entity's on a full refresh)."""
     scope.find_repeated_keys(conn)
     selects = [run.warehouse.sql(select, {**params, **extra}).toDF(*_names(RULE_HIT_COLUMNS))
                for select, extra in rule_hit_selects(entity, scope)]
@@ -163,7 +162,9 @@ def _find_rule_hits(run: _Run, conn: SparkConnection, entity: Entity, scope: Spa
     for more in selects[1:]:
         hits = hits.unionByName(more)
     scope.gather_accounted_files(conn)
-    run.journal(rule_hits.name, run.files_replaced(conn, scope), scope, hits, RULE_HIT_COLUMNS)
+    files = run.files_replaced(conn, scope)
+    run.journal(rule_hits.name, files, scope, hits, RULE_HIT_COLUMNS)
+    return files
 
 
 def _move_rows(run: _Run, e: str, scope: SparkScope, files: list[int]) -> None:

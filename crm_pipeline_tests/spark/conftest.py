@@ -20,7 +20,7 @@ def spark(tmp_path_factory):
     # compilation and parallel GC threads cost about 40% of the JVM's CPU and save none of its time. The many
     # query shapes (publishing's above all) fill the JIT's default 48 MB code cache, and a full one stops the
     # JIT for good: the rest of the session runs interpreted (publishing on Spark took 58 s there, 42 s with room).
-    session = build_session(tmp_path_factory.mktemp("spark_warehouse"), master="local[2]", driver_memory="1g",
+    session = build_session(tmp_path_factory.mktemp("spark_warehouse"), master="local[2]", driver_memory="1g", shuffle_partitions=1,
                             java_options="-XX:TieredStopAtLevel=1 -XX:+UseSerialGC -XX:ReservedCodeCacheSize=240m")
     yield session
     session.stop()

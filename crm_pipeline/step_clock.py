@@ -14,10 +14,8 @@ class StepClock:
 
     def run(self, name: str, fn, *args):
         """`fn(*args)`, its seconds recorded under `name`."""
-        t = time.perf_counter()
-        result = fn(*args)
-        self.steps[name] = round(time.perf_counter() - t, 3)
-        return result
+        with self.step(name):
+            return fn(*args)
 
     @contextmanager
     def step(self, name: str) -> Iterator[None]:

@@ -2,8 +2,9 @@
 
 One transaction per run: a new day's snapshot in `audience_members` is inserted and its
 `audience_history` (and that of the next snapshot day, if one exists, since its comparison point
-changed) built; a re-run of a day (a drop) writes only the membership rows that changed and the
-history of those (audience, contact) pairs; `audience_sizes` is replaced. Re-running a day gives the
+changed) built; a re-run of a day (a drop) computes the members of the contacts whose inputs changed since
+the day's last run only (`incremental`: the rest of the day stays as stored), writes only the membership rows
+that changed and the history of those (audience, contact) pairs; `audience_sizes` is replaced. Re-running a day gives the
 same rows. Every statement reads or deletes one day (the previous snapshot day is found in the small
 `audience_sizes`), so a day costs the same however many days are kept. The heavy work is SQL: one scratch table of profile rows (one across brands, brand
 '', plus one per contact and brand, carrying only the fields the rules read and an `opted_out`
@@ -28,8 +29,10 @@ import re
 import pandas as pd
 import sqlalchemy as sa
 
+from crm_pipeline.audiences import incremental
 from crm_pipeline.audiences.compile import Compiler, sa_type
 from crm_pipeline.audiences.config import Audience, AudienceConfig, load_audiences
+from crm_pipeline.audiences.incremental import DETAILS
 from crm_pipeline.audiences.rules import PREDICTION_FIELDS, PROFILE_FIELDS, All, AnyOf, FieldCondition, Not
 from crm_pipeline.audiences.sql import sha256_hex
 from crm_pipeline.profiles import rewrite
@@ -61,33 +64,53 @@ _BRAND_EXPR = {f: (f"p.{f}" if f in (*_GOLDEN, "brand_count") else f"r.{f}") for
 _BRAND_EXPR["last_engagement_at"] = _later("r.last_open_at", "r.last_click_at")
 
 
-def base_sql(fields: list[str]) -> str:
+def base_select(fields: list[str], *, contacts: str | None = None, details: bool = False) -> str:
     """Fixed SQL (field names from the allow-list, no user text): one row per contact across brands
-    (brand '') and one per contact and brand, with only the fields the rules read."""
+    (brand '') and one per contact and brand, with only the fields the rules read; of the contacts in the
+    table `contacts` only, when given; with `details` also the member details (`incremental.DETAILS`) across
+    brands (NULL on brand rows)."""
     unknown = [f for f in fields if f not in PROFILE_FIELDS]
     if unknown:
         raise ValueError(f"not profile fields: {unknown}")
     overall = "".join(f", {_OVERALL_EXPR[f]} AS {f}" for f in fields)
     brand = "".join(f", {_BRAND_EXPR[f]} AS {f}" for f in fields)
+    if details:
+        overall += "".join(f", p.{c}" for c in DETAILS)
+        brand += "".join(f", CAST(NULL AS VARCHAR) AS {c}" for c in DETAILS)
     brand_join = ("LEFT JOIN profile_360 p ON p.contact_id = r.contact_id"
                   if any(_BRAND_EXPR[f].startswith("p.") for f in fields) else "")
+
+    def only(alias: str) -> str:
+        return f" JOIN {contacts} x ON x.contact_id = {alias}.contact_id" if contacts else ""
+
     return f"""
-CREATE TEMPORARY TABLE tmp_audience_base AS
 WITH subs AS (
-    SELECT contact_id,
-           MAX(subscribed_date) AS subscribed_date,
-           MAX(CASE WHEN subscription_status = 'subscribed' THEN 1 ELSE 0 END) AS any_subscribed,
-           MAX(subscription_status) AS any_status,
+    SELECT b.contact_id,
+           MAX(b.subscribed_date) AS subscribed_date,
+           MAX(CASE WHEN b.subscription_status = 'subscribed' THEN 1 ELSE 0 END) AS any_subscribed,
+           MAX(b.subscription_status) AS any_status,
            MAX({_OPT_OUT_BRAND.format(r="b")}) AS opted_out
-    FROM profile_360_brand b GROUP BY contact_id
+    FROM profile_360_brand b{only("b")} GROUP BY b.contact_id
 )
 SELECT p.contact_id, '{ALL_BRANDS}' AS brand, COALESCE(s.opted_out, 0) AS opted_out{overall}
-FROM profile_360 p LEFT JOIN subs s ON s.contact_id = p.contact_id
+FROM profile_360 p{only("p")} LEFT JOIN subs s ON s.contact_id = p.contact_id
 UNION ALL
 SELECT r.contact_id, r.brand, {_OPT_OUT_BRAND.format(r="r")} AS opted_out{brand}
-FROM profile_360_brand r {brand_join}
-ORDER BY brand
+FROM profile_360_brand r{only("r")} {brand_join}
 """
+
+
+def base_sql(fields: list[str], contacts: str | None = None) -> str:
+    """The scratch table of `base_select`'s rows, laid out by brand (each scope's query reads one brand)."""
+    return f"CREATE TEMPORARY TABLE tmp_audience_base AS {base_select(fields, contacts=contacts)} ORDER BY brand"
+
+
+def _base_subquery(fields: list[str]) -> sa.Subquery:
+    """Every base row with the member details, unmaterialized: what the digests read."""
+    columns = [sa.column("contact_id", sa.String()), sa.column("brand", sa.String()),
+               sa.column("opted_out", sa.Integer()), *[sa.column(f, sa_type(PROFILE_FIELDS[f])) for f in fields],
+               *[sa.column(c, sa.String()) for c in DETAILS]]
+    return sa.text(base_select(fields, details=True)).columns(*columns).subquery("b")
 
 
 BASE = sa.table("tmp_audience_base", sa.column("contact_id", sa.String()), sa.column("brand", sa.String()),
@@ -102,18 +125,30 @@ PREDICTIONS_DAY = sa.Table("tmp_audience_predictions", sa.MetaData(), sa.Column(
 CROSS_BRAND = sa.Table("tmp_audience_cross_brand", sa.MetaData(), sa.Column("contact_id", sa.String()),
                        *[sa.Column(n, sa.BigInteger()) for n in ("very_active", "not_inactive", "middle", "opted_out")],
                        prefixes=["TEMPORARY"])
-_SCRATCH = ("tmp_audience_base", "tmp_audience_suppressed", PREDICTIONS_DAY.name, CROSS_BRAND.name)
+_PREDICTIONS_CHANGED = "tmp_audience_predictions_changed"
+_SCRATCH = ("tmp_audience_base", "tmp_audience_suppressed", PREDICTIONS_DAY.name, CROSS_BRAND.name, _PREDICTIONS_CHANGED)
 
 
-def materialize_audiences(engine: sa.Engine, *, as_of: dt.date, audiences_file=None) -> pd.DataFrame:
-    """Rebuild the `as_of` snapshot of every audience; returns audience, size, entered, exited (and notes)."""
+def materialize_audiences(engine: sa.Engine, *, as_of: dt.date, audiences_file=None,
+                          full_refresh: bool = False) -> pd.DataFrame:
+    """Rebuild the `as_of` snapshot of every audience; returns audience, size, entered, exited (and notes).
+
+    A drop (a re-run of the last run's day) recomputes only the contacts whose inputs changed (`incremental`);
+    `attrs` carry the mode, its reason and `contacts_recomputed` beside the rows written."""
     config = load_audiences(audiences_file)
+    key = incremental.config_key(config)
     create_audience_tables(engine)
     with engine.begin() as conn:
-        _, changed = build_members(conn, config, as_of)
+        plan = incremental.plan_run(conn, as_of, key, config, full_refresh=full_refresh)
+        _, changed, plan, recomputed = build_members(conn, config, as_of, plan)
         history_written = write_history(conn, as_of, changed)
+        incremental.remember_inputs(conn, full=plan.full, kept=not incremental.has_events(config))
+        incremental.log_run(conn, as_of, plan, recomputed, key)
+        incremental.drop_scratch(conn)
         summary = audience_summary(conn, as_of)
-    summary.attrs.update({"members_written": changed, "history_written": history_written})
+    summary.attrs.update({"members_written": changed, "history_written": history_written,
+                          "mode": "full" if plan.full else "incremental", "reason": plan.reason,
+                          "contacts_recomputed": recomputed})
     return summary
 
 
@@ -139,55 +174,104 @@ def fields_used(config: AudienceConfig) -> list[str]:
     return sorted(found)
 
 
-def build_members(conn: sa.Connection, config: AudienceConfig, as_of: dt.date) -> tuple[list[dict], int | None]:
-    """Write the day's `audience_members` and `audience_sizes`; returns the audiences planned and, on a re-run
-    of the day, the membership rows that changed (None: a new day, written whole)."""
+def build_members(conn: sa.Connection, config: AudienceConfig, as_of: dt.date,
+                  plan: incremental.Plan | None = None) -> tuple[list[dict], int | None, incremental.Plan, int]:
+    """Write the day's `audience_members` and `audience_sizes`; returns the audiences planned, on a re-run of the
+    day the membership rows that changed (None: a new day, written whole), the plan as run (an incremental one
+    may turn whole, see `_narrow`) and the contacts whose memberships were computed."""
+    plan = plan or incremental.Plan(True, "whole")
     for name in _SCRATCH:
         conn.execute(sa.text(f"DROP TABLE IF EXISTS {name}"))
-    conn.execute(sa.text(base_sql(fields_used(config))))
-    brands = list(conn.execute(sa.text(
-        f"SELECT DISTINCT brand FROM tmp_audience_base WHERE brand <> '{ALL_BRANDS}' ORDER BY brand")).scalars())
+    fields = fields_used(config)
+    brands = list(conn.execute(sa.text("SELECT DISTINCT brand FROM profile_360_brand ORDER BY brand")).scalars())
     predictions = _predictions(conn, as_of)
     if predictions is not None:
         PREDICTIONS_DAY.create(conn)
         conn.execute(sa.insert(PREDICTIONS_DAY).from_select([c.name for c in predictions.c], predictions))
         predictions = PREDICTIONS_DAY
-
-    if any(a.type == "cross_brand" for a in config.audiences):
-        _cross_brand_counts(conn, config, as_of)
-    plan: list[dict] = []  # name, label, kind, brand_scope, note, query
-    for audience in config.audiences:
-        plan.extend(_plan(conn, audience, config, as_of, brands, predictions))
-
     any_suppressed = _suppressed(conn)
-    queries = [p["query"] for p in plan if p["query"] is not None]
+    planned: list[dict] = []  # name, label, kind, brand_scope, note, query
+    for audience in config.audiences:
+        planned.extend(_plan(conn, audience, config, as_of, brands, predictions))
     # a day run before (a drop re-runs it) is written by difference; a new day straight into the table
     rerun = conn.execute(sa.select(audience_sizes.c.as_of).where(audience_sizes.c.as_of == as_of).limit(1)).first()
+    plan, changed_contacts = _narrow(conn, config, as_of, plan, planned, rerun is not None, predictions, fields)
+    contacts = None if plan.full else incremental.CHANGED
+    conn.execute(sa.text(base_sql(fields, contacts)))
+    if predictions is not None and contacts:
+        _only_changed(conn)
+    if any(a.type == "cross_brand" for a in config.audiences):
+        _cross_brand_counts(conn, config, as_of)
+    recomputed = changed_contacts if contacts else conn.execute(
+        sa.text("SELECT COUNT(DISTINCT contact_id) FROM tmp_audience_base")).scalar_one()
+
+    queries = [p["query"] for p in planned if p["query"] is not None]
     into = rewrite.begin(conn, "audience_members", full=False) if rerun else "audience_members"
     rewrite.drop_diff(conn)
     if not rerun:
         conn.execute(audience_members.delete().where(audience_members.c.as_of == as_of))
     if queries:
-        # one statement: every audience's members, with the golden contact details, minus suppressions
-        hits = (sa.union_all(*queries) if len(queries) > 1 else queries[0]).subquery("hits")
-        p360 = profile_360
-        suppressed = sa.table("tmp_audience_suppressed", sa.column("contact_id", sa.String()))
-        members = hits.join(p360, p360.c.contact_id == hits.c.contact_id)
-        if any_suppressed:
-            members = members.outerjoin(suppressed, suppressed.c.contact_id == hits.c.contact_id)
-        rows = (sa.select(sa.bindparam("as_of", as_of, type_=sa.Date()), hits.c.audience, hits.c.contact_id,
-                          p360.c.email, p360.c.phone, p360.c.first_name, p360.c.last_name, hits.c.brand_scope)
-                .select_from(members))
-        if any_suppressed:
-            rows = rows.where(_absent(suppressed.c.contact_id))
-        conn.execute(sa.insert(sa.table(into, *[sa.column(c.name) for c in audience_members.columns])).from_select(
-            ["as_of", "audience", "contact_id", "email", "phone", "first_name", "last_name", "brand_scope"], rows))
+        _insert_members(conn, into, queries, as_of, any_suppressed)
     # A re-run writes only the (audience, contact) rows that entered, left or whose contact details changed,
     # listed in `rewrite.DIFF` for `write_history`: deleting and inserting the whole day and its history
-    # again cost a drop more than a full run.
+    # again cost a drop more than a full run. A drop compares the changed contacts' rows only.
+    only = "" if plan.full else f" JOIN {incremental.CHANGED} c ON c.contact_id = t.contact_id"
     changed = rewrite.finish(conn, "audience_members", ("as_of", "audience", "contact_id"), None, full=False,
-                             stored="SELECT t.* FROM audience_members t WHERE t.as_of = :as_of",
+                             stored=f"SELECT t.* FROM audience_members t{only} WHERE t.as_of = :as_of",
                              params={"as_of": as_of}, keep=True) if rerun else None
+    _write_sizes(conn, as_of, planned)
+    for name in _SCRATCH:
+        conn.execute(sa.text(f"DROP TABLE IF EXISTS {name}"))
+    return planned, changed, plan, int(recomputed)
+
+
+def _narrow(conn: sa.Connection, config: AudienceConfig, as_of: dt.date, plan: incremental.Plan, planned: list[dict],
+            rerun: bool, predictions, fields: list[str]) -> tuple[incremental.Plan, int | None]:
+    """The digests of every base row (kept for the next drop), and for an incremental plan the changed contacts
+    (`incremental.CHANGED`) and their count; the plan turns whole when the day has no stored run, its audiences
+    differ from the stored ones, or most contacts changed."""
+    if incremental.has_events(config):
+        return plan, None
+    incremental.create_digests(conn, config, as_of, _base_subquery(fields), predictions, "tmp_audience_suppressed")
+    if plan.full:
+        return plan, None
+    if not rerun:
+        return incremental.Plan(True, "no stored day to compare with"), None
+    if not incremental.same_plan(conn, as_of, planned):
+        return incremental.Plan(True, "the day's audiences changed (a brand or segment came or went)"), None
+    changed, everyone = incremental.find_changed(conn)
+    if changed > incremental.MOST * everyone:
+        return incremental.Plan(True, f"most contacts changed ({changed} of {everyone})"), None
+    return plan, changed
+
+
+def _only_changed(conn: sa.Connection) -> None:
+    """Narrow the day's predictions (ranked over everyone) to the changed contacts."""
+    conn.execute(sa.text(f"CREATE TEMPORARY TABLE {_PREDICTIONS_CHANGED} AS SELECT p.* FROM {PREDICTIONS_DAY.name} p "
+                         f"JOIN {incremental.CHANGED} c ON c.contact_id = p.contact_id"))
+    conn.execute(sa.text(f"DELETE FROM {PREDICTIONS_DAY.name}"))
+    conn.execute(sa.text(f"INSERT INTO {PREDICTIONS_DAY.name} SELECT * FROM {_PREDICTIONS_CHANGED}"))
+
+
+def _insert_members(conn: sa.Connection, into: str, queries: list, as_of: dt.date, any_suppressed: bool) -> None:
+    """One statement: every audience's members, with the golden contact details, minus suppressions."""
+    hits = (sa.union_all(*queries) if len(queries) > 1 else queries[0]).subquery("hits")
+    p360 = profile_360
+    suppressed = sa.table("tmp_audience_suppressed", sa.column("contact_id", sa.String()))
+    members = hits.join(p360, p360.c.contact_id == hits.c.contact_id)
+    if any_suppressed:
+        members = members.outerjoin(suppressed, suppressed.c.contact_id == hits.c.contact_id)
+    rows = (sa.select(sa.bindparam("as_of", as_of, type_=sa.Date()), hits.c.audience, hits.c.contact_id,
+                      p360.c.email, p360.c.phone, p360.c.first_name, p360.c.last_name, hits.c.brand_scope)
+            .select_from(members))
+    if any_suppressed:
+        rows = rows.where(_absent(suppressed.c.contact_id))
+    conn.execute(sa.insert(sa.table(into, *[sa.column(c.name) for c in audience_members.columns])).from_select(
+        ["as_of", "audience", "contact_id", "email", "phone", "first_name", "last_name", "brand_scope"], rows))
+
+
+def _write_sizes(conn: sa.Connection, as_of: dt.date, planned: list[dict]) -> None:
+    """Replace the day's `audience_sizes`, counted from the day's members."""
     if is_postgresql(conn):
         # the new day is not in the planner's statistics yet: estimated at one row, the history diff
         # would run as a nested loop over the two days (minutes). ANALYZE samples a bounded number of rows.
@@ -196,12 +280,9 @@ def build_members(conn: sa.Connection, config: AudienceConfig, as_of: dt.date) -
                               .where(audience_members.c.as_of == as_of).group_by(audience_members.c.audience)).all())
     conn.execute(audience_sizes.delete().where(audience_sizes.c.as_of == as_of))
     rows = [{"as_of": as_of, "audience": p["name"], "label": p["label"], "kind": p["kind"],
-             "brand_scope": p["brand_scope"], "size": sizes.get(p["name"], 0), "note": p["note"]} for p in plan]
+             "brand_scope": p["brand_scope"], "size": sizes.get(p["name"], 0), "note": p["note"]} for p in planned]
     if rows:
         conn.execute(audience_sizes.insert(), rows)
-    for name in _SCRATCH:
-        conn.execute(sa.text(f"DROP TABLE IF EXISTS {name}"))
-    return plan, changed
 
 
 def _entry(name, audience: Audience, scope: str, query, note=None) -> dict:

@@ -1,4 +1,4 @@
-"""The one non-portable piece of the audience SQL: a hex SHA-256 of text, spelled per backend."""
+"""The non-portable pieces of the audience SQL: a hex SHA-256 of text and a row digest, spelled per backend."""
 
 from __future__ import annotations
 
@@ -15,3 +15,17 @@ def sha256_hex(bind: sa.Connection | sa.Engine, expr: str) -> str:
     if name in ("trino", "spark", "databricks"):
         return f"lower(to_hex(sha256(to_utf8({expr}))))" if name == "trino" else f"sha2({expr}, 256)"
     raise NotImplementedError(f"sha256_hex: no spelling for the {name} backend yet")
+
+
+def row_digest(bind: sa.Connection | sa.Engine, terms: list) -> sa.ColumnElement:
+    """A text digest of the values `terms` (SQL expressions) of a row, spelled per backend: DuckDB's 64-bit `hash`,
+    PostgreSQL's MD5 of the row's text, Spark's `xxhash64`. Compared with the digest of the same row on the same
+    backend only (the stage's memory of its last run), never across backends."""
+    name = bind.dialect.name
+    if name == "duckdb":
+        return sa.cast(sa.func.hash(*terms), sa.String())
+    if name == "postgresql":
+        return sa.func.md5(sa.cast(sa.func.ROW(*terms), sa.Text()))
+    if name in ("spark", "databricks"):
+        return sa.cast(sa.func.xxhash64(*terms), sa.String())
+    raise NotImplementedError(f"row_digest: no spelling for the {name} backend yet")

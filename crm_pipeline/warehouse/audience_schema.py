@@ -11,6 +11,9 @@
 - Every read and delete of the stage is by day (and audience, contact), so a day costs the same
   however many days are kept: DuckDB skips other days through its per-row-group min/max (rows
   are written a day at a time); PostgreSQL gets the `_DAY_INDEXES` below.
+- `audience_inputs`, `audience_runs`: the stage's memory, so a drop recomputes only the contacts whose inputs
+  changed (`crm_pipeline/audiences/incremental.py`): per contact and brand ('' across brands) a digest of
+  what decides its memberships as of the last run, and one row per run (its day, mode, config key).
 - `suppression_list`: people never exported (by contact id and/or the SHA-256 of the trimmed,
   lowercased email), whatever audience they are in.
 """
@@ -61,7 +64,25 @@ suppression_list = sa.Table(
     sa.Column("added_at", sa.DateTime(timezone=True)),
 )
 
-AUDIENCE_TABLES = [audience_members, audience_history, audience_sizes, suppression_list]
+audience_inputs = sa.Table(  # as of the last run only: a drop of that day compares its own digests with these
+    "audience_inputs", metadata,
+    sa.Column("contact_id", sa.String, nullable=False),
+    sa.Column("brand", sa.String, nullable=False, comment="the brand, or '' for the row across brands"),
+    sa.Column("digest", sa.String, nullable=False, comment="of the rules' outcomes and member details on the row"),
+)
+
+audience_runs = sa.Table(  # one row per run: its day, how it ran, how many contacts' memberships it redid
+    "audience_runs", metadata,
+    sa.Column("run_number", sa.Integer, nullable=False),
+    sa.Column("as_of", sa.Date, nullable=False),
+    sa.Column("mode", sa.String, nullable=False, comment="full / incremental"),
+    sa.Column("reason", sa.String, nullable=False),
+    sa.Column("contacts_recomputed", sa.Integer, nullable=False),
+    sa.Column("config_key", sa.String, nullable=False, comment="the audience definitions the digests follow"),
+)
+
+AUDIENCE_TABLES = [audience_members, audience_history, audience_sizes, suppression_list, audience_inputs,
+                   audience_runs]
 
 # PostgreSQL only: keyed reads of one day. On DuckDB an index (in memory, kept on every insert and
 # delete) would cost more than it saves: its row-group min/max already skip the other days.

@@ -1,0 +1,160 @@
+"""Which contacts an audience run recomputes, and the memory that lets it know.
+
+A run of the same day as the last run (a drop) recomputes the memberships of the contacts whose inputs changed
+since, and compares only theirs with the stored day; every other contact's rows stay. A run is whole when asked
+(`full_refresh`), on the first run, on another day than the last run's (a new day moves every window), when the
+audience definitions changed (`config_key`), when a rule has an event condition (it reads the staged events,
+which no digest follows), when the day's planned audiences differ from the stored ones (a new brand or RFM
+segment), and when most contacts changed (the whole computation is then cheaper).
+
+What changed is found here, not in the upstream logs: `profile_changes` is forgotten once predictions and
+scoring took it in, and scoring and predictions redo ranks (`engagement_top_percent`, RFM, risk bands,
+`clv_top_percent`) over everyone. So each run keeps, per base row (a contact across brands, or a contact and
+brand), a digest of what decides its memberships (`audience_inputs`): every profile and cross-brand rule's
+outcome on the row and its opt-out; across brands also the contact details members carry, the suppression, the
+prediction row's presence, every predictive rule's outcome and the RFM segment. A rank shifting by a hair for
+everyone changes the digest of the contacts crossing a threshold only. A contact with a digest changed, added
+or gone (erased, merged away, suppressed) is recomputed with all its rows, so its cross-brand counts are whole.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from crm_pipeline.audiences.compile import Compiler
+from crm_pipeline.audiences.config import AudienceConfig, _has_event
+from crm_pipeline.audiences.sql import row_digest
+from crm_pipeline.profiles import rewrite
+from crm_pipeline.warehouse.audience_schema import audience_inputs, audience_runs
+
+# Bump when the digest changes meaning: the next drop then finds every contact changed and runs whole.
+DIGEST_VERSION = "1"
+NOW = "tmp_audience_inputs_now"
+CHANGED = "tmp_audience_changed"
+_NOW = sa.Table(NOW, sa.MetaData(), *[sa.Column(c.name, c.type) for c in audience_inputs.columns],
+                prefixes=["TEMPORARY"])
+# A drop recomputing more than this share of the contacts runs whole: the digests would only add to it.
+MOST = 0.5
+
+
+@dataclass(frozen=True)
+class Plan:
+    full: bool
+    reason: str
+
+
+def config_key(config: AudienceConfig) -> str:
+    """A digest of the audience definitions in force (the parsed rules, so comments and key order do not count)."""
+    return hashlib.sha256(f"{DIGEST_VERSION}|{config!r}".encode()).hexdigest()[:16]
+
+
+def has_events(config: AudienceConfig) -> bool:
+    """Whether any rule reads the staged events (what no digest follows)."""
+    rules = [a.rule for a in config.audiences if a.rule is not None]
+    return any(_has_event(r) for r in (*rules, config.very_active, config.inactive) if r is not None)
+
+
+def plan_run(conn: sa.Connection, as_of: dt.date, key: str, config: AudienceConfig, *, full_refresh: bool) -> Plan:
+    """Whole or incremental, and why, from the last run's log (the day's plan and size are checked later)."""
+    last = conn.execute(sa.select(audience_runs.c.as_of, audience_runs.c.config_key)
+                        .order_by(audience_runs.c.run_number.desc()).limit(1)).first()
+    if full_refresh:
+        return Plan(True, "full refresh requested")
+    if last is None:
+        return Plan(True, "first run")
+    if last.as_of != as_of:
+        return Plan(True, f"a new day (last run as of {last.as_of})")
+    if has_events(config):
+        return Plan(True, "a rule reads the staged events")
+    if last.config_key != key:
+        return Plan(True, "audience definitions changed")
+    return Plan(False, "incremental")
+
+
+def same_plan(conn: sa.Connection, as_of: dt.date, planned: list[dict]) -> bool:
+    """Whether the day's stored sizes name the audiences (and notes) planned now."""
+    stored = set(conn.execute(sa.text("SELECT audience, note FROM audience_sizes WHERE as_of = :d")
+                              .bindparams(sa.bindparam("d", type_=sa.Date())), {"d": as_of}).all())
+    return stored == {(p["name"], p["note"]) for p in planned}
+
+
+def create_digests(conn: sa.Connection, config: AudienceConfig, as_of: dt.date, base: sa.FromClause,
+                   predictions: sa.FromClause | None, suppressed: str) -> None:
+    """Create `NOW` (contact_id, brand, digest) over every row of `base` (a subquery of the base rows with the
+    fields the rules read, `opted_out` and, across brands, the member details), see the module docstring."""
+    outcome = (lambda condition: sa.case((condition, 1), else_=0))
+    profile = Compiler(base, as_of=as_of)
+    rules = [a.rule for a in config.audiences if a.source == "profile" and a.type == "rule"]
+    if any(a.type == "cross_brand" for a in config.audiences):
+        rules += [config.very_active, config.inactive]
+    terms = [outcome(profile.compile(r)) for r in rules] + [base.c.opted_out, *(base.c[c] for c in DETAILS)]
+    across = base.c.brand == sa.literal("", sa.String())
+    table = sa.table(suppressed, sa.column("contact_id", sa.String()))
+    listed = sa.select(table.c.contact_id).group_by(table.c.contact_id).subquery("suppressed")
+    joined = base.outerjoin(listed, sa.and_(listed.c.contact_id == base.c.contact_id, across))
+    terms.append(listed.c.contact_id)
+    if predictions is not None:
+        joined = joined.outerjoin(predictions, sa.and_(predictions.c.contact_id == base.c.contact_id, across))
+        predicted = Compiler(predictions, as_of=as_of)
+        terms += [predictions.c.contact_id, predictions.c.rfm_segment]
+        terms += [outcome(predicted.compile(a.rule)) for a in config.audiences
+                  if a.source == "predictions" and a.rule is not None]
+    digest = row_digest(conn, terms)
+    conn.execute(sa.text(f"DROP TABLE IF EXISTS {NOW}"))
+    _NOW.create(conn)
+    conn.execute(sa.insert(_NOW).from_select(["contact_id", "brand", "digest"], sa.select(
+        base.c.contact_id, base.c.brand, digest.label("digest")).select_from(joined)))
+
+
+# The contact details a member row carries (from profile_360): a change rewrites the contact's rows.
+DETAILS = ("email", "phone", "first_name", "last_name")
+
+
+def find_changed(conn: sa.Connection) -> tuple[int, int]:
+    """Create `CHANGED` (contact_id): contacts with a row whose digest differs from the last run's, or that only
+    one side has. Returns (changed contacts, contacts now)."""
+    conn.execute(sa.text(f"DROP TABLE IF EXISTS {CHANGED}"))
+    conn.execute(sa.text(f"""
+        CREATE TEMPORARY TABLE {CHANGED} AS
+        SELECT DISTINCT COALESCE(n.contact_id, s.contact_id) AS contact_id
+        FROM {NOW} n FULL OUTER JOIN audience_inputs s ON s.contact_id = n.contact_id AND s.brand = n.brand
+        WHERE n.contact_id IS NULL OR s.contact_id IS NULL OR n.digest <> s.digest"""))
+    changed = conn.execute(sa.text(f"SELECT COUNT(*) FROM {CHANGED}")).scalar_one()
+    everyone = conn.execute(sa.text(f"SELECT COUNT(*) FROM {NOW} WHERE brand = ''")).scalar_one()
+    return int(changed), int(everyone)
+
+
+def remember_inputs(conn: sa.Connection, *, full: bool, kept: bool) -> None:
+    """Bring `audience_inputs` to this run's digests: whole after a whole run, else the changed contacts' rows by
+    difference (an UPDATE of a changed digest, not a delete and insert: cheaper on DuckDB's checkpoint). Without
+    digests (`kept` false: an event rule) the table is emptied, so no later drop compares against stale rows."""
+    if not kept:
+        conn.execute(audience_inputs.delete())
+        return
+    if full:
+        conn.execute(audience_inputs.delete())
+        conn.execute(sa.text(f"INSERT INTO audience_inputs (contact_id, brand, digest) "
+                             f"SELECT contact_id, brand, digest FROM {NOW}"))
+        return
+    into = rewrite.begin(conn, "audience_inputs", full=False)
+    conn.execute(sa.text(f"INSERT INTO {into} (contact_id, brand, digest) SELECT n.contact_id, n.brand, n.digest "
+                         f"FROM {NOW} n JOIN {CHANGED} c ON c.contact_id = n.contact_id"))
+    rewrite.finish(conn, "audience_inputs", ("contact_id", "brand"), CHANGED, full=False)
+
+
+def log_run(conn: sa.Connection, as_of: dt.date, plan: Plan, recomputed: int, key: str) -> None:
+    conn.execute(sa.text(
+        "INSERT INTO audience_runs (run_number, as_of, mode, reason, contacts_recomputed, config_key) "
+        "SELECT COALESCE(MAX(run_number), 0) + 1, :as_of, :mode, :reason, :n, :key FROM audience_runs")
+        .bindparams(sa.bindparam("as_of", type_=sa.Date())),
+        {"as_of": as_of, "mode": "full" if plan.full else "incremental", "reason": plan.reason, "n": recomputed,
+         "key": key})
+
+
+def drop_scratch(conn: sa.Connection) -> None:
+    for name in (NOW, CHANGED):
+        conn.execute(sa.text(f"DROP TABLE IF EXISTS {name}"))

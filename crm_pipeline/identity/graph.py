@@ -158,6 +158,12 @@ def final_components(conn: sa.Connection, pairs: pd.DataFrame, scope: Scope) -> 
     insert_arrow(conn, _pairs, pa.Table.from_pandas(
         pd.DataFrame({"node_a": pairs["node_a"].astype("string"), "node_b": pairs["node_b"].astype("string"),
                       "match_probability": pairs["match_probability"].astype(float)}), preserve_index=False))
+    return components_with_pairs(conn, scope)
+
+
+def components_with_pairs(conn: sa.Connection, scope: Scope) -> int:
+    """`final_components` once `id_pairs` holds the pairs: on Spark `id_pairs` is made there (no Python frame
+    of pairs), the rest is the same statements."""
     grown = scope.after_pairs(conn)
     if grown and scope.within:  # the scope's new nodes' edges
         _base_edges(conn, _scope_nodes(conn))

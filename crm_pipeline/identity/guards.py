@@ -155,43 +155,55 @@ def save_inputs(conn: sa.Connection, replace: bool) -> None:
 
 def apply_guards(conn: sa.Connection, config: IdentityConfig) -> Rejected:
     """`id_junk`, `id_capped` and `id_shared` by the settings; returns them (small: what the alerts list)."""
-    patterns = {f"junk_pattern_{i}": p.pattern for i, p in enumerate(config.junk_email_patterns)}
-    matches = [_regex_match(conn, "e.value", f":{name}") for name in patterns] or ["FALSE"]
-    conn.execute(sa.text(f"""
-        CREATE TEMPORARY TABLE id_junk AS
-        SELECT e.kind, e.value, COUNT(*) AS nodes FROM id_identifiers e
-        WHERE (e.kind = 'email' AND (e.value IN :junk_emails OR {' OR '.join(matches)}))
-           OR (e.kind <> 'email' AND e.value IN :junk_phones)
-        GROUP BY e.kind, e.value""").bindparams(sa.bindparam("junk_emails", expanding=True),
-                                                 sa.bindparam("junk_phones", expanding=True)),
-                 {"junk_emails": sorted(config.junk_emails), "junk_phones": sorted(config.junk_phones), **patterns})
-    conn.execute(sa.text(f"""
-        CREATE TEMPORARY TABLE id_capped AS
-        SELECT e.kind, e.value, COUNT(DISTINCT p.person) AS people
-        FROM id_identifiers e JOIN id_person_keys p ON p.node_id = e.node_id
-        LEFT JOIN id_junk j ON j.kind = e.kind AND j.value = e.value
-        WHERE j.kind IS NULL
-        GROUP BY e.kind, e.value HAVING COUNT(DISTINCT p.person) > :cap"""),
-                 {"cap": config.max_people_per_identifier})
-    # A family computer or a shop's tablet logs in to several people's accounts: it joins nobody, and
-    # neither do the identifiers typed on it.
-    conn.execute(sa.text("""
-        CREATE TEMPORARY TABLE id_shared AS
-        SELECT d.node_a AS device, COUNT(DISTINCT p.person) AS people
-        FROM id_logins d JOIN id_person_keys p ON p.node_id = d.node_b
-        GROUP BY d.node_a HAVING COUNT(DISTINCT p.person) > :cap"""), {"cap": config.max_people_per_device})
+    for table, select, params in guard_selects(config, engine_name(conn)):
+        conn.execute(sa.text(f"CREATE TEMPORARY TABLE {table} AS {select}"), params)
     return Rejected(*(read_frame(conn, sa.text(f"SELECT * FROM {t} ORDER BY 1, 2"))
                       for t in ("id_junk", "id_capped", "id_shared")))
 
 
-def _regex_match(conn: sa.Connection, column: str, pattern: str) -> str:
+def guard_selects(config: IdentityConfig, engine: str) -> list[tuple[str, str, dict]]:
+    """(table, SELECT, parameters) of `id_junk`, `id_capped` and `id_shared`, in order: each a SELECT of its own
+    so that Spark materializes it as DuckDB and PostgreSQL create it. The junk lists are bound one parameter
+    per value (`:junk_email_0` ...), not as one expanding list parameter, which Spark's named parameters lack."""
+    patterns = {f"junk_pattern_{i}": p.pattern for i, p in enumerate(config.junk_email_patterns)}
+    matches = [_regex_match(engine, "e.value", f":{name}") for name in patterns] or ["FALSE"]
+    emails, email_params = _in_list("e.value", "junk_email", sorted(config.junk_emails))
+    phones, phone_params = _in_list("e.value", "junk_phone", sorted(config.junk_phones))
+    junk = f"""
+        SELECT e.kind, e.value, COUNT(*) AS nodes FROM id_identifiers e
+        WHERE (e.kind = 'email' AND ({emails} OR {' OR '.join(matches)}))
+           OR (e.kind <> 'email' AND {phones})
+        GROUP BY e.kind, e.value"""
+    capped = """
+        SELECT e.kind, e.value, COUNT(DISTINCT p.person) AS people
+        FROM id_identifiers e JOIN id_person_keys p ON p.node_id = e.node_id
+        LEFT JOIN id_junk j ON j.kind = e.kind AND j.value = e.value
+        WHERE j.kind IS NULL
+        GROUP BY e.kind, e.value HAVING COUNT(DISTINCT p.person) > :cap"""
+    # A family computer or a shop's tablet logs in to several people's accounts: it joins nobody, and
+    # neither do the identifiers typed on it.
+    shared = """
+        SELECT d.node_a AS device, COUNT(DISTINCT p.person) AS people
+        FROM id_logins d JOIN id_person_keys p ON p.node_id = d.node_b
+        GROUP BY d.node_a HAVING COUNT(DISTINCT p.person) > :cap"""
+    return [("id_junk", junk, {**email_params, **phone_params, **patterns}),
+            ("id_capped", capped, {"cap": config.max_people_per_identifier}),
+            ("id_shared", shared, {"cap": config.max_people_per_device})]
+
+
+def _in_list(column: str, prefix: str, values: list[str]) -> tuple[str, dict]:
+    """`column IN (:prefix_0, ...)` and its parameters; FALSE for no values."""
+    if not values:
+        return "FALSE", {}
+    params = {f"{prefix}_{i}": value for i, value in enumerate(values)}
+    return f"{column} IN ({', '.join(':' + name for name in params)})", params
+
+
+def _regex_match(engine: str, column: str, pattern: str) -> str:
     """`column` contains a match of regular expression `pattern` (Python's re.search for these patterns)."""
-    engine = engine_name(conn)
     if engine == "postgres":
         return f"{column} ~ {pattern}"
-    if engine == "spark":
-        return f"{column} RLIKE {pattern}"
-    return f"regexp_matches({column}, {pattern})"  # DuckDB (RE2)
+    return f"regexp_matches({column}, {pattern})"  # DuckDB (RE2); Spark through `dialects.render` (RLIKE)
 
 
 def _run(conn: sa.Connection, sql: str) -> None:

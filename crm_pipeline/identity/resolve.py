@@ -30,6 +30,16 @@ from crm_pipeline.warehouse.identity_schema import (
 )
 
 PairFinder = Callable[..., pd.DataFrame]
+# This run's identity_nodes rows of the scope: each node's contact id, how it matched, and when first seen.
+NEXT_NODES_SQL = """
+    SELECT n.node_id, c.contact_id, t.match_type, t.match_probability,
+           COALESCE(p.first_seen_as_of, :as_of) AS first_seen_as_of
+    FROM id_nodes n JOIN id_typed t ON t.k = n.k JOIN id_contact_of c ON c.component = t.component
+    LEFT JOIN identity_nodes p ON p.node_id = n.node_id"""
+# The run's merges and splits (`stable_ids.id_log`) as merge_log rows.
+MERGE_LOG_ROWS_SQL = (
+    "SELECT kind, old_contact_id, new_contact_id, CASE WHEN kind = 'merge' THEN 'clusters joined by new records' "
+    "ELSE 'records no longer linked' END AS reason, :as_of AS as_of FROM id_log")
 _NEXT_NODES = "id_nodes_next"  # this run's identity_nodes rows of the scope, written by difference
 # The share of the warehouse's DuckDB memory limit the probabilistic pass's own DuckDB instance gets
 # (`resources.side_duckdb_settings`); the warehouse keeps the rest while the pass runs (`memory_lent`), so the
@@ -153,12 +163,7 @@ def _resolve(conn: sa.Connection, report: IdentityReport, clock: float, *, as_of
     graph_tables.type_matches(conn)
     assign_contact_ids(conn, at_least=int(erased or 0) + 1)
     conn.execute(sa.text(f"DROP TABLE IF EXISTS {_NEXT_NODES}"))
-    conn.execute(sa.text(f"""
-        CREATE TEMPORARY TABLE {_NEXT_NODES} AS
-        SELECT n.node_id, c.contact_id, t.match_type, t.match_probability,
-               COALESCE(p.first_seen_as_of, :as_of) AS first_seen_as_of
-        FROM id_nodes n JOIN id_typed t ON t.k = n.k JOIN id_contact_of c ON c.component = t.component
-        LEFT JOIN identity_nodes p ON p.node_id = n.node_id"""), {"as_of": as_of})
+    conn.execute(sa.text(f"CREATE TEMPORARY TABLE {_NEXT_NODES} AS {NEXT_NODES_SQL}"), {"as_of": as_of})
 
     report.nodes, report.merges, report.splits = (int(v or 0) for v in conn.execute(sa.text(
         "SELECT (SELECT COUNT(*) FROM id_nodes), (SELECT COUNT(*) FROM id_log WHERE kind = 'merge'), "
@@ -353,10 +358,8 @@ def _write(conn: sa.Connection, alerts_for: Callable[[pd.Series], pd.DataFrame],
     conn.execute(identity_borderline.delete())
     if len(borderline):
         insert_arrow(conn, identity_borderline, pa.Table.from_pandas(borderline, preserve_index=False))
-    conn.execute(sa.text(
-        "INSERT INTO merge_log (kind, old_contact_id, new_contact_id, reason, as_of) "
-        "SELECT kind, old_contact_id, new_contact_id, CASE WHEN kind = 'merge' THEN 'clusters joined by new records' "
-        "ELSE 'records no longer linked' END, :as_of FROM id_log"), {"as_of": as_of})
+    conn.execute(sa.text(f"INSERT INTO merge_log (kind, old_contact_id, new_contact_id, reason, as_of) "
+                         f"{MERGE_LOG_ROWS_SQL}"), {"as_of": as_of})
     if new_match is not None:
         store_match(conn, *new_match, as_of)
     counts = write_by_difference(conn, _NEXT_NODES, as_of=as_of, mode=mode, fingerprint=signature,

@@ -104,11 +104,9 @@ def write_by_difference(conn: sa.Connection, next_nodes: str | None, *, as_of: d
     # known without a scan of the map; a run that may insert millions inserts them once.
     target = "identity_map" if since is None else "id_map_new"
     conn.execute(sa.text("CREATE TEMPORARY TABLE id_map_new AS SELECT * FROM identity_map WHERE 1 = 0"))
-    for entity, (node, key, where) in RECORD_NODES.items():
+    for entity, (node, _, where) in RECORD_NODES.items():
         rows = (f"INSERT INTO {target} (brand, entity, source_key, node_id, contact_id, match_type, match_probability, "
-                "_file_id, _row_number) "
-                f"SELECT t._brand, :e, CAST({key} AS VARCHAR), n.node_id, n.contact_id, n.match_type, "
-                f"n.match_probability, t._file_id, t._row_number FROM stg_{entity} t ")
+                f"_file_id, _row_number) {_map_columns(entity)} FROM stg_{entity} t ")
         if whole_rows.get(entity):
             conn.execute(sa.text(
                 f"{rows} JOIN identity_nodes n ON n.node_id = {node} "
@@ -150,6 +148,35 @@ def write_by_difference(conn: sa.Connection, next_nodes: str | None, *, as_of: d
     return counts
 
 
+def _map_columns(entity: str) -> str:
+    """The SELECT list of `entity`'s identity_map rows over its staged rows `t` and their nodes `n`."""
+    _, key, _ = RECORD_NODES[entity]
+    return (f"SELECT t._brand AS brand, :e AS entity, CAST({key} AS VARCHAR) AS source_key, n.node_id, n.contact_id, "
+            "n.match_type, n.match_probability, t._file_id, t._row_number")
+
+
+def map_rows_sql(entity: str, nodes: str = "identity_nodes") -> str:
+    """Every identity_map row of `entity` (`:e`) once table `nodes` holds every node's contact: the whole map, as
+    a full rewrite writes it (Spark overwrites the table with these rows; DuckDB inserts the new files' ones)."""
+    node, _, where = RECORD_NODES[entity]
+    return f"{_map_columns(entity)} FROM stg_{entity} t JOIN {nodes} n ON n.node_id = {node} WHERE {where}"
+
+
+def contacts_sql(nodes: str = "identity_nodes", identity_map: str = "identity_map",
+                 recomputed: str | None = None) -> str:
+    """contacts rows from the nodes and map rows: of the contacts `recomputed` (a SELECT of contact_id) selects,
+    or of every contact."""
+    of_map = of_nodes = ""
+    if recomputed is not None:
+        of_map, of_nodes = f"WHERE contact_id IN ({recomputed}) ", f"WHERE n.contact_id IN ({recomputed}) "
+    return ("SELECT n.contact_id, COUNT(*) AS node_count, COALESCE(MAX(r.records), 0) AS record_count, "
+            "STRING_AGG(DISTINCT SPLIT_PART(n.node_id, '|', 1), ',' ORDER BY SPLIT_PART(n.node_id, '|', 1)) AS brands, "
+            "MIN(n.match_type) AS match_type, MIN(n.first_seen_as_of) AS first_seen_as_of "
+            f"FROM {nodes} n "
+            f"LEFT JOIN (SELECT contact_id, COUNT(*) AS records FROM {identity_map} {of_map}GROUP BY contact_id) r "
+            f"  ON r.contact_id = n.contact_id {of_nodes}GROUP BY n.contact_id")
+
+
 def _write_contacts(conn: sa.Connection, gained: str | None) -> None:
     """`id_touched` (contact_id, existed: it had a contacts row before this run): the contacts a changed node
     or record left or joined, and their contacts rows. A contact whose nodes all stand and that only gained
@@ -173,17 +200,9 @@ def _write_contacts(conn: sa.Connection, gained: str | None) -> None:
     """))
     recomputed = "SELECT contact_id FROM id_touched WHERE NOT (gained_only AND existed)"
     conn.execute(sa.text(f"DELETE FROM contacts WHERE contact_id IN ({recomputed})"))
-    of_map = of_nodes = ""  # on a first run every contact is recomputed
-    if gained is not None:
-        of_map, of_nodes = f"WHERE contact_id IN ({recomputed}) ", f"WHERE n.contact_id IN ({recomputed}) "
-    conn.execute(sa.text(
+    conn.execute(sa.text(  # on a first run every contact is recomputed
         "INSERT INTO contacts (contact_id, node_count, record_count, brands, match_type, first_seen_as_of) "
-        "SELECT n.contact_id, COUNT(*), COALESCE(MAX(r.records), 0), "
-        "STRING_AGG(DISTINCT SPLIT_PART(n.node_id, '|', 1), ',' ORDER BY SPLIT_PART(n.node_id, '|', 1)), "
-        "MIN(n.match_type), MIN(n.first_seen_as_of) "
-        "FROM identity_nodes n "
-        f"LEFT JOIN (SELECT contact_id, COUNT(*) AS records FROM identity_map {of_map}GROUP BY contact_id) r "
-        f"  ON r.contact_id = n.contact_id {of_nodes}GROUP BY n.contact_id"))
+        + contacts_sql(recomputed=None if gained is None else recomputed)))
     if gained is None or not conn.execute(sa.text(
             "SELECT COUNT(*) FROM id_touched WHERE gained_only AND existed")).scalar_one():
         return

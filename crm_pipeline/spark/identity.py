@@ -1,0 +1,258 @@
+"""Identity resolution on Spark: the deterministic stage's tables, from the identity room's own statements.
+
+The graph, the guards, the connected components, the match types and the stable contact ids are the room's
+functions (`identity.graph`, `guards`, `scope`, `components`, `stable_ids`), handed a connection that runs
+their statements on Spark (`SparkIdentityConnection`): each is rendered by `warehouse.dialects`, and each
+scratch table they create (`CREATE [TEMPORARY] TABLE x AS SELECT ...`) becomes a temporary view over the
+SELECT's result checkpointed on the executors. A checkpoint, not a lazy view: the components' rounds would
+re-plan every earlier round, and a view is no snapshot of the tables it reads.
+
+A Spark run is a full resolution (every node in the scope, as DuckDB's first run or `--full-refresh`), so its
+writes are overwrites of whole tables, the tables DuckDB's `write_by_difference` leaves, from the room's SELECTs
+(`write.map_rows_sql`, `write.contacts_sql`, `resolve.NEXT_NODES_SQL`, `resolve.MERGE_LOG_ROWS_SQL`):
+`identity_nodes`, `identity_map`, `contacts` rewritten whole, and `merge_log` (partitioned by as_of) its day's
+partition (that day's rows and this run's). Committed as `spark/publish.py` commits: every new table is written
+under `<warehouse>/_identity_journal/` first, one atomic rename of `COMMITTED.json` is the commit, and applying
+it (overwrites from the journal only) is repeated by the next run if this one dies on the way.
+
+The driver holds counts, the rejected identifier sets (the alerts' rows) and the merge log's row count.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import date
+
+import sqlalchemy as sa
+
+from crm_pipeline.identity import graph, guards
+from crm_pipeline.identity.config import IdentityConfig
+from crm_pipeline.identity.resolve import MERGE_LOG_ROWS_SQL, NEXT_NODES_SQL
+from crm_pipeline.identity.scope import Scope
+from crm_pipeline.identity.stable_ids import SCRATCH as STABLE_ID_SCRATCH, assign_contact_ids
+from crm_pipeline.identity.nodes import RECORD_NODES
+from crm_pipeline.identity.write import contacts_sql, map_rows_sql
+from crm_pipeline.spark.publish import _list, _read, _remove, _write_atomically
+from crm_pipeline.warehouse.identity_schema import (
+    contacts, identity_decisions, identity_graph, identity_map, identity_nodes, merge_log,
+)
+from crm_pipeline.warehouse.quality_schema import stg_tables
+from crm_pipeline.warehouse.spark import SparkResult, SparkWarehouse
+
+JOURNAL = "_identity_journal"
+MANIFEST = "COMMITTED.json"
+NEXT_NODES = "id_nodes_next"
+_JOURNAL_MAP = "id_journal_map"  # the journaled identity_map, which the contacts' SELECT reads
+PARTITIONED = {merge_log.name: "as_of"}  # every other identity table a full run rewrites whole
+
+_DROP = re.compile(r"\s*DROP\s+TABLE\s+(?:IF\s+EXISTS\s+)?(\w+)\s*$", re.IGNORECASE)
+_CREATE_AS = re.compile(r"\s*CREATE\s+(?:TEMPORARY\s+)?TABLE\s+(\w+)\s+AS\s+(.*)$", re.IGNORECASE | re.DOTALL)
+_PARAMETER = re.compile(r"(?<![:\w]):(\w+)")
+
+
+@dataclass
+class SparkIdentityReport:
+    """What a Spark resolution did: counts only (the figures `IdentityReport` shows for a full run)."""
+
+    nodes: int = 0
+    records: int = 0
+    contacts: int = 0
+    largest_cluster: int = 0
+    merges: int = 0
+    splits: int = 0
+    junk_values: int = 0
+    capped_values: int = 0
+    shared_devices: int = 0
+    rounds: dict[str, int] = field(default_factory=dict)
+
+
+class SparkIdentityConnection:
+    """The part of a SQLAlchemy connection the identity room's graph functions use, on Spark.
+
+    A `CREATE [TEMPORARY] TABLE x AS SELECT` becomes temporary view `x` over the SELECT's checkpointed result,
+    `DROP TABLE x` drops that view (the room drops only its scratch tables), and any other statement is a query
+    whose (small) result is collected. Every statement is rendered by `dialects.render` (so DELETE, UPDATE and
+    MERGE raise `NotPortable`), with its `:name` parameters bound by Spark."""
+
+    def __init__(self, warehouse: SparkWarehouse) -> None:
+        self.warehouse = warehouse
+        self.views: set[str] = set()
+
+    def execute(self, query: sa.TextClause | str, params: dict | None = None) -> SparkResult:
+        sql = query.text if isinstance(query, sa.TextClause) else query
+        if isinstance(query, sa.TextClause):  # values bound on the clause itself (`.bindparams(cap=...)`)
+            params = {**{k: p.value for k, p in query._bindparams.items() if p.value is not None}, **(params or {})}
+        if dropped := _DROP.match(sql):
+            self.drop(dropped.group(1))
+            return SparkResult([])
+        if created := _CREATE_AS.match(sql):
+            self.materialize(created.group(1), created.group(2), params)
+            return SparkResult([])
+        if re.match(r"\s*(CREATE|INSERT)\b", sql, re.IGNORECASE):
+            raise NotImplementedError(f"not run on Spark by this connection: {sql.strip()[:80]}")
+        return SparkResult(self.warehouse.sql(sql, _used(sql, params)).collect())
+
+    def materialize(self, name: str, select: str, params: dict | None = None) -> None:
+        """Temporary view `name`: `select`'s rows, computed now and kept on the executors."""
+        self.warehouse.sql(select, _used(select, params)).localCheckpoint().createOrReplaceTempView(name)
+        self.views.add(name)
+
+    def drop(self, name: str) -> None:
+        self.warehouse.spark.catalog.dropTempView(name)
+        self.views.discard(name)
+
+    def drop_all(self) -> None:
+        for name in list(self.views):
+            self.drop(name)
+
+
+def _used(sql: str, params: dict | None) -> dict | None:
+    """The parameters `sql` names (Spark binds exactly those)."""
+    if not params:
+        return None
+    named = set(_PARAMETER.findall(sql))
+    return {k: v for k, v in params.items() if k in named} or None
+
+
+# The identity tables a Spark run writes, and the ones its statements read (empty until ported: no stored graph,
+# no reviewers' decisions). The others (alerts, runs, changes, the probabilistic pass's) are not made on Spark yet.
+TABLES = (identity_nodes, identity_map, contacts, merge_log, identity_graph, identity_decisions)
+
+
+def create_identity_tables_on_spark(warehouse: SparkWarehouse) -> None:
+    """The identity tables a Spark run reads and writes, and the staging tables it reads."""
+    for table in stg_tables.values():
+        warehouse.create_table(table, partition_by="_file_id")
+    for table in TABLES:
+        warehouse.create_table(table, partition_by=PARTITIONED.get(table.name))
+
+
+def finish_identity_commit(warehouse: SparkWarehouse) -> bool:
+    """Apply the journal of a run that died after its commit (every run does this first); whether there was one."""
+    create_identity_tables_on_spark(warehouse)
+    return _Journal(warehouse).finish_committed()
+
+
+def resolve_identities_on_spark(warehouse: SparkWarehouse, *, as_of: date, config: IdentityConfig) -> SparkIdentityReport:
+    """A full deterministic resolution of `stg_*` on Spark: identity_nodes, identity_map and contacts as DuckDB's
+    `resolve_identities` (probabilistic pass off) leaves them, ids kept from the stored identity_nodes, the
+    run's merges and splits appended to merge_log."""
+    create_identity_tables_on_spark(warehouse)
+    journal = _Journal(warehouse)
+    journal.finish_committed()  # a run that died after its commit: finish it first (`finish_identity_commit`)
+    journal.start()
+    conn, report = SparkIdentityConnection(warehouse), SparkIdentityReport()
+    try:
+        _cluster(conn, report, config)
+        erased = _retired_number(warehouse)
+        assign_contact_ids(conn, at_least=erased + 1)
+        conn.materialize(NEXT_NODES, NEXT_NODES_SQL, {"as_of": as_of})
+        _journal_tables(conn, journal, report, as_of)
+        journal.commit()
+        journal.finish_committed()
+    finally:
+        conn.drop_all()
+    return report
+
+
+def _cluster(conn: SparkIdentityConnection, report: SparkIdentityReport, config: IdentityConfig) -> None:
+    """The room's graph steps for a full run: nodes, guarded edges, deterministic and final components, match types."""
+    graph.load_nodes(conn)
+    guards.load_edges(conn)
+    for table, select, params in guards.guard_selects(config, "spark"):
+        conn.materialize(table, select, params)
+    report.junk_values, report.capped_values, report.shared_devices = (int(v) for v in conn.execute(
+        "SELECT (SELECT COUNT(*) FROM id_junk), (SELECT COUNT(*) FROM id_capped), "
+        "(SELECT COUNT(*) FROM id_shared)").one())
+    scope = Scope(full=True)
+    report.rounds["deterministic"] = graph.deterministic_components(conn, scope)
+    # No probabilistic pass yet: no pairs, so every final component is a deterministic one.
+    conn.materialize("id_pairs", "SELECT CAST(NULL AS VARCHAR) AS node_a, CAST(NULL AS VARCHAR) AS node_b, "
+                                 "CAST(NULL AS DOUBLE) AS match_probability LIMIT 0")
+    report.rounds["final"] = graph.components_with_pairs(conn, scope)
+    graph.type_matches(conn)
+
+
+def _retired_number(warehouse: SparkWarehouse) -> int:
+    """The highest contact number erasure retired (never handed to someone new); 0 without erasures."""
+    if not warehouse.spark.catalog.tableExists(f"{warehouse.database}.erasure_requests"):
+        return 0
+    found = warehouse.sql("SELECT MAX(retired_contact_number) FROM erasure_requests").collect()[0][0]
+    return int(found or 0)
+
+
+def _journal_tables(conn: SparkIdentityConnection, journal: _Journal, report: SparkIdentityReport,
+                    as_of: date) -> None:
+    """The run's identity_nodes, identity_map, contacts and merge_log rows, into the journal."""
+    warehouse = conn.warehouse
+    journal.write(identity_nodes.name, warehouse.spark.table(NEXT_NODES))
+    rows = [warehouse.sql(map_rows_sql(entity, NEXT_NODES), {"e": entity}) for entity in RECORD_NODES]
+    whole_map = rows[0]
+    for more in rows[1:]:
+        whole_map = whole_map.unionByName(more)
+    journal.write(identity_map.name, whole_map)
+    journal.read(identity_map.name).createOrReplaceTempView(_JOURNAL_MAP)
+    conn.views.add(_JOURNAL_MAP)
+    journal.write(contacts.name, warehouse.sql(contacts_sql(NEXT_NODES, _JOURNAL_MAP)))
+    report.merges, report.splits = (int(v or 0) for v in conn.execute(
+        "SELECT SUM(CASE WHEN kind = 'merge' THEN 1 ELSE 0 END), SUM(CASE WHEN kind = 'split' THEN 1 ELSE 0 END) "
+        "FROM id_log").one())
+    if report.merges + report.splits:  # that day's partition: its rows so far and this run's
+        logged = warehouse.sql(f"SELECT * FROM merge_log WHERE as_of = :as_of UNION ALL {MERGE_LOG_ROWS_SQL}",
+                               {"as_of": as_of})
+        journal.write(merge_log.name, logged)
+    report.nodes, report.records = (int(v) for v in conn.execute(
+        f"SELECT (SELECT COUNT(*) FROM {NEXT_NODES}), (SELECT COUNT(*) FROM {_JOURNAL_MAP})").one())
+    found = journal.read(contacts.name).selectExpr("COUNT(*)", "MAX(node_count)").collect()[0]
+    report.contacts, report.largest_cluster = int(found[0]), int(found[1] or 0)
+
+
+class _Journal:
+    """One run's new identity tables, written aside and committed by one manifest rename (see the module doc)."""
+
+    def __init__(self, warehouse: SparkWarehouse) -> None:
+        self.warehouse = warehouse
+        self.spark = warehouse.spark
+        self.root = f"{warehouse.location}/{JOURNAL}"
+        self.tables: list[str] = []
+
+    def start(self) -> None:
+        _remove(self.spark, self.root)  # a run that died before its commit: nothing of it is live
+
+    def write(self, table: str, rows) -> None:
+        """`table`'s new rows (its whole content; merge_log: the partitions they fall in), journaled."""
+        schema = self.live(table).schema
+        conformed = rows.select(*[rows[f.name].cast(f.dataType).alias(f.name) for f in schema])
+        writer = conformed.write.mode("overwrite")
+        if table in PARTITIONED:
+            writer = writer.partitionBy(PARTITIONED[table])
+        writer.parquet(self.path(table))
+        self.tables.append(table)
+
+    def commit(self) -> None:
+        _write_atomically(self.spark, f"{self.root}/{MANIFEST}", json.dumps({"tables": self.tables}))
+
+    def finish_committed(self) -> bool:
+        """Apply a committed journal to the live tables, then remove it (harmless to repeat: overwrites only)."""
+        text = _read(self.spark, f"{self.root}/{MANIFEST}")
+        if text is None:
+            return False
+        for table in json.loads(text)["tables"]:
+            self.warehouse.write_frame(table, self.read(table), overwrite=True)
+        _remove(self.spark, f"{self.root}/{MANIFEST}")
+        _remove(self.spark, self.root)
+        return True
+
+    def live(self, table: str):
+        return self.spark.table(self.warehouse.qualified(table))
+
+    def path(self, table: str) -> str:
+        return f"{self.root}/{table}"
+
+    def read(self, table: str):
+        schema = self.live(table).schema
+        if not _list(self.spark, self.path(table)):
+            return self.spark.createDataFrame([], schema)
+        return self.spark.read.schema(schema).parquet(self.path(table)).select(*schema.names)

@@ -10,8 +10,9 @@ re-plan every earlier round, and a view is no snapshot of the tables it reads.
 A Spark run is a full resolution (every node in the scope, as DuckDB's first run or `--full-refresh`), so its
 writes are overwrites of whole tables, the tables DuckDB's `write_by_difference` leaves, from the room's SELECTs
 (`write.map_rows_sql`, `write.contacts_sql`, `resolve.NEXT_NODES_SQL`, `resolve.MERGE_LOG_ROWS_SQL`):
-`identity_nodes`, `identity_map`, `contacts` rewritten whole, and `merge_log` (partitioned by as_of) its day's
-partition (that day's rows and this run's). Committed as `spark/publish.py` commits: every new table is written
+`identity_nodes`, `identity_map`, `contacts` rewritten whole, `merge_log` (partitioned by as_of) its day's
+partition (that day's rows and this run's), and `identity_alerts` its day's partition (the room's `_alerts`,
+from the guards' rejected sets and the oversized contacts: small frames on the driver). Committed as `spark/publish.py` commits: every new table is written
 under `<warehouse>/_identity_journal/` first, one atomic rename of `COMMITTED.json` is the commit, and applying
 it (overwrites from the journal only) is repeated by the next run if this one dies on the way.
 
@@ -22,31 +23,38 @@ from __future__ import annotations
 
 import json
 import re
+from functools import lru_cache
 from dataclasses import dataclass, field
 from datetime import date
 
+import pandas as pd
 import sqlalchemy as sa
 
 from crm_pipeline.identity import graph, guards
 from crm_pipeline.identity.config import IdentityConfig
-from crm_pipeline.identity.resolve import MERGE_LOG_ROWS_SQL, NEXT_NODES_SQL
+from crm_pipeline.identity.resolve import MERGE_LOG_ROWS_SQL, NEXT_NODES_SQL, _alerts
 from crm_pipeline.identity.scope import Scope
 from crm_pipeline.identity.stable_ids import SCRATCH as STABLE_ID_SCRATCH, assign_contact_ids
 from crm_pipeline.identity.nodes import RECORD_NODES
 from crm_pipeline.identity.write import contacts_sql, map_rows_sql
 from crm_pipeline.spark.publish import _list, _read, _remove, _write_atomically
 from crm_pipeline.warehouse.identity_schema import (
-    contacts, identity_decisions, identity_graph, identity_map, identity_nodes, merge_log,
+    IDENTITY_TABLES, contacts, identity_alerts, identity_decisions, identity_graph, identity_map, identity_nodes,
+    merge_log,
 )
 from crm_pipeline.warehouse.quality_schema import stg_tables
+from crm_pipeline.warehouse.dialects import render
 from crm_pipeline.warehouse.spark import SparkResult, SparkWarehouse
 
 JOURNAL = "_identity_journal"
 MANIFEST = "COMMITTED.json"
 NEXT_NODES = "id_nodes_next"
 _JOURNAL_MAP = "id_journal_map"  # the journaled identity_map, which the contacts' SELECT reads
-PARTITIONED = {merge_log.name: "as_of"}  # every other identity table a full run rewrites whole
+# merge_log and identity_alerts by day (a run writes its as_of's partition); the others a full run rewrites whole.
+PARTITIONED = {merge_log.name: "as_of", identity_alerts.name: "as_of"}
 
+# The warehouse's tables the statements read or write (everything else they name is a scratch view of the run).
+_LIVE = frozenset({*(t.name for t in stg_tables.values()), *(t.name for t in IDENTITY_TABLES), "erasure_requests"})
 _DROP = re.compile(r"\s*DROP\s+TABLE\s+(?:IF\s+EXISTS\s+)?(\w+)\s*$", re.IGNORECASE)
 _CREATE_AS = re.compile(r"\s*CREATE\s+(?:TEMPORARY\s+)?TABLE\s+(\w+)\s+AS\s+(.*)$", re.IGNORECASE | re.DOTALL)
 _PARAMETER = re.compile(r"(?<![:\w]):(\w+)")
@@ -92,11 +100,19 @@ class SparkIdentityConnection:
             return SparkResult([])
         if re.match(r"\s*(CREATE|INSERT)\b", sql, re.IGNORECASE):
             raise NotImplementedError(f"not run on Spark by this connection: {sql.strip()[:80]}")
-        return SparkResult(self.warehouse.sql(sql, _used(sql, params)).collect())
+        return SparkResult(self.sql(sql, params).collect())
+
+    def sql(self, stage_sql: str, params: dict | None = None):
+        """A DataFrame of stage SQL, rendered for Spark, the warehouse's tables named with its database: a
+        session's temporary view called `identity_nodes` (another job's, a notebook's) is not read for the table.
+        The scratch tables stay unqualified: they are this run's temporary views."""
+        self.warehouse.spark.catalog.setCurrentDatabase(self.warehouse.database)
+        spark_sql = _qualify_live(render(stage_sql, "spark"), self.warehouse.database)
+        return self.warehouse.spark.sql(spark_sql, args=_used(stage_sql, params))
 
     def materialize(self, name: str, select: str, params: dict | None = None) -> None:
         """Temporary view `name`: `select`'s rows, computed now and kept on the executors."""
-        self.warehouse.sql(select, _used(select, params)).localCheckpoint().createOrReplaceTempView(name)
+        self.sql(select, params).localCheckpoint().createOrReplaceTempView(name)
         self.views.add(name)
 
     def drop(self, name: str) -> None:
@@ -106,6 +122,20 @@ class SparkIdentityConnection:
     def drop_all(self) -> None:
         for name in list(self.views):
             self.drop(name)
+
+
+@lru_cache(maxsize=512)
+def _qualify_live(spark_sql: str, database: str) -> str:
+    """`spark_sql` with the warehouse's own tables (staging, identity, erasure) named with `database`."""
+    import sqlglot
+    from sqlglot import exp
+
+    statement = sqlglot.parse_one(spark_sql, read="spark")
+    ctes = {cte.alias for cte in statement.find_all(exp.CTE)}
+    for table in statement.find_all(exp.Table):
+        if not table.args.get("db") and table.name in _LIVE - ctes:
+            table.set("db", exp.to_identifier(database))
+    return statement.sql(dialect="spark")
 
 
 def _used(sql: str, params: dict | None) -> dict | None:
@@ -118,7 +148,7 @@ def _used(sql: str, params: dict | None) -> dict | None:
 
 # The identity tables a Spark run writes, and the ones its statements read (empty until ported: no stored graph,
 # no reviewers' decisions). The others (alerts, runs, changes, the probabilistic pass's) are not made on Spark yet.
-TABLES = (identity_nodes, identity_map, contacts, merge_log, identity_graph, identity_decisions)
+TABLES = (identity_nodes, identity_map, contacts, merge_log, identity_alerts, identity_graph, identity_decisions)
 
 
 def create_identity_tables_on_spark(warehouse: SparkWarehouse) -> None:
@@ -146,10 +176,10 @@ def resolve_identities_on_spark(warehouse: SparkWarehouse, *, as_of: date, confi
     conn, report = SparkIdentityConnection(warehouse), SparkIdentityReport()
     try:
         _cluster(conn, report, config)
-        erased = _retired_number(warehouse)
+        erased = _retired_number(conn)
         assign_contact_ids(conn, at_least=erased + 1)
         conn.materialize(NEXT_NODES, NEXT_NODES_SQL, {"as_of": as_of})
-        _journal_tables(conn, journal, report, as_of)
+        _journal_tables(conn, journal, report, config, as_of)
         journal.commit()
         journal.finish_committed()
     finally:
@@ -175,38 +205,53 @@ def _cluster(conn: SparkIdentityConnection, report: SparkIdentityReport, config:
     graph.type_matches(conn)
 
 
-def _retired_number(warehouse: SparkWarehouse) -> int:
+def _retired_number(conn: SparkIdentityConnection) -> int:
     """The highest contact number erasure retired (never handed to someone new); 0 without erasures."""
+    warehouse = conn.warehouse
     if not warehouse.spark.catalog.tableExists(f"{warehouse.database}.erasure_requests"):
         return 0
-    found = warehouse.sql("SELECT MAX(retired_contact_number) FROM erasure_requests").collect()[0][0]
-    return int(found or 0)
+    return int(conn.execute("SELECT MAX(retired_contact_number) FROM erasure_requests").scalar_one() or 0)
 
 
 def _journal_tables(conn: SparkIdentityConnection, journal: _Journal, report: SparkIdentityReport,
-                    as_of: date) -> None:
+                    config: IdentityConfig, as_of: date) -> None:
     """The run's identity_nodes, identity_map, contacts and merge_log rows, into the journal."""
     warehouse = conn.warehouse
     journal.write(identity_nodes.name, warehouse.spark.table(NEXT_NODES))
-    rows = [warehouse.sql(map_rows_sql(entity, NEXT_NODES), {"e": entity}) for entity in RECORD_NODES]
+    rows = [conn.sql(map_rows_sql(entity, NEXT_NODES), {"e": entity}) for entity in RECORD_NODES]
     whole_map = rows[0]
     for more in rows[1:]:
         whole_map = whole_map.unionByName(more)
     journal.write(identity_map.name, whole_map)
     journal.read(identity_map.name).createOrReplaceTempView(_JOURNAL_MAP)
     conn.views.add(_JOURNAL_MAP)
-    journal.write(contacts.name, warehouse.sql(contacts_sql(NEXT_NODES, _JOURNAL_MAP)))
+    journal.write(contacts.name, conn.sql(contacts_sql(NEXT_NODES, _JOURNAL_MAP)))
     report.merges, report.splits = (int(v or 0) for v in conn.execute(
         "SELECT SUM(CASE WHEN kind = 'merge' THEN 1 ELSE 0 END), SUM(CASE WHEN kind = 'split' THEN 1 ELSE 0 END) "
         "FROM id_log").one())
     if report.merges + report.splits:  # that day's partition: its rows so far and this run's
-        logged = warehouse.sql(f"SELECT * FROM merge_log WHERE as_of = :as_of UNION ALL {MERGE_LOG_ROWS_SQL}",
+        logged = conn.sql(f"SELECT * FROM merge_log WHERE as_of = :as_of UNION ALL {MERGE_LOG_ROWS_SQL}",
                                {"as_of": as_of})
         journal.write(merge_log.name, logged)
+    _journal_alerts(conn, journal, config, as_of)
     report.nodes, report.records = (int(v) for v in conn.execute(
         f"SELECT (SELECT COUNT(*) FROM {NEXT_NODES}), (SELECT COUNT(*) FROM {_JOURNAL_MAP})").one())
     found = journal.read(contacts.name).selectExpr("COUNT(*)", "MAX(node_count)").collect()[0]
     report.contacts, report.largest_cluster = int(found[0]), int(found[1] or 0)
+
+
+def _journal_alerts(conn: SparkIdentityConnection, journal: _Journal, config: IdentityConfig, as_of: date) -> None:
+    """The day's identity_alerts: what the guards rejected and the contacts over the size cap (a few rows)."""
+    warehouse = conn.warehouse
+    rejected = guards.Rejected(*(conn.sql(f"SELECT * FROM {t} ORDER BY 1, 2").toPandas()
+                                 for t in ("id_junk", "id_capped", "id_shared")))
+    found = journal.read(contacts.name).where(f"node_count > {int(config.max_cluster_size)}").orderBy(
+        "contact_id").select("contact_id", "node_count").toPandas()
+    oversized = pd.Series(found["node_count"].to_numpy(), index=found["contact_id"].astype(str).to_numpy())
+    alerts = _alerts(rejected, oversized, config, as_of)
+    schema = journal.live(identity_alerts.name).schema
+    journal.write(identity_alerts.name, warehouse.spark.createDataFrame(
+        alerts[schema.names].astype({"as_of": "object"}), schema=schema), days=[as_of])
 
 
 class _Journal:
@@ -217,12 +262,14 @@ class _Journal:
         self.spark = warehouse.spark
         self.root = f"{warehouse.location}/{JOURNAL}"
         self.tables: list[str] = []
+        self.days: dict[str, list[str]] = {}  # per table by day: the days it replaces (emptied if no row lands)
 
     def start(self) -> None:
         _remove(self.spark, self.root)  # a run that died before its commit: nothing of it is live
 
-    def write(self, table: str, rows) -> None:
-        """`table`'s new rows (its whole content; merge_log: the partitions they fall in), journaled."""
+    def write(self, table: str, rows, days: list[date] | None = None) -> None:
+        """`table`'s new rows (its whole content; by day: the days they fall in, and the `days` emptied where
+        none falls), journaled."""
         schema = self.live(table).schema
         conformed = rows.select(*[rows[f.name].cast(f.dataType).alias(f.name) for f in schema])
         writer = conformed.write.mode("overwrite")
@@ -230,20 +277,33 @@ class _Journal:
             writer = writer.partitionBy(PARTITIONED[table])
         writer.parquet(self.path(table))
         self.tables.append(table)
+        self.days[table] = sorted(str(day) for day in days or [])
 
     def commit(self) -> None:
-        _write_atomically(self.spark, f"{self.root}/{MANIFEST}", json.dumps({"tables": self.tables}))
+        _write_atomically(self.spark, f"{self.root}/{MANIFEST}", json.dumps({"tables": self.tables, "days": self.days}))
 
     def finish_committed(self) -> bool:
         """Apply a committed journal to the live tables, then remove it (harmless to repeat: overwrites only)."""
         text = _read(self.spark, f"{self.root}/{MANIFEST}")
         if text is None:
             return False
-        for table in json.loads(text)["tables"]:
+        manifest = json.loads(text)
+        for table in manifest["tables"]:
+            self._empty_days(table, manifest["days"].get(table, []))
             self.warehouse.write_frame(table, self.read(table), overwrite=True)
         _remove(self.spark, f"{self.root}/{MANIFEST}")
         _remove(self.spark, self.root)
         return True
+
+    def _empty_days(self, table: str, days: list[str]) -> None:
+        """Empty the day partitions the journal replaces and holds no row of (a static overwrite with no rows)."""
+        journaled = {name.split("=", 1)[1] for name in _list(self.spark, self.path(table)) if "=" in name}
+        schema = self.live(table).schema
+        nothing = ", ".join(f"CAST(NULL AS {f.dataType.simpleString()}) AS `{f.name}`"
+                            for f in schema if f.name != "as_of")
+        for day in sorted(set(days) - journaled):
+            self.spark.sql(f"INSERT OVERWRITE TABLE {self.warehouse.qualified(table)} "
+                           f"PARTITION (`as_of` = DATE '{date.fromisoformat(day)}') SELECT {nothing} WHERE 1 = 0")
 
     def live(self, table: str):
         return self.spark.table(self.warehouse.qualified(table))

@@ -27,7 +27,7 @@ from crm_pipeline.spark.identity import (
 )
 from crm_pipeline.synth.generate import generate
 from crm_pipeline.warehouse.engine import make_engine
-from crm_pipeline.warehouse.identity_schema import contacts, identity_map, identity_nodes, merge_log
+from crm_pipeline.warehouse.identity_schema import contacts, identity_alerts, identity_map, identity_nodes, merge_log
 from crm_pipeline.warehouse.quality_schema import stg_tables
 from crm_pipeline.warehouse.spark import SparkWarehouse
 from crm_pipeline_tests.conftest import drop
@@ -36,7 +36,7 @@ from crm_pipeline_tests.spark import tables
 NOW = datetime(2025, 7, 1, 6, 0, tzinfo=timezone.utc)
 AS_OF, NEXT_DAY = date(2025, 6, 30), date(2025, 7, 1)
 CONFIG = load_identity_config()
-COMPARED = [identity_map.name, identity_nodes.name, contacts.name, merge_log.name]
+COMPARED = [identity_map.name, identity_nodes.name, contacts.name, merge_log.name, identity_alerts.name]
 CUSTOMERS = "customer_id,email,phone,first_name,last_name,country,updated_at\n"
 # Two strangers on a listed junk email, two on a junk pattern's, two on a junk phone: six contacts, not three.
 JUNK = CUSTOMERS + ("J1,test@test.com,,Ann,Junk,US,2025-06-01T00:00:00Z\n"
@@ -96,12 +96,14 @@ def mismatches(duck: sa.Engine, warehouse: SparkWarehouse) -> dict[str, list[str
 def test_spark_resolution_gives_duckdbs_identity_tables(both):
     duck, warehouse, _, report, duck_report = both
     assert mismatches(duck, warehouse) == {}
-    found = tables.spark_tables(warehouse, [identity_map.name, contacts.name])
-    mapped, people = found[identity_map.name], found[contacts.name]
+    found = tables.spark_tables(warehouse, [identity_map.name, contacts.name, identity_alerts.name])
+    mapped, people, alerts = found[identity_map.name], found[contacts.name], found[identity_alerts.name]
     assert report.records == len(mapped) > 300 and report.contacts == len(people) > 40
     assert set(mapped["entity"]) == {"customers", "subscribers", "orders", "web_events", "email_events"}
     junk = {contact_of(mapped, "customers", f"J{i}") for i in range(1, 7)}
-    assert len(junk) == 6  # the guards ran on Spark: junk joins nobody
+    assert len(junk) == 6  # the guards ran on Spark: junk joins nobody, and each junk value is an alert
+    assert set(alerts.loc[alerts["kind"] == "junk_identifier", "subject"]) >= {"email:test@test.com",
+                                                                               "email:noreply@shop.com"}
     assert (report.junk_values, report.capped_values, report.shared_devices) == (
         duck_report.junk_values, duck_report.capped_values, duck_report.shared_devices) and report.junk_values >= 2
     assert (report.nodes, report.contacts, report.largest_cluster) == (

@@ -28,15 +28,12 @@ import sqlalchemy as sa
 from crm_pipeline.audiences.compile import Compiler
 from crm_pipeline.audiences.config import AudienceConfig, _has_event
 from crm_pipeline.audiences.sql import row_digest
-from crm_pipeline.profiles import rewrite
 from crm_pipeline.warehouse.audience_schema import audience_inputs, audience_runs
 
 # Bump when the digest changes meaning: the next drop then finds every contact changed and runs whole.
 DIGEST_VERSION = "1"
-NOW = "tmp_audience_inputs_now"
+DIFF = "tmp_audience_inputs_diff"
 CHANGED = "tmp_audience_changed"
-_NOW = sa.Table(NOW, sa.MetaData(), *[sa.Column(c.name, c.type) for c in audience_inputs.columns],
-                prefixes=["TEMPORARY"])
 # A drop recomputing more than this share of the contacts runs whole: the digests would only add to it.
 MOST = 0.5
 
@@ -82,68 +79,88 @@ def same_plan(conn: sa.Connection, as_of: dt.date, planned: list[dict]) -> bool:
     return stored == {(p["name"], p["note"]) for p in planned}
 
 
-def create_digests(conn: sa.Connection, config: AudienceConfig, as_of: dt.date, base: sa.FromClause,
-                   predictions: sa.FromClause | None, suppressed: str) -> None:
-    """Create `NOW` (contact_id, brand, digest) over every row of `base` (a subquery of the base rows with the
-    fields the rules read, `opted_out` and, across brands, the member details), see the module docstring."""
-    outcome = (lambda condition: sa.case((condition, 1), else_=0))
+def _bits(conditions: list) -> list[sa.ColumnElement]:
+    """The conditions as BIGINT bit masks, 62 to a mask (sums of distinct powers of two: never overflow)."""
+    masks = []
+    for start in range(0, len(conditions), 62):
+        chunk = conditions[start:start + 62]
+        masks.append(sum((sa.case((c, sa.literal(2 ** i, sa.BigInteger())), else_=sa.literal(0, sa.BigInteger()))
+                          for i, c in enumerate(chunk)), sa.literal(0, sa.BigInteger())))
+    return masks or [sa.literal(0, sa.BigInteger())]
+
+
+def digest_select(conn: sa.Connection, config: AudienceConfig, as_of: dt.date, base: sa.FromClause,
+                  predictions: sa.FromClause | None, suppressed: str) -> sa.Select:
+    """contact_id, brand, outcomes, details of every row of `base` (the base rows with the fields the rules read,
+    `opted_out` and, across brands, the member details `DETAILS`), see the module docstring. Outcomes are bits
+    (evaluating the rules costs less than hashing them); the details a hash of a few text values."""
     profile = Compiler(base, as_of=as_of)
     rules = [a.rule for a in config.audiences if a.source == "profile" and a.type == "rule"]
     if any(a.type == "cross_brand" for a in config.audiences):
         rules += [config.very_active, config.inactive]
-    terms = [outcome(profile.compile(r)) for r in rules] + [base.c.opted_out, *(base.c[c] for c in DETAILS)]
+    conditions = [profile.compile(r) for r in rules] + [base.c.opted_out != 0]
     across = base.c.brand == sa.literal("", sa.String())
     table = sa.table(suppressed, sa.column("contact_id", sa.String()))
     listed = sa.select(table.c.contact_id).group_by(table.c.contact_id).subquery("suppressed")
     joined = base.outerjoin(listed, sa.and_(listed.c.contact_id == base.c.contact_id, across))
-    terms.append(listed.c.contact_id)
+    conditions.append(listed.c.contact_id.is_not(None))
+    details = [base.c[c] for c in DETAILS]
     if predictions is not None:
         joined = joined.outerjoin(predictions, sa.and_(predictions.c.contact_id == base.c.contact_id, across))
         predicted = Compiler(predictions, as_of=as_of)
-        terms += [predictions.c.contact_id, predictions.c.rfm_segment]
-        terms += [outcome(predicted.compile(a.rule)) for a in config.audiences
-                  if a.source == "predictions" and a.rule is not None]
-    digest = row_digest(conn, terms)
-    conn.execute(sa.text(f"DROP TABLE IF EXISTS {NOW}"))
-    _NOW.create(conn)
-    conn.execute(sa.insert(_NOW).from_select(["contact_id", "brand", "digest"], sa.select(
-        base.c.contact_id, base.c.brand, digest.label("digest")).select_from(joined)))
+        conditions.append(predictions.c.contact_id.is_not(None))
+        conditions += [predicted.compile(a.rule) for a in config.audiences
+                       if a.source == "predictions" and a.rule is not None]
+        details.append(predictions.c.rfm_segment)
+    masks = _bits(conditions)
+    outcomes = masks[0] if len(masks) == 1 else row_digest(conn, masks)
+    # only the row across brands carries details: a brand row's would hash NULLs, at a cost
+    digest = sa.case((across, row_digest(conn, details)), else_=sa.literal(0, sa.BigInteger()))
+    return sa.select(base.c.contact_id, base.c.brand, outcomes.label("outcomes"),
+                     digest.label("details")).select_from(joined)
 
 
 # The contact details a member row carries (from profile_360): a change rewrites the contact's rows.
 DETAILS = ("email", "phone", "first_name", "last_name")
+_DIFF = sa.Table(DIFF, sa.MetaData(), *[sa.Column(c.name, c.type) for c in audience_inputs.columns],
+                 sa.Column("action", sa.String()), prefixes=["TEMPORARY"])
 
 
-def find_changed(conn: sa.Connection) -> tuple[int, int]:
-    """Create `CHANGED` (contact_id): contacts with a row whose digest differs from the last run's, or that only
-    one side has. Returns (changed contacts, contacts now)."""
-    conn.execute(sa.text(f"DROP TABLE IF EXISTS {CHANGED}"))
-    conn.execute(sa.text(f"""
-        CREATE TEMPORARY TABLE {CHANGED} AS
-        SELECT DISTINCT COALESCE(n.contact_id, s.contact_id) AS contact_id
-        FROM {NOW} n FULL OUTER JOIN audience_inputs s ON s.contact_id = n.contact_id AND s.brand = n.brand
-        WHERE n.contact_id IS NULL OR s.contact_id IS NULL OR n.digest <> s.digest"""))
+def find_changed(conn: sa.Connection, now: sa.Select) -> tuple[int, int]:
+    """Create `DIFF` (the rows of `now` whose outcomes or details differ from the last run's, or that only one side
+    has, with the action that brings `audience_inputs` to `now`) and `CHANGED` (their contacts), in one pass over
+    the digests, never stored whole. Returns (changed contacts, stored contacts)."""
+    for name in (DIFF, CHANGED):
+        conn.execute(sa.text(f"DROP TABLE IF EXISTS {name}"))
+    n, s = now.subquery("n"), audience_inputs.alias("s")
+    differs = sa.or_(n.c.contact_id.is_(None), s.c.contact_id.is_(None), n.c.outcomes != s.c.outcomes,
+                     n.c.details != s.c.details)
+    action = sa.case((s.c.contact_id.is_(None), "insert"), (n.c.contact_id.is_(None), "delete"), else_="update")
+    rows = sa.select(sa.func.coalesce(n.c.contact_id, s.c.contact_id), sa.func.coalesce(n.c.brand, s.c.brand),
+                     n.c.outcomes, n.c.details, action).select_from(
+        n.join(s, sa.and_(s.c.contact_id == n.c.contact_id, s.c.brand == n.c.brand), full=True)).where(differs)
+    _DIFF.create(conn)
+    conn.execute(sa.insert(_DIFF).from_select([c.name for c in _DIFF.c], rows))
+    conn.execute(sa.text(f"CREATE TEMPORARY TABLE {CHANGED} AS SELECT DISTINCT contact_id FROM {DIFF}"))
     changed = conn.execute(sa.text(f"SELECT COUNT(*) FROM {CHANGED}")).scalar_one()
-    everyone = conn.execute(sa.text(f"SELECT COUNT(*) FROM {NOW} WHERE brand = ''")).scalar_one()
-    return int(changed), int(everyone)
+    stored = conn.execute(sa.text("SELECT COUNT(*) FROM audience_inputs WHERE brand = ''")).scalar_one()
+    return int(changed), int(stored)
 
 
-def remember_inputs(conn: sa.Connection, *, full: bool, kept: bool) -> None:
-    """Bring `audience_inputs` to this run's digests: whole after a whole run, else the changed contacts' rows by
-    difference (an UPDATE of a changed digest, not a delete and insert: cheaper on DuckDB's checkpoint). Without
-    digests (`kept` false: an event rule) the table is emptied, so no later drop compares against stale rows."""
+def remember_inputs(conn: sa.Connection, *, kept: bool) -> None:
+    """Bring `audience_inputs` to this run's digests by the difference `find_changed` found (an UPDATE of a changed
+    row, not a delete and insert: cheaper on DuckDB's checkpoint). Without digests (`kept` false: an event rule)
+    the table is emptied, so no later drop compares against stale rows."""
     if not kept:
         conn.execute(audience_inputs.delete())
         return
-    if full:
-        conn.execute(audience_inputs.delete())
-        conn.execute(sa.text(f"INSERT INTO audience_inputs (contact_id, brand, digest) "
-                             f"SELECT contact_id, brand, digest FROM {NOW}"))
-        return
-    into = rewrite.begin(conn, "audience_inputs", full=False)
-    conn.execute(sa.text(f"INSERT INTO {into} (contact_id, brand, digest) SELECT n.contact_id, n.brand, n.digest "
-                         f"FROM {NOW} n JOIN {CHANGED} c ON c.contact_id = n.contact_id"))
-    rewrite.finish(conn, "audience_inputs", ("contact_id", "brand"), CHANGED, full=False)
+    keys = "n.contact_id = audience_inputs.contact_id AND n.brand = audience_inputs.brand"
+    conn.execute(sa.text(f"UPDATE audience_inputs SET outcomes = n.outcomes, details = n.details FROM {DIFF} n "
+                         f"WHERE n.action = 'update' AND {keys}"))
+    conn.execute(sa.text(f"INSERT INTO audience_inputs (contact_id, brand, outcomes, details) "
+                         f"SELECT contact_id, brand, outcomes, details FROM {DIFF} WHERE action = 'insert'"))
+    conn.execute(sa.text(f"DELETE FROM audience_inputs WHERE (contact_id, brand) IN "
+                         f"(SELECT contact_id, brand FROM {DIFF} WHERE action = 'delete')"))
 
 
 def log_run(conn: sa.Connection, as_of: dt.date, plan: Plan, recomputed: int, key: str) -> None:
@@ -156,5 +173,5 @@ def log_run(conn: sa.Connection, as_of: dt.date, plan: Plan, recomputed: int, ke
 
 
 def drop_scratch(conn: sa.Connection) -> None:
-    for name in (NOW, CHANGED):
+    for name in (DIFF, CHANGED):
         conn.execute(sa.text(f"DROP TABLE IF EXISTS {name}"))

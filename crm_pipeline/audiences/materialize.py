@@ -142,7 +142,7 @@ def materialize_audiences(engine: sa.Engine, *, as_of: dt.date, audiences_file=N
         plan = incremental.plan_run(conn, as_of, key, config, full_refresh=full_refresh)
         _, changed, plan, recomputed = build_members(conn, config, as_of, plan)
         history_written = write_history(conn, as_of, changed)
-        incremental.remember_inputs(conn, full=plan.full, kept=not incremental.has_events(config))
+        incremental.remember_inputs(conn, kept=not incremental.has_events(config))
         incremental.log_run(conn, as_of, plan, recomputed, key)
         incremental.drop_scratch(conn)
         summary = audience_summary(conn, as_of)
@@ -202,8 +202,8 @@ def build_members(conn: sa.Connection, config: AudienceConfig, as_of: dt.date,
         _only_changed(conn)
     if any(a.type == "cross_brand" for a in config.audiences):
         _cross_brand_counts(conn, config, as_of)
-    recomputed = changed_contacts if contacts else conn.execute(
-        sa.text("SELECT COUNT(DISTINCT contact_id) FROM tmp_audience_base")).scalar_one()
+    recomputed = changed_contacts if contacts else conn.execute(  # every contact has its row across brands
+        sa.text(f"SELECT COUNT(*) FROM tmp_audience_base WHERE brand = '{ALL_BRANDS}'")).scalar_one()
 
     queries = [p["query"] for p in planned if p["query"] is not None]
     into = rewrite.begin(conn, "audience_members", full=False) if rerun else "audience_members"
@@ -227,21 +227,22 @@ def build_members(conn: sa.Connection, config: AudienceConfig, as_of: dt.date,
 
 def _narrow(conn: sa.Connection, config: AudienceConfig, as_of: dt.date, plan: incremental.Plan, planned: list[dict],
             rerun: bool, predictions, fields: list[str]) -> tuple[incremental.Plan, int | None]:
-    """The digests of every base row (kept for the next drop), and for an incremental plan the changed contacts
-    (`incremental.CHANGED`) and their count; the plan turns whole when the day has no stored run, its audiences
-    differ from the stored ones, or most contacts changed."""
+    """The rows whose digests changed since the last run (kept for the next drop, whatever the plan), and for an
+    incremental plan the changed contacts (`incremental.CHANGED`) and their count; the plan turns whole when the
+    day has no stored run, its audiences differ from the stored ones, or most contacts changed."""
     if incremental.has_events(config):
         return plan, None
-    incremental.create_digests(conn, config, as_of, _base_subquery(fields), predictions, "tmp_audience_suppressed")
+    now = incremental.digest_select(conn, config, as_of, _base_subquery(fields), predictions,
+                                    "tmp_audience_suppressed")
+    changed, stored = incremental.find_changed(conn, now)
     if plan.full:
         return plan, None
     if not rerun:
         return incremental.Plan(True, "no stored day to compare with"), None
     if not incremental.same_plan(conn, as_of, planned):
         return incremental.Plan(True, "the day's audiences changed (a brand or segment came or went)"), None
-    changed, everyone = incremental.find_changed(conn)
-    if changed > incremental.MOST * everyone:
-        return incremental.Plan(True, f"most contacts changed ({changed} of {everyone})"), None
+    if changed > incremental.MOST * stored:
+        return incremental.Plan(True, f"most contacts changed ({changed} of {stored})"), None
     return plan, changed
 
 

@@ -12,8 +12,8 @@
   however many days are kept: DuckDB skips other days through its per-row-group min/max (rows
   are written a day at a time); PostgreSQL gets the `_DAY_INDEXES` below.
 - `audience_inputs`, `audience_runs`: the stage's memory, so a drop recomputes only the contacts whose inputs
-  changed (`crm_pipeline/audiences/incremental.py`): per contact and brand ('' across brands) a digest of
-  what decides its memberships as of the last run, and one row per run (its day, mode, config key).
+  changed (`crm_pipeline/audiences/incremental.py`): per contact and brand ('' across brands) what decides
+  its memberships as of the last run (rule outcomes as bits, a digest of the details), and one row per run.
 - `suppression_list`: people never exported (by contact id and/or the SHA-256 of the trimmed,
   lowercased email), whatever audience they are in.
 """
@@ -68,7 +68,8 @@ audience_inputs = sa.Table(  # as of the last run only: a drop of that day compa
     "audience_inputs", metadata,
     sa.Column("contact_id", sa.String, nullable=False),
     sa.Column("brand", sa.String, nullable=False, comment="the brand, or '' for the row across brands"),
-    sa.Column("digest", sa.String, nullable=False, comment="of the rules' outcomes and member details on the row"),
+    sa.Column("outcomes", sa.BigInteger, nullable=False, comment="bits: every rule's outcome on the row, opt-out ..."),
+    sa.Column("details", sa.BigInteger, nullable=False, comment="a digest of the member details and RFM segment"),
 )
 
 audience_runs = sa.Table(  # one row per run: its day, how it ran, how many contacts' memberships it redid

@@ -11,10 +11,15 @@ A Spark run is a full resolution (every node in the scope, as DuckDB's first run
 writes are overwrites of whole tables, the tables DuckDB's `write_by_difference` leaves, from the room's SELECTs
 (`write.map_rows_sql`, `write.contacts_sql`, `resolve.NEXT_NODES_SQL`, `resolve.MERGE_LOG_ROWS_SQL`):
 `identity_nodes`, `identity_map`, `contacts` rewritten whole, `merge_log` (partitioned by as_of) its day's
-partition (that day's rows and this run's), and `identity_alerts` its day's partition (the room's `_alerts`,
-from the guards' rejected sets and the oversized contacts: small frames on the driver). Committed as `spark/publish.py` commits: every new table is written
-under `<warehouse>/_identity_journal/` first, one atomic rename of `COMMITTED.json` is the commit, and applying
-it (overwrites from the journal only) is repeated by the next run if this one dies on the way.
+partition (that day's rows and this run's), and `identity_alerts` its day's partition (the room's `_alerts`, from
+the guards' rejected sets and the oversized contacts: small frames on the driver). Committed as `spark/publish.py`
+commits: every new table is written under `<warehouse>/_identity_journal/` first, one atomic rename of
+`COMMITTED.json` is the commit, and applying it (overwrites from the journal only) is repeated by the next run if
+this one dies on the way.
+
+Checkpoints are local (`localCheckpoint`: the executors' block managers, memory and disk): a lost executor fails
+the run, which a retry redoes from staging. On a cluster where that is too likely, write the scratch tables as
+Parquet instead.
 
 The driver holds counts, the rejected identifier sets (the alerts' rows) and the merge log's row count.
 """
@@ -23,9 +28,9 @@ from __future__ import annotations
 
 import json
 import re
-from functools import lru_cache
 from dataclasses import dataclass, field
 from datetime import date
+from functools import lru_cache
 
 import pandas as pd
 import sqlalchemy as sa
@@ -33,17 +38,17 @@ import sqlalchemy as sa
 from crm_pipeline.identity import graph, guards
 from crm_pipeline.identity.config import IdentityConfig
 from crm_pipeline.identity.resolve import MERGE_LOG_ROWS_SQL, NEXT_NODES_SQL, _alerts
-from crm_pipeline.identity.scope import Scope
-from crm_pipeline.identity.stable_ids import SCRATCH as STABLE_ID_SCRATCH, assign_contact_ids
 from crm_pipeline.identity.nodes import RECORD_NODES
+from crm_pipeline.identity.scope import Scope
+from crm_pipeline.identity.stable_ids import assign_contact_ids
 from crm_pipeline.identity.write import contacts_sql, map_rows_sql
-from crm_pipeline.spark.publish import _list, _read, _remove, _write_atomically
+from crm_pipeline.spark.publish import _list, _read, _remove, _write_atomically  # the journal's file operations
+from crm_pipeline.warehouse.dialects import render
 from crm_pipeline.warehouse.identity_schema import (
     IDENTITY_TABLES, contacts, identity_alerts, identity_decisions, identity_graph, identity_map, identity_nodes,
     merge_log,
 )
 from crm_pipeline.warehouse.quality_schema import stg_tables
-from crm_pipeline.warehouse.dialects import render
 from crm_pipeline.warehouse.spark import SparkResult, SparkWarehouse
 
 JOURNAL = "_identity_journal"
@@ -93,6 +98,8 @@ class SparkIdentityConnection:
         if isinstance(query, sa.TextClause):  # values bound on the clause itself (`.bindparams(cap=...)`)
             params = {**{k: p.value for k, p in query._bindparams.items() if p.value is not None}, **(params or {})}
         if dropped := _DROP.match(sql):
+            if dropped.group(1) in _LIVE:
+                raise NotImplementedError(f"a warehouse table is not dropped on Spark: {dropped.group(1)}")
             self.drop(dropped.group(1))
             return SparkResult([])
         if created := _CREATE_AS.match(sql):
@@ -165,7 +172,8 @@ def finish_identity_commit(warehouse: SparkWarehouse) -> bool:
     return _Journal(warehouse).finish_committed()
 
 
-def resolve_identities_on_spark(warehouse: SparkWarehouse, *, as_of: date, config: IdentityConfig) -> SparkIdentityReport:
+def resolve_identities_on_spark(warehouse: SparkWarehouse, *, as_of: date,
+                                config: IdentityConfig) -> SparkIdentityReport:
     """A full deterministic resolution of `stg_*` on Spark: identity_nodes, identity_map and contacts as DuckDB's
     `resolve_identities` (probabilistic pass off) leaves them, ids kept from the stored identity_nodes, the
     run's merges and splits appended to merge_log."""

@@ -1,6 +1,7 @@
 """Identity resolution on Spark `local[2]` gives the tables DuckDB's deterministic resolution gives.
 
-A small generated landing (and a hand-made customers file whose junk emails must join nobody) goes through
+A small generated landing (and a hand-made customers file whose junk emails must join nobody, and two of whose
+people a reviewer's must-link joins) goes through
 DuckDB's ingest, typing and publish; its staged rows are copied to Spark's `stg_*` partitions (the quality
 stage's own parity is `test_parity_quality.py`'s; here it would only cost time). Both engines resolve: every
 identity_map, identity_nodes, contacts and merge_log row must be equal, so every record has the same contact_id.
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 from datetime import date, datetime, timezone
 
+import pyarrow as pa
 import pytest
 import sqlalchemy as sa
 
@@ -27,7 +29,9 @@ from crm_pipeline.spark.identity import (
 )
 from crm_pipeline.synth.generate import generate
 from crm_pipeline.warehouse.engine import make_engine
-from crm_pipeline.warehouse.identity_schema import contacts, identity_alerts, identity_map, identity_nodes, merge_log
+from crm_pipeline.warehouse.identity_schema import (
+    contacts, create_identity_tables, identity_alerts, identity_decisions, identity_map, identity_nodes, merge_log,
+)
 from crm_pipeline.warehouse.quality_schema import stg_tables
 from crm_pipeline.warehouse.spark import SparkWarehouse
 from crm_pipeline_tests.conftest import drop
@@ -46,7 +50,12 @@ JUNK = CUSTOMERS + ("J1,test@test.com,,Ann,Junk,US,2025-06-01T00:00:00Z\n"
                     "J5,,+11111111111,Ed,Fifth,US,2025-06-01T00:00:00Z\n"
                     "J6,,+11111111111,Flo,Sixth,US,2025-06-01T00:00:00Z\n"
                     "T1,tie.one@example.com,,Tia,Tied,US,2025-06-01T00:00:00Z\n"
-                    "T2,,+16175550199,Tia,Tied,US,2025-06-01T00:00:00Z\n")
+                    "T2,,+16175550199,Tia,Tied,US,2025-06-01T00:00:00Z\n"
+                    "M1,max.one@example.com,,Max,Mink,US,2025-06-01T00:00:00Z\n"
+                    "M2,max.two@example.com,,Max,Mink,US,2025-06-01T00:00:00Z\n")
+# A reviewer's decision: M1 and M2 (nothing shared) are one person.
+MUST_LINK = {"node_a": ["brand_a|customer|M1"], "node_b": ["brand_a|customer|M2"], "decision": ["must_link"],
+             "note": ["same person, two emails"], "decided_at": [datetime(2025, 6, 29, tzinfo=timezone.utc)]}
 # The second drop: one order carrying T1's email and T2's phone, so their two contacts merge.
 TIE = ("order_id,customer_id,email,phone,ordered_at,status,total\n"
        "TIE1,,tie.one@example.com,+16175550199,2025-06-30T10:00:00Z,delivered,10\n")
@@ -56,6 +65,15 @@ def staged(engine: sa.Engine, folder: LandingFolder) -> None:
     ingest_folder(engine, folder, now=NOW)
     type_new_files(engine, now=NOW)
     publish(engine, hold_share=0.05)
+
+
+def decide(engine: sa.Engine, warehouse: SparkWarehouse) -> None:
+    """The reviewer's must-link, on both engines."""
+    create_identity_tables(engine)
+    with engine.begin() as conn:
+        conn.execute(identity_decisions.insert(), [dict(zip(MUST_LINK, row)) for row in zip(*MUST_LINK.values())])
+    create_identity_tables_on_spark(warehouse)
+    warehouse.write(identity_decisions.name, pa.table(MUST_LINK), overwrite=False)
 
 
 def copy_staging(engine: sa.Engine, warehouse: SparkWarehouse) -> None:
@@ -81,8 +99,9 @@ def both(spark, tmp_path_factory):
     folder = LandingFolder(landing)
     duck = make_engine(f"duckdb:///{root / 'warehouse.duckdb'}")
     staged(duck, folder)
-    duck_report = resolve_identities(duck, as_of=AS_OF, config=CONFIG, find_pairs=None)
     warehouse = SparkWarehouse(spark, root / "spark_warehouse", database="crm_parity_identity")
+    decide(duck, warehouse)
+    duck_report = resolve_identities(duck, as_of=AS_OF, config=CONFIG, find_pairs=None)
     copy_staging(duck, warehouse)
     report = resolve_identities_on_spark(warehouse, as_of=AS_OF, config=CONFIG)
     yield duck, warehouse, folder, report, duck_report
@@ -109,6 +128,7 @@ def test_spark_resolution_gives_duckdbs_identity_tables(both):
     assert (report.nodes, report.contacts, report.largest_cluster) == (
         duck_report.nodes, duck_report.contacts, duck_report.largest_cluster)
     assert contact_of(mapped, "customers", "T1") != contact_of(mapped, "customers", "T2")
+    assert contact_of(mapped, "customers", "M1") == contact_of(mapped, "customers", "M2")  # the must-link
     assert report.rounds["deterministic"] >= 1 and report.merges == report.splits == 0
 
 

@@ -4,17 +4,19 @@ A run of the same day as the last run (a drop) recomputes the memberships of the
 since, and compares only theirs with the stored day; every other contact's rows stay. A run is whole when asked
 (`full_refresh`), on the first run, on another day than the last run's (a new day moves every window), when the
 audience definitions changed (`config_key`), when a rule has an event condition (it reads the staged events,
-which no digest follows), when the day's planned audiences differ from the stored ones (a new brand or RFM
+which `audience_inputs` does not follow), when the day's planned audiences differ from the stored ones (a new brand or RFM
 segment), and when most contacts changed (the whole computation is then cheaper).
 
 What changed is found here, not in the upstream logs: `profile_changes` is forgotten once predictions and
 scoring took it in, and scoring and predictions redo ranks (`engagement_top_percent`, RFM, risk bands,
 `clv_top_percent`) over everyone. So each run keeps, per base row (a contact across brands, or a contact and
-brand), a digest of what decides its memberships (`audience_inputs`): every profile and cross-brand rule's
-outcome on the row and its opt-out; across brands also the contact details members carry, the suppression, the
-prediction row's presence, every predictive rule's outcome and the RFM segment. A rank shifting by a hair for
-everyone changes the digest of the contacts crossing a threshold only. A contact with a digest changed, added
-or gone (erased, merged away, suppressed) is recomputed with all its rows, so its cross-brand counts are whole.
+brand), what decides its memberships (`audience_inputs`): as bits, every profile and cross-brand rule's outcome on
+the row and its opt-out, and across brands the suppression, the prediction row's presence and every predictive
+rule's outcome; across brands also copies of the contact details members carry and of the RFM segment. A rank
+shifting by a hair for everyone changes the bits of the contacts crossing a threshold only. A contact with a row
+changed, added or gone (erased, merged away) is recomputed with all its rows, so its cross-brand counts are whole.
+The next run's comparison reads the stored rows and this run's in one pass (`find_changed`) and writes only the
+rows that differ, after a whole run too.
 """
 
 from __future__ import annotations
@@ -27,14 +29,13 @@ import sqlalchemy as sa
 
 from crm_pipeline.audiences.compile import Compiler
 from crm_pipeline.audiences.config import AudienceConfig, _has_event
-from crm_pipeline.audiences.sql import row_digest
 from crm_pipeline.warehouse.audience_schema import audience_inputs, audience_runs
 
-# Bump when the digest changes meaning: the next drop then finds every contact changed and runs whole.
+# Bump when the kept inputs change meaning: the next run then counts as changed definitions and runs whole.
 DIGEST_VERSION = "1"
 DIFF = "tmp_audience_inputs_diff"
 CHANGED = "tmp_audience_changed"
-# A drop recomputing more than this share of the contacts runs whole: the digests would only add to it.
+# A drop recomputing more than this share of the contacts runs whole: the narrowing would only add to it.
 MOST = 0.5
 
 
@@ -50,7 +51,7 @@ def config_key(config: AudienceConfig) -> str:
 
 
 def has_events(config: AudienceConfig) -> bool:
-    """Whether any rule reads the staged events (what no digest follows)."""
+    """Whether any rule reads the staged events (what `audience_inputs` does not follow)."""
     rules = [a.rule for a in config.audiences if a.rule is not None]
     return any(_has_event(r) for r in (*rules, config.very_active, config.inactive) if r is not None)
 
@@ -89,11 +90,12 @@ def _bits(conditions: list) -> list[sa.ColumnElement]:
     return masks or [sa.literal(0, sa.BigInteger())]
 
 
-def digest_select(conn: sa.Connection, config: AudienceConfig, as_of: dt.date, base: sa.FromClause,
+def inputs_select(config: AudienceConfig, as_of: dt.date, base: sa.FromClause,
                   predictions: sa.FromClause | None, suppressed: str) -> sa.Select:
     """contact_id, brand, outcomes, details of every row of `base` (the base rows with the fields the rules read,
     `opted_out` and, across brands, the member details `DETAILS`), see the module docstring. Outcomes are bits
-    (evaluating the rules costs less than hashing them); the details a hash of a few text values."""
+    (evaluating the rules costs less than hashing them); the details and RFM segment copies (on the row across
+    brands), the same on every backend."""
     profile = Compiler(base, as_of=as_of)
     rules = [a.rule for a in config.audiences if a.source == "profile" and a.type == "rule"]
     if any(a.type == "cross_brand" for a in config.audiences):
@@ -112,32 +114,38 @@ def digest_select(conn: sa.Connection, config: AudienceConfig, as_of: dt.date, b
         conditions += [predicted.compile(a.rule) for a in config.audiences
                        if a.source == "predictions" and a.rule is not None]
         details.append(predictions.c.rfm_segment)
+    else:
+        details.append(sa.cast(sa.null(), sa.String()).label("rfm_segment"))
     masks = _bits(conditions)
-    outcomes = masks[0] if len(masks) == 1 else row_digest(conn, masks)
-    # only the row across brands carries details: a brand row's would hash NULLs, at a cost
-    digest = sa.case((across, row_digest(conn, details)), else_=sa.literal(0, sa.BigInteger()))
-    return sa.select(base.c.contact_id, base.c.brand, outcomes.label("outcomes"),
-                     digest.label("details")).select_from(joined)
+    more = None  # more conditions than a BIGINT's bits: the other masks as text
+    for mask in masks[1:]:
+        text = sa.cast(mask, sa.String())
+        more = text if more is None else more + sa.literal(",") + text
+    return sa.select(base.c.contact_id, base.c.brand, masks[0].label("outcomes"),
+                     (more if more is not None else sa.cast(sa.null(), sa.String())).label("more_outcomes"),
+                     *(d.label(d.name) for d in details)).select_from(joined)
 
 
 # The contact details a member row carries (from profile_360): a change rewrites the contact's rows.
 DETAILS = ("email", "phone", "first_name", "last_name")
+# compared as they are (NULL equal to NULL), beside the first mask of outcomes
+_KEPT = ("more_outcomes", *DETAILS, "rfm_segment")
 _DIFF = sa.Table(DIFF, sa.MetaData(), *[sa.Column(c.name, c.type) for c in audience_inputs.columns],
                  sa.Column("action", sa.String()), prefixes=["TEMPORARY"])
 
 
 def find_changed(conn: sa.Connection, now: sa.Select) -> tuple[int, int]:
     """Create `DIFF` (the rows of `now` whose outcomes or details differ from the last run's, or that only one side
-    has, with the action that brings `audience_inputs` to `now`) and `CHANGED` (their contacts), in one pass over
-    the digests, never stored whole. Returns (changed contacts, stored contacts)."""
+    has, with the action that brings `audience_inputs` to `now`) and `CHANGED` (their contacts), in one pass: this
+    run's rows are never stored whole. Returns (changed contacts, stored contacts)."""
     for name in (DIFF, CHANGED):
         conn.execute(sa.text(f"DROP TABLE IF EXISTS {name}"))
     n, s = now.subquery("n"), audience_inputs.alias("s")
     differs = sa.or_(n.c.contact_id.is_(None), s.c.contact_id.is_(None), n.c.outcomes != s.c.outcomes,
-                     n.c.details != s.c.details)
+                     *(n.c[c].is_distinct_from(s.c[c]) for c in _KEPT))
     action = sa.case((s.c.contact_id.is_(None), "insert"), (n.c.contact_id.is_(None), "delete"), else_="update")
     rows = sa.select(sa.func.coalesce(n.c.contact_id, s.c.contact_id), sa.func.coalesce(n.c.brand, s.c.brand),
-                     n.c.outcomes, n.c.details, action).select_from(
+                     n.c.outcomes, *(n.c[c] for c in _KEPT), action).select_from(
         n.join(s, sa.and_(s.c.contact_id == n.c.contact_id, s.c.brand == n.c.brand), full=True)).where(differs)
     _DIFF.create(conn)
     conn.execute(sa.insert(_DIFF).from_select([c.name for c in _DIFF.c], rows))
@@ -148,17 +156,18 @@ def find_changed(conn: sa.Connection, now: sa.Select) -> tuple[int, int]:
 
 
 def remember_inputs(conn: sa.Connection, *, kept: bool) -> None:
-    """Bring `audience_inputs` to this run's digests by the difference `find_changed` found (an UPDATE of a changed
-    row, not a delete and insert: cheaper on DuckDB's checkpoint). Without digests (`kept` false: an event rule)
+    """Bring `audience_inputs` to this run's rows by the difference `find_changed` found (an UPDATE of a changed
+    row, not a delete and insert: cheaper on DuckDB's checkpoint). Without them (`kept` false: an event rule)
     the table is emptied, so no later drop compares against stale rows."""
     if not kept:
         conn.execute(audience_inputs.delete())
         return
     keys = "n.contact_id = audience_inputs.contact_id AND n.brand = audience_inputs.brand"
-    conn.execute(sa.text(f"UPDATE audience_inputs SET outcomes = n.outcomes, details = n.details FROM {DIFF} n "
+    values = ("outcomes", *_KEPT)
+    conn.execute(sa.text(f"UPDATE audience_inputs SET {', '.join(f'{c} = n.{c}' for c in values)} FROM {DIFF} n "
                          f"WHERE n.action = 'update' AND {keys}"))
-    conn.execute(sa.text(f"INSERT INTO audience_inputs (contact_id, brand, outcomes, details) "
-                         f"SELECT contact_id, brand, outcomes, details FROM {DIFF} WHERE action = 'insert'"))
+    listed = ", ".join(("contact_id", "brand", *values))
+    conn.execute(sa.text(f"INSERT INTO audience_inputs ({listed}) SELECT {listed} FROM {DIFF} WHERE action = 'insert'"))
     conn.execute(sa.text(f"DELETE FROM audience_inputs WHERE (contact_id, brand) IN "
                          f"(SELECT contact_id, brand FROM {DIFF} WHERE action = 'delete')"))
 

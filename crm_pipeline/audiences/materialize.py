@@ -106,7 +106,7 @@ def base_sql(fields: list[str], contacts: str | None = None) -> str:
 
 
 def _base_subquery(fields: list[str]) -> sa.Subquery:
-    """Every base row with the member details, unmaterialized: what the digests read."""
+    """Every base row with the member details, unmaterialized: what `incremental.inputs_select` reads."""
     columns = [sa.column("contact_id", sa.String()), sa.column("brand", sa.String()),
                sa.column("opted_out", sa.Integer()), *[sa.column(f, sa_type(PROFILE_FIELDS[f])) for f in fields],
                *[sa.column(c, sa.String()) for c in DETAILS]]
@@ -227,12 +227,12 @@ def build_members(conn: sa.Connection, config: AudienceConfig, as_of: dt.date,
 
 def _narrow(conn: sa.Connection, config: AudienceConfig, as_of: dt.date, plan: incremental.Plan, planned: list[dict],
             rerun: bool, predictions, fields: list[str]) -> tuple[incremental.Plan, int | None]:
-    """The rows whose digests changed since the last run (kept for the next drop, whatever the plan), and for an
+    """The base rows whose inputs changed since the last run (kept for the next drop, whatever the plan), and for an
     incremental plan the changed contacts (`incremental.CHANGED`) and their count; the plan turns whole when the
     day has no stored run, its audiences differ from the stored ones, or most contacts changed."""
     if incremental.has_events(config):
         return plan, None
-    now = incremental.digest_select(conn, config, as_of, _base_subquery(fields), predictions,
+    now = incremental.inputs_select(config, as_of, _base_subquery(fields), predictions,
                                     "tmp_audience_suppressed")
     changed, stored = incremental.find_changed(conn, now)
     if plan.full:

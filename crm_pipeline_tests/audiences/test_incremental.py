@@ -153,3 +153,20 @@ def test_a_new_day_a_changed_config_and_a_full_refresh_run_whole(p, tmp_path):
     with p.engine.connect() as conn:
         plan = incremental.plan_run(conn, later, incremental.config_key(config), config, full_refresh=False)
     assert plan == incremental.Plan(True, "a rule reads the staged events")
+
+
+def test_more_rules_than_a_masks_bits_still_find_the_one_contact(p, tmp_path):
+    user = tmp_path / "many.yaml"  # 70 rules more: the outcomes take two masks, the second in the digest
+    user.write_text("audiences:\n" + "".join(f"  revenue_{n}: {{label: R{n}, rule: {{field: revenue, '>=': {n}}}}}\n"
+                                              for n in range(70)))
+    run(p, D2, audiences_file=user)
+    _brand_row(p, "C02").update(revenue=65.5)  # crosses the last rules only
+    p.save()
+    summary = run(p, D2, audiences_file=user)
+    assert (summary.attrs["mode"], summary.attrs["contacts_recomputed"]) == ("incremental", 1)
+    assert "revenue_65" in p.members(D2) and "C02" in p.members(D2)["revenue_65"]
+    after = tables(p)
+    whole = run(p, D2, audiences_file=user, full_refresh=True)
+    assert (whole.attrs["members_written"], whole.attrs["history_written"]) == (0, 0)
+    for name, frame in tables(p).items():
+        pd.testing.assert_frame_equal(after[name], frame, obj=name)

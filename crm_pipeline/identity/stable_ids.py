@@ -4,8 +4,8 @@ Ids are `C` + a zero-padded sequence number, so "oldest" is simply the smallest 
 Each previous id is owned by the new cluster holding most of its nodes (ties: the cluster with
 the smallest node id); a cluster that owns several previous ids keeps the oldest and records the
 others as merged into it; a cluster that owns none gets a new id, numbered after the highest ever
-issued in the order of the clusters' smallest node ids, and any previous ids among its nodes are
-recorded as split from it.
+issued in the order of the clusters' smallest node ids (any keys ordered as the node ids, in blocks:
+`KEY_BLOCK`), and any previous ids among its nodes are recorded as split from it.
 
 The statements read the final components `id_final` (k, label) and the node keys `id_nodes` of
 `graph.py` and the stored `identity_nodes`, and leave `id_contact_of` (component, contact_id) and
@@ -19,6 +19,11 @@ import sqlalchemy as sa
 
 ID_PREFIX = "C"
 ID_DIGITS = 10
+# New ids are numbered within blocks of this many node keys, each block after the ones before it (their counts
+# summed over the few blocks), so no step ranks every new cluster in one sorted list: on Spark that is one task.
+# DuckDB and PostgreSQL number nodes 1..n (one block); Spark numbers them per sorted partition, the partition in
+# the bits above 2^33 (`monotonically_increasing_id`, spark/identity.py), so a block is a partition there.
+KEY_BLOCK = 2 ** 33
 SCRATCH = ("id_holding", "id_owners", "id_contact_of", "id_log")
 
 
@@ -59,10 +64,18 @@ def assignment_statements(create: str = "CREATE TEMPORARY TABLE") -> list[str]:
                 SELECT component, previous, ROW_NUMBER() OVER (PARTITION BY component ORDER BY number) AS r
                 FROM id_owners) o
             WHERE r = 1),
-        fresh AS (
-            SELECT c.component, ROW_NUMBER() OVER (ORDER BY c.component) - 1 AS fresh_rank
+        fresh_components AS (
+            SELECT c.component, c.component - c.component % {KEY_BLOCK} AS block
             FROM (SELECT DISTINCT label AS component FROM id_final) c
-            LEFT JOIN kept k ON k.component = c.component WHERE k.component IS NULL)
+            LEFT JOIN kept k ON k.component = c.component WHERE k.component IS NULL),
+        blocks AS (
+            SELECT block, SUM(COUNT(*)) OVER (ORDER BY block) - COUNT(*) AS earlier
+            FROM fresh_components GROUP BY block),
+        fresh AS (
+            SELECT f.component,
+                   CAST(b.earlier AS BIGINT) + ROW_NUMBER() OVER (PARTITION BY f.block ORDER BY f.component) - 1
+                       AS fresh_rank
+            FROM fresh_components f JOIN blocks b ON b.block = f.block)
         SELECT component, previous AS contact_id FROM kept
         UNION ALL
         SELECT component, {format_id_sql(':next_number + fresh_rank')} FROM fresh""",

@@ -5,7 +5,9 @@ functions (`identity.graph`, `guards`, `scope`, `components`, `stable_ids`), han
 their statements on Spark (`SparkIdentityConnection`): each is rendered by `warehouse.dialects`, and each
 scratch table they create (`CREATE [TEMPORARY] TABLE x AS SELECT ...`) becomes a temporary view over the
 SELECT's result checkpointed on the executors. A checkpoint, not a lazy view: the components' rounds would
-re-plan every earlier round, and a view is no snapshot of the tables it reads.
+re-plan every earlier round, and a view is no snapshot of the tables it reads. One step is Spark's own: the
+node keys (`_load_nodes`), the room's node set numbered per partition of a distributed sort rather than by a
+window over every node, which Spark runs in one task.
 
 A Spark run is a full resolution (every node in the scope, as DuckDB's first run or `--full-refresh`), so its
 writes are overwrites of whole tables, the tables DuckDB's `write_by_difference` leaves, from the room's SELECTs
@@ -38,7 +40,7 @@ import sqlalchemy as sa
 from crm_pipeline.identity import graph, guards
 from crm_pipeline.identity.config import IdentityConfig
 from crm_pipeline.identity.resolve import MERGE_LOG_ROWS_SQL, NEXT_NODES_SQL, _alerts
-from crm_pipeline.identity.nodes import RECORD_NODES
+from crm_pipeline.identity.nodes import RECORD_NODES, all_nodes_sql
 from crm_pipeline.identity.scope import Scope
 from crm_pipeline.identity.stable_ids import assign_contact_ids
 from crm_pipeline.identity.write import contacts_sql, map_rows_sql
@@ -197,7 +199,7 @@ def resolve_identities_on_spark(warehouse: SparkWarehouse, *, as_of: date,
 
 def _cluster(conn: SparkIdentityConnection, report: SparkIdentityReport, config: IdentityConfig) -> None:
     """The room's graph steps for a full run: nodes, guarded edges, deterministic and final components, match types."""
-    graph.load_nodes(conn)
+    _load_nodes(conn)
     guards.load_edges(conn)
     for table, select, params in guards.guard_selects(config, "spark"):
         conn.materialize(table, select, params)
@@ -211,6 +213,19 @@ def _cluster(conn: SparkIdentityConnection, report: SparkIdentityReport, config:
                                  "CAST(NULL AS DOUBLE) AS match_probability LIMIT 0")
     report.rounds["final"] = graph.components_with_pairs(conn, scope)
     graph.type_matches(conn)
+
+
+def _load_nodes(conn: SparkIdentityConnection) -> None:
+    """`id_nodes` (node_id, k) as `graph.load_nodes` makes it on a full run, the keys ordered as the node ids but
+    not by a window over all nodes (one task on Spark): numbered within the partitions of a distributed sort, the
+    partition in the bits above 2^33 (`monotonically_increasing_id`). Keys are then sparse, which nothing minds
+    but the new ids' numbering, which counts per block of 2^33 keys (`stable_ids.KEY_BLOCK`)."""
+    from pyspark.sql import functions as F
+
+    nodes = conn.sql(all_nodes_sql()).orderBy("node_id")
+    keyed = nodes.select("node_id", F.monotonically_increasing_id().alias("k"))
+    keyed.localCheckpoint().createOrReplaceTempView("id_nodes")
+    conn.views.add("id_nodes")
 
 
 def _retired_number(conn: SparkIdentityConnection) -> int:

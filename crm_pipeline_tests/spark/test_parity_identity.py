@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from datetime import date, datetime, timezone
 
+import pandas as pd
 import pyarrow as pa
 import pytest
 import sqlalchemy as sa
@@ -24,8 +25,10 @@ from crm_pipeline.landing.ingest import ingest_folder
 from crm_pipeline.landing.scan import LandingFolder
 from crm_pipeline.quality.publish import publish
 from crm_pipeline.quality.typing_run import type_new_files
+from crm_pipeline.identity.stable_ids import KEY_BLOCK, assignment_statements
 from crm_pipeline.spark.identity import (
-    create_identity_tables_on_spark, finish_identity_commit, resolve_identities_on_spark,
+    SparkIdentityConnection, _load_nodes, create_identity_tables_on_spark, finish_identity_commit,
+    resolve_identities_on_spark,
 )
 from crm_pipeline.synth.generate import generate
 from crm_pipeline.warehouse.engine import make_engine
@@ -168,3 +171,49 @@ def test_a_drop_that_ties_two_people_merges_them_on_both_the_oldest_id_surviving
     assert contact_of(after[identity_map.name], "orders", "TIE1") == tied[0]
     assert after[merge_log.name][["kind", "old_contact_id", "new_contact_id"]].values.tolist() == [
         ["merge", tied[1], tied[0]]]
+
+
+def test_node_keys_follow_node_order_across_sort_partitions_and_new_ids_stay_dense(both, spark_warehouse, tmp_path):
+    """Spark numbers nodes per partition of a distributed sort (no window over every node): with three partitions
+    the keys span three blocks, in node id order, and the new contact ids the room's statements give them are
+    7, 8, 9 ... in that order, as DuckDB numbers the same keys."""
+    spark = spark_warehouse.spark
+    settings = {"spark.sql.shuffle.partitions": "3", "spark.sql.adaptive.coalescePartitions.enabled": "false"}
+    saved = {key: spark.conf.get(key) for key in settings}
+    staged_conn = SparkIdentityConnection(both[1])
+    try:
+        for key, value in settings.items():
+            spark.conf.set(key, value)
+        _load_nodes(staged_conn)
+        nodes = spark.table("id_nodes").toPandas().sort_values("k")
+    finally:
+        staged_conn.drop_all()
+        for key, value in saved.items():
+            spark.conf.set(key, value)
+    assert nodes["node_id"].is_monotonic_increasing and nodes["k"].is_unique
+    assert (nodes["k"] // KEY_BLOCK).nunique() == 3
+    # Every node its own component, in a warehouse where none held a contact before: every id is new.
+    spark_warehouse.create_table(identity_nodes)
+    conn = SparkIdentityConnection(spark_warehouse)
+    spark.createDataFrame(nodes).createOrReplaceTempView("id_keys")
+    try:
+        conn.materialize("id_nodes", "SELECT node_id, k FROM id_keys")
+        conn.materialize("id_final", "SELECT k, k AS label FROM id_nodes")
+        for statement in assignment_statements():
+            conn.execute(statement, {"next_number": 7})
+        got = spark.table("id_contact_of").toPandas().sort_values("component")
+    finally:
+        conn.drop_all()
+        spark.catalog.dropTempView("id_keys")
+    assert got["contact_id"].tolist() == [f"C{n:010d}" for n in range(7, 7 + len(nodes))]
+    engine = make_engine(f"duckdb:///{tmp_path / 'keys.duckdb'}")  # DuckDB, the same keys: the same ids
+    with engine.connect() as duck:
+        duck.connection.driver_connection.register("id_keys", nodes)
+        create_identity_tables(duck)
+        for sql in ("CREATE TEMPORARY TABLE id_nodes AS SELECT node_id, k FROM id_keys",
+                    "CREATE TEMPORARY TABLE id_final AS SELECT k, k AS label FROM id_nodes",
+                    *assignment_statements()):
+            duck.execute(sa.text(sql), {"next_number": 7})
+        expected = pd.read_sql(sa.text("SELECT component, contact_id FROM id_contact_of ORDER BY component"), duck)
+    engine.dispose()
+    assert got["contact_id"].tolist() == expected["contact_id"].tolist()

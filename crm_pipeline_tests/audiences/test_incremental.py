@@ -170,3 +170,20 @@ def test_more_rules_than_a_masks_bits_still_find_the_one_contact(p, tmp_path):
     assert (whole.attrs["members_written"], whole.attrs["history_written"]) == (0, 0)
     for name, frame in tables(p).items():
         pd.testing.assert_frame_equal(after[name], frame, obj=name)
+
+
+def test_an_erased_contact_is_out_of_every_audience_and_the_next_drop_stays_incremental(p):
+    from crm_pipeline.erasure.erase import erase
+
+    assert any("C03" in m for m in p.members(D2).values())
+    erase(p.engine, contact_id="C03", requested_at=dt.datetime(2025, 7, 2, tzinfo=dt.timezone.utc))
+    _brand_row(p, "C09", "brand_b").update(order_count=6, last_order_date=D2)  # and a drop for another contact
+    p.brand_rows = [r for r in p.brand_rows if r["contact_id"] != "C03"]  # the profile build no longer has C03
+    del p.contacts["C03"]
+    p.save()
+    figures = incremental_then_whole(p)
+    # C09, and C18: C03's prediction went, so 19 are ranked by CLV and C18, second, is no longer in the top 10%;
+    # not C03, whose rows the erasure took out of the stage's memory too
+    assert figures["contacts_recomputed"] == 2
+    members = p.members(D2)
+    assert not any("C03" in m for m in members.values()) and members["predicted_top_clv_10pct"] == {"C19"}

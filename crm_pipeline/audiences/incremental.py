@@ -4,8 +4,8 @@ A run of the same day as the last run (a drop) recomputes the memberships of the
 since, and compares only theirs with the stored day; every other contact's rows stay. A run is whole when asked
 (`full_refresh`), on the first run, on another day than the last run's (a new day moves every window), when the
 audience definitions changed (`config_key`), when a rule has an event condition (it reads the staged events,
-which `audience_inputs` does not follow), when the day's planned audiences differ from the stored ones (a new brand or RFM
-segment), and when most contacts changed (the whole computation is then cheaper).
+which `audience_inputs` does not follow), when the day's planned audiences differ from the stored ones (a new
+brand or RFM segment), and when most contacts changed (the whole computation is then cheaper).
 
 What changed is found here, not in the upstream logs: `profile_changes` is forgotten once predictions and
 scoring took it in, and scoring and predictions redo ranks (`engagement_top_percent`, RFM, risk bands,

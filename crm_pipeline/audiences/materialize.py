@@ -2,14 +2,15 @@
 
 One transaction per run: a new day's snapshot in `audience_members` is inserted and its
 `audience_history` (and that of the next snapshot day, if one exists, since its comparison point
-changed) built; a re-run of a day (a drop) computes the members of the contacts whose inputs changed since
-the day's last run only (`incremental`: the rest of the day stays as stored), writes only the membership rows
-that changed and the history of those (audience, contact) pairs; `audience_sizes` is replaced. Re-running a day gives the
-same rows. Every statement reads or deletes one day (the previous snapshot day is found in the small
-`audience_sizes`), so a day costs the same however many days are kept. The heavy work is SQL: one scratch table of profile rows (one across brands, brand
-'', plus one per contact and brand, carrying only the fields the rules read and an `opted_out`
-flag), then ONE INSERT of every audience's members (a UNION ALL of the compiled rules, consent
-applied per audience) joined to the golden contact details, minus the suppression list.
+changed) built; a re-run of a day (a drop) computes the members of the contacts whose inputs changed
+since the day's last run only (`incremental`: the rest of the day stays as stored), writes only the
+membership rows that changed and the history of those (audience, contact) pairs; `audience_sizes` is
+replaced. Re-running a day gives the same rows. Every statement reads or deletes one day (the previous
+snapshot day is found in the small `audience_sizes`), so a day costs the same however many days are kept.
+The heavy work is SQL: one scratch table of profile rows (one across brands, brand '', plus one per
+contact and brand, carrying only the fields the rules read and an `opted_out` flag), then ONE INSERT of
+every audience's members (a UNION ALL of the compiled rules, consent applied per audience) joined to the
+golden contact details, minus the suppression list.
 
 Choices a reader relies on:
 - Profile figures are read as they stand (the latest profile build); windows count from `as_of`.
@@ -126,7 +127,8 @@ CROSS_BRAND = sa.Table("tmp_audience_cross_brand", sa.MetaData(), sa.Column("con
                        *[sa.Column(n, sa.BigInteger()) for n in ("very_active", "not_inactive", "middle", "opted_out")],
                        prefixes=["TEMPORARY"])
 _PREDICTIONS_CHANGED = "tmp_audience_predictions_changed"
-_SCRATCH = ("tmp_audience_base", "tmp_audience_suppressed", PREDICTIONS_DAY.name, CROSS_BRAND.name, _PREDICTIONS_CHANGED)
+_SCRATCH = ("tmp_audience_base", "tmp_audience_suppressed", PREDICTIONS_DAY.name, CROSS_BRAND.name,
+            _PREDICTIONS_CHANGED)
 
 
 def materialize_audiences(engine: sa.Engine, *, as_of: dt.date, audiences_file=None,

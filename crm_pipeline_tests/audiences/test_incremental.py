@@ -1,4 +1,4 @@
-"""A drop re-runs the day's audiences for the contacts whose inputs changed only, and gives the whole computation's rows.
+"""A drop re-runs the day's audiences for the contacts whose inputs changed only, giving the whole computation's rows.
 
 On a hand-made warehouse (DuckDB and PostgreSQL), each kind of change a drop brings is followed by an incremental
 run, whose own counter says how many contacts it recomputed, and then by a full refresh of the same day, which

@@ -155,8 +155,8 @@ def _used(sql: str, params: dict | None) -> dict | None:
     return {k: v for k, v in params.items() if k in named} or None
 
 
-# The identity tables a Spark run writes, and the ones its statements read (empty until ported: no stored graph,
-# no reviewers' decisions). The others (alerts, runs, changes, the probabilistic pass's) are not made on Spark yet.
+# The identity tables a Spark run writes, and the ones its statements read (identity_graph stays empty: a full run
+# compares no stored edges). The others (runs, changes, the probabilistic pass's) are not made on Spark yet.
 TABLES = (identity_nodes, identity_map, contacts, merge_log, identity_alerts, identity_graph, identity_decisions)
 
 
@@ -240,7 +240,7 @@ def _retired_number(conn: SparkIdentityConnection) -> int:
 
 def _journal_tables(conn: SparkIdentityConnection, journal: _Journal, report: SparkIdentityReport,
                     config: IdentityConfig, as_of: date) -> None:
-    """The run's identity_nodes, identity_map, contacts and merge_log rows, into the journal."""
+    """The run's identity_nodes, identity_map, contacts, merge_log and identity_alerts rows, into the journal."""
     warehouse = conn.warehouse
     journal.write(identity_nodes.name, warehouse.spark.table(NEXT_NODES))
     rows = [conn.sql(map_rows_sql(entity, NEXT_NODES), {"e": entity}) for entity in RECORD_NODES]
@@ -256,7 +256,7 @@ def _journal_tables(conn: SparkIdentityConnection, journal: _Journal, report: Sp
         "FROM id_log").one())
     if report.merges + report.splits:  # that day's partition: its rows so far and this run's
         logged = conn.sql(f"SELECT * FROM merge_log WHERE as_of = :as_of UNION ALL {MERGE_LOG_ROWS_SQL}",
-                               {"as_of": as_of})
+                          {"as_of": as_of})
         journal.write(merge_log.name, logged)
     _journal_alerts(conn, journal, config, as_of)
     report.nodes, report.records = (int(v) for v in conn.execute(

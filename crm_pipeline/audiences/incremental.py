@@ -130,8 +130,12 @@ def inputs_select(config: AudienceConfig, as_of: dt.date, base: sa.FromClause,
 DETAILS = ("email", "phone", "first_name", "last_name")
 # compared as they are (NULL equal to NULL), beside the first mask of outcomes
 _KEPT = ("more_outcomes", *DETAILS, "rfm_segment")
+_VALUES = ("outcomes", *_KEPT)
+# per value column whether it changed, so the UPDATE sets only the columns some row changed (a drop moves outcomes;
+# DuckDB rewrites each updated column of the row groups it touches)
 _DIFF = sa.Table(DIFF, sa.MetaData(), *[sa.Column(c.name, c.type) for c in audience_inputs.columns],
-                 sa.Column("action", sa.String()), prefixes=["TEMPORARY"])
+                 sa.Column("action", sa.String()), *[sa.Column(f"changed_{c}", sa.Integer()) for c in _VALUES],
+                 prefixes=["TEMPORARY"])
 
 
 def find_changed(conn: sa.Connection, now: sa.Select) -> tuple[int, int]:
@@ -144,8 +148,9 @@ def find_changed(conn: sa.Connection, now: sa.Select) -> tuple[int, int]:
     differs = sa.or_(n.c.contact_id.is_(None), s.c.contact_id.is_(None), n.c.outcomes != s.c.outcomes,
                      *(n.c[c].is_distinct_from(s.c[c]) for c in _KEPT))
     action = sa.case((s.c.contact_id.is_(None), "insert"), (n.c.contact_id.is_(None), "delete"), else_="update")
+    flags = [sa.case((n.c[c].is_distinct_from(s.c[c]), 1), else_=0) for c in _VALUES]
     rows = sa.select(sa.func.coalesce(n.c.contact_id, s.c.contact_id), sa.func.coalesce(n.c.brand, s.c.brand),
-                     n.c.outcomes, *(n.c[c] for c in _KEPT), action).select_from(
+                     *(n.c[c] for c in _VALUES), action, *flags).select_from(
         n.join(s, sa.and_(s.c.contact_id == n.c.contact_id, s.c.brand == n.c.brand), full=True)).where(differs)
     _DIFF.create(conn)
     conn.execute(sa.insert(_DIFF).from_select([c.name for c in _DIFF.c], rows))
@@ -163,10 +168,13 @@ def remember_inputs(conn: sa.Connection, *, kept: bool) -> None:
         conn.execute(audience_inputs.delete())
         return
     keys = "n.contact_id = audience_inputs.contact_id AND n.brand = audience_inputs.brand"
-    values = ("outcomes", *_KEPT)
-    conn.execute(sa.text(f"UPDATE audience_inputs SET {', '.join(f'{c} = n.{c}' for c in values)} FROM {DIFF} n "
-                         f"WHERE n.action = 'update' AND {keys}"))
-    listed = ", ".join(("contact_id", "brand", *values))
+    changed = conn.execute(sa.text(f"SELECT {', '.join(f'MAX(changed_{c})' for c in _VALUES)} FROM {DIFF} "
+                                   "WHERE action = 'update'")).one()
+    values = [c for c, flag in zip(_VALUES, changed) if flag]
+    if values:
+        conn.execute(sa.text(f"UPDATE audience_inputs SET {', '.join(f'{c} = n.{c}' for c in values)} FROM {DIFF} n "
+                             f"WHERE n.action = 'update' AND {keys}"))
+    listed = ", ".join(("contact_id", "brand", *_VALUES))
     conn.execute(sa.text(f"INSERT INTO audience_inputs ({listed}) SELECT {listed} FROM {DIFF} WHERE action = 'insert'"))
     conn.execute(sa.text(f"DELETE FROM audience_inputs WHERE (contact_id, brand) IN "
                          f"(SELECT contact_id, brand FROM {DIFF} WHERE action = 'delete')"))

@@ -2,7 +2,8 @@
 
 On a hand-made warehouse (DuckDB and PostgreSQL), each kind of change a drop brings is followed by an incremental
 run, whose own counter says how many contacts it recomputed, and then by a full refresh of the same day, which
-must find nothing to write and leave `audience_members`, `audience_history` and `audience_sizes` as they were.
+must find nothing to write and leave `audience_members`, `audience_history` and `audience_sizes` as they were,
+and `audience_inputs` (what the next drop compares with) as the whole computation keeps it.
 """
 
 from __future__ import annotations
@@ -22,11 +23,12 @@ from crm_pipeline_tests.postgres.conftest import shared_server
 
 D1, D2 = AS_OF, AS_OF + dt.timedelta(days=1)
 _DATABASES = itertools.count()
-TABLES = ("audience_members", "audience_history", "audience_sizes")
+# and the stage's memory: what the incremental run kept must be what the whole computation keeps
+TABLES = ("audience_members", "audience_history", "audience_sizes", "audience_inputs")
 
 
 def tables(p: Profiles) -> dict[str, pd.DataFrame]:
-    """The three tables whole (every day, every column), rows in order."""
+    """The tables whole (every day, every column), rows in order."""
     out = {}
     with p.engine.connect() as conn:
         for name in TABLES:

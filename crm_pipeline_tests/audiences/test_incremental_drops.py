@@ -3,7 +3,8 @@
 The landing of the profiles' incremental test arrives in three drops (the second on the same day as the first,
 then a new day, then a day with no file); after each, staging, identity, profiles, scoring and predictions run
 incrementally, then the audiences. After every step a full refresh of the audiences on a copy of the warehouse
-must give the same `audience_members`, `audience_history` and `audience_sizes`, every day and every column.
+must give the same `audience_members`, `audience_history` and `audience_sizes`, every day and every column, and
+the same `audience_inputs`.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from crm_pipeline_tests.predict.test_retrain import predict
 from crm_pipeline_tests.profiles.test_incremental import STEPS, generated, stage  # noqa: F401 (fixture)
 from crm_pipeline_tests.quality.test_incremental import drops, land
 
-TABLES = ("audience_members", "audience_history", "audience_sizes")
+# and what the next drop compares with: kept as the whole computation keeps it
+TABLES = ("audience_members", "audience_history", "audience_sizes", "audience_inputs")
 
 
 def audience_tables(engine: sa.Engine) -> dict[str, pd.DataFrame]:

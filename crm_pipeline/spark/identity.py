@@ -28,7 +28,6 @@ The driver holds counts, the rejected identifier sets (the alerts' rows) and the
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from datetime import date
@@ -44,7 +43,7 @@ from crm_pipeline.identity.nodes import RECORD_NODES, all_nodes_sql
 from crm_pipeline.identity.scope import Scope
 from crm_pipeline.identity.stable_ids import assign_contact_ids
 from crm_pipeline.identity.write import contacts_sql, map_rows_sql
-from crm_pipeline.spark.publish import _list, _read, _remove, _write_atomically  # the journal's file operations
+from crm_pipeline.spark.journal import Journal
 from crm_pipeline.warehouse.dialects import render
 from crm_pipeline.warehouse.identity_schema import (
     IDENTITY_TABLES, contacts, identity_alerts, identity_decisions, identity_graph, identity_map, identity_nodes,
@@ -54,7 +53,6 @@ from crm_pipeline.warehouse.quality_schema import stg_tables
 from crm_pipeline.warehouse.spark import SparkResult, SparkWarehouse
 
 JOURNAL = "_identity_journal"
-MANIFEST = "COMMITTED.json"
 NEXT_NODES = "id_nodes_next"
 _JOURNAL_MAP = "id_journal_map"  # the journaled identity_map, which the contacts' SELECT reads
 # merge_log and identity_alerts by day (a run writes its as_of's partition); the others a full run rewrites whole.
@@ -279,18 +277,13 @@ def _journal_alerts(conn: SparkIdentityConnection, journal: _Journal, config: Id
         alerts[schema.names].astype({"as_of": "object"}), schema=schema), days=[as_of])
 
 
-class _Journal:
+class _Journal(Journal):
     """One run's new identity tables, written aside and committed by one manifest rename (see the module doc)."""
 
     def __init__(self, warehouse: SparkWarehouse) -> None:
-        self.warehouse = warehouse
-        self.spark = warehouse.spark
-        self.root = f"{warehouse.location}/{JOURNAL}"
+        super().__init__(warehouse, JOURNAL)
         self.tables: list[str] = []
         self.days: dict[str, list[str]] = {}  # per table by day: the days it replaces (emptied if no row lands)
-
-    def start(self) -> None:
-        _remove(self.spark, self.root)  # a run that died before its commit: nothing of it is live
 
     def write(self, table: str, rows, days: list[date] | None = None) -> None:
         """`table`'s new rows (its whole content; by day: the days they fall in, and the `days` emptied where
@@ -305,39 +298,25 @@ class _Journal:
         self.days[table] = sorted(str(day) for day in days or [])
 
     def commit(self) -> None:
-        _write_atomically(self.spark, f"{self.root}/{MANIFEST}", json.dumps({"tables": self.tables, "days": self.days}))
+        super().commit({"tables": self.tables, "days": self.days})
 
     def finish_committed(self) -> bool:
         """Apply a committed journal to the live tables, then remove it (harmless to repeat: overwrites only)."""
-        text = _read(self.spark, f"{self.root}/{MANIFEST}")
-        if text is None:
+        manifest = self.committed()
+        if manifest is None:
             return False
-        manifest = json.loads(text)
         for table in manifest["tables"]:
             self._empty_days(table, manifest["days"].get(table, []))
             self.warehouse.write_frame(table, self.read(table), overwrite=True)
-        _remove(self.spark, f"{self.root}/{MANIFEST}")
-        _remove(self.spark, self.root)
+        self.close()
         return True
 
     def _empty_days(self, table: str, days: list[str]) -> None:
         """Empty the day partitions the journal replaces and holds no row of (a static overwrite with no rows)."""
-        journaled = {name.split("=", 1)[1] for name in _list(self.spark, self.path(table)) if "=" in name}
+        journaled = {name.split("=", 1)[1] for name in self.entries(table) if "=" in name}
         schema = self.live(table).schema
         nothing = ", ".join(f"CAST(NULL AS {f.dataType.simpleString()}) AS `{f.name}`"
                             for f in schema if f.name != "as_of")
         for day in sorted(set(days) - journaled):
             self.spark.sql(f"INSERT OVERWRITE TABLE {self.warehouse.qualified(table)} "
                            f"PARTITION (`as_of` = DATE '{date.fromisoformat(day)}') SELECT {nothing} WHERE 1 = 0")
-
-    def live(self, table: str):
-        return self.spark.table(self.warehouse.qualified(table))
-
-    def path(self, table: str) -> str:
-        return f"{self.root}/{table}"
-
-    def read(self, table: str):
-        schema = self.live(table).schema
-        if not _list(self.spark, self.path(table)):
-            return self.spark.createDataFrame([], schema)
-        return self.spark.read.schema(schema).parquet(self.path(table)).select(*schema.names)

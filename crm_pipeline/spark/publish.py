@@ -29,12 +29,6 @@ few counts per entity, and `file_quality`, a row per file.
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import uuid
-from pathlib import Path
-
 import sqlalchemy as sa
 
 from crm_pipeline.contract import ENTITIES, Entity
@@ -45,6 +39,7 @@ from crm_pipeline.quality.publish import (
     rule_hit_selects, staged_count_sql,
 )
 from crm_pipeline.quality.scope import Scope
+from crm_pipeline.spark.journal import Journal
 from crm_pipeline.spark.quality import create_typing_tables_on_spark
 from crm_pipeline.warehouse.quality_schema import (
     dedup_log, file_quality, quarantine, row_outcomes, rule_hits, stg_tables, unstaged_tables,
@@ -57,7 +52,6 @@ PARTITIONED = {rule_hits.name: "_file_id", row_outcomes.name: "_file_id", dedup_
 # Tables a later statement of the same run reads (the order lines' rules read the orders staged).
 READ_BACK = {rule_hits.name, row_outcomes.name, stg_tables["orders"].name}
 JOURNAL = "_publish_journal"
-MANIFEST = "COMMITTED.json"
 
 
 def create_publish_tables_on_spark(warehouse: SparkWarehouse) -> None:
@@ -187,37 +181,30 @@ def _move_rows(run: _Run, e: str, scope: SparkScope, files: list[int]) -> None:
         run.journal_rows(target, files, parts[0].unionByName(parts[1]))
 
 
-class _Run:
+class _Run(Journal):
     """One publish run's journal, its manifest and the temporary views of the tables' current state."""
 
     def __init__(self, warehouse: SparkWarehouse):
-        self.warehouse = warehouse
-        self.spark = warehouse.spark
-        self.root = f"{warehouse.location}/{JOURNAL}"
+        super().__init__(warehouse, JOURNAL)
         self.replaced: dict[str, list[int]] = {}  # table -> partitions (file ids) the journal replaces
         self.quality = None  # file_quality's new rows (pandas: a row per file), once an entity is accounted
         self.views: set[str] = set()
         self.files_of: dict[str, list[int]] | None = None  # entity -> its files (a full refresh replaces them all)
 
     # The journal and its commit.
-    def start(self) -> None:
-        _remove(self.spark, self.root)  # a run that died before its commit: nothing of it is live
-
     def commit(self) -> None:
         if not self.replaced and self.quality is None:
             return  # nothing re-resolved
         if self.quality is not None:
             frame = self.spark.createDataFrame(self.quality, schema=self.live(file_quality.name).schema)
             frame.write.mode("overwrite").parquet(self.path(file_quality.name))
-        manifest = {"tables": self.replaced, "file_quality": self.quality is not None}
-        _write_atomically(self.spark, f"{self.root}/{MANIFEST}", json.dumps(manifest))
+        super().commit({"tables": self.replaced, "file_quality": self.quality is not None})
 
     def finish_committed(self) -> None:
         """Apply a committed journal to the live tables, then remove it (harmless to repeat)."""
-        text = _read(self.spark, f"{self.root}/{MANIFEST}")
-        if text is None:
+        manifest = self.committed()
+        if manifest is None:
             return
-        manifest = json.loads(text)
         for table, files in manifest["tables"].items():
             partition = self.partition_column(table)
             journaled = self.journal_partitions(table)
@@ -227,8 +214,7 @@ class _Run:
                 self.warehouse.clear_partition(table, partition, file_id)
         if manifest["file_quality"]:
             self.warehouse.write_frame(file_quality.name, self.read_journal(file_quality.name), overwrite=True)
-        _remove(self.spark, f"{self.root}/{MANIFEST}")
-        _remove(self.spark, self.root)
+        self.close()
 
     # Writing the journal.
     def files_replaced(self, conn: SparkConnection, scope: Scope) -> list[int]:
@@ -296,19 +282,13 @@ class _Run:
         self.views.clear()
 
     # Reading.
-    def live(self, table: str):
-        return self.spark.table(self.warehouse.qualified(table))
-
-    def path(self, table: str) -> str:
-        return f"{self.root}/{table}"
-
     def read_journal(self, table: str):
         schema = self.live(table).schema
         return self.spark.read.schema(schema).parquet(self.path(table)).select(*schema.names)
 
     def journal_partitions(self, table: str) -> list[int]:
         partition = self.partition_column(table)
-        return sorted(int(name.split("=", 1)[1]) for name in _list(self.spark, self.path(table))
+        return sorted(int(name.split("=", 1)[1]) for name in self.entries(table)
                       if name.startswith(f"{partition}="))
 
     def partition_column(self, table: str) -> str:
@@ -317,75 +297,3 @@ class _Run:
 
 def _names(columns: str) -> list[str]:
     return [c.strip().strip('"') for c in columns.split(",")]
-
-
-# The journal's files: local folders with the standard library, other file systems (HDFS, s3a ...) through the
-# session's Hadoop FileSystem.
-def _is_local(path: str) -> bool:
-    return "://" not in path or path.startswith("file://")
-
-
-def _local(path: str) -> Path:
-    return Path(path.removeprefix("file://"))
-
-
-def _hadoop(spark, path: str):
-    jvm = spark.sparkContext._jvm
-    hadoop_path = jvm.org.apache.hadoop.fs.Path(path)
-    return hadoop_path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), hadoop_path, jvm
-
-
-def _remove(spark, path: str) -> None:
-    if _is_local(path):
-        target = _local(path)
-        if target.is_dir():
-            shutil.rmtree(target)
-        elif target.exists():
-            target.unlink()
-        return
-    fs, hadoop_path, _ = _hadoop(spark, path)
-    fs.delete(hadoop_path, True)
-
-
-def _read(spark, path: str) -> str | None:
-    if _is_local(path):
-        target = _local(path)
-        return target.read_text() if target.exists() else None
-    fs, hadoop_path, jvm = _hadoop(spark, path)
-    if not fs.exists(hadoop_path):
-        return None
-    stream = fs.open(hadoop_path)
-    try:
-        return jvm.org.apache.commons.io.IOUtils.toString(stream, "UTF-8")
-    finally:
-        stream.close()
-
-
-def _write_atomically(spark, path: str, text: str) -> None:
-    """`text` at `path`, written beside it and renamed into place: a reader finds all of it or none."""
-    if _is_local(path):
-        target = _local(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex}")
-        temporary.write_text(text)
-        os.replace(temporary, target)
-        return
-    fs, hadoop_path, jvm = _hadoop(spark, path)
-    temporary = jvm.org.apache.hadoop.fs.Path(f"{path}.{uuid.uuid4().hex}.tmp")
-    stream = fs.create(temporary, True)
-    try:
-        stream.write(text.encode())
-    finally:
-        stream.close()
-    if not fs.rename(temporary, hadoop_path):
-        raise OSError(f"could not commit the publish journal at {path}")
-
-
-def _list(spark, path: str) -> list[str]:
-    if _is_local(path):
-        target = _local(path)
-        return [p.name for p in target.iterdir()] if target.is_dir() else []
-    fs, hadoop_path, _ = _hadoop(spark, path)
-    if not fs.exists(hadoop_path):
-        return []
-    return [status.getPath().getName() for status in fs.listStatus(hadoop_path)]

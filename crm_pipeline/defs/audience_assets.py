@@ -12,6 +12,7 @@ from crm_pipeline.audiences.materialize import materialize_audiences
 from crm_pipeline.defs.ingest_assets import KINDS, OWNERS
 from crm_pipeline.defs.partitions import DAILY
 from crm_pipeline.defs.resources import CrmSettingsResource, WarehouseResource, transient_warehouse_errors_retried
+from crm_pipeline.defs.run_tags import is_full_refresh
 from crm_pipeline.defs.stored_charts import stored_chart
 from crm_pipeline.markdown import svg_image, to_markdown
 
@@ -37,11 +38,13 @@ SPECS = [
 @dg.multi_asset(specs=SPECS, name="materialize_audience_tables", partitions_def=DAILY)
 def materialize_audience_tables(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
                                 crm_settings: CrmSettingsResource):
-    """Recompute every audience for the partition's day; a re-run rewrites that day identically."""
+    """Every audience for the partition's day: whole on a new day, a re-run (a drop) only for the contacts whose
+    inputs moved; the same rows either way."""
     settings = crm_settings.load()
     as_of = crm_settings.as_of_date(context.partition_key)
     with transient_warehouse_errors_retried(context):
-        sizes = materialize_audiences(warehouse.engine, as_of=as_of, audiences_file=settings.audiences_config or None)
+        sizes = materialize_audiences(warehouse.engine, as_of=as_of, audiences_file=settings.audiences_config or None,
+                                      full_refresh=is_full_refresh(context))
     with warehouse.engine.connect() as conn:
         listing = list_audiences(conn, as_of)
         sizes_by_day = sizes_chart.sizes_over_time(conn, as_of)
@@ -56,6 +59,9 @@ def materialize_audience_tables(context: dg.AssetExecutionContext, warehouse: Wa
         "dagster/row_count": int(sizes["size"].sum()), "audiences": len(sizes),
         # a re-run of the day (a drop) writes only the rows that changed; a new day is written whole
         "rows_written": "whole day" if sizes.attrs["members_written"] is None else sizes.attrs["members_written"],
+        # a drop recomputes only the contacts whose rule outcomes, consent, details or predictions moved
+        "mode": sizes.attrs["mode"], "reason": sizes.attrs["reason"],
+        "contacts_recomputed": int(sizes.attrs["contacts_recomputed"]),
         "sizes": dg.MetadataValue.md(to_markdown(across[["audience", "size", "change", "entered", "exited", "note"]])),
         "sizes_per_brand": dg.MetadataValue.md(to_markdown(
             listing[listing["brand_scope"] != ""][["audience", "size", "change"]])),

@@ -130,3 +130,5 @@ def test_an_audience_rerun_with_nothing_new_writes_no_row_and_shows_the_stored_c
     assert drawn_at[1] == drawn_at[0]                                 # read back, not drawn again
     assert metadata["audience_members"]["rows_written"].value == 0    # the day stands: nothing rewritten
     assert metadata["audience_history"]["rows_written"].value == 0
+    assert metadata["audience_members"]["mode"].value == "incremental"   # the same day again: no contact moved
+    assert metadata["audience_members"]["contacts_recomputed"].value == 0

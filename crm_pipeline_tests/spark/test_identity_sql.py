@@ -89,3 +89,6 @@ def test_components_and_contact_ids_on_spark_equal_duckdbs(spark, tmp_path):
     assert (ids[210], ids[219], ids[220]) == ("C0000000004", "C0000000013", "C0000000014")
     for table in ("id_final", "id_holding", "id_owners", "id_contact_of", "id_log"):
         spark.sql(f"DROP TABLE IF EXISTS {table}")
+    for view in ("id_nodes", "identity_nodes", "t_edges"):  # the session is shared: leave no table's namesake
+        spark.catalog.dropTempView(view)
+    spark.catalog.setCurrentDatabase("default")

@@ -90,6 +90,15 @@ def _bits(conditions: list) -> list[sa.ColumnElement]:
     return masks or [sa.literal(0, sa.BigInteger())]
 
 
+# The brand of the rows across brands, as a column: per-contact facts join those rows on (contact_id, brand), an
+# equi-join. With `b.brand = ''` in the ON clause instead DuckDB joined by nested loops (minutes at 1M contacts).
+_ACROSS = sa.literal("", sa.String()).label("brand_key")
+
+
+def _on_row_across_brands(facts: sa.Subquery, base: sa.FromClause) -> sa.ColumnElement:
+    return sa.and_(facts.c.contact_id == base.c.contact_id, facts.c.brand_key == base.c.brand)
+
+
 def inputs_select(config: AudienceConfig, as_of: dt.date, base: sa.FromClause,
                   predictions: sa.FromClause | None, suppressed: str) -> sa.Select:
     """contact_id, brand, outcomes, details of every row of `base` (the base rows with the fields the rules read,
@@ -101,14 +110,14 @@ def inputs_select(config: AudienceConfig, as_of: dt.date, base: sa.FromClause,
     if any(a.type == "cross_brand" for a in config.audiences):
         rules += [config.very_active, config.inactive]
     conditions = [profile.compile(r) for r in rules] + [base.c.opted_out != 0]
-    across = base.c.brand == sa.literal("", sa.String())
     table = sa.table(suppressed, sa.column("contact_id", sa.String()))
-    listed = sa.select(table.c.contact_id).group_by(table.c.contact_id).subquery("suppressed")
-    joined = base.outerjoin(listed, sa.and_(listed.c.contact_id == base.c.contact_id, across))
+    listed = sa.select(table.c.contact_id, _ACROSS).group_by(table.c.contact_id).subquery("suppressed")
+    joined = base.outerjoin(listed, _on_row_across_brands(listed, base))
     conditions.append(listed.c.contact_id.is_not(None))
     details = [base.c[c] for c in DETAILS]
     if predictions is not None:
-        joined = joined.outerjoin(predictions, sa.and_(predictions.c.contact_id == base.c.contact_id, across))
+        predictions = sa.select(*predictions.c, _ACROSS).subquery("predicted")
+        joined = joined.outerjoin(predictions, _on_row_across_brands(predictions, base))
         predicted = Compiler(predictions, as_of=as_of)
         conditions.append(predictions.c.contact_id.is_not(None))
         conditions += [predicted.compile(a.rule) for a in config.audiences

@@ -173,7 +173,7 @@ def _resolve(conn: sa.Connection, report: IdentityReport, clock: float, *, as_of
     report.components_recomputed = int(conn.execute(sa.text(
         "SELECT COUNT(DISTINCT label) FROM id_final")).scalar_one())
     report.changes, oversized = _write(
-        conn, lambda oversized: _alerts(rejected, oversized, config, as_of, report.match), as_of,
+        conn, lambda oversized: alert_rows(rejected, oversized, config, as_of, report.match), as_of,
         _borderline_rows(report.match, pairs, as_of), mode=report.mode,
         signature=stored_fingerprint(signature, matched), new_match=new_match, scope=scope,
         since=since, cap=config.max_cluster_size)
@@ -285,8 +285,10 @@ def _borderline_rows(match, pairs: pd.DataFrame, as_of: date) -> pd.DataFrame:
     }, columns=columns)
 
 
-def _alerts(rejected: guards.Rejected, oversized: pd.Series, config: IdentityConfig, as_of: date,
-            match=None) -> pd.DataFrame:
+def alert_rows(rejected: guards.Rejected, oversized: pd.Series, config: IdentityConfig, as_of: date,
+               match=None) -> pd.DataFrame:
+    """The day's identity_alerts rows (a few: identifiers the guards rejected, contacts over the size cap, the
+    blocking plan's warnings); the Spark runner writes the same rows."""
     rows = [pd.DataFrame({"kind": "junk_identifier", "subject": rejected.junk["kind"] + ":" + rejected.junk["value"],
                           "detail": rejected.junk["nodes"].astype(str) + " records carried it; never used to join"}),
             pd.DataFrame({"kind": "identifier_capped",

@@ -13,7 +13,7 @@ A Spark run is a full resolution (every node in the scope, as DuckDB's first run
 writes are overwrites of whole tables, the tables DuckDB's `write_by_difference` leaves, from the room's SELECTs
 (`write.map_rows_sql`, `write.contacts_sql`, `resolve.NEXT_NODES_SQL`, `resolve.MERGE_LOG_ROWS_SQL`):
 `identity_nodes`, `identity_map`, `contacts` rewritten whole, `merge_log` (partitioned by as_of) its day's
-partition (that day's rows and this run's), and `identity_alerts` its day's partition (the room's `_alerts`, from
+partition (that day's rows and this run's), and `identity_alerts` its day's partition (the room's `alert_rows`, from
 the guards' rejected sets and the oversized contacts: small frames on the driver). Committed as `spark/publish.py`
 commits: every new table is written under `<warehouse>/_identity_journal/` first, one atomic rename of
 `COMMITTED.json` is the commit, and applying it (overwrites from the journal only) is repeated by the next run if
@@ -38,7 +38,7 @@ import sqlalchemy as sa
 
 from crm_pipeline.identity import graph, guards
 from crm_pipeline.identity.config import IdentityConfig
-from crm_pipeline.identity.resolve import MERGE_LOG_ROWS_SQL, NEXT_NODES_SQL, _alerts
+from crm_pipeline.identity.resolve import MERGE_LOG_ROWS_SQL, NEXT_NODES_SQL, alert_rows
 from crm_pipeline.identity.nodes import RECORD_NODES, all_nodes_sql
 from crm_pipeline.identity.scope import Scope
 from crm_pipeline.identity.stable_ids import assign_contact_ids
@@ -271,7 +271,7 @@ def _journal_alerts(conn: SparkIdentityConnection, journal: _Journal, config: Id
     found = journal.read(contacts.name).where(f"node_count > {int(config.max_cluster_size)}").orderBy(
         "contact_id").select("contact_id", "node_count").toPandas()
     oversized = pd.Series(found["node_count"].to_numpy(), index=found["contact_id"].astype(str).to_numpy())
-    alerts = _alerts(rejected, oversized, config, as_of)
+    alerts = alert_rows(rejected, oversized, config, as_of)
     schema = journal.live(identity_alerts.name).schema
     journal.write(identity_alerts.name, warehouse.spark.createDataFrame(
         alerts[schema.names].astype({"as_of": "object"}), schema=schema), days=[as_of])

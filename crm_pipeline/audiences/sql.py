@@ -15,4 +15,3 @@ def sha256_hex(bind: sa.Connection | sa.Engine, expr: str) -> str:
     if name in ("trino", "spark", "databricks"):
         return f"lower(to_hex(sha256(to_utf8({expr}))))" if name == "trino" else f"sha2({expr}, 256)"
     raise NotImplementedError(f"sha256_hex: no spelling for the {name} backend yet")
-

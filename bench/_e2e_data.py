@@ -60,10 +60,17 @@ def total_rows(data: Path) -> int:
 def write_drop(landing: Path, rows: int, day: date, brand: str = "brand_a") -> Path:
     """A new web-events file of `rows` valid rows for `day`: existing visitors' events (a deterministic sample of
     the brand's own web events, so cookies, logins and products are real) under new event ids, moved to `day`
-    at their own time of day. New bytes and new keys, so the pipeline loads every row as new."""
+    at their own time of day. New bytes and new keys, so the pipeline loads every row as new.
+
+    Only events that were valid where they first landed are copied: the generator writes some events dated after
+    their file was written (quarantined as in the future); moved to `day`, such a copy would become valid, and a
+    login the pipeline never accepted would join two existing contacts (17 merges at 1M), which no real repeat
+    visit does."""
     import duckdb
 
-    sources = [p.as_posix() for p in sorted((landing / brand / "web_events").glob("*.csv"))]
+    paths = sorted((landing / brand / "web_events").glob("*.csv"))
+    sources = [p.as_posix() for p in paths]
+    file_written = ", ".join(f"('{p.as_posix()}', {p.stat().st_mtime})" for p in paths)
     out = landing / brand / "web_events" / f"web_events_{day.isoformat()}_drop.csv"
     con = duckdb.connect()
     try:
@@ -73,9 +80,11 @@ def write_drop(landing: Path, rows: int, day: date, brand: str = "brand_a") -> P
                      cookie_id, session_id, customer_id, email, event_type, url, sku,
                      strftime(DATE '{day.isoformat()}' + CAST(ts AS TIME), '%Y-%m-%dT%H:%M:%SZ') AS occurred_at
               FROM (SELECT *, try_strptime(occurred_at, '%Y-%m-%dT%H:%M:%SZ') AS ts
-                    FROM read_csv(?, all_varchar=true, header=true, union_by_name=true))
+                    FROM read_csv(?, all_varchar=true, header=true, union_by_name=true, filename=true)) e
+              JOIN (VALUES {file_written}) AS w(path, written_epoch) ON w.path = e.filename
               WHERE cookie_id <> '' AND event_type IN ('page_view', 'product_view', 'add_to_cart', 'search', 'checkout')
                 AND regexp_full_match(occurred_at, '{_UTC_ISO}') AND ts IS NOT NULL
+                AND epoch(ts) <= w.written_epoch
               ORDER BY hash(event_id), event_id
               LIMIT {int(rows)}
             ) TO '{out.as_posix()}' (HEADER, DELIMITER ',')

@@ -69,14 +69,19 @@ def rule_text(fields: tuple[str, ...]) -> str:
 
 
 def plan_blocking(con, table: str, rules: tuple[tuple[str, ...], ...], budget: BlockingBudget,
-                  extra_condition: str = "", group: str | None = None) -> BlockingPlan:
+                  extra_condition: str = "", group: str | None = None, *, into: str | None = None,
+                  block_number: str = "row_number() OVER ()") -> BlockingPlan:
     """Count each rule's blocks in `table`, apply `budget`, and add the columns `block_<k>` the kept rules join on.
 
     `rules` are tuples of field names of `table`, most telling first (the order Splink excludes
     already-found pairs in). `extra_condition` (SQL over l. and r.) is added to every rule.
     Pairs of records with the same `group` value (a column of `table`) are not counted: the caller's
     `extra_condition` keeps them from scoring. A block whose records all share one group pairs nobody.
-    `con` is a DuckDB connection (any DB-API connection with `execute` and `sql(...).fetchall()`).
+    `con` is a DuckDB connection (any connection with `execute` and `sql(...).fetchone()/.fetchall()` that runs
+    this SQL: the Spark pass's runs it on Spark). `into`: the block columns are not added to `table` in place
+    (an UPDATE, which Spark's tables have not) but `table` with them is created as `into`. `block_number`: an
+    expression numbering the blocks of a rule uniquely (Spark's `row_number() OVER ()` sorts every block in
+    one task; `monotonically_increasing_id()` does not).
     """
     records = con.sql(f"SELECT count(*) FROM {table}").fetchone()[0]
     allowed = int(budget.comparisons_per_record * records)
@@ -103,7 +108,7 @@ def plan_blocking(con, table: str, rules: tuple[tuple[str, ...], ...], budget: B
                            GROUP BY {keys}) w USING ({keys})"""
         else:
             blocks = f"SELECT {keys}, n, n * (n - 1) / 2 AS pairs FROM ({blocks}) b"
-        con.execute(f"CREATE TABLE _blocks_{k} AS SELECT {keys}, n, pairs, row_number() OVER () AS block_id "
+        con.execute(f"CREATE TABLE _blocks_{k} AS SELECT {keys}, n, pairs, {block_number} AS block_id "
                     f"FROM ({blocks}) s WHERE pairs > 0")
     con.execute("DROP TABLE IF EXISTS _grouped")
     sizes = " UNION ALL ".join(f"SELECT {k} AS rule, n, pairs FROM _blocks_{k}" for k in range(len(rules)))
@@ -153,7 +158,13 @@ def plan_blocking(con, table: str, rules: tuple[tuple[str, ...], ...], budget: B
                             f"FROM _blocks_{k} WHERE n > {int(budget.max_block_size)} "
                             f"ORDER BY n DESC, {keys} LIMIT {KEYS_SHOWN}").fetchall()
             oversized_rows += [{"rule": rule_text(fields), "key": key, "records": int(n)} for key, n in shown]
-    _add_block_columns(con, table, rules, block_cap, [r["status"] != "skipped" for r in rows])
+    used = [r["status"] != "skipped" for r in rows]
+    if into is None:
+        _add_block_columns(con, table, rules, block_cap, used)
+    else:
+        con.execute(f"CREATE TABLE {into} AS {block_columns_sql(table, rules, block_cap, used)}")
+        for k in range(len(rules)):
+            con.execute(f"DROP TABLE IF EXISTS _blocks_{k}")
     return BlockingPlan(kept_rules, allowed, block_cap, pd.DataFrame(rows),
                         pd.DataFrame(oversized_rows, columns=["rule", "key", "records"]))
 
@@ -169,3 +180,16 @@ def _add_block_columns(con, table: str, rules, block_cap: int, used: list[bool])
             con.execute(f"UPDATE {table} SET block_{k} = b.block_id "
                         f"FROM (SELECT * FROM _blocks_{k} WHERE n <= {block_cap}) AS b WHERE {on}")
         con.execute(f"DROP TABLE IF EXISTS _blocks_{k}")
+
+
+def block_columns_sql(table: str, rules, block_cap: int, used: list[bool]) -> str:
+    """`table` with `block_<k>` per used rule (the record's block number, NULL when left out) as a SELECT: the
+    joins `_add_block_columns` makes in place, for engines without UPDATE."""
+    columns, joins = ["t.*"], []
+    for k, fields in enumerate(rules):
+        if used[k]:
+            on = " AND ".join(f"b{k}.{f} = t.{f}" for f in fields)
+            columns.append(f"b{k}.block_id AS block_{k}")
+            joins.append(f"LEFT JOIN (SELECT {', '.join(fields)}, block_id FROM _blocks_{k} "
+                         f"WHERE n <= {int(block_cap)}) b{k} ON {on}")
+    return f"SELECT {', '.join(columns)} FROM {table} t " + " ".join(joins)

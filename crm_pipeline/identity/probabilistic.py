@@ -54,6 +54,8 @@ INPUT_COLUMNS = ("node_id", "cluster_id", "first_name", "last_name", "birth_date
                  "postal_code", "country")
 OPTIONAL_COLUMNS = ("city", "region")
 OUTPUT_COLUMNS = ("node_a", "node_b", "match_probability")
+# The prepared records Splink reads (`prepare_sql`), with the blocking columns `blocking.plan_blocking` adds.
+RECORDS = "person_records"
 # Below this many records (with a name) the model has too few pairs to learn from, and a
 # person's duplicate is better left to the deterministic pass than to a guessed model.
 MIN_RECORDS = 50
@@ -241,11 +243,22 @@ def _borderline(con: duckdb.DuckDBPyConnection, predictions: str, threshold: flo
     """The `sample` cross-cluster pairs whose weight lies nearest the threshold's, on either side,
     with each comparison's weight in bits (log2 of its Bayes factor): where the model hesitates."""
     columns = [r[0] for r in con.sql(f"DESCRIBE {predictions}").fetchall()]
+    return sort_borderline(con.sql(borderline_sql(columns, predictions, threshold, sample)).df())
+
+
+def sort_borderline(sample: pd.DataFrame) -> pd.DataFrame:
+    """The borderline sample as shown and stored: most probable first."""
+    return sample.sort_values(["match_probability", "node_a", "node_b"], ascending=[False, True, True],
+                              ignore_index=True)
+
+
+def borderline_sql(columns: list[str], predictions: str, threshold: float, sample: int) -> str:
+    """The SELECT of `_borderline`'s sample (unsorted) over `predictions`, whose columns are `columns`."""
     parts = [c[3:] for c in columns if c.startswith("mw_") and not c.startswith("mw_tf_adj_")]
     weights = ", ".join(f"round(mw_{p}" + (f" + mw_tf_adj_{p}" if f"mw_tf_adj_{p}" in columns else "")
                         + f", 2) AS w_{p}" for p in parts)
     cut = math.log2(threshold / (1 - threshold)) if threshold < 1 else float("inf")
-    return con.sql(f"""
+    return f"""
         SELECT least(node_id_l, node_id_r) AS node_a, greatest(node_id_l, node_id_r) AS node_b,
                round(match_probability, 6) AS match_probability, round(match_weight, 2) AS match_weight,
                {weights}
@@ -253,8 +266,7 @@ def _borderline(con: duckdb.DuckDBPyConnection, predictions: str, threshold: flo
         WHERE cluster_id_l <> cluster_id_r
         ORDER BY abs(match_weight - {cut!r}), node_a, node_b
         LIMIT {int(sample)}
-    """).df().sort_values(["match_probability", "node_a", "node_b"], ascending=[False, True, True],
-                          ignore_index=True)
+    """
 
 
 def _input_frame(records: pd.DataFrame) -> pd.DataFrame:
@@ -280,8 +292,26 @@ def _prepare(con: duckdb.DuckDBPyConnection, records: pd.DataFrame) -> int:
     con.execute("CREATE TABLE nicknames (name VARCHAR, formal VARCHAR)")
     con.executemany("INSERT INTO nicknames VALUES (?, ?)", nickname_rows())
     junk_limit = max(JUNK_MIN, int(len(records) * JUNK_SHARE))
-    con.execute(f"""
-        CREATE TABLE person_records AS
+    con.execute(f"CREATE TABLE {RECORDS} AS {prepare_sql('records_in', 'nicknames', junk_limit)} ORDER BY node_id")
+    con.unregister("records_in")
+    return named_count(con)
+
+
+def named_count(con, table: str = RECORDS) -> int:
+    """How many prepared records (of `table`) have a name to compare."""
+    return con.sql(f"SELECT count(*) FROM {table} WHERE first_name IS NOT NULL "
+                   "OR last_name IS NOT NULL").fetchone()[0]
+
+
+def prepare_sql(source: str, nicknames: str, junk_limit: int) -> str:
+    """The SELECT of the table Splink reads (`RECORDS`) from `source` (INPUT_COLUMNS and OPTIONAL_COLUMNS) and
+    `nicknames` (name, formal): stage SQL in the DuckDB dialect, which `warehouse.dialects.render` gives Spark.
+
+    Adds the columns the model needs (name forms for nicknames, last-name initial for
+    blocking), cuts US ZIP+4 codes to the ZIP, and blanks empty strings and placeholder
+    values (shared by more than `junk_limit` records), so "" never equals "" and 1900-01-01 is no evidence.
+    """
+    return f"""
         WITH src AS (
             SELECT CAST(node_id AS VARCHAR) AS node_id, CAST(cluster_id AS VARCHAR) AS cluster_id,
                    NULLIF(lower(trim(CAST(first_name AS VARCHAR))), '') AS first_name,
@@ -295,17 +325,18 @@ def _prepare(con: duckdb.DuckDBPyConnection, records: pd.DataFrame) -> int:
                         THEN NULLIF(left(trim(CAST(postal_code AS VARCHAR)), 5), '')
                         ELSE NULLIF(upper(trim(CAST(postal_code AS VARCHAR))), '')
                    END AS postal_code
-            FROM records_in
+            FROM {source}
         ),
         junk_dates AS (SELECT birth_date FROM src WHERE birth_date IS NOT NULL
-                       GROUP BY birth_date HAVING count(*) > {junk_limit}),
+                       GROUP BY birth_date HAVING count(*) > {int(junk_limit)}),
         junk_addresses AS (SELECT address_line1 FROM src WHERE address_line1 IS NOT NULL
-                           GROUP BY address_line1 HAVING count(*) > {junk_limit}),
-        forms AS (SELECT lower(name) AS name, list(DISTINCT lower(formal)) AS formals FROM nicknames GROUP BY 1),
+                           GROUP BY address_line1 HAVING count(*) > {int(junk_limit)}),
+        forms AS (SELECT lower(name) AS name, list(DISTINCT lower(formal)) AS formals FROM {nicknames} GROUP BY 1),
         kept AS (
-            SELECT src.* REPLACE (
-                       CASE WHEN jd.birth_date IS NULL THEN src.birth_date END AS birth_date,
-                       CASE WHEN ja.address_line1 IS NULL THEN src.address_line1 END AS address_line1)
+            SELECT src.node_id, src.cluster_id, src.first_name, src.last_name,
+                   CASE WHEN jd.birth_date IS NULL THEN src.birth_date END AS birth_date,
+                   CASE WHEN ja.address_line1 IS NULL THEN src.address_line1 END AS address_line1,
+                   src.city, src.region, src.postal_code
             FROM src
             LEFT JOIN junk_dates AS jd ON jd.birth_date = src.birth_date
             LEFT JOIN junk_addresses AS ja ON ja.address_line1 = src.address_line1
@@ -321,12 +352,7 @@ def _prepare(con: duckdb.DuckDBPyConnection, records: pd.DataFrame) -> int:
                NULLIF(trim(regexp_replace(kept.address_line1, '^[0-9]+[a-z]?\\b[ ,]*', '')), '') AS street_name,
                kept.city, kept.region, kept.postal_code
         FROM kept
-        LEFT JOIN forms ON forms.name = kept.first_name
-        ORDER BY kept.node_id
-    """)
-    con.unregister("records_in")
-    return con.sql("SELECT count(*) FROM person_records WHERE first_name IS NOT NULL "
-                   "OR last_name IS NOT NULL").fetchone()[0]
+        LEFT JOIN forms ON forms.name = kept.first_name"""
 
 
 def _as_arrow(records: pd.DataFrame):
@@ -459,7 +485,12 @@ def _accepted_pairs(con: duckdb.DuckDBPyConnection, predictions: str, threshold:
     id, so the result is deterministic). Probabilities are rounded to 9 places so that
     last-bit differences of parallel sums never show.
     """
-    return con.sql(f"""
+    return con.sql(accepted_pairs_sql(predictions, threshold, max_per_record)).df()
+
+
+def accepted_pairs_sql(predictions: str, threshold: float, max_per_record: int) -> str:
+    """The SELECT of `_accepted_pairs` (node_a, node_b, match_probability) over Splink's `predictions` table."""
+    return f"""
         WITH pairs AS (
             SELECT least(node_id_l, node_id_r) AS node_a, greatest(node_id_l, node_id_r) AS node_b,
                    round(match_probability, 9) AS match_probability
@@ -485,4 +516,4 @@ def _accepted_pairs(con: duckdb.DuckDBPyConnection, predictions: str, threshold:
         GROUP BY node_a, node_b
         HAVING max(rank) <= {int(max_per_record)}
         ORDER BY node_a, node_b
-    """).df()
+    """

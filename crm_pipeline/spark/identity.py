@@ -9,6 +9,10 @@ re-plan every earlier round, and a view is no snapshot of the tables it reads. O
 node keys (`_load_nodes`), the room's node set numbered per partition of a distributed sort rather than by a
 window over every node, which Spark runs in one task.
 
+With `probabilistic=True` the run adds the probabilistic pass on Spark (`spark/probabilistic.py`: Splink's Spark
+backend, trained on the run's records as DuckDB's pass trains, its accepted pairs a scratch view the final
+components read, the pairs written to `identity_pairs`).
+
 A Spark run is a full resolution (every node in the scope, as DuckDB's first run or `--full-refresh`), so its
 writes are overwrites of whole tables, the tables DuckDB's `write_by_difference` leaves, from the room's SELECTs
 (`write.map_rows_sql`, `write.contacts_sql`, `resolve.NEXT_NODES_SQL`, `resolve.MERGE_LOG_ROWS_SQL`):
@@ -23,7 +27,8 @@ Checkpoints are local (`localCheckpoint`: the executors' block managers, memory 
 the run, which a retry redoes from staging. On a cluster where that is too likely, write the scratch tables as
 Parquet instead.
 
-The driver holds counts, the rejected identifier sets (the alerts' rows) and the merge log's row count.
+The driver holds counts, the rejected identifier sets (the alerts' rows) and the merge log's row count; with the
+probabilistic pass, its model, blocking plan and borderline sample (a few rows each), never the pairs.
 """
 
 from __future__ import annotations
@@ -47,7 +52,7 @@ from crm_pipeline.spark.journal import Journal
 from crm_pipeline.warehouse.dialects import render
 from crm_pipeline.warehouse.identity_schema import (
     IDENTITY_TABLES, contacts, identity_alerts, identity_decisions, identity_graph, identity_map, identity_nodes,
-    merge_log,
+    identity_pairs, merge_log,
 )
 from crm_pipeline.warehouse.quality_schema import stg_tables
 from crm_pipeline.warehouse.spark import SparkResult, SparkWarehouse
@@ -79,6 +84,8 @@ class SparkIdentityReport:
     capped_values: int = 0
     shared_devices: int = 0
     rounds: dict[str, int] = field(default_factory=dict)
+    probabilistic_pairs: int = 0  # the probabilistic pass's accepted pairs (after the reviewers' cannot-links)
+    match: object | None = None  # its MatchResult (model, threshold, blocking plan, borderline; pairs on Spark)
 
 
 class SparkIdentityConnection:
@@ -154,8 +161,10 @@ def _used(sql: str, params: dict | None) -> dict | None:
 
 
 # The identity tables a Spark run writes, and the ones its statements read (identity_graph stays empty: a full run
-# compares no stored edges). The others (runs, changes, the probabilistic pass's) are not made on Spark yet.
-TABLES = (identity_nodes, identity_map, contacts, merge_log, identity_alerts, identity_graph, identity_decisions)
+# compares no stored edges). identity_pairs: the probabilistic pass's accepted pairs (a run with the pass rewrites
+# it). The others (runs, changes, identity_match, identity_borderline) are not made on Spark yet.
+TABLES = (identity_nodes, identity_map, contacts, merge_log, identity_alerts, identity_graph, identity_decisions,
+          identity_pairs)
 
 
 def create_identity_tables_on_spark(warehouse: SparkWarehouse) -> None:
@@ -172,18 +181,20 @@ def finish_identity_commit(warehouse: SparkWarehouse) -> bool:
     return _Journal(warehouse).finish_committed()
 
 
-def resolve_identities_on_spark(warehouse: SparkWarehouse, *, as_of: date,
-                                config: IdentityConfig) -> SparkIdentityReport:
-    """A full deterministic resolution of `stg_*` on Spark: identity_nodes, identity_map and contacts as DuckDB's
-    `resolve_identities` (probabilistic pass off) leaves them, ids kept from the stored identity_nodes, the
-    run's merges and splits appended to merge_log."""
+def resolve_identities_on_spark(warehouse: SparkWarehouse, *, as_of: date, config: IdentityConfig,
+                                probabilistic: bool = False) -> SparkIdentityReport:
+    """A full resolution of `stg_*` on Spark: identity_nodes, identity_map and contacts as DuckDB's
+    `resolve_identities` leaves them, ids kept from the stored identity_nodes, the run's merges and splits
+    appended to merge_log. `probabilistic` (and the config enabling it): with Splink's pass on Spark
+    (`spark/probabilistic.py`), as DuckDB's with `find_pairs=match_people`; else deterministic only,
+    as DuckDB's with `find_pairs=None`."""
     create_identity_tables_on_spark(warehouse)
     journal = _Journal(warehouse)
     journal.finish_committed()  # a run that died after its commit: finish it first (`finish_identity_commit`)
     journal.start()
     conn, report = SparkIdentityConnection(warehouse), SparkIdentityReport()
     try:
-        _cluster(conn, report, config)
+        _cluster(conn, report, config, probabilistic=probabilistic and config.probabilistic_enabled)
         erased = _retired_number(conn)
         assign_contact_ids(conn, at_least=erased + 1)
         conn.materialize(NEXT_NODES, NEXT_NODES_SQL, {"as_of": as_of})
@@ -195,8 +206,10 @@ def resolve_identities_on_spark(warehouse: SparkWarehouse, *, as_of: date,
     return report
 
 
-def _cluster(conn: SparkIdentityConnection, report: SparkIdentityReport, config: IdentityConfig) -> None:
-    """The room's graph steps for a full run: nodes, guarded edges, deterministic and final components, match types."""
+def _cluster(conn: SparkIdentityConnection, report: SparkIdentityReport, config: IdentityConfig, *,
+             probabilistic: bool) -> None:
+    """The room's graph steps for a full run: nodes, guarded edges, deterministic components, the probabilistic
+    pass's pairs (`probabilistic`), final components, match types."""
     _load_nodes(conn)
     guards.load_edges(conn)
     for table, select, params in guards.guard_selects(config, "spark"):
@@ -206,7 +219,14 @@ def _cluster(conn: SparkIdentityConnection, report: SparkIdentityReport, config:
         "(SELECT COUNT(*) FROM id_shared)").one())
     scope = Scope(full=True)
     report.rounds["deterministic"] = graph.deterministic_components(conn, scope)
-    # No probabilistic pass yet: no pairs, so every final component is a deterministic one, which is what
+    if probabilistic:
+        from crm_pipeline.spark.probabilistic import match_people_on_spark, pair_count
+
+        report.match, report.rounds["final"] = match_people_on_spark(conn, config, scope)
+        report.probabilistic_pairs = pair_count(conn)
+        graph.type_matches(conn)
+        return
+    # No probabilistic pass: no pairs, so every final component is a deterministic one, which is what
     # `graph.components_with_pairs` gives without pairs, less its ten statements (Spark jobs) on empty tables.
     conn.materialize("id_pairs", "SELECT CAST(NULL AS VARCHAR) AS node_a, CAST(NULL AS VARCHAR) AS node_b, "
                                  "CAST(NULL AS DOUBLE) AS match_probability LIMIT 0")
@@ -241,6 +261,10 @@ def _journal_tables(conn: SparkIdentityConnection, journal: _Journal, report: Sp
     """The run's identity_nodes, identity_map, contacts, merge_log and identity_alerts rows, into the journal."""
     warehouse = conn.warehouse
     journal.write(identity_nodes.name, warehouse.spark.table(NEXT_NODES))
+    if report.match is not None:  # the probabilistic pass's accepted pairs, as DuckDB stores them
+        from crm_pipeline.spark.probabilistic import ACCEPTED
+
+        journal.write(identity_pairs.name, warehouse.spark.table(ACCEPTED))
     rows = [conn.sql(map_rows_sql(entity, NEXT_NODES), {"e": entity}) for entity in RECORD_NODES]
     whole_map = rows[0]
     for more in rows[1:]:
@@ -256,22 +280,24 @@ def _journal_tables(conn: SparkIdentityConnection, journal: _Journal, report: Sp
         logged = conn.sql(f"SELECT * FROM merge_log WHERE as_of = :as_of UNION ALL {MERGE_LOG_ROWS_SQL}",
                           {"as_of": as_of})
         journal.write(merge_log.name, logged)
-    _journal_alerts(conn, journal, config, as_of)
+    _journal_alerts(conn, journal, config, as_of, report.match)
     report.nodes, report.records = (int(v) for v in conn.execute(
         f"SELECT (SELECT COUNT(*) FROM {NEXT_NODES}), (SELECT COUNT(*) FROM {_JOURNAL_MAP})").one())
     found = journal.read(contacts.name).selectExpr("COUNT(*)", "MAX(node_count)").collect()[0]
     report.contacts, report.largest_cluster = int(found[0]), int(found[1] or 0)
 
 
-def _journal_alerts(conn: SparkIdentityConnection, journal: _Journal, config: IdentityConfig, as_of: date) -> None:
-    """The day's identity_alerts: what the guards rejected and the contacts over the size cap (a few rows)."""
+def _journal_alerts(conn: SparkIdentityConnection, journal: _Journal, config: IdentityConfig, as_of: date,
+                    match=None) -> None:
+    """The day's identity_alerts: what the guards rejected, the contacts over the size cap and what the blocking
+    budget left out of the probabilistic pass (a few rows)."""
     warehouse = conn.warehouse
     rejected = guards.Rejected(*(conn.sql(f"SELECT * FROM {t} ORDER BY 1, 2").toPandas()
                                  for t in ("id_junk", "id_capped", "id_shared")))
     found = journal.read(contacts.name).where(f"node_count > {int(config.max_cluster_size)}").orderBy(
         "contact_id").select("contact_id", "node_count").toPandas()
     oversized = pd.Series(found["node_count"].to_numpy(), index=found["contact_id"].astype(str).to_numpy())
-    alerts = alert_rows(rejected, oversized, config, as_of)
+    alerts = alert_rows(rejected, oversized, config, as_of, match)
     schema = journal.live(identity_alerts.name).schema
     journal.write(identity_alerts.name, warehouse.spark.createDataFrame(
         alerts[schema.names].astype({"as_of": "object"}), schema=schema), days=[as_of])

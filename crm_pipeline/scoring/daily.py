@@ -135,22 +135,23 @@ def _values_sql(full: bool, into: str) -> str:
           AND w.sku IS NOT NULL"""
     email = f"""SELECT t.contact_id, {utc_day('t.occurred_at')} AS day, {weekday} AS weekday, {hour} AS hour
         FROM {_timeline(full)} t WHERE t.event_type IN ('email_open', 'email_click')"""
-    parts = [f"SELECT contact_id, day, 0 AS dimension, top_category AS value, weight FROM bought",
-             "SELECT contact_id, day, 1, top_category, weight FROM browsed",
-             "SELECT contact_id, day, 2, maker, weight FROM bought",
-             "SELECT contact_id, day, 3, maker, weight FROM browsed",
-             "SELECT contact_id, day, 4, price_band, weight FROM bought",
-             "SELECT contact_id, day, 5, price_band, weight FROM browsed",
-             f"SELECT contact_id, day, 6, channel, CAST(1 AS DOUBLE PRECISION) FROM {_BUYS}",
-             "SELECT contact_id, day, 7, weekday, CAST(1 AS DOUBLE PRECISION) FROM email",
-             "SELECT contact_id, day, 8, hour, CAST(1 AS DOUBLE PRECISION) FROM email"]
-    union = "\n    UNION ALL ".join(parts)
+    one = "CAST(1 AS DOUBLE PRECISION)"
+    # (source, value, weight) per dimension, in the order of `preferences.DIMENSIONS`; each grouped on its own: the
+    # dimensions' groups never meet, and nine small aggregates cost a third less CPU at 1M people than one over
+    # the union of all their rows (45 M groups with the dimension and a string value in the key)
+    sources = (("bought", "top_category", "weight"), ("browsed", "top_category", "weight"),
+               ("bought", "maker", "weight"), ("browsed", "maker", "weight"),
+               ("bought", "price_band", "weight"), ("browsed", "price_band", "weight"),
+               (_BUYS, "channel", one), ("email", "weekday", one), ("email", "hour", one))
+    union = "\n    UNION ALL ".join(
+        f"SELECT contact_id, day, {i}{' AS dimension' if i == 0 else ''}, {value}{' AS value' if i == 0 else ''}, "
+        f"SUM({weight}){' AS weight' if i == 0 else ''} FROM {source} WHERE {value} IS NOT NULL "
+        f"GROUP BY contact_id, day, {value}"
+        for i, (source, value, weight) in enumerate(sources))
     return f"""
 INSERT INTO {into} (contact_id, day, dimension, value, weight)
 WITH bought AS ({bought}), browsed AS ({browsed}), email AS ({email})
-SELECT contact_id, day, dimension, value, SUM(weight) FROM (
-    {union}
-) v WHERE value IS NOT NULL GROUP BY contact_id, day, dimension, value"""
+{union}"""
 
 
 # A recomputed contact's days from its `since_day` on (all when NULL): the days the profile builds changed.

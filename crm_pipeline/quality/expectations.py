@@ -118,6 +118,7 @@ import great_expectations.expectations as gxe
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+from great_expectations.constants import DATAFRAME_REPLACEMENT_STR
 from great_expectations.core import ExpectationSuiteValidationResult
 from great_expectations.core.run_identifier import RunIdentifier
 from great_expectations.data_context.types.base import (
@@ -131,6 +132,7 @@ from great_expectations.data_context.types.resource_identifiers import (
 )
 from great_expectations.expectations.row_conditions import Column as RowColumn
 from great_expectations.expectations.row_conditions import deserialize_row_condition
+from great_expectations.validator.v1_validator import Validator
 
 from crm_pipeline.contract.entities import ENTITIES, get_entity
 from crm_pipeline.contract.model import Entity
@@ -787,15 +789,7 @@ def run_suite(entity: Entity, batch: Any, as_of: dt.date, label: str, result_for
     with _LOCK:
         context = _context(engine)
         suite, definition = _prepared(context, entity, as_of, engine, adapt)
-        gx_result = definition.run(
-            batch_parameters={"dataframe": batch},
-            result_format=result_format,
-            run_id=RunIdentifier(run_name=_run_name(label)),
-        )
-        # The in-memory results store would otherwise grow with every batch this process validates.
-        store = context.validation_results_store
-        for key in store.list_keys():
-            store.remove_key(key)
+        gx_result = _run_definition(definition, suite, batch, result_format, RunIdentifier(run_name=_run_name(label)))
         # GX's execution engine keeps the last batch of each asset (a whole staged frame) for as long as the
         # context lives, here the process: at 1M people 2.7 GiB of the RSS after quality, held through every
         # later stage of the run.
@@ -804,6 +798,23 @@ def run_suite(entity: Entity, batch: Any, as_of: dt.date, label: str, result_for
             batches.reset_batch_cache()
             batches.batch_data_cache.clear()
     return gx_result, suite
+
+
+def _run_definition(definition: Any, suite: Any, batch: Any, result_format: dict, run_id: RunIdentifier
+                    ) -> ExpectationSuiteValidationResult:
+    """What `ValidationDefinition.run` does for a registered definition (`_prepared`), without storing the result.
+
+    `run` first checks that the definition and its suite match the context's stores, then serializes the whole
+    result into the context's results store (which `run_suite` emptied again at once): CPU spent for nothing here
+    (547,164 order lines at 100k people: 0.27 -> 0.25 s of the suite's run). The same GX `Validator` validates the
+    same suite on the same batch, and the result carries the same `meta` as `run` gives it."""
+    validator = Validator(batch_definition=definition.batch_definition, batch_parameters={"dataframe": batch},
+                          result_format=result_format)
+    result = validator.validate_expectation_suite(suite)
+    result.meta.update({"validation_id": definition.id, "checkpoint_id": None, "run_id": run_id,
+                        "validation_time": run_id.run_time,
+                        "batch_parameters": {"dataframe": DATAFRAME_REPLACEMENT_STR}})
+    return result
 
 
 def validate_frame(

@@ -43,19 +43,48 @@ def _part(source: str, at: str, where: str = "", **values: str) -> str:
             f"FROM {source} WHERE {at} IS NOT NULL{where}")
 
 
-def _staged(entity: str, key: str, columns: str, link: str) -> str:
-    return f"(SELECT m.contact_id, s._brand AS brand, {columns} FROM stg_{entity} s {link.format(entity=entity, key=key)}) x"
+# The staged records the daily rows count besides the events: entity -> (key, the columns read).
+_STAGED = {
+    "subscribers": ("subscriber_id", "s.subscribed_at, s.unsubscribed_at, "
+                    f"COALESCE(s.updated_at, {latest_of('s.subscribed_at', 's.unsubscribed_at')}) AS record_at"),
+    "customers": ("customer_id", "COALESCE(s.updated_at, s.created_at) AS record_at"),
+    "orders": ("order_id", f"s.ordered_at, s.updated_at, CASE WHEN {is_purchase('s.status')} THEN 1 ELSE 0 END AS buy, "
+                           "CAST(CAST(s.total AS DECIMAL(18, 2)) AS DOUBLE PRECISION) AS total"),
+}
+_STAGED_SCRATCH = "tmp_profile_daily_"
 
 
-def _daily_sql(into: str, email: str, web: str, link: str, *, orders: bool = True, where: str = "") -> str:
+def _staged_select(entity: str, link: str) -> str:
+    key, columns = _STAGED[entity]
+    return f"SELECT m.contact_id, s._brand AS brand, {columns} FROM stg_{entity} s {link.format(entity=entity, key=key)}"
+
+
+def _staged(entity: str, link: str, kept: bool) -> str:
+    """The staged records of `entity` joined to their contact: read from the scratch table `_keep_staged` made
+    when `kept`, else joined here."""
+    return f"{_STAGED_SCRATCH}{entity}" if kept else f"({_staged_select(entity, link)}) x"
+
+
+def _keep_staged(conn: sa.Connection, link: str) -> None:
+    """The staged records of `_STAGED` joined to their contact once, into scratch tables, for a build summed in
+    several slices: each slice's statement would join them again (six joins with identity_map: subscribers are
+    counted on three times of theirs, orders on two)."""
+    for entity in _STAGED:
+        conn.execute(sa.text(f"CREATE TEMPORARY TABLE {_STAGED_SCRATCH}{entity} AS {_staged_select(entity, link)}"))
+
+
+def _drop_staged(conn: sa.Connection) -> None:
+    for entity in _STAGED:
+        conn.execute(sa.text(f"DROP TABLE IF EXISTS {_STAGED_SCRATCH}{entity}"))
+
+
+def _daily_sql(into: str, email: str, web: str, link: str, *, orders: bool = True, where: str = "",
+               kept: bool = False) -> str:
     """Daily rows from the email and web event tables `email`, `web` and the staged orders (unless not
-    `orders`), subscribers and customer accounts joined to their contact by `link` (see `scratch`); `where`
-    (` AND ...` on `contact_id`) narrows the contacts (a slice)."""
-    subscribers = _staged("subscribers", "subscriber_id",
-                          "s.subscribed_at, s.unsubscribed_at, "
-                          f"COALESCE(s.updated_at, {latest_of('s.subscribed_at', 's.unsubscribed_at')}) AS record_at",
-                          link)
-    customers = _staged("customers", "customer_id", "COALESCE(s.updated_at, s.created_at) AS record_at", link)
+    `orders`), subscribers and customer accounts joined to their contact by `link` (see `scratch`; or read from
+    `_keep_staged`'s tables when `kept`); `where` (` AND ...` on `contact_id`) narrows the contacts (a slice)."""
+    subscribers = _staged("subscribers", link, kept)
+    customers = _staged("customers", link, kept)
     parts = [
         _part(email, "occurred_at",
               email_send_count="CASE WHEN event_type = 'send' THEN 1 ELSE 0 END",
@@ -74,9 +103,7 @@ def _daily_sql(into: str, email: str, web: str, link: str, *, orders: bool = Tru
         _part(customers, "record_at"),
     ]
     if orders:
-        staged = _staged("orders", "order_id",
-                         f"s.ordered_at, s.updated_at, CASE WHEN {is_purchase('s.status')} THEN 1 ELSE 0 END AS buy, "
-                         "CAST(CAST(s.total AS DECIMAL(18, 2)) AS DOUBLE PRECISION) AS total", link)
+        staged = _staged("orders", link, kept)
         parts += [_part(staged, "ordered_at", order_count="1", purchase_count="buy",
                         revenue="CASE WHEN buy = 1 THEN COALESCE(total, 0) ELSE 0 END"),
                   _part(staged, "updated_at")]  # an order's change dates its returns
@@ -99,10 +126,15 @@ def build_contact_daily(conn: sa.Connection, *, full: bool = True, whole: bool =
     `create_new_scratch`)."""
     if whole:
         into = rewrite.begin(conn, "contact_daily", full=full)
+        link = map_link(only_recomputed("m", full, WHOLE))
+        kept = len(slices) > 1
+        if kept:
+            _keep_staged(conn, link)
         for lo, hi in slices:
-            conn.execute(sa.text(_daily_sql(into, "tmp_profile_email_all", "tmp_profile_web_all",
-                                            map_link(only_recomputed("m", full, WHOLE)),
-                                            where=in_slice("contact_id", lo, hi))), slice_params(lo, hi))
+            conn.execute(sa.text(_daily_sql(into, "tmp_profile_email_all", "tmp_profile_web_all", link,
+                                            where=in_slice("contact_id", lo, hi), kept=kept)), slice_params(lo, hi))
+        if kept:
+            _drop_staged(conn)
         rewrite.finish(conn, "contact_daily", KEY, WHOLE, full=full)
     if not full:
         conn.execute(sa.text(f"CREATE TEMPORARY TABLE {_DELTA} AS SELECT * FROM contact_daily WHERE 1 = 0"))

@@ -139,6 +139,9 @@ def _match(conn, config: IdentityConfig) -> MatchResult:
     return found
 
 
+_BLOCKED_PAIRS = "__splink__blocked_id_pairs"
+
+
 def _checkpointing_api(spark):
     """Splink's Spark backend, the tables it would persist checkpointed locally instead (see
     `SparkIdentityConnection.materialize`), and its agreement-pattern counts too, which EM reads on every
@@ -149,6 +152,11 @@ def _checkpointing_api(spark):
 
     class CheckpointingSparkAPI(SparkAPI):
         def _break_lineage_and_repartition(self, spark_df, templated_name, physical_name):
+            if templated_name == _BLOCKED_PAIRS:
+                # Splink persists the blocked pairs, then repartitions them: the frame it returns is not the cached
+                # one, so its copy would stay in Spark's cache for the session's life. Repartitioned, then checkpointed.
+                spark_df = self._repartition_if_needed(spark_df, templated_name)
+                return spark_df.repartition(self.num_partitions_on_repartition).localCheckpoint()
             kept = super()._break_lineage_and_repartition(spark_df, templated_name, physical_name)
             if kept.is_cached or templated_name == "__splink__agreement_pattern_counts":
                 checkpointed = kept.localCheckpoint()

@@ -63,14 +63,15 @@ def write_drop(landing: Path, rows: int, day: date, brand: str = "brand_a") -> P
     at their own time of day. New bytes and new keys, so the pipeline loads every row as new.
 
     Only events that were valid where they first landed are copied: the generator writes some events dated after
-    their file was written (quarantined as in the future); moved to `day`, such a copy would become valid, and a
+    the UTC day their file was written (quarantined as in the future); moved to `day`, such a copy would become valid, and a
     login the pipeline never accepted would join two existing contacts (17 merges at 1M), which no real repeat
     visit does."""
     import duckdb
 
     paths = sorted((landing / brand / "web_events").glob("*.csv"))
     sources = [p.as_posix() for p in paths]
-    file_written = ", ".join(f"('{p.as_posix()}', {p.stat().st_mtime})" for p in paths)
+    written_at = [value for p in paths for value in (p.as_posix(), p.stat().st_mtime)]
+    file_written = ", ".join("(?, ?)" for _ in paths)
     out = landing / brand / "web_events" / f"web_events_{day.isoformat()}_drop.csv"
     con = duckdb.connect()
     try:
@@ -84,11 +85,11 @@ def write_drop(landing: Path, rows: int, day: date, brand: str = "brand_a") -> P
               JOIN (VALUES {file_written}) AS w(path, written_epoch) ON w.path = e.filename
               WHERE cookie_id <> '' AND event_type IN ('page_view', 'product_view', 'add_to_cart', 'search', 'checkout')
                 AND regexp_full_match(occurred_at, '{_UTC_ISO}') AND ts IS NOT NULL
-                AND epoch(ts) <= w.written_epoch
+                AND epoch(ts) < (floor(w.written_epoch / 86400) + 1) * 86400   -- quality's rule: by the end of its UTC day
               ORDER BY hash(event_id), event_id
               LIMIT {int(rows)}
             ) TO '{out.as_posix()}' (HEADER, DELIMITER ',')
-        """, [sources])
+        """, [sources, *written_at])
     finally:
         con.close()
     written = datetime.combine(day, time(23, 59, 59), tzinfo=timezone.utc).timestamp()

@@ -126,6 +126,17 @@ def probabilistic_pairs(records: pd.DataFrame, *, threshold: float | None = None
                         blocking=blocking).pairs
 
 
+def lap_timer(seconds: dict[str, float]):
+    """A `lap(step)` that records in `seconds` the time since the last lap (or since now) under `step`: the
+    pass's own steps, on either engine, for the asset's metadata."""
+    clock = time.perf_counter()
+
+    def lap(step: str) -> None:
+        seconds[step] = round(time.perf_counter() - clock - sum(seconds.values()), 2)
+
+    return lap
+
+
 def match_people(records: pd.DataFrame, *, threshold: float | None = None, max_pairs_per_record: int = 5,
                  seed: int = 7, borderline_sample: int = 20, duckdb_settings: dict | None = None,
                  blocking: BlockingBudget | None = None) -> MatchResult:
@@ -140,11 +151,8 @@ def match_people(records: pd.DataFrame, *, threshold: float | None = None, max_p
     if len(records) < MIN_RECORDS:
         return empty
     con = duckdb.connect(":memory:", config={k: str(v) for k, v in (duckdb_settings or {}).items() if v})
-    clock, seconds = time.perf_counter(), {}
-
-    def lap(step: str) -> None:
-        seconds[step] = round(time.perf_counter() - clock - sum(seconds.values()), 2)
-
+    seconds = {}
+    lap = lap_timer(seconds)
     try:
         named = _prepare(con, _input_frame(records))
         if named < MIN_RECORDS:

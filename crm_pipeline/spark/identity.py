@@ -160,6 +160,11 @@ def _used(sql: str, params: dict | None) -> dict | None:
     return {k: v for k, v in params.items() if k in named} or None
 
 
+# No probabilistic pairs (`id_pairs` of a deterministic run, or a pass that found none): an empty view of their columns.
+NO_PAIRS_SQL = ("SELECT CAST(NULL AS VARCHAR) AS node_a, CAST(NULL AS VARCHAR) AS node_b, "
+                "CAST(NULL AS DOUBLE) AS match_probability LIMIT 0")
+
+
 # The identity tables a Spark run writes, and the ones its statements read (identity_graph stays empty: a full run
 # compares no stored edges). identity_pairs: the probabilistic pass's accepted pairs (a run with the pass rewrites
 # it). The others (runs, changes, identity_match, identity_borderline) are not made on Spark yet.
@@ -228,8 +233,7 @@ def _cluster(conn: SparkIdentityConnection, report: SparkIdentityReport, config:
         return
     # No probabilistic pass: no pairs, so every final component is a deterministic one, which is what
     # `graph.components_with_pairs` gives without pairs, less its ten statements (Spark jobs) on empty tables.
-    conn.materialize("id_pairs", "SELECT CAST(NULL AS VARCHAR) AS node_a, CAST(NULL AS VARCHAR) AS node_b, "
-                                 "CAST(NULL AS DOUBLE) AS match_probability LIMIT 0")
+    conn.materialize("id_pairs", NO_PAIRS_SQL)
     conn.materialize("id_final", "SELECT k, label FROM id_det")
     report.rounds["final"] = 0
     graph.type_matches(conn)

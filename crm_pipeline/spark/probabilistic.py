@@ -22,7 +22,6 @@ differ: the samples differ, so m and u (and the probabilities) differ by samplin
 from __future__ import annotations
 
 import logging
-import time
 
 from crm_pipeline.identity import splink_settings as model
 from crm_pipeline.identity.blocking import plan_blocking
@@ -32,9 +31,10 @@ from crm_pipeline.identity.nicknames import nickname_rows
 from crm_pipeline.identity.nodes import person_records_sql
 from crm_pipeline.identity.probabilistic import (
     JUNK_MIN, JUNK_SHARE, MIN_RECORDS, RECORDS, SCORED_FLOOR, MatchResult, _empty, _stored_model, _trained_linker,
-    accepted_pairs_sql, borderline_sql, model_threshold, named_count, prepare_sql, sort_borderline,
+    accepted_pairs_sql, borderline_sql, lap_timer, model_threshold, named_count, prepare_sql, sort_borderline,
 )
 from crm_pipeline.identity.scope import Scope
+from crm_pipeline.spark.identity import NO_PAIRS_SQL
 
 logger = logging.getLogger(__name__)
 
@@ -48,8 +48,6 @@ INPUT_SQL = f"""
            r.postal_code, r.country, r.city, r.region
     FROM ({person_records_sql()}) r JOIN id_nodes n ON n.node_id = r.node_id JOIN id_det d ON d.k = n.k
     JOIN id_nodes c ON c.k = d.label"""
-_NO_PAIRS = ("SELECT CAST(NULL AS VARCHAR) AS node_a, CAST(NULL AS VARCHAR) AS node_b, "
-             "CAST(NULL AS DOUBLE) AS match_probability LIMIT 0")
 
 
 class _Fetched:
@@ -86,11 +84,8 @@ def match_people_on_spark(conn, config: IdentityConfig, scope: Scope) -> tuple[M
 
 
 def _match(conn, config: IdentityConfig) -> MatchResult:
-    clock, seconds = time.perf_counter(), {}
-
-    def lap(step: str) -> None:
-        seconds[step] = round(time.perf_counter() - clock - sum(seconds.values()), 2)
-
+    seconds = {}
+    lap = lap_timer(seconds)
     sql = SplinkSqlOnSpark(conn)
     spark = conn.warehouse.spark
     found = MatchResult(_empty(), seconds=seconds)
@@ -168,8 +163,8 @@ def _checkpointing_api(spark):
 
 
 def _no_pairs(conn, found: MatchResult) -> MatchResult:
-    conn.materialize(ACCEPTED, _NO_PAIRS)
-    conn.materialize(PAIRS, _NO_PAIRS)
+    conn.materialize(ACCEPTED, NO_PAIRS_SQL)
+    conn.materialize(PAIRS, NO_PAIRS_SQL)
     return found
 
 
